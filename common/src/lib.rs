@@ -1,0 +1,11 @@
+//! Types both the control plane and the workers use: identifiers that can only hold valid
+//! values, the error code every API maps from, secret sealing, and API key handling.
+
+pub mod apikey;
+pub mod error;
+pub mod ids;
+pub mod netguard;
+pub mod seal;
+
+pub use error::ErrorCode;
+pub use ids::{ConnectorName, IdError, KeyId, TenantSlug};

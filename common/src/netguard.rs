@@ -1,0 +1,118 @@
+//! The guard against connectors that point into the platform's own network: an upstream
+//! address in a private, loopback, link-local or otherwise non-public range is refused
+//! unless an operator allowed its range explicitly.
+
+use ipnet::IpNet;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Ranges an operator allowed despite the guard (`--upstream-allow`).
+#[derive(Debug, Clone, Default)]
+pub struct UpstreamGuard {
+    allowed: Vec<IpNet>,
+}
+
+impl UpstreamGuard {
+    pub fn new(allowed: Vec<IpNet>) -> Self {
+        Self { allowed }
+    }
+
+    pub fn allowed_ranges(&self) -> &[IpNet] {
+        &self.allowed
+    }
+
+    /// Whether a connection to `ip` may be made.
+    pub fn permits(&self, ip: IpAddr) -> bool {
+        let ip = canonical(ip);
+        is_public(ip) || self.allowed.iter().any(|net| net.contains(&ip))
+    }
+}
+
+/// Maps IPv4-mapped and IPv4-compatible IPv6 addresses to IPv4, so `::ffff:10.0.0.1` is
+/// judged as `10.0.0.1`.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(v6),
+        },
+        v4 => v4,
+    }
+}
+
+fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_public_v4(v4),
+        IpAddr::V6(v6) => is_public_v6(v6),
+    }
+}
+
+fn is_public_v4(ip: Ipv4Addr) -> bool {
+    let o = ip.octets();
+    !(ip.is_private()
+        || ip.is_loopback()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || ip.is_multicast()
+        || ip.is_documentation()
+        || o[0] == 0
+        || (o[0] == 100 && (o[1] & 0xc0) == 64) // 100.64.0.0/10 shared address space
+        || (o[0] == 192 && o[1] == 0 && o[2] == 0) // 192.0.0.0/24 protocol assignments
+        || (o[0] == 198 && (o[1] & 0xfe) == 18) // 198.18.0.0/15 benchmarking
+        || o[0] >= 240)
+}
+
+fn is_public_v6(ip: Ipv6Addr) -> bool {
+    let s = ip.segments();
+    !(ip.is_loopback()
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || (s[0] & 0xfe00) == 0xfc00 // fc00::/7 unique local
+        || (s[0] & 0xffc0) == 0xfe80 // fe80::/10 link-local
+        || (s[0] & 0xffc0) == 0xfec0 // fec0::/10 site-local (deprecated)
+        || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+        || (s[0] == 0x0064 && s[1] == 0xff9b) // NAT64 can reach private IPv4
+        || ip.to_ipv4().is_some_and(|v4| !is_public_v4(v4)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn private_ranges_are_refused() {
+        let guard = UpstreamGuard::default();
+        for s in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:10.0.0.1",
+            "::ffff:127.0.0.1",
+            "64:ff9b::a00:1",
+        ] {
+            assert!(!guard.permits(ip(s)), "{s}");
+        }
+        for s in ["1.1.1.1", "8.8.8.8", "2606:4700::1111"] {
+            assert!(guard.permits(ip(s)), "{s}");
+        }
+    }
+
+    #[test]
+    fn allowed_ranges_are_permitted() {
+        let guard = UpstreamGuard::new(vec!["127.0.0.0/8".parse().unwrap()]);
+        assert!(guard.permits(ip("127.0.0.1")));
+        assert!(guard.permits(ip("::ffff:127.0.0.1")));
+        assert!(!guard.permits(ip("10.0.0.1")));
+    }
+}

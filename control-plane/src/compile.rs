@@ -1,0 +1,121 @@
+//! The policy compiler: turns a tenant's stored state into the `TenantPolicy` workers
+//! enforce. Header secrets are opened with the master key and sealed again with the policy
+//! key, bound to the tenant slug and connector name, so nothing on the bus is plaintext.
+
+use crate::error::{Error, Result};
+use crate::model::{Millis, Role, TenantState, TenantStatus};
+use switchyard_common::seal::{Keyring, policy_header_aad, stored_header_aad};
+use switchyard_proto::policy::v1 as pb;
+
+/// Converts Unix milliseconds to a protobuf timestamp.
+pub fn timestamp(millis: Millis) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: millis.div_euclid(1000),
+        nanos: (millis.rem_euclid(1000) * 1_000_000) as i32,
+    }
+}
+
+/// The keys the compiler needs: the master keyring that opens stored secrets and the
+/// policy keyring that seals them for workers.
+#[derive(Debug, Clone)]
+pub struct Keys {
+    pub master: Keyring,
+    pub policy: Keyring,
+}
+
+/// Compiles `state` as of `now`. Keys that are revoked or already expired are left out;
+/// so are disabled connectors.
+pub fn compile(state: &TenantState, keys: &Keys, now: Millis) -> Result<pb::TenantPolicy> {
+    let t = &state.tenant;
+    let mut connectors = Vec::new();
+    for c in state.connectors.iter().filter(|c| c.enabled) {
+        let mut headers = Vec::with_capacity(c.headers.len());
+        for h in &c.headers {
+            let value = keys
+                .master
+                .open(&stored_header_aad(&t.id, &c.id, &h.name), &h.sealed_value)
+                .map_err(|e| {
+                    Error::Internal(format!(
+                        "header {:?} of connector {:?} (tenant {:?}) does not open: {e}",
+                        h.name,
+                        c.name.as_str(),
+                        t.slug.as_str()
+                    ))
+                })?;
+            headers.push(pb::SealedHeader {
+                name: h.name.clone(),
+                sealed_value: keys.policy.seal(
+                    &policy_header_aad(t.slug.as_str(), c.name.as_str(), &h.name),
+                    &value,
+                ),
+            });
+        }
+        let s = &c.settings;
+        let kind = match &s.kind {
+            crate::model::ConnectorKind::Mcp { url } => {
+                pb::connector::Kind::Mcp(pb::McpConnector {
+                    url: url.clone(),
+                    headers,
+                })
+            }
+        };
+        connectors.push(pb::Connector {
+            name: c.name.to_string(),
+            prefix: s.prefix.clone().unwrap_or_else(|| c.name.to_string()),
+            kind: Some(kind),
+            timeout_ms: s.timeout_ms,
+            allow_tools: s.allow_tools.clone(),
+            deny_tools: s.deny_tools.clone(),
+            retry: Some(pb::Retry {
+                max_attempts: s.retry.max_attempts,
+                initial_backoff_ms: s.retry.initial_backoff_ms,
+                max_backoff_ms: s.retry.max_backoff_ms,
+                retry_idempotent_tools: s.retry.retry_idempotent_tools,
+            }),
+            breaker: Some(pb::Breaker {
+                consecutive_failures: s.breaker.consecutive_failures,
+                failure_rate_percent: s.breaker.failure_rate_percent,
+                minimum_calls: s.breaker.minimum_calls,
+                open_ms: s.breaker.open_ms,
+                half_open_probes: s.breaker.half_open_probes,
+            }),
+        });
+    }
+    let keys = state
+        .keys
+        .iter()
+        .filter(|k| k.revoked_at.is_none() && k.expires_at.is_none_or(|e| e > now))
+        .map(|k| pb::KeyVerifier {
+            id: k.id.to_string(),
+            verifier: k.verifier.clone(),
+            role: match k.role {
+                Role::Viewer => pb::Role::Viewer,
+                Role::Editor => pb::Role::Editor,
+                Role::Admin => pb::Role::Admin,
+            } as i32,
+            requests_per_second: k.requests_per_second.unwrap_or(0),
+            burst: k.burst.unwrap_or(0),
+            expire_time: k.expires_at.map(timestamp),
+        })
+        .collect();
+    let q = &t.quotas;
+    Ok(pb::TenantPolicy {
+        tenant: t.slug.to_string(),
+        revision: t.policy_revision,
+        status: match t.status {
+            TenantStatus::Active => pb::Status::Active,
+            TenantStatus::Suspended => pb::Status::Suspended,
+        } as i32,
+        suspend_reason: t.suspend_reason.clone(),
+        quotas: Some(pb::Quotas {
+            requests_per_second: q.requests_per_second,
+            burst: q.burst,
+            max_concurrent_requests: q.max_concurrent_requests,
+            max_sessions: q.max_sessions,
+            monthly_tool_calls: q.monthly_tool_calls,
+        }),
+        connectors,
+        keys,
+        compile_time: Some(timestamp(now)),
+    })
+}

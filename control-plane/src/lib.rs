@@ -1,0 +1,14 @@
+//! The Switchyard control plane: the admin API (gRPC) over a PostgreSQL or SQLite store,
+//! the policy compiler, and the transactional outbox of policy changes.
+
+pub mod api;
+pub mod auth;
+pub mod compile;
+pub mod error;
+pub mod model;
+pub mod server;
+pub mod store;
+
+pub use error::{Error, Result};
+pub use server::{Config, serve};
+pub use store::Store;

@@ -1,0 +1,225 @@
+//! The control plane's domain records: what the store holds, already validated.
+
+use serde::{Deserialize, Serialize};
+use switchyard_common::{ConnectorName, KeyId, TenantSlug};
+
+/// Unix time in milliseconds.
+pub type Millis = i64;
+
+pub fn now_millis() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TenantStatus {
+    Active,
+    Suspended,
+}
+
+impl TenantStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Suspended => "suspended",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "active" => Some(Self::Active),
+            "suspended" => Some(Self::Suspended),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quotas {
+    pub requests_per_second: u32,
+    pub burst: u32,
+    pub max_concurrent_requests: u32,
+    pub max_sessions: u32,
+    /// 0 means unlimited.
+    pub monthly_tool_calls: u64,
+    pub max_connectors: u32,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Self {
+            requests_per_second: 20,
+            burst: 40,
+            max_concurrent_requests: 16,
+            max_sessions: 64,
+            monthly_tool_calls: 0,
+            max_connectors: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub id: String,
+    pub slug: TenantSlug,
+    pub display_name: String,
+    pub status: TenantStatus,
+    pub suspend_reason: String,
+    pub quotas: Quotas,
+    pub revision: u64,
+    pub policy_revision: u64,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// Retry settings of a connector; see `RetryPolicy` in connectors.proto.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetrySettings {
+    pub max_attempts: u32,
+    pub initial_backoff_ms: u32,
+    pub max_backoff_ms: u32,
+    pub retry_idempotent_tools: bool,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        Self {
+            max_attempts: 3,
+            initial_backoff_ms: 100,
+            max_backoff_ms: 2000,
+            retry_idempotent_tools: false,
+        }
+    }
+}
+
+/// Circuit breaker settings of a connector; see `BreakerPolicy` in connectors.proto.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakerSettings {
+    pub consecutive_failures: u32,
+    pub failure_rate_percent: u32,
+    pub minimum_calls: u32,
+    pub open_ms: u32,
+    pub half_open_probes: u32,
+}
+
+impl Default for BreakerSettings {
+    fn default() -> Self {
+        Self {
+            consecutive_failures: 5,
+            failure_rate_percent: 50,
+            minimum_calls: 20,
+            open_ms: 30_000,
+            half_open_probes: 1,
+        }
+    }
+}
+
+pub const DEFAULT_TIMEOUT_MS: u32 = 30_000;
+
+/// Kind-specific, non-secret configuration.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ConnectorKind {
+    Mcp { url: String },
+}
+
+impl ConnectorKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Mcp { .. } => "mcp",
+        }
+    }
+}
+
+/// Everything about a connector except its identity and secrets, stored as JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectorSettings {
+    pub kind: ConnectorKind,
+    /// `None`: the connector name is the prefix. `Some("")`: no prefix.
+    pub prefix: Option<String>,
+    pub timeout_ms: u32,
+    pub allow_tools: Vec<String>,
+    pub deny_tools: Vec<String>,
+    pub retry: RetrySettings,
+    pub breaker: BreakerSettings,
+}
+
+/// A header whose value is sealed under the master key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedHeader {
+    pub name: String,
+    pub sealed_value: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Connector {
+    pub id: String,
+    pub tenant: TenantSlug,
+    pub name: ConnectorName,
+    pub enabled: bool,
+    pub settings: ConnectorSettings,
+    pub headers: Vec<SealedHeader>,
+    pub revision: u64,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Viewer,
+    Editor,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Editor => "editor",
+            Self::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "viewer" => Some(Self::Viewer),
+            "editor" => Some(Self::Editor),
+            "admin" => Some(Self::Admin),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiKey {
+    pub id: KeyId,
+    pub tenant: TenantSlug,
+    pub role: Role,
+    pub description: String,
+    pub requests_per_second: Option<u32>,
+    pub burst: Option<u32>,
+    /// argon2id PHC string of the secret.
+    pub verifier: String,
+    pub created_at: Millis,
+    pub expires_at: Option<Millis>,
+    pub last_used_at: Option<Millis>,
+    pub revoked_at: Option<Millis>,
+}
+
+/// Everything the policy compiler needs about one tenant, read in one snapshot.
+#[derive(Debug, Clone)]
+pub struct TenantState {
+    pub tenant: Tenant,
+    pub connectors: Vec<Connector>,
+    pub keys: Vec<ApiKey>,
+}
+
+/// One undrained "tenant changed" entry of the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub seq: i64,
+    pub tenant: TenantSlug,
+    pub revision: u64,
+}

@@ -1,0 +1,85 @@
+//! Runs the admin API on a listener the caller bound: the three admin services behind
+//! operator authentication, plus gRPC reflection and grpc.health.v1.
+
+use crate::api::Admin;
+use crate::auth::{MIN_TOKEN_LEN, OperatorAuth, hash_token};
+use crate::compile::Keys;
+use crate::error::{Error, Result};
+use crate::store::Store;
+use std::future::Future;
+use switchyard_common::netguard::UpstreamGuard;
+use switchyard_proto::admin::v1 as pb;
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+
+/// What the control plane needs besides its listener and store, validated at start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub keys: Keys,
+    pub upstream_guard: UpstreamGuard,
+    /// An operator token to accept from the start; only its hash is stored.
+    pub bootstrap_token: Option<String>,
+}
+
+/// Stores the bootstrap token's hash, if one is configured.
+pub async fn install_bootstrap_token(store: &Store, token: Option<&str>) -> Result<()> {
+    let Some(token) = token else { return Ok(()) };
+    if token.len() < MIN_TOKEN_LEN || token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::invalid(
+            "bootstrap_token",
+            format!("must be at least {MIN_TOKEN_LEN} characters with no whitespace"),
+        ));
+    }
+    if store
+        .add_operator_token(&hash_token(token), "bootstrap")
+        .await?
+    {
+        tracing::info!("bootstrap operator token installed");
+    }
+    Ok(())
+}
+
+/// Serves the admin API on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    store: Store,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    install_bootstrap_token(&store, config.bootstrap_token.as_deref()).await?;
+    let admin = Admin {
+        store: store.clone(),
+        keys: config.keys,
+        guard: config.upstream_guard,
+    };
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_serving::<pb::tenant_service_server::TenantServiceServer<Admin>>()
+        .await;
+    health
+        .set_serving::<pb::connector_service_server::ConnectorServiceServer<Admin>>()
+        .await;
+    health
+        .set_serving::<pb::api_key_service_server::ApiKeyServiceServer<Admin>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(switchyard_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    tonic::transport::Server::builder()
+        .layer(OperatorAuth::new(store))
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(pb::tenant_service_server::TenantServiceServer::new(
+            admin.clone(),
+        ))
+        .add_service(pb::connector_service_server::ConnectorServiceServer::new(
+            admin.clone(),
+        ))
+        .add_service(pb::api_key_service_server::ApiKeyServiceServer::new(admin))
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await
+        .map_err(|e| Error::Internal(format!("gRPC server: {e}")))
+}

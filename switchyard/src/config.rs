@@ -1,0 +1,228 @@
+//! Configuration of the server roles: flags, their `SWITCHYARD_*` environment twins and an
+//! optional TOML file with the same keys, merged (flag > environment > file > default) and
+//! validated once at start with errors that name the key.
+
+use anyhow::{Context as _, bail};
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use switchyard_common::netguard::UpstreamGuard;
+use switchyard_common::seal::{Keyring, SecretKey};
+use switchyard_control_plane::{Store, compile::Keys};
+
+#[derive(Debug, Default, clap::Args, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ControlPlaneArgs {
+    /// PostgreSQL URL, e.g. postgres://user:pass@host/db.
+    #[arg(long, env = "SWITCHYARD_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Address of the admin API [default: 127.0.0.1:50051].
+    #[arg(long, env = "SWITCHYARD_GRPC_LISTEN")]
+    grpc_listen: Option<SocketAddr>,
+    /// Key that seals connector secrets at rest: 32 bytes, base64.
+    #[arg(long, env = "SWITCHYARD_MASTER_KEY", hide_env_values = true)]
+    master_key: Option<String>,
+    /// Retired master keys that still open stored secrets, comma-separated.
+    #[arg(
+        long,
+        env = "SWITCHYARD_PREVIOUS_MASTER_KEYS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    previous_master_keys: Option<Vec<String>>,
+    /// Key that seals secrets in published policies; workers hold the same: 32 bytes, base64.
+    #[arg(long, env = "SWITCHYARD_POLICY_KEY", hide_env_values = true)]
+    policy_key: Option<String>,
+    /// An operator token accepted from the start (at least 32 characters); stored hashed.
+    #[arg(long, env = "SWITCHYARD_BOOTSTRAP_TOKEN", hide_env_values = true)]
+    bootstrap_token: Option<String>,
+    /// CIDRs connectors may point to despite the private-range guard, comma-separated.
+    #[arg(long, env = "SWITCHYARD_UPSTREAM_ALLOW", value_delimiter = ',')]
+    upstream_allow: Option<Vec<IpNet>>,
+    /// TOML file with the same keys as these flags (e.g. database-url = "...").
+    #[arg(long, env = "SWITCHYARD_CONFIG")]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    /// PostgreSQL URL (or sqlite: URL) to migrate.
+    #[arg(long, env = "SWITCHYARD_DATABASE_URL", hide_env_values = true)]
+    database_url: String,
+}
+
+fn read_file(path: &Path) -> anyhow::Result<ControlPlaneArgs> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("config file {}", path.display()))
+}
+
+pub fn parse_key(name: &str, value: &str) -> anyhow::Result<SecretKey> {
+    SecretKey::from_base64(value).with_context(|| {
+        format!(
+            "{name} (SWITCHYARD_{}) is invalid",
+            name.to_uppercase().replace('-', "_")
+        )
+    })
+}
+
+/// A validated control-plane configuration.
+#[derive(Debug)]
+pub struct ControlPlaneSettings {
+    pub database_url: String,
+    pub grpc_listen: SocketAddr,
+    pub config: switchyard_control_plane::Config,
+}
+
+impl ControlPlaneArgs {
+    fn merge(self, file: ControlPlaneArgs) -> Self {
+        Self {
+            database_url: self.database_url.or(file.database_url),
+            grpc_listen: self.grpc_listen.or(file.grpc_listen),
+            master_key: self.master_key.or(file.master_key),
+            previous_master_keys: self.previous_master_keys.or(file.previous_master_keys),
+            policy_key: self.policy_key.or(file.policy_key),
+            bootstrap_token: self.bootstrap_token.or(file.bootstrap_token),
+            upstream_allow: self.upstream_allow.or(file.upstream_allow),
+            config: None,
+        }
+    }
+
+    pub fn validate(self) -> anyhow::Result<ControlPlaneSettings> {
+        let args = match &self.config {
+            Some(path) => {
+                let file = read_file(path)?;
+                self.merge(file)
+            }
+            None => self,
+        };
+        let Some(database_url) = args.database_url else {
+            bail!("database-url (SWITCHYARD_DATABASE_URL) is required");
+        };
+        let Some(master) = args.master_key else {
+            bail!("master-key (SWITCHYARD_MASTER_KEY) is required: 32 random bytes, base64");
+        };
+        let Some(policy) = args.policy_key else {
+            bail!("policy-key (SWITCHYARD_POLICY_KEY) is required: 32 random bytes, base64");
+        };
+        let master = parse_key("master-key", &master)?;
+        let policy = parse_key("policy-key", &policy)?;
+        if master.to_base64() == policy.to_base64() {
+            bail!("master-key and policy-key must differ: workers hold the policy key");
+        }
+        let retired = args
+            .previous_master_keys
+            .unwrap_or_default()
+            .iter()
+            .map(|k| parse_key("previous-master-keys", k))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(ControlPlaneSettings {
+            database_url,
+            grpc_listen: args
+                .grpc_listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 50051))),
+            config: switchyard_control_plane::Config {
+                keys: Keys {
+                    master: Keyring::new(master).with_retired(retired),
+                    policy: Keyring::new(policy),
+                },
+                upstream_guard: UpstreamGuard::new(args.upstream_allow.unwrap_or_default()),
+                bootstrap_token: args.bootstrap_token,
+            },
+        })
+    }
+}
+
+pub async fn run_control_plane(args: ControlPlaneArgs) -> anyhow::Result<()> {
+    let settings = args.validate()?;
+    let store = Store::connect(&settings.database_url)
+        .await
+        .context("connecting to the database")?;
+    store.migrate().await.context("applying migrations")?;
+    let listener = tokio::net::TcpListener::bind(settings.grpc_listen)
+        .await
+        .with_context(|| format!("binding grpc-listen {}", settings.grpc_listen))?;
+    tracing::info!(addr = %listener.local_addr()?, "admin API listening");
+    switchyard_control_plane::serve(listener, store, settings.config, crate::shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+pub async fn run_migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let store = Store::connect(&args.database_url)
+        .await
+        .context("connecting to the database")?;
+    store.migrate().await.context("applying migrations")?;
+    println!("migrations applied");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> String {
+        SecretKey::generate().to_base64().to_string()
+    }
+
+    #[test]
+    fn file_fills_what_flags_leave_unset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cp.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "database-url = \"postgres://file/db\"\ngrpc-listen = \"127.0.0.1:6000\"\n\
+                 master-key = \"{}\"\npolicy-key = \"{}\"\n",
+                key(),
+                key()
+            ),
+        )
+        .unwrap();
+        let args = ControlPlaneArgs {
+            database_url: Some("postgres://flag/db".into()),
+            config: Some(path),
+            ..Default::default()
+        };
+        let s = args.validate().unwrap();
+        assert_eq!(s.database_url, "postgres://flag/db");
+        assert_eq!(s.grpc_listen, "127.0.0.1:6000".parse().unwrap());
+    }
+
+    #[test]
+    fn unknown_file_keys_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cp.toml");
+        std::fs::write(&path, "databse-url = \"x\"\n").unwrap();
+        let err = ControlPlaneArgs {
+            config: Some(path),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("databse-url"), "{err:#}");
+    }
+
+    #[test]
+    fn bad_keys_are_named() {
+        let err = ControlPlaneArgs {
+            database_url: Some("postgres://x/y".into()),
+            master_key: Some("dG9vIHNob3J0".into()),
+            policy_key: Some(key()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("master-key"), "{err:#}");
+        let err = ControlPlaneArgs {
+            database_url: Some("postgres://x/y".into()),
+            policy_key: Some(key()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("master-key"), "{err:#}");
+    }
+}

@@ -1,0 +1,125 @@
+//! `switchyard dev`: the control plane on SQLite under a data directory, with keys and an
+//! operator token generated there on first start, so a first try needs no setup.
+
+use anyhow::Context as _;
+use ipnet::IpNet;
+use std::net::SocketAddr;
+use std::path::Path;
+use switchyard_common::netguard::UpstreamGuard;
+use switchyard_common::seal::{Keyring, SecretKey};
+use switchyard_control_plane::auth::generate_operator_token;
+use switchyard_control_plane::{Store, compile::Keys};
+
+#[derive(Debug, clap::Args)]
+pub struct DevArgs {
+    /// Address of the admin API.
+    #[arg(
+        long,
+        env = "SWITCHYARD_GRPC_LISTEN",
+        default_value = "127.0.0.1:50051"
+    )]
+    grpc_listen: SocketAddr,
+    /// CIDRs connectors may point to despite the private-range guard [default: loopback].
+    #[arg(
+        long,
+        env = "SWITCHYARD_UPSTREAM_ALLOW",
+        value_delimiter = ',',
+        default_value = "127.0.0.0/8,::1/128"
+    )]
+    upstream_allow: Vec<IpNet>,
+}
+
+/// Writes `contents` to a new file readable only by its owner.
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Reads a key file, creating it with a fresh key on first start.
+fn key_file(path: &Path) -> anyhow::Result<SecretKey> {
+    if !path.exists() {
+        write_private(
+            path,
+            &format!("{}\n", SecretKey::generate().to_base64().as_str()),
+        )?;
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    SecretKey::from_base64(&text).with_context(|| format!("key file {}", path.display()))
+}
+
+/// Reads the operator token file, creating it on first start; says whether it was new.
+fn token_file(path: &Path) -> anyhow::Result<(String, bool)> {
+    if path.exists() {
+        let token =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        return Ok((token.trim().to_owned(), false));
+    }
+    let token = generate_operator_token();
+    write_private(path, &format!("{token}\n"))?;
+    Ok((token, true))
+}
+
+/// Runs until Ctrl-C or SIGTERM; state lives in `data_dir` (the global `--data-dir`).
+pub async fn run(args: DevArgs, data_dir: &Path) -> anyhow::Result<()> {
+    let dir = data_dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting {}", dir.display()))?;
+    }
+    let master = key_file(&dir.join("master-key"))?;
+    let policy = key_file(&dir.join("policy-key"))?;
+    let token_path = dir.join("operator-token");
+    let (token, new_token) = token_file(&token_path)?;
+
+    let db = dir.join("switchyard.db");
+    let store = Store::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .with_context(|| format!("opening {}", db.display()))?;
+    store.migrate().await.context("applying migrations")?;
+
+    let listener = tokio::net::TcpListener::bind(args.grpc_listen)
+        .await
+        .with_context(|| format!("binding grpc-listen {}", args.grpc_listen))?;
+    let addr = listener.local_addr()?;
+    let token_note = if new_token {
+        "created"
+    } else {
+        "kept from an earlier start"
+    };
+    println!(
+        "Switchyard dev is running.\n\
+         \x20 admin API (gRPC):  http://{addr}\n\
+         \x20 data directory:    {dir}\n\
+         \x20 operator token:    {token_path} ({token_note}; the CLI reads it from there)\n\n\
+         Try:\n\
+         \x20 switchyard tenant create acme\n\
+         \x20 switchyard key create --tenant acme\n\
+         With grpcurl:\n\
+         \x20 grpcurl -plaintext -H \"authorization: Bearer $(cat {token_path})\" {addr} list",
+        dir = dir.display(),
+        token_path = token_path.display(),
+    );
+    let config = switchyard_control_plane::Config {
+        keys: Keys {
+            master: Keyring::new(master),
+            policy: Keyring::new(policy),
+        },
+        upstream_guard: UpstreamGuard::new(args.upstream_allow),
+        bootstrap_token: Some(token),
+    };
+    switchyard_control_plane::serve(listener, store, config, crate::shutdown_signal()).await?;
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! The `switchyard` command line: server roles (`control-plane`, `migrate`, `dev`) and the
+//! operator commands that talk to a control plane's admin API.
+
+mod config;
+mod dev;
+mod ops;
+mod output;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "switchyard",
+    version,
+    about = "Hosted MCP endpoints for many tenants"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    #[command(flatten)]
+    global: ops::GlobalArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the control plane: admin API on PostgreSQL.
+    ControlPlane(config::ControlPlaneArgs),
+    /// Apply database migrations and exit.
+    Migrate(config::MigrateArgs),
+    /// Run everything in one process on an embedded store, for a first try.
+    Dev(dev::DevArgs),
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(ops::TenantCommand),
+    /// Manage a tenant's connectors.
+    #[command(subcommand)]
+    Connector(ops::ConnectorCommand),
+    /// Manage a tenant's API keys.
+    #[command(subcommand)]
+    Key(ops::KeyCommand),
+}
+
+/// Logs go to stderr; `SWITCHYARD_LOG` sets the filter (default `info` for servers and
+/// `warn` for operator commands), `SWITCHYARD_LOG_FORMAT=json` switches to JSON lines.
+pub fn init_tracing(cli: &Cli) {
+    let default = match cli.command {
+        Command::ControlPlane(_) | Command::Migrate(_) | Command::Dev(_) => "info",
+        _ => "warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    if std::env::var("SWITCHYARD_LOG_FORMAT").as_deref() == Ok("json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::ControlPlane(args) => config::run_control_plane(args).await,
+        Command::Migrate(args) => config::run_migrate(args).await,
+        Command::Dev(args) => dev::run(args, &cli.global.data_dir).await,
+        Command::Tenant(cmd) => ops::tenant(&cli.global, cmd).await,
+        Command::Connector(cmd) => ops::connector(&cli.global, cmd).await,
+        Command::Key(cmd) => ops::key(&cli.global, cmd).await,
+    }
+}
+
+/// Where `dev` keeps its state and where operator commands look for a token.
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./.switchyard")
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    tracing::info!("shutting down");
+}

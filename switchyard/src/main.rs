@@ -1,0 +1,17 @@
+//! The `switchyard` binary: parses arguments, sets up logging and hands over to the library.
+
+use clap::Parser as _;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = switchyard::Cli::parse();
+    switchyard::init_tracing(&cli);
+    match switchyard::run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

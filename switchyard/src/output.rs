@@ -1,0 +1,202 @@
+//! Rendering of admin API objects: one JSON shape per object, shown as JSON with `-o json`
+//! or as a table (lists) / key-value table (single objects) by default.
+
+use serde_json::{Value, json};
+use switchyard_proto::admin::v1 as pb;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+pub fn time(ts: Option<&prost_types::Timestamp>) -> Value {
+    let Some(ts) = ts else { return Value::Null };
+    let nanos = i128::from(ts.seconds) * 1_000_000_000 + i128::from(ts.nanos);
+    time::OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .map_or(Value::Null, Value::String)
+}
+
+pub fn tenant(t: &pb::Tenant) -> Value {
+    let q = t.quotas.unwrap_or_default();
+    let status = match pb::TenantStatus::try_from(t.status) {
+        Ok(pb::TenantStatus::Active) => "active",
+        Ok(pb::TenantStatus::Suspended) => "suspended",
+        _ => "unknown",
+    };
+    json!({
+        "slug": t.slug,
+        "display_name": t.display_name,
+        "status": status,
+        "suspend_reason": t.suspend_reason,
+        "quotas": {
+            "requests_per_second": q.requests_per_second,
+            "burst": q.burst,
+            "max_concurrent_requests": q.max_concurrent_requests,
+            "max_sessions": q.max_sessions,
+            "monthly_tool_calls": q.monthly_tool_calls,
+            "max_connectors": q.max_connectors,
+        },
+        "policy_revision": t.policy_revision,
+        "etag": t.etag,
+        "created": time(t.create_time.as_ref()),
+        "updated": time(t.update_time.as_ref()),
+    })
+}
+
+pub fn connector(c: &pb::Connector) -> Value {
+    let (kind, url, headers) = match &c.kind {
+        Some(pb::connector::Kind::Mcp(m)) => (
+            "mcp",
+            m.url.clone(),
+            m.headers
+                .iter()
+                .map(|h| json!({"name": h.name, "value_set": h.value_set}))
+                .collect::<Vec<_>>(),
+        ),
+        None => ("unknown", String::new(), Vec::new()),
+    };
+    let retry = c.retry.unwrap_or_default();
+    let breaker = c.breaker.unwrap_or_default();
+    json!({
+        "tenant": c.tenant,
+        "name": c.name,
+        "kind": kind,
+        "url": url,
+        "headers": headers,
+        "enabled": c.enabled,
+        "prefix": c.prefix.clone().unwrap_or_else(|| c.name.clone()),
+        "timeout_ms": c.timeout_ms,
+        "allow_tools": c.allow_tools,
+        "deny_tools": c.deny_tools,
+        "retry": {
+            "max_attempts": retry.max_attempts,
+            "initial_backoff_ms": retry.initial_backoff_ms,
+            "max_backoff_ms": retry.max_backoff_ms,
+            "retry_idempotent_tools": retry.retry_idempotent_tools,
+        },
+        "breaker": {
+            "consecutive_failures": breaker.consecutive_failures,
+            "failure_rate_percent": breaker.failure_rate_percent,
+            "minimum_calls": breaker.minimum_calls,
+            "open_ms": breaker.open_ms,
+            "half_open_probes": breaker.half_open_probes,
+        },
+        "etag": c.etag,
+        "created": time(c.create_time.as_ref()),
+        "updated": time(c.update_time.as_ref()),
+    })
+}
+
+pub fn key(k: &pb::ApiKey) -> Value {
+    let role = match pb::ApiKeyRole::try_from(k.role) {
+        Ok(pb::ApiKeyRole::Viewer) => "viewer",
+        Ok(pb::ApiKeyRole::Editor) => "editor",
+        Ok(pb::ApiKeyRole::Admin) => "admin",
+        _ => "unknown",
+    };
+    json!({
+        "id": k.id,
+        "tenant": k.tenant,
+        "prefix": k.prefix,
+        "role": role,
+        "description": k.description,
+        "requests_per_second": k.requests_per_second,
+        "burst": k.burst,
+        "created": time(k.create_time.as_ref()),
+        "expires": time(k.expire_time.as_ref()),
+        "last_used": time(k.last_used_time.as_ref()),
+        "revoked": time(k.revoke_time.as_ref()),
+    })
+}
+
+/// Looks up a dotted path such as `quotas.burst`.
+fn field<'a>(v: &'a Value, path: &str) -> &'a Value {
+    path.split('.')
+        .fold(v, |v, p| v.get(p).unwrap_or(&Value::Null))
+}
+
+fn cell(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) if s.is_empty() => "-".into(),
+        Value::String(s) => s.clone(),
+        Value::Array(items) => {
+            let parts: Vec<String> = items
+                .iter()
+                .map(|i| match i.get("name") {
+                    Some(n) => cell(n),
+                    None => cell(i),
+                })
+                .collect();
+            if parts.is_empty() {
+                "-".into()
+            } else {
+                parts.join(", ")
+            }
+        }
+        other => other.to_string(),
+    }
+}
+
+fn new_table() -> comfy_table::Table {
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::NOTHING);
+    table
+}
+
+/// Prints a list with the given `(header, json path)` columns.
+pub fn print_list(format: Format, name: &str, items: &[Value], columns: &[(&str, &str)]) {
+    match format {
+        Format::Json => {
+            let mut obj = serde_json::Map::new();
+            obj.insert(name.to_owned(), Value::Array(items.to_vec()));
+            println!("{}", Value::Object(obj));
+        }
+        Format::Table => {
+            let mut table = new_table();
+            table.set_header(columns.iter().map(|(h, _)| *h));
+            for item in items {
+                table.add_row(columns.iter().map(|(_, path)| cell(field(item, path))));
+            }
+            println!("{table}");
+        }
+    }
+}
+
+/// Prints one object: JSON, or one row per field (nested objects flattened with dots).
+pub fn print_one(format: Format, item: &Value) {
+    match format {
+        Format::Json => println!("{item}"),
+        Format::Table => {
+            let mut table = new_table();
+            let mut rows = Vec::new();
+            flatten("", item, &mut rows);
+            for (k, v) in rows {
+                table.add_row([k, v]);
+            }
+            println!("{table}");
+        }
+    }
+}
+
+fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(&key, v, out);
+            }
+        }
+        other => out.push((prefix.to_owned(), cell(other))),
+    }
+}
