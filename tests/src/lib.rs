@@ -1,1 +1,273 @@
+//! The end-to-end harness: a private PostgreSQL database per test, the real control plane
+//! started in-process on port 0, authenticated gRPC clients, and captured logs.
+//!
+//! Tests need `SWITCHYARD_TEST_DATABASE_URL`, a superuser URL of a PostgreSQL server that
+//! `scripts/test.sh` starts; each test creates its own database there.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_debug_implementations)]
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use switchyard_common::netguard::UpstreamGuard;
+use switchyard_common::seal::{Keyring, SecretKey};
+use switchyard_control_plane::compile::Keys;
+use switchyard_control_plane::{Config, Store};
+use switchyard_proto::admin::v1 as pb;
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+pub use switchyard_proto::admin::v1 as admin;
+
+/// Polls `cond` until it holds or `timeout` passes; panics with `what` on timeout.
+#[macro_export]
+macro_rules! assert_eventually {
+    ($cond:expr, $timeout:expr, $($what:tt)+) => {{
+        let deadline = std::time::Instant::now() + $timeout;
+        loop {
+            if $cond {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                panic!("not true within {:?}: {}", $timeout, format!($($what)+));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }};
+}
+
+// ---- logs ----
+
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        std::io::stderr().write_all(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+static LOGS: OnceLock<Buffer> = OnceLock::new();
+
+/// Captures every log line of this test process at DEBUG level (and echoes it to stderr,
+/// which the test runner shows only for failing tests).
+pub fn capture_logs() {
+    LOGS.get_or_init(|| {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter("debug")
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .try_init()
+            .ok();
+        buffer
+    });
+}
+
+/// Everything logged so far by this test process.
+pub fn logs() -> String {
+    LOGS.get()
+        .map(|b| String::from_utf8_lossy(&b.0.lock().unwrap()).into_owned())
+        .unwrap_or_default()
+}
+
+// ---- databases ----
+
+/// Creates a fresh PostgreSQL database and returns its URL.
+pub async fn postgres_database() -> String {
+    use sqlx::Connection as _;
+    let admin_url = std::env::var("SWITCHYARD_TEST_DATABASE_URL").expect(
+        "SWITCHYARD_TEST_DATABASE_URL is not set: run `bash scripts/test.sh`, which starts a \
+         private PostgreSQL and sets it",
+    );
+    let name = format!("sy_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .expect("connecting to the test PostgreSQL server");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.ok();
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
+}
+
+/// A migrated store on a fresh PostgreSQL database.
+pub async fn postgres_store() -> Store {
+    let store = Store::connect(&postgres_database().await).await.unwrap();
+    store.migrate().await.unwrap();
+    store
+}
+
+/// A migrated store on a fresh SQLite file; keep the directory alive as long as the store.
+pub async fn sqlite_store() -> (Store, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("test.db").display());
+    let store = Store::connect(&url).await.unwrap();
+    store.migrate().await.unwrap();
+    (store, dir)
+}
+
+pub fn test_keys() -> Keys {
+    Keys {
+        master: Keyring::new(SecretKey::generate()),
+        policy: Keyring::new(SecretKey::generate()),
+    }
+}
+
+// ---- the control plane ----
+
+pub type Authed = InterceptedService<Channel, TokenInterceptor>;
+
+#[derive(Clone)]
+pub struct TokenInterceptor(Option<MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for TokenInterceptor {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// A control plane serving on an ephemeral port; stopped when dropped.
+pub struct ControlPlane {
+    pub addr: SocketAddr,
+    pub token: String,
+    pub store: Store,
+    pub keys: Keys,
+    channel: Channel,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl ControlPlane {
+    /// Starts on a fresh PostgreSQL database, allowing loopback upstreams.
+    pub async fn start() -> Self {
+        Self::start_on(postgres_store().await).await
+    }
+
+    pub async fn start_on(store: Store) -> Self {
+        capture_logs();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let token = switchyard_control_plane::auth::generate_operator_token();
+        let keys = test_keys();
+        let config = Config {
+            keys: keys.clone(),
+            upstream_guard: UpstreamGuard::new(vec!["127.0.0.0/8".parse().unwrap()]),
+            bootstrap_token: Some(token.clone()),
+        };
+        // The token must be installed before the first request can arrive.
+        switchyard_control_plane::server::install_bootstrap_token(&store, Some(&token))
+            .await
+            .unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server_store = store.clone();
+        tokio::spawn(async move {
+            switchyard_control_plane::serve(listener, server_store, config, async {
+                stopped.await.ok();
+            })
+            .await
+            .unwrap();
+        });
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .unwrap()
+            .tcp_nodelay(true)
+            .connect_lazy();
+        Self {
+            addr,
+            token,
+            store,
+            keys,
+            channel,
+            stop: Some(stop),
+        }
+    }
+
+    /// A channel that sends `token` (or nothing) as the bearer credential.
+    pub fn channel_with(&self, token: Option<&str>) -> Authed {
+        let value = token.map(|t| format!("Bearer {t}").parse().unwrap());
+        InterceptedService::new(self.channel.clone(), TokenInterceptor(value))
+    }
+
+    pub fn authed(&self) -> Authed {
+        self.channel_with(Some(&self.token))
+    }
+
+    /// A channel without credentials.
+    pub fn plain(&self) -> Channel {
+        self.channel.clone()
+    }
+
+    pub fn tenants(&self) -> pb::tenant_service_client::TenantServiceClient<Authed> {
+        pb::tenant_service_client::TenantServiceClient::new(self.authed())
+    }
+
+    pub fn connectors(&self) -> pb::connector_service_client::ConnectorServiceClient<Authed> {
+        pb::connector_service_client::ConnectorServiceClient::new(self.authed())
+    }
+
+    pub fn keys_api(&self) -> pb::api_key_service_client::ApiKeyServiceClient<Authed> {
+        pb::api_key_service_client::ApiKeyServiceClient::new(self.authed())
+    }
+
+    /// Creates a tenant with default quotas.
+    pub async fn create_tenant(&self, slug: &str) -> pb::Tenant {
+        self.tenants()
+            .create_tenant(pb::CreateTenantRequest {
+                slug: slug.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop.send(()).ok();
+        }
+    }
+}
+
+/// An MCP connector request for `tenant` named `name` pointing at `url`.
+pub fn mcp_connector(tenant: &str, name: &str, url: &str, headers: &[(&str, &str)]) -> pb::CreateConnectorRequest {
+    pb::CreateConnectorRequest {
+        connector: Some(pb::Connector {
+            tenant: tenant.into(),
+            name: name.into(),
+            kind: Some(pb::connector::Kind::Mcp(pb::McpConnector {
+                url: url.into(),
+                headers: headers
+                    .iter()
+                    .map(|(n, v)| pb::Header {
+                        name: (*n).into(),
+                        value: Some((*v).into()),
+                        value_set: false,
+                    })
+                    .collect(),
+            })),
+            ..Default::default()
+        }),
+        enabled: None,
+    }
+}
+
+/// The field named by an INVALID_ARGUMENT status's BadRequest details.
+pub fn violated_field(status: &tonic::Status) -> Option<String> {
+    use tonic_types::StatusExt as _;
+    status
+        .get_details_bad_request()
+        .and_then(|b| b.field_violations.first().map(|v| v.field.clone()))
+}

