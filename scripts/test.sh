@@ -56,4 +56,6 @@ cargo test --workspace --locked 2>&1 | tee "$work/cargo-test.log"
 step "README quick start"
 cargo build --locked -p switchyard
 bash scripts/quickstart.sh "$root/target/debug/switchyard" "$(command -v grpcurl)"
+step "control plane smoke (PostgreSQL, SIGTERM)"
+bash scripts/control-plane-smoke.sh "$root/target/debug/switchyard" "$PG_URL" "$PG_BINDIR/psql"
 step "all passed"

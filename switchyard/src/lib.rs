@@ -45,7 +45,7 @@ enum Command {
 /// `warn` for operator commands), `SWITCHYARD_LOG_FORMAT=json` switches to JSON lines.
 pub fn init_tracing(cli: &Cli) {
     let default = match cli.command {
-        Command::ControlPlane(_) | Command::Migrate(_) | Command::Dev(_) => "info",
+        Command::ControlPlane(_) | Command::Migrate(_) | Command::Dev(_) => "info,sqlx=warn",
         _ => "warn",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")

@@ -4,7 +4,11 @@
 //! Tests need `SWITCHYARD_TEST_DATABASE_URL`, a superuser URL of a PostgreSQL server that
 //! `scripts/test.sh` starts; each test creates its own database there.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, missing_debug_implementations)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_debug_implementations
+)]
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -242,7 +246,12 @@ impl Drop for ControlPlane {
 }
 
 /// An MCP connector request for `tenant` named `name` pointing at `url`.
-pub fn mcp_connector(tenant: &str, name: &str, url: &str, headers: &[(&str, &str)]) -> pb::CreateConnectorRequest {
+pub fn mcp_connector(
+    tenant: &str,
+    name: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+) -> pb::CreateConnectorRequest {
     pb::CreateConnectorRequest {
         connector: Some(pb::Connector {
             tenant: tenant.into(),

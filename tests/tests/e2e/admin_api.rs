@@ -7,12 +7,23 @@ use tonic::Code;
 
 /// Asserts `r` failed with `code`; for INVALID_ARGUMENT also that it names `field`.
 #[track_caller]
-fn expect_err<T: std::fmt::Debug>(r: Result<tonic::Response<T>, tonic::Status>, code: Code, field: Option<&str>) -> tonic::Status {
+fn expect_err<T: std::fmt::Debug>(
+    r: Result<tonic::Response<T>, tonic::Status>,
+    code: Code,
+    field: Option<&str>,
+) -> tonic::Status {
     let status = r.expect_err("call should fail");
     assert_eq!(status.code(), code, "{status:?}");
     if let Some(field) = field {
-        assert_eq!(violated_field(&status).as_deref(), Some(field), "{status:?}");
-        assert!(status.message().contains(field), "message names the field: {status:?}");
+        assert_eq!(
+            violated_field(&status).as_deref(),
+            Some(field),
+            "{status:?}"
+        );
+        assert!(
+            status.message().contains(field),
+            "message names the field: {status:?}"
+        );
     }
     status
 }
@@ -43,7 +54,9 @@ async fn tenants_create_get_update_suspend_resume_delete() {
     assert!(!created.etag.is_empty());
 
     let got = api
-        .get_tenant(GetTenantRequest { slug: "acme".into() })
+        .get_tenant(GetTenantRequest {
+            slug: "acme".into(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -100,7 +113,10 @@ async fn tenants_create_get_update_suspend_resume_delete() {
     .await
     .unwrap();
     expect_err(
-        api.get_tenant(GetTenantRequest { slug: "acme".into() }).await,
+        api.get_tenant(GetTenantRequest {
+            slug: "acme".into(),
+        })
+        .await,
         Code::NotFound,
         None,
     );
@@ -155,7 +171,10 @@ async fn tenant_errors() {
         None,
     );
     expect_err(
-        api.get_tenant(GetTenantRequest { slug: "ghost".into() }).await,
+        api.get_tenant(GetTenantRequest {
+            slug: "ghost".into(),
+        })
+        .await,
         Code::NotFound,
         None,
     );
@@ -294,7 +313,9 @@ async fn tenant_errors() {
     }
     // Nothing above changed the tenant.
     let now = api
-        .get_tenant(GetTenantRequest { slug: "acme".into() })
+        .get_tenant(GetTenantRequest {
+            slug: "acme".into(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -424,7 +445,12 @@ async fn connectors_crud() {
     assert_eq!(updated.timeout_ms, 5000);
 
     cp.connectors()
-        .create_connector(mcp_connector("acme", "linear", "http://localhost:7/mcp", &[]))
+        .create_connector(mcp_connector(
+            "acme",
+            "linear",
+            "http://localhost:7/mcp",
+            &[],
+        ))
         .await
         .unwrap();
     let list = api
@@ -460,26 +486,72 @@ async fn connector_validation_names_the_field() {
     let cp = ControlPlane::start().await;
     cp.create_tenant("acme").await;
     let mut api = cp.connectors();
-    let base = || mcp_connector("acme", "c", "http://127.0.0.1:9/mcp", &[("authorization", "x")]);
+    let base = || {
+        mcp_connector(
+            "acme",
+            "c",
+            "http://127.0.0.1:9/mcp",
+            &[("authorization", "x")],
+        )
+    };
     let cases: Vec<(&str, Box<dyn Fn(&mut pb::Connector)>)> = vec![
         ("connector.name", Box::new(|c| c.name = "Bad_Name".into())),
         ("connector.tenant", Box::new(|c| c.tenant = "Nope".into())),
         ("connector.kind", Box::new(|c| c.kind = None)),
-        ("connector.mcp.url", Box::new(|c| set_url(c, "ftp://127.0.0.1/x"))),
+        (
+            "connector.mcp.url",
+            Box::new(|c| set_url(c, "ftp://127.0.0.1/x")),
+        ),
         ("connector.mcp.url", Box::new(|c| set_url(c, "not a url"))),
-        ("connector.mcp.url", Box::new(|c| set_url(c, "http://user:pw@127.0.0.1/mcp"))),
-        ("connector.mcp.url", Box::new(|c| set_url(c, "http://10.1.2.3/mcp"))),
-        ("connector.mcp.url", Box::new(|c| set_url(c, "http://169.254.169.254/latest"))),
-        ("connector.mcp.url", Box::new(|c| set_url(c, "http://[::1]:9/mcp"))),
-        ("connector.mcp.headers[0].name", Box::new(|c| set_header(c, "Host", Some("x")))),
-        ("connector.mcp.headers[0].name", Box::new(|c| set_header(c, "bad header", Some("x")))),
-        ("connector.mcp.headers[0].value", Box::new(|c| set_header(c, "x-a", Some("line\nbreak")))),
-        ("connector.mcp.headers[0].value", Box::new(|c| set_header(c, "x-a", None))),
-        ("connector.prefix", Box::new(|c| c.prefix = Some("a__b".into()))),
-        ("connector.prefix", Box::new(|c| c.prefix = Some("has space".into()))),
+        (
+            "connector.mcp.url",
+            Box::new(|c| set_url(c, "http://user:pw@127.0.0.1/mcp")),
+        ),
+        (
+            "connector.mcp.url",
+            Box::new(|c| set_url(c, "http://10.1.2.3/mcp")),
+        ),
+        (
+            "connector.mcp.url",
+            Box::new(|c| set_url(c, "http://169.254.169.254/latest")),
+        ),
+        (
+            "connector.mcp.url",
+            Box::new(|c| set_url(c, "http://[::1]:9/mcp")),
+        ),
+        (
+            "connector.mcp.headers[0].name",
+            Box::new(|c| set_header(c, "Host", Some("x"))),
+        ),
+        (
+            "connector.mcp.headers[0].name",
+            Box::new(|c| set_header(c, "bad header", Some("x"))),
+        ),
+        (
+            "connector.mcp.headers[0].value",
+            Box::new(|c| set_header(c, "x-a", Some("line\nbreak"))),
+        ),
+        (
+            "connector.mcp.headers[0].value",
+            Box::new(|c| set_header(c, "x-a", None)),
+        ),
+        (
+            "connector.prefix",
+            Box::new(|c| c.prefix = Some("a__b".into())),
+        ),
+        (
+            "connector.prefix",
+            Box::new(|c| c.prefix = Some("has space".into())),
+        ),
         ("connector.timeout_ms", Box::new(|c| c.timeout_ms = 600_001)),
-        ("connector.allow_tools[1]", Box::new(|c| c.allow_tools = vec!["ok".into(), "[".into()])),
-        ("connector.deny_tools[0]", Box::new(|c| c.deny_tools = vec![String::new()])),
+        (
+            "connector.allow_tools[1]",
+            Box::new(|c| c.allow_tools = vec!["ok".into(), "[".into()]),
+        ),
+        (
+            "connector.deny_tools[0]",
+            Box::new(|c| c.deny_tools = vec![String::new()]),
+        ),
         (
             "connector.retry.max_attempts",
             Box::new(|c| {
@@ -502,7 +574,11 @@ async fn connector_validation_names_the_field() {
     for (field, mutate) in cases {
         let mut req = base();
         mutate(req.connector.as_mut().unwrap());
-        expect_err(api.create_connector(req).await, Code::InvalidArgument, Some(field));
+        expect_err(
+            api.create_connector(req).await,
+            Code::InvalidArgument,
+            Some(field),
+        );
     }
     // Duplicate header names (case-insensitive).
     let mut req = base();
@@ -519,7 +595,8 @@ async fn connector_validation_names_the_field() {
         Some("connector.mcp.headers[1].name"),
     );
     expect_err(
-        api.create_connector(CreateConnectorRequest::default()).await,
+        api.create_connector(CreateConnectorRequest::default())
+            .await,
         Code::InvalidArgument,
         Some("connector"),
     );
@@ -720,7 +797,11 @@ async fn api_keys() {
         .unwrap()
         .into_inner();
     let key = created.key.unwrap();
-    assert_eq!(key.role, ApiKeyRole::Editor as i32, "editor is the default role");
+    assert_eq!(
+        key.role,
+        ApiKeyRole::Editor as i32,
+        "editor is the default role"
+    );
     assert_eq!(key.prefix, format!("sy_{}_", key.id));
     assert!(created.secret.starts_with(&key.prefix));
     let (id, secret) = switchyard_common::apikey::parse(&created.secret).unwrap();
@@ -922,7 +1003,9 @@ async fn every_service_needs_an_operator_token() {
     for token in [None, Some("wrong-token-wrong-token-wrong-token"), Some("")] {
         let ch = cp.channel_with(token);
         let e = tenant_service_client::TenantServiceClient::new(ch.clone())
-            .get_tenant(GetTenantRequest { slug: "acme".into() })
+            .get_tenant(GetTenantRequest {
+                slug: "acme".into(),
+            })
             .await
             .unwrap_err();
         assert_eq!(e.code(), Code::Unauthenticated, "{token:?}: {e:?}");
@@ -960,5 +1043,8 @@ async fn every_service_needs_an_operator_token() {
         .unwrap();
     assert_eq!(stored.len(), 1);
     assert!(!stored[0].contains(&cp.token));
-    assert_eq!(stored[0], switchyard_control_plane::auth::hash_token(&cp.token));
+    assert_eq!(
+        stored[0],
+        switchyard_control_plane::auth::hash_token(&cp.token)
+    );
 }

@@ -67,7 +67,11 @@ async fn connector_secrets_are_sealed_everywhere() {
         .await
         .unwrap()
         .into_inner();
-    for response in [format!("{created:?}"), format!("{listed:?}"), format!("{got:?}")] {
+    for response in [
+        format!("{created:?}"),
+        format!("{listed:?}"),
+        format!("{got:?}"),
+    ] {
         assert!(!response.contains(&canary), "{response}");
         assert!(response.contains("value_set: true"), "{response}");
     }
@@ -82,9 +86,15 @@ async fn connector_secrets_are_sealed_everywhere() {
     .unwrap();
 
     let db = dump(&cp).await;
-    assert!(db.contains("authorization"), "the dump covers the header rows");
+    assert!(
+        db.contains("authorization"),
+        "the dump covers the header rows"
+    );
     assert!(!db.contains(&canary), "plaintext secret in the database");
-    assert!(!db.contains(&hex(&canary)), "plaintext secret in a bytea column");
+    assert!(
+        !db.contains(&hex(&canary)),
+        "plaintext secret in a bytea column"
+    );
 
     // The compiled policy carries it sealed under the policy key, bound to tenant,
     // connector and header name.
@@ -96,7 +106,11 @@ async fn connector_secrets_are_sealed_everywhere() {
         .unwrap();
     let policy = compile::compile(&state, &cp.keys, 0).unwrap();
     let encoded = policy.encode_to_vec();
-    assert!(!encoded.windows(canary.len()).any(|w| w == canary.as_bytes()));
+    assert!(
+        !encoded
+            .windows(canary.len())
+            .any(|w| w == canary.as_bytes())
+    );
     let Some(switchyard_proto::policy::v1::connector::Kind::Mcp(mcp)) = &policy.connectors[0].kind
     else {
         panic!("kind");
@@ -114,7 +128,10 @@ async fn connector_secrets_are_sealed_everywhere() {
     assert!(
         cp.keys
             .policy
-            .open(&policy_header_aad("other", "github", &header.name), &header.sealed_value)
+            .open(
+                &policy_header_aad("other", "github", &header.name),
+                &header.sealed_value
+            )
             .is_err(),
         "a policy value moved to another tenant does not open"
     );
@@ -172,7 +189,10 @@ async fn sealed_value_moved_to_another_connector_fails_to_open() {
         let state = cp.store.tenant_state(slug).await.unwrap().unwrap();
         let err = compile::compile(&state, &cp.keys, 0).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains(connector) && msg.contains("does not open"), "{msg}");
+        assert!(
+            msg.contains(connector) && msg.contains("does not open"),
+            "{msg}"
+        );
     }
 }
 
@@ -250,7 +270,10 @@ async fn policy_holds_what_workers_enforce() {
     assert_eq!(policy.quotas.unwrap().monthly_tool_calls, 1000);
     let names: Vec<_> = policy.connectors.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["on"], "disabled connectors are left out");
-    assert_eq!(policy.connectors[0].prefix, "on", "the name is the default prefix");
+    assert_eq!(
+        policy.connectors[0].prefix, "on",
+        "the name is the default prefix"
+    );
     assert_eq!(policy.keys.len(), 1, "revoked keys are left out");
     let verifier = &policy.keys[0];
     assert_eq!(verifier.role(), p::Role::Viewer);

@@ -69,7 +69,11 @@ fn no_headers(_: &str, _: &str) -> switchyard_control_plane::Result<Vec<SealedHe
     Ok(vec![])
 }
 
-async fn add_connector(store: &Store, tenant: &str, n: &str) -> switchyard_control_plane::Result<Connector> {
+async fn add_connector(
+    store: &Store,
+    tenant: &str,
+    n: &str,
+) -> switchyard_control_plane::Result<Connector> {
     store
         .create_connector(
             &slug(tenant),
@@ -104,7 +108,10 @@ async fn tenant_lifecycle(store: Store) {
         requests_per_second: 7,
         ..Quotas::default()
     };
-    let t = store.create_tenant(&slug("acme"), "Acme", quotas).await.unwrap();
+    let t = store
+        .create_tenant(&slug("acme"), "Acme", quotas)
+        .await
+        .unwrap();
     assert_eq!(t.slug.as_str(), "acme");
     assert_eq!(t.display_name, "Acme");
     assert_eq!(t.status, TenantStatus::Active);
@@ -148,7 +155,10 @@ async fn tenant_lifecycle(store: Store) {
     assert_eq!(updated.quotas.burst, 99);
     assert_eq!(updated.status, TenantStatus::Active);
 
-    store.delete_tenant(&slug("acme"), Some(updated.revision)).await.unwrap();
+    store
+        .delete_tenant(&slug("acme"), Some(updated.revision))
+        .await
+        .unwrap();
     assert!(matches!(
         store.get_tenant(&slug("acme")).await,
         Err(Error::NotFound(_))
@@ -156,7 +166,10 @@ async fn tenant_lifecycle(store: Store) {
 }
 
 async fn duplicate_tenant_is_rejected(store: Store) {
-    store.create_tenant(&slug("acme"), "", Quotas::default()).await.unwrap();
+    store
+        .create_tenant(&slug("acme"), "", Quotas::default())
+        .await
+        .unwrap();
     let before = store.current_revision().await.unwrap();
     let err = store
         .create_tenant(&slug("acme"), "", Quotas::default())
@@ -168,13 +181,24 @@ async fn duplicate_tenant_is_rejected(store: Store) {
 
 async fn missing_things_are_not_found(store: Store) {
     let ghost = slug("ghost");
-    assert!(matches!(store.get_tenant(&ghost).await, Err(Error::NotFound(_))));
     assert!(matches!(
-        store.update_tenant(&ghost, None, TenantChange::default()).await,
+        store.get_tenant(&ghost).await,
         Err(Error::NotFound(_))
     ));
-    assert!(matches!(store.delete_tenant(&ghost, None).await, Err(Error::NotFound(_))));
-    assert!(matches!(store.list_connectors(&ghost).await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        store
+            .update_tenant(&ghost, None, TenantChange::default())
+            .await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        store.delete_tenant(&ghost, None).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        store.list_connectors(&ghost).await,
+        Err(Error::NotFound(_))
+    ));
     assert!(matches!(
         add_connector(&store, "ghost", "c").await,
         Err(Error::NotFound(_))
@@ -183,7 +207,10 @@ async fn missing_things_are_not_found(store: Store) {
         store.create_api_key(&ghost, new_key("abcdefghijkl")).await,
         Err(Error::NotFound(_))
     ));
-    store.create_tenant(&slug("acme"), "", Quotas::default()).await.unwrap();
+    store
+        .create_tenant(&slug("acme"), "", Quotas::default())
+        .await
+        .unwrap();
     let acme = slug("acme");
     assert!(matches!(
         store.get_connector(&acme, &name("nope")).await,
@@ -194,13 +221,22 @@ async fn missing_things_are_not_found(store: Store) {
         Err(Error::NotFound(_))
     ));
     let id = KeyId::parse("abcdefghijkl").unwrap();
-    assert!(matches!(store.get_api_key(&acme, &id).await, Err(Error::NotFound(_))));
-    assert!(matches!(store.revoke_api_key(&acme, &id).await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        store.get_api_key(&acme, &id).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(matches!(
+        store.revoke_api_key(&acme, &id).await,
+        Err(Error::NotFound(_))
+    ));
     assert!(store.tenant_state(&ghost).await.unwrap().is_none());
 }
 
 async fn stale_etag_aborts(store: Store) {
-    let t = store.create_tenant(&slug("acme"), "", Quotas::default()).await.unwrap();
+    let t = store
+        .create_tenant(&slug("acme"), "", Quotas::default())
+        .await
+        .unwrap();
     let newer = store
         .update_tenant(
             &slug("acme"),
@@ -228,7 +264,10 @@ async fn stale_etag_aborts(store: Store) {
         store.delete_tenant(&slug("acme"), Some(t.revision)).await,
         Err(Error::StaleEtag { .. })
     ));
-    assert_eq!(store.get_tenant(&slug("acme")).await.unwrap().display_name, "one");
+    assert_eq!(
+        store.get_tenant(&slug("acme")).await.unwrap().display_name,
+        "one"
+    );
 
     let c = add_connector(&store, "acme", "c").await.unwrap();
     store
@@ -245,7 +284,9 @@ async fn stale_etag_aborts(store: Store) {
         Err(Error::StaleEtag { .. })
     ));
     assert!(matches!(
-        store.delete_connector(&slug("acme"), &name("c"), Some(c.revision)).await,
+        store
+            .delete_connector(&slug("acme"), &name("c"), Some(c.revision))
+            .await,
         Err(Error::StaleEtag { .. })
     ));
     assert!(newer.revision > t.revision);
@@ -253,7 +294,10 @@ async fn stale_etag_aborts(store: Store) {
 
 async fn list_pages_in_slug_order(store: Store) {
     for s in ["delta", "alpha", "charlie", "bravo", "echo"] {
-        store.create_tenant(&slug(s), "", Quotas::default()).await.unwrap();
+        store
+            .create_tenant(&slug(s), "", Quotas::default())
+            .await
+            .unwrap();
     }
     let first = store.list_tenants(None, 2).await.unwrap();
     let names: Vec<_> = first.iter().map(|t| t.slug.to_string()).collect();
@@ -264,7 +308,10 @@ async fn list_pages_in_slug_order(store: Store) {
 }
 
 async fn connector_lifecycle(store: Store) {
-    store.create_tenant(&slug("acme"), "", Quotas::default()).await.unwrap();
+    store
+        .create_tenant(&slug("acme"), "", Quotas::default())
+        .await
+        .unwrap();
     let created = store
         .create_connector(
             &slug("acme"),
@@ -295,15 +342,20 @@ async fn connector_lifecycle(store: Store) {
     ));
 
     let updated = store
-        .update_connector(&slug("acme"), &name("github"), Some(created.revision), |_, c| {
-            c.settings.prefix = Some(String::new());
-            c.settings.allow_tools = vec!["get_*".into()];
-            c.headers.push(SealedHeader {
-                name: "x-extra".into(),
-                sealed_value: vec![1, 2, 3],
-            });
-            Ok(())
-        })
+        .update_connector(
+            &slug("acme"),
+            &name("github"),
+            Some(created.revision),
+            |_, c| {
+                c.settings.prefix = Some(String::new());
+                c.settings.allow_tools = vec!["get_*".into()];
+                c.headers.push(SealedHeader {
+                    name: "x-extra".into(),
+                    sealed_value: vec![1, 2, 3],
+                });
+                Ok(())
+            },
+        )
         .await
         .unwrap();
     assert_eq!(updated.settings.prefix.as_deref(), Some(""));
@@ -320,12 +372,27 @@ async fn connector_lifecycle(store: Store) {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::InvalidArgument { .. }));
-    assert!(store.get_connector(&slug("acme"), &name("github")).await.unwrap().enabled);
+    assert!(
+        store
+            .get_connector(&slug("acme"), &name("github"))
+            .await
+            .unwrap()
+            .enabled
+    );
 
     let list = store.list_connectors(&slug("acme")).await.unwrap();
     assert_eq!(list.len(), 1);
-    store.delete_connector(&slug("acme"), &name("github"), None).await.unwrap();
-    assert!(store.list_connectors(&slug("acme")).await.unwrap().is_empty());
+    store
+        .delete_connector(&slug("acme"), &name("github"), None)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .list_connectors(&slug("acme"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let headers: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM connector_headers")
         .fetch_one(store.pool())
         .await
@@ -338,7 +405,10 @@ async fn max_connectors_is_enforced(store: Store) {
         max_connectors: 2,
         ..Quotas::default()
     };
-    store.create_tenant(&slug("acme"), "", quotas).await.unwrap();
+    store
+        .create_tenant(&slug("acme"), "", quotas)
+        .await
+        .unwrap();
     add_connector(&store, "acme", "a").await.unwrap();
     add_connector(&store, "acme", "b").await.unwrap();
     let err = add_connector(&store, "acme", "c").await.unwrap_err();
@@ -362,14 +432,25 @@ async fn max_connectors_is_enforced(store: Store) {
 }
 
 async fn api_key_lifecycle(store: Store) {
-    store.create_tenant(&slug("acme"), "", Quotas::default()).await.unwrap();
-    store.create_tenant(&slug("other"), "", Quotas::default()).await.unwrap();
-    let key = store.create_api_key(&slug("acme"), new_key("abcdefghijkl")).await.unwrap();
+    store
+        .create_tenant(&slug("acme"), "", Quotas::default())
+        .await
+        .unwrap();
+    store
+        .create_tenant(&slug("other"), "", Quotas::default())
+        .await
+        .unwrap();
+    let key = store
+        .create_api_key(&slug("acme"), new_key("abcdefghijkl"))
+        .await
+        .unwrap();
     assert_eq!(key.role, Role::Viewer);
     assert_eq!(key.requests_per_second, Some(5));
     assert!(key.last_used_at.is_none());
     assert!(matches!(
-        store.create_api_key(&slug("acme"), new_key("abcdefghijkl")).await,
+        store
+            .create_api_key(&slug("acme"), new_key("abcdefghijkl"))
+            .await,
         Err(Error::AlreadyExists(_))
     ));
     // Another tenant cannot see or revoke it.
@@ -385,7 +466,11 @@ async fn api_key_lifecycle(store: Store) {
     store.record_key_use(&key.id, 5_000).await.unwrap();
     store.record_key_use(&key.id, 4_000).await.unwrap();
     let used = store.get_api_key(&slug("acme"), &key.id).await.unwrap();
-    assert_eq!(used.last_used_at, Some(5_000), "last_used never moves backwards");
+    assert_eq!(
+        used.last_used_at,
+        Some(5_000),
+        "last_used never moves backwards"
+    );
 
     let before = store.current_revision().await.unwrap();
     let revoked = store.revoke_api_key(&slug("acme"), &key.id).await.unwrap();
@@ -396,12 +481,28 @@ async fn api_key_lifecycle(store: Store) {
     store.revoke_api_key(&slug("acme"), &key.id).await.unwrap();
     assert_eq!(store.current_revision().await.unwrap(), after);
 
-    assert!(store.list_api_keys(&slug("acme"), false).await.unwrap().is_empty());
-    assert_eq!(store.list_api_keys(&slug("acme"), true).await.unwrap().len(), 1);
+    assert!(
+        store
+            .list_api_keys(&slug("acme"), false)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .list_api_keys(&slug("acme"), true)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 async fn change_and_outbox_row_commit_together(store: Store) {
-    let t = store.create_tenant(&slug("acme"), "", Quotas::default()).await.unwrap();
+    let t = store
+        .create_tenant(&slug("acme"), "", Quotas::default())
+        .await
+        .unwrap();
     let pending = store.outbox_pending(100).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].tenant.as_str(), "acme");
@@ -412,7 +513,11 @@ async fn change_and_outbox_row_commit_together(store: Store) {
     assert_eq!(pending.len(), 2);
     assert_eq!(pending[1].revision, c.revision);
     assert_eq!(
-        store.get_tenant(&slug("acme")).await.unwrap().policy_revision,
+        store
+            .get_tenant(&slug("acme"))
+            .await
+            .unwrap()
+            .policy_revision,
         c.revision
     );
 
@@ -426,16 +531,32 @@ async fn failed_change_leaves_no_outbox_row(store: Store) {
         max_connectors: 0,
         ..Quotas::default()
     };
-    store.create_tenant(&slug("acme"), "", quotas).await.unwrap();
+    store
+        .create_tenant(&slug("acme"), "", quotas)
+        .await
+        .unwrap();
     let rows = outbox_len(&store).await;
     let rev = store.current_revision().await.unwrap();
-    let tenant_rev = store.get_tenant(&slug("acme")).await.unwrap().policy_revision;
+    let tenant_rev = store
+        .get_tenant(&slug("acme"))
+        .await
+        .unwrap()
+        .policy_revision;
 
     assert!(add_connector(&store, "acme", "c").await.is_err());
-    assert!(store.create_tenant(&slug("acme"), "", quotas).await.is_err());
     assert!(
         store
-            .update_tenant(&slug("acme"), Some(tenant_rev + 100), TenantChange::default())
+            .create_tenant(&slug("acme"), "", quotas)
+            .await
+            .is_err()
+    );
+    assert!(
+        store
+            .update_tenant(
+                &slug("acme"),
+                Some(tenant_rev + 100),
+                TenantChange::default()
+            )
             .await
             .is_err()
     );
@@ -443,10 +564,20 @@ async fn failed_change_leaves_no_outbox_row(store: Store) {
     assert_eq!(outbox_len(&store).await, rows);
     assert_eq!(store.current_revision().await.unwrap(), rev);
     assert_eq!(
-        store.get_tenant(&slug("acme")).await.unwrap().policy_revision,
+        store
+            .get_tenant(&slug("acme"))
+            .await
+            .unwrap()
+            .policy_revision,
         tenant_rev
     );
-    assert!(store.list_connectors(&slug("acme")).await.unwrap().is_empty());
+    assert!(
+        store
+            .list_connectors(&slug("acme"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 /// Makes inserting an outbox row for tenant "boom" fail inside the database.
@@ -459,10 +590,8 @@ async fn sabotage_outbox(store: &Store) {
             "CREATE TRIGGER refuse_boom BEFORE INSERT ON policy_outbox \
              FOR EACH ROW EXECUTE FUNCTION refuse_boom()",
         ],
-        Backend::Sqlite => &[
-            "CREATE TRIGGER refuse_boom BEFORE INSERT ON policy_outbox \
-             WHEN NEW.tenant_slug = 'boom' BEGIN SELECT RAISE(ABORT, 'outbox refused'); END",
-        ],
+        Backend::Sqlite => &["CREATE TRIGGER refuse_boom BEFORE INSERT ON policy_outbox \
+             WHEN NEW.tenant_slug = 'boom' BEGIN SELECT RAISE(ABORT, 'outbox refused'); END"],
     };
     for sql in statements {
         sqlx::query(*sql).execute(store.pool()).await.unwrap();
@@ -477,45 +606,97 @@ async fn outbox_insert_failure_rolls_back_the_change(store: Store) {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Store(_)), "{err}");
-    assert!(matches!(store.get_tenant(&slug("boom")).await, Err(Error::NotFound(_))));
+    assert!(matches!(
+        store.get_tenant(&slug("boom")).await,
+        Err(Error::NotFound(_))
+    ));
     assert_eq!(outbox_len(&store).await, 0);
     assert_eq!(store.current_revision().await.unwrap(), rev);
     // Other tenants are unaffected.
-    store.create_tenant(&slug("fine"), "", Quotas::default()).await.unwrap();
+    store
+        .create_tenant(&slug("fine"), "", Quotas::default())
+        .await
+        .unwrap();
     assert_eq!(outbox_len(&store).await, 1);
 }
 
 async fn revisions_only_grow(store: Store) {
-    let mut seen = vec![store.create_tenant(&slug("acme"), "", Quotas::default()).await.unwrap().policy_revision];
+    let mut seen = vec![
+        store
+            .create_tenant(&slug("acme"), "", Quotas::default())
+            .await
+            .unwrap()
+            .policy_revision,
+    ];
     seen.push(add_connector(&store, "acme", "c").await.unwrap().revision);
-    store.create_api_key(&slug("acme"), new_key("abcdefghijkl")).await.unwrap();
-    seen.push(store.get_tenant(&slug("acme")).await.unwrap().policy_revision);
+    store
+        .create_api_key(&slug("acme"), new_key("abcdefghijkl"))
+        .await
+        .unwrap();
+    seen.push(
+        store
+            .get_tenant(&slug("acme"))
+            .await
+            .unwrap()
+            .policy_revision,
+    );
     store.delete_tenant(&slug("acme"), None).await.unwrap();
     seen.push(store.current_revision().await.unwrap());
     // Re-created under the same slug, the tenant continues above its old revisions.
-    seen.push(store.create_tenant(&slug("acme"), "", Quotas::default()).await.unwrap().policy_revision);
+    seen.push(
+        store
+            .create_tenant(&slug("acme"), "", Quotas::default())
+            .await
+            .unwrap()
+            .policy_revision,
+    );
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
-    let outbox: Vec<u64> = store.outbox_pending(100).await.unwrap().iter().map(|e| e.revision).collect();
+    let outbox: Vec<u64> = store
+        .outbox_pending(100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.revision)
+        .collect();
     assert_eq!(outbox, seen, "one outbox row per change, in revision order");
 }
 
 async fn migrations_are_idempotent(store: Store) {
     store.migrate().await.unwrap();
-    store.create_tenant(&slug("acme"), "", Quotas::default()).await.unwrap();
+    store
+        .create_tenant(&slug("acme"), "", Quotas::default())
+        .await
+        .unwrap();
     store.migrate().await.unwrap();
     assert!(store.get_tenant(&slug("acme")).await.is_ok());
 }
 
 async fn tenant_state_is_complete(store: Store) {
-    store.create_tenant(&slug("acme"), "", Quotas::default()).await.unwrap();
-    store.create_tenant(&slug("other"), "", Quotas::default()).await.unwrap();
+    store
+        .create_tenant(&slug("acme"), "", Quotas::default())
+        .await
+        .unwrap();
+    store
+        .create_tenant(&slug("other"), "", Quotas::default())
+        .await
+        .unwrap();
     add_connector(&store, "acme", "a").await.unwrap();
     add_connector(&store, "acme", "b").await.unwrap();
     add_connector(&store, "other", "x").await.unwrap();
-    store.create_api_key(&slug("acme"), new_key("abcdefghijkl")).await.unwrap();
-    store.create_api_key(&slug("other"), new_key("zzzzzzzzzzzz")).await.unwrap();
+    store
+        .create_api_key(&slug("acme"), new_key("abcdefghijkl"))
+        .await
+        .unwrap();
+    store
+        .create_api_key(&slug("other"), new_key("zzzzzzzzzzzz"))
+        .await
+        .unwrap();
     let state = store.tenant_state(&slug("acme")).await.unwrap().unwrap();
-    let names: Vec<_> = state.connectors.iter().map(|c| c.name.to_string()).collect();
+    let names: Vec<_> = state
+        .connectors
+        .iter()
+        .map(|c| c.name.to_string())
+        .collect();
     assert_eq!(names, ["a", "b"]);
     assert_eq!(state.keys.len(), 1);
     assert_eq!(state.keys[0].id.as_str(), "abcdefghijkl");
