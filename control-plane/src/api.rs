@@ -79,27 +79,38 @@ fn text(field: &str, s: &str, max: usize) -> Result<String> {
     Ok(s.to_owned())
 }
 
-fn apply_quotas(mut q: Quotas, patch: Option<&pb::Quotas>) -> Result<Quotas> {
-    let Some(p) = patch else { return Ok(q) };
-    if let Some(v) = p.requests_per_second {
-        q.requests_per_second = in_range("quotas.requests_per_second", v, 1, 100_000)?;
-    }
-    if let Some(v) = p.burst {
-        q.burst = in_range("quotas.burst", v, 1, 1_000_000)?;
-    }
-    if let Some(v) = p.max_concurrent_requests {
-        q.max_concurrent_requests = in_range("quotas.max_concurrent_requests", v, 1, 100_000)?;
-    }
-    if let Some(v) = p.max_sessions {
-        q.max_sessions = in_range("quotas.max_sessions", v, 1, 1_000_000)?;
-    }
-    if let Some(v) = p.monthly_tool_calls {
-        q.monthly_tool_calls = in_range("quotas.monthly_tool_calls", v, 0, i64::MAX as u64)?;
-    }
-    if let Some(v) = p.max_connectors {
-        q.max_connectors = in_range("quotas.max_connectors", v, 0, 1000)?;
-    }
-    Ok(q)
+/// Validates the quota fields that are set.
+fn quota_patch(p: Option<&pb::Quotas>) -> Result<QuotaPatch> {
+    let Some(p) = p else {
+        return Ok(QuotaPatch::default());
+    };
+    let field = |name: &str| format!("quotas.{name}");
+    Ok(QuotaPatch {
+        requests_per_second: p
+            .requests_per_second
+            .map(|v| in_range(&field("requests_per_second"), v, 1, 100_000))
+            .transpose()?,
+        burst: p
+            .burst
+            .map(|v| in_range(&field("burst"), v, 1, 1_000_000))
+            .transpose()?,
+        max_concurrent_requests: p
+            .max_concurrent_requests
+            .map(|v| in_range(&field("max_concurrent_requests"), v, 1, 100_000))
+            .transpose()?,
+        max_sessions: p
+            .max_sessions
+            .map(|v| in_range(&field("max_sessions"), v, 1, 1_000_000))
+            .transpose()?,
+        monthly_tool_calls: p
+            .monthly_tool_calls
+            .map(|v| in_range(&field("monthly_tool_calls"), v, 0, i64::MAX as u64))
+            .transpose()?,
+        max_connectors: p
+            .max_connectors
+            .map(|v| in_range(&field("max_connectors"), v, 0, 1000))
+            .transpose()?,
+    })
 }
 
 // ---- tenants ----
@@ -156,7 +167,7 @@ impl pb::tenant_service_server::TenantService for Admin {
             async {
                 let slug = slug("slug", &r.slug)?;
                 let display_name = text("display_name", &r.display_name, 200)?;
-                let quotas = apply_quotas(Quotas::default(), r.quotas.as_ref())?;
+                let quotas = quota_patch(r.quotas.as_ref())?.apply(Quotas::default());
                 let t = self
                     .store
                     .create_tenant(&slug, &display_name, quotas)
@@ -225,15 +236,11 @@ impl pb::tenant_service_server::TenantService for Admin {
                     .as_deref()
                     .map(|n| text("display_name", n, 200))
                     .transpose()?;
-                let quotas = match &r.quotas {
-                    Some(patch) => {
-                        // Validate against the current values, then apply in the store
-                        // under the etag check.
-                        let current = self.store.get_tenant(&slug).await?.quotas;
-                        Some(apply_quotas(current, Some(patch))?)
-                    }
-                    None => None,
-                };
+                let quotas = r
+                    .quotas
+                    .as_ref()
+                    .map(|q| quota_patch(Some(q)))
+                    .transpose()?;
                 if display_name.is_none() && quotas.is_none() {
                     return Err(Error::invalid(
                         "display_name",

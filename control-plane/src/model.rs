@@ -60,6 +60,45 @@ impl Default for Quotas {
     }
 }
 
+/// A change to some quota fields; `None` keeps the current value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QuotaPatch {
+    pub requests_per_second: Option<u32>,
+    pub burst: Option<u32>,
+    pub max_concurrent_requests: Option<u32>,
+    pub max_sessions: Option<u32>,
+    pub monthly_tool_calls: Option<u64>,
+    pub max_connectors: Option<u32>,
+}
+
+impl QuotaPatch {
+    pub fn apply(self, q: Quotas) -> Quotas {
+        Quotas {
+            requests_per_second: self.requests_per_second.unwrap_or(q.requests_per_second),
+            burst: self.burst.unwrap_or(q.burst),
+            max_concurrent_requests: self
+                .max_concurrent_requests
+                .unwrap_or(q.max_concurrent_requests),
+            max_sessions: self.max_sessions.unwrap_or(q.max_sessions),
+            monthly_tool_calls: self.monthly_tool_calls.unwrap_or(q.monthly_tool_calls),
+            max_connectors: self.max_connectors.unwrap_or(q.max_connectors),
+        }
+    }
+}
+
+impl From<Quotas> for QuotaPatch {
+    fn from(q: Quotas) -> Self {
+        Self {
+            requests_per_second: Some(q.requests_per_second),
+            burst: Some(q.burst),
+            max_concurrent_requests: Some(q.max_concurrent_requests),
+            max_sessions: Some(q.max_sessions),
+            monthly_tool_calls: Some(q.monthly_tool_calls),
+            max_connectors: Some(q.max_connectors),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Tenant {
     pub id: String,

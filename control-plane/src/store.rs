@@ -49,11 +49,13 @@ macro_rules! key_columns {
     };
 }
 
-/// What a tenant update may change. `None` leaves a field as it is.
+/// What a tenant update may change. `None` leaves a field as it is. The quota patch is
+/// applied to the stored quotas inside the transaction, so concurrent changes to other
+/// fields are not overwritten.
 #[derive(Debug, Clone, Default)]
 pub struct TenantChange {
     pub display_name: Option<String>,
-    pub quotas: Option<Quotas>,
+    pub quotas: Option<QuotaPatch>,
     pub status: Option<(TenantStatus, String)>,
 }
 
@@ -378,7 +380,8 @@ impl Store {
         if let Some(name) = change.display_name {
             tenant.display_name = name;
         }
-        if let Some(quotas) = change.quotas {
+        if let Some(patch) = change.quotas {
+            let quotas = patch.apply(tenant.quotas);
             let connectors: i64 =
                 sqlx::query_scalar("SELECT COUNT(*) FROM connectors WHERE tenant_id = $1")
                     .bind(&tenant.id)

@@ -494,7 +494,8 @@ async fn connector_validation_names_the_field() {
             &[("authorization", "x")],
         )
     };
-    let cases: Vec<(&str, Box<dyn Fn(&mut pb::Connector)>)> = vec![
+    type Mutation = Box<dyn Fn(&mut pb::Connector)>;
+    let cases: Vec<(&str, Mutation)> = vec![
         ("connector.name", Box::new(|c| c.name = "Bad_Name".into())),
         ("connector.tenant", Box::new(|c| c.tenant = "Nope".into())),
         ("connector.kind", Box::new(|c| c.kind = None)),

@@ -43,6 +43,7 @@ contract!(
     migrations_are_idempotent,
     tenant_state_is_complete,
     operator_tokens,
+    quota_patch_keeps_other_fields,
 );
 
 fn slug(s: &str) -> TenantSlug {
@@ -142,10 +143,13 @@ async fn tenant_lifecycle(store: Store) {
             None,
             TenantChange {
                 display_name: Some("Acme Corp".into()),
-                quotas: Some(Quotas {
-                    burst: 99,
-                    ..quotas
-                }),
+                quotas: Some(
+                    Quotas {
+                        burst: 99,
+                        ..quotas
+                    }
+                    .into(),
+                ),
                 status: Some((TenantStatus::Active, String::new())),
             },
         )
@@ -419,10 +423,13 @@ async fn max_connectors_is_enforced(store: Store) {
             &slug("acme"),
             None,
             TenantChange {
-                quotas: Some(Quotas {
-                    max_connectors: 1,
-                    ..quotas
-                }),
+                quotas: Some(
+                    Quotas {
+                        max_connectors: 1,
+                        ..quotas
+                    }
+                    .into(),
+                ),
                 ..Default::default()
             },
         )
@@ -707,4 +714,36 @@ async fn operator_tokens(store: Store) {
     assert!(store.add_operator_token("h1", "bootstrap").await.unwrap());
     assert!(!store.add_operator_token("h1", "bootstrap").await.unwrap());
     assert!(store.operator_token_known("h1").await.unwrap());
+}
+
+async fn quota_patch_keeps_other_fields(store: Store) {
+    store
+        .create_tenant(&slug("acme"), "", Quotas::default())
+        .await
+        .unwrap();
+    for patch in [
+        QuotaPatch {
+            requests_per_second: Some(3),
+            ..Default::default()
+        },
+        QuotaPatch {
+            burst: Some(9),
+            ..Default::default()
+        },
+    ] {
+        store
+            .update_tenant(
+                &slug("acme"),
+                None,
+                TenantChange {
+                    quotas: Some(patch),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let q = store.get_tenant(&slug("acme")).await.unwrap().quotas;
+    assert_eq!((q.requests_per_second, q.burst), (3, 9));
+    assert_eq!(q.max_sessions, Quotas::default().max_sessions);
 }
