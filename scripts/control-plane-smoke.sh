@@ -5,7 +5,12 @@
 set -euo pipefail
 bin=$1 admin_url=$2 psql=$3
 dir=$(mktemp -d)
-trap 'kill $cp_pid 2>/dev/null || true; rm -rf "$dir"' EXIT
+trap 'kill $cp_pid $nats_pid 2>/dev/null || true; rm -rf "$dir"' EXIT
+cp_pid= nats_pid=
+nats-server -js -a 127.0.0.1 -p -1 -sd "$dir/js" --ports_file_dir "$dir" >"$dir/nats.log" 2>&1 &
+nats_pid=$!
+for _ in $(seq 1 100); do ls "$dir"/*.ports >/dev/null 2>&1 && break; sleep 0.1; done
+export SWITCHYARD_NATS_URL=$(python3 -c 'import glob, json, sys; print(json.load(open(glob.glob(sys.argv[1] + "/*.ports")[0]))["nats"][0])' "$dir")
 db="smoke_$(date +%s%N)"
 "$psql" -q "$admin_url" -c "CREATE DATABASE $db"
 export SWITCHYARD_DATABASE_URL="${admin_url%/*}/$db"
@@ -34,6 +39,11 @@ if "${cli[@]}" connector add --tenant smoke --name up2 --url http://10.0.0.1/mcp
 fi
 grep -q 'upstream-allow' "$dir/err"
 
+for _ in $(seq 1 100); do
+  grep -q "published every tenant's policy" "$dir/cp.log" && break
+  sleep 0.1
+done
+grep -q "published every tenant's policy" "$dir/cp.log" || { cat "$dir/cp.log"; echo "no policy published to NATS" >&2; exit 1; }
 kill -TERM $cp_pid
 wait $cp_pid
 for s in "$SWITCHYARD_BOOTSTRAP_TOKEN" "$SWITCHYARD_MASTER_KEY" smoke-header-secret; do

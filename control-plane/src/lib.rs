@@ -6,6 +6,7 @@ pub mod auth;
 pub mod compile;
 pub mod error;
 pub mod model;
+pub mod publisher;
 pub mod server;
 pub mod store;
 

@@ -5,8 +5,11 @@ use crate::api::Admin;
 use crate::auth::{MIN_TOKEN_LEN, OperatorAuth, hash_token};
 use crate::compile::Keys;
 use crate::error::{Error, Result};
+use crate::publisher::Publisher;
 use crate::store::Store;
 use std::future::Future;
+use std::sync::Arc;
+use switchyard_bus::PolicyBus;
 use switchyard_common::netguard::UpstreamGuard;
 use switchyard_proto::admin::v1 as pb;
 use tokio::net::TcpListener;
@@ -19,6 +22,8 @@ pub struct Config {
     pub upstream_guard: UpstreamGuard,
     /// An operator token to accept from the start; only its hash is stored.
     pub bootstrap_token: Option<String>,
+    /// Where compiled policies are published; `None` leaves changes in the outbox.
+    pub policy_bus: Option<Arc<dyn PolicyBus>>,
 }
 
 /// Stores the bootstrap token's hash, if one is configured.
@@ -47,6 +52,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     install_bootstrap_token(&store, config.bootstrap_token.as_deref()).await?;
+    let publisher = config.policy_bus.map(|bus| {
+        let publisher = Publisher::new(store.clone(), bus, config.keys.clone());
+        tokio::spawn(publisher.run(std::future::pending()))
+    });
     let admin = Admin {
         store: store.clone(),
         keys: config.keys,
@@ -75,7 +84,7 @@ pub async fn serve(
         .build_v1alpha()
         .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
-    tonic::transport::Server::builder()
+    let served = tonic::transport::Server::builder()
         .layer(OperatorAuth::new(store))
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -89,5 +98,9 @@ pub async fn serve(
         .add_service(pb::api_key_service_server::ApiKeyServiceServer::new(admin))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
-        .map_err(|e| Error::Internal(format!("gRPC server: {e}")))
+        .map_err(|e| Error::Internal(format!("gRPC server: {e}")));
+    if let Some(publisher) = publisher {
+        publisher.abort();
+    }
+    served
 }

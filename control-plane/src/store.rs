@@ -9,8 +9,10 @@ use crate::error::{Error, Result};
 use crate::model::*;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, Row, Transaction};
+use std::sync::Arc;
 use std::time::Duration;
 use switchyard_common::{ConnectorName, KeyId, TenantSlug};
+use tokio::sync::Notify;
 
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -25,6 +27,8 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Signalled after every committed change, to wake the outbox publisher.
+    changed: Arc<Notify>,
 }
 
 // Column lists as macros so queries stay `&'static str` literals built with `concat!`.
@@ -215,7 +219,16 @@ impl Store {
             })
             .connect(&sqlite_create_if_missing(url))
             .await?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            changed: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Notified after every committed change to a tenant's policy.
+    pub fn changes(&self) -> Arc<Notify> {
+        self.changed.clone()
     }
 
     pub fn backend(&self) -> Backend {
@@ -277,6 +290,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
+        self.changed.notify_one();
         Ok(())
     }
 

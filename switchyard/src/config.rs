@@ -17,6 +17,9 @@ pub struct ControlPlaneArgs {
     /// PostgreSQL URL, e.g. postgres://user:pass@host/db.
     #[arg(long, env = "SWITCHYARD_DATABASE_URL", hide_env_values = true)]
     database_url: Option<String>,
+    /// NATS server the compiled policies are published to, e.g. nats://nats:4222.
+    #[arg(long, env = "SWITCHYARD_NATS_URL")]
+    nats_url: Option<String>,
     /// Address of the admin API [default: 127.0.0.1:50051].
     #[arg(long, env = "SWITCHYARD_GRPC_LISTEN")]
     grpc_listen: Option<SocketAddr>,
@@ -72,6 +75,7 @@ pub fn parse_key(name: &str, value: &str) -> anyhow::Result<SecretKey> {
 #[derive(Debug)]
 pub struct ControlPlaneSettings {
     pub database_url: String,
+    pub nats_url: Option<String>,
     pub grpc_listen: SocketAddr,
     pub config: switchyard_control_plane::Config,
 }
@@ -80,6 +84,7 @@ impl ControlPlaneArgs {
     fn merge(self, file: ControlPlaneArgs) -> Self {
         Self {
             database_url: self.database_url.or(file.database_url),
+            nats_url: self.nats_url.or(file.nats_url),
             grpc_listen: self.grpc_listen.or(file.grpc_listen),
             master_key: self.master_key.or(file.master_key),
             previous_master_keys: self.previous_master_keys.or(file.previous_master_keys),
@@ -120,6 +125,7 @@ impl ControlPlaneArgs {
             .collect::<anyhow::Result<Vec<_>>>()?;
         Ok(ControlPlaneSettings {
             database_url,
+            nats_url: args.nats_url,
             grpc_listen: args
                 .grpc_listen
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 50051))),
@@ -130,13 +136,31 @@ impl ControlPlaneArgs {
                 },
                 upstream_guard: UpstreamGuard::new(args.upstream_allow.unwrap_or_default()),
                 bootstrap_token: args.bootstrap_token,
+                policy_bus: None,
             },
         })
     }
 }
 
 pub async fn run_control_plane(args: ControlPlaneArgs) -> anyhow::Result<()> {
-    let settings = args.validate()?;
+    let mut settings = args.validate()?;
+    match &settings.nats_url {
+        Some(url) => {
+            // Keep trying in the background: the publisher retries until NATS answers.
+            let client = async_nats::ConnectOptions::new()
+                .retry_on_initial_connect()
+                .connect(url.as_str())
+                .await
+                .with_context(|| format!("nats-url {url:?}"))?;
+            settings.config.policy_bus = Some(std::sync::Arc::new(switchyard_bus::NatsBus::new(
+                client,
+                switchyard_bus::POLICY_BUCKET,
+            )));
+        }
+        None => tracing::warn!(
+            "no nats-url: policy changes stay in the outbox until a control plane with NATS runs"
+        ),
+    }
     let store = Store::connect(&settings.database_url)
         .await
         .context("connecting to the database")?;

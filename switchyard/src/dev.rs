@@ -119,6 +119,7 @@ pub async fn run(args: DevArgs, data_dir: &Path) -> anyhow::Result<()> {
         },
         upstream_guard: UpstreamGuard::new(args.upstream_allow),
         bootstrap_token: Some(token),
+        policy_bus: Some(std::sync::Arc::new(switchyard_bus::MemoryBus::default())),
     };
     switchyard_control_plane::serve(listener, store, config, crate::shutdown_signal()).await?;
     Ok(())

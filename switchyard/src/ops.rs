@@ -26,6 +26,7 @@ pub struct GlobalArgs {
         short = 'o',
         long = "output",
         global = true,
+        env = "SWITCHYARD_OUTPUT",
         value_enum,
         default_value = "table"
     )]

@@ -160,15 +160,46 @@ impl ControlPlane {
     }
 
     pub async fn start_on(store: Store) -> Self {
+        Self::start_with_bus(store, None).await
+    }
+
+    /// Starts with an outbox publisher into `bus`, if given.
+    pub async fn start_with_bus(
+        store: Store,
+        bus: Option<std::sync::Arc<dyn switchyard_bus::PolicyBus>>,
+    ) -> Self {
+        let token = switchyard_control_plane::auth::generate_operator_token();
+        Self::launch(store, test_keys(), token, bus).await
+    }
+
+    /// A second replica on the same store, keys and token, publishing into `bus`.
+    pub async fn replica(
+        &self,
+        bus: Option<std::sync::Arc<dyn switchyard_bus::PolicyBus>>,
+    ) -> Self {
+        Self::launch(
+            self.store.clone(),
+            self.keys.clone(),
+            self.token.clone(),
+            bus,
+        )
+        .await
+    }
+
+    async fn launch(
+        store: Store,
+        keys: Keys,
+        token: String,
+        bus: Option<std::sync::Arc<dyn switchyard_bus::PolicyBus>>,
+    ) -> Self {
         capture_logs();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let token = switchyard_control_plane::auth::generate_operator_token();
-        let keys = test_keys();
         let config = Config {
             keys: keys.clone(),
             upstream_guard: UpstreamGuard::new(vec!["127.0.0.0/8".parse().unwrap()]),
             bootstrap_token: Some(token.clone()),
+            policy_bus: bus,
         };
         // The token must be installed before the first request can arrive.
         switchyard_control_plane::server::install_bootstrap_token(&store, Some(&token))
@@ -279,4 +310,100 @@ pub fn violated_field(status: &tonic::Status) -> Option<String> {
     status
         .get_details_bad_request()
         .and_then(|b| b.field_violations.first().map(|v| v.field.clone()))
+}
+
+// ---- NATS ----
+
+/// A private nats-server (JetStream on) on a random port; killed when dropped. It can be
+/// stopped and started again on the same port and storage, to test outages.
+pub struct NatsServer {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl NatsServer {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = Self {
+            dir,
+            port: 0,
+            child: None,
+        };
+        server.spawn(None).await;
+        server
+    }
+
+    async fn spawn(&mut self, port: Option<u16>) {
+        let ports_dir = self.dir.path().join("ports");
+        std::fs::create_dir_all(&ports_dir).unwrap();
+        for f in std::fs::read_dir(&ports_dir).unwrap() {
+            std::fs::remove_file(f.unwrap().path()).ok();
+        }
+        let port_arg = port.map_or("-1".to_owned(), |p| p.to_string());
+        let child = std::process::Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port_arg])
+            .arg("-sd")
+            .arg(self.dir.path().join("js"))
+            .arg("--ports_file_dir")
+            .arg(&ports_dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server on PATH (scripts/test.sh installs it)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let port = loop {
+            let found = std::fs::read_dir(&ports_dir)
+                .unwrap()
+                .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                .find_map(|text| {
+                    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+                    let url = v["nats"][0].as_str()?.to_owned();
+                    url.rsplit(':').next()?.parse::<u16>().ok()
+                });
+            if let Some(p) = found {
+                break p;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nats-server did not start"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        self.port = port;
+        self.child = Some(child);
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// A client that keeps reconnecting across outages.
+    pub async fn client(&self) -> async_nats::Client {
+        async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connect(self.url())
+            .await
+            .unwrap()
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            child.kill().ok();
+            child.wait().ok();
+        }
+    }
+
+    /// Starts again on the same port and storage.
+    pub async fn restart(&mut self) {
+        self.stop();
+        let port = self.port;
+        self.spawn(Some(port)).await;
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }

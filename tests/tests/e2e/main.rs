@@ -3,6 +3,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin_api;
+mod bus_contract;
+mod publisher;
 mod reflection_health;
 mod secrets;
 mod store_contract;

@@ -1,0 +1,136 @@
+//! The production bus: a NATS JetStream KV bucket, key per tenant, value the encoded
+//! `TenantPolicy`. Publishes use the bucket's compare-and-set (`create` / `update` against
+//! the entry's sequence), so concurrent publishers cannot move a key backwards.
+
+use crate::{BusError, PolicyBus, PolicyEvent, Published, Result, decode};
+use async_nats::jetstream::kv::{self, Operation};
+use futures::StreamExt as _;
+use futures::stream::BoxStream;
+use prost::Message as _;
+use switchyard_proto::policy::v1::TenantPolicy;
+
+/// The default bucket name.
+pub const POLICY_BUCKET: &str = "switchyard-policy";
+
+#[derive(Debug, Clone)]
+pub struct NatsBus {
+    js: async_nats::jetstream::Context,
+    bucket: String,
+    /// Opened on first use, so a bus can be made before NATS is reachable.
+    kv: std::sync::Arc<tokio::sync::OnceCell<kv::Store>>,
+}
+
+fn unavailable(e: impl std::fmt::Display) -> BusError {
+    BusError::Unavailable(e.to_string())
+}
+
+impl NatsBus {
+    /// A bus over `bucket` on `client`'s server; the bucket is opened (and created if
+    /// missing) on first use.
+    pub fn new(client: async_nats::Client, bucket: &str) -> Self {
+        Self {
+            js: async_nats::jetstream::new(client),
+            bucket: bucket.to_owned(),
+            kv: Default::default(),
+        }
+    }
+
+    async fn kv(&self) -> Result<&kv::Store> {
+        self.kv
+            .get_or_try_init(|| async {
+                match self.js.get_key_value(&self.bucket).await {
+                    Ok(kv) => Ok(kv),
+                    Err(_) => self
+                        .js
+                        .create_key_value(kv::Config {
+                            bucket: self.bucket.clone(),
+                            description: "Switchyard compiled tenant policies, key per tenant"
+                                .into(),
+                            history: 1,
+                            ..Default::default()
+                        })
+                        .await
+                        .map_err(unavailable),
+                }
+            })
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl PolicyBus for NatsBus {
+    async fn publish(&self, policy: &TenantPolicy) -> Result<Published> {
+        let key = policy.tenant.as_str();
+        let kv = self.kv().await?;
+        let bytes: bytes::Bytes = policy.encode_to_vec().into();
+        // A lost compare-and-set means another publisher wrote meanwhile: look again.
+        for _ in 0..16 {
+            let entry = kv.entry(key).await.map_err(unavailable)?;
+            let written = match entry {
+                Some(e) if e.operation == Operation::Put => {
+                    let stored = decode(key, &e.value)?;
+                    if stored.revision >= policy.revision {
+                        return Ok(Published::Stale {
+                            stored: stored.revision,
+                        });
+                    }
+                    kv.update(key, bytes.clone(), e.revision).await.is_ok()
+                }
+                Some(e) => kv.update(key, bytes.clone(), e.revision).await.is_ok(),
+                None => kv.create(key, bytes.clone()).await.is_ok(),
+            };
+            if written {
+                return Ok(Published::Written);
+            }
+        }
+        Err(BusError::Unavailable(format!(
+            "could not publish the policy of {key:?}: too many concurrent writers"
+        )))
+    }
+
+    async fn get(&self, tenant: &str) -> Result<Option<TenantPolicy>> {
+        match self.kv().await?.entry(tenant).await.map_err(unavailable)? {
+            Some(e) if e.operation == Operation::Put => Ok(Some(decode(tenant, &e.value)?)),
+            _ => Ok(None),
+        }
+    }
+
+    async fn watch(&self) -> Result<BoxStream<'static, Result<PolicyEvent>>> {
+        // An empty bucket delivers nothing until the first change, so ask first whether
+        // there is anything to wait for.
+        let kv = self.kv().await?;
+        // `kv.status()` reports what the bucket held when it was opened; ask afresh.
+        let mut stream = self
+            .js
+            .get_stream(format!("KV_{}", self.bucket))
+            .await
+            .map_err(unavailable)?;
+        let empty = stream.info().await.map_err(unavailable)?.state.messages == 0;
+        // Last value per key first (watch_all would start at new changes only).
+        let watch = kv.watch_with_history(">").await.map_err(unavailable)?;
+        let mut synced = empty;
+        let events = watch.flat_map(move |entry| {
+            let mut out = Vec::with_capacity(2);
+            match entry {
+                Err(e) => out.push(Err(unavailable(e))),
+                Ok(e) => {
+                    out.push(match e.operation {
+                        Operation::Put => {
+                            decode(&e.key, &e.value).map(|p| PolicyEvent::Put(Box::new(p)))
+                        }
+                        Operation::Delete | Operation::Purge => Ok(PolicyEvent::Removed {
+                            tenant: e.key.clone(),
+                        }),
+                    });
+                    if !synced && e.delta == 0 {
+                        synced = true;
+                        out.push(Ok(PolicyEvent::Synced));
+                    }
+                }
+            }
+            futures::stream::iter(out)
+        });
+        let head = futures::stream::iter(empty.then_some(Ok(PolicyEvent::Synced)));
+        Ok(head.chain(events).boxed())
+    }
+}
