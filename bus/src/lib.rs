@@ -61,6 +61,11 @@ pub trait PolicyBus: Send + Sync + std::fmt::Debug + 'static {
     /// Current values, then [`PolicyEvent::Synced`], then changes as they happen. The
     /// stream ends or yields an error when the bus is lost; watch again to resume.
     async fn watch(&self) -> Result<BoxStream<'static, Result<PolicyEvent>>>;
+
+    /// Whether the bus is reachable right now (for health and the policy-age metric).
+    fn is_connected(&self) -> bool {
+        true
+    }
 }
 
 /// A tombstone: what is published when a tenant is deleted.

@@ -14,6 +14,7 @@ pub const POLICY_BUCKET: &str = "switchyard-policy";
 
 #[derive(Debug, Clone)]
 pub struct NatsBus {
+    client: async_nats::Client,
     js: async_nats::jetstream::Context,
     bucket: String,
     /// Opened on first use, so a bus can be made before NATS is reachable.
@@ -29,7 +30,8 @@ impl NatsBus {
     /// missing) on first use.
     pub fn new(client: async_nats::Client, bucket: &str) -> Self {
         Self {
-            js: async_nats::jetstream::new(client),
+            js: async_nats::jetstream::new(client.clone()),
+            client,
             bucket: bucket.to_owned(),
             kv: Default::default(),
         }
@@ -93,6 +95,10 @@ impl PolicyBus for NatsBus {
             Some(e) if e.operation == Operation::Put => Ok(Some(decode(tenant, &e.value)?)),
             _ => Ok(None),
         }
+    }
+
+    fn is_connected(&self) -> bool {
+        self.client.connection_state() == async_nats::connection::State::Connected
     }
 
     async fn watch(&self) -> Result<BoxStream<'static, Result<PolicyEvent>>> {

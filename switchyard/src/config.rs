@@ -250,3 +250,121 @@ mod tests {
         assert!(format!("{err:#}").contains("master-key"), "{err:#}");
     }
 }
+
+#[derive(Debug, Default, clap::Args, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct WorkerArgs {
+    /// NATS server the compiled policies are read from, e.g. nats://nats:4222.
+    #[arg(long, env = "SWITCHYARD_NATS_URL")]
+    nats_url: Option<String>,
+    /// Address of the tenant-facing MCP endpoint [default: 127.0.0.1:8080].
+    #[arg(long, env = "SWITCHYARD_HTTP_LISTEN")]
+    http_listen: Option<SocketAddr>,
+    /// Address of /healthz, /readyz and /metrics [default: 127.0.0.1:9091].
+    #[arg(long, env = "SWITCHYARD_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// Key that opens secrets in published policies (the control plane's policy-key).
+    #[arg(long, env = "SWITCHYARD_POLICY_KEY", hide_env_values = true)]
+    policy_key: Option<String>,
+    /// Public base URL clients use, e.g. https://mcp.example.com: only its host is accepted
+    /// in Host and only its origin in Origin [default: loopback only].
+    #[arg(long, env = "SWITCHYARD_PUBLIC_URL")]
+    public_url: Option<url::Url>,
+    /// CIDRs upstreams may resolve to despite the private-range guard, comma-separated.
+    #[arg(long, env = "SWITCHYARD_UPSTREAM_ALLOW", value_delimiter = ',')]
+    upstream_allow: Option<Vec<IpNet>>,
+    /// TOML file with the same keys as these flags.
+    #[arg(long, env = "SWITCHYARD_CONFIG")]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+}
+
+/// A validated worker configuration.
+#[derive(Debug)]
+pub struct WorkerSettings {
+    pub nats_url: String,
+    pub http_listen: SocketAddr,
+    pub metrics_listen: SocketAddr,
+    pub config: switchyard_worker::Config,
+}
+
+impl WorkerArgs {
+    pub fn validate(self) -> anyhow::Result<WorkerSettings> {
+        let args = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                let file: WorkerArgs = toml::from_str(&text)
+                    .with_context(|| format!("config file {}", path.display()))?;
+                WorkerArgs {
+                    nats_url: self.nats_url.or(file.nats_url),
+                    http_listen: self.http_listen.or(file.http_listen),
+                    metrics_listen: self.metrics_listen.or(file.metrics_listen),
+                    policy_key: self.policy_key.or(file.policy_key),
+                    public_url: self.public_url.or(file.public_url),
+                    upstream_allow: self.upstream_allow.or(file.upstream_allow),
+                    config: None,
+                }
+            }
+            None => self,
+        };
+        let Some(nats_url) = args.nats_url else {
+            bail!("nats-url (SWITCHYARD_NATS_URL) is required");
+        };
+        let Some(policy) = args.policy_key else {
+            bail!("policy-key (SWITCHYARD_POLICY_KEY) is required: the control plane's policy key");
+        };
+        if let Some(url) = &args.public_url
+            && (url.host_str().is_none() || !matches!(url.scheme(), "http" | "https"))
+        {
+            bail!("public-url (SWITCHYARD_PUBLIC_URL) must be an http(s) URL with a host");
+        }
+        let mut config =
+            switchyard_worker::Config::new(Keyring::new(parse_key("policy-key", &policy)?));
+        config.public_url = args.public_url;
+        config.upstream_guard = UpstreamGuard::new(args.upstream_allow.unwrap_or_default());
+        Ok(WorkerSettings {
+            nats_url,
+            http_listen: args
+                .http_listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            metrics_listen: args
+                .metrics_listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9091))),
+            config,
+        })
+    }
+}
+
+pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
+    let settings = args.validate()?;
+    let client = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connect(settings.nats_url.as_str())
+        .await
+        .with_context(|| format!("nats-url {:?}", settings.nats_url))?;
+    let bus = std::sync::Arc::new(switchyard_bus::NatsBus::new(
+        client,
+        switchyard_bus::POLICY_BUCKET,
+    ));
+    let http = tokio::net::TcpListener::bind(settings.http_listen)
+        .await
+        .with_context(|| format!("binding http-listen {}", settings.http_listen))?;
+    let metrics = tokio::net::TcpListener::bind(settings.metrics_listen)
+        .await
+        .with_context(|| format!("binding metrics-listen {}", settings.metrics_listen))?;
+    tracing::info!(
+        mcp = %http.local_addr()?,
+        metrics = %metrics.local_addr()?,
+        "worker listening"
+    );
+    switchyard_worker::run(
+        settings.config,
+        http,
+        metrics,
+        bus,
+        crate::shutdown_signal(),
+    )
+    .await?;
+    Ok(())
+}

@@ -19,6 +19,9 @@ pub struct DevArgs {
         default_value = "127.0.0.1:50051"
     )]
     grpc_listen: SocketAddr,
+    /// Address of the MCP endpoint (`/t/{tenant}/mcp`).
+    #[arg(long, env = "SWITCHYARD_HTTP_LISTEN", default_value = "127.0.0.1:8080")]
+    http_listen: SocketAddr,
     /// CIDRs connectors may point to despite the private-range guard [default: loopback].
     #[arg(
         long,
@@ -94,6 +97,14 @@ pub async fn run(args: DevArgs, data_dir: &Path) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding grpc-listen {}", args.grpc_listen))?;
     let addr = listener.local_addr()?;
+    let http = tokio::net::TcpListener::bind(args.http_listen)
+        .await
+        .with_context(|| format!("binding http-listen {}", args.http_listen))?;
+    let http_addr = http.local_addr()?;
+    let metrics = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .context("binding the metrics listener")?;
+    let metrics_addr = metrics.local_addr()?;
     let token_note = if new_token {
         "created"
     } else {
@@ -102,16 +113,23 @@ pub async fn run(args: DevArgs, data_dir: &Path) -> anyhow::Result<()> {
     println!(
         "Switchyard dev is running.\n\
          \x20 admin API (gRPC):  http://{addr}\n\
+         \x20 MCP endpoints:     http://{http_addr}/t/<tenant>/mcp\n\
+         \x20 health, metrics:   http://{metrics_addr}/metrics\n\
          \x20 data directory:    {dir}\n\
          \x20 operator token:    {token_path} ({token_note}; the CLI reads it from there)\n\n\
          Try:\n\
          \x20 switchyard tenant create acme\n\
+         \x20 switchyard connector add --tenant acme --name everything --url http://127.0.0.1:3001/mcp\n\
          \x20 switchyard key create --tenant acme\n\
+         \x20 then point an MCP client at http://{http_addr}/t/acme/mcp with `Authorization: Bearer <key>`\n\
          With grpcurl:\n\
          \x20 grpcurl -plaintext -H \"authorization: Bearer $(cat {token_path})\" {addr} list",
         dir = dir.display(),
         token_path = token_path.display(),
     );
+    let bus = std::sync::Arc::new(switchyard_bus::MemoryBus::default());
+    let mut worker_config = switchyard_worker::Config::new(Keyring::new(policy.clone()));
+    worker_config.upstream_guard = UpstreamGuard::new(args.upstream_allow.clone());
     let config = switchyard_control_plane::Config {
         keys: Keys {
             master: Keyring::new(master),
@@ -119,8 +137,22 @@ pub async fn run(args: DevArgs, data_dir: &Path) -> anyhow::Result<()> {
         },
         upstream_guard: UpstreamGuard::new(args.upstream_allow),
         bootstrap_token: Some(token),
-        policy_bus: Some(std::sync::Arc::new(switchyard_bus::MemoryBus::default())),
+        policy_bus: Some(bus.clone()),
     };
-    switchyard_control_plane::serve(listener, store, config, crate::shutdown_signal()).await?;
+    // Both stop on the same signal: the worker first hands over its shutdown to the
+    // control plane through a channel.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(switchyard_worker::run(worker_config, http, metrics, bus, {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    }));
+    let control = switchyard_control_plane::serve(listener, store, config, async move {
+        crate::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    control.await?;
+    worker.await??;
     Ok(())
 }

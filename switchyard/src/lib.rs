@@ -26,6 +26,8 @@ pub struct Cli {
 enum Command {
     /// Run the control plane: admin API on PostgreSQL.
     ControlPlane(config::ControlPlaneArgs),
+    /// Run a worker: serves tenants' MCP endpoints from policies on NATS.
+    Worker(config::WorkerArgs),
     /// Apply database migrations and exit.
     Migrate(config::MigrateArgs),
     /// Run everything in one process on an embedded store, for a first try.
@@ -45,7 +47,9 @@ enum Command {
 /// `warn` for operator commands), `SWITCHYARD_LOG_FORMAT=json` switches to JSON lines.
 pub fn init_tracing(cli: &Cli) {
     let default = match cli.command {
-        Command::ControlPlane(_) | Command::Migrate(_) | Command::Dev(_) => "info,sqlx=warn",
+        Command::ControlPlane(_) | Command::Worker(_) | Command::Migrate(_) | Command::Dev(_) => {
+            "info,sqlx=warn"
+        }
         _ => "warn",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
@@ -64,6 +68,7 @@ pub fn init_tracing(cli: &Cli) {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::ControlPlane(args) => config::run_control_plane(args).await,
+        Command::Worker(args) => config::run_worker(args).await,
         Command::Migrate(args) => config::run_migrate(args).await,
         Command::Dev(args) => dev::run(args, &cli.global.data_dir).await,
         Command::Tenant(cmd) => ops::tenant(&cli.global, cmd).await,

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    // One TLS crypto provider for every client in the process (upstream MCP servers).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = switchyard::Cli::parse();
     switchyard::init_tracing(&cli);
     match switchyard::run(cli).await {

@@ -407,3 +407,77 @@ impl Drop for NatsServer {
         self.stop();
     }
 }
+
+// ---- workers and MCP clients ----
+
+pub mod upstream;
+
+/// Installs the process-wide TLS provider rmcp's HTTP client needs.
+pub fn install_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A worker serving on ephemeral ports; stopped when dropped.
+pub struct Worker {
+    pub mcp: SocketAddr,
+    pub metrics: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Worker {
+    /// Starts a worker following `bus`, opening secrets with `keys.policy`, allowed to
+    /// reach loopback upstreams.
+    pub async fn start(keys: &Keys, bus: std::sync::Arc<dyn switchyard_bus::PolicyBus>) -> Self {
+        capture_logs();
+        install_tls();
+        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (mcp, metrics_addr) = (http.local_addr().unwrap(), metrics.local_addr().unwrap());
+        let mut config = switchyard_worker::Config::new(keys.policy.clone());
+        config.upstream_guard = UpstreamGuard::new(vec!["127.0.0.0/8".parse().unwrap()]);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            switchyard_worker::run(config, http, metrics, bus, async {
+                stopped.await.ok();
+            })
+            .await
+            .unwrap();
+        });
+        Self {
+            mcp,
+            metrics: metrics_addr,
+            stop: Some(stop),
+        }
+    }
+
+    pub fn endpoint(&self, tenant: &str) -> String {
+        format!("http://{}/t/{tenant}/mcp", self.mcp)
+    }
+
+    pub fn metrics_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.metrics)
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop.send(()).ok();
+        }
+    }
+}
+
+/// An rmcp client session to `url` with `key` as bearer credential.
+pub async fn mcp_client(
+    url: &str,
+    key: &str,
+) -> Result<rmcp::service::RunningService<rmcp::RoleClient, ()>, String> {
+    use rmcp::ServiceExt as _;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+    install_tls();
+    let config =
+        StreamableHttpClientTransportConfig::with_uri(url.to_owned()).auth_header(key.to_owned());
+    let transport = StreamableHttpClientTransport::from_config(config);
+    ().serve(transport).await.map_err(|e| e.to_string())
+}

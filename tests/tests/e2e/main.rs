@@ -8,3 +8,4 @@ mod publisher;
 mod reflection_health;
 mod secrets;
 mod store_contract;
+mod worker;

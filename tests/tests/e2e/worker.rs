@@ -1,0 +1,544 @@
+//! The worker end to end: real PostgreSQL, a real NATS server, the control plane, a worker,
+//! rmcp clients and rmcp upstream servers. Tenants onboarded through gRPC reach their
+//! connectors' tools through the worker; credentials, suspensions, revocations and removed
+//! connectors are enforced.
+
+use rmcp::model::{CallToolRequestParams, GetPromptRequestParams, ReadResourceRequestParams};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use switchyard_bus::{NatsBus, PolicyBus};
+use switchyard_tests::admin::*;
+use switchyard_tests::upstream::TestUpstream;
+use switchyard_tests::{
+    ControlPlane, NatsServer, Worker, assert_eventually, mcp_client, mcp_connector, postgres_store,
+};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+struct Env {
+    nats: NatsServer,
+    cp: ControlPlane,
+    worker: Worker,
+}
+
+impl Env {
+    async fn start() -> Self {
+        let nats = NatsServer::start().await;
+        let bus: Arc<dyn PolicyBus> = Arc::new(NatsBus::new(nats.client().await, "policy"));
+        let cp = ControlPlane::start_with_bus(postgres_store().await, Some(bus)).await;
+        let worker_bus: Arc<dyn PolicyBus> = Arc::new(NatsBus::new(nats.client().await, "policy"));
+        let worker = Worker::start(&cp.keys, worker_bus).await;
+        let http = reqwest::Client::new();
+        assert_eventually!(
+            http.get(worker.metrics_url("/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200),
+            DEADLINE,
+            "worker ready"
+        );
+        Self { nats, cp, worker }
+    }
+
+    async fn key(&self, tenant: &str, role: ApiKeyRole) -> String {
+        self.cp
+            .keys_api()
+            .create_api_key(CreateApiKeyRequest {
+                tenant: tenant.into(),
+                role: role as i32,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .secret
+    }
+
+    async fn connector(
+        &self,
+        tenant: &str,
+        name: &str,
+        upstream: &TestUpstream,
+        prefix: Option<&str>,
+        headers: &[(&str, &str)],
+    ) {
+        let mut req = mcp_connector(tenant, name, &upstream.url, headers);
+        req.connector.as_mut().unwrap().prefix = prefix.map(Into::into);
+        self.cp.connectors().create_connector(req).await.unwrap();
+    }
+
+    /// An rmcp client session through the worker, once the worker knows the key.
+    async fn client(
+        &self,
+        tenant: &str,
+        key: &str,
+    ) -> rmcp::service::RunningService<rmcp::RoleClient, ()> {
+        let url = self.worker.endpoint(tenant);
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            match mcp_client(&url, key).await {
+                Ok(c) => return c,
+                Err(e) if Instant::now() > deadline => panic!("no MCP session with {url}: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    /// POSTs a JSON-RPC message to `tenant`'s endpoint with the given bearer token.
+    async fn post(
+        &self,
+        tenant: &str,
+        token: Option<&str>,
+        body: serde_json::Value,
+    ) -> reqwest::Response {
+        let mut req = reqwest::Client::new()
+            .post(self.worker.endpoint(tenant))
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .header("mcp-protocol-version", "2025-06-18")
+            .json(&body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.unwrap()
+    }
+}
+
+fn initialize() -> serde_json::Value {
+    serde_json::json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    })
+}
+
+fn text_of(result: &rmcp::model::CallToolResult) -> String {
+    result
+        .content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("")
+}
+
+async fn call(
+    client: &rmcp::service::RunningService<rmcp::RoleClient, ()>,
+    name: &str,
+    args: serde_json::Value,
+) -> rmcp::model::CallToolResult {
+    let mut params = CallToolRequestParams::new(name.to_owned());
+    if let serde_json::Value::Object(map) = args {
+        params = params.with_arguments(map);
+    }
+    client.peer().call_tool(params).await.unwrap()
+}
+
+async fn tool_names(client: &rmcp::service::RunningService<rmcp::RoleClient, ()>) -> Vec<String> {
+    let mut names: Vec<String> = client
+        .peer()
+        .list_all_tools()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn tenant_tools_are_aggregated_and_called_through_the_worker() {
+    let env = Env::start().await;
+    let a = TestUpstream::start("A").await;
+    let b = TestUpstream::start("B").await;
+    env.cp.create_tenant("acme").await;
+    let mut req = mcp_connector(
+        "acme",
+        "alpha",
+        &a.url,
+        &[("authorization", "Bearer upstream-secret-A")],
+    );
+    req.connector.as_mut().unwrap().deny_tools = vec!["delete_*".into()];
+    env.cp.connectors().create_connector(req).await.unwrap();
+    env.connector(
+        "acme",
+        "beta",
+        &b,
+        Some(""),
+        &[("x-api-key", "upstream-secret-B")],
+    )
+    .await;
+    let key = env.key("acme", ApiKeyRole::Editor).await;
+
+    let client = env.client("acme", &key).await;
+    let want = [
+        "add",
+        "alpha__add",
+        "alpha__echo",
+        "alpha__whoami",
+        "delete_everything",
+        "echo",
+        "whoami",
+    ];
+    assert_eventually!(
+        tool_names(&client).await == want,
+        DEADLINE,
+        "tools of both connectors listed: {:?}",
+        tool_names(&client).await
+    );
+
+    assert_eq!(
+        text_of(&call(&client, "alpha__whoami", serde_json::json!({})).await),
+        "upstream A"
+    );
+    assert_eq!(
+        text_of(&call(&client, "whoami", serde_json::json!({})).await),
+        "upstream B"
+    );
+    assert_eq!(
+        text_of(&call(&client, "alpha__add", serde_json::json!({"a": 2, "b": 3})).await),
+        "5"
+    );
+    assert_eq!(
+        text_of(&call(&client, "echo", serde_json::json!({"text": "hi"})).await),
+        "hi"
+    );
+    let denied = client
+        .peer()
+        .call_tool(CallToolRequestParams::new("alpha__delete_everything"))
+        .await;
+    assert!(
+        denied.is_err(),
+        "a denied tool cannot be called: {denied:?}"
+    );
+
+    // Prompts are prefixed like tools; resources keep their URIs.
+    let prompts: Vec<String> = client
+        .peer()
+        .list_all_prompts()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert!(
+        prompts.contains(&"alpha__greet".to_owned()) && prompts.contains(&"greet".to_owned()),
+        "{prompts:?}"
+    );
+    let prompt = client
+        .peer()
+        .get_prompt(GetPromptRequestParams::new("alpha__greet"))
+        .await
+        .unwrap();
+    assert!(format!("{prompt:?}").contains("hello from A"));
+    let resource = client
+        .peer()
+        .read_resource(ReadResourceRequestParams::new("test://B/info"))
+        .await
+        .unwrap();
+    assert!(format!("{resource:?}").contains("info of B"));
+
+    // Upstreams got their connector's secret header, never the client's key.
+    let (_, client_secret) = switchyard_common::apikey::parse(&key).unwrap();
+    for (upstream, header, value) in [
+        (&a, "authorization", "Bearer upstream-secret-A"),
+        (&b, "x-api-key", "upstream-secret-B"),
+    ] {
+        let seen = upstream.seen_headers();
+        assert!(!seen.is_empty());
+        for h in &seen {
+            assert_eq!(h.get(header).and_then(|v| v.to_str().ok()), Some(value));
+            assert!(
+                !format!("{h:?}").contains(client_secret),
+                "client key passed upstream"
+            );
+        }
+    }
+    client.cancel().await.ok();
+}
+
+#[tokio::test]
+async fn credentials_are_checked_and_suspension_is_explained() {
+    let env = Env::start().await;
+    let up = TestUpstream::start("A").await;
+    env.cp.create_tenant("acme").await;
+    env.cp.create_tenant("other").await;
+    env.connector("acme", "alpha", &up, None, &[]).await;
+    let acme_key = env.key("acme", ApiKeyRole::Editor).await;
+    let other_key = env.key("other", ApiKeyRole::Editor).await;
+    assert_eventually!(
+        env.post("acme", Some(&acme_key), initialize())
+            .await
+            .status()
+            == 200,
+        DEADLINE,
+        "the key works"
+    );
+
+    let missing = env.post("acme", None, initialize()).await;
+    assert_eq!(missing.status(), 401);
+    assert!(missing.headers().get("www-authenticate").is_some());
+    let body: serde_json::Value = missing.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32001);
+
+    for (tenant, token) in [
+        (
+            "acme",
+            "sy_abcdefghijkl_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_owned(),
+        ),
+        ("acme", "not-a-key".to_owned()),
+        ("acme", format!("{acme_key}x")),
+        ("other", acme_key.clone()),
+        ("nobody", acme_key.clone()),
+        ("acme", other_key.clone()),
+    ] {
+        let r = env.post(tenant, Some(&token), initialize()).await;
+        assert_eq!(r.status(), 401, "{tenant} with {token:.12}...");
+        let challenge = r
+            .headers()
+            .get("www-authenticate")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(challenge.contains("invalid_token"), "{challenge}");
+    }
+
+    env.cp
+        .tenants()
+        .suspend_tenant(SuspendTenantRequest {
+            slug: "acme".into(),
+            reason: "invoice overdue".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eventually!(
+        env.post("acme", Some(&acme_key), initialize())
+            .await
+            .status()
+            == 403,
+        DEADLINE,
+        "suspension enforced"
+    );
+    let body: serde_json::Value = env
+        .post("acme", Some(&acme_key), initialize())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invoice overdue"),
+        "{body}"
+    );
+    // A wrong key still gets 401, not a hint that the tenant exists and is suspended.
+    assert_eq!(
+        env.post("acme", Some(&other_key), initialize())
+            .await
+            .status(),
+        401
+    );
+}
+
+#[tokio::test]
+async fn revocation_removal_and_suspension_reach_the_worker() {
+    let env = Env::start().await;
+    let up = TestUpstream::start("A").await;
+    env.cp.create_tenant("acme").await;
+    env.connector("acme", "alpha", &up, None, &[]).await;
+    env.connector("acme", "beta", &up, None, &[]).await;
+    let key = env.key("acme", ApiKeyRole::Editor).await;
+    let client = env.client("acme", &key).await;
+    assert_eventually!(
+        tool_names(&client).await.contains(&"beta__echo".to_owned()),
+        DEADLINE,
+        "beta listed"
+    );
+
+    // Removing a connector takes its tools away, in the session already open.
+    let started = Instant::now();
+    env.cp
+        .connectors()
+        .delete_connector(DeleteConnectorRequest {
+            tenant: "acme".into(),
+            name: "beta".into(),
+            etag: String::new(),
+        })
+        .await
+        .unwrap();
+    assert_eventually!(
+        !tool_names(&client).await.contains(&"beta__echo".to_owned()),
+        DEADLINE,
+        "beta removed"
+    );
+    println!("connector removal enforced after {:?}", started.elapsed());
+    assert!(
+        client
+            .peer()
+            .call_tool(CallToolRequestParams::new("beta__echo"))
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        text_of(&call(&client, "alpha__whoami", serde_json::json!({})).await),
+        "upstream A"
+    );
+
+    // Revoking the key shuts it out.
+    let id = switchyard_common::apikey::parse(&key)
+        .unwrap()
+        .0
+        .to_string();
+    let started = Instant::now();
+    env.cp
+        .keys_api()
+        .revoke_api_key(RevokeApiKeyRequest {
+            tenant: "acme".into(),
+            id,
+        })
+        .await
+        .unwrap();
+    assert_eventually!(
+        env.post("acme", Some(&key), initialize()).await.status() == 401,
+        DEADLINE,
+        "revocation enforced"
+    );
+    println!("key revocation enforced after {:?}", started.elapsed());
+
+    // Suspending the tenant shuts out its other keys.
+    let other = env.key("acme", ApiKeyRole::Editor).await;
+    assert_eventually!(
+        env.post("acme", Some(&other), initialize()).await.status() == 200,
+        DEADLINE,
+        "new key works"
+    );
+    let started = Instant::now();
+    env.cp
+        .tenants()
+        .suspend_tenant(SuspendTenantRequest {
+            slug: "acme".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eventually!(
+        env.post("acme", Some(&other), initialize()).await.status() == 403,
+        DEADLINE,
+        "suspension enforced"
+    );
+    println!("suspension enforced after {:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn viewers_call_only_read_only_tools() {
+    let env = Env::start().await;
+    let up = TestUpstream::start("A").await;
+    env.cp.create_tenant("acme").await;
+    env.connector("acme", "alpha", &up, None, &[]).await;
+    let key = env.key("acme", ApiKeyRole::Viewer).await;
+    let client = env.client("acme", &key).await;
+    assert_eq!(
+        text_of(&call(&client, "alpha__whoami", serde_json::json!({})).await),
+        "upstream A"
+    );
+    let before = up.calls.load(std::sync::atomic::Ordering::SeqCst);
+    let refused = call(&client, "alpha__echo", serde_json::json!({"text": "x"})).await;
+    assert_eq!(refused.is_error, Some(true));
+    assert!(
+        text_of(&refused).contains("viewer"),
+        "{}",
+        text_of(&refused)
+    );
+    assert_eq!(
+        up.calls.load(std::sync::atomic::Ordering::SeqCst),
+        before,
+        "the upstream was not called"
+    );
+}
+
+#[tokio::test]
+async fn workers_wait_for_policies_and_keep_serving_without_nats() {
+    let mut env = Env::start().await;
+    let up = TestUpstream::start("A").await;
+    env.cp.create_tenant("acme").await;
+    env.connector("acme", "alpha", &up, None, &[]).await;
+    let key = env.key("acme", ApiKeyRole::Editor).await;
+    let client = env.client("acme", &key).await;
+
+    // NATS goes away: the worker keeps serving its last policies and says how old they are.
+    env.nats.stop();
+    assert_eq!(
+        text_of(&call(&client, "alpha__whoami", serde_json::json!({})).await),
+        "upstream A"
+    );
+    let http = reqwest::Client::new();
+    let metrics_url = env.worker.metrics_url("/metrics");
+    assert_eventually!(
+        {
+            let text = http
+                .get(&metrics_url)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            text.lines().any(|l| {
+                l.starts_with("switchyard_worker_policy_age_seconds") && !l.ends_with(" 0.0")
+            }) && text.contains("switchyard_worker_policy_bus_connected 0")
+        },
+        DEADLINE,
+        "policy age reported"
+    );
+
+    // A worker started while NATS is down is not ready and serves nobody.
+    let late_bus: Arc<dyn PolicyBus> = Arc::new(NatsBus::new(env.nats.client().await, "policy"));
+    let late = Worker::start(&env.cp.keys, late_bus).await;
+    let ready = http.get(late.metrics_url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let r = reqwest::Client::new()
+        .post(late.endpoint("acme"))
+        .bearer_auth(&key)
+        .header("accept", "application/json, text/event-stream")
+        .json(&initialize())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "no policy, no tenant");
+
+    // Changes made meanwhile arrive once NATS is back.
+    env.cp
+        .tenants()
+        .suspend_tenant(SuspendTenantRequest {
+            slug: "acme".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    env.nats.restart().await;
+    assert_eventually!(
+        http.get(late.metrics_url("/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200),
+        Duration::from_secs(60),
+        "late worker ready after NATS returns"
+    );
+    for w in [&env.worker, &late] {
+        let endpoint = w.endpoint("acme");
+        assert_eventually!(
+            reqwest::Client::new()
+                .post(&endpoint)
+                .bearer_auth(&key)
+                .header("accept", "application/json, text/event-stream")
+                .json(&initialize())
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 403),
+            Duration::from_secs(60),
+            "suspension made during the outage enforced by {endpoint}"
+        );
+    }
+}

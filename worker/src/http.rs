@@ -1,0 +1,301 @@
+//! The worker's HTTP surface. The tenant-facing listener serves `/t/{tenant}/mcp`:
+//! authenticate, bind sessions to their tenant and key, then hand over to rmcp's Streamable
+//! HTTP service (both protocol eras, Host and Origin checks, body cap). The metrics
+//! listener serves `/healthz`, `/readyz` and `/metrics`, never on the tenant-facing port.
+
+use crate::Config;
+use crate::auth::{AuthError, Authenticator, Caller};
+use crate::handler::Gateway;
+use crate::metrics::{Metrics, ReasonLabel, StatusLabel};
+use crate::policy::Policies;
+use crate::upstream::Upstreams;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::serve::ListenerExt as _;
+use http::{HeaderValue, Request, StatusCode};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use switchyard_common::ErrorCode;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+const SESSION_HEADER: &str = "mcp-session-id";
+
+pub struct App {
+    policies: Arc<Policies>,
+    auth: Authenticator,
+    mcp: StreamableHttpService<Gateway, LocalSessionManager>,
+    /// Which tenant and key opened each session: a session id never authenticates.
+    sessions: Mutex<HashMap<String, (String, String)>>,
+    metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").finish_non_exhaustive()
+    }
+}
+
+impl App {
+    pub fn new(
+        config: &Config,
+        policies: Arc<Policies>,
+        metrics: Arc<Metrics>,
+        cancel: CancellationToken,
+    ) -> std::io::Result<Arc<Self>> {
+        let upstreams = Arc::new(
+            Upstreams::new(config.upstream_guard.clone())
+                .map_err(|e| std::io::Error::other(e.to_string()))?,
+        );
+        let gateway = Gateway::new(policies.clone(), upstreams);
+        let mut mcp_config = StreamableHttpServerConfig::default()
+            .with_cancellation_token(cancel)
+            .with_max_request_body_bytes(config.max_body_bytes);
+        if let Some(public) = &config.public_url {
+            let host = public.host_str().unwrap_or_default().to_owned();
+            let mut hosts = vec![host.clone()];
+            if let Some(port) = public.port() {
+                hosts.push(format!("{host}:{port}"));
+            }
+            mcp_config = mcp_config
+                .with_allowed_hosts(hosts)
+                .with_allowed_origins([public.origin().ascii_serialization()])
+                .enforce_origin_validation();
+        } else {
+            // Loopback only (rmcp's default hosts), and no browser origin but loopback.
+            mcp_config = mcp_config
+                .with_allowed_origins(["http://localhost:*", "http://127.0.0.1:*"])
+                .enforce_origin_validation();
+        }
+        let mcp = StreamableHttpService::new(
+            move || Ok(gateway.clone()),
+            Arc::new(LocalSessionManager::default()),
+            mcp_config,
+        );
+        Ok(Arc::new(Self {
+            policies,
+            auth: Authenticator::default(),
+            mcp,
+            sessions: Mutex::default(),
+            metrics,
+        }))
+    }
+}
+
+/// A JSON-RPC error response with an HTTP status, for failures before MCP handling.
+fn rpc_error(status: StatusCode, code: ErrorCode, message: &str) -> Response {
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": { "code": code.jsonrpc(), "message": message },
+    });
+    (
+        status,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn unauthorized(message: &str, invalid: bool) -> Response {
+    let mut resp = rpc_error(
+        StatusCode::UNAUTHORIZED,
+        ErrorCode::Unauthenticated,
+        message,
+    );
+    let challenge = if invalid {
+        "Bearer realm=\"switchyard\", error=\"invalid_token\""
+    } else {
+        "Bearer realm=\"switchyard\""
+    };
+    resp.headers_mut().insert(
+        http::header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(challenge),
+    );
+    resp
+}
+
+async fn mcp_entry(
+    State(app): State<Arc<App>>,
+    Path(tenant): Path<String>,
+    mut req: Request<Body>,
+) -> Response {
+    let response = mcp_inner(&app, &tenant, &mut req).await;
+    app.metrics
+        .requests
+        .get_or_create(&StatusLabel {
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
+}
+
+async fn mcp_inner(app: &Arc<App>, tenant: &str, req: &mut Request<Body>) -> Response {
+    let policy = app.policies.get(tenant);
+    let authorization = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let caller: Caller = match app
+        .auth
+        .authenticate(policy.as_deref(), authorization)
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => {
+            let (reason, resp) = match e {
+                AuthError::Missing => (
+                    "missing",
+                    unauthorized("send your API key as `Authorization: Bearer sy_...`", false),
+                ),
+                AuthError::Invalid => (
+                    "invalid",
+                    unauthorized("the API key is not valid for this endpoint", true),
+                ),
+                AuthError::Suspended(reason) => {
+                    let message = if reason.is_empty() {
+                        "this tenant is suspended; contact your operator".to_owned()
+                    } else {
+                        format!("this tenant is suspended: {reason}")
+                    };
+                    (
+                        "suspended",
+                        rpc_error(StatusCode::FORBIDDEN, ErrorCode::PermissionDenied, &message),
+                    )
+                }
+            };
+            app.metrics
+                .auth_failures
+                .get_or_create(&ReasonLabel { reason })
+                .inc();
+            return resp;
+        }
+    };
+    let owner = (caller.tenant.clone(), caller.key_id.clone());
+    let session = req
+        .headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Some(id) = &session {
+        let bound = app.sessions.lock().ok().and_then(|s| s.get(id).cloned());
+        if bound.is_some_and(|b| b != owner) {
+            // As if it did not exist: a session id is no credential.
+            return rpc_error(
+                StatusCode::NOT_FOUND,
+                ErrorCode::NotFound,
+                "session not found",
+            );
+        }
+    }
+    let is_delete = req.method() == http::Method::DELETE;
+    let mut forwarded = Request::from_parts(
+        {
+            let (parts, _) = Request::new(()).into_parts();
+            parts
+        },
+        Body::empty(),
+    );
+    std::mem::swap(&mut forwarded, req);
+    forwarded.extensions_mut().insert(caller);
+    let response = app.mcp.handle(forwarded).await.map(Body::new);
+    if let Ok(mut sessions) = app.sessions.lock() {
+        if let Some(id) = response
+            .headers()
+            .get(SESSION_HEADER)
+            .and_then(|v| v.to_str().ok())
+            && session.is_none()
+        {
+            sessions.insert(id.to_owned(), owner);
+        }
+        if is_delete
+            && response.status().is_success()
+            && let Some(id) = &session
+        {
+            sessions.remove(id);
+        }
+    }
+    response
+}
+
+pub fn router(app: Arc<App>) -> axum::Router {
+    axum::Router::new()
+        .route("/t/{tenant}/mcp", any(mcp_entry))
+        .with_state(app)
+}
+
+/// Serves the MCP endpoint until `cancel` fires, then drains.
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await
+}
+
+/// Serves `/healthz`, `/readyz` and `/metrics` until `cancel` fires.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    metrics: Arc<Metrics>,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    let sampler = {
+        let metrics = metrics.clone();
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    _ = tick.tick() => metrics.sample(),
+                }
+            }
+        })
+    };
+    let app = axum::Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            get(|State(m): State<Arc<Metrics>>| async move {
+                if m.is_ready() {
+                    (StatusCode::OK, "ready")
+                } else {
+                    (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "initial policy load not complete",
+                    )
+                }
+            }),
+        )
+        .route(
+            "/metrics",
+            get(|State(m): State<Arc<Metrics>>| async move {
+                (
+                    [(
+                        http::header::CONTENT_TYPE,
+                        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                    )],
+                    m.render(),
+                )
+            }),
+        )
+        .with_state(metrics);
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await;
+    sampler.abort();
+    served
+}

@@ -1,0 +1,290 @@
+//! The worker's view of tenant policies: decoded, secrets opened, globs compiled, ready for
+//! the request path. Follows the policy bus: applies a value only if its revision is higher
+//! than the one held, drops tenants on tombstones, and keeps serving the last good policies
+//! while the bus is away.
+
+use futures::StreamExt as _;
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+use switchyard_bus::{PolicyBus, PolicyEvent};
+use switchyard_common::seal::{Keyring, policy_header_aad};
+use switchyard_proto::policy::v1 as pb;
+
+pub use pb::{Role, Status};
+
+/// One connector as the request path uses it.
+#[derive(Debug)]
+pub struct Connector {
+    pub name: String,
+    pub prefix: String,
+    pub url: String,
+    /// Header values in plaintext: kept in memory only, never logged.
+    pub headers: http::HeaderMap,
+    pub timeout: Duration,
+    allow: Option<GlobSet>,
+    deny: GlobSet,
+    /// Identifies this configuration; an upstream client made for another is replaced.
+    pub fingerprint: u64,
+}
+
+impl Connector {
+    /// Whether the upstream tool `name` is exposed.
+    pub fn exposes(&self, name: &str) -> bool {
+        self.allow.as_ref().is_none_or(|a| a.is_match(name)) && !self.deny.is_match(name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Key {
+    pub verifier: String,
+    pub role: Role,
+    pub requests_per_second: u32,
+    pub burst: u32,
+    pub expires: Option<SystemTime>,
+}
+
+#[derive(Debug)]
+pub struct Tenant {
+    pub slug: String,
+    pub revision: u64,
+    pub status: Status,
+    pub suspend_reason: String,
+    pub quotas: pb::Quotas,
+    pub connectors: Vec<Arc<Connector>>,
+    pub keys: HashMap<String, Key>,
+}
+
+fn globs(patterns: &[String]) -> GlobSet {
+    let mut b = GlobSetBuilder::new();
+    for p in patterns {
+        // The control plane validated the patterns; one that still fails matches nothing.
+        if let Ok(g) = Glob::new(p) {
+            b.add(g);
+        }
+    }
+    b.build().unwrap_or_else(|_| GlobSet::empty())
+}
+
+fn fingerprint(parts: &[&[u8]]) -> u64 {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p);
+    }
+    let d = h.finalize();
+    u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+}
+
+fn to_system_time(t: &prost_types::Timestamp) -> Option<SystemTime> {
+    let secs = u64::try_from(t.seconds).ok()?;
+    Some(SystemTime::UNIX_EPOCH + Duration::new(secs, t.nanos.clamp(0, 999_999_999) as u32))
+}
+
+/// Builds the runtime view of a policy. A connector whose secrets do not open is left out
+/// (and logged): its tools disappear rather than being called without credentials.
+fn build(policy: pb::TenantPolicy, keys: &Keyring) -> Tenant {
+    let status = policy.status();
+    let mut connectors = Vec::new();
+    for c in policy.connectors {
+        let Some(pb::connector::Kind::Mcp(mcp)) = c.kind else {
+            continue;
+        };
+        let mut headers = http::HeaderMap::new();
+        let mut ok = true;
+        let mut material: Vec<Vec<u8>> =
+            vec![c.name.as_bytes().to_vec(), mcp.url.as_bytes().to_vec()];
+        for h in &mcp.headers {
+            let aad = policy_header_aad(&policy.tenant, &c.name, &h.name);
+            let opened = keys.open(&aad, &h.sealed_value);
+            let parsed = opened.ok().and_then(|v| {
+                let name = http::HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+                let value = http::HeaderValue::from_bytes(&v).ok()?;
+                Some((name, value))
+            });
+            match parsed {
+                Some((name, mut value)) => {
+                    value.set_sensitive(true);
+                    material.push(h.name.as_bytes().to_vec());
+                    material.push(h.sealed_value.clone());
+                    headers.append(name, value);
+                }
+                None => {
+                    tracing::error!(
+                        tenant = %policy.tenant,
+                        connector = %c.name,
+                        header = %h.name,
+                        "connector secret does not open with this worker's policy key; connector left out"
+                    );
+                    ok = false;
+                }
+            }
+        }
+        if !ok {
+            continue;
+        }
+        material.push(c.timeout_ms.to_be_bytes().to_vec());
+        let fp = fingerprint(&material.iter().map(Vec::as_slice).collect::<Vec<_>>());
+        connectors.push(Arc::new(Connector {
+            prefix: c.prefix,
+            url: mcp.url,
+            headers,
+            timeout: Duration::from_millis(u64::from(c.timeout_ms.max(1))),
+            allow: (!c.allow_tools.is_empty()).then(|| globs(&c.allow_tools)),
+            deny: globs(&c.deny_tools),
+            fingerprint: fp,
+            name: c.name,
+        }));
+    }
+    let keys = policy
+        .keys
+        .into_iter()
+        .map(|k| {
+            let role = k.role();
+            (
+                k.id,
+                Key {
+                    verifier: k.verifier,
+                    role,
+                    requests_per_second: k.requests_per_second,
+                    burst: k.burst,
+                    expires: k.expire_time.as_ref().and_then(to_system_time),
+                },
+            )
+        })
+        .collect();
+    Tenant {
+        status,
+        slug: policy.tenant,
+        revision: policy.revision,
+        suspend_reason: policy.suspend_reason,
+        quotas: policy.quotas.unwrap_or_default(),
+        connectors,
+        keys,
+    }
+}
+
+/// All tenants this worker serves.
+#[derive(Debug)]
+pub struct Policies {
+    keys: Keyring,
+    tenants: RwLock<HashMap<String, Arc<Tenant>>>,
+    /// Highest revision seen per tenant, tombstones included.
+    revisions: RwLock<HashMap<String, u64>>,
+    ready: AtomicBool,
+}
+
+impl Policies {
+    pub fn new(keys: Keyring) -> Self {
+        Self {
+            keys,
+            tenants: RwLock::default(),
+            revisions: RwLock::default(),
+            ready: AtomicBool::new(false),
+        }
+    }
+
+    pub fn get(&self, tenant: &str) -> Option<Arc<Tenant>> {
+        self.tenants.read().ok()?.get(tenant).cloned()
+    }
+
+    pub fn tenant_count(&self) -> usize {
+        self.tenants.read().map(|t| t.len()).unwrap_or(0)
+    }
+
+    /// True once the initial load from the bus is complete.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Applies a policy if its revision is higher than the one held; returns whether it did.
+    pub fn apply(&self, policy: pb::TenantPolicy) -> bool {
+        let tenant = policy.tenant.clone();
+        let revision = policy.revision;
+        {
+            let Ok(mut revisions) = self.revisions.write() else {
+                return false;
+            };
+            let held = revisions.entry(tenant.clone()).or_insert(0);
+            if revision <= *held {
+                return false;
+            }
+            *held = revision;
+        }
+        if policy.status() == Status::Deleted {
+            if let Ok(mut t) = self.tenants.write() {
+                t.remove(&tenant);
+            }
+            tracing::info!(tenant = %tenant, revision, "tenant deleted");
+            return true;
+        }
+        let built = Arc::new(build(policy, &self.keys));
+        if let Ok(mut t) = self.tenants.write() {
+            t.insert(tenant.clone(), built);
+        }
+        tracing::debug!(tenant = %tenant, revision, "policy applied");
+        true
+    }
+
+    /// Drops a tenant whose key vanished from the bus.
+    pub fn remove(&self, tenant: &str) {
+        if let Ok(mut t) = self.tenants.write() {
+            t.remove(tenant);
+        }
+    }
+
+    fn mark_ready(&self) {
+        if !self.ready.swap(true, Ordering::AcqRel) {
+            tracing::info!(
+                tenants = self.tenant_count(),
+                "initial policy load complete"
+            );
+        }
+    }
+}
+
+/// Follows the bus until cancelled, watching again (with backoff) whenever the watch ends.
+pub async fn follow(
+    bus: Arc<dyn PolicyBus>,
+    policies: Arc<Policies>,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match bus.watch().await {
+            Ok(mut events) => loop {
+                let event = tokio::select! {
+                    () = cancel.cancelled() => return,
+                    e = events.next() => e,
+                };
+                match event {
+                    Some(Ok(PolicyEvent::Put(p))) => {
+                        policies.apply(*p);
+                        backoff = Duration::from_millis(100);
+                    }
+                    Some(Ok(PolicyEvent::Removed { tenant })) => policies.remove(&tenant),
+                    Some(Ok(PolicyEvent::Synced)) => policies.mark_ready(),
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "policy watch failed; watching again");
+                        break;
+                    }
+                    None => {
+                        tracing::warn!("policy watch ended; watching again");
+                        break;
+                    }
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "cannot watch policies")
+            }
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
