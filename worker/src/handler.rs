@@ -213,6 +213,41 @@ impl Gateway {
         catalog
     }
 
+    /// Sends a non-tool request to a connector. Failures are JSON-RPC errors naming the
+    /// connector (only tool calls answer failures with a result the model reads).
+    async fn forward<T, F>(
+        &self,
+        tenant: &Tenant,
+        connector: &Connector,
+        send: impl FnOnce(rmcp::service::Peer<rmcp::RoleClient>) -> F,
+    ) -> Result<T, McpError>
+    where
+        F: std::future::Future<Output = Result<T, rmcp::service::ServiceError>>,
+    {
+        let failed = |e: &dyn std::fmt::Display| {
+            McpError::internal_error(
+                format!("the {} connector failed: {e}", connector.name),
+                None,
+            )
+        };
+        let peer = self
+            .upstreams
+            .peer(&tenant.slug, connector)
+            .await
+            .map_err(|e| failed(&e))?;
+        match tokio::time::timeout(connector.timeout, send(peer)).await {
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => {
+                self.upstreams.forget(&tenant.slug, &connector.name);
+                Err(failed(&e))
+            }
+            Err(_) => Err(failed(&format!(
+                "no answer within {} ms",
+                connector.timeout.as_millis()
+            ))),
+        }
+    }
+
     /// Looks a name up, listing afresh once if the cached catalog does not know it.
     async fn resolve<T>(
         &self,
@@ -363,30 +398,13 @@ impl ServerHandler for Gateway {
         let connector = Self::connector(&tenant, &target.connector).ok_or_else(|| {
             McpError::invalid_params(format!("unknown prompt: {}", request.name), None)
         })?;
-        let peer = self
-            .upstreams
-            .peer(&tenant.slug, connector)
-            .await
-            .map_err(|e| {
-                McpError::internal_error(
-                    format!("the {} connector failed: {e}", connector.name),
-                    None,
-                )
-            })?;
         let mut params = request.clone();
         params.name = target.upstream;
         params.meta = None;
-        match tokio::time::timeout(connector.timeout, peer.get_prompt_once(params)).await {
-            Ok(Ok(r)) => Ok(r),
-            Ok(Err(e)) => Err(McpError::internal_error(
-                format!("the {} connector failed: {e}", connector.name),
-                None,
-            )),
-            Err(_) => Err(McpError::internal_error(
-                format!("the {} connector did not answer in time", connector.name),
-                None,
-            )),
-        }
+        self.forward(&tenant, connector, |peer| async move {
+            peer.get_prompt_once(params).await
+        })
+        .await
     }
 
     async fn list_resources(
@@ -442,28 +460,11 @@ impl ServerHandler for Gateway {
         let connector = Self::connector(&tenant, &owner).ok_or_else(|| {
             McpError::resource_not_found(format!("unknown resource: {uri}"), None)
         })?;
-        let peer = self
-            .upstreams
-            .peer(&tenant.slug, connector)
-            .await
-            .map_err(|e| {
-                McpError::internal_error(
-                    format!("the {} connector failed: {e}", connector.name),
-                    None,
-                )
-            })?;
         let mut params = request.clone();
         params.meta = None;
-        match tokio::time::timeout(connector.timeout, peer.read_resource_once(params)).await {
-            Ok(Ok(r)) => Ok(r),
-            Ok(Err(e)) => Err(McpError::internal_error(
-                format!("the {} connector failed: {e}", connector.name),
-                None,
-            )),
-            Err(_) => Err(McpError::internal_error(
-                format!("the {} connector did not answer in time", connector.name),
-                None,
-            )),
-        }
+        self.forward(&tenant, connector, |peer| async move {
+            peer.read_resource_once(params).await
+        })
+        .await
     }
 }

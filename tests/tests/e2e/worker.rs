@@ -91,17 +91,26 @@ impl Env {
         token: Option<&str>,
         body: serde_json::Value,
     ) -> reqwest::Response {
-        let mut req = reqwest::Client::new()
-            .post(self.worker.endpoint(tenant))
-            .header("accept", "application/json, text/event-stream")
-            .header("content-type", "application/json")
-            .header("mcp-protocol-version", "2025-06-18")
-            .json(&body);
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        req.send().await.unwrap()
+        post_to(&self.worker.endpoint(tenant), token, body).await
     }
+}
+
+/// POSTs a JSON-RPC message to an MCP endpoint with the given bearer token.
+async fn post_to(
+    endpoint: &str,
+    token: Option<&str>,
+    body: serde_json::Value,
+) -> reqwest::Response {
+    let mut req = reqwest::Client::new()
+        .post(endpoint)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send().await.unwrap()
 }
 
 fn initialize() -> serde_json::Value {
@@ -498,14 +507,7 @@ async fn workers_wait_for_policies_and_keep_serving_without_nats() {
     let late = Worker::start(&env.cp.keys, late_bus).await;
     let ready = http.get(late.metrics_url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
-    let r = reqwest::Client::new()
-        .post(late.endpoint("acme"))
-        .bearer_auth(&key)
-        .header("accept", "application/json, text/event-stream")
-        .json(&initialize())
-        .send()
-        .await
-        .unwrap();
+    let r = post_to(&late.endpoint("acme"), Some(&key), initialize()).await;
     assert_eq!(r.status(), 401, "no policy, no tenant");
 
     // Changes made meanwhile arrive once NATS is back.
@@ -529,14 +531,7 @@ async fn workers_wait_for_policies_and_keep_serving_without_nats() {
     for w in [&env.worker, &late] {
         let endpoint = w.endpoint("acme");
         assert_eventually!(
-            reqwest::Client::new()
-                .post(&endpoint)
-                .bearer_auth(&key)
-                .header("accept", "application/json, text/event-stream")
-                .json(&initialize())
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 403),
+            post_to(&endpoint, Some(&key), initialize()).await.status() == 403,
             Duration::from_secs(60),
             "suspension made during the outage enforced by {endpoint}"
         );
