@@ -8,33 +8,43 @@ bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 grpcurl_bin=${2:-$(command -v grpcurl || true)}
 root=$(cd "$(dirname "$0")/.." && pwd)
 dir=$(mktemp -d)
-trap 'kill $dev_pid 2>/dev/null || true; rm -rf "$dir"' EXIT
+cleanup() {
+  kill $dev_pid 2>/dev/null || true
+  pkill -f "weather_upstream.py --port $up_port" 2>/dev/null || true
+  rm -rf "$dir"
+}
+dev_pid= up_port=
+trap cleanup EXIT
 cd "$dir"
 mkdir -p bin
 ln -s "$bin" bin/switchyard
 [ -n "$grpcurl_bin" ] && ln -s "$grpcurl_bin" bin/grpcurl
 export PATH="$dir/bin:$PATH"
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-addr="127.0.0.1:$port"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+addr="127.0.0.1:$(free_port)"
+http_addr="127.0.0.1:$(free_port)"
+up_port=$(free_port)
 export SWITCHYARD_SERVER="http://$addr"
 
 # Extracts the fenced block between <!-- quickstart:NAME:begin/end --> markers, with the
-# README's default address swapped for this run's.
+# README's default addresses swapped for this run's and examples/ found in the repository.
 block() {
-  python3 - "$root/README.md" "$1" "$addr" <<'PY'
+  python3 - "$root/README.md" "$1" "$addr" "$http_addr" "$up_port" "$root" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
-name, addr = sys.argv[2], sys.argv[3]
+name, addr, http_addr, up_port, root = sys.argv[2:7]
 m = re.search(r"<!-- %s:begin -->\s*```sh\n(.*?)```\s*<!-- %s:end -->" % (name, name), text, re.S)
 if not m:
     sys.exit("README.md has no %s block" % name)
-print(m.group(1).replace("127.0.0.1:50051", addr))
+code = m.group(1).replace("127.0.0.1:50051", addr).replace("127.0.0.1:8080", http_addr)
+code = code.replace("--port 9000", "--port " + up_port).replace("127.0.0.1:9000", "127.0.0.1:" + up_port)
+print(code.replace("examples/", root + "/examples/"))
 PY
 }
 
 start_dev() {
-  switchyard dev --grpc-listen "$addr" >>dev.log 2>&1 &
+  switchyard dev --grpc-listen "$addr" --http-listen "$http_addr" >>dev.log 2>&1 &
   dev_pid=$!
   for _ in $(seq 1 100); do
     grep -q "Switchyard dev is running" dev.log 2>/dev/null && return 0
@@ -53,8 +63,13 @@ echo "--- quick start (CLI)"
 start_dev
 block quickstart >cli.sh
 bash -euo pipefail cli.sh | tee cli.out
-secret=$(grep -o '"secret":"sy_[^"]*"' cli.out | cut -d'"' -f4)
+secret=$(python3 -c 'import json; print(json.load(open("key.json"))["secret"])')
 [ -n "$secret" ] || { echo "key create -o json printed no top-level secret" >&2; exit 1; }
+# The tool calls went through the worker, in both protocol eras.
+grep -q '"protocol": "2026-07-28"' cli.out
+grep -q '"protocol": "2025-11-25"' cli.out
+grep -q '{"is_error": false, "text": "Sunny in Lyon, 21 degrees"}' cli.out
+grep -q '{"is_error": false, "text": "5.0"}' cli.out
 
 if [ -n "$grpcurl_bin" ]; then
   echo "--- quick start (grpcurl)"
@@ -76,15 +91,17 @@ echo "--- restart"
 stop_dev
 start_dev
 block quickstart:after-restart >after.sh
-bash -euo pipefail after.sh | tee after.out
+# The same terminal as before: SWITCHYARD_KEY is still set there.
+SWITCHYARD_KEY=$secret bash -euo pipefail after.sh | tee after.out
 grep -q 'acme' after.out
 grep -q 'authorization' after.out
+grep -q '"text": "Sunny in Oslo, 21 degrees"' after.out
 [ "$(switchyard key list --tenant acme -o json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["keys"]))')" = 1 ]
-switchyard connector get --tenant acme --name github -o json \
+switchyard connector get --tenant acme --name weather -o json \
   | python3 -c 'import json,sys; c=json.load(sys.stdin); assert c["headers"]==[{"name":"authorization","value_set":True}], c'
 
 echo "--- no secret in the data directory or the log"
-for s in ghp_example_token "${secret##*_}"; do
+for s in weather-demo-token "${secret##*_}"; do
   if grep -rqa -- "$s" .switchyard dev.log; then echo "secret $s found on disk or in the log" >&2; exit 1; fi
 done
 [ "$(stat -c %a .switchyard/operator-token)" = 600 ]

@@ -38,6 +38,16 @@ if ! command -v grpcurl >/dev/null 2>&1; then
 fi
 grpcurl -version
 
+# --- the MCP Python SDK: a real client for the tests and the README's examples ---
+step "MCP Python SDK"
+if [ ! -x "$work/venv/bin/python" ] || ! "$work/venv/bin/python" -c 'import mcp, httpx2' 2>/dev/null; then
+  rm -rf "$work/venv"
+  python3 -m venv "$work/venv"
+  "$work/venv/bin/pip" install --quiet --disable-pip-version-check 'mcp==2.3.0'
+fi
+export SWITCHYARD_TEST_PYTHON="$work/venv/bin/python"
+"$SWITCHYARD_TEST_PYTHON" -c 'import importlib.metadata as m; print("mcp", m.version("mcp"))'
+
 # --- a private PostgreSQL cluster on a random loopback port ---
 step "PostgreSQL"
 source scripts/pg.sh
@@ -55,7 +65,7 @@ step "cargo test"
 cargo test --workspace --locked 2>&1 | tee "$work/cargo-test.log"
 step "README quick start"
 cargo build --locked -p switchyard
-bash scripts/quickstart.sh "$root/target/debug/switchyard" "$(command -v grpcurl)"
+PATH="$work/venv/bin:$PATH" bash scripts/quickstart.sh "$root/target/debug/switchyard" "$(command -v grpcurl)"
 step "control plane smoke (PostgreSQL, SIGTERM)"
 bash scripts/control-plane-smoke.sh "$root/target/debug/switchyard" "$PG_URL" "$PG_BINDIR/psql"
 step "all passed"

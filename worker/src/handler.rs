@@ -356,6 +356,12 @@ impl ServerHandler for Gateway {
             params = params.with_request_state(state);
         }
         match tokio::time::timeout(connector.timeout, peer.call_tool_once(params)).await {
+            Ok(Ok(CallToolResponse::Complete(mut result))) => {
+                // A legacy upstream leaves the discriminator out; modern clients need it
+                // (rmcp drops it again for legacy clients).
+                result.result_type.get_or_insert(ResultType::COMPLETE);
+                Ok(CallToolResponse::Complete(result))
+            }
             Ok(Ok(response)) => Ok(response),
             Ok(Err(e)) => {
                 self.upstreams.forget(&tenant.slug, &connector.name);
@@ -401,10 +407,18 @@ impl ServerHandler for Gateway {
         let mut params = request.clone();
         params.name = target.upstream;
         params.meta = None;
-        self.forward(&tenant, connector, |peer| async move {
-            peer.get_prompt_once(params).await
+        let response = self
+            .forward(&tenant, connector, |peer| async move {
+                peer.get_prompt_once(params).await
+            })
+            .await?;
+        Ok(match response {
+            GetPromptResponse::Complete(mut r) => {
+                r.result_type.get_or_insert(ResultType::COMPLETE);
+                GetPromptResponse::Complete(r)
+            }
+            other => other,
         })
-        .await
     }
 
     async fn list_resources(
@@ -462,9 +476,17 @@ impl ServerHandler for Gateway {
         })?;
         let mut params = request.clone();
         params.meta = None;
-        self.forward(&tenant, connector, |peer| async move {
-            peer.read_resource_once(params).await
+        let response = self
+            .forward(&tenant, connector, |peer| async move {
+                peer.read_resource_once(params).await
+            })
+            .await?;
+        Ok(match response {
+            ReadResourceResponse::Complete(mut r) => {
+                r.result_type.get_or_insert(ResultType::COMPLETE);
+                ReadResourceResponse::Complete(r)
+            }
+            other => other,
         })
-        .await
     }
 }

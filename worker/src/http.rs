@@ -203,7 +203,12 @@ async fn mcp_inner(app: &Arc<App>, tenant: &str, req: &mut Request<Body>) -> Res
     );
     std::mem::swap(&mut forwarded, req);
     forwarded.extensions_mut().insert(caller);
-    let response = app.mcp.handle(forwarded).await.map(Body::new);
+    let mut response = app.mcp.handle(forwarded).await.map(Body::new);
+    if is_delete && response.status() == StatusCode::ACCEPTED {
+        // Session termination is complete when rmcp answers; clients (the Python SDK
+        // among them) expect 200 or 204 and warn on 202.
+        *response.status_mut() = StatusCode::NO_CONTENT;
+    }
     if let Ok(mut sessions) = app.sessions.lock() {
         if let Some(id) = response
             .headers()

@@ -5,6 +5,7 @@
 mod admin_api;
 mod bus_contract;
 mod publisher;
+mod python_sdk;
 mod reflection_health;
 mod secrets;
 mod store_contract;

@@ -1,0 +1,82 @@
+//! The official MCP Python SDK (PyPI `mcp`) as a tenant's client, through a worker, in its
+//! default mode (MCP 2026-07-28, stateless) and in legacy mode (initialize and sessions).
+//! `SWITCHYARD_TEST_PYTHON` names a Python with the SDK installed (scripts/test.sh makes one).
+
+use std::sync::Arc;
+use std::time::Duration;
+use switchyard_bus::{NatsBus, PolicyBus};
+use switchyard_tests::admin::*;
+use switchyard_tests::upstream::TestUpstream;
+use switchyard_tests::{ControlPlane, NatsServer, Worker, mcp_connector, postgres_store};
+
+fn python() -> String {
+    std::env::var("SWITCHYARD_TEST_PYTHON").expect(
+        "SWITCHYARD_TEST_PYTHON is not set: run `bash scripts/test.sh`, which installs the MCP Python SDK",
+    )
+}
+
+fn script() -> String {
+    format!("{}/../examples/call_tool.py", env!("CARGO_MANIFEST_DIR"))
+}
+
+async fn run(url: &str, key: &str, mode: &str, tool: &str, args: &str) -> (bool, String) {
+    let out = tokio::process::Command::new(python())
+        .arg(script())
+        .args([url, tool, args, "--mode", mode])
+        .env("SWITCHYARD_KEY", key)
+        .output()
+        .await
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.success(), format!("{stdout}{stderr}"))
+}
+
+#[tokio::test]
+async fn python_sdk_in_both_modes_lists_and_calls_tools_through_the_worker() {
+    let nats = NatsServer::start().await;
+    let bus: Arc<dyn PolicyBus> = Arc::new(NatsBus::new(nats.client().await, "policy"));
+    let cp = ControlPlane::start_with_bus(postgres_store().await, Some(bus.clone())).await;
+    let worker = Worker::start(&cp.keys, bus).await;
+    let up = TestUpstream::start("A").await;
+    cp.create_tenant("acme").await;
+    cp.connectors()
+        .create_connector(mcp_connector("acme", "alpha", &up.url, &[]))
+        .await
+        .unwrap();
+    let key = cp
+        .keys_api()
+        .create_api_key(CreateApiKeyRequest {
+            tenant: "acme".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .secret;
+    let url = worker.endpoint("acme");
+    for (mode, protocol) in [("auto", "2026-07-28"), ("legacy", "2025-11-25")] {
+        // The first attempts may come before the worker has the new key.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let out = loop {
+            let (ok, out) = run(&url, &key, mode, "alpha__echo", r#"{"text": "hello"}"#).await;
+            if ok {
+                break out;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "python client in {mode} mode: {out}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert!(
+            out.contains(&format!("\"protocol\": \"{protocol}\"")),
+            "{mode}: {out}"
+        );
+        assert!(out.contains("\"alpha__whoami\""), "{mode}: {out}");
+        assert!(
+            out.contains("{\"is_error\": false, \"text\": \"hello\"}"),
+            "{mode}: {out}"
+        );
+    }
+}
