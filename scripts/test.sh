@@ -66,6 +66,6 @@ cargo test --workspace --locked 2>&1 | tee "$work/cargo-test.log"
 step "README quick start"
 cargo build --locked -p switchyard
 PATH="$work/venv/bin:$PATH" bash scripts/quickstart.sh "$root/target/debug/switchyard" "$(command -v grpcurl)"
-step "control plane smoke (PostgreSQL, SIGTERM)"
-bash scripts/control-plane-smoke.sh "$root/target/debug/switchyard" "$PG_URL" "$PG_BINDIR/psql"
+step "server roles smoke (control-plane and worker on PostgreSQL and NATS, SIGTERM)"
+bash scripts/roles-smoke.sh "$root/target/debug/switchyard" "$PG_URL" "$PG_BINDIR/psql"
 step "all passed"
