@@ -9,9 +9,11 @@
 
 mod memory;
 mod nats;
+pub mod sessions;
 
 pub use memory::MemoryBus;
 pub use nats::{NatsBus, POLICY_BUCKET};
+pub use sessions::{MemorySessions, NatsSessions, SESSION_BUCKET, SessionKv};
 
 use futures::stream::BoxStream;
 use switchyard_proto::policy::v1::TenantPolicy;

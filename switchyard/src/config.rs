@@ -344,8 +344,14 @@ pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("nats-url {:?}", settings.nats_url))?;
     let bus = std::sync::Arc::new(switchyard_bus::NatsBus::new(
-        client,
+        client.clone(),
         switchyard_bus::POLICY_BUCKET,
+    ));
+    // Idle sessions expire after an hour; sessions in use are touched every few minutes.
+    let sessions = std::sync::Arc::new(switchyard_bus::NatsSessions::new(
+        client,
+        switchyard_bus::SESSION_BUCKET,
+        std::time::Duration::from_secs(3600),
     ));
     let http = tokio::net::TcpListener::bind(settings.http_listen)
         .await
@@ -363,6 +369,7 @@ pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
         http,
         metrics,
         bus,
+        sessions,
         crate::shutdown_signal(),
     )
     .await?;

@@ -142,12 +142,20 @@ pub async fn run(args: DevArgs, data_dir: &Path) -> anyhow::Result<()> {
     // Both stop on the same signal: the worker first hands over its shutdown to the
     // control plane through a channel.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let worker = tokio::spawn(switchyard_worker::run(worker_config, http, metrics, bus, {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.wait_for(|s| *s).await;
-        }
-    }));
+    let sessions = std::sync::Arc::new(switchyard_bus::MemorySessions::default());
+    let worker = tokio::spawn(switchyard_worker::run(
+        worker_config,
+        http,
+        metrics,
+        bus,
+        sessions,
+        {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.wait_for(|s| *s).await;
+            }
+        },
+    ));
     let control = switchyard_control_plane::serve(listener, store, config, async move {
         crate::shutdown_signal().await;
         let _ = stop_tx.send(true);

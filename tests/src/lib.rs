@@ -425,9 +425,24 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// Starts a worker following `bus`, opening secrets with `keys.policy`, allowed to
-    /// reach loopback upstreams.
-    pub async fn start(keys: &Keys, bus: std::sync::Arc<dyn switchyard_bus::PolicyBus>) -> Self {
+    /// Starts a worker following the policy bucket of `nats` and sharing sessions there,
+    /// opening secrets with `keys.policy`, allowed to reach loopback upstreams.
+    pub async fn start(keys: &Keys, nats: &NatsServer) -> Self {
+        let client = nats.client().await;
+        let bus = std::sync::Arc::new(switchyard_bus::NatsBus::new(client.clone(), "policy"));
+        let sessions = std::sync::Arc::new(switchyard_bus::NatsSessions::new(
+            client,
+            "sessions",
+            std::time::Duration::from_secs(600),
+        ));
+        Self::start_with(keys, bus, sessions).await
+    }
+
+    pub async fn start_with(
+        keys: &Keys,
+        bus: std::sync::Arc<dyn switchyard_bus::PolicyBus>,
+        sessions: std::sync::Arc<dyn switchyard_bus::SessionKv>,
+    ) -> Self {
         capture_logs();
         install_tls();
         let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -437,7 +452,7 @@ impl Worker {
         config.upstream_guard = UpstreamGuard::new(vec!["127.0.0.0/8".parse().unwrap()]);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
-            switchyard_worker::run(config, http, metrics, bus, async {
+            switchyard_worker::run(config, http, metrics, bus, sessions, async {
                 stopped.await.ok();
             })
             .await

@@ -8,6 +8,7 @@ use crate::auth::{AuthError, Authenticator, Caller};
 use crate::handler::Gateway;
 use crate::metrics::{Metrics, ReasonLabel, StatusLabel};
 use crate::policy::Policies;
+use crate::sessions::{Owner, Sessions, plausible_id};
 use crate::upstream::Upstreams;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -18,8 +19,7 @@ use http::{HeaderValue, Request, StatusCode};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::json;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use switchyard_common::ErrorCode;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -30,8 +30,10 @@ pub struct App {
     policies: Arc<Policies>,
     auth: Authenticator,
     mcp: StreamableHttpService<Gateway, LocalSessionManager>,
+    local_sessions: Arc<LocalSessionManager>,
+    max_body_bytes: usize,
     /// Which tenant and key opened each session: a session id never authenticates.
-    sessions: Mutex<HashMap<String, (String, String)>>,
+    sessions: Arc<Sessions>,
     metrics: Arc<Metrics>,
 }
 
@@ -45,6 +47,7 @@ impl App {
     pub fn new(
         config: &Config,
         policies: Arc<Policies>,
+        sessions: Arc<Sessions>,
         metrics: Arc<Metrics>,
         cancel: CancellationToken,
     ) -> std::io::Result<Arc<Self>> {
@@ -56,6 +59,8 @@ impl App {
         let mut mcp_config = StreamableHttpServerConfig::default()
             .with_cancellation_token(cancel)
             .with_max_request_body_bytes(config.max_body_bytes);
+        // Sessions opened on another worker are restored from the shared store.
+        mcp_config.session_store = Some(sessions.rmcp_store());
         if let Some(public) = &config.public_url {
             let host = public.host_str().unwrap_or_default().to_owned();
             let mut hosts = vec![host.clone()];
@@ -72,16 +77,19 @@ impl App {
                 .with_allowed_origins(["http://localhost:*", "http://127.0.0.1:*"])
                 .enforce_origin_validation();
         }
+        let local_sessions = Arc::new(LocalSessionManager::default());
         let mcp = StreamableHttpService::new(
             move || Ok(gateway.clone()),
-            Arc::new(LocalSessionManager::default()),
+            local_sessions.clone(),
             mcp_config,
         );
         Ok(Arc::new(Self {
             policies,
+            local_sessions,
+            max_body_bytes: config.max_body_bytes,
             auth: Authenticator::default(),
             mcp,
-            sessions: Mutex::default(),
+            sessions,
             metrics,
         }))
     }
@@ -176,22 +184,74 @@ async fn mcp_inner(app: &Arc<App>, tenant: &str, req: &mut Request<Body>) -> Res
             return resp;
         }
     };
-    let owner = (caller.tenant.clone(), caller.key_id.clone());
+    let owner = Owner {
+        tenant: caller.tenant.clone(),
+        key_id: caller.key_id.clone(),
+    };
     let session = req
         .headers()
         .get(SESSION_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     if let Some(id) = &session {
-        let bound = app.sessions.lock().ok().and_then(|s| s.get(id).cloned());
-        if bound.is_some_and(|b| b != owner) {
-            // As if it did not exist: a session id is no credential.
-            return rpc_error(
+        let not_found = || {
+            rpc_error(
                 StatusCode::NOT_FOUND,
                 ErrorCode::NotFound,
                 "session not found",
-            );
+            )
+        };
+        if !plausible_id(id) {
+            return not_found();
         }
+        match app.sessions.owner(id).await {
+            Ok(Some(o)) if o == owner => {}
+            // Another tenant's or key's session is answered as if it did not exist.
+            Ok(Some(_)) => return not_found(),
+            // Terminated (perhaps through another worker) or expired: let go of it here too.
+            Ok(None) => {
+                use rmcp::transport::streamable_http_server::session::SessionManager as _;
+                let _ = app.local_sessions.close_session(&id.clone().into()).await;
+                return not_found();
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "session store unavailable");
+                return rpc_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    ErrorCode::Unavailable,
+                    "sessions are unavailable right now; retry shortly",
+                );
+            }
+        }
+    }
+    if req.method() == http::Method::POST {
+        // Read the body here (within the cap) so malformed JSON gets the JSON-RPC parse
+        // error the spec names, rather than a media-type complaint.
+        let body = std::mem::take(req.body_mut());
+        let bytes = match axum::body::to_bytes(body, app.max_body_bytes).await {
+            Ok(b) => b,
+            Err(_) => {
+                return rpc_error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    ErrorCode::InvalidArgument,
+                    &format!("request body exceeds {} bytes", app.max_body_bytes),
+                );
+            }
+        };
+        if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
+            let body = json!({
+                "jsonrpc": "2.0",
+                "id": null,
+                "error": { "code": -32700, "message": "parse error: the body is not JSON" },
+            });
+            return (
+                StatusCode::BAD_REQUEST,
+                [(http::header::CONTENT_TYPE, "application/json")],
+                body.to_string(),
+            )
+                .into_response();
+        }
+        *req.body_mut() = Body::from(bytes);
     }
     let is_delete = req.method() == http::Method::DELETE;
     let mut forwarded = Request::from_parts(
@@ -209,21 +269,22 @@ async fn mcp_inner(app: &Arc<App>, tenant: &str, req: &mut Request<Body>) -> Res
         // among them) expect 200 or 204 and warn on 202.
         *response.status_mut() = StatusCode::NO_CONTENT;
     }
-    if let Ok(mut sessions) = app.sessions.lock() {
-        if let Some(id) = response
-            .headers()
-            .get(SESSION_HEADER)
-            .and_then(|v| v.to_str().ok())
-            && session.is_none()
-        {
-            sessions.insert(id.to_owned(), owner);
-        }
-        if is_delete
-            && response.status().is_success()
-            && let Some(id) = &session
-        {
-            sessions.remove(id);
-        }
+    let issued = response
+        .headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let (Some(id), None) = (issued, &session)
+        && let Err(e) = app.sessions.bind(&id, &owner).await
+    {
+        // The session still works on this worker; others cannot carry it on.
+        tracing::warn!(error = %e, "could not share a new session");
+    }
+    if is_delete
+        && response.status().is_success()
+        && let Some(id) = &session
+    {
+        app.sessions.forget(id).await;
     }
     response
 }

@@ -8,10 +8,11 @@ pub mod http;
 pub mod metrics;
 pub mod names;
 pub mod policy;
+pub mod sessions;
 pub mod upstream;
 
 use std::sync::Arc;
-use switchyard_bus::PolicyBus;
+use switchyard_bus::{PolicyBus, SessionKv};
 use switchyard_common::netguard::UpstreamGuard;
 use switchyard_common::seal::Keyring;
 use tokio::net::TcpListener;
@@ -42,19 +43,27 @@ impl Config {
 }
 
 /// Runs a worker until `shutdown` resolves: the MCP endpoint on `http`, health and metrics
-/// on `metrics`, policies followed on `bus`.
+/// on `metrics`, policies followed on `bus`, sessions shared through `sessions`.
 pub async fn run(
     config: Config,
     http: TcpListener,
     metrics: TcpListener,
     bus: Arc<dyn PolicyBus>,
+    sessions: Arc<dyn SessionKv>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let cancel = tokio_util::sync::CancellationToken::new();
     let policies = Arc::new(policy::Policies::new(config.policy_keys.clone()));
     let metrics_state = Arc::new(metrics::Metrics::new(policies.clone(), bus.clone()));
     let follower = tokio::spawn(policy::follow(bus, policies.clone(), cancel.clone()));
-    let app = http::App::new(&config, policies, metrics_state.clone(), cancel.clone())?;
+    let sessions = Arc::new(sessions::Sessions::new(sessions));
+    let app = http::App::new(
+        &config,
+        policies,
+        sessions,
+        metrics_state.clone(),
+        cancel.clone(),
+    )?;
     let stop = cancel.clone();
     tokio::spawn(async move {
         shutdown.await;

@@ -176,3 +176,45 @@ async fn nats_bus_can_be_made_before_the_server_is_reachable() {
         "publish after the server came back"
     );
 }
+
+/// The session record store, on both implementations.
+async fn session_records_round_trip(kv: Arc<dyn switchyard_bus::SessionKv>) {
+    assert_eq!(kv.get("s1.owner").await.unwrap(), None);
+    kv.put("s1.owner", bytes::Bytes::from_static(b"one"))
+        .await
+        .unwrap();
+    kv.put("s2.owner", bytes::Bytes::from_static(b"two"))
+        .await
+        .unwrap();
+    assert_eq!(
+        kv.get("s1.owner").await.unwrap().as_deref(),
+        Some(&b"one"[..])
+    );
+    kv.put("s1.owner", bytes::Bytes::from_static(b"uno"))
+        .await
+        .unwrap();
+    assert_eq!(
+        kv.get("s1.owner").await.unwrap().as_deref(),
+        Some(&b"uno"[..])
+    );
+    kv.delete("s1.owner").await.unwrap();
+    assert_eq!(kv.get("s1.owner").await.unwrap(), None);
+    assert_eq!(
+        kv.get("s2.owner").await.unwrap().as_deref(),
+        Some(&b"two"[..])
+    );
+    kv.delete("never-written").await.unwrap();
+}
+
+#[tokio::test]
+async fn session_records_in_memory() {
+    session_records_round_trip(Arc::new(switchyard_bus::MemorySessions::default())).await;
+}
+
+#[tokio::test]
+async fn session_records_on_nats() {
+    let nats = switchyard_tests::NatsServer::start().await;
+    let kv =
+        switchyard_bus::NatsSessions::new(nats.client().await, "sessions", Duration::from_secs(60));
+    session_records_round_trip(Arc::new(kv)).await;
+}

@@ -3,7 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin_api;
+mod bad_input;
 mod bus_contract;
+mod cross_worker;
 mod publisher;
 mod python_sdk;
 mod reflection_health;

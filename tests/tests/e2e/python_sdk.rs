@@ -37,7 +37,7 @@ async fn python_sdk_in_both_modes_lists_and_calls_tools_through_the_worker() {
     let nats = NatsServer::start().await;
     let bus: Arc<dyn PolicyBus> = Arc::new(NatsBus::new(nats.client().await, "policy"));
     let cp = ControlPlane::start_with_bus(postgres_store().await, Some(bus.clone())).await;
-    let worker = Worker::start(&cp.keys, bus).await;
+    let worker = Worker::start(&cp.keys, &nats).await;
     let up = TestUpstream::start("A").await;
     cp.create_tenant("acme").await;
     cp.connectors()

@@ -26,8 +26,7 @@ impl Env {
         let nats = NatsServer::start().await;
         let bus: Arc<dyn PolicyBus> = Arc::new(NatsBus::new(nats.client().await, "policy"));
         let cp = ControlPlane::start_with_bus(postgres_store().await, Some(bus)).await;
-        let worker_bus: Arc<dyn PolicyBus> = Arc::new(NatsBus::new(nats.client().await, "policy"));
-        let worker = Worker::start(&cp.keys, worker_bus).await;
+        let worker = Worker::start(&cp.keys, &nats).await;
         let http = reqwest::Client::new();
         assert_eventually!(
             http.get(worker.metrics_url("/readyz"))
@@ -503,8 +502,7 @@ async fn workers_wait_for_policies_and_keep_serving_without_nats() {
     );
 
     // A worker started while NATS is down is not ready and serves nobody.
-    let late_bus: Arc<dyn PolicyBus> = Arc::new(NatsBus::new(env.nats.client().await, "policy"));
-    let late = Worker::start(&env.cp.keys, late_bus).await;
+    let late = Worker::start(&env.cp.keys, &env.nats).await;
     let ready = http.get(late.metrics_url("/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), 503);
     let r = post_to(&late.endpoint("acme"), Some(&key), initialize()).await;

@@ -1,0 +1,156 @@
+//! Malformed and hostile requests get the answer the spec of their protocol era names, and
+//! the worker stays healthy.
+
+use std::time::Duration;
+use switchyard_tests::admin::*;
+use switchyard_tests::upstream::TestUpstream;
+use switchyard_tests::{ControlPlane, NatsServer, Worker, mcp_connector, postgres_store};
+
+#[tokio::test]
+async fn bad_requests_get_protocol_errors_and_the_worker_stays_healthy() {
+    let nats = NatsServer::start().await;
+    let bus = std::sync::Arc::new(switchyard_bus::NatsBus::new(nats.client().await, "policy"));
+    let cp = ControlPlane::start_with_bus(postgres_store().await, Some(bus)).await;
+    let worker = Worker::start(&cp.keys, &nats).await;
+    let up = TestUpstream::start("A").await;
+    cp.create_tenant("acme").await;
+    cp.connectors()
+        .create_connector(mcp_connector("acme", "alpha", &up.url, &[]))
+        .await
+        .unwrap();
+    let key = cp
+        .keys_api()
+        .create_api_key(CreateApiKeyRequest {
+            tenant: "acme".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .secret;
+    let url = worker.endpoint("acme");
+    let http = reqwest::Client::new();
+    let init = serde_json::json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    });
+    let post = || {
+        http.post(&url)
+            .bearer_auth(&key)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+    };
+    // Wait for the key, and open a legacy session for the in-session cases.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let session = loop {
+        let r = post()
+            .header("mcp-protocol-version", "2025-06-18")
+            .json(&init)
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            break r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "key never accepted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    post()
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+        .send()
+        .await
+        .unwrap();
+
+    let status = |r: reqwest::Response| r.status().as_u16();
+    // Not JSON at all: 400 with a parse error.
+    let r = post().body("{not json").send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("-32700"));
+    // A body over the cap: 413.
+    let huge = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"params\":{{\"pad\":\"{}\"}}}}",
+        "x".repeat(5 * 1024 * 1024)
+    );
+    assert_eq!(status(post().body(huge).send().await.unwrap()), 413);
+    // Accept without text/event-stream or JSON: 406.
+    let r = http
+        .post(&url)
+        .bearer_auth(&key)
+        .header("accept", "text/plain")
+        .header("content-type", "application/json")
+        .json(&init)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 406);
+    // A browser origin that is not ours: 403.
+    let r = post()
+        .header("origin", "https://evil.example")
+        .json(&init)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // A Host that is not ours (DNS rebinding): 403.
+    let r = post()
+        .header("host", "evil.example")
+        .json(&init)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // An unsupported protocol version header on a session request: 400.
+    let r = post()
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "1999-01-01")
+        .json(&serde_json::json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // A legacy request with no version header is taken as 2025-03-26 and served.
+    let r = post()
+        .header("mcp-session-id", &session)
+        .json(&serde_json::json!({"jsonrpc": "2.0", "id": 4, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("alpha__echo"));
+    // An unknown method: JSON-RPC -32601 inside a 200.
+    let r = post()
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&serde_json::json!({"jsonrpc": "2.0", "id": 5, "method": "no/such/method"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("-32601"));
+    // An unknown session id: 404.
+    let r = post()
+        .header("mcp-session-id", "00000000-0000-0000-0000-000000000000")
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&serde_json::json!({"jsonrpc": "2.0", "id": 6, "method": "tools/list"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    let health = http
+        .get(worker.metrics_url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let still = post()
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&serde_json::json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "alpha__echo", "arguments": {"text": "alive"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(still.text().await.unwrap().contains("alive"));
+}

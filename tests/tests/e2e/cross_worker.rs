@@ -1,0 +1,234 @@
+//! Sessions and tenants across workers: a legacy session started on one worker continues on
+//! another, a session id is never a credential, and no combination of one tenant's key,
+//! session ids and tool names reaches another tenant's upstream.
+
+use std::time::Duration;
+use switchyard_tests::admin::*;
+use switchyard_tests::upstream::TestUpstream;
+use switchyard_tests::{
+    ControlPlane, NatsServer, Worker, assert_eventually, mcp_connector, postgres_store,
+};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+const VERSION: &str = "2025-06-18";
+
+struct Fleet {
+    _nats: NatsServer,
+    cp: ControlPlane,
+    workers: [Worker; 2],
+}
+
+impl Fleet {
+    async fn start() -> Self {
+        let nats = NatsServer::start().await;
+        let bus = std::sync::Arc::new(switchyard_bus::NatsBus::new(nats.client().await, "policy"));
+        let cp = ControlPlane::start_with_bus(postgres_store().await, Some(bus)).await;
+        let workers = [
+            Worker::start(&cp.keys, &nats).await,
+            Worker::start(&cp.keys, &nats).await,
+        ];
+        Self {
+            _nats: nats,
+            cp,
+            workers,
+        }
+    }
+
+    async fn tenant(&self, slug: &str, upstream: &TestUpstream, connector: &str) -> String {
+        self.cp.create_tenant(slug).await;
+        self.cp
+            .connectors()
+            .create_connector(mcp_connector(slug, connector, &upstream.url, &[]))
+            .await
+            .unwrap();
+        self.cp
+            .keys_api()
+            .create_api_key(CreateApiKeyRequest {
+                tenant: slug.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .secret
+    }
+}
+
+struct Reply {
+    status: u16,
+    session: Option<String>,
+    body: String,
+}
+
+async fn send(endpoint: &str, key: &str, session: Option<&str>, body: serde_json::Value) -> Reply {
+    let mut req = reqwest::Client::new()
+        .post(endpoint)
+        .bearer_auth(key)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", VERSION)
+        .json(&body);
+    if let Some(s) = session {
+        req = req.header("mcp-session-id", s);
+    }
+    let resp = req.send().await.unwrap();
+    Reply {
+        status: resp.status().as_u16(),
+        session: resp
+            .headers()
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        body: resp.text().await.unwrap_or_default(),
+    }
+}
+
+/// Opens a legacy session on `endpoint`; waits until the worker knows the key.
+async fn open(endpoint: &str, key: &str) -> String {
+    let init = serde_json::json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
+    });
+    let mut reply = send(endpoint, key, None, init.clone()).await;
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while reply.status != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "initialize: {} {}",
+            reply.status,
+            reply.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        reply = send(endpoint, key, None, init.clone()).await;
+    }
+    let session = reply.session.expect("a legacy session id");
+    let initialized = serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    assert_eq!(
+        send(endpoint, key, Some(&session), initialized)
+            .await
+            .status,
+        202
+    );
+    session
+}
+
+fn call(id: u64, name: &str) -> serde_json::Value {
+    serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": {"text": "ping"}}})
+}
+
+fn list(id: u64) -> serde_json::Value {
+    serde_json::json!({"jsonrpc": "2.0", "id": id, "method": "tools/list"})
+}
+
+#[tokio::test]
+async fn a_legacy_session_started_on_one_worker_continues_on_another() {
+    let fleet = Fleet::start().await;
+    let up = TestUpstream::start("A").await;
+    let key = fleet.tenant("acme", &up, "alpha").await;
+    let [w1, w2] = &fleet.workers;
+    let session = open(&w1.endpoint("acme"), &key).await;
+
+    let listed = send(&w2.endpoint("acme"), &key, Some(&session), list(2)).await;
+    assert_eq!(listed.status, 200, "{}", listed.body);
+    assert!(listed.body.contains("alpha__echo"), "{}", listed.body);
+    let called = send(
+        &w2.endpoint("acme"),
+        &key,
+        Some(&session),
+        call(3, "alpha__whoami"),
+    )
+    .await;
+    assert_eq!(called.status, 200, "{}", called.body);
+    assert!(called.body.contains("upstream A"), "{}", called.body);
+    // Back on the first worker, the same session still works.
+    let again = send(
+        &w1.endpoint("acme"),
+        &key,
+        Some(&session),
+        call(4, "alpha__echo"),
+    )
+    .await;
+    assert!(again.body.contains("ping"), "{}", again.body);
+
+    // Terminated on one worker, it is gone on both.
+    let deleted = reqwest::Client::new()
+        .delete(w2.endpoint("acme"))
+        .bearer_auth(&key)
+        .header("mcp-session-id", &session)
+        .header("mcp-protocol-version", VERSION)
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    for w in [w1, w2] {
+        assert_eventually!(
+            send(&w.endpoint("acme"), &key, Some(&session), list(5))
+                .await
+                .status
+                == 404,
+            DEADLINE,
+            "terminated session refused by {}",
+            w.endpoint("acme")
+        );
+    }
+}
+
+#[tokio::test]
+async fn no_combination_of_one_tenants_credentials_reaches_another_tenant() {
+    let fleet = Fleet::start().await;
+    let canary = format!("CANARY-{}", uuid::Uuid::new_v4().simple());
+    let up_a = TestUpstream::start("A").await;
+    let up_b = TestUpstream::start(&canary).await;
+    let key_a = fleet.tenant("tenant-a", &up_a, "alpha").await;
+    let key_b = fleet.tenant("tenant-b", &up_b, "bravo").await;
+    let [w1, w2] = &fleet.workers;
+    let session_a = open(&w1.endpoint("tenant-a"), &key_a).await;
+    let session_b = open(&w2.endpoint("tenant-b"), &key_b).await;
+    // B's own session works, and reaches B's upstream.
+    let own = send(
+        &w1.endpoint("tenant-b"),
+        &key_b,
+        Some(&session_b),
+        call(1, "bravo__whoami"),
+    )
+    .await;
+    assert!(own.body.contains(&canary), "control: {}", own.body);
+    let calls_before = up_b.calls.load(std::sync::atomic::Ordering::SeqCst);
+
+    let mut tried = 0;
+    for w in [w1, w2] {
+        for endpoint_tenant in ["tenant-a", "tenant-b", "tenant-c"] {
+            for session in [None, Some(session_a.as_str()), Some(session_b.as_str())] {
+                for tool in [
+                    "bravo__whoami",
+                    "bravo__echo",
+                    "whoami",
+                    "alpha__whoami",
+                    "../tenant-b/bravo__whoami",
+                ] {
+                    for body in [call(7, tool), list(8)] {
+                        let endpoint = w.endpoint(endpoint_tenant);
+                        let r = send(&endpoint, &key_a, session, body).await;
+                        tried += 1;
+                        assert!(
+                            !r.body.contains(&canary),
+                            "{endpoint} {session:?} {tool}: {}",
+                            r.body
+                        );
+                        if endpoint_tenant != "tenant-a" {
+                            assert_eq!(r.status, 401, "A's key at {endpoint}");
+                        }
+                        if endpoint_tenant == "tenant-a" && session == Some(session_b.as_str()) {
+                            assert_eq!(r.status, 404, "B's session with A's key");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(tried >= 180);
+    assert_eq!(
+        up_b.calls.load(std::sync::atomic::Ordering::SeqCst),
+        calls_before,
+        "B's upstream was never called for A"
+    );
+}

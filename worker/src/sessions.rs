@@ -1,0 +1,181 @@
+//! MCP sessions any worker can carry on. Each session has two shared records: its owner
+//! (the tenant and key that opened it; a session id is never a credential) and the client's
+//! `initialize` parameters, which rmcp replays to restore the session on a worker that has
+//! not seen it. Records expire with the store's time to live unless the session is used;
+//! a used session touches them every few minutes.
+
+use bytes::Bytes;
+use rmcp::transport::streamable_http_server::session::{
+    SessionState, SessionStore, SessionStoreError,
+};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use switchyard_bus::{BusError, SessionKv};
+
+const TOUCH_EVERY: Duration = Duration::from_secs(300);
+/// How long a worker trusts its cached owner record before reading it again; also how
+/// long a session terminated through another worker may still be used here.
+const RECHECK_EVERY: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    pub tenant: String,
+    pub key_id: String,
+}
+
+/// Whether `id` can be a session id this platform issued; anything else is unknown.
+pub fn plausible_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 128
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn owner_key(id: &str) -> String {
+    format!("{id}.owner")
+}
+
+fn init_key(id: &str) -> String {
+    format!("{id}.init")
+}
+
+#[derive(Debug)]
+pub struct Sessions {
+    kv: Arc<dyn SessionKv>,
+    /// Owner, when the shared record was last read, when it was last written.
+    known: Mutex<HashMap<String, (Owner, Instant, Instant)>>,
+}
+
+impl Sessions {
+    pub fn new(kv: Arc<dyn SessionKv>) -> Self {
+        Self {
+            kv,
+            known: Mutex::default(),
+        }
+    }
+
+    /// The store rmcp uses for `initialize` parameters.
+    pub fn rmcp_store(&self) -> Arc<dyn SessionStore> {
+        Arc::new(InitStore(self.kv.clone()))
+    }
+
+    /// Who owns session `id`, if anyone. `None` also when the session was terminated.
+    pub async fn owner(&self, id: &str) -> Result<Option<Owner>, BusError> {
+        let local = self.known.lock().ok().and_then(|k| k.get(id).cloned());
+        if let Some((owner, checked, touched)) = &local
+            && checked.elapsed() < RECHECK_EVERY
+        {
+            if touched.elapsed() > TOUCH_EVERY {
+                self.touch(id, owner).await;
+            }
+            return Ok(Some(owner.clone()));
+        }
+        let stored = self
+            .kv
+            .get(&owner_key(id))
+            .await?
+            .and_then(|bytes| serde_json::from_slice::<Owner>(&bytes).ok());
+        let Ok(mut known) = self.known.lock() else {
+            return Ok(stored);
+        };
+        match &stored {
+            Some(owner) => {
+                let touched = local.map_or_else(Instant::now, |(_, _, t)| t);
+                known.insert(id.to_owned(), (owner.clone(), Instant::now(), touched));
+            }
+            None => {
+                known.remove(id);
+            }
+        }
+        Ok(stored)
+    }
+
+    /// Records that `owner` opened session `id`.
+    pub async fn bind(&self, id: &str, owner: &Owner) -> Result<(), BusError> {
+        let bytes = serde_json::to_vec(owner).unwrap_or_default();
+        self.kv.put(&owner_key(id), Bytes::from(bytes)).await?;
+        self.remember(id, owner);
+        Ok(())
+    }
+
+    /// Forgets a terminated session.
+    pub async fn forget(&self, id: &str) {
+        if let Ok(mut k) = self.known.lock() {
+            k.remove(id);
+        }
+        for key in [owner_key(id), init_key(id)] {
+            if let Err(e) = self.kv.delete(&key).await {
+                tracing::warn!(error = %e, "could not delete a session record");
+            }
+        }
+    }
+
+    fn remember(&self, id: &str, owner: &Owner) {
+        if let Ok(mut k) = self.known.lock() {
+            let now = Instant::now();
+            k.insert(id.to_owned(), (owner.clone(), now, now));
+        }
+    }
+
+    /// Writes both records again, restarting their time to live.
+    async fn touch(&self, id: &str, owner: &Owner) {
+        self.remember(id, owner);
+        let init = self.kv.get(&init_key(id)).await.ok().flatten();
+        let result = async {
+            self.bind(id, owner).await?;
+            if let Some(init) = init {
+                self.kv.put(&init_key(id), init).await?;
+            }
+            Ok::<_, BusError>(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "could not refresh a session record");
+        }
+    }
+}
+
+#[derive(Debug)]
+struct InitStore(Arc<dyn SessionKv>);
+
+#[async_trait::async_trait]
+impl SessionStore for InitStore {
+    async fn load(&self, session_id: &str) -> Result<Option<SessionState>, SessionStoreError> {
+        if !plausible_id(session_id) {
+            return Ok(None);
+        }
+        match self.0.get(&init_key(session_id)).await? {
+            Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn store(&self, session_id: &str, state: &SessionState) -> Result<(), SessionStoreError> {
+        let bytes = serde_json::to_vec(state)?;
+        self.0
+            .put(&init_key(session_id), Bytes::from(bytes))
+            .await?;
+        Ok(())
+    }
+
+    async fn delete(&self, session_id: &str) -> Result<(), SessionStoreError> {
+        self.0.delete(&init_key(session_id)).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn implausible_ids_are_refused() {
+        assert!(plausible_id("0b6f2c1e-7a1d-4c7e-9d1e-3f0a1b2c3d4e"));
+        for bad in ["", "a b", "a.b", "*", ">", &"a".repeat(129), "ä"] {
+            assert!(!plausible_id(bad), "{bad:?}");
+        }
+    }
+}
