@@ -10,10 +10,12 @@
 mod memory;
 mod nats;
 pub mod sessions;
+pub mod usage;
 
 pub use memory::MemoryBus;
 pub use nats::{NatsBus, POLICY_BUCKET};
 pub use sessions::{MemorySessions, NatsSessions, SESSION_BUCKET, SessionKv};
+pub use usage::{Delivery, MemoryUsage, NatsUsage, UsageBus, UsageEvent};
 
 use futures::stream::BoxStream;
 use switchyard_proto::policy::v1::TenantPolicy;

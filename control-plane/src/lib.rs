@@ -9,6 +9,7 @@ pub mod model;
 pub mod publisher;
 pub mod server;
 pub mod store;
+pub mod usage;
 
 pub use error::{Error, Result};
 pub use server::{Config, serve};

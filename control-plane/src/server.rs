@@ -9,7 +9,7 @@ use crate::publisher::Publisher;
 use crate::store::Store;
 use std::future::Future;
 use std::sync::Arc;
-use switchyard_bus::PolicyBus;
+use switchyard_bus::{PolicyBus, UsageBus};
 use switchyard_common::netguard::UpstreamGuard;
 use switchyard_proto::admin::v1 as pb;
 use tokio::net::TcpListener;
@@ -24,6 +24,8 @@ pub struct Config {
     pub bootstrap_token: Option<String>,
     /// Where compiled policies are published; `None` leaves changes in the outbox.
     pub policy_bus: Option<Arc<dyn PolicyBus>>,
+    /// Where workers report usage; `None` leaves last-used times unset.
+    pub usage_bus: Option<Arc<dyn UsageBus>>,
 }
 
 /// Stores the bootstrap token's hash, if one is configured.
@@ -56,6 +58,9 @@ pub async fn serve(
         let publisher = Publisher::new(store.clone(), bus, config.keys.clone());
         tokio::spawn(publisher.run(std::future::pending()))
     });
+    let usage = config
+        .usage_bus
+        .map(|bus| tokio::spawn(crate::usage::fold(store.clone(), bus)));
     let admin = Admin {
         store: store.clone(),
         keys: config.keys,
@@ -99,8 +104,8 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(|e| Error::Internal(format!("gRPC server: {e}")));
-    if let Some(publisher) = publisher {
-        publisher.abort();
+    for task in publisher.into_iter().chain(usage) {
+        task.abort();
     }
     served
 }

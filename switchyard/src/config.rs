@@ -137,6 +137,7 @@ impl ControlPlaneArgs {
                 upstream_guard: UpstreamGuard::new(args.upstream_allow.unwrap_or_default()),
                 bootstrap_token: args.bootstrap_token,
                 policy_bus: None,
+                usage_bus: None,
             },
         })
     }
@@ -153,9 +154,11 @@ pub async fn run_control_plane(args: ControlPlaneArgs) -> anyhow::Result<()> {
                 .await
                 .with_context(|| format!("nats-url {url:?}"))?;
             settings.config.policy_bus = Some(std::sync::Arc::new(switchyard_bus::NatsBus::new(
-                client,
+                client.clone(),
                 switchyard_bus::POLICY_BUCKET,
             )));
+            settings.config.usage_bus =
+                Some(std::sync::Arc::new(switchyard_bus::NatsUsage::new(client)));
         }
         None => tracing::warn!(
             "no nats-url: policy changes stay in the outbox until a control plane with NATS runs"
@@ -348,11 +351,15 @@ pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
         switchyard_bus::POLICY_BUCKET,
     ));
     // Idle sessions expire after an hour; sessions in use are touched every few minutes.
-    let sessions = std::sync::Arc::new(switchyard_bus::NatsSessions::new(
-        client,
-        switchyard_bus::SESSION_BUCKET,
-        std::time::Duration::from_secs(3600),
-    ));
+    let buses = switchyard_worker::Buses {
+        policy: bus,
+        sessions: std::sync::Arc::new(switchyard_bus::NatsSessions::new(
+            client.clone(),
+            switchyard_bus::SESSION_BUCKET,
+            std::time::Duration::from_secs(3600),
+        )),
+        usage: std::sync::Arc::new(switchyard_bus::NatsUsage::new(client)),
+    };
     let http = tokio::net::TcpListener::bind(settings.http_listen)
         .await
         .with_context(|| format!("binding http-listen {}", settings.http_listen))?;
@@ -368,8 +375,7 @@ pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
         settings.config,
         http,
         metrics,
-        bus,
-        sessions,
+        buses,
         crate::shutdown_signal(),
     )
     .await?;

@@ -128,6 +128,7 @@ pub async fn run(args: DevArgs, data_dir: &Path) -> anyhow::Result<()> {
         token_path = token_path.display(),
     );
     let bus = std::sync::Arc::new(switchyard_bus::MemoryBus::default());
+    let usage = std::sync::Arc::new(switchyard_bus::MemoryUsage::default());
     let mut worker_config = switchyard_worker::Config::new(Keyring::new(policy.clone()));
     worker_config.upstream_guard = UpstreamGuard::new(args.upstream_allow.clone());
     let config = switchyard_control_plane::Config {
@@ -138,17 +139,21 @@ pub async fn run(args: DevArgs, data_dir: &Path) -> anyhow::Result<()> {
         upstream_guard: UpstreamGuard::new(args.upstream_allow),
         bootstrap_token: Some(token),
         policy_bus: Some(bus.clone()),
+        usage_bus: Some(usage.clone()),
     };
-    // Both stop on the same signal: the worker first hands over its shutdown to the
-    // control plane through a channel.
+    // Both stop on the same signal, which the control plane's shutdown passes on to the
+    // worker.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let sessions = std::sync::Arc::new(switchyard_bus::MemorySessions::default());
+    let buses = switchyard_worker::Buses {
+        policy: bus,
+        sessions: std::sync::Arc::new(switchyard_bus::MemorySessions::default()),
+        usage,
+    };
     let worker = tokio::spawn(switchyard_worker::run(
         worker_config,
         http,
         metrics,
-        bus,
-        sessions,
+        buses,
         {
             let mut rx = stop_rx.clone();
             async move {

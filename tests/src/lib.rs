@@ -169,7 +169,16 @@ impl ControlPlane {
         bus: Option<std::sync::Arc<dyn switchyard_bus::PolicyBus>>,
     ) -> Self {
         let token = switchyard_control_plane::auth::generate_operator_token();
-        Self::launch(store, test_keys(), token, bus).await
+        Self::launch(store, test_keys(), token, bus, None).await
+    }
+
+    /// Starts publishing policies to, and folding usage from, `nats`.
+    pub async fn start_on_nats(store: Store, nats: &NatsServer) -> Self {
+        let client = nats.client().await;
+        let token = switchyard_control_plane::auth::generate_operator_token();
+        let bus = std::sync::Arc::new(switchyard_bus::NatsBus::new(client.clone(), "policy"));
+        let usage = std::sync::Arc::new(switchyard_bus::NatsUsage::new(client));
+        Self::launch(store, test_keys(), token, Some(bus), Some(usage)).await
     }
 
     /// A second replica on the same store, keys and token, publishing into `bus`.
@@ -182,6 +191,7 @@ impl ControlPlane {
             self.keys.clone(),
             self.token.clone(),
             bus,
+            None,
         )
         .await
     }
@@ -191,6 +201,7 @@ impl ControlPlane {
         keys: Keys,
         token: String,
         bus: Option<std::sync::Arc<dyn switchyard_bus::PolicyBus>>,
+        usage: Option<std::sync::Arc<dyn switchyard_bus::UsageBus>>,
     ) -> Self {
         capture_logs();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -199,6 +210,7 @@ impl ControlPlane {
             keys: keys.clone(),
             upstream_guard: UpstreamGuard::new(vec!["127.0.0.0/8".parse().unwrap()]),
             bootstrap_token: Some(token.clone()),
+            usage_bus: bus.as_ref().and(usage),
             policy_bus: bus,
         };
         // The token must be installed before the first request can arrive.
@@ -430,19 +442,19 @@ impl Worker {
     pub async fn start(keys: &Keys, nats: &NatsServer) -> Self {
         let client = nats.client().await;
         let bus = std::sync::Arc::new(switchyard_bus::NatsBus::new(client.clone(), "policy"));
-        let sessions = std::sync::Arc::new(switchyard_bus::NatsSessions::new(
-            client,
-            "sessions",
-            std::time::Duration::from_secs(600),
-        ));
-        Self::start_with(keys, bus, sessions).await
+        let buses = switchyard_worker::Buses {
+            policy: bus,
+            sessions: std::sync::Arc::new(switchyard_bus::NatsSessions::new(
+                client.clone(),
+                "sessions",
+                std::time::Duration::from_secs(600),
+            )),
+            usage: std::sync::Arc::new(switchyard_bus::NatsUsage::new(client)),
+        };
+        Self::start_with(keys, buses).await
     }
 
-    pub async fn start_with(
-        keys: &Keys,
-        bus: std::sync::Arc<dyn switchyard_bus::PolicyBus>,
-        sessions: std::sync::Arc<dyn switchyard_bus::SessionKv>,
-    ) -> Self {
+    pub async fn start_with(keys: &Keys, buses: switchyard_worker::Buses) -> Self {
         capture_logs();
         install_tls();
         let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -452,7 +464,7 @@ impl Worker {
         config.upstream_guard = UpstreamGuard::new(vec!["127.0.0.0/8".parse().unwrap()]);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
-            switchyard_worker::run(config, http, metrics, bus, sessions, async {
+            switchyard_worker::run(config, http, metrics, buses, async {
                 stopped.await.ok();
             })
             .await

@@ -15,7 +15,7 @@ use rmcp::{ErrorData as McpError, ServerHandler};
 use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How long a tenant's aggregated listing is reused for routing calls.
 const CATALOG_TTL: Duration = Duration::from_secs(30);
@@ -40,6 +40,7 @@ struct Catalog {
 pub struct Gateway {
     policies: Arc<Policies>,
     upstreams: Arc<Upstreams>,
+    usage: crate::usage::Reporter,
     catalogs: Arc<Mutex<HashMap<String, Arc<Catalog>>>>,
 }
 
@@ -53,10 +54,15 @@ fn tool_error(connector: &str, reason: &str, text: String) -> CallToolResult {
 }
 
 impl Gateway {
-    pub fn new(policies: Arc<Policies>, upstreams: Arc<Upstreams>) -> Self {
+    pub fn new(
+        policies: Arc<Policies>,
+        upstreams: Arc<Upstreams>,
+        usage: crate::usage::Reporter,
+    ) -> Self {
         Self {
             policies,
             upstreams,
+            usage,
             catalogs: Arc::default(),
         }
     }
@@ -213,6 +219,80 @@ impl Gateway {
         catalog
     }
 
+    /// Calls `upstream` on `connector`; failures become results the model can read.
+    async fn call_upstream(
+        &self,
+        tenant: &Tenant,
+        connector: &Connector,
+        upstream: &str,
+        request: CallToolRequestParams,
+    ) -> CallToolResponse {
+        let peer = match self.upstreams.peer(&tenant.slug, connector).await {
+            Ok(p) => p,
+            Err(e) => {
+                return CallToolResponse::Complete(upstream_failure(
+                    &connector.name,
+                    &e,
+                    "upstream_unavailable",
+                ));
+            }
+        };
+        let mut params = CallToolRequestParams::new(upstream.to_owned());
+        if let Some(args) = request.arguments {
+            params = params.with_arguments(args);
+        }
+        if let Some(responses) = request.input_responses {
+            params = params.with_input_responses(responses);
+        }
+        if let Some(state) = request.request_state {
+            params = params.with_request_state(state);
+        }
+        match tokio::time::timeout(connector.timeout, peer.call_tool_once(params)).await {
+            Ok(Ok(CallToolResponse::Complete(mut result))) => {
+                // A legacy upstream leaves the discriminator out; modern clients need it
+                // (rmcp drops it again for legacy clients).
+                result.result_type.get_or_insert(ResultType::COMPLETE);
+                CallToolResponse::Complete(result)
+            }
+            Ok(Ok(response)) => response,
+            Ok(Err(e)) => {
+                self.upstreams.forget(&tenant.slug, &connector.name);
+                CallToolResponse::Complete(upstream_failure(&connector.name, &e, "upstream_error"))
+            }
+            Err(_) => CallToolResponse::Complete(upstream_failure(
+                &connector.name,
+                &format!("no answer within {} ms", connector.timeout.as_millis()),
+                "upstream_timeout",
+            )),
+        }
+    }
+
+    /// Reports a real call that reached a connector.
+    fn report(
+        &self,
+        caller: &Caller,
+        method: &str,
+        target: &str,
+        connector: &str,
+        ok: bool,
+        started: (SystemTime, Instant),
+    ) {
+        self.usage.record(switchyard_bus::UsageEvent {
+            id: uuid::Uuid::new_v4().simple().to_string(),
+            tenant: caller.tenant.clone(),
+            key_id: caller.key_id.clone(),
+            method: method.to_owned(),
+            target: target.to_owned(),
+            connector: connector.to_owned(),
+            ok,
+            at_ms: started
+                .0
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+            duration_ms: started.1.elapsed().as_millis() as u64,
+        });
+    }
+
     /// Sends a non-tool request to a connector. Failures are JSON-RPC errors naming the
     /// connector (only tool calls answer failures with a result the model reads).
     async fn forward<T, F>(
@@ -300,6 +380,7 @@ impl ServerHandler for Gateway {
         request: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
+        let started = (SystemTime::now(), Instant::now());
         let (caller, tenant) = self.tenant(&ctx)?;
         let name = request.name.to_string();
         let (catalog, target) = self
@@ -335,48 +416,13 @@ impl ServerHandler for Gateway {
                 )));
             }
         }
-        let peer = match self.upstreams.peer(&tenant.slug, connector).await {
-            Ok(p) => p,
-            Err(e) => {
-                return Ok(CallToolResponse::Complete(upstream_failure(
-                    &connector.name,
-                    &e,
-                    "upstream_unavailable",
-                )));
-            }
-        };
-        let mut params = CallToolRequestParams::new(target.upstream.clone());
-        if let Some(args) = request.arguments {
-            params = params.with_arguments(args);
-        }
-        if let Some(responses) = request.input_responses {
-            params = params.with_input_responses(responses);
-        }
-        if let Some(state) = request.request_state {
-            params = params.with_request_state(state);
-        }
-        match tokio::time::timeout(connector.timeout, peer.call_tool_once(params)).await {
-            Ok(Ok(CallToolResponse::Complete(mut result))) => {
-                // A legacy upstream leaves the discriminator out; modern clients need it
-                // (rmcp drops it again for legacy clients).
-                result.result_type.get_or_insert(ResultType::COMPLETE);
-                Ok(CallToolResponse::Complete(result))
-            }
-            Ok(Ok(response)) => Ok(response),
-            Ok(Err(e)) => {
-                self.upstreams.forget(&tenant.slug, &connector.name);
-                Ok(CallToolResponse::Complete(upstream_failure(
-                    &connector.name,
-                    &e,
-                    "upstream_error",
-                )))
-            }
-            Err(_) => Ok(CallToolResponse::Complete(upstream_failure(
-                &connector.name,
-                &format!("no answer within {} ms", connector.timeout.as_millis()),
-                "upstream_timeout",
-            ))),
-        }
+        let response = self
+            .call_upstream(&tenant, connector, &target.upstream, request)
+            .await;
+        let ok = matches!(&response, CallToolResponse::Complete(r) if r.is_error != Some(true))
+            || matches!(&response, CallToolResponse::InputRequired(_));
+        self.report(&caller, "tools/call", &name, &connector.name, ok, started);
+        Ok(response)
     }
 
     async fn list_prompts(
@@ -394,7 +440,8 @@ impl ServerHandler for Gateway {
         request: GetPromptRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        let (_, tenant) = self.tenant(&ctx)?;
+        let started = (SystemTime::now(), Instant::now());
+        let (caller, tenant) = self.tenant(&ctx)?;
         let (_, target) = self
             .resolve(&tenant, |c| c.prompt_names.get(&request.name).cloned())
             .await;
@@ -411,7 +458,16 @@ impl ServerHandler for Gateway {
             .forward(&tenant, connector, |peer| async move {
                 peer.get_prompt_once(params).await
             })
-            .await?;
+            .await;
+        self.report(
+            &caller,
+            "prompts/get",
+            &request.name,
+            &connector.name,
+            response.is_ok(),
+            started,
+        );
+        let response = response?;
         Ok(match response {
             GetPromptResponse::Complete(mut r) => {
                 r.result_type.get_or_insert(ResultType::COMPLETE);
@@ -450,7 +506,8 @@ impl ServerHandler for Gateway {
         request: ReadResourceRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        let (_, tenant) = self.tenant(&ctx)?;
+        let started = (SystemTime::now(), Instant::now());
+        let (caller, tenant) = self.tenant(&ctx)?;
         let uri = request.uri.clone();
         let owner = |c: &Catalog| {
             c.resource_owner
@@ -480,7 +537,16 @@ impl ServerHandler for Gateway {
             .forward(&tenant, connector, |peer| async move {
                 peer.read_resource_once(params).await
             })
-            .await?;
+            .await;
+        self.report(
+            &caller,
+            "resources/read",
+            &uri,
+            &connector.name,
+            response.is_ok(),
+            started,
+        );
+        let response = response?;
         Ok(match response {
             ReadResourceResponse::Complete(mut r) => {
                 r.result_type.get_or_insert(ResultType::COMPLETE);

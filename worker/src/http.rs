@@ -48,6 +48,7 @@ impl App {
         config: &Config,
         policies: Arc<Policies>,
         sessions: Arc<Sessions>,
+        usage: crate::usage::Reporter,
         metrics: Arc<Metrics>,
         cancel: CancellationToken,
     ) -> std::io::Result<Arc<Self>> {
@@ -55,7 +56,7 @@ impl App {
             Upstreams::new(config.upstream_guard.clone())
                 .map_err(|e| std::io::Error::other(e.to_string()))?,
         );
-        let gateway = Gateway::new(policies.clone(), upstreams);
+        let gateway = Gateway::new(policies.clone(), upstreams, usage);
         let mut mcp_config = StreamableHttpServerConfig::default()
             .with_cancellation_token(cancel)
             .with_max_request_body_bytes(config.max_body_bytes);

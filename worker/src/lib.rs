@@ -10,9 +10,10 @@ pub mod names;
 pub mod policy;
 pub mod sessions;
 pub mod upstream;
+pub mod usage;
 
 use std::sync::Arc;
-use switchyard_bus::{PolicyBus, SessionKv};
+use switchyard_bus::{PolicyBus, SessionKv, UsageBus};
 use switchyard_common::netguard::UpstreamGuard;
 use switchyard_common::seal::Keyring;
 use tokio::net::TcpListener;
@@ -42,25 +43,44 @@ impl Config {
     }
 }
 
+/// What a worker shares with the rest of the platform (NATS in production).
+#[derive(Debug, Clone)]
+pub struct Buses {
+    /// Compiled tenant policies, followed.
+    pub policy: Arc<dyn PolicyBus>,
+    /// Session records shared by all workers.
+    pub sessions: Arc<dyn SessionKv>,
+    /// Usage events for the control plane.
+    pub usage: Arc<dyn UsageBus>,
+}
+
 /// Runs a worker until `shutdown` resolves: the MCP endpoint on `http`, health and metrics
-/// on `metrics`, policies followed on `bus`, sessions shared through `sessions`.
+/// on `metrics`.
 pub async fn run(
     config: Config,
     http: TcpListener,
     metrics: TcpListener,
-    bus: Arc<dyn PolicyBus>,
-    sessions: Arc<dyn SessionKv>,
+    buses: Buses,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let cancel = tokio_util::sync::CancellationToken::new();
     let policies = Arc::new(policy::Policies::new(config.policy_keys.clone()));
-    let metrics_state = Arc::new(metrics::Metrics::new(policies.clone(), bus.clone()));
-    let follower = tokio::spawn(policy::follow(bus, policies.clone(), cancel.clone()));
-    let sessions = Arc::new(sessions::Sessions::new(sessions));
+    let metrics_state = Arc::new(metrics::Metrics::new(
+        policies.clone(),
+        buses.policy.clone(),
+    ));
+    let follower = tokio::spawn(policy::follow(
+        buses.policy,
+        policies.clone(),
+        cancel.clone(),
+    ));
+    let reporter = usage::Reporter::start(buses.usage, metrics_state.usage_dropped.clone());
+    let sessions = Arc::new(sessions::Sessions::new(buses.sessions));
     let app = http::App::new(
         &config,
         policies,
         sessions,
+        reporter,
         metrics_state.clone(),
         cancel.clone(),
     )?;

@@ -32,6 +32,7 @@ pub struct Metrics {
     ready: Gauge,
     pub requests: Family<StatusLabel, Counter>,
     pub auth_failures: Family<ReasonLabel, Counter>,
+    pub usage_dropped: Counter,
     disconnected_since: Mutex<Option<Instant>>,
 }
 
@@ -50,6 +51,12 @@ impl Metrics {
         let ready = Gauge::default();
         let requests = Family::<StatusLabel, Counter>::default();
         let auth_failures = Family::<ReasonLabel, Counter>::default();
+        let usage_dropped = Counter::default();
+        registry.register(
+            "usage_events_dropped",
+            "Usage events dropped because the reporting queue was full",
+            usage_dropped.clone(),
+        );
         registry.register(
             "tenants",
             "Tenants whose policy this worker holds",
@@ -90,6 +97,7 @@ impl Metrics {
             ready,
             requests,
             auth_failures,
+            usage_dropped,
             disconnected_since: Mutex::new(None),
         }
     }

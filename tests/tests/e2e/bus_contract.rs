@@ -218,3 +218,52 @@ async fn session_records_on_nats() {
         switchyard_bus::NatsSessions::new(nats.client().await, "sessions", Duration::from_secs(60));
     session_records_round_trip(Arc::new(kv)).await;
 }
+
+fn usage_event(id: &str) -> switchyard_bus::UsageEvent {
+    switchyard_bus::UsageEvent {
+        id: id.into(),
+        tenant: "acme".into(),
+        key_id: "abcdefghijkl".into(),
+        method: "tools/call".into(),
+        target: "alpha__echo".into(),
+        connector: "alpha".into(),
+        ok: true,
+        at_ms: 1_000,
+        duration_ms: 3,
+    }
+}
+
+#[tokio::test]
+async fn usage_events_arrive_once_per_id_and_wait_for_acknowledgement() {
+    use switchyard_bus::UsageBus as _;
+    let nats = switchyard_tests::NatsServer::start().await;
+    let usage = switchyard_bus::NatsUsage::new(nats.client().await);
+    for id in ["e1", "e1", "e2"] {
+        usage.publish(&usage_event(id)).await.unwrap();
+    }
+    let mut deliveries = usage.consume().await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), deliveries.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.event.id, "e1");
+    first.ack().await.unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(10), deliveries.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.event.id, "e2", "the repeated e1 was dropped");
+    // Not acknowledged: a new consumer (the control plane restarted) gets it again.
+    drop(second);
+    drop(deliveries);
+    let again = switchyard_bus::NatsUsage::new(nats.client().await);
+    let mut deliveries = again.consume().await.unwrap();
+    let redelivered = tokio::time::timeout(Duration::from_secs(60), deliveries.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(redelivered.event, usage_event("e2"));
+}

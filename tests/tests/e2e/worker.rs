@@ -4,9 +4,7 @@
 //! connectors are enforced.
 
 use rmcp::model::{CallToolRequestParams, GetPromptRequestParams, ReadResourceRequestParams};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use switchyard_bus::{NatsBus, PolicyBus};
 use switchyard_tests::admin::*;
 use switchyard_tests::upstream::TestUpstream;
 use switchyard_tests::{
@@ -24,8 +22,7 @@ struct Env {
 impl Env {
     async fn start() -> Self {
         let nats = NatsServer::start().await;
-        let bus: Arc<dyn PolicyBus> = Arc::new(NatsBus::new(nats.client().await, "policy"));
-        let cp = ControlPlane::start_with_bus(postgres_store().await, Some(bus)).await;
+        let cp = ControlPlane::start_on_nats(postgres_store().await, &nats).await;
         let worker = Worker::start(&cp.keys, &nats).await;
         let http = reqwest::Client::new();
         assert_eventually!(
@@ -261,6 +258,26 @@ async fn tenant_tools_are_aggregated_and_called_through_the_worker() {
             );
         }
     }
+    // Workers report each call; the control plane fills the key's last-used time.
+    let id = switchyard_common::apikey::parse(&key)
+        .unwrap()
+        .0
+        .to_string();
+    assert_eventually!(
+        env.cp
+            .keys_api()
+            .get_api_key(GetApiKeyRequest {
+                tenant: "acme".into(),
+                id: id.clone()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .last_used_time
+            .is_some(),
+        DEADLINE,
+        "last-used time filled from usage reports"
+    );
     client.cancel().await.ok();
 }
 
