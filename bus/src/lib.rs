@@ -7,11 +7,13 @@
 //! deleted tenant is published as a tombstone (status `DELETED`) rather than removed, so its
 //! revision is kept and an older policy cannot bring it back.
 
+pub mod fleet;
 mod memory;
 mod nats;
 pub mod sessions;
 pub mod usage;
 
+pub use fleet::{FLEET_BUCKET, Fleet, Heartbeat, MemoryFleet, NatsFleet};
 pub use memory::MemoryBus;
 pub use nats::{NatsBus, POLICY_BUCKET};
 pub use sessions::{MemorySessions, NatsSessions, SESSION_BUCKET, SessionKv};

@@ -276,6 +276,9 @@ pub struct WorkerArgs {
     /// CIDRs upstreams may resolve to despite the private-range guard, comma-separated.
     #[arg(long, env = "SWITCHYARD_UPSTREAM_ALLOW", value_delimiter = ',')]
     upstream_allow: Option<Vec<IpNet>>,
+    /// Names this worker in heartbeats [default: a random id]; e.g. the pod name.
+    #[arg(long, env = "SWITCHYARD_WORKER_ID")]
+    worker_id: Option<String>,
     /// TOML file with the same keys as these flags.
     #[arg(long, env = "SWITCHYARD_CONFIG")]
     #[serde(skip)]
@@ -306,6 +309,7 @@ impl WorkerArgs {
                     policy_key: self.policy_key.or(file.policy_key),
                     public_url: self.public_url.or(file.public_url),
                     upstream_allow: self.upstream_allow.or(file.upstream_allow),
+                    worker_id: self.worker_id.or(file.worker_id),
                     config: None,
                 }
             }
@@ -326,6 +330,9 @@ impl WorkerArgs {
             switchyard_worker::Config::new(Keyring::new(parse_key("policy-key", &policy)?));
         config.public_url = args.public_url;
         config.upstream_guard = UpstreamGuard::new(args.upstream_allow.unwrap_or_default());
+        if let Some(id) = args.worker_id {
+            config.worker_id = id;
+        }
         Ok(WorkerSettings {
             nats_url,
             http_listen: args
@@ -358,7 +365,12 @@ pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
             switchyard_bus::SESSION_BUCKET,
             std::time::Duration::from_secs(3600),
         )),
-        usage: std::sync::Arc::new(switchyard_bus::NatsUsage::new(client)),
+        usage: std::sync::Arc::new(switchyard_bus::NatsUsage::new(client.clone())),
+        fleet: std::sync::Arc::new(switchyard_bus::NatsFleet::new(
+            client,
+            switchyard_bus::FLEET_BUCKET,
+            std::time::Duration::from_secs(15),
+        )),
     };
     let http = tokio::net::TcpListener::bind(settings.http_listen)
         .await

@@ -148,6 +148,7 @@ pub async fn run(args: DevArgs, data_dir: &Path) -> anyhow::Result<()> {
         policy: bus,
         sessions: std::sync::Arc::new(switchyard_bus::MemorySessions::default()),
         usage,
+        fleet: std::sync::Arc::new(switchyard_bus::MemoryFleet::default()),
     };
     let worker = tokio::spawn(switchyard_worker::run(
         worker_config,

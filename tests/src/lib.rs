@@ -449,7 +449,12 @@ impl Worker {
                 "sessions",
                 std::time::Duration::from_secs(600),
             )),
-            usage: std::sync::Arc::new(switchyard_bus::NatsUsage::new(client)),
+            usage: std::sync::Arc::new(switchyard_bus::NatsUsage::new(client.clone())),
+            fleet: std::sync::Arc::new(switchyard_bus::NatsFleet::new(
+                client,
+                "workers",
+                std::time::Duration::from_secs(3),
+            )),
         };
         Self::start_with(keys, buses).await
     }

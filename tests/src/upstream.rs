@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 struct Fixture {
     label: String,
     calls: Arc<AtomicUsize>,
+    cancelled: Arc<AtomicUsize>,
     headers: Arc<Mutex<Vec<http::HeaderMap>>>,
 }
 
@@ -70,6 +71,11 @@ impl ServerHandler for Fixture {
                 schema(json!({"a": {"type": "number"}, "b": {"type": "number"}})),
             ),
             Tool::new(
+                "slow",
+                "Answers after 30 s unless cancelled",
+                schema(json!({})),
+            ),
+            Tool::new(
                 "delete_everything",
                 "A tool operators may deny",
                 schema(json!({})),
@@ -101,6 +107,15 @@ impl ServerHandler for Fixture {
                 (n("a") + n("b")).to_string()
             }
             "delete_everything" => "deleted".to_owned(),
+            "slow" => {
+                tokio::select! {
+                    () = ctx.ct.cancelled() => {
+                        self.cancelled.fetch_add(1, Ordering::SeqCst);
+                        return Err(McpError::internal_error("cancelled", None));
+                    }
+                    () = tokio::time::sleep(std::time::Duration::from_secs(30)) => "slept".to_owned(),
+                }
+            }
             other => return Err(McpError::invalid_params(format!("no tool {other}"), None)),
         };
         Ok(CallToolResponse::Complete(CallToolResult::success(vec![
@@ -162,6 +177,8 @@ impl ServerHandler for Fixture {
 pub struct TestUpstream {
     pub url: String,
     pub calls: Arc<AtomicUsize>,
+    /// Calls of `slow` that were cancelled by the caller.
+    pub cancelled: Arc<AtomicUsize>,
     headers: Arc<Mutex<Vec<http::HeaderMap>>>,
     stop: CancellationToken,
 }
@@ -173,9 +190,11 @@ impl TestUpstream {
         let fixture = Fixture {
             label: label.to_owned(),
             calls: Arc::default(),
+            cancelled: Arc::default(),
             headers: Arc::default(),
         };
         let calls = fixture.calls.clone();
+        let cancelled = fixture.cancelled.clone();
         let headers = fixture.headers.clone();
         let service = StreamableHttpService::new(
             move || Ok(fixture.clone()),
@@ -195,6 +214,7 @@ impl TestUpstream {
         Self {
             url: format!("http://{addr}/mcp"),
             calls,
+            cancelled,
             headers,
             stop,
         }

@@ -13,7 +13,7 @@ pub mod upstream;
 pub mod usage;
 
 use std::sync::Arc;
-use switchyard_bus::{PolicyBus, SessionKv, UsageBus};
+use switchyard_bus::{Fleet, Heartbeat, PolicyBus, SessionKv, UsageBus};
 use switchyard_common::netguard::UpstreamGuard;
 use switchyard_common::seal::Keyring;
 use tokio::net::TcpListener;
@@ -30,6 +30,8 @@ pub struct Config {
     pub upstream_guard: UpstreamGuard,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
+    /// Names this worker in heartbeats (e.g. the pod name).
+    pub worker_id: String,
 }
 
 impl Config {
@@ -39,6 +41,7 @@ impl Config {
             public_url: None,
             upstream_guard: UpstreamGuard::default(),
             max_body_bytes: 4 * 1024 * 1024,
+            worker_id: format!("worker-{}", uuid::Uuid::new_v4().simple()),
         }
     }
 }
@@ -52,6 +55,43 @@ pub struct Buses {
     pub sessions: Arc<dyn SessionKv>,
     /// Usage events for the control plane.
     pub usage: Arc<dyn UsageBus>,
+    /// Heartbeats of the live workers.
+    pub fleet: Arc<dyn Fleet>,
+}
+
+const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Writes this worker's heartbeat every few seconds until cancelled.
+async fn heartbeats(
+    id: String,
+    fleet: Arc<dyn Fleet>,
+    policies: Arc<policy::Policies>,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    let now_ms = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    };
+    let started_ms = now_ms();
+    let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let beat = Heartbeat {
+            worker: id.clone(),
+            started_ms,
+            at_ms: now_ms(),
+            ready: policies.is_ready(),
+            tenants: policies.tenant_count() as u64,
+            policy_revision: policies.max_revision(),
+        };
+        if let Err(e) = fleet.beat(&beat).await {
+            tracing::debug!(error = %e, "heartbeat not written");
+        }
+    }
 }
 
 /// Runs a worker until `shutdown` resolves: the MCP endpoint on `http`, health and metrics
@@ -75,6 +115,12 @@ pub async fn run(
         cancel.clone(),
     ));
     let reporter = usage::Reporter::start(buses.usage, metrics_state.usage_dropped.clone());
+    let beating = tokio::spawn(heartbeats(
+        config.worker_id.clone(),
+        buses.fleet,
+        policies.clone(),
+        cancel.clone(),
+    ));
     let sessions = Arc::new(sessions::Sessions::new(buses.sessions));
     let app = http::App::new(
         &config,
@@ -93,6 +139,7 @@ pub async fn run(
     let served = http::serve(http, app, cancel.clone()).await;
     cancel.cancel();
     follower.abort();
+    beating.abort();
     metrics_server.await.ok();
     served
 }

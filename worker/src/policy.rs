@@ -195,6 +195,14 @@ impl Policies {
         self.tenants.read().map(|t| t.len()).unwrap_or(0)
     }
 
+    /// The highest policy revision applied (tombstones included).
+    pub fn max_revision(&self) -> u64 {
+        self.revisions
+            .read()
+            .map(|r| r.values().copied().max().unwrap_or(0))
+            .unwrap_or(0)
+    }
+
     /// True once the initial load from the bus is complete.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Acquire)

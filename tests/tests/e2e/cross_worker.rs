@@ -13,7 +13,7 @@ const DEADLINE: Duration = Duration::from_secs(20);
 const VERSION: &str = "2025-06-18";
 
 struct Fleet {
-    _nats: NatsServer,
+    nats: NatsServer,
     cp: ControlPlane,
     workers: [Worker; 2],
 }
@@ -27,11 +27,7 @@ impl Fleet {
             Worker::start(&cp.keys, &nats).await,
             Worker::start(&cp.keys, &nats).await,
         ];
-        Self {
-            _nats: nats,
-            cp,
-            workers,
-        }
+        Self { nats, cp, workers }
     }
 
     async fn tenant(&self, slug: &str, upstream: &TestUpstream, connector: &str) -> String {
@@ -230,5 +226,31 @@ async fn no_combination_of_one_tenants_credentials_reaches_another_tenant() {
         up_b.calls.load(std::sync::atomic::Ordering::SeqCst),
         calls_before,
         "B's upstream was never called for A"
+    );
+}
+
+#[tokio::test]
+async fn workers_announce_themselves_and_drop_out_when_they_stop() {
+    use switchyard_bus::Fleet as _;
+    let fleet = Fleet::start().await;
+    let members = switchyard_bus::NatsFleet::new(
+        fleet.nats.client().await,
+        "workers",
+        Duration::from_secs(3),
+    );
+    assert_eventually!(
+        members
+            .members()
+            .await
+            .is_ok_and(|m| m.len() == 2 && m.iter().all(|h| h.ready)),
+        DEADLINE,
+        "both workers heartbeat as ready"
+    );
+    let [w1, _w2] = fleet.workers;
+    drop(w1);
+    assert_eventually!(
+        members.members().await.is_ok_and(|m| m.len() == 1),
+        DEADLINE,
+        "a stopped worker's heartbeat expires"
     );
 }

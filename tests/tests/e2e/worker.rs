@@ -179,9 +179,11 @@ async fn tenant_tools_are_aggregated_and_called_through_the_worker() {
         "add",
         "alpha__add",
         "alpha__echo",
+        "alpha__slow",
         "alpha__whoami",
         "delete_everything",
         "echo",
+        "slow",
         "whoami",
     ];
     assert_eventually!(
@@ -551,4 +553,57 @@ async fn workers_wait_for_policies_and_keep_serving_without_nats() {
             "suspension made during the outage enforced by {endpoint}"
         );
     }
+}
+
+#[tokio::test]
+async fn timeouts_and_client_cancellation_reach_the_upstream() {
+    let env = Env::start().await;
+    let up = TestUpstream::start("A").await;
+    env.cp.create_tenant("acme").await;
+    let mut req = mcp_connector("acme", "alpha", &up.url, &[]);
+    req.connector.as_mut().unwrap().timeout_ms = 500;
+    env.cp.connectors().create_connector(req).await.unwrap();
+    let key = env.key("acme", ApiKeyRole::Editor).await;
+    let client = env.client("acme", &key).await;
+
+    // The connector's timeout ends the call with a result naming the connector, and the
+    // upstream is told to stop.
+    let started = Instant::now();
+    let timed_out = call(&client, "alpha__slow", serde_json::json!({})).await;
+    let took = started.elapsed();
+    println!("upstream timeout of 500 ms answered after {took:?}");
+    assert_eq!(timed_out.is_error, Some(true));
+    assert!(
+        text_of(&timed_out).contains("alpha"),
+        "{}",
+        text_of(&timed_out)
+    );
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert_eventually!(
+        up.cancelled.load(std::sync::atomic::Ordering::SeqCst) == 1,
+        DEADLINE,
+        "the upstream saw the cancellation after the timeout"
+    );
+
+    // A client that gives up cancels its request; the cancellation reaches the upstream.
+    let handle = client
+        .peer()
+        .send_cancellable_request(
+            rmcp::model::ClientRequest::CallToolRequest(rmcp::model::CallToolRequest::new(
+                CallToolRequestParams::new("alpha__slow"),
+            )),
+            rmcp::service::PeerRequestOptions::no_options(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    handle
+        .cancel(Some("user pressed stop".into()))
+        .await
+        .unwrap();
+    assert_eventually!(
+        up.cancelled.load(std::sync::atomic::Ordering::SeqCst) == 2,
+        DEADLINE,
+        "the client's cancellation reached the upstream"
+    );
 }
