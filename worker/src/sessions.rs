@@ -18,6 +18,8 @@ const TOUCH_EVERY: Duration = Duration::from_secs(300);
 /// How long a worker trusts its cached owner record before reading it again; also how
 /// long a session terminated through another worker may still be used here.
 const RECHECK_EVERY: Duration = Duration::from_secs(1);
+/// How long a request waits for the shared store before falling back to what it knows.
+const STORE_WAIT: Duration = Duration::from_millis(500);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owner {
@@ -62,7 +64,8 @@ impl Sessions {
         Arc::new(InitStore(self.kv.clone()))
     }
 
-    /// Who owns session `id`, if anyone. `None` also when the session was terminated.
+    /// Who owns session `id`, if anyone. `None` also when the session was terminated. While
+    /// the shared store is unreachable, sessions known here are trusted as they were.
     pub async fn owner(&self, id: &str) -> Result<Option<Owner>, BusError> {
         let local = self.known.lock().ok().and_then(|k| k.get(id).cloned());
         if let Some((owner, checked, touched)) = &local
@@ -73,11 +76,17 @@ impl Sessions {
             }
             return Ok(Some(owner.clone()));
         }
-        let stored = self
-            .kv
-            .get(&owner_key(id))
-            .await?
-            .and_then(|bytes| serde_json::from_slice::<Owner>(&bytes).ok());
+        let read = tokio::time::timeout(STORE_WAIT, self.kv.get(&owner_key(id)))
+            .await
+            .unwrap_or_else(|_| Err(BusError::Unavailable("session store did not answer".into())));
+        let stored = match read {
+            Ok(bytes) => bytes.and_then(|b| serde_json::from_slice::<Owner>(&b).ok()),
+            // The shared store is away: sessions this worker knows keep working.
+            Err(e) => match local {
+                Some((owner, _, _)) => return Ok(Some(owner)),
+                None => return Err(e),
+            },
+        };
         let Ok(mut known) = self.known.lock() else {
             return Ok(stored);
         };

@@ -496,6 +496,8 @@ async fn workers_wait_for_policies_and_keep_serving_without_nats() {
 
     // NATS goes away: the worker keeps serving its last policies and says how old they are.
     env.nats.stop();
+    // Past the session record's recheck interval, the open session still works.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(
         text_of(&call(&client, "alpha__whoami", serde_json::json!({})).await),
         "upstream A"
