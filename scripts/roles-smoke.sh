@@ -31,7 +31,8 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 cli=("$bin" --server "http://127.0.0.1:$port" --token "$SWITCHYARD_BOOTSTRAP_TOKEN")
-"${cli[@]}" tenant create smoke --rps 3 -o json | grep -q '"slug":"smoke"'
+created=$("${cli[@]}" tenant create smoke --rps 3 -o json)
+grep -q '"slug":"smoke"' <<<"$created"
 "${cli[@]}" connector add --tenant smoke --name up --url http://127.0.0.1:9/mcp \
   --header 'X-Api-Key: smoke-header-secret' -o json >/dev/null
 if "${cli[@]}" connector add --tenant smoke --name up2 --url http://10.0.0.1/mcp 2>"$dir/err"; then
@@ -67,7 +68,8 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 [ "$(get "http://127.0.0.1:$metrics_port/readyz")" = 200 ] || { cat "$dir/worker.log"; echo "worker not ready" >&2; exit 1; }
-get "http://127.0.0.1:$metrics_port/metrics" body | grep -q '^switchyard_worker_tenants 1$'
+metrics_text=$(get "http://127.0.0.1:$metrics_port/metrics" body)
+grep -q '^switchyard_worker_tenants 1$' <<<"$metrics_text" || { echo "$metrics_text"; echo "worker holds no tenant" >&2; exit 1; }
 kill -TERM $worker_pid
 wait $worker_pid
 

