@@ -57,47 +57,31 @@ impl Fleet for MemoryFleet {
 
 #[derive(Debug, Clone)]
 pub struct NatsFleet {
-    js: async_nats::jetstream::Context,
-    bucket: String,
-    ttl: Duration,
-    kv: Arc<tokio::sync::OnceCell<kv::Store>>,
-}
-
-fn unavailable(e: impl std::fmt::Display) -> BusError {
-    BusError::Unavailable(e.to_string())
+    bucket: crate::LazyBucket,
 }
 
 impl NatsFleet {
-    /// Heartbeats in `bucket`, expiring `ttl` after they were written.
+    /// Entries in `bucket`, each expiring `ttl` after it was last written.
     pub fn new(client: async_nats::Client, bucket: &str, ttl: Duration) -> Self {
-        Self {
-            js: async_nats::jetstream::new(client),
+        let config = kv::Config {
             bucket: bucket.to_owned(),
-            ttl,
-            kv: Arc::default(),
+            description: "Switchyard worker heartbeats".into(),
+            history: 1,
+            max_age: ttl,
+            ..Default::default()
+        };
+        Self {
+            bucket: crate::LazyBucket::new(client, config),
         }
     }
 
     async fn kv(&self) -> Result<&kv::Store> {
-        self.kv
-            .get_or_try_init(|| async {
-                match self.js.get_key_value(&self.bucket).await {
-                    Ok(kv) => Ok(kv),
-                    Err(_) => self
-                        .js
-                        .create_key_value(kv::Config {
-                            bucket: self.bucket.clone(),
-                            description: "Switchyard worker heartbeats".into(),
-                            history: 1,
-                            max_age: self.ttl,
-                            ..Default::default()
-                        })
-                        .await
-                        .map_err(unavailable),
-                }
-            })
-            .await
+        self.bucket.get().await
     }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> BusError {
+    BusError::Unavailable(e.to_string())
 }
 
 #[async_trait::async_trait]

@@ -84,6 +84,47 @@ pub fn tombstone(tenant: &str, revision: u64) -> TenantPolicy {
     }
 }
 
+/// A JetStream KV bucket opened, or created with `config` if missing, on first use, so a
+/// bus can be made before NATS is reachable.
+#[derive(Debug, Clone)]
+pub(crate) struct LazyBucket {
+    js: async_nats::jetstream::Context,
+    config: async_nats::jetstream::kv::Config,
+    kv: std::sync::Arc<tokio::sync::OnceCell<async_nats::jetstream::kv::Store>>,
+}
+
+impl LazyBucket {
+    pub(crate) fn new(
+        client: async_nats::Client,
+        config: async_nats::jetstream::kv::Config,
+    ) -> Self {
+        Self {
+            js: async_nats::jetstream::new(client),
+            config,
+            kv: Default::default(),
+        }
+    }
+
+    pub(crate) fn jetstream(&self) -> &async_nats::jetstream::Context {
+        &self.js
+    }
+
+    pub(crate) async fn get(&self) -> Result<&async_nats::jetstream::kv::Store> {
+        self.kv
+            .get_or_try_init(|| async {
+                match self.js.get_key_value(&self.config.bucket).await {
+                    Ok(kv) => Ok(kv),
+                    Err(_) => self
+                        .js
+                        .create_key_value(self.config.clone())
+                        .await
+                        .map_err(|e| BusError::Unavailable(e.to_string())),
+                }
+            })
+            .await
+    }
+}
+
 pub(crate) fn decode(key: &str, bytes: &[u8]) -> Result<TenantPolicy> {
     let policy =
         <TenantPolicy as prost::Message>::decode(bytes).map_err(|e| BusError::Corrupt {

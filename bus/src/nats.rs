@@ -2,7 +2,7 @@
 //! `TenantPolicy`. Publishes use the bucket's compare-and-set (`create` / `update` against
 //! the entry's sequence), so concurrent publishers cannot move a key backwards.
 
-use crate::{BusError, PolicyBus, PolicyEvent, Published, Result, decode};
+use crate::{BusError, LazyBucket, PolicyBus, PolicyEvent, Published, Result, decode};
 use async_nats::jetstream::kv::{self, Operation};
 use futures::StreamExt as _;
 use futures::stream::BoxStream;
@@ -15,10 +15,7 @@ pub const POLICY_BUCKET: &str = "switchyard-policy";
 #[derive(Debug, Clone)]
 pub struct NatsBus {
     client: async_nats::Client,
-    js: async_nats::jetstream::Context,
-    bucket: String,
-    /// Opened on first use, so a bus can be made before NATS is reachable.
-    kv: std::sync::Arc<tokio::sync::OnceCell<kv::Store>>,
+    bucket: LazyBucket,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> BusError {
@@ -29,33 +26,20 @@ impl NatsBus {
     /// A bus over `bucket` on `client`'s server; the bucket is opened (and created if
     /// missing) on first use.
     pub fn new(client: async_nats::Client, bucket: &str) -> Self {
-        Self {
-            js: async_nats::jetstream::new(client.clone()),
-            client,
+        let config = kv::Config {
             bucket: bucket.to_owned(),
-            kv: Default::default(),
+            description: "Switchyard compiled tenant policies, key per tenant".into(),
+            history: 1,
+            ..Default::default()
+        };
+        Self {
+            bucket: LazyBucket::new(client.clone(), config),
+            client,
         }
     }
 
     async fn kv(&self) -> Result<&kv::Store> {
-        self.kv
-            .get_or_try_init(|| async {
-                match self.js.get_key_value(&self.bucket).await {
-                    Ok(kv) => Ok(kv),
-                    Err(_) => self
-                        .js
-                        .create_key_value(kv::Config {
-                            bucket: self.bucket.clone(),
-                            description: "Switchyard compiled tenant policies, key per tenant"
-                                .into(),
-                            history: 1,
-                            ..Default::default()
-                        })
-                        .await
-                        .map_err(unavailable),
-                }
-            })
-            .await
+        self.bucket.get().await
     }
 }
 
@@ -107,8 +91,9 @@ impl PolicyBus for NatsBus {
         let kv = self.kv().await?;
         // `kv.status()` reports what the bucket held when it was opened; ask afresh.
         let mut stream = self
-            .js
-            .get_stream(format!("KV_{}", self.bucket))
+            .bucket
+            .jetstream()
+            .get_stream(format!("KV_{}", kv.name))
             .await
             .map_err(unavailable)?;
         let empty = stream.info().await.map_err(unavailable)?.state.messages == 0;

@@ -55,42 +55,26 @@ impl SessionKv for MemorySessions {
 
 #[derive(Debug, Clone)]
 pub struct NatsSessions {
-    js: async_nats::jetstream::Context,
-    bucket: String,
-    ttl: Duration,
-    kv: Arc<tokio::sync::OnceCell<kv::Store>>,
+    bucket: crate::LazyBucket,
 }
 
 impl NatsSessions {
-    /// Session records in `bucket`, each expiring `ttl` after it was last written.
+    /// Entries in `bucket`, each expiring `ttl` after it was last written.
     pub fn new(client: async_nats::Client, bucket: &str, ttl: Duration) -> Self {
-        Self {
-            js: async_nats::jetstream::new(client),
+        let config = kv::Config {
             bucket: bucket.to_owned(),
-            ttl,
-            kv: Arc::default(),
+            description: "Switchyard MCP sessions shared by workers".into(),
+            history: 1,
+            max_age: ttl,
+            ..Default::default()
+        };
+        Self {
+            bucket: crate::LazyBucket::new(client, config),
         }
     }
 
     async fn kv(&self) -> Result<&kv::Store> {
-        self.kv
-            .get_or_try_init(|| async {
-                match self.js.get_key_value(&self.bucket).await {
-                    Ok(kv) => Ok(kv),
-                    Err(_) => self
-                        .js
-                        .create_key_value(kv::Config {
-                            bucket: self.bucket.clone(),
-                            description: "Switchyard MCP sessions shared by workers".into(),
-                            history: 1,
-                            max_age: self.ttl,
-                            ..Default::default()
-                        })
-                        .await
-                        .map_err(|e| BusError::Unavailable(e.to_string())),
-                }
-            })
-            .await
+        self.bucket.get().await
     }
 }
 
