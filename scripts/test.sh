@@ -57,6 +57,8 @@ export SWITCHYARD_TEST_DATABASE_URL="$PG_URL"
 echo "PostgreSQL at $PG_URL"
 
 # --- checks and tests, sharing one build ---
+# Incremental state only pays off across edits; a one-shot run saves the disk it would take.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 step "cargo fmt --check"
 cargo fmt --all -- --check
 step "cargo clippy"
