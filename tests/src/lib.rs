@@ -422,6 +422,8 @@ impl Drop for NatsServer {
 
 // ---- workers and MCP clients ----
 
+pub mod conformance;
+pub mod proxy;
 pub mod upstream;
 
 /// Installs the process-wide TLS provider rmcp's HTTP client needs.

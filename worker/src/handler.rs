@@ -2,12 +2,18 @@
 //! the tools, prompts and resources of the tenant's connectors and routes calls to them.
 //! It reads the authenticated caller from the HTTP request and the tenant's *current*
 //! policy on every request, so a removed connector, revoked key or suspension applies to
-//! sessions already open.
+//! sessions already open. One `Gateway` serves one client session (or one request without
+//! a session); the upstream sessions it opens belong to that client alone.
+
+// Logging is deprecated for future protocol versions; the versions served here have it.
+#![allow(deprecated)]
 
 use crate::auth::Caller;
+use crate::exchange::{Call, Failure, Holder, Holds, Outcome, STATE_PREFIX, Upstream};
 use crate::names::NameMap;
 use crate::policy::{Connector, Policies, Role, Tenant};
-use crate::upstream::{UpstreamError, Upstreams};
+use crate::relay::Owner;
+use crate::upstream::{Session, UpstreamError, Upstreams, client_info};
 use futures::future::join_all;
 use rmcp::model::*;
 use rmcp::service::{RequestContext, RoleServer};
@@ -36,14 +42,96 @@ struct Catalog {
     /// Which connector listed each resource URI (or template URI prefix).
     resource_owner: HashMap<String, String>,
     template_owner: Vec<(String, String)>,
+    /// Which connector listed each URI template, by the template itself.
+    template_by_uri: HashMap<String, String>,
+}
+
+impl Catalog {
+    /// The connector a resource URI belongs to: the one that listed it, else the one whose
+    /// template has the longest matching literal prefix.
+    fn owner_of(&self, uri: &str) -> Option<String> {
+        self.resource_owner
+            .get(uri)
+            .filter(|o| !o.is_empty())
+            .cloned()
+            .or_else(|| {
+                self.template_owner
+                    .iter()
+                    .filter(|(prefix, _)| !prefix.is_empty() && uri.starts_with(prefix.as_str()))
+                    .max_by_key(|(prefix, _)| prefix.len())
+                    .map(|(_, owner)| owner.clone())
+            })
+    }
+
+    /// The connector that listed the URI template `template`.
+    fn template_of(&self, template: &str) -> Option<String> {
+        self.template_by_uri.get(template).cloned()
+    }
+}
+
+/// What every client session of a worker shares.
+#[derive(Debug)]
+struct Core {
+    policies: Arc<Policies>,
+    upstreams: Arc<Upstreams>,
+    usage: crate::usage::Reporter,
+    catalogs: Mutex<HashMap<String, Arc<Catalog>>>,
+    holds: Holds,
+}
+
+/// What belongs to one client session.
+#[derive(Debug, Default)]
+struct Scope {
+    /// Upstream sessions by connector name.
+    sessions: tokio::sync::Mutex<HashMap<String, Arc<Session>>>,
+    /// The log level the client asked for, applied to upstream sessions opened later.
+    log_level: Mutex<Option<LoggingLevel>>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Gateway {
-    policies: Arc<Policies>,
-    upstreams: Arc<Upstreams>,
-    usage: crate::usage::Reporter,
-    catalogs: Arc<Mutex<HashMap<String, Arc<Catalog>>>>,
+    core: Arc<Core>,
+    scope: Arc<Scope>,
+}
+
+/// Requests that may carry a client's answers to input requests (MCP 2026-07-28).
+trait WithInput: Clone {
+    fn state(&self) -> Option<&str>;
+    fn answers(&self) -> Option<&InputResponses>;
+    fn set_input(&mut self, answers: Option<InputResponses>, state: Option<String>);
+    fn into_request(self) -> ClientRequest;
+}
+
+macro_rules! with_input {
+    ($params:ty, $variant:ident) => {
+        impl WithInput for $params {
+            fn state(&self) -> Option<&str> {
+                self.request_state.as_deref()
+            }
+            fn answers(&self) -> Option<&InputResponses> {
+                self.input_responses.as_ref()
+            }
+            fn set_input(&mut self, answers: Option<InputResponses>, state: Option<String>) {
+                self.input_responses = answers;
+                self.request_state = state;
+            }
+            fn into_request(self) -> ClientRequest {
+                ClientRequest::$variant(Request::new(self))
+            }
+        }
+    };
+}
+
+with_input!(CallToolRequestParams, CallToolRequest);
+with_input!(GetPromptRequestParams, GetPromptRequest);
+with_input!(ReadResourceRequestParams, ReadResourceRequest);
+
+/// Whether the request belongs to a session (protocol 2025-03-26 .. 2025-11-25); requests
+/// of 2026-07-28 carry none.
+fn in_session(ctx: &RequestContext<RoleServer>) -> bool {
+    ctx.extensions
+        .get::<http::request::Parts>()
+        .is_some_and(|p| p.headers.contains_key("mcp-session-id"))
 }
 
 fn tool_error(connector: &str, reason: &str, text: String) -> CallToolResult {
@@ -62,11 +150,170 @@ impl Gateway {
         usage: crate::usage::Reporter,
     ) -> Self {
         Self {
-            policies,
-            upstreams,
-            usage,
-            catalogs: Arc::default(),
+            core: Arc::new(Core {
+                policies,
+                upstreams,
+                usage,
+                catalogs: Mutex::default(),
+                holds: Holds::default(),
+            }),
+            scope: Arc::default(),
         }
+    }
+
+    /// A gateway for one more client session (or one request without a session).
+    pub fn fork(&self) -> Self {
+        Self {
+            core: self.core.clone(),
+            scope: Arc::default(),
+        }
+    }
+
+    /// The upstream session of `c` this request uses: its client session's own (opened on
+    /// first use), or for a request without a session one borrowed from the pool.
+    async fn upstream(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        tenant: &Tenant,
+        c: &Connector,
+    ) -> Result<Upstream, UpstreamError> {
+        if !in_session(ctx) {
+            let owner = Owner {
+                peer: ctx.peer.clone(),
+                wants_logs: ctx.meta.get("io.modelcontextprotocol/logLevel").is_some(),
+            };
+            return self
+                .core
+                .upstreams
+                .lease(&tenant.slug, c, Some(owner))
+                .await
+                .map(Upstream::Leased);
+        }
+        let mut sessions = self.scope.sessions.lock().await;
+        if let Some(s) = sessions.get(&c.name)
+            && s.fingerprint == c.fingerprint
+            && !s.is_closed()
+        {
+            return Ok(Upstream::Scoped(s.clone()));
+        }
+        let caps = ctx
+            .peer
+            .peer_info()
+            .map(|i| i.capabilities.clone())
+            .unwrap_or_default();
+        let session = Arc::new(
+            self.core
+                .upstreams
+                .connect(c, client_info(caps), true)
+                .await?,
+        );
+        session.relay.set_owner(Some(Owner {
+            peer: ctx.peer.clone(),
+            wants_logs: true,
+        }));
+        let level = self.scope.log_level.lock().ok().and_then(|l| *l);
+        if let Some(level) = level
+            && session.logs()
+        {
+            let _ = session
+                .peer()
+                .set_level(SetLevelRequestParams::new(level))
+                .await;
+        }
+        sessions.insert(c.name.clone(), session.clone());
+        Ok(Upstream::Scoped(session))
+    }
+
+    /// Carries `request` to connector `c` and back (see `exchange`), or continues a call
+    /// held for the client's input when `state` is one this worker issued.
+    #[allow(clippy::too_many_arguments)]
+    async fn carry(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        caller: &Caller,
+        tenant: &Tenant,
+        c: &Connector,
+        target: String,
+        request: ClientRequest,
+        rebuild: impl Fn(InputResponses, Option<String>) -> ClientRequest,
+        input: (Option<&str>, Option<&InputResponses>),
+    ) -> Result<Outcome, Failure> {
+        let session_client = in_session(ctx);
+        // A 2026-07-28 client's capabilities and log level hold for this request only.
+        let meta = (!session_client).then(|| {
+            let mut meta = RequestMetaObject::new();
+            for key in [
+                "io.modelcontextprotocol/clientCapabilities",
+                "io.modelcontextprotocol/logLevel",
+            ] {
+                if let Some(v) = ctx.meta.get(key) {
+                    meta.insert(key.to_owned(), v.clone());
+                }
+            }
+            meta
+        });
+        let call = Call {
+            client: ctx.peer.clone(),
+            session_client,
+            holder: Holder {
+                tenant: caller.tenant.clone(),
+                key_id: caller.key_id.clone(),
+                target,
+            },
+            client_token: ctx.meta.get_progress_token(),
+            meta,
+            timeout: c.timeout,
+        };
+        if let (Some(state), answers) = input
+            && state.starts_with(STATE_PREFIX)
+        {
+            return self.core.holds.resume_with(&call, state, answers).await;
+        }
+        let upstream = self.upstream(ctx, tenant, c).await?;
+        self.core
+            .holds
+            .exchange(&call, upstream, request, rebuild)
+            .await
+    }
+
+    /// Carries a client's request (`client`, renamed for the upstream as `upstream`) to
+    /// connector `c`. Answers to this worker's own input requests stay here; an upstream's
+    /// own input rounds pass through untouched.
+    #[allow(clippy::too_many_arguments)]
+    async fn forward<P: WithInput>(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        caller: &Caller,
+        tenant: &Tenant,
+        c: &Connector,
+        target: String,
+        client: &P,
+        upstream: P,
+    ) -> Result<Outcome, Failure> {
+        let ours = client.state().is_some_and(|s| s.starts_with(STATE_PREFIX));
+        let mut first = upstream.clone();
+        if ours {
+            first.set_input(None, None);
+        } else {
+            first.set_input(client.answers().cloned(), client.state().map(str::to_owned));
+        }
+        let rebuild = |answers: InputResponses, state: Option<String>| {
+            let mut again = upstream.clone();
+            again.set_input(Some(answers), state);
+            again.into_request()
+        };
+        let input = (client.state(), client.answers());
+        self.carry(
+            ctx,
+            caller,
+            tenant,
+            c,
+            target,
+            first.into_request(),
+            rebuild,
+            input,
+        )
+        .await
     }
 
     fn tenant(&self, ctx: &RequestContext<RoleServer>) -> Result<(Caller, Arc<Tenant>), McpError> {
@@ -77,6 +324,7 @@ impl Gateway {
             .cloned()
             .ok_or_else(|| McpError::internal_error("request is not authenticated", None))?;
         let tenant = self
+            .core
             .policies
             .get(&caller.tenant)
             .ok_or_else(|| McpError::invalid_request("this tenant no longer exists", None))?;
@@ -91,6 +339,7 @@ impl Gateway {
     /// policy revision.
     async fn catalog(&self, tenant: &Tenant, max_age: Duration) -> Arc<Catalog> {
         let cached = self
+            .core
             .catalogs
             .lock()
             .ok()
@@ -102,7 +351,7 @@ impl Gateway {
             return c;
         }
         let catalog = Arc::new(self.list_all(tenant).await);
-        if let Ok(mut c) = self.catalogs.lock() {
+        if let Ok(mut c) = self.core.catalogs.lock() {
             c.insert(tenant.slug.clone(), catalog.clone());
         }
         catalog
@@ -111,7 +360,11 @@ impl Gateway {
     async fn list_all(&self, tenant: &Tenant) -> Catalog {
         let listings = join_all(tenant.connectors.iter().map(|c| async move {
             let listing = async {
-                let peer = self.upstreams.peer(&tenant.slug, c).await?;
+                let lease = self.core.upstreams.lease(&tenant.slug, c, None).await?;
+                let Some(session) = lease.session() else {
+                    return Ok(Default::default());
+                };
+                let peer = session.peer();
                 let info = peer.peer_info();
                 let caps = info.as_ref().map(|i| i.capabilities.clone()).unwrap_or_default();
                 let tools = match caps.tools {
@@ -137,7 +390,6 @@ impl Gateway {
             };
             if let Err(e) = &result {
                 tracing::warn!(tenant = %tenant.slug, connector = %c.name, error = %e, "listing an upstream failed");
-                self.upstreams.forget(&tenant.slug, &c.name);
             }
             (c.clone(), result.unwrap_or_default())
         }))
@@ -185,6 +437,9 @@ impl Gateway {
                     .unwrap_or_default()
                     .to_owned();
                 catalog.template_owner.push((prefix, c.name.clone()));
+                catalog
+                    .template_by_uri
+                    .insert(t.uri_template.clone(), c.name.clone());
                 catalog.templates.push(t.clone());
             }
         }
@@ -221,54 +476,6 @@ impl Gateway {
         catalog
     }
 
-    /// Calls `upstream` on `connector`; failures become results the model can read.
-    async fn call_upstream(
-        &self,
-        tenant: &Tenant,
-        connector: &Connector,
-        upstream: &str,
-        request: CallToolRequestParams,
-    ) -> CallToolResponse {
-        let peer = match self.upstreams.peer(&tenant.slug, connector).await {
-            Ok(p) => p,
-            Err(e) => {
-                return CallToolResponse::Complete(upstream_failure(
-                    &connector.name,
-                    &e,
-                    "upstream_unavailable",
-                ));
-            }
-        };
-        let mut params = CallToolRequestParams::new(upstream.to_owned());
-        if let Some(args) = request.arguments {
-            params = params.with_arguments(args);
-        }
-        if let Some(responses) = request.input_responses {
-            params = params.with_input_responses(responses);
-        }
-        if let Some(state) = request.request_state {
-            params = params.with_request_state(state);
-        }
-        match tokio::time::timeout(connector.timeout, peer.call_tool_once(params)).await {
-            Ok(Ok(CallToolResponse::Complete(mut result))) => {
-                // A legacy upstream leaves the discriminator out; modern clients need it
-                // (rmcp drops it again for legacy clients).
-                result.result_type.get_or_insert(ResultType::COMPLETE);
-                CallToolResponse::Complete(result)
-            }
-            Ok(Ok(response)) => response,
-            Ok(Err(e)) => {
-                self.upstreams.forget(&tenant.slug, &connector.name);
-                CallToolResponse::Complete(upstream_failure(&connector.name, &e, "upstream_error"))
-            }
-            Err(_) => CallToolResponse::Complete(upstream_failure(
-                &connector.name,
-                &format!("no answer within {} ms", connector.timeout.as_millis()),
-                "upstream_timeout",
-            )),
-        }
-    }
-
     /// Reports a real call that reached a connector.
     fn report(
         &self,
@@ -279,7 +486,7 @@ impl Gateway {
         ok: bool,
         started: (SystemTime, Instant),
     ) {
-        self.usage.record(switchyard_bus::UsageEvent {
+        self.core.usage.record(switchyard_bus::UsageEvent {
             id: uuid::Uuid::new_v4().simple().to_string(),
             tenant: caller.tenant.clone(),
             key_id: caller.key_id.clone(),
@@ -293,41 +500,6 @@ impl Gateway {
                 .map_or(0, |d| d.as_millis() as i64),
             duration_ms: started.1.elapsed().as_millis() as u64,
         });
-    }
-
-    /// Sends a non-tool request to a connector. Failures are JSON-RPC errors naming the
-    /// connector (only tool calls answer failures with a result the model reads).
-    async fn forward<T, F>(
-        &self,
-        tenant: &Tenant,
-        connector: &Connector,
-        send: impl FnOnce(rmcp::service::Peer<rmcp::RoleClient>) -> F,
-    ) -> Result<T, McpError>
-    where
-        F: std::future::Future<Output = Result<T, rmcp::service::ServiceError>>,
-    {
-        let failed = |e: &dyn std::fmt::Display| {
-            McpError::internal_error(
-                format!("the {} connector failed: {e}", connector.name),
-                None,
-            )
-        };
-        let peer = self
-            .upstreams
-            .peer(&tenant.slug, connector)
-            .await
-            .map_err(|e| failed(&e))?;
-        match tokio::time::timeout(connector.timeout, send(peer)).await {
-            Ok(Ok(r)) => Ok(r),
-            Ok(Err(e)) => {
-                self.upstreams.forget(&tenant.slug, &connector.name);
-                Err(failed(&e))
-            }
-            Err(_) => Err(failed(&format!(
-                "no answer within {} ms",
-                connector.timeout.as_millis()
-            ))),
-        }
     }
 
     /// Looks a name up, listing afresh once if the cached catalog does not know it.
@@ -356,6 +528,36 @@ fn upstream_failure(connector: &str, e: &dyn std::fmt::Display, reason: &str) ->
     )
 }
 
+/// A failure as a `tools/call` result the model reads, naming the connector.
+fn failure_result(connector: &str, failure: &Failure) -> CallToolResult {
+    let reason = match failure {
+        Failure::Upstream(UpstreamError::Timeout(_)) => "upstream_timeout",
+        Failure::Upstream(_) => "upstream_unavailable",
+        Failure::Service(_) => "upstream_error",
+        Failure::Input(_) => "input_invalid",
+    };
+    upstream_failure(connector, failure, reason)
+}
+
+/// A failure of a request other than `tools/call`, as a JSON-RPC error naming the connector.
+fn failure_error(connector: &str, failure: Failure) -> McpError {
+    match failure {
+        Failure::Service(rmcp::service::ServiceError::McpError(e)) => e,
+        Failure::Input(message) => McpError::invalid_params(message, None),
+        other => {
+            McpError::internal_error(format!("the {connector} connector failed: {other}"), None)
+        }
+    }
+}
+
+/// Results of session-era upstreams lack the discriminator 2026-07-28 clients require
+/// (rmcp drops it again for session clients).
+fn completed<T>(result: T, set: impl FnOnce(&mut T)) -> T {
+    let mut result = result;
+    set(&mut result);
+    result
+}
+
 impl ServerHandler for Gateway {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
@@ -363,6 +565,9 @@ impl ServerHandler for Gateway {
                 .enable_tools()
                 .enable_prompts()
                 .enable_resources()
+                .enable_resources_subscribe()
+                .enable_logging()
+                .enable_completions()
                 .build(),
         )
         .with_server_info(Implementation::new("switchyard", env!("CARGO_PKG_VERSION")))
@@ -390,18 +595,9 @@ impl ServerHandler for Gateway {
         let (catalog, target) = self
             .resolve(&tenant, |c| c.tool_names.get(&name).cloned())
             .await;
-        let Some(target) = target else {
-            return Err(McpError::invalid_params(
-                format!("unknown tool: {name}"),
-                None,
-            ));
-        };
-        let Some(connector) = Self::connector(&tenant, &target.connector) else {
-            return Err(McpError::invalid_params(
-                format!("unknown tool: {name}"),
-                None,
-            ));
-        };
+        let unknown = || McpError::invalid_params(format!("unknown tool: {name}"), None);
+        let target = target.ok_or_else(unknown)?;
+        let connector = Self::connector(&tenant, &target.connector).ok_or_else(unknown)?;
         if caller.role == Role::Viewer {
             let read_only = catalog
                 .tools
@@ -420,9 +616,47 @@ impl ServerHandler for Gateway {
                 )));
             }
         }
-        let response = self
-            .call_upstream(&tenant, connector, &target.upstream, request)
+        let mut params = CallToolRequestParams::new(target.upstream.clone());
+        params.arguments = request.arguments.clone();
+        let outcome = self
+            .forward(
+                &ctx,
+                &caller,
+                &tenant,
+                connector,
+                format!("tools/call {name}"),
+                &request,
+                params,
+            )
             .await;
+        let response = match outcome {
+            Ok(Outcome::InputRequired(asked)) => CallToolResponse::InputRequired(asked),
+            Ok(Outcome::Result(ServerResult::CallToolResult(result))) => {
+                CallToolResponse::Complete(completed(result, |r| {
+                    r.result_type.get_or_insert(ResultType::COMPLETE);
+                }))
+            }
+            Ok(Outcome::Result(ServerResult::InputRequiredResult(asked))) => {
+                CallToolResponse::InputRequired(asked)
+            }
+            Ok(Outcome::Result(_)) => CallToolResponse::Complete(upstream_failure(
+                &connector.name,
+                &"it answered with something other than a tool result",
+                "upstream_error",
+            )),
+            Err(Failure::Service(rmcp::service::ServiceError::McpError(e)))
+                if e.code != ErrorCode::INTERNAL_ERROR =>
+            {
+                // The upstream refused the call (bad arguments, a capability the client
+                // lacks, ...): its answer is for the client, as it is.
+                return Err(e);
+            }
+            Err(Failure::Input(message)) => return Err(McpError::invalid_params(message, None)),
+            Err(failure) => {
+                tracing::warn!(tenant = %tenant.slug, connector = %connector.name, tool = %name, error = %failure, "tool call failed upstream");
+                CallToolResponse::Complete(failure_result(&connector.name, &failure))
+            }
+        };
         let ok = matches!(&response, CallToolResponse::Complete(r) if r.is_error != Some(true))
             || matches!(&response, CallToolResponse::InputRequired(_));
         self.report(&caller, "tools/call", &name, &connector.name, ok, started);
@@ -449,36 +683,50 @@ impl ServerHandler for Gateway {
         let (_, target) = self
             .resolve(&tenant, |c| c.prompt_names.get(&request.name).cloned())
             .await;
-        let target = target.ok_or_else(|| {
-            McpError::invalid_params(format!("unknown prompt: {}", request.name), None)
-        })?;
-        let connector = Self::connector(&tenant, &target.connector).ok_or_else(|| {
-            McpError::invalid_params(format!("unknown prompt: {}", request.name), None)
-        })?;
+        let unknown =
+            || McpError::invalid_params(format!("unknown prompt: {}", request.name), None);
+        let target = target.ok_or_else(unknown)?;
+        let connector = Self::connector(&tenant, &target.connector).ok_or_else(unknown)?;
         let mut params = request.clone();
         params.name = target.upstream;
         params.meta = None;
-        let response = self
-            .forward(&tenant, connector, |peer| async move {
-                peer.get_prompt_once(params).await
-            })
+        let outcome = self
+            .forward(
+                &ctx,
+                &caller,
+                &tenant,
+                connector,
+                format!("prompts/get {}", request.name),
+                &request,
+                params,
+            )
             .await;
         self.report(
             &caller,
             "prompts/get",
             &request.name,
             &connector.name,
-            response.is_ok(),
+            outcome.is_ok(),
             started,
         );
-        let response = response?;
-        Ok(match response {
-            GetPromptResponse::Complete(mut r) => {
-                r.result_type.get_or_insert(ResultType::COMPLETE);
-                GetPromptResponse::Complete(r)
+        match outcome.map_err(|f| failure_error(&connector.name, f))? {
+            Outcome::InputRequired(asked)
+            | Outcome::Result(ServerResult::InputRequiredResult(asked)) => {
+                Ok(GetPromptResponse::InputRequired(asked))
             }
-            other => other,
-        })
+            Outcome::Result(ServerResult::GetPromptResult(r)) => {
+                Ok(GetPromptResponse::Complete(completed(r, |r| {
+                    r.result_type.get_or_insert(ResultType::COMPLETE);
+                })))
+            }
+            Outcome::Result(_) => Err(McpError::internal_error(
+                format!(
+                    "the {} connector answered with something other than a prompt",
+                    connector.name
+                ),
+                None,
+            )),
+        }
     }
 
     async fn list_resources(
@@ -513,50 +761,176 @@ impl ServerHandler for Gateway {
         let started = (SystemTime::now(), Instant::now());
         let (caller, tenant) = self.tenant(&ctx)?;
         let uri = request.uri.clone();
-        let owner = |c: &Catalog| {
-            c.resource_owner
-                .get(&uri)
-                .filter(|o| !o.is_empty())
-                .cloned()
-                .or_else(|| {
-                    c.template_owner
-                        .iter()
-                        .filter(|(prefix, _)| {
-                            !prefix.is_empty() && uri.starts_with(prefix.as_str())
-                        })
-                        .max_by_key(|(prefix, _)| prefix.len())
-                        .map(|(_, owner)| owner.clone())
-                })
+        let (_, owner) = self.resolve(&tenant, |c| c.owner_of(&uri)).await;
+        let not_found = || {
+            McpError::invalid_params(
+                format!("unknown resource: {uri}"),
+                Some(json!({ "uri": uri })),
+            )
         };
-        let (_, owner) = self.resolve(&tenant, owner).await;
-        let owner = owner.ok_or_else(|| {
-            McpError::resource_not_found(format!("unknown resource: {uri}"), None)
-        })?;
-        let connector = Self::connector(&tenant, &owner).ok_or_else(|| {
-            McpError::resource_not_found(format!("unknown resource: {uri}"), None)
-        })?;
+        let owner = owner.ok_or_else(not_found)?;
+        let connector = Self::connector(&tenant, &owner).ok_or_else(not_found)?;
         let mut params = request.clone();
         params.meta = None;
-        let response = self
-            .forward(&tenant, connector, |peer| async move {
-                peer.read_resource_once(params).await
-            })
+        let outcome = self
+            .forward(
+                &ctx,
+                &caller,
+                &tenant,
+                connector,
+                format!("resources/read {uri}"),
+                &request,
+                params,
+            )
             .await;
         self.report(
             &caller,
             "resources/read",
             &uri,
             &connector.name,
-            response.is_ok(),
+            outcome.is_ok(),
             started,
         );
-        let response = response?;
-        Ok(match response {
-            ReadResourceResponse::Complete(mut r) => {
-                r.result_type.get_or_insert(ResultType::COMPLETE);
-                ReadResourceResponse::Complete(r)
+        match outcome.map_err(|f| failure_error(&connector.name, f))? {
+            Outcome::InputRequired(asked)
+            | Outcome::Result(ServerResult::InputRequiredResult(asked)) => {
+                Ok(ReadResourceResponse::InputRequired(asked))
             }
-            other => other,
-        })
+            Outcome::Result(ServerResult::ReadResourceResult(r)) => {
+                Ok(ReadResourceResponse::Complete(completed(r, |r| {
+                    r.result_type.get_or_insert(ResultType::COMPLETE);
+                })))
+            }
+            Outcome::Result(_) => Err(McpError::internal_error(
+                format!(
+                    "the {} connector answered with something other than resource contents",
+                    connector.name
+                ),
+                None,
+            )),
+        }
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
+        let (caller, tenant) = self.tenant(&ctx)?;
+        let mut params = request.clone();
+        params.meta = None;
+        let route = match &request.r#ref {
+            Reference::Prompt(p) => {
+                let (_, target) = self
+                    .resolve(&tenant, |c| c.prompt_names.get(&p.name).cloned())
+                    .await;
+                target.map(|t| {
+                    if let Reference::Prompt(up) = &mut params.r#ref {
+                        up.name = t.upstream;
+                    }
+                    t.connector
+                })
+            }
+            Reference::Resource(r) => {
+                let (_, owner) = self.resolve(&tenant, |c| c.template_of(&r.uri)).await;
+                owner
+            }
+            _ => None,
+        };
+        // Nothing to complete from: no suggestions rather than an error.
+        let empty = || CompleteResult::new(CompletionInfo::default());
+        let Some(connector) = route.and_then(|name| Self::connector(&tenant, &name).cloned())
+        else {
+            return Ok(empty());
+        };
+        let upstream_request = ClientRequest::CompleteRequest(Request::new(params));
+        let outcome = self
+            .carry(
+                &ctx,
+                &caller,
+                &tenant,
+                &connector,
+                "completion/complete".into(),
+                upstream_request.clone(),
+                |_, _| upstream_request.clone(),
+                (None, None),
+            )
+            .await;
+        match outcome.map_err(|f| failure_error(&connector.name, f))? {
+            Outcome::Result(ServerResult::CompleteResult(r)) => Ok(r),
+            _ => Ok(empty()),
+        }
+    }
+
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        if let Ok(mut level) = self.scope.log_level.lock() {
+            *level = Some(request.level);
+        }
+        let sessions: Vec<_> = self.scope.sessions.lock().await.values().cloned().collect();
+        for s in sessions.iter().filter(|s| s.logs()) {
+            let _ = s.peer().set_level(request.clone()).await;
+        }
+        Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let upstream_request = ClientRequest::SubscribeRequest(Request::new(request.clone()));
+        self.subscription(&ctx, &request.uri, upstream_request)
+            .await
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let upstream_request = ClientRequest::UnsubscribeRequest(Request::new(request.clone()));
+        self.subscription(&ctx, &request.uri, upstream_request)
+            .await
+    }
+}
+
+impl Gateway {
+    /// Forwards a (un)subscription to the connector that lists `uri`, on the client
+    /// session's own upstream session, whose updates reach that client.
+    async fn subscription(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        uri: &str,
+        upstream_request: ClientRequest,
+    ) -> Result<(), McpError> {
+        let (caller, tenant) = self.tenant(ctx)?;
+        let (_, owner) = self.resolve(&tenant, |c| c.owner_of(uri)).await;
+        let not_found = || {
+            McpError::invalid_params(
+                format!("unknown resource: {uri}"),
+                Some(json!({ "uri": uri })),
+            )
+        };
+        let connector = owner
+            .and_then(|o| Self::connector(&tenant, &o).cloned())
+            .ok_or_else(not_found)?;
+        let outcome = self
+            .carry(
+                ctx,
+                &caller,
+                &tenant,
+                &connector,
+                format!("resources/subscribe {uri}"),
+                upstream_request.clone(),
+                |_, _| upstream_request.clone(),
+                (None, None),
+            )
+            .await;
+        outcome.map_err(|f| failure_error(&connector.name, f))?;
+        Ok(())
     }
 }

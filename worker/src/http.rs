@@ -80,7 +80,7 @@ impl App {
         }
         let local_sessions = Arc::new(LocalSessionManager::default());
         let mcp = StreamableHttpService::new(
-            move || Ok(gateway.clone()),
+            move || Ok(gateway.fork()),
             local_sessions.clone(),
             mcp_config,
         );

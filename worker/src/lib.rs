@@ -3,11 +3,13 @@
 //! of the tenant's connectors. Stateless: any worker serves any tenant.
 
 pub mod auth;
+pub mod exchange;
 pub mod handler;
 pub mod http;
 pub mod metrics;
 pub mod names;
 pub mod policy;
+pub mod relay;
 pub mod sessions;
 pub mod upstream;
 pub mod usage;

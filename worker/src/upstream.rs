@@ -1,18 +1,28 @@
 //! Connections to tenants' upstream MCP servers, made with rmcp's Streamable HTTP client
-//! (either protocol era). One client per tenant x connector per worker, reused across
-//! requests and replaced when the connector's configuration changes. Every connection is
-//! checked against the private-range guard, including each address a host name resolves
-//! to (a DNS answer cannot point a connector into the platform's network). The connector's
-//! own headers are sent; the client's credential never is.
+//! (either protocol era). Each client session gets its own upstream sessions, so no client
+//! sees another's notifications or server requests; requests without a session (MCP
+//! 2026-07-28) borrow an upstream session from a small per-connector pool for the length
+//! of the request. HTTP connections are shared by all of them. Every connection is checked
+//! against the private-range guard, including each address a host name resolves to (a DNS
+//! answer cannot point a connector into the platform's network). The connector's own
+//! headers are sent; the client's credential never is.
 
 use crate::policy::Connector;
-use rmcp::service::{Peer, RoleClient, RunningService, ServiceExt as _};
+use crate::relay::{Owner, Relay, RelayHandler};
+use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProtocolVersion};
+use rmcp::service::{ClientLifecycleMode, ClientServiceExt as _, Peer, RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use switchyard_common::netguard::UpstreamGuard;
+
+/// Idle pooled sessions kept per tenant x connector.
+const POOL_IDLE_MAX: usize = 8;
+/// How long a pooled session may sit unused before it is closed.
+const POOL_IDLE_FOR: Duration = Duration::from_secs(120);
 
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
@@ -48,19 +58,93 @@ impl reqwest::dns::Resolve for GuardedResolver {
     }
 }
 
-type Client = RunningService<RoleClient, ()>;
-
+/// One upstream session.
 #[derive(Debug)]
-struct Slot {
-    fingerprint: u64,
-    client: tokio::sync::Mutex<Option<Client>>,
+pub struct Session {
+    client: RunningService<RoleClient, RelayHandler>,
+    pub relay: Arc<Relay>,
+    /// The connector configuration it was made for.
+    pub fingerprint: u64,
+}
+
+impl Session {
+    pub fn peer(&self) -> &Peer<RoleClient> {
+        self.client.peer()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.client.is_transport_closed()
+    }
+
+    /// Whether the upstream declared logging support.
+    pub fn logs(&self) -> bool {
+        self.client
+            .peer_info()
+            .is_some_and(|i| i.capabilities.logging.is_some())
+    }
+}
+
+/// A pooled session borrowed for one request; it goes back to the pool when dropped.
+#[derive(Debug)]
+pub struct Lease {
+    session: Option<Arc<Session>>,
+    home: Arc<Pool>,
+}
+
+impl Lease {
+    pub fn session(&self) -> Option<&Arc<Session>> {
+        self.session.as_ref()
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(session) = self.session.take() {
+            session.relay.set_owner(None);
+            self.home.give_back(session);
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Pool {
+    idle: Mutex<Vec<(Arc<Session>, Instant)>>,
+}
+
+impl Pool {
+    fn take(&self, fingerprint: u64) -> Option<Arc<Session>> {
+        let mut idle = self.idle.lock().ok()?;
+        idle.retain(|(s, at)| {
+            s.fingerprint == fingerprint && !s.is_closed() && at.elapsed() < POOL_IDLE_FOR
+        });
+        idle.pop().map(|(s, _)| s)
+    }
+
+    fn give_back(&self, session: Arc<Session>) {
+        if session.is_closed() {
+            return;
+        }
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < POOL_IDLE_MAX
+        {
+            idle.push((session, Instant::now()));
+        }
+    }
 }
 
 #[derive(Debug)]
 pub struct Upstreams {
     http: reqwest::Client,
     guard: UpstreamGuard,
-    slots: Mutex<HashMap<(String, String), Arc<Slot>>>,
+    pools: Mutex<HashMap<(String, String), Arc<Pool>>>,
+}
+
+/// The client capabilities offered upstream: those of the client being served.
+pub fn client_info(capabilities: ClientCapabilities) -> ClientConfig {
+    ClientConfig::new(
+        capabilities,
+        Implementation::new("switchyard", env!("CARGO_PKG_VERSION")),
+    )
 }
 
 impl Upstreams {
@@ -68,74 +152,67 @@ impl Upstreams {
         let http = reqwest::Client::builder()
             .dns_resolver(Arc::new(GuardedResolver(guard.clone())))
             .tcp_nodelay(true)
-            .pool_idle_timeout(std::time::Duration::from_secs(90))
+            .pool_idle_timeout(Duration::from_secs(90))
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| UpstreamError::Connect(e.to_string()))?;
         Ok(Self {
             http,
             guard,
-            slots: Mutex::default(),
+            pools: Mutex::default(),
         })
     }
 
-    fn slot(&self, tenant: &str, c: &Connector) -> Arc<Slot> {
-        let key = (tenant.to_owned(), c.name.clone());
-        let Ok(mut slots) = self.slots.lock() else {
-            return Arc::new(Slot {
-                fingerprint: c.fingerprint,
-                client: tokio::sync::Mutex::new(None),
-            });
-        };
-        let slot = slots.entry(key).or_insert_with(|| {
-            Arc::new(Slot {
-                fingerprint: c.fingerprint,
-                client: tokio::sync::Mutex::new(None),
-            })
-        });
-        if slot.fingerprint != c.fingerprint {
-            *slot = Arc::new(Slot {
-                fingerprint: c.fingerprint,
-                client: tokio::sync::Mutex::new(None),
-            });
+    fn pool(&self, tenant: &str, connector: &str) -> Arc<Pool> {
+        let key = (tenant.to_owned(), connector.to_owned());
+        match self.pools.lock() {
+            Ok(mut pools) => pools.entry(key).or_default().clone(),
+            Err(_) => Arc::default(),
         }
-        slot.clone()
     }
 
-    /// A connected peer for `c`, connecting if needed.
-    pub async fn peer(
+    /// Borrows a session of `c` for one request whose unsolicited traffic goes to `owner`.
+    pub async fn lease(
         &self,
         tenant: &str,
         c: &Connector,
-    ) -> Result<Peer<RoleClient>, UpstreamError> {
-        let slot = self.slot(tenant, c);
-        let mut client = slot.client.lock().await;
-        if let Some(existing) = client.as_ref()
-            && !existing.is_transport_closed()
-        {
-            return Ok(existing.peer().clone());
-        }
-        let connected = self.connect(c).await?;
-        let peer = connected.peer().clone();
-        *client = Some(connected);
-        Ok(peer)
+        owner: Option<Owner>,
+    ) -> Result<Lease, UpstreamError> {
+        let pool = self.pool(tenant, &c.name);
+        let session = match pool.take(c.fingerprint) {
+            Some(s) => s,
+            None => {
+                // A pooled session serves requests whose clients answer server requests
+                // through input-required results, whatever they are.
+                let caps = serde_json::from_value(serde_json::json!({
+                    "sampling": {}, "elicitation": {}, "roots": {}
+                }))
+                .unwrap_or_default();
+                Arc::new(self.connect(c, client_info(caps), false).await?)
+            }
+        };
+        session.relay.set_owner(owner);
+        Ok(Lease {
+            session: Some(session),
+            home: pool,
+        })
     }
 
-    /// Drops the client of `c` so the next call connects afresh.
-    pub fn forget(&self, tenant: &str, connector: &str) {
-        if let Ok(mut slots) = self.slots.lock() {
-            slots.remove(&(tenant.to_owned(), connector.to_owned()));
-        }
-    }
-
-    /// Drops clients of tenants or connectors that are no longer configured.
+    /// Drops the pooled sessions of tenants or connectors that are no longer configured.
     pub fn retain(&self, keep: impl Fn(&str, &str) -> bool) {
-        if let Ok(mut slots) = self.slots.lock() {
-            slots.retain(|(t, c), _| keep(t, c));
+        if let Ok(mut pools) = self.pools.lock() {
+            pools.retain(|(t, c), _| keep(t, c));
         }
     }
 
-    async fn connect(&self, c: &Connector) -> Result<Client, UpstreamError> {
+    /// Opens a new upstream session for `c`, presenting `info` (the capabilities of the
+    /// client it serves); `session_era` when that client is a session client.
+    pub async fn connect(
+        &self,
+        c: &Connector,
+        info: ClientConfig,
+        session_era: bool,
+    ) -> Result<Session, UpstreamError> {
         let url = url::Url::parse(&c.url).map_err(|e| UpstreamError::Connect(e.to_string()))?;
         let literal: Option<IpAddr> = match url.host() {
             Some(url::Host::Ipv4(ip)) => Some(ip.into()),
@@ -154,11 +231,45 @@ impl Upstreams {
             .collect::<HashMap<_, _>>();
         let config =
             StreamableHttpClientTransportConfig::with_uri(c.url.clone()).custom_headers(headers);
-        let transport = StreamableHttpClientTransport::with_client(self.http.clone(), config);
-        match tokio::time::timeout(c.timeout, ().serve(transport)).await {
-            Err(_) => Err(UpstreamError::Timeout(c.timeout.as_millis() as u64)),
-            Ok(Err(e)) => Err(UpstreamError::Connect(e.to_string())),
-            Ok(Ok(client)) => Ok(client),
+        // A session client's upstream session speaks the session era too, so the upstream
+        // may send it requests; an upstream that knows only 2026-07-28 is spoken to in that.
+        // Requests without a session go out as 2026-07-28 where the upstream knows it.
+        let modern = ClientLifecycleMode::Auto {
+            preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+            legacy_version: None,
+        };
+        let lifecycles = if session_era {
+            vec![ClientLifecycleMode::Initialize, modern]
+        } else {
+            vec![modern]
+        };
+        let started = Instant::now();
+        let mut last = UpstreamError::Connect("no attempt".into());
+        for lifecycle in lifecycles {
+            let Some(left) = c.timeout.checked_sub(started.elapsed()) else {
+                break;
+            };
+            let transport =
+                StreamableHttpClientTransport::with_client(self.http.clone(), config.clone());
+            let relay = Arc::new(Relay::default());
+            let handler = RelayHandler {
+                relay: relay.clone(),
+                info: info.clone(),
+            };
+            match tokio::time::timeout(left, handler.serve_with_lifecycle(transport, lifecycle))
+                .await
+            {
+                Err(_) => return Err(UpstreamError::Timeout(c.timeout.as_millis() as u64)),
+                Ok(Err(e)) => last = UpstreamError::Connect(e.to_string()),
+                Ok(Ok(client)) => {
+                    return Ok(Session {
+                        client,
+                        relay,
+                        fingerprint: c.fingerprint,
+                    });
+                }
+            }
         }
+        Err(last)
     }
 }

@@ -1,0 +1,350 @@
+//! One request carried to an upstream and back, bridging the two protocol eras:
+//! - a session client (2025-03-26 .. 2025-11-25) is asked the upstream's sampling,
+//!   elicitation and roots requests on the stream of the request that caused them, whether
+//!   the upstream sent them as requests (session era) or as an input-required result
+//!   (2026-07-28, which the worker then completes and retries on the client's behalf);
+//! - a 2026-07-28 client gets an input-required result either way: the upstream's own,
+//!   passed through, or one the worker makes from a session-era upstream's requests while
+//!   it holds that upstream request open. The client's retry carries the answers back; the
+//!   `requestState` it echoes is sealed and bound to the tenant, key and request, and names
+//!   a call held in this worker's memory for a few minutes.
+
+#![allow(deprecated)]
+
+use crate::relay::{Ask, InFlight, Step};
+use crate::upstream::{Lease, Session, UpstreamError};
+use rmcp::ErrorData as McpError;
+use rmcp::model::*;
+use rmcp::service::{Peer, RoleServer, ServiceError};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Prefix of the `requestState` values this worker issues.
+pub const STATE_PREFIX: &str = "switchyard:1:";
+/// How long a call held for a client's input waits for the retry.
+const HOLD_FOR: Duration = Duration::from_secs(300);
+/// Calls held at once by one worker; more are refused rather than held.
+const HOLD_MAX: usize = 1024;
+/// Rounds of input a session client is asked for one request.
+const MAX_ROUNDS: usize = 10;
+
+/// The upstream session a request uses: its client session's own, or a pooled one.
+#[derive(Debug)]
+pub enum Upstream {
+    Scoped(Arc<Session>),
+    Leased(Lease),
+}
+
+impl Upstream {
+    pub fn session(&self) -> Option<&Arc<Session>> {
+        match self {
+            Self::Scoped(s) => Some(s),
+            Self::Leased(l) => l.session(),
+        }
+    }
+}
+
+/// Why a request did not get an answer from the upstream.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error("{0}")]
+    Upstream(#[from] UpstreamError),
+    #[error("{0}")]
+    Service(#[from] ServiceError),
+    /// The client's input could not be used (bad state, expired hold, bad answers).
+    #[error("{0}")]
+    Input(String),
+}
+
+/// What the client gets back.
+#[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one per request, moved once; boxing would only add an allocation"
+)]
+pub enum Outcome {
+    Result(ServerResult),
+    /// A 2026-07-28 client must answer these and retry.
+    InputRequired(InputRequiredResult),
+}
+
+/// The downstream side of one request.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub client: Peer<RoleServer>,
+    /// A session client (2025-03-26 .. 2025-11-25), asked for input on its stream.
+    pub session_client: bool,
+    pub holder: Holder,
+    /// The client's progress token, if it wants progress.
+    pub client_token: Option<ProgressToken>,
+    /// Request `_meta` the upstream should see (a 2026-07-28 client's capabilities and log
+    /// level, which differ per request).
+    pub meta: Option<RequestMetaObject>,
+    /// How long the upstream may take between answers.
+    pub timeout: Duration,
+}
+
+/// Who a held call belongs to; a retry must match.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Holder {
+    pub tenant: String,
+    pub key_id: String,
+    /// The method and name (or URI) of the request.
+    pub target: String,
+}
+
+struct Held {
+    holder: Holder,
+    inflight: InFlight,
+    /// Keeps the upstream session (a pooled one stays borrowed) while the call is held.
+    upstream: Option<Upstream>,
+    /// Asks not answered yet, by the key the client sees.
+    open: Vec<(String, Ask)>,
+    timeout: Duration,
+    until: Instant,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StateToken {
+    id: String,
+}
+
+/// Calls held while 2026-07-28 clients answer an upstream's requests.
+pub struct Holds {
+    held: Mutex<HashMap<String, Held>>,
+    codec: RequestStateCodec,
+}
+
+impl std::fmt::Debug for Holds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Holds").finish_non_exhaustive()
+    }
+}
+
+impl Default for Holds {
+    fn default() -> Self {
+        let key: Vec<u8> = (0..2)
+            .flat_map(|_| *uuid::Uuid::new_v4().as_bytes())
+            .collect();
+        Self {
+            held: Mutex::default(),
+            codec: RequestStateCodec::new(key),
+        }
+    }
+}
+
+/// A fresh key for one input request in an input-required result.
+fn input_key() -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("input-{}", &id[..12])
+}
+
+fn holder_bytes(h: &Holder) -> Vec<u8> {
+    serde_json::to_vec(h).unwrap_or_default()
+}
+
+/// Asks a session client one server-to-client request; the answer as JSON.
+async fn ask_client(peer: &Peer<RoleServer>, request: &InputRequest) -> Result<Value, McpError> {
+    let request = match request.clone() {
+        InputRequest::CreateMessage(r) => ServerRequest::CreateMessageRequest(r),
+        InputRequest::Elicitation(r) => ServerRequest::ElicitRequest(r),
+        InputRequest::ListRoots(r) => ServerRequest::ListRootsRequest(r),
+        _ => return Err(McpError::invalid_request("unsupported input request", None)),
+    };
+    let answer = peer.send_request(request).await.map_err(|e| match e {
+        ServiceError::McpError(e) => e,
+        other => McpError::internal_error(format!("the client did not answer: {other}"), None),
+    })?;
+    serde_json::to_value(answer).map_err(|e| McpError::internal_error(e.to_string(), None))
+}
+
+impl Holds {
+    fn purge(&self) {
+        if let Ok(mut held) = self.held.lock() {
+            held.retain(|_, h| h.until > Instant::now());
+        }
+    }
+
+    fn hold(&self, holder: Holder, held: Held) -> Result<InputRequiredResult, Failure> {
+        self.purge();
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let requests: InputRequests = held
+            .open
+            .iter()
+            .map(|(k, a)| (k.clone(), a.request.clone()))
+            .collect();
+        let ad = holder_bytes(&holder);
+        let options = SealOptions::new().associated_data(&ad).ttl(HOLD_FOR);
+        let state = self
+            .codec
+            .seal_json_with(&StateToken { id: id.clone() }, &options)
+            .map_err(|e| Failure::Input(e.to_string()))?;
+        let mut table = self
+            .held
+            .lock()
+            .map_err(|_| Failure::Input("held calls unavailable".into()))?;
+        if table.len() >= HOLD_MAX {
+            return Err(Failure::Input(
+                "this worker holds too many calls waiting for input; retry shortly".into(),
+            ));
+        }
+        table.insert(id, held);
+        Ok(InputRequiredResult::new(
+            Some(requests),
+            Some(format!("{STATE_PREFIX}{state}")),
+        ))
+    }
+
+    /// Takes back the call a retry's `requestState` names.
+    fn resume(&self, holder: &Holder, state: &str) -> Result<Held, Failure> {
+        let sealed = state.strip_prefix(STATE_PREFIX).unwrap_or(state);
+        let token: StateToken = self
+            .codec
+            .open_json_with(sealed, &holder_bytes(holder))
+            .map_err(|_| Failure::Input("requestState is not valid for this request".into()))?;
+        let held = self
+            .held
+            .lock()
+            .ok()
+            .and_then(|mut t| t.remove(&token.id))
+            .filter(|h| h.holder == *holder && h.until > Instant::now());
+        held.ok_or_else(|| {
+            Failure::Input(
+                "the call waiting for this input is gone (it expired, or another worker holds \
+                 it); send the request again without inputResponses"
+                    .into(),
+            )
+        })
+    }
+
+    /// Sends `request` upstream and carries it to its answer, asking the client for input
+    /// as its era allows. `rebuild` makes the same request again with the client's answers
+    /// to an upstream's input-required result (session clients only).
+    pub async fn exchange(
+        &self,
+        call: &Call,
+        upstream: Upstream,
+        request: ClientRequest,
+        rebuild: impl Fn(InputResponses, Option<String>) -> ClientRequest,
+    ) -> Result<Outcome, Failure> {
+        let mut upstream = Some(upstream);
+        let mut request = request;
+        for _ in 0..MAX_ROUNDS {
+            let session = upstream
+                .as_ref()
+                .and_then(Upstream::session)
+                .cloned()
+                .ok_or_else(|| Failure::Input("no upstream session".into()))?;
+            let inflight = InFlight::start(
+                session.peer(),
+                session.relay.clone(),
+                request,
+                call.client.clone(),
+                call.client_token.clone(),
+                call.meta.clone(),
+            )
+            .await?;
+            let outcome = self
+                .drive(call, &mut upstream, inflight, Vec::new())
+                .await?;
+            match outcome {
+                // A 2026-07-28 upstream asked for input: a session client answers here and
+                // the worker sends the request again with the answers.
+                Outcome::Result(ServerResult::InputRequiredResult(asked))
+                    if call.session_client =>
+                {
+                    let mut answers = InputResponses::new();
+                    for (key, ask) in asked.input_requests.iter().flatten() {
+                        let answer = ask_client(&call.client, ask)
+                            .await
+                            .map_err(|e| Failure::Input(e.message.to_string()))?;
+                        answers.insert(key.clone(), answer);
+                    }
+                    request = rebuild(answers, asked.request_state);
+                }
+                other => return Ok(other),
+            }
+        }
+        Err(Failure::Input(
+            "the upstream asked for input too many times".into(),
+        ))
+    }
+
+    /// Continues a held call with a 2026-07-28 client's answers.
+    pub async fn resume_with(
+        &self,
+        call: &Call,
+        state: &str,
+        answers: Option<&InputResponses>,
+    ) -> Result<Outcome, Failure> {
+        let held = self.resume(&call.holder, state)?;
+        let Held {
+            inflight,
+            upstream,
+            open,
+            timeout,
+            ..
+        } = held;
+        let mut upstream = upstream;
+        let mut still_open = Vec::new();
+        for (key, ask) in open {
+            match answers.and_then(|a| a.get(&key)) {
+                Some(v) if v.is_object() => {
+                    let _ = ask.reply.send(Ok(v.clone()));
+                }
+                _ => still_open.push((key, ask)),
+            }
+        }
+        let call = Call {
+            session_client: false,
+            timeout,
+            ..call.clone()
+        };
+        self.drive(&call, &mut upstream, inflight, still_open).await
+    }
+
+    async fn drive(
+        &self,
+        call: &Call,
+        upstream: &mut Option<Upstream>,
+        mut inflight: InFlight,
+        mut open: Vec<(String, Ask)>,
+    ) -> Result<Outcome, Failure> {
+        let timeout = call.timeout;
+        loop {
+            if !open.is_empty() {
+                // Collect what else the upstream asks right away, then hand it all over.
+                while let Ok(Some(ask)) =
+                    tokio::time::timeout(Duration::from_millis(20), inflight.next_ask()).await
+                {
+                    open.push((input_key(), ask));
+                }
+                let until = Instant::now() + HOLD_FOR;
+                let held = Held {
+                    holder: call.holder.clone(),
+                    inflight,
+                    upstream: upstream.take(),
+                    open,
+                    timeout,
+                    until,
+                };
+                return Ok(Outcome::InputRequired(
+                    self.hold(call.holder.clone(), held)?,
+                ));
+            }
+            match tokio::time::timeout(timeout, inflight.next()).await {
+                Err(_) => {
+                    return Err(UpstreamError::Timeout(timeout.as_millis() as u64).into());
+                }
+                Ok(Step::Done(result)) => return Ok(Outcome::Result(result?)),
+                Ok(Step::Ask(ask)) if call.session_client => {
+                    let answer = ask_client(&call.client, &ask.request).await;
+                    let _ = ask.reply.send(answer);
+                }
+                Ok(Step::Ask(ask)) => open.push((input_key(), ask)),
+            }
+        }
+    }
+}
