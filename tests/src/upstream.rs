@@ -1,7 +1,13 @@
 //! A real MCP server (rmcp over Streamable HTTP, both eras) to use as a connector in tests.
 //! Every answer carries the server's label, so a test can tell which upstream answered and
 //! prove that one tenant never reaches another's upstream. It records the headers it was
-//! sent, to show connectors' secrets arrive and clients' credentials do not.
+//! sent, to show connectors' secrets arrive and clients' credentials do not. Some tools talk
+//! back while they run (progress, a log message, a sampling request to the client), and a
+//! fixture can be limited to the session-based protocol versions, as many servers still are.
+
+// Logging and sampling are deprecated for future protocol versions; the versions served
+// here have them.
+#![allow(deprecated)]
 
 use rmcp::model::*;
 use rmcp::service::{RequestContext, RoleServer};
@@ -13,9 +19,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
+/// Which protocol versions a fixture speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Era {
+    Both,
+    /// Only the session-based versions (2025-03-26 .. 2025-11-25).
+    Sessions,
+    /// Only 2026-07-28.
+    Stateless,
+}
+
 #[derive(Debug, Clone)]
 struct Fixture {
     label: String,
+    era: Era,
     calls: Arc<AtomicUsize>,
     cancelled: Arc<AtomicUsize>,
     headers: Arc<Mutex<Vec<http::HeaderMap>>>,
@@ -37,12 +54,25 @@ impl Fixture {
 }
 
 impl ServerHandler for Fixture {
+    fn supported_protocol_versions(&self) -> std::borrow::Cow<'static, [ProtocolVersion]> {
+        std::borrow::Cow::Owned(match self.era {
+            Era::Both => ProtocolVersion::KNOWN_VERSIONS.to_vec(),
+            Era::Sessions => vec![
+                ProtocolVersion::V_2025_11_25,
+                ProtocolVersion::V_2025_06_18,
+                ProtocolVersion::V_2025_03_26,
+            ],
+            Era::Stateless => vec![ProtocolVersion::V_2026_07_28],
+        })
+    }
+
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
             ServerCapabilities::builder()
                 .enable_tools()
                 .enable_prompts()
                 .enable_resources()
+                .enable_logging()
                 .build(),
         )
         .with_server_info(Implementation::new(
@@ -80,6 +110,21 @@ impl ServerHandler for Fixture {
                 "A tool operators may deny",
                 schema(json!({})),
             ),
+            Tool::new(
+                "sample",
+                "Asks the client's model the question and returns its answer",
+                schema(json!({"question": {"type": "string"}})),
+            ),
+            Tool::new(
+                "ask_name",
+                "Asks the user's name with an input-required result (2026-07-28)",
+                schema(json!({})),
+            ),
+            Tool::new(
+                "progress",
+                "Reports progress 1 and 2 of 2, and logs a line, before answering",
+                schema(json!({})),
+            ),
         ]))
     }
 
@@ -107,6 +152,72 @@ impl ServerHandler for Fixture {
                 (n("a") + n("b")).to_string()
             }
             "delete_everything" => "deleted".to_owned(),
+            "ask_name" => {
+                let name = request
+                    .input_responses
+                    .as_ref()
+                    .and_then(|r| r.get("name"))
+                    .and_then(|r| r["content"]["name"].as_str().map(str::to_owned));
+                match name {
+                    Some(name) => format!("{} greets {name}", self.label),
+                    None => {
+                        let ask = serde_json::from_value(json!({"name": {
+                            "method": "elicitation/create",
+                            "params": {"mode": "form", "message": "Your name?", "requestedSchema": {
+                                "type": "object", "properties": {"name": {"type": "string"}}}}
+                        }}))
+                        .unwrap();
+                        return Ok(CallToolResponse::InputRequired(InputRequiredResult::new(
+                            Some(ask),
+                            None,
+                        )));
+                    }
+                }
+            }
+            "sample" => {
+                let question = args.get("question").and_then(|v| v.as_str()).unwrap_or("?");
+                let params: CreateMessageRequestParams = serde_json::from_value(json!({
+                    "messages": [{"role": "user", "content": {"type": "text", "text": question}}],
+                    "maxTokens": 50
+                }))
+                .unwrap();
+                match ctx.peer.create_message(params).await {
+                    Ok(answer) => {
+                        let content = serde_json::to_value(&answer.message.content).unwrap();
+                        format!(
+                            "{} says: {}",
+                            self.label,
+                            content["text"].as_str().unwrap_or("")
+                        )
+                    }
+                    Err(e) => {
+                        return Err(McpError::internal_error(
+                            format!("sampling failed: {e}"),
+                            None,
+                        ));
+                    }
+                }
+            }
+            "progress" => {
+                if let Some(token) = ctx.meta.get_progress_token() {
+                    for step in [1.0, 2.0] {
+                        let _ = ctx
+                            .peer
+                            .notify_progress(
+                                ProgressNotificationParam::new(token.clone(), step).with_total(2.0),
+                            )
+                            .await;
+                    }
+                }
+                let _ = ctx
+                    .peer
+                    .notify_logging_message(LoggingMessageNotificationParam::new(
+                        LoggingLevel::Info,
+                        json!(format!("log line from {}", self.label)),
+                    ))
+                    .await;
+                "done".to_owned()
+            }
             "slow" => {
                 tokio::select! {
                     () = ctx.ct.cancelled() => {
@@ -186,9 +297,24 @@ pub struct TestUpstream {
 impl TestUpstream {
     /// Starts a fixture whose answers carry `label`, at `http://127.0.0.1:PORT/mcp`.
     pub async fn start(label: &str) -> Self {
+        Self::launch(label, Era::Both).await
+    }
+
+    /// Like `start`, but the fixture speaks only the session-based protocol versions.
+    pub async fn start_legacy(label: &str) -> Self {
+        Self::launch(label, Era::Sessions).await
+    }
+
+    /// Like `start`, but the fixture speaks only MCP 2026-07-28.
+    pub async fn start_stateless(label: &str) -> Self {
+        Self::launch(label, Era::Stateless).await
+    }
+
+    async fn launch(label: &str, era: Era) -> Self {
         let stop = CancellationToken::new();
         let fixture = Fixture {
             label: label.to_owned(),
+            era,
             calls: Arc::default(),
             cancelled: Arc::default(),
             headers: Arc::default(),

@@ -11,12 +11,10 @@
 
 #![allow(deprecated)]
 
-use crate::relay::{Ask, InFlight, Step};
+use crate::relay::{Ask, InFlight, Step, ask_client};
 use crate::upstream::{Lease, Session, UpstreamError};
-use rmcp::ErrorData as McpError;
 use rmcp::model::*;
 use rmcp::service::{Peer, RoleServer, ServiceError};
-use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -143,21 +141,6 @@ fn input_key() -> String {
 
 fn holder_bytes(h: &Holder) -> Vec<u8> {
     serde_json::to_vec(h).unwrap_or_default()
-}
-
-/// Asks a session client one server-to-client request; the answer as JSON.
-async fn ask_client(peer: &Peer<RoleServer>, request: &InputRequest) -> Result<Value, McpError> {
-    let request = match request.clone() {
-        InputRequest::CreateMessage(r) => ServerRequest::CreateMessageRequest(r),
-        InputRequest::Elicitation(r) => ServerRequest::ElicitRequest(r),
-        InputRequest::ListRoots(r) => ServerRequest::ListRootsRequest(r),
-        _ => return Err(McpError::invalid_request("unsupported input request", None)),
-    };
-    let answer = peer.send_request(request).await.map_err(|e| match e {
-        ServiceError::McpError(e) => e,
-        other => McpError::internal_error(format!("the client did not answer: {other}"), None),
-    })?;
-    serde_json::to_value(answer).map_err(|e| McpError::internal_error(e.to_string(), None))
 }
 
 impl Holds {

@@ -181,6 +181,7 @@ impl Gateway {
             let owner = Owner {
                 peer: ctx.peer.clone(),
                 wants_logs: ctx.meta.get("io.modelcontextprotocol/logLevel").is_some(),
+                session: false,
             };
             return self
                 .core
@@ -210,6 +211,7 @@ impl Gateway {
         session.relay.set_owner(Some(Owner {
             peer: ctx.peer.clone(),
             wants_logs: true,
+            session: true,
         }));
         let level = self.scope.log_level.lock().ok().and_then(|l| *l);
         if let Some(level) = level
@@ -367,18 +369,25 @@ impl Gateway {
                 let peer = session.peer();
                 let info = peer.peer_info();
                 let caps = info.as_ref().map(|i| i.capabilities.clone()).unwrap_or_default();
+                let failed = |what: &str, e: rmcp::service::ServiceError| {
+                    UpstreamError::Protocol(format!("{what}: {e}"))
+                };
                 let tools = match caps.tools {
-                    Some(_) => peer.list_all_tools().await.unwrap_or_default(),
+                    Some(_) => peer.list_all_tools().await.map_err(|e| failed("tools/list", e))?,
                     None => Vec::new(),
                 };
                 let prompts = match caps.prompts {
-                    Some(_) => peer.list_all_prompts().await.unwrap_or_default(),
+                    Some(_) => peer.list_all_prompts().await.map_err(|e| failed("prompts/list", e))?,
                     None => Vec::new(),
                 };
                 let (resources, templates) = match caps.resources {
                     Some(_) => (
-                        peer.list_all_resources().await.unwrap_or_default(),
-                        peer.list_all_resource_templates().await.unwrap_or_default(),
+                        peer.list_all_resources()
+                            .await
+                            .map_err(|e| failed("resources/list", e))?,
+                        peer.list_all_resource_templates()
+                            .await
+                            .map_err(|e| failed("resources/templates/list", e))?,
                     ),
                     None => (Vec::new(), Vec::new()),
                 };

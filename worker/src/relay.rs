@@ -18,6 +18,7 @@ use rmcp::service::{
     RoleServer, ServiceError,
 };
 use rmcp::{ClientHandler, ErrorData as McpError};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
@@ -38,6 +39,9 @@ struct Route {
     client_token: Option<ProgressToken>,
     /// The upstream request's progress token.
     upstream_token: ProgressToken,
+    /// The highest progress passed on: rmcp hands notifications to the handler on separate
+    /// tasks, so they can arrive out of order, and a client must only see progress grow.
+    progress: Option<f64>,
     asks: mpsc::Sender<Ask>,
 }
 
@@ -47,6 +51,27 @@ pub struct Owner {
     pub peer: Peer<RoleServer>,
     /// Whether log messages are wanted (2026-07-28 clients ask per request).
     pub wants_logs: bool,
+    /// A session client, which can be asked server requests not tied to a call (an
+    /// upstream asking for roots when the session starts, say).
+    pub session: bool,
+}
+
+/// Asks a session client one server-to-client request; the answer as JSON.
+pub async fn ask_client(
+    peer: &Peer<RoleServer>,
+    request: &InputRequest,
+) -> Result<Value, McpError> {
+    let request = match request.clone() {
+        InputRequest::CreateMessage(r) => ServerRequest::CreateMessageRequest(r),
+        InputRequest::Elicitation(r) => ServerRequest::ElicitRequest(r),
+        InputRequest::ListRoots(r) => ServerRequest::ListRootsRequest(r),
+        _ => return Err(McpError::invalid_request("unsupported input request", None)),
+    };
+    let answer = peer.send_request(request).await.map_err(|e| match e {
+        ServiceError::McpError(e) => e,
+        other => McpError::internal_error(format!("the client did not answer: {other}"), None),
+    })?;
+    serde_json::to_value(answer).map_err(|e| McpError::internal_error(e.to_string(), None))
 }
 
 #[derive(Debug, Default)]
@@ -90,14 +115,25 @@ impl Relay {
         let unroutable = || {
             McpError::internal_error("no client request is waiting for this server request", None)
         };
-        let asks = self.asks_for(extensions).ok_or_else(unroutable)?;
-        let (reply, answer) = oneshot::channel();
-        asks.send(Ask { request, reply })
-            .await
-            .map_err(|_| unroutable())?;
-        let value = answer.await.map_err(|_| {
-            McpError::internal_error("the client request ended before answering", None)
-        })??;
+        let value = match self.asks_for(extensions) {
+            Some(asks) => {
+                let (reply, answer) = oneshot::channel();
+                asks.send(Ask { request, reply })
+                    .await
+                    .map_err(|_| unroutable())?;
+                answer.await.map_err(|_| {
+                    McpError::internal_error("the client request ended before answering", None)
+                })??
+            }
+            None => {
+                let session = self
+                    .owner
+                    .lock()
+                    .ok()
+                    .and_then(|o| o.as_ref().filter(|o| o.session).map(|o| o.peer.clone()));
+                ask_client(&session.ok_or_else(unroutable)?, &request).await?
+            }
+        };
         serde_json::from_value(value).map_err(|e| {
             McpError::internal_error(format!("the client's answer is malformed: {e}"), None)
         })
@@ -148,11 +184,15 @@ impl ClientHandler for RelayHandler {
         params: ProgressNotificationParam,
         _ctx: NotificationContext<RoleClient>,
     ) {
-        let target = self.relay.calls.lock().ok().and_then(|calls| {
-            calls
-                .values()
-                .find(|r| r.upstream_token == params.progress_token)
-                .and_then(|r| Some((r.peer.clone(), r.client_token.clone()?)))
+        let target = self.relay.calls.lock().ok().and_then(|mut calls| {
+            let route = calls
+                .values_mut()
+                .find(|r| r.upstream_token == params.progress_token)?;
+            if route.progress.is_some_and(|p| p >= params.progress) {
+                return None;
+            }
+            route.progress = Some(params.progress);
+            Some((route.peer.clone(), route.client_token.clone()?))
         });
         if let Some((peer, token)) = target {
             let mut params = params;
@@ -246,6 +286,7 @@ impl InFlight {
                     peer: downstream,
                     client_token,
                     upstream_token: handle.progress_token.clone(),
+                    progress: None,
                     asks: tx,
                 },
             );

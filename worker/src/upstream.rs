@@ -32,6 +32,8 @@ pub enum UpstreamError {
     Timeout(u64),
     #[error("cannot connect: {0}")]
     Connect(String),
+    #[error("failed {0}")]
+    Protocol(String),
 }
 
 /// A DNS resolver that drops addresses the guard refuses.
@@ -232,16 +234,16 @@ impl Upstreams {
         let config =
             StreamableHttpClientTransportConfig::with_uri(c.url.clone()).custom_headers(headers);
         // A session client's upstream session speaks the session era too, so the upstream
-        // may send it requests; an upstream that knows only 2026-07-28 is spoken to in that.
-        // Requests without a session go out as 2026-07-28 where the upstream knows it.
+        // may send it requests; requests without a session go out as 2026-07-28. Either way
+        // an upstream that knows only the other era is spoken to in that one.
         let modern = ClientLifecycleMode::Auto {
             preferred_versions: vec![ProtocolVersion::V_2026_07_28],
             legacy_version: None,
         };
         let lifecycles = if session_era {
-            vec![ClientLifecycleMode::Initialize, modern]
+            [ClientLifecycleMode::Initialize, modern]
         } else {
-            vec![modern]
+            [modern, ClientLifecycleMode::Initialize]
         };
         let started = Instant::now();
         let mut last = UpstreamError::Connect("no attempt".into());

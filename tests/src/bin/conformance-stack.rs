@@ -12,6 +12,14 @@ use switchyard_tests::{ControlPlane, NatsServer, Worker, admin, mcp_connector, p
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Quiet unless asked: the harness would otherwise log everything at debug.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let nats = NatsServer::start().await;
     let cp = ControlPlane::start_on_nats(postgres_store().await, &nats).await;
     let worker = Worker::start(&cp.keys, &nats).await;

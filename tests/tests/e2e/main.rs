@@ -4,6 +4,7 @@
 
 mod admin_api;
 mod bad_input;
+mod bridging;
 mod bus_contract;
 mod cross_worker;
 mod publisher;

