@@ -13,7 +13,9 @@ use crate::exchange::{Call, Failure, Holder, Holds, Outcome, STATE_PREFIX, Upstr
 use crate::names::NameMap;
 use crate::policy::{Connector, Policies, Role, Tenant};
 use crate::relay::Owner;
-use crate::upstream::{Session, UpstreamError, Upstreams, client_info};
+use crate::resume::{MayEnd, Takeover};
+use crate::sessions::{Sessions, UpstreamRecord};
+use crate::upstream::{Hooks, Session, UpstreamError, Upstreams, client_info};
 use futures::future::join_all;
 use rmcp::model::*;
 use rmcp::service::{RequestContext, RoleServer};
@@ -75,6 +77,8 @@ struct Core {
     policies: Arc<Policies>,
     upstreams: Arc<Upstreams>,
     usage: crate::usage::Reporter,
+    /// Shared session records (upstream sessions of client sessions).
+    sessions: Arc<Sessions>,
     catalogs: Mutex<HashMap<String, Arc<Catalog>>>,
     holds: Holds,
 }
@@ -86,6 +90,8 @@ struct Scope {
     sessions: tokio::sync::Mutex<HashMap<String, Arc<Session>>>,
     /// The log level the client asked for, applied to upstream sessions opened later.
     log_level: Mutex<Option<LoggingLevel>>,
+    /// The upstream session ids recorded in the shared store, by connector name.
+    recorded: Mutex<HashMap<String, String>>,
 }
 
 #[derive(Debug, Clone)]
@@ -148,12 +154,14 @@ impl Gateway {
         policies: Arc<Policies>,
         upstreams: Arc<Upstreams>,
         usage: crate::usage::Reporter,
+        sessions: Arc<Sessions>,
     ) -> Self {
         Self {
             core: Arc::new(Core {
                 policies,
                 upstreams,
                 usage,
+                sessions,
                 catalogs: Mutex::default(),
                 holds: Holds::default(),
             }),
@@ -190,22 +198,62 @@ impl Gateway {
                 .await
                 .map(Upstream::Leased);
         }
+        let client_session = ctx
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.headers.get("mcp-session-id"))
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
         let mut sessions = self.scope.sessions.lock().await;
         if let Some(s) = sessions.get(&c.name)
             && s.fingerprint == c.fingerprint
             && !s.is_closed()
         {
-            return Ok(Upstream::Scoped(s.clone()));
+            let s = s.clone();
+            drop(sessions);
+            self.record(&client_session, c, &s).await;
+            return Ok(Upstream::Scoped(s));
         }
+        // Another worker (or this one, before the session went idle) may have opened this
+        // client session's upstream session: carry on with it.
+        let recorded = self
+            .core
+            .sessions
+            .upstreams(&client_session)
+            .await
+            .remove(&c.name)
+            .filter(|r| r.fingerprint == c.fingerprint);
+        let takeover = recorded.as_ref().and_then(|r| {
+            Some(Takeover {
+                session_id: r.session_id.clone(),
+                init: serde_json::from_value(r.init.clone()).ok()?,
+            })
+        });
+        if let Some(r) = &recorded
+            && let Ok(mut known) = self.scope.recorded.lock()
+        {
+            known.insert(c.name.clone(), r.session_id.clone());
+        }
+        let may_end: MayEnd = {
+            let store = self.core.sessions.clone();
+            let id = client_session.clone();
+            Arc::new(move || {
+                let store = store.clone();
+                let id = id.clone();
+                Box::pin(async move { store.ended(&id).await })
+            })
+        };
         let caps = ctx
             .peer
             .peer_info()
             .map(|i| i.capabilities.clone())
             .unwrap_or_default();
+        let hooks = Hooks { takeover, may_end };
         let session = Arc::new(
             self.core
                 .upstreams
-                .connect(c, client_info(caps), true)
+                .connect(c, client_info(caps), Some(hooks))
                 .await?,
         );
         session.relay.set_owner(Some(Owner {
@@ -223,7 +271,41 @@ impl Gateway {
                 .await;
         }
         sessions.insert(c.name.clone(), session.clone());
+        drop(sessions);
+        self.record(&client_session, c, &session).await;
         Ok(Upstream::Scoped(session))
+    }
+
+    /// Records the upstream session id of `c` with the client session, when it is new, so
+    /// another worker carries on the same upstream session.
+    async fn record(&self, client_session: &str, c: &Connector, session: &Session) {
+        let Some(assigned) = session.assigned.lock().ok().and_then(|a| a.clone()) else {
+            return;
+        };
+        let known = self
+            .scope
+            .recorded
+            .lock()
+            .ok()
+            .and_then(|k| k.get(&c.name).cloned());
+        if known.as_deref() == Some(assigned.as_str()) {
+            return;
+        }
+        let Some(init) = session.server_info() else {
+            return;
+        };
+        let record = UpstreamRecord {
+            fingerprint: c.fingerprint,
+            session_id: assigned.clone(),
+            init,
+        };
+        self.core
+            .sessions
+            .record_upstream(client_session, &c.name, record)
+            .await;
+        if let Ok(mut k) = self.scope.recorded.lock() {
+            k.insert(c.name.clone(), assigned);
+        }
     }
 
     /// Carries `request` to connector `c` and back (see `exchange`), or continues a call

@@ -56,7 +56,7 @@ impl App {
             Upstreams::new(config.upstream_guard.clone())
                 .map_err(|e| std::io::Error::other(e.to_string()))?,
         );
-        let gateway = Gateway::new(policies.clone(), upstreams, usage);
+        let gateway = Gateway::new(policies.clone(), upstreams, usage, sessions.clone());
         let mut mcp_config = StreamableHttpServerConfig::default()
             .with_cancellation_token(cancel)
             .with_max_request_body_bytes(config.max_body_bytes);
@@ -145,6 +145,18 @@ async fn mcp_entry(
 }
 
 async fn mcp_inner(app: &Arc<App>, tenant: &str, req: &mut Request<Body>) -> Response {
+    if !app.policies.is_ready() {
+        // Without its initial policies a worker knows no tenant: saying 401 would tell
+        // clients their key is wrong. Readiness keeps load balancers away meanwhile.
+        let mut resp = rpc_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            "this worker is starting and has not loaded tenant policies yet; retry shortly",
+        );
+        resp.headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return resp;
+    }
     let policy = app.policies.get(tenant);
     let authorization = req
         .headers()
@@ -255,6 +267,11 @@ async fn mcp_inner(app: &Arc<App>, tenant: &str, req: &mut Request<Body>) -> Res
         *req.body_mut() = Body::from(bytes);
     }
     let is_delete = req.method() == http::Method::DELETE;
+    if is_delete && let Some(id) = &session {
+        // Forgotten before rmcp closes the session, so its upstream sessions see that the
+        // client ended it and end theirs too (see `resume`).
+        app.sessions.forget(id).await;
+    }
     let mut forwarded = Request::from_parts(
         {
             let (parts, _) = Request::new(()).into_parts();
@@ -280,12 +297,6 @@ async fn mcp_inner(app: &Arc<App>, tenant: &str, req: &mut Request<Body>) -> Res
     {
         // The session still works on this worker; others cannot carry it on.
         tracing::warn!(error = %e, "could not share a new session");
-    }
-    if is_delete
-        && response.status().is_success()
-        && let Some(id) = &session
-    {
-        app.sessions.forget(id).await;
     }
     response
 }

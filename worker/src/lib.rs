@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod names;
 pub mod policy;
 pub mod relay;
+pub mod resume;
 pub mod sessions;
 pub mod upstream;
 pub mod usage;

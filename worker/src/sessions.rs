@@ -1,8 +1,10 @@
-//! MCP sessions any worker can carry on. Each session has two shared records: its owner
-//! (the tenant and key that opened it; a session id is never a credential) and the client's
+//! MCP sessions any worker can carry on. Each session has shared records: its owner (the
+//! tenant and key that opened it; a session id is never a credential), the client's
 //! `initialize` parameters, which rmcp replays to restore the session on a worker that has
-//! not seen it. Records expire with the store's time to live unless the session is used;
-//! a used session touches them every few minutes.
+//! not seen it, and the upstream sessions opened for it (per connector: session id and the
+//! upstream's `initialize` answer), which another worker takes over. Records expire with
+//! the store's time to live unless the session is used; a used session touches them every
+//! few minutes.
 
 use bytes::Bytes;
 use rmcp::transport::streamable_http_server::session::{
@@ -42,6 +44,20 @@ fn owner_key(id: &str) -> String {
 
 fn init_key(id: &str) -> String {
     format!("{id}.init")
+}
+
+fn upstreams_key(id: &str) -> String {
+    format!("{id}.upstreams")
+}
+
+/// An upstream session opened for a client session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UpstreamRecord {
+    /// The connector configuration it was opened with.
+    pub fingerprint: u64,
+    pub session_id: String,
+    /// The upstream's `initialize` result.
+    pub init: serde_json::Value,
 }
 
 #[derive(Debug)]
@@ -110,12 +126,41 @@ impl Sessions {
         Ok(())
     }
 
+    /// The upstream sessions recorded for client session `id`, by connector (none when the
+    /// store cannot say).
+    pub async fn upstreams(&self, id: &str) -> HashMap<String, UpstreamRecord> {
+        let read = tokio::time::timeout(STORE_WAIT, self.kv.get(&upstreams_key(id))).await;
+        match read {
+            Ok(Ok(Some(bytes))) => serde_json::from_slice(&bytes).unwrap_or_default(),
+            _ => HashMap::new(),
+        }
+    }
+
+    /// Records the upstream session of `connector` for client session `id`.
+    pub async fn record_upstream(&self, id: &str, connector: &str, record: UpstreamRecord) {
+        let mut all = self.upstreams(id).await;
+        all.insert(connector.to_owned(), record);
+        let bytes = serde_json::to_vec(&all).unwrap_or_default();
+        if let Err(e) = self.kv.put(&upstreams_key(id), Bytes::from(bytes)).await {
+            tracing::debug!(error = %e, "upstream session not recorded");
+        }
+    }
+
+    /// Whether client session `id` has ended (terminated or expired). Unknown while the
+    /// store is away: then it has not.
+    pub async fn ended(&self, id: &str) -> bool {
+        matches!(
+            tokio::time::timeout(STORE_WAIT, self.kv.get(&owner_key(id))).await,
+            Ok(Ok(None))
+        )
+    }
+
     /// Forgets a terminated session.
     pub async fn forget(&self, id: &str) {
         if let Ok(mut k) = self.known.lock() {
             k.remove(id);
         }
-        for key in [owner_key(id), init_key(id)] {
+        for key in [owner_key(id), init_key(id), upstreams_key(id)] {
             if let Err(e) = self.kv.delete(&key).await {
                 tracing::warn!(error = %e, "could not delete a session record");
             }
@@ -133,10 +178,14 @@ impl Sessions {
     async fn touch(&self, id: &str, owner: &Owner) {
         self.remember(id, owner);
         let init = self.kv.get(&init_key(id)).await.ok().flatten();
+        let upstreams = self.kv.get(&upstreams_key(id)).await.ok().flatten();
         let result = async {
             self.bind(id, owner).await?;
             if let Some(init) = init {
                 self.kv.put(&init_key(id), init).await?;
+            }
+            if let Some(upstreams) = upstreams {
+                self.kv.put(&upstreams_key(id), upstreams).await?;
             }
             Ok::<_, BusError>(())
         }

@@ -9,6 +9,7 @@
 
 use crate::policy::Connector;
 use crate::relay::{Owner, Relay, RelayHandler};
+use crate::resume::{MayEnd, OnSession, SessionClient, Takeover};
 use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProtocolVersion};
 use rmcp::service::{ClientLifecycleMode, ClientServiceExt as _, Peer, RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
@@ -67,6 +68,24 @@ pub struct Session {
     pub relay: Arc<Relay>,
     /// The connector configuration it was made for.
     pub fingerprint: u64,
+    /// The session id the upstream assigned (none for 2026-07-28 upstreams).
+    pub assigned: Arc<Mutex<Option<String>>>,
+}
+
+/// How a client session's upstream session starts and ends.
+pub struct Hooks {
+    /// Take over this upstream session instead of opening one.
+    pub takeover: Option<Takeover>,
+    /// Whether the upstream session may be ended when this one is dropped.
+    pub may_end: MayEnd,
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks")
+            .field("takeover", &self.takeover.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Session {
@@ -76,6 +95,13 @@ impl Session {
 
     pub fn is_closed(&self) -> bool {
         self.client.is_transport_closed()
+    }
+
+    /// What the upstream answered at `initialize` (or discovery).
+    pub fn server_info(&self) -> Option<serde_json::Value> {
+        self.client
+            .peer_info()
+            .and_then(|i| serde_json::to_value(i).ok())
     }
 
     /// Whether the upstream declared logging support.
@@ -190,7 +216,7 @@ impl Upstreams {
                     "sampling": {}, "elicitation": {}, "roots": {}
                 }))
                 .unwrap_or_default();
-                Arc::new(self.connect(c, client_info(caps), false).await?)
+                Arc::new(self.connect(c, client_info(caps), None).await?)
             }
         };
         session.relay.set_owner(owner);
@@ -207,14 +233,34 @@ impl Upstreams {
         }
     }
 
-    /// Opens a new upstream session for `c`, presenting `info` (the capabilities of the
-    /// client it serves); `session_era` when that client is a session client.
+    /// Opens (or takes over) an upstream session for `c`, presenting `info` (the
+    /// capabilities of the client it serves); `hooks` when that client is a session
+    /// client, whose upstream session other workers may carry on.
     pub async fn connect(
         &self,
         c: &Connector,
         info: ClientConfig,
-        session_era: bool,
+        hooks: Option<Hooks>,
     ) -> Result<Session, UpstreamError> {
+        let session_era = hooks.is_some();
+        let (mut takeover, may_end) = match hooks {
+            Some(h) => (h.takeover, h.may_end),
+            None => (None, always_end()),
+        };
+        let assigned: Arc<Mutex<Option<String>>> = Arc::default();
+        let on_session: OnSession = {
+            let assigned = assigned.clone();
+            Arc::new(move |id| {
+                if let Ok(mut a) = assigned.lock() {
+                    *a = Some(id);
+                }
+            })
+        };
+        if let Some(t) = &takeover
+            && let Ok(mut a) = assigned.lock()
+        {
+            *a = Some(t.session_id.clone());
+        }
         let url = url::Url::parse(&c.url).map_err(|e| UpstreamError::Connect(e.to_string()))?;
         let literal: Option<IpAddr> = match url.host() {
             Some(url::Host::Ipv4(ip)) => Some(ip.into()),
@@ -251,8 +297,13 @@ impl Upstreams {
             let Some(left) = c.timeout.checked_sub(started.elapsed()) else {
                 break;
             };
-            let transport =
-                StreamableHttpClientTransport::with_client(self.http.clone(), config.clone());
+            let http = SessionClient::new(
+                self.http.clone(),
+                takeover.take(),
+                on_session.clone(),
+                may_end.clone(),
+            );
+            let transport = StreamableHttpClientTransport::with_client(http, config.clone());
             let relay = Arc::new(Relay::default());
             let handler = RelayHandler {
                 relay: relay.clone(),
@@ -268,10 +319,16 @@ impl Upstreams {
                         client,
                         relay,
                         fingerprint: c.fingerprint,
+                        assigned,
                     });
                 }
             }
         }
         Err(last)
     }
+}
+
+/// Pooled sessions serve no client session: nothing else carries them on.
+fn always_end() -> MayEnd {
+    Arc::new(|| Box::pin(async { true }))
 }

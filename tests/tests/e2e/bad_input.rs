@@ -139,6 +139,80 @@ async fn bad_requests_get_protocol_errors_and_the_worker_stays_healthy() {
         .unwrap();
     assert_eq!(r.status(), 404);
 
+    // MCP 2026-07-28 requests carry their version in a header and in `_meta`, and name
+    // their method in a header; each mistake gets the status and code that era names.
+    let meta = |version: &str| {
+        serde_json::json!({
+            "io.modelcontextprotocol/protocolVersion": version,
+            "io.modelcontextprotocol/clientCapabilities": {}
+        })
+    };
+    let modern = |version: &str, method: &str, params: serde_json::Value| {
+        post()
+            .header("mcp-protocol-version", version)
+            .header("mcp-method", method)
+            .json(
+                &serde_json::json!({"jsonrpc": "2.0", "id": 9, "method": method, "params": params}),
+            )
+    };
+    let answer = |r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        let body: serde_json::Value = r.json().await.unwrap_or_default();
+        (status, body["error"]["code"].as_i64(), body["id"].clone())
+    };
+    let list = |m: serde_json::Value| serde_json::json!({ "_meta": m });
+    // Served when everything agrees.
+    let ok = modern("2026-07-28", "tools/list", list(meta("2026-07-28")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(ok.text().await.unwrap().contains("alpha__echo"));
+    // `_meta` without the protocol version: 400, -32602 (invalid params), the request's id.
+    let no_meta = serde_json::json!({"_meta": {"io.modelcontextprotocol/clientCapabilities": {}}});
+    let (st, code, id) = answer(
+        modern("2026-07-28", "tools/list", no_meta)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((st, code, id), (400, Some(-32602), serde_json::json!(9)));
+    // Header and `_meta` disagree on the version: 400, -32020 (header mismatch).
+    let (st, code, _) = answer(
+        modern("2026-07-28", "tools/list", list(meta("2099-01-01")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((st, code), (400, Some(-32020)));
+    // A version nobody supports, consistently: 400, -32022 (unsupported version).
+    let (st, code, _) = answer(
+        modern("2099-01-01", "tools/list", list(meta("2099-01-01")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((st, code), (400, Some(-32022)));
+    // The method header names another method: 400, -32020.
+    let mismatched = post()
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "prompts/list")
+        .json(&serde_json::json!({"jsonrpc": "2.0", "id": 9, "method": "tools/list", "params": list(meta("2026-07-28"))}));
+    let (st, code, _) = answer(mismatched.send().await.unwrap()).await;
+    assert_eq!((st, code), (400, Some(-32020)));
+    // An unknown method: 404, -32601.
+    let (st, code, _) = answer(
+        modern("2026-07-28", "no/such-method", list(meta("2026-07-28")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((st, code), (404, Some(-32601)));
+
     let health = http
         .get(worker.metrics_url("/healthz"))
         .send()

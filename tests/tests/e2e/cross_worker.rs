@@ -123,6 +123,14 @@ async fn a_legacy_session_started_on_one_worker_continues_on_another() {
     let [w1, w2] = &fleet.workers;
     let session = open(&w1.endpoint("acme"), &key).await;
 
+    let first = send(
+        &w1.endpoint("acme"),
+        &key,
+        Some(&session),
+        call(1, "alpha__echo"),
+    )
+    .await;
+    assert!(first.body.contains("ping"), "{}", first.body);
     let listed = send(&w2.endpoint("acme"), &key, Some(&session), list(2)).await;
     assert_eq!(listed.status, 200, "{}", listed.body);
     assert!(listed.body.contains("alpha__echo"), "{}", listed.body);
@@ -144,6 +152,14 @@ async fn a_legacy_session_started_on_one_worker_continues_on_another() {
     )
     .await;
     assert!(again.body.contains("ping"), "{}", again.body);
+    // Both workers carried on the one upstream session opened for this client session.
+    let upstream_sessions: std::collections::BTreeSet<String> = up
+        .seen_headers()
+        .iter()
+        .filter_map(|h| h.get("mcp-session-id")?.to_str().ok().map(str::to_owned))
+        .collect();
+    assert_eq!(upstream_sessions.len(), 1, "{upstream_sessions:?}");
+    let upstream_session = upstream_sessions.into_iter().next().unwrap();
 
     // Terminated on one worker, it is gone on both.
     let deleted = reqwest::Client::new()
@@ -166,6 +182,22 @@ async fn a_legacy_session_started_on_one_worker_continues_on_another() {
             w.endpoint("acme")
         );
     }
+    // The client ended its session: the upstream session ends with it.
+    assert_eventually!(
+        reqwest::Client::new()
+            .post(&up.url)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", VERSION)
+            .header("mcp-session-id", &upstream_session)
+            .json(&list(6))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            == 404,
+        DEADLINE,
+        "upstream session ended"
+    );
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
-//! The official MCP Python SDK (PyPI `mcp`) as a tenant's client, through a worker, in its
-//! default mode (MCP 2026-07-28, stateless) and in legacy mode (initialize and sessions).
+//! The official MCP Python SDK (PyPI `mcp`) as a tenant's client, through two workers, in its
+//! default mode (MCP 2026-07-28, stateless) and in legacy mode (initialize and sessions), and
+//! rmcp's client beside it.
 //! `SWITCHYARD_TEST_PYTHON` names a Python with the SDK installed (scripts/test.sh makes one).
 
 use std::sync::Arc;
@@ -33,11 +34,14 @@ async fn run(url: &str, key: &str, mode: &str, tool: &str, args: &str) -> (bool,
 }
 
 #[tokio::test]
-async fn python_sdk_in_both_modes_lists_and_calls_tools_through_the_worker() {
+async fn python_sdk_in_both_modes_and_rmcp_list_and_call_tools_through_two_workers() {
     let nats = NatsServer::start().await;
     let bus: Arc<dyn PolicyBus> = Arc::new(NatsBus::new(nats.client().await, "policy"));
     let cp = ControlPlane::start_with_bus(postgres_store().await, Some(bus.clone())).await;
-    let worker = Worker::start(&cp.keys, &nats).await;
+    let workers = [
+        Worker::start(&cp.keys, &nats).await,
+        Worker::start(&cp.keys, &nats).await,
+    ];
     let up = TestUpstream::start("A").await;
     cp.create_tenant("acme").await;
     cp.connectors()
@@ -54,8 +58,13 @@ async fn python_sdk_in_both_modes_lists_and_calls_tools_through_the_worker() {
         .unwrap()
         .into_inner()
         .secret;
-    let url = worker.endpoint("acme");
-    for (mode, protocol) in [("auto", "2026-07-28"), ("legacy", "2025-11-25")] {
+    for (worker, mode, protocol) in [
+        (&workers[0], "auto", "2026-07-28"),
+        (&workers[1], "legacy", "2025-11-25"),
+        (&workers[1], "auto", "2026-07-28"),
+        (&workers[0], "legacy", "2025-11-25"),
+    ] {
+        let url = worker.endpoint("acme");
         // The first attempts may come before the worker has the new key.
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         let out = loop {
@@ -78,5 +87,24 @@ async fn python_sdk_in_both_modes_lists_and_calls_tools_through_the_worker() {
             out.contains("{\"is_error\": false, \"text\": \"hello\"}"),
             "{mode}: {out}"
         );
+    }
+    // rmcp's client, on each worker.
+    for worker in &workers {
+        let client = switchyard_tests::mcp_client(&worker.endpoint("acme"), &key)
+            .await
+            .unwrap();
+        let echoed = client
+            .peer()
+            .call_tool(
+                rmcp::model::CallToolRequestParams::new("alpha__echo").with_arguments(
+                    serde_json::json!({"text": "rmcp"})
+                        .as_object()
+                        .unwrap()
+                        .clone(),
+                ),
+            )
+            .await
+            .unwrap();
+        assert_eq!(echoed.content[0].as_text().unwrap().text, "rmcp");
     }
 }

@@ -1,0 +1,249 @@
+//! The HTTP side of one upstream session: rmcp's reqwest client, plus what carrying a client
+//! session across workers needs. It reports the session id an upstream assigns, so the
+//! worker can record it with the client session; it can take over an upstream session
+//! another worker (or this one, before it let the client session go idle) opened, by
+//! answering rmcp's `initialize` handshake from that record instead of sending it; and it
+//! ends the upstream session only when the client ended its own.
+
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use http::{HeaderName, HeaderValue};
+use rmcp::model::{
+    ClientJsonRpcMessage, ClientNotification, ClientRequest, InitializeResult,
+    ServerJsonRpcMessage, ServerResult,
+};
+use rmcp::transport::streamable_http_client::{
+    SseError, StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
+    StreamableHttpResponseLimits,
+};
+use sse_stream::Sse;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// An upstream session to take over: its id and what its server said at `initialize`.
+#[derive(Debug, Clone)]
+pub struct Takeover {
+    pub session_id: String,
+    pub init: InitializeResult,
+}
+
+/// Called with each session id the upstream assigns.
+pub type OnSession = Arc<dyn Fn(String) + Send + Sync>;
+/// Asked before the upstream session is ended: whether the client ended its session.
+pub type MayEnd = Arc<dyn Fn() -> BoxFuture<'static, bool> + Send + Sync>;
+
+#[derive(Debug, Default)]
+struct State {
+    takeover: Option<Takeover>,
+    /// The `notifications/initialized` that follows a taken-over handshake is not sent.
+    swallow_initialized: bool,
+}
+
+#[derive(Clone)]
+pub struct SessionClient {
+    http: reqwest::Client,
+    state: Arc<Mutex<State>>,
+    on_session: OnSession,
+    may_end: MayEnd,
+}
+
+impl std::fmt::Debug for SessionClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionClient").finish_non_exhaustive()
+    }
+}
+
+impl SessionClient {
+    pub fn new(
+        http: reqwest::Client,
+        takeover: Option<Takeover>,
+        on_session: OnSession,
+        may_end: MayEnd,
+    ) -> Self {
+        Self {
+            http,
+            state: Arc::new(Mutex::new(State {
+                takeover,
+                swallow_initialized: false,
+            })),
+            on_session,
+            may_end,
+        }
+    }
+
+    /// What to answer locally instead of sending `message`, if anything.
+    fn intercept(&self, message: &ClientJsonRpcMessage) -> Option<StreamableHttpPostResponse> {
+        let mut state = self.state.lock().ok()?;
+        match message {
+            ClientJsonRpcMessage::Request(r)
+                if matches!(r.request, ClientRequest::InitializeRequest(_)) =>
+            {
+                // Used once: if the upstream has forgotten the session, rmcp starts a new
+                // one with a real handshake.
+                let takeover = state.takeover.take()?;
+                state.swallow_initialized = true;
+                let answer = ServerJsonRpcMessage::response(
+                    ServerResult::InitializeResult(takeover.init),
+                    r.id.clone(),
+                );
+                Some(StreamableHttpPostResponse::Json(
+                    answer,
+                    Some(takeover.session_id),
+                ))
+            }
+            ClientJsonRpcMessage::Notification(n)
+                if state.swallow_initialized
+                    && matches!(
+                        n.notification,
+                        ClientNotification::InitializedNotification(_)
+                    ) =>
+            {
+                state.swallow_initialized = false;
+                Some(StreamableHttpPostResponse::Accepted)
+            }
+            _ => None,
+        }
+    }
+
+    fn observe(&self, message: &ClientJsonRpcMessage, response: &StreamableHttpPostResponse) {
+        let is_initialize = matches!(
+            message,
+            ClientJsonRpcMessage::Request(r) if matches!(r.request, ClientRequest::InitializeRequest(_))
+        );
+        if !is_initialize {
+            return;
+        }
+        let assigned = match response {
+            StreamableHttpPostResponse::Json(_, id) | StreamableHttpPostResponse::Sse(_, id) => {
+                id.clone()
+            }
+            _ => None,
+        };
+        if let Some(id) = assigned {
+            (self.on_session)(id);
+        }
+    }
+}
+
+impl StreamableHttpClient for SessionClient {
+    type Error = reqwest::Error;
+
+    async fn post_message(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
+        self.post_message_with_response_limits(
+            uri,
+            message,
+            session_id,
+            auth_header,
+            custom_headers,
+            StreamableHttpResponseLimits::default(),
+        )
+        .await
+    }
+
+    async fn post_message_with_response_limits(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        limits: StreamableHttpResponseLimits,
+    ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
+        if let Some(local) = self.intercept(&message) {
+            return Ok(local);
+        }
+        let response = self
+            .http
+            .post_message_with_response_limits(
+                uri,
+                message.clone(),
+                session_id,
+                auth_header,
+                custom_headers,
+                limits,
+            )
+            .await?;
+        self.observe(&message, &response);
+        Ok(response)
+    }
+
+    async fn post_message_with_max_sse_event_size(
+        &self,
+        uri: Arc<str>,
+        message: ClientJsonRpcMessage,
+        session_id: Option<Arc<str>>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        max_sse_event_size: usize,
+    ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
+        let mut limits = StreamableHttpResponseLimits::default();
+        limits.max_sse_event_size = max_sse_event_size;
+        self.post_message_with_response_limits(
+            uri,
+            message,
+            session_id,
+            auth_header,
+            custom_headers,
+            limits,
+        )
+        .await
+    }
+
+    async fn delete_session(
+        &self,
+        uri: Arc<str>,
+        session_id: Arc<str>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<(), StreamableHttpError<Self::Error>> {
+        // A client session let go here (idle, or this worker stopping) may go on elsewhere,
+        // on the same upstream session: only the client's own end ends it upstream.
+        if !(self.may_end)().await {
+            return Ok(());
+        }
+        self.http
+            .delete_session(uri, session_id, auth_header, custom_headers)
+            .await
+    }
+
+    async fn get_stream(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+    ) -> Result<BoxStream<'static, Result<Sse, SseError>>, StreamableHttpError<Self::Error>> {
+        self.http
+            .get_stream(uri, session_id, last_event_id, auth_header, custom_headers)
+            .await
+    }
+
+    async fn get_stream_with_max_sse_event_size(
+        &self,
+        uri: Arc<str>,
+        session_id: Option<Arc<str>>,
+        last_event_id: Option<String>,
+        auth_header: Option<String>,
+        custom_headers: HashMap<HeaderName, HeaderValue>,
+        max_sse_event_size: usize,
+    ) -> Result<BoxStream<'static, Result<Sse, SseError>>, StreamableHttpError<Self::Error>> {
+        self.http
+            .get_stream_with_max_sse_event_size(
+                uri,
+                session_id,
+                last_event_id,
+                auth_header,
+                custom_headers,
+                max_sse_event_size,
+            )
+            .await
+    }
+}
