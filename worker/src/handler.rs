@@ -46,6 +46,8 @@ struct Catalog {
     template_owner: Vec<(String, String)>,
     /// Which connector listed each URI template, by the template itself.
     template_by_uri: HashMap<String, String>,
+    /// Connectors whose listing failed: name, prefix and what went wrong.
+    unavailable: Vec<(String, String, String)>,
 }
 
 impl Catalog {
@@ -63,6 +65,19 @@ impl Catalog {
                     .max_by_key(|(prefix, _)| prefix.len())
                     .map(|(_, owner)| owner.clone())
             })
+    }
+
+    /// The connector whose tools `name` would be, if it could not be listed.
+    fn unavailable_for(&self, name: &str) -> Option<(&str, &str)> {
+        self.unavailable
+            .iter()
+            .find(|(_, prefix, _)| {
+                !prefix.is_empty()
+                    && name
+                        .strip_prefix(prefix.as_str())
+                        .is_some_and(|rest| rest.starts_with("__"))
+            })
+            .map(|(connector, _, failure)| (connector.as_str(), failure.as_str()))
     }
 
     /// The connector that listed the URI template `template`.
@@ -479,10 +494,11 @@ impl Gateway {
                 Ok(r) => r,
                 Err(_) => Err(UpstreamError::Timeout(c.timeout.as_millis() as u64)),
             };
-            if let Err(e) = &result {
+            let failure = result.as_ref().err().map(|e| {
                 tracing::warn!(tenant = %tenant.slug, connector = %c.name, error = %e, "listing an upstream failed");
-            }
-            (c.clone(), result.unwrap_or_default())
+                e.to_string()
+            });
+            (c.clone(), result.unwrap_or_default(), failure)
         }))
         .await;
 
@@ -495,7 +511,14 @@ impl Gateway {
         let mut prompt_defs = HashMap::new();
         let mut tool_entries = Vec::new();
         let mut prompt_entries = Vec::new();
-        for (c, (tools, prompts, resources, templates)) in &listings {
+        for (c, _, failure) in &listings {
+            if let Some(failure) = failure {
+                catalog
+                    .unavailable
+                    .push((c.name.clone(), c.prefix.clone(), failure.clone()));
+            }
+        }
+        for (c, (tools, prompts, resources, templates), _) in &listings {
             let mut names = Vec::new();
             for t in tools.iter().filter(|t| c.exposes(&t.name)) {
                 names.push(t.name.to_string());
@@ -687,7 +710,17 @@ impl ServerHandler for Gateway {
             .resolve(&tenant, |c| c.tool_names.get(&name).cloned())
             .await;
         let unknown = || McpError::invalid_params(format!("unknown tool: {name}"), None);
-        let target = target.ok_or_else(unknown)?;
+        let Some(target) = target else {
+            // A tool of a connector that is down: say so, in a result the model reads.
+            if let Some((connector, failure)) = catalog.unavailable_for(&name) {
+                return Ok(CallToolResponse::Complete(upstream_failure(
+                    connector,
+                    &failure,
+                    "upstream_unavailable",
+                )));
+            }
+            return Err(unknown());
+        };
         let connector = Self::connector(&tenant, &target.connector).ok_or_else(unknown)?;
         if caller.role == Role::Viewer {
             let read_only = catalog

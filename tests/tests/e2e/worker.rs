@@ -495,6 +495,49 @@ async fn revocation_removal_and_suspension_reach_both_workers() {
 }
 
 #[tokio::test]
+async fn an_upstream_that_is_down_fails_only_its_own_tools() {
+    let env = Env::start().await;
+    let a = TestUpstream::start("A").await;
+    let b = TestUpstream::start("B").await;
+    env.cp.create_tenant("acme").await;
+    env.connector("acme", "alpha", &a, None, &[]).await;
+    env.connector("acme", "beta", &b, None, &[]).await;
+    let key = env.key("acme", ApiKeyRole::Editor).await;
+    let client = env.client("acme", &key).await;
+    assert_eventually!(
+        tool_names(&client)
+            .await
+            .contains(&"beta__whoami".to_owned()),
+        DEADLINE,
+        "beta listed"
+    );
+    drop(b);
+
+    // Its tools fail with a result that names the connector; the other connector's work.
+    let names_beta = |r: &rmcp::model::CallToolResult| {
+        r.is_error == Some(true)
+            && text_of(r).contains("beta connector")
+            && r.meta.as_ref().is_some_and(|m| m.0["connector"] == "beta")
+    };
+    let failed = call(&client, "beta__whoami", serde_json::json!({})).await;
+    assert!(names_beta(&failed), "{failed:?}");
+    assert_eq!(
+        text_of(&call(&client, "alpha__whoami", serde_json::json!({})).await),
+        "upstream A"
+    );
+    // Listed afresh, only the live connector's tools appear, and a call to the other's
+    // still says which connector is down rather than that the tool does not exist.
+    let fresh = env.client("acme", &key).await;
+    let listed = tool_names(&fresh).await;
+    assert!(listed.contains(&"alpha__whoami".to_owned()), "{listed:?}");
+    assert!(!listed.contains(&"beta__whoami".to_owned()), "{listed:?}");
+    let failed = call(&fresh, "beta__whoami", serde_json::json!({})).await;
+    assert!(names_beta(&failed), "{failed:?}");
+    let meta = failed.meta.unwrap();
+    assert_eq!(meta.0["reason"], "upstream_unavailable");
+}
+
+#[tokio::test]
 async fn viewers_call_only_read_only_tools() {
     let env = Env::start().await;
     let up = TestUpstream::start("A").await;
