@@ -22,6 +22,24 @@ pub struct Heartbeat {
     pub tenants: u64,
     /// Highest policy revision this worker has applied.
     pub policy_revision: u64,
+    /// Sessions this worker holds, by tenant: workers count a tenant's sessions across the
+    /// fleet from these.
+    #[serde(default)]
+    pub sessions: std::collections::BTreeMap<String, u64>,
+    /// Circuit breakers that are not closed.
+    #[serde(default)]
+    pub breakers: Vec<BreakerReport>,
+}
+
+/// A circuit breaker that is open or half-open on one worker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakerReport {
+    pub tenant: String,
+    pub connector: String,
+    /// `open` or `half_open`.
+    pub state: String,
+    /// Unix milliseconds when an open breaker lets a probe through.
+    pub retry_at_ms: i64,
 }
 
 #[async_trait::async_trait]

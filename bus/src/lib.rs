@@ -13,7 +13,7 @@ mod nats;
 pub mod sessions;
 pub mod usage;
 
-pub use fleet::{FLEET_BUCKET, Fleet, Heartbeat, MemoryFleet, NatsFleet};
+pub use fleet::{BreakerReport, FLEET_BUCKET, Fleet, Heartbeat, MemoryFleet, NatsFleet};
 pub use memory::MemoryBus;
 pub use nats::{NatsBus, POLICY_BUCKET};
 pub use sessions::{MemorySessions, NatsSessions, SESSION_BUCKET, SessionKv};

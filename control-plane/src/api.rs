@@ -20,6 +20,8 @@ pub struct Admin {
     pub store: Store,
     pub keys: Keys,
     pub guard: UpstreamGuard,
+    /// The workers' heartbeats; `None` when no fleet is connected.
+    pub fleet: Option<std::sync::Arc<dyn switchyard_bus::Fleet>>,
 }
 
 type Reply<T> = std::result::Result<Response<T>, Status>;
@@ -312,6 +314,72 @@ impl pb::tenant_service_server::TenantService for Admin {
             }
             .await,
         )
+    }
+
+    async fn get_tenant_usage(
+        &self,
+        req: Request<pb::GetTenantUsageRequest>,
+    ) -> Reply<pb::TenantUsage> {
+        let r = req.into_inner();
+        reply(
+            async {
+                let slug = slug("slug", &r.slug)?;
+                let u = self.store.usage(&slug).await?;
+                Ok(pb::TenantUsage {
+                    slug: slug.to_string(),
+                    exhausted: u.monthly_tool_calls > 0 && u.tool_calls >= u.monthly_tool_calls,
+                    period: u.period,
+                    tool_calls: u.tool_calls,
+                    monthly_tool_calls: u.monthly_tool_calls,
+                    resets_at: Some(timestamp(u.resets_at)),
+                })
+            }
+            .await,
+        )
+    }
+}
+
+// ---- fleet ----
+
+#[tonic::async_trait]
+impl pb::fleet_service_server::FleetService for Admin {
+    async fn list_workers(
+        &self,
+        _req: Request<pb::ListWorkersRequest>,
+    ) -> Reply<pb::ListWorkersResponse> {
+        let Some(fleet) = &self.fleet else {
+            return Err(Status::failed_precondition(
+                "this control plane is not connected to the worker fleet (no nats-url)",
+            ));
+        };
+        let mut members = fleet
+            .members()
+            .await
+            .map_err(|e| Status::unavailable(format!("the fleet cannot be read now: {e}")))?;
+        members.sort_by(|a, b| a.worker.cmp(&b.worker));
+        let workers = members
+            .into_iter()
+            .map(|m| pb::Worker {
+                id: m.worker,
+                ready: m.ready,
+                start_time: Some(timestamp(m.started_ms)),
+                last_heartbeat: Some(timestamp(m.at_ms)),
+                tenants: m.tenants,
+                policy_revision: m.policy_revision,
+                sessions: m.sessions.values().sum(),
+                breakers: m
+                    .breakers
+                    .into_iter()
+                    .map(|b| pb::Breaker {
+                        tenant: b.tenant,
+                        connector: b.connector,
+                        state: b.state,
+                        retry_time: Some(timestamp(b.retry_at_ms)),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(Response::new(pb::ListWorkersResponse { workers }))
     }
 }
 

@@ -3,7 +3,7 @@
 //! key, bound to the tenant slug and connector name, so nothing on the bus is plaintext.
 
 use crate::error::{Error, Result};
-use crate::model::{Millis, Role, TenantState, TenantStatus};
+use crate::model::{Millis, Role, TenantState, TenantStatus, month_of};
 use switchyard_common::seal::{Keyring, policy_header_aad, stored_header_aad};
 use switchyard_proto::policy::v1 as pb;
 
@@ -99,6 +99,10 @@ pub fn compile(state: &TenantState, keys: &Keys, now: Millis) -> Result<pb::Tena
         })
         .collect();
     let q = &t.quotas;
+    // Used up: tool calls are refused until the month (UTC) ends.
+    let tool_calls_exhausted_until = (q.monthly_tool_calls > 0
+        && state.tool_calls_this_month >= q.monthly_tool_calls)
+        .then(|| timestamp(month_of(now).1));
     Ok(pb::TenantPolicy {
         tenant: t.slug.to_string(),
         revision: t.policy_revision,
@@ -117,5 +121,6 @@ pub fn compile(state: &TenantState, keys: &Keys, now: Millis) -> Result<pb::Tena
         connectors,
         keys,
         compile_time: Some(timestamp(now)),
+        tool_calls_exhausted_until,
     })
 }

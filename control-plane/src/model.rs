@@ -13,6 +13,41 @@ pub fn now_millis() -> Millis {
         .unwrap_or(0)
 }
 
+/// The calendar month (UTC) that contains `at`, as "YYYY-MM", and when the next starts.
+pub fn month_of(at: Millis) -> (String, Millis) {
+    let dt = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let (year, month) = (dt.year(), dt.month());
+    let next_year = if month == time::Month::December {
+        year + 1
+    } else {
+        year
+    };
+    let next = time::Date::from_calendar_date(next_year, month.next(), 1)
+        .map(|d| d.midnight().assume_utc().unix_timestamp() * 1000)
+        .unwrap_or(Millis::MAX);
+    (format!("{year:04}-{:02}", u8::from(month)), next)
+}
+
+#[cfg(test)]
+mod month_tests {
+    use super::month_of;
+
+    #[test]
+    fn months_and_their_ends() {
+        // 2026-11-26T12:00:00Z
+        assert_eq!(
+            month_of(1_795_694_400_000),
+            ("2026-11".into(), 1_796_083_200_000)
+        );
+        // 2026-12-31T23:59:59.999Z rolls into January.
+        assert_eq!(
+            month_of(1_798_761_599_999),
+            ("2026-12".into(), 1_798_761_600_000)
+        );
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TenantStatus {
     Active,
@@ -253,6 +288,18 @@ pub struct TenantState {
     pub tenant: Tenant,
     pub connectors: Vec<Connector>,
     pub keys: Vec<ApiKey>,
+    /// Tool calls counted in the month the state was read in.
+    pub tool_calls_this_month: u64,
+}
+
+/// A tenant's tool calls in one month, against its quota.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Usage {
+    pub period: String,
+    pub tool_calls: u64,
+    pub monthly_tool_calls: u64,
+    /// When the next month starts (and the count restarts).
+    pub resets_at: Millis,
 }
 
 /// One undrained "tenant changed" entry of the outbox.

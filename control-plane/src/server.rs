@@ -1,5 +1,6 @@
-//! Runs the admin API on a listener the caller bound: the three admin services behind
-//! operator authentication, plus gRPC reflection and grpc.health.v1.
+//! Runs the admin API on a listener the caller bound: the admin services (tenants,
+//! connectors, keys, fleet) behind operator authentication, plus gRPC reflection and
+//! grpc.health.v1.
 
 use crate::api::Admin;
 use crate::auth::{MIN_TOKEN_LEN, OperatorAuth, hash_token};
@@ -24,8 +25,10 @@ pub struct Config {
     pub bootstrap_token: Option<String>,
     /// Where compiled policies are published; `None` leaves changes in the outbox.
     pub policy_bus: Option<Arc<dyn PolicyBus>>,
-    /// Where workers report usage; `None` leaves last-used times unset.
+    /// Where workers report usage; `None` leaves last-used times and counts unset.
     pub usage_bus: Option<Arc<dyn UsageBus>>,
+    /// The workers' heartbeats, shown by the fleet service.
+    pub fleet: Option<Arc<dyn switchyard_bus::Fleet>>,
 }
 
 /// Stores the bootstrap token's hash, if one is configured.
@@ -65,6 +68,7 @@ pub async fn serve(
         store: store.clone(),
         keys: config.keys,
         guard: config.upstream_guard,
+        fleet: config.fleet,
     };
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -75,6 +79,9 @@ pub async fn serve(
         .await;
     health
         .set_serving::<pb::api_key_service_server::ApiKeyServiceServer<Admin>>()
+        .await;
+    health
+        .set_serving::<pb::fleet_service_server::FleetServiceServer<Admin>>()
         .await;
     // Both reflection versions: many deployed clients (grpcurl < 1.9) speak only v1alpha.
     let reflection = || {
@@ -100,7 +107,10 @@ pub async fn serve(
         .add_service(pb::connector_service_server::ConnectorServiceServer::new(
             admin.clone(),
         ))
-        .add_service(pb::api_key_service_server::ApiKeyServiceServer::new(admin))
+        .add_service(pb::api_key_service_server::ApiKeyServiceServer::new(
+            admin.clone(),
+        ))
+        .add_service(pb::fleet_service_server::FleetServiceServer::new(admin))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(|e| Error::Internal(format!("gRPC server: {e}")));

@@ -1,17 +1,23 @@
 //! Folds workers' usage reports into the store: each event sets its key's last-used time
-//! (never backwards, so repeats and reordering are harmless). An event is acknowledged
-//! only after it is folded in; while the store or the bus is away the consumer retries.
+//! (never backwards) and counts a tool call toward its tenant's month. Event ids already
+//! folded in are skipped, so redeliveries count once. An event is acknowledged only after
+//! it is folded in; while the store or the bus is away the consumer retries.
 
 use crate::store::Store;
 use futures::StreamExt as _;
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_bus::UsageBus;
-use switchyard_common::KeyId;
+use switchyard_common::{KeyId, TenantSlug};
+
+/// How long folded event ids are remembered: well past the bus's redelivery of an event
+/// whose acknowledgement was lost.
+const REMEMBER_EVENTS: Duration = Duration::from_secs(3600);
 
 /// Runs until the task is dropped.
 pub async fn fold(store: Store, bus: Arc<dyn UsageBus>) {
     let mut backoff = Duration::from_millis(100);
+    let mut last_prune = std::time::Instant::now();
     loop {
         match bus.consume().await {
             Ok(mut deliveries) => {
@@ -23,11 +29,25 @@ pub async fn fold(store: Store, bus: Arc<dyn UsageBus>) {
                             break;
                         }
                     };
-                    if let Ok(key) = KeyId::parse(&delivery.event.key_id)
-                        && let Err(e) = store.record_key_use(&key, delivery.event.at_ms).await
-                    {
-                        tracing::warn!(error = %e, "recording key use failed; will retry");
-                        break;
+                    let event = &delivery.event;
+                    let key = KeyId::parse(&event.key_id).ok();
+                    if let Ok(tenant) = TenantSlug::parse(&event.tenant) {
+                        let tool_call = event.method == "tools/call";
+                        let recorded = store
+                            .record_usage(&event.id, &tenant, key.as_ref(), tool_call, event.at_ms)
+                            .await;
+                        if let Err(e) = recorded {
+                            tracing::warn!(error = %e, "recording usage failed; will retry");
+                            break;
+                        }
+                    }
+                    if last_prune.elapsed() > Duration::from_secs(60) {
+                        last_prune = std::time::Instant::now();
+                        let before =
+                            crate::model::now_millis() - REMEMBER_EVENTS.as_millis() as i64;
+                        if let Err(e) = store.prune_seen_events(before).await {
+                            tracing::debug!(error = %e, "pruning usage event ids failed");
+                        }
                     }
                     if let Err(e) = delivery.ack().await {
                         tracing::warn!(error = %e, "acknowledging a usage event failed");

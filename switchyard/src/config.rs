@@ -138,6 +138,7 @@ impl ControlPlaneArgs {
                 bootstrap_token: args.bootstrap_token,
                 policy_bus: None,
                 usage_bus: None,
+                fleet: None,
             },
         })
     }
@@ -157,8 +158,14 @@ pub async fn run_control_plane(args: ControlPlaneArgs) -> anyhow::Result<()> {
                 client.clone(),
                 switchyard_bus::POLICY_BUCKET,
             )));
-            settings.config.usage_bus =
-                Some(std::sync::Arc::new(switchyard_bus::NatsUsage::new(client)));
+            settings.config.usage_bus = Some(std::sync::Arc::new(switchyard_bus::NatsUsage::new(
+                client.clone(),
+            )));
+            settings.config.fleet = Some(std::sync::Arc::new(switchyard_bus::NatsFleet::new(
+                client,
+                switchyard_bus::FLEET_BUCKET,
+                std::time::Duration::from_secs(15),
+            )));
         }
         None => tracing::warn!(
             "no nats-url: policy changes stay in the outbox until a control plane with NATS runs"
@@ -279,6 +286,12 @@ pub struct WorkerArgs {
     /// Names this worker in heartbeats [default: a random id]; e.g. the pod name.
     #[arg(long, env = "SWITCHYARD_WORKER_ID")]
     worker_id: Option<String>,
+    /// Requests served at once; beyond it the worker sheds load with 503 [default: 512].
+    #[arg(long, env = "SWITCHYARD_MAX_IN_FLIGHT")]
+    max_in_flight: Option<usize>,
+    /// Seconds a draining worker (SIGTERM) lets requests in flight finish [default: 25].
+    #[arg(long, env = "SWITCHYARD_DRAIN_GRACE")]
+    drain_grace: Option<u64>,
     /// TOML file with the same keys as these flags.
     #[arg(long, env = "SWITCHYARD_CONFIG")]
     #[serde(skip)]
@@ -310,6 +323,8 @@ impl WorkerArgs {
                     public_url: self.public_url.or(file.public_url),
                     upstream_allow: self.upstream_allow.or(file.upstream_allow),
                     worker_id: self.worker_id.or(file.worker_id),
+                    max_in_flight: self.max_in_flight.or(file.max_in_flight),
+                    drain_grace: self.drain_grace.or(file.drain_grace),
                     config: None,
                 }
             }
@@ -332,6 +347,18 @@ impl WorkerArgs {
         config.upstream_guard = UpstreamGuard::new(args.upstream_allow.unwrap_or_default());
         if let Some(id) = args.worker_id {
             config.worker_id = id;
+        }
+        if let Some(n) = args.max_in_flight {
+            if n == 0 {
+                bail!("max-in-flight (SWITCHYARD_MAX_IN_FLIGHT) must be at least 1");
+            }
+            config.max_in_flight = n;
+        }
+        if let Some(secs) = args.drain_grace {
+            if secs > 3600 {
+                bail!("drain-grace (SWITCHYARD_DRAIN_GRACE) is in seconds and at most 3600");
+            }
+            config.drain_grace = std::time::Duration::from_secs(secs);
         }
         Ok(WorkerSettings {
             nats_url,

@@ -129,6 +129,7 @@ pub async fn run(args: DevArgs, data_dir: &Path) -> anyhow::Result<()> {
     );
     let bus = std::sync::Arc::new(switchyard_bus::MemoryBus::default());
     let usage = std::sync::Arc::new(switchyard_bus::MemoryUsage::default());
+    let fleet = std::sync::Arc::new(switchyard_bus::MemoryFleet::default());
     let mut worker_config = switchyard_worker::Config::new(Keyring::new(policy.clone()));
     worker_config.upstream_guard = UpstreamGuard::new(args.upstream_allow.clone());
     let config = switchyard_control_plane::Config {
@@ -140,6 +141,7 @@ pub async fn run(args: DevArgs, data_dir: &Path) -> anyhow::Result<()> {
         bootstrap_token: Some(token),
         policy_bus: Some(bus.clone()),
         usage_bus: Some(usage.clone()),
+        fleet: Some(fleet.clone()),
     };
     // Both stop on the same signal, which the control plane's shutdown passes on to the
     // worker.
@@ -148,7 +150,7 @@ pub async fn run(args: DevArgs, data_dir: &Path) -> anyhow::Result<()> {
         policy: bus,
         sessions: std::sync::Arc::new(switchyard_bus::MemorySessions::default()),
         usage,
-        fleet: std::sync::Arc::new(switchyard_bus::MemoryFleet::default()),
+        fleet,
     };
     let worker = tokio::spawn(switchyard_worker::run(
         worker_config,

@@ -41,6 +41,9 @@ enum Command {
     /// Manage a tenant's API keys.
     #[command(subcommand)]
     Key(ops::KeyCommand),
+    /// Inspect the worker fleet.
+    #[command(subcommand)]
+    Fleet(ops::FleetCommand),
 }
 
 /// Logs go to stderr; `SWITCHYARD_LOG` sets the filter (default `info` for servers and
@@ -74,6 +77,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tenant(cmd) => ops::tenant(&cli.global, cmd).await,
         Command::Connector(cmd) => ops::connector(&cli.global, cmd).await,
         Command::Key(cmd) => ops::key(&cli.global, cmd).await,
+        Command::Fleet(cmd) => ops::fleet(&cli.global, cmd).await,
     }
 }
 

@@ -168,6 +168,8 @@ pub enum TenantCommand {
         #[arg(long, default_value = "")]
         etag: String,
     },
+    /// Show a tenant's tool calls this month against its monthly quota.
+    Usage { slug: String },
 }
 
 const TENANT_COLUMNS: &[(&str, &str)] = &[
@@ -258,6 +260,15 @@ pub async fn tenant(global: &GlobalArgs, cmd: TenantCommand) -> anyhow::Result<(
                 .await
                 .map_err(server_error)?;
             print_done(global.output, &format!("tenant {slug} deleted"));
+            return Ok(());
+        }
+        TenantCommand::Usage { slug } => {
+            let usage = client
+                .get_tenant_usage(pb::GetTenantUsageRequest { slug })
+                .await
+                .map_err(server_error)?
+                .into_inner();
+            output::print_one(global.output, &output::usage(&usage));
             return Ok(());
         }
     };
@@ -764,4 +775,37 @@ mod tests {
         assert_eq!(h.value.as_deref(), Some("Bearer abc:def"));
         assert!(parse_header("no colon").is_err());
     }
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum FleetCommand {
+    /// List the live workers, with their circuit breakers that are not closed.
+    List,
+}
+
+const WORKER_COLUMNS: &[(&str, &str)] = &[
+    ("WORKER", "id"),
+    ("READY", "ready"),
+    ("TENANTS", "tenants"),
+    ("SESSIONS", "sessions"),
+    ("REVISION", "policy_revision"),
+    ("LAST HEARTBEAT", "last_heartbeat"),
+    ("BREAKERS", "breakers_summary"),
+];
+
+pub async fn fleet(global: &GlobalArgs, cmd: FleetCommand) -> anyhow::Result<()> {
+    let mut client = pb::fleet_service_client::FleetServiceClient::new(global.channel().await?);
+    match cmd {
+        FleetCommand::List => {
+            let workers = client
+                .list_workers(pb::ListWorkersRequest {})
+                .await
+                .map_err(server_error)?
+                .into_inner()
+                .workers;
+            let items: Vec<_> = workers.iter().map(output::worker).collect();
+            output::print_list(global.output, "workers", &items, WORKER_COLUMNS);
+        }
+    }
+    Ok(())
 }

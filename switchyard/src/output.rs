@@ -49,6 +49,49 @@ pub fn tenant(t: &pb::Tenant) -> Value {
     })
 }
 
+pub fn usage(u: &pb::TenantUsage) -> Value {
+    json!({
+        "slug": u.slug,
+        "period": u.period,
+        "tool_calls": u.tool_calls,
+        "monthly_tool_calls": u.monthly_tool_calls,
+        "exhausted": u.exhausted,
+        "resets_at": time(u.resets_at.as_ref()),
+    })
+}
+
+pub fn worker(w: &pb::Worker) -> Value {
+    let breakers: Vec<Value> = w
+        .breakers
+        .iter()
+        .map(|b| {
+            json!({
+                "tenant": b.tenant,
+                "connector": b.connector,
+                "state": b.state,
+                "retry_time": time(b.retry_time.as_ref()),
+            })
+        })
+        .collect();
+    let summary = w
+        .breakers
+        .iter()
+        .map(|b| format!("{}/{} {}", b.tenant, b.connector, b.state))
+        .collect::<Vec<_>>()
+        .join(", ");
+    json!({
+        "id": w.id,
+        "ready": w.ready,
+        "started": time(w.start_time.as_ref()),
+        "last_heartbeat": time(w.last_heartbeat.as_ref()),
+        "tenants": w.tenants,
+        "sessions": w.sessions,
+        "policy_revision": w.policy_revision,
+        "breakers": breakers,
+        "breakers_summary": if summary.is_empty() { "-".to_owned() } else { summary },
+    })
+}
+
 pub fn connector(c: &pb::Connector) -> Value {
     let (kind, url, headers) = match &c.kind {
         Some(pb::connector::Kind::Mcp(m)) => (

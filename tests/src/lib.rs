@@ -169,7 +169,7 @@ impl ControlPlane {
         bus: Option<std::sync::Arc<dyn switchyard_bus::PolicyBus>>,
     ) -> Self {
         let token = switchyard_control_plane::auth::generate_operator_token();
-        Self::launch(store, test_keys(), token, bus, None).await
+        Self::launch(store, test_keys(), token, bus, None, None).await
     }
 
     /// Starts publishing policies to, and folding usage from, `nats`.
@@ -177,8 +177,21 @@ impl ControlPlane {
         let client = nats.client().await;
         let token = switchyard_control_plane::auth::generate_operator_token();
         let bus = std::sync::Arc::new(switchyard_bus::NatsBus::new(client.clone(), "policy"));
-        let usage = std::sync::Arc::new(switchyard_bus::NatsUsage::new(client));
-        Self::launch(store, test_keys(), token, Some(bus), Some(usage)).await
+        let usage = std::sync::Arc::new(switchyard_bus::NatsUsage::new(client.clone()));
+        let fleet = std::sync::Arc::new(switchyard_bus::NatsFleet::new(
+            client,
+            "workers",
+            std::time::Duration::from_secs(3),
+        ));
+        Self::launch(
+            store,
+            test_keys(),
+            token,
+            Some(bus),
+            Some(usage),
+            Some(fleet),
+        )
+        .await
     }
 
     /// A second replica on the same store, keys and token, publishing into `bus`.
@@ -192,6 +205,7 @@ impl ControlPlane {
             self.token.clone(),
             bus,
             None,
+            None,
         )
         .await
     }
@@ -202,6 +216,7 @@ impl ControlPlane {
         token: String,
         bus: Option<std::sync::Arc<dyn switchyard_bus::PolicyBus>>,
         usage: Option<std::sync::Arc<dyn switchyard_bus::UsageBus>>,
+        fleet: Option<std::sync::Arc<dyn switchyard_bus::Fleet>>,
     ) -> Self {
         capture_logs();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -212,6 +227,7 @@ impl ControlPlane {
             bootstrap_token: Some(token.clone()),
             usage_bus: bus.as_ref().and(usage),
             policy_bus: bus,
+            fleet,
         };
         // The token must be installed before the first request can arrive.
         switchyard_control_plane::server::install_bootstrap_token(&store, Some(&token))

@@ -54,6 +54,32 @@ pub enum Failure {
     /// The client's input could not be used (bad state, expired hold, bad answers).
     #[error("{0}")]
     Input(String),
+    /// The connector's circuit breaker is open: calls fail fast until `retry_at`.
+    #[error("it failed repeatedly, so calls to it are paused; the next try is in {} ms", .0.saturating_duration_since(tokio::time::Instant::now()).as_millis())]
+    CircuitOpen(tokio::time::Instant),
+}
+
+impl Failure {
+    /// A failure of the connection or transport, where trying again may well succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Upstream(UpstreamError::Connect(_) | UpstreamError::Protocol(_)) => true,
+            Self::Service(ServiceError::McpError(_)) => false,
+            Self::Service(_) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether this says the upstream is failing (what a circuit breaker counts). An
+    /// upstream that answers with a JSON-RPC error is working.
+    pub fn counts_against_upstream(&self) -> bool {
+        match self {
+            Self::Upstream(_) => true,
+            Self::Service(ServiceError::McpError(e)) => e.code == ErrorCode::INTERNAL_ERROR,
+            Self::Service(_) => true,
+            Self::Input(_) | Self::CircuitOpen(_) => false,
+        }
+    }
 }
 
 /// What the client gets back.

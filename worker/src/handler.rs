@@ -10,9 +10,11 @@
 
 use crate::auth::Caller;
 use crate::exchange::{Call, Failure, Holder, Holds, Outcome, STATE_PREFIX, Upstream};
+use crate::metrics::ReasonLabel;
 use crate::names::NameMap;
 use crate::policy::{Connector, Policies, Role, Tenant};
 use crate::relay::Owner;
+use crate::resilience::{Breaker, BreakerConfig, BreakerState, RetryBudget, backoff};
 use crate::resume::{MayEnd, Takeover};
 use crate::sessions::{Sessions, UpstreamRecord};
 use crate::upstream::{Hooks, Session, UpstreamError, Upstreams, client_info};
@@ -86,6 +88,55 @@ impl Catalog {
     }
 }
 
+/// The breaker and retry budget of one tenant x connector.
+#[derive(Debug)]
+struct Guard {
+    breaker: Mutex<Breaker>,
+    budget: Mutex<RetryBudget>,
+}
+
+/// A call the breaker let through; dropped without an outcome (cancelled), it gives its
+/// probe place back.
+struct Ticket<'a>(&'a Guard, bool);
+
+impl Ticket<'_> {
+    fn record(mut self, ok: bool) {
+        self.1 = true;
+        if let Ok(mut b) = self.0.breaker.lock() {
+            b.record(ok);
+        }
+    }
+}
+
+impl Drop for Ticket<'_> {
+    fn drop(&mut self) {
+        if !self.1
+            && let Ok(mut b) = self.0.breaker.lock()
+        {
+            b.abandon();
+        }
+    }
+}
+
+impl Guard {
+    fn new(config: BreakerConfig) -> Self {
+        Self {
+            breaker: Mutex::new(Breaker::new(config)),
+            budget: Mutex::new(RetryBudget::default()),
+        }
+    }
+
+    fn acquire(&self) -> Result<Ticket<'_>, Failure> {
+        let mut b = self
+            .breaker
+            .lock()
+            .map_err(|_| Failure::Input("breaker unavailable".into()))?;
+        b.acquire()
+            .map_err(|open| Failure::CircuitOpen(open.retry_at))?;
+        Ok(Ticket(self, false))
+    }
+}
+
 /// What every client session of a worker shares.
 #[derive(Debug)]
 struct Core {
@@ -96,6 +147,9 @@ struct Core {
     sessions: Arc<Sessions>,
     catalogs: Mutex<HashMap<String, Arc<Catalog>>>,
     holds: Holds,
+    /// Breakers and retry budgets by tenant and connector.
+    guards: Mutex<HashMap<(String, String), Arc<Guard>>>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// What belongs to one client session.
@@ -170,6 +224,7 @@ impl Gateway {
         upstreams: Arc<Upstreams>,
         usage: crate::usage::Reporter,
         sessions: Arc<Sessions>,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
         Self {
             core: Arc::new(Core {
@@ -179,6 +234,8 @@ impl Gateway {
                 sessions,
                 catalogs: Mutex::default(),
                 holds: Holds::default(),
+                guards: Mutex::default(),
+                metrics,
             }),
             scope: Arc::default(),
         }
@@ -336,6 +393,7 @@ impl Gateway {
         request: ClientRequest,
         rebuild: impl Fn(InputResponses, Option<String>) -> ClientRequest,
         input: (Option<&str>, Option<&InputResponses>),
+        retryable: bool,
     ) -> Result<Outcome, Failure> {
         let session_client = in_session(ctx);
         // A 2026-07-28 client's capabilities and log level hold for this request only.
@@ -368,11 +426,88 @@ impl Gateway {
         {
             return self.core.holds.resume_with(&call, state, answers).await;
         }
-        let upstream = self.upstream(ctx, tenant, c).await?;
-        self.core
-            .holds
-            .exchange(&call, upstream, request, rebuild)
-            .await
+        let guard = self.guard(&tenant.slug, c);
+        if let Ok(mut budget) = guard.budget.lock() {
+            budget.deposit();
+        }
+        let attempts = if retryable { c.retry.max_attempts } else { 1 };
+        let mut attempt = 0;
+        loop {
+            let ticket = guard.acquire()?;
+            let result = async {
+                let upstream = self.upstream(ctx, tenant, c).await?;
+                let session = upstream.session().cloned();
+                let result = self
+                    .core
+                    .holds
+                    .exchange(&call, upstream, request.clone(), &rebuild)
+                    .await;
+                if let (Err(f), Some(s)) = (&result, session)
+                    && f.is_transient()
+                {
+                    s.mark_broken();
+                }
+                result
+            }
+            .await;
+            ticket.record(!result.as_ref().is_err_and(Failure::counts_against_upstream));
+            match result {
+                Err(f) if f.is_transient() && attempt + 1 < attempts => {
+                    let allowed = guard.budget.lock().is_ok_and(|mut b| b.withdraw());
+                    let outcome = if allowed {
+                        "attempted"
+                    } else {
+                        "budget_exhausted"
+                    };
+                    self.core
+                        .metrics
+                        .retries
+                        .get_or_create(&ReasonLabel { reason: outcome })
+                        .inc();
+                    if !allowed {
+                        return Err(f);
+                    }
+                    tracing::debug!(tenant = %tenant.slug, connector = %c.name, attempt, error = %f, "retrying");
+                    let wait = backoff(attempt, c.retry.initial_backoff, c.retry.max_backoff);
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// The breaker and retry budget of `tenant` x `c`, following the connector's breaker
+    /// configuration.
+    fn guard(&self, tenant: &str, c: &Connector) -> Arc<Guard> {
+        let Ok(mut guards) = self.core.guards.lock() else {
+            return Arc::new(Guard::new(c.breaker));
+        };
+        let guard = guards
+            .entry((tenant.to_owned(), c.name.clone()))
+            .or_insert_with(|| Arc::new(Guard::new(c.breaker)));
+        if guard.breaker.lock().is_ok_and(|b| b.config() != c.breaker) {
+            *guard = Arc::new(Guard::new(c.breaker));
+        }
+        guard.clone()
+    }
+
+    /// Every breaker this worker has, with its state.
+    pub fn breakers(&self) -> Vec<(String, String, BreakerState)> {
+        let Ok(guards) = self.core.guards.lock() else {
+            return Vec::new();
+        };
+        guards
+            .iter()
+            .filter_map(|((t, c), g)| Some((t.clone(), c.clone(), g.breaker.lock().ok()?.state())))
+            .collect()
+    }
+
+    /// Forgets breakers of tenants or connectors that are gone.
+    pub fn retain_breakers(&self, keep: impl Fn(&str, &str) -> bool) {
+        if let Ok(mut guards) = self.core.guards.lock() {
+            guards.retain(|(t, c), _| keep(t, c));
+        }
     }
 
     /// Carries a client's request (`client`, renamed for the upstream as `upstream`) to
@@ -388,6 +523,7 @@ impl Gateway {
         target: String,
         client: &P,
         upstream: P,
+        retryable: bool,
     ) -> Result<Outcome, Failure> {
         let ours = client.state().is_some_and(|s| s.starts_with(STATE_PREFIX));
         let mut first = upstream.clone();
@@ -411,6 +547,7 @@ impl Gateway {
             first.into_request(),
             rebuild,
             input,
+            retryable,
         )
         .await
     }
@@ -649,8 +786,18 @@ fn failure_result(connector: &str, failure: &Failure) -> CallToolResult {
         Failure::Upstream(_) => "upstream_unavailable",
         Failure::Service(_) => "upstream_error",
         Failure::Input(_) => "input_invalid",
+        Failure::CircuitOpen(_) => "circuit_open",
     };
-    upstream_failure(connector, failure, reason)
+    let mut result = upstream_failure(connector, failure, reason);
+    if let Failure::CircuitOpen(at) = failure {
+        let ms = at
+            .saturating_duration_since(tokio::time::Instant::now())
+            .as_millis() as u64;
+        if let Some(meta) = result.meta.as_mut() {
+            meta.0.insert("retryAfterMs".into(), json!(ms));
+        }
+    }
+    result
 }
 
 /// A failure of a request other than `tools/call`, as a JSON-RPC error naming the connector.
@@ -722,23 +869,25 @@ impl ServerHandler for Gateway {
             return Err(unknown());
         };
         let connector = Self::connector(&tenant, &target.connector).ok_or_else(unknown)?;
-        if caller.role == Role::Viewer {
-            let read_only = catalog
-                .tools
-                .iter()
-                .find(|t| t.name == name)
-                .and_then(|t| t.annotations.as_ref())
-                .and_then(|a| a.read_only_hint)
-                .unwrap_or(false);
-            if !read_only {
-                return Ok(CallToolResponse::Complete(tool_error(
-                    &connector.name,
-                    "permission_denied",
-                    format!(
-                        "This API key has the viewer role, which may call only read-only tools; {name} is not marked read-only."
-                    ),
-                )));
-            }
+        let annotations = catalog
+            .tools
+            .iter()
+            .find(|t| t.name == name)
+            .and_then(|t| t.annotations.clone())
+            .unwrap_or_default();
+        let read_only = annotations.read_only_hint.unwrap_or(false);
+        // A tool call is tried again only when the upstream says doing it twice is harmless
+        // and the operator allowed it for this connector.
+        let retryable = connector.retry.idempotent_tools
+            && (read_only || annotations.idempotent_hint.unwrap_or(false));
+        if caller.role == Role::Viewer && !read_only {
+            return Ok(CallToolResponse::Complete(tool_error(
+                &connector.name,
+                "permission_denied",
+                format!(
+                    "This API key has the viewer role, which may call only read-only tools; {name} is not marked read-only."
+                ),
+            )));
         }
         let mut params = CallToolRequestParams::new(target.upstream.clone());
         params.arguments = request.arguments.clone();
@@ -751,6 +900,7 @@ impl ServerHandler for Gateway {
                 format!("tools/call {name}"),
                 &request,
                 params,
+                retryable,
             )
             .await;
         let response = match outcome {
@@ -823,6 +973,7 @@ impl ServerHandler for Gateway {
                 format!("prompts/get {}", request.name),
                 &request,
                 params,
+                true,
             )
             .await;
         self.report(
@@ -905,6 +1056,7 @@ impl ServerHandler for Gateway {
                 format!("resources/read {uri}"),
                 &request,
                 params,
+                true,
             )
             .await;
         self.report(
@@ -978,6 +1130,7 @@ impl ServerHandler for Gateway {
                 upstream_request.clone(),
                 |_, _| upstream_request.clone(),
                 (None, None),
+                true,
             )
             .await;
         match outcome.map_err(|f| failure_error(&connector.name, f))? {
@@ -1052,6 +1205,7 @@ impl Gateway {
                 upstream_request.clone(),
                 |_, _| upstream_request.clone(),
                 (None, None),
+                false,
             )
             .await;
         outcome.map_err(|f| failure_error(&connector.name, f))?;

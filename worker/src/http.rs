@@ -1,11 +1,14 @@
 //! The worker's HTTP surface. The tenant-facing listener serves `/t/{tenant}/mcp`:
-//! authenticate, bind sessions to their tenant and key, then hand over to rmcp's Streamable
-//! HTTP service (both protocol eras, Host and Origin checks, body cap). The metrics
-//! listener serves `/healthz`, `/readyz` and `/metrics`, never on the tenant-facing port.
+//! authenticate, bind sessions to their tenant and key, admit real work under the tenant's
+//! and the worker's limits (answering refusals as DESIGN.md's error table says), then hand
+//! over to rmcp's Streamable HTTP service (both protocol eras, Host and Origin checks, body
+//! cap). The metrics listener serves `/healthz`, `/readyz` and `/metrics`, never on the
+//! tenant-facing port.
 
 use crate::Config;
 use crate::auth::{AuthError, Authenticator, Caller};
 use crate::handler::Gateway;
+use crate::limits::{Admission, Admitted, CAP_RETRY_AFTER, Limits, Rate, Refusal};
 use crate::metrics::{Metrics, ReasonLabel, StatusLabel};
 use crate::policy::Policies;
 use crate::sessions::{Owner, Sessions, plausible_id};
@@ -25,6 +28,8 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 const SESSION_HEADER: &str = "mcp-session-id";
+/// Requests that are real work: they count against rates, quotas and concurrency.
+const REAL_WORK: [&str; 3] = ["tools/call", "resources/read", "prompts/get"];
 
 pub struct App {
     policies: Arc<Policies>,
@@ -35,6 +40,10 @@ pub struct App {
     /// Which tenant and key opened each session: a session id never authenticates.
     sessions: Arc<Sessions>,
     metrics: Arc<Metrics>,
+    pub admission: Arc<Admission>,
+    max_in_flight: usize,
+    /// The gateway every session forks from: it holds the breakers.
+    breakers: Gateway,
 }
 
 impl std::fmt::Debug for App {
@@ -56,7 +65,14 @@ impl App {
             Upstreams::new(config.upstream_guard.clone())
                 .map_err(|e| std::io::Error::other(e.to_string()))?,
         );
-        let gateway = Gateway::new(policies.clone(), upstreams, usage, sessions.clone());
+        let gateway = Gateway::new(
+            policies.clone(),
+            upstreams,
+            usage,
+            sessions.clone(),
+            metrics.clone(),
+        );
+        let breakers = gateway.clone();
         let mut mcp_config = StreamableHttpServerConfig::default()
             .with_cancellation_token(cancel)
             .with_max_request_body_bytes(config.max_body_bytes);
@@ -78,7 +94,9 @@ impl App {
                 .with_allowed_origins(["http://localhost:*", "http://127.0.0.1:*"])
                 .enforce_origin_validation();
         }
-        let local_sessions = Arc::new(LocalSessionManager::default());
+        let mut local_sessions = LocalSessionManager::default();
+        local_sessions.session_config.keep_alive = Some(config.session_idle);
+        let local_sessions = Arc::new(local_sessions);
         let mcp = StreamableHttpService::new(
             move || Ok(gateway.fork()),
             local_sessions.clone(),
@@ -92,8 +110,192 @@ impl App {
             mcp,
             sessions,
             metrics,
+            admission: Arc::new(Admission::new(config.max_in_flight)),
+            max_in_flight: config.max_in_flight,
+            breakers,
         }))
     }
+
+    /// Drops sessions rmcp has let go (idle) from the per-tenant session counts.
+    pub async fn prune_sessions(&self) {
+        let alive: std::collections::HashSet<String> = self
+            .local_sessions
+            .sessions
+            .read()
+            .await
+            .keys()
+            .map(|k| k.to_string())
+            .collect();
+        self.admission.retain_sessions(|id| alive.contains(id));
+    }
+
+    /// Breakers that are not closed, for the heartbeat; also updates their gauges and
+    /// forgets breakers of connectors that are gone.
+    pub fn breaker_reports(&self) -> Vec<switchyard_bus::BreakerReport> {
+        use crate::resilience::BreakerState;
+        self.breakers.retain_breakers(|tenant, connector| {
+            self.policies
+                .get(tenant)
+                .is_some_and(|t| t.connectors.iter().any(|c| c.name == connector))
+        });
+        let mut reports = Vec::new();
+        let now = tokio::time::Instant::now();
+        let wall_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        for (tenant, connector, state) in self.breakers.breakers() {
+            let (value, report) = match state {
+                BreakerState::Closed => (0, None),
+                BreakerState::HalfOpen => (1, Some(("half_open", wall_ms))),
+                BreakerState::Open(until) => (
+                    2,
+                    Some((
+                        "open",
+                        wall_ms + until.saturating_duration_since(now).as_millis() as i64,
+                    )),
+                ),
+            };
+            self.metrics
+                .breakers
+                .get_or_create(&crate::metrics::BreakerLabel {
+                    tenant: tenant.clone(),
+                    connector: connector.clone(),
+                })
+                .set(value);
+            if let Some((state, retry_at_ms)) = report {
+                reports.push(switchyard_bus::BreakerReport {
+                    tenant,
+                    connector,
+                    state: state.to_owned(),
+                    retry_at_ms,
+                });
+            }
+        }
+        reports
+    }
+
+    /// Requests being served now.
+    pub fn in_flight(&self) -> usize {
+        self.admission.in_flight(self.max_in_flight)
+    }
+}
+
+/// The head of a JSON-RPC message: enough to classify it and answer it.
+#[derive(Debug, serde::Deserialize)]
+struct Head {
+    id: Option<serde_json::Value>,
+    method: Option<String>,
+}
+
+/// A JSON-RPC error answering request `id`, with `data`.
+fn refusal_body(
+    status: StatusCode,
+    id: serde_json::Value,
+    code: ErrorCode,
+    message: &str,
+    data: serde_json::Value,
+    retry_after: std::time::Duration,
+) -> Response {
+    let body = json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": { "code": code.jsonrpc(), "message": message, "data": data },
+    });
+    let secs = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    let mut resp = (
+        status,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        resp.headers_mut().insert(http::header::RETRY_AFTER, v);
+    }
+    resp
+}
+
+/// What a refused request is told, exactly as DESIGN.md's error table says.
+fn refusal(id: serde_json::Value, refused: &Refusal) -> (&'static str, Response) {
+    match refused {
+        Refusal::Rate { scope, retry_after } => {
+            let ms = retry_after.as_millis().max(1) as u64;
+            let reason = match scope {
+                crate::limits::Scope::Tenant => "rate_limited_tenant",
+                crate::limits::Scope::Key => "rate_limited_key",
+            };
+            let resp = refusal_body(
+                StatusCode::TOO_MANY_REQUESTS,
+                id,
+                ErrorCode::RateLimited,
+                &format!(
+                    "rate limited ({} limit): retry after {ms} ms",
+                    scope.as_str()
+                ),
+                json!({"reason": "rate_limited", "scope": scope.as_str(), "retryAfterMs": ms}),
+                *retry_after,
+            );
+            (reason, resp)
+        }
+        Refusal::Concurrency | Refusal::Sessions => {
+            let (reason, message) = if *refused == Refusal::Concurrency {
+                (
+                    "concurrency_limited",
+                    "the tenant's concurrent requests are all in use; retry shortly",
+                )
+            } else {
+                (
+                    "session_limit",
+                    "the tenant has as many open sessions as it may; close one or retry later",
+                )
+            };
+            let ms = CAP_RETRY_AFTER.as_millis() as u64;
+            let resp = refusal_body(
+                StatusCode::TOO_MANY_REQUESTS,
+                id,
+                ErrorCode::ConcurrencyLimited,
+                message,
+                json!({"reason": reason, "retryAfterMs": ms}),
+                CAP_RETRY_AFTER,
+            );
+            (
+                if reason == "session_limit" {
+                    "sessions"
+                } else {
+                    "concurrency"
+                },
+                resp,
+            )
+        }
+        Refusal::Saturated => (
+            "saturated",
+            refusal_body(
+                StatusCode::SERVICE_UNAVAILABLE,
+                id,
+                ErrorCode::Unavailable,
+                "this worker is saturated; retry shortly",
+                json!({"reason": "saturated", "retryAfterMs": 1000}),
+                std::time::Duration::from_secs(1),
+            ),
+        ),
+    }
+}
+
+/// The monthly tool-call quota's answer: when it resets.
+fn quota_exhausted(id: serde_json::Value, resets: std::time::SystemTime) -> Response {
+    let wait = resets
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    let resets_at = time::OffsetDateTime::from(resets)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    refusal_body(
+        StatusCode::TOO_MANY_REQUESTS,
+        id,
+        ErrorCode::QuotaExhausted,
+        &format!("the tenant's monthly tool calls are used up until {resets_at}"),
+        json!({"reason": "quota_exhausted", "quota": "monthly_tool_calls", "resetsAt": resets_at}),
+        wait,
+    )
 }
 
 /// A JSON-RPC error response with an HTTP status, for failures before MCP handling.
@@ -145,6 +347,20 @@ async fn mcp_entry(
 }
 
 async fn mcp_inner(app: &Arc<App>, tenant: &str, req: &mut Request<Body>) -> Response {
+    if app.metrics.is_draining() {
+        app.metrics
+            .limited
+            .get_or_create(&ReasonLabel { reason: "draining" })
+            .inc();
+        let mut resp = rpc_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            "this worker is shutting down; retry and another worker will serve you",
+        );
+        resp.headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return resp;
+    }
     if !app.policies.is_ready() {
         // Without its initial policies a worker knows no tenant: saying 401 would tell
         // clients their key is wrong. Readiness keeps load balancers away meanwhile.
@@ -237,6 +453,7 @@ async fn mcp_inner(app: &Arc<App>, tenant: &str, req: &mut Request<Body>) -> Res
             }
         }
     }
+    let mut admitted = None;
     if req.method() == http::Method::POST {
         // Read the body here (within the cap) so malformed JSON gets the JSON-RPC parse
         // error the spec names, rather than a media-type complaint.
@@ -264,6 +481,10 @@ async fn mcp_inner(app: &Arc<App>, tenant: &str, req: &mut Request<Body>) -> Res
             )
                 .into_response();
         }
+        match admit(app, tenant, &caller, session.is_none(), &bytes) {
+            Ok(a) => admitted = a,
+            Err(resp) => return *resp,
+        }
         *req.body_mut() = Body::from(bytes);
     }
     let is_delete = req.method() == http::Method::DELETE;
@@ -271,6 +492,7 @@ async fn mcp_inner(app: &Arc<App>, tenant: &str, req: &mut Request<Body>) -> Res
         // Forgotten before rmcp closes the session, so its upstream sessions see that the
         // client ended it and end theirs too (see `resume`).
         app.sessions.forget(id).await;
+        app.admission.session_closed(id);
     }
     let mut forwarded = Request::from_parts(
         {
@@ -282,6 +504,16 @@ async fn mcp_inner(app: &Arc<App>, tenant: &str, req: &mut Request<Body>) -> Res
     std::mem::swap(&mut forwarded, req);
     forwarded.extensions_mut().insert(caller);
     let mut response = app.mcp.handle(forwarded).await.map(Body::new);
+    if let Some(admitted) = admitted {
+        // The places stay taken until the answer (perhaps a stream) is finished.
+        use http_body_util::BodyExt as _;
+        response = response.map(|body| {
+            Body::new(body.map_frame(move |frame| {
+                let _held = &admitted;
+                frame
+            }))
+        });
+    }
     if is_delete && response.status() == StatusCode::ACCEPTED {
         // Session termination is complete when rmcp answers; clients (the Python SDK
         // among them) expect 200 or 204 and warn on 202.
@@ -292,13 +524,85 @@ async fn mcp_inner(app: &Arc<App>, tenant: &str, req: &mut Request<Body>) -> Res
         .get(SESSION_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    if let (Some(id), None) = (issued, &session)
-        && let Err(e) = app.sessions.bind(&id, &owner).await
-    {
-        // The session still works on this worker; others cannot carry it on.
-        tracing::warn!(error = %e, "could not share a new session");
+    if let (Some(id), None) = (issued, &session) {
+        app.admission.session_opened(&owner.tenant, &id);
+        if let Err(e) = app.sessions.bind(&id, &owner).await {
+            // The session still works on this worker; others cannot carry it on.
+            tracing::warn!(error = %e, "could not share a new session");
+        }
     }
     response
+}
+
+/// Admits a POSTed message under the tenant's and the worker's limits: real work under
+/// rates, the monthly quota and concurrency; a new session under the session cap; any other
+/// request under the worker's in-flight cap. Notifications and responses pass freely.
+fn admit(
+    app: &App,
+    tenant: &str,
+    caller: &Caller,
+    new_session: bool,
+    body: &[u8],
+) -> Result<Option<Admitted>, Box<Response>> {
+    let Ok(Head {
+        id: Some(id),
+        method: Some(method),
+    }) = serde_json::from_slice::<Head>(body)
+    else {
+        return Ok(None);
+    };
+    let Some(policy) = app.policies.get(tenant) else {
+        return Ok(None);
+    };
+    let quotas = &policy.quotas;
+    let refused = |(reason, resp): (&'static str, Response)| {
+        app.metrics
+            .limited
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+        Box::new(resp)
+    };
+    if new_session
+        && method == "initialize"
+        && let Err(r) = app.admission.may_open_session(tenant, quotas.max_sessions)
+    {
+        return Err(refused(refusal(id, &r)));
+    }
+    if !REAL_WORK.contains(&method.as_str()) {
+        return app
+            .admission
+            .admit_other()
+            .map(Some)
+            .map_err(|r| refused(refusal(id, &r)));
+    }
+    if method == "tools/call"
+        && let Some(until) = policy.tool_calls_exhausted_until
+        && until > std::time::SystemTime::now()
+    {
+        return Err(refused(("quota", quota_exhausted(id, until))));
+    }
+    let key_rate = policy.keys.get(&caller.key_id).map_or(
+        Rate {
+            per_second: 0,
+            burst: 0,
+        },
+        |k| Rate {
+            per_second: k.requests_per_second,
+            burst: k.burst,
+        },
+    );
+    let limits = Limits {
+        tenant_rate: Rate {
+            per_second: quotas.requests_per_second,
+            burst: quotas.burst,
+        },
+        key_rate,
+        max_concurrent: quotas.max_concurrent_requests,
+    };
+    app.admission
+        .admit(tenant, &caller.key_id, limits)
+        .map(Some)
+        .map_err(|r| refused(refusal(id, &r)))
 }
 
 pub fn router(app: Arc<App>) -> axum::Router {

@@ -6,10 +6,12 @@ pub mod auth;
 pub mod exchange;
 pub mod handler;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod names;
 pub mod policy;
 pub mod relay;
+pub mod resilience;
 pub mod resume;
 pub mod sessions;
 pub mod upstream;
@@ -35,6 +37,12 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Names this worker in heartbeats (e.g. the pod name).
     pub worker_id: String,
+    /// Requests this worker serves at once; beyond it, it sheds load (503).
+    pub max_in_flight: usize,
+    /// How long a draining worker (SIGTERM) lets requests in flight finish.
+    pub drain_grace: std::time::Duration,
+    /// How long an idle session stays in this worker's memory (it can be restored later).
+    pub session_idle: std::time::Duration,
 }
 
 impl Config {
@@ -45,6 +53,9 @@ impl Config {
             upstream_guard: UpstreamGuard::default(),
             max_body_bytes: 4 * 1024 * 1024,
             worker_id: format!("worker-{}", uuid::Uuid::new_v4().simple()),
+            max_in_flight: 512,
+            drain_grace: std::time::Duration::from_secs(25),
+            session_idle: std::time::Duration::from_secs(300),
         }
     }
 }
@@ -63,42 +74,78 @@ pub struct Buses {
 }
 
 const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// How often a worker reads the fleet to re-share tenant limits.
+const FLEET_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Writes this worker's heartbeat every few seconds until cancelled.
-async fn heartbeats(
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Writes this worker's heartbeat every few seconds, and reads the others' to share tenant
+/// limits with them, until cancelled.
+async fn fleet_loop(
     id: String,
     fleet: Arc<dyn Fleet>,
     policies: Arc<policy::Policies>,
+    app: Arc<http::App>,
+    metrics: Arc<metrics::Metrics>,
     cancel: tokio_util::sync::CancellationToken,
 ) {
-    let now_ms = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64)
-    };
     let started_ms = now_ms();
-    let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+    let mut beat_tick = tokio::time::interval(HEARTBEAT_EVERY);
+    let mut read_tick = tokio::time::interval(FLEET_EVERY);
     loop {
         tokio::select! {
             () = cancel.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        let beat = Heartbeat {
-            worker: id.clone(),
-            started_ms,
-            at_ms: now_ms(),
-            ready: policies.is_ready(),
-            tenants: policies.tenant_count() as u64,
-            policy_revision: policies.max_revision(),
-        };
-        if let Err(e) = fleet.beat(&beat).await {
-            tracing::debug!(error = %e, "heartbeat not written");
+            _ = beat_tick.tick() => {
+                let beat = Heartbeat {
+                    worker: id.clone(),
+                    started_ms,
+                    at_ms: now_ms(),
+                    ready: metrics.is_ready(),
+                    tenants: policies.tenant_count() as u64,
+                    policy_revision: policies.max_revision(),
+                    sessions: app.admission.sessions_here().into_iter().collect(),
+                    breakers: app.breaker_reports(),
+                };
+                if let Err(e) = fleet.beat(&beat).await {
+                    tracing::debug!(error = %e, "heartbeat not written");
+                }
+            }
+            _ = read_tick.tick() => {
+                app.prune_sessions().await;
+                app.admission.sweep();
+                match fleet.members().await {
+                    Ok(members) => {
+                        // Workers that serve: ready ones, this one included while it is.
+                        let mut size = members.iter().filter(|m| m.ready && m.worker != id).count();
+                        if metrics.is_ready() {
+                            size += 1;
+                        }
+                        let mut elsewhere = std::collections::HashMap::<String, u64>::new();
+                        for m in members.iter().filter(|m| m.worker != id) {
+                            for (tenant, n) in &m.sessions {
+                                *elsewhere.entry(tenant.clone()).or_default() += n;
+                            }
+                        }
+                        app.admission.set_fleet(size.max(1), elsewhere);
+                        metrics.fleet_size.set(size.max(1) as i64);
+                    }
+                    // Partitioned from NATS: keep sharing as last known.
+                    Err(e) => tracing::debug!(error = %e, "fleet not readable"),
+                }
+                metrics.in_flight.set(app.in_flight() as i64);
+            }
         }
     }
 }
 
-/// Runs a worker until `shutdown` resolves: the MCP endpoint on `http`, health and metrics
-/// on `metrics`.
+/// Runs a worker until `shutdown` resolves, then drains: it stops being ready and takes no
+/// new work at once, lets requests in flight finish for up to `config.drain_grace`, then
+/// closes streams and sessions and returns. The MCP endpoint is served on `http`, health
+/// and metrics on `metrics`.
 pub async fn run(
     config: Config,
     http: TcpListener,
@@ -118,24 +165,41 @@ pub async fn run(
         cancel.clone(),
     ));
     let reporter = usage::Reporter::start(buses.usage, metrics_state.usage_dropped.clone());
-    let beating = tokio::spawn(heartbeats(
-        config.worker_id.clone(),
-        buses.fleet,
-        policies.clone(),
-        cancel.clone(),
-    ));
     let sessions = Arc::new(sessions::Sessions::new(buses.sessions));
     let app = http::App::new(
         &config,
-        policies,
+        policies.clone(),
         sessions,
         reporter,
         metrics_state.clone(),
         cancel.clone(),
     )?;
+    let beating = tokio::spawn(fleet_loop(
+        config.worker_id.clone(),
+        buses.fleet,
+        policies,
+        app.clone(),
+        metrics_state.clone(),
+        cancel.clone(),
+    ));
     let stop = cancel.clone();
+    let draining = (app.clone(), metrics_state.clone(), config.drain_grace);
     tokio::spawn(async move {
         shutdown.await;
+        let (app, metrics, grace) = draining;
+        metrics
+            .draining
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let started = std::time::Instant::now();
+        tracing::info!(in_flight = app.in_flight(), "draining");
+        while app.in_flight() > 0 && started.elapsed() < grace {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        tracing::info!(
+            left = app.in_flight(),
+            after_ms = started.elapsed().as_millis() as u64,
+            "drained; closing streams and stopping"
+        );
         stop.cancel();
     });
     let metrics_server = tokio::spawn(http::serve_metrics(metrics, metrics_state, cancel.clone()));

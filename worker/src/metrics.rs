@@ -22,6 +22,12 @@ pub struct ReasonLabel {
     pub reason: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BreakerLabel {
+    pub tenant: String,
+    pub connector: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     policies: Arc<Policies>,
@@ -33,6 +39,18 @@ pub struct Metrics {
     pub requests: Family<StatusLabel, Counter>,
     pub auth_failures: Family<ReasonLabel, Counter>,
     pub usage_dropped: Counter,
+    /// Requests refused by a limit, by reason.
+    pub limited: Family<ReasonLabel, Counter>,
+    /// Requests being served.
+    pub in_flight: Gauge,
+    /// Live workers this worker shares tenant limits with (itself included).
+    pub fleet_size: Gauge,
+    /// Circuit breakers: 0 closed, 1 half-open, 2 open.
+    pub breakers: Family<BreakerLabel, Gauge>,
+    /// Upstream attempts that were retries, and retries the budget refused.
+    pub retries: Family<ReasonLabel, Counter>,
+    /// Set when the worker drains (SIGTERM): it is then no longer ready.
+    pub draining: std::sync::atomic::AtomicBool,
     disconnected_since: Mutex<Option<Instant>>,
 }
 
@@ -52,6 +70,32 @@ impl Metrics {
         let requests = Family::<StatusLabel, Counter>::default();
         let auth_failures = Family::<ReasonLabel, Counter>::default();
         let usage_dropped = Counter::default();
+        let limited = Family::<ReasonLabel, Counter>::default();
+        let in_flight = Gauge::default();
+        let fleet_size = Gauge::default();
+        let breakers = Family::<BreakerLabel, Gauge>::default();
+        let retries = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "limited",
+            "MCP requests refused by a limit (rate_limited_tenant, rate_limited_key, concurrency, sessions, quota, saturated, draining)",
+            limited.clone(),
+        );
+        registry.register("in_flight", "MCP requests being served", in_flight.clone());
+        registry.register(
+            "fleet_size",
+            "Live workers sharing tenant limits, this one included",
+            fleet_size.clone(),
+        );
+        registry.register(
+            "circuit_breaker_state",
+            "Circuit breaker per tenant and connector: 0 closed, 1 half-open, 2 open",
+            breakers.clone(),
+        );
+        registry.register(
+            "upstream_retries",
+            "Upstream retries by outcome (attempted, budget_exhausted)",
+            retries.clone(),
+        );
         registry.register(
             "usage_events_dropped",
             "Usage events dropped because the reporting queue was full",
@@ -98,6 +142,12 @@ impl Metrics {
             requests,
             auth_failures,
             usage_dropped,
+            limited,
+            in_flight,
+            fleet_size,
+            breakers,
+            retries,
+            draining: std::sync::atomic::AtomicBool::new(false),
             disconnected_since: Mutex::new(None),
         }
     }
@@ -116,7 +166,7 @@ impl Metrics {
         self.bus_connected.set(i64::from(connected));
         self.policy_age.set(age.as_secs_f64());
         self.tenants.set(self.policies.tenant_count() as i64);
-        self.ready.set(i64::from(self.policies.is_ready()));
+        self.ready.set(i64::from(self.is_ready()));
     }
 
     pub fn render(&self) -> String {
@@ -128,7 +178,12 @@ impl Metrics {
         out
     }
 
+    /// Ready once the initial policies are loaded, until the worker starts draining.
     pub fn is_ready(&self) -> bool {
-        self.policies.is_ready()
+        self.policies.is_ready() && !self.is_draining()
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Relaxed)
     }
 }

@@ -24,6 +24,8 @@ pub struct Connector {
     /// Header values in plaintext: kept in memory only, never logged.
     pub headers: http::HeaderMap,
     pub timeout: Duration,
+    pub retry: RetryPolicy,
+    pub breaker: crate::resilience::BreakerConfig,
     allow: Option<GlobSet>,
     deny: GlobSet,
     /// Identifies this configuration; an upstream client made for another is replaced.
@@ -55,6 +57,38 @@ pub struct Tenant {
     pub quotas: pb::Quotas,
     pub connectors: Vec<Arc<Connector>>,
     pub keys: HashMap<String, Key>,
+    /// While set and in the future, the monthly tool calls are used up.
+    pub tool_calls_exhausted_until: Option<SystemTime>,
+}
+
+/// How calls to one connector are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included (1: no retries).
+    pub max_attempts: u32,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Whether tools annotated idempotent or read-only are retried.
+    pub idempotent_tools: bool,
+}
+
+fn retry_policy(r: pb::Retry) -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: r.max_attempts.max(1),
+        initial_backoff: Duration::from_millis(u64::from(r.initial_backoff_ms)),
+        max_backoff: Duration::from_millis(u64::from(r.max_backoff_ms.max(r.initial_backoff_ms))),
+        idempotent_tools: r.retry_idempotent_tools,
+    }
+}
+
+fn breaker_config(b: pb::Breaker) -> crate::resilience::BreakerConfig {
+    crate::resilience::BreakerConfig {
+        consecutive_failures: b.consecutive_failures,
+        failure_rate_percent: b.failure_rate_percent,
+        minimum_calls: b.minimum_calls,
+        open_for: Duration::from_millis(u64::from(b.open_ms.max(1))),
+        half_open_probes: b.half_open_probes,
+    }
 }
 
 fn globs(patterns: &[String]) -> GlobSet {
@@ -133,6 +167,8 @@ fn build(policy: pb::TenantPolicy, keys: &Keyring) -> Tenant {
             url: mcp.url,
             headers,
             timeout: Duration::from_millis(u64::from(c.timeout_ms.max(1))),
+            retry: retry_policy(c.retry.unwrap_or_default()),
+            breaker: breaker_config(c.breaker.unwrap_or_default()),
             allow: (!c.allow_tools.is_empty()).then(|| globs(&c.allow_tools)),
             deny: globs(&c.deny_tools),
             fingerprint: fp,
@@ -164,6 +200,10 @@ fn build(policy: pb::TenantPolicy, keys: &Keyring) -> Tenant {
         quotas: policy.quotas.unwrap_or_default(),
         connectors,
         keys,
+        tool_calls_exhausted_until: policy
+            .tool_calls_exhausted_until
+            .as_ref()
+            .and_then(to_system_time),
     }
 }
 

@@ -70,6 +70,8 @@ pub struct Session {
     pub fingerprint: u64,
     /// The session id the upstream assigned (none for 2026-07-28 upstreams).
     pub assigned: Arc<Mutex<Option<String>>>,
+    /// Set after a transport failure: the session is not reused.
+    broken: std::sync::atomic::AtomicBool,
 }
 
 /// How a client session's upstream session starts and ends.
@@ -93,8 +95,15 @@ impl Session {
         self.client.peer()
     }
 
+    /// Whether the session can no longer be used (closed, or failed in transport).
     pub fn is_closed(&self) -> bool {
-        self.client.is_transport_closed()
+        self.client.is_transport_closed() || self.broken.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Marks the session as failed in transport: the next request opens another.
+    pub fn mark_broken(&self) {
+        self.broken
+            .store(true, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// What the upstream answered at `initialize` (or discovery).
@@ -320,6 +329,7 @@ impl Upstreams {
                         relay,
                         fingerprint: c.fingerprint,
                         assigned,
+                        broken: Default::default(),
                     });
                 }
             }
