@@ -283,6 +283,10 @@ impl ControlPlane {
         pb::api_key_service_client::ApiKeyServiceClient::new(self.authed())
     }
 
+    pub fn fleet(&self) -> pb::fleet_service_client::FleetServiceClient<Authed> {
+        pb::fleet_service_client::FleetServiceClient::new(self.authed())
+    }
+
     /// Creates a tenant with default quotas.
     pub async fn create_tenant(&self, slug: &str) -> pb::Tenant {
         self.tenants()
@@ -452,12 +456,22 @@ pub struct Worker {
     pub mcp: SocketAddr,
     pub metrics: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    running: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Worker {
     /// Starts a worker following the policy bucket of `nats` and sharing sessions there,
     /// opening secrets with `keys.policy`, allowed to reach loopback upstreams.
     pub async fn start(keys: &Keys, nats: &NatsServer) -> Self {
+        Self::start_configured(keys, nats, |_| {}).await
+    }
+
+    /// Like `start`, with the worker's configuration adjusted by `adjust` first.
+    pub async fn start_configured(
+        keys: &Keys,
+        nats: &NatsServer,
+        adjust: impl FnOnce(&mut switchyard_worker::Config),
+    ) -> Self {
         let client = nats.client().await;
         let bus = std::sync::Arc::new(switchyard_bus::NatsBus::new(client.clone(), "policy"));
         let buses = switchyard_worker::Buses {
@@ -474,10 +488,18 @@ impl Worker {
                 std::time::Duration::from_secs(3),
             )),
         };
-        Self::start_with(keys, buses).await
+        Self::launch(keys, buses, adjust).await
     }
 
     pub async fn start_with(keys: &Keys, buses: switchyard_worker::Buses) -> Self {
+        Self::launch(keys, buses, |_| {}).await
+    }
+
+    async fn launch(
+        keys: &Keys,
+        buses: switchyard_worker::Buses,
+        adjust: impl FnOnce(&mut switchyard_worker::Config),
+    ) -> Self {
         capture_logs();
         install_tls();
         let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -485,8 +507,11 @@ impl Worker {
         let (mcp, metrics_addr) = (http.local_addr().unwrap(), metrics.local_addr().unwrap());
         let mut config = switchyard_worker::Config::new(keys.policy.clone());
         config.upstream_guard = UpstreamGuard::new(vec!["127.0.0.0/8".parse().unwrap()]);
+        // Heartbeats well within the test fleet bucket's 3 s time to live.
+        config.heartbeat_every = std::time::Duration::from_secs(1);
+        adjust(&mut config);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
+        let running = tokio::spawn(async move {
             switchyard_worker::run(config, http, metrics, buses, async {
                 stopped.await.ok();
             })
@@ -497,6 +522,7 @@ impl Worker {
             mcp,
             metrics: metrics_addr,
             stop: Some(stop),
+            running: Some(running),
         }
     }
 
@@ -506,6 +532,26 @@ impl Worker {
 
     pub fn metrics_url(&self, path: &str) -> String {
         format!("http://{}{path}", self.metrics)
+    }
+
+    /// Stops the worker as SIGTERM would and waits until it has finished.
+    pub async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            stop.send(()).ok();
+        }
+        if let Some(running) = self.running.take() {
+            running.await.ok();
+        }
+    }
+
+    /// Starts a shutdown (as SIGTERM would) without waiting for it; `finished` waits.
+    pub fn begin_shutdown(&mut self) -> tokio::task::JoinHandle<()> {
+        if let Some(stop) = self.stop.take() {
+            stop.send(()).ok();
+        }
+        self.running
+            .take()
+            .unwrap_or_else(|| tokio::spawn(async {}))
     }
 }
 

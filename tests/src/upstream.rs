@@ -4,6 +4,11 @@
 //! sent, to show connectors' secrets arrive and clients' credentials do not. Some tools talk
 //! back while they run (progress, a log message, a sampling request to the client), and a
 //! fixture can be limited to the session-based protocol versions, as many servers still are.
+//!
+//! Faults can be injected per test (`set_faults`): tool calls delayed, hung, or answered by
+//! a reset connection before the tool runs or after it ran (the answer lost). The `record`
+//! tools count their executions by a `nonce` argument, so a test can prove a call ran at
+//! most once whatever the worker retried.
 
 // Logging and sampling are deprecated for future protocol versions; the versions served
 // here have them.
@@ -15,8 +20,10 @@ use rmcp::transport::streamable_http_server::session::local::LocalSessionManager
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData as McpError, ServerHandler};
 use serde_json::json;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Which protocol versions a fixture speaks.
@@ -29,10 +36,81 @@ enum Era {
     Stateless,
 }
 
+/// Faults injected into tool calls, each roll independent.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Share of calls answered by a reset connection without running the tool.
+    pub reset_before: f64,
+    /// Share of calls whose tool runs but whose answer is lost with a reset connection.
+    pub reset_after: f64,
+    /// Added before every call.
+    pub delay: Duration,
+    /// Calls never get an answer.
+    pub hang: bool,
+}
+
+#[derive(Debug, Clone)]
+struct FaultState {
+    faults: Arc<Mutex<Faults>>,
+    attempts: Arc<AtomicUsize>,
+}
+
+/// A reset connection: the status line goes out, then the body fails, so the client sees
+/// the connection break.
+fn reset() -> axum::response::Response {
+    let failing = futures::stream::once(async {
+        Err::<bytes::Bytes, std::io::Error>(std::io::Error::other("connection reset"))
+    });
+    axum::response::Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from_stream(failing))
+        .unwrap()
+}
+
+async fn inject(
+    axum::extract::State(state): axum::extract::State<FaultState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if req.method() != http::Method::POST {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .unwrap_or_default();
+    let is_call = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .is_ok_and(|v| v["method"] == "tools/call");
+    let req = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+    if !is_call {
+        return next.run(req).await;
+    }
+    state.attempts.fetch_add(1, Ordering::SeqCst);
+    let faults = state.faults.lock().unwrap().clone();
+    if faults.hang {
+        std::future::pending::<()>().await;
+    }
+    tokio::time::sleep(faults.delay).await;
+    if rand::random::<f64>() < faults.reset_before {
+        return reset();
+    }
+    let response = next.run(req).await;
+    if rand::random::<f64>() < faults.reset_after {
+        // The tool ran; its answer is lost with the connection.
+        axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .ok();
+        return reset();
+    }
+    response
+}
+
 #[derive(Debug, Clone)]
 struct Fixture {
     label: String,
     era: Era,
+    executions: Arc<Mutex<HashMap<String, usize>>>,
     calls: Arc<AtomicUsize>,
     cancelled: Arc<AtomicUsize>,
     headers: Arc<Mutex<Vec<http::HeaderMap>>>,
@@ -121,6 +199,22 @@ impl ServerHandler for Fixture {
                 schema(json!({})),
             ),
             Tool::new(
+                "record",
+                "Counts one execution of its nonce",
+                schema(json!({"nonce": {"type": "string"}})),
+            ),
+            Tool::new(
+                "record_idempotent",
+                "Counts one execution of its nonce; doing it twice is harmless",
+                schema(json!({"nonce": {"type": "string"}})),
+            )
+            .with_annotations(ToolAnnotations::new().idempotent(true)),
+            Tool::new(
+                "sleep_ms",
+                "Answers after `ms` milliseconds unless cancelled",
+                schema(json!({"ms": {"type": "number"}})),
+            ),
+            Tool::new(
                 "progress",
                 "Reports progress 1 and 2 of 2, and logs a line, before answering",
                 schema(json!({})),
@@ -152,6 +246,32 @@ impl ServerHandler for Fixture {
                 (n("a") + n("b")).to_string()
             }
             "delete_everything" => "deleted".to_owned(),
+            "record" | "record_idempotent" => {
+                let nonce = args
+                    .get("nonce")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default();
+                *self
+                    .executions
+                    .lock()
+                    .unwrap()
+                    .entry(nonce.to_owned())
+                    .or_default() += 1;
+                format!("recorded {nonce}")
+            }
+            "sleep_ms" => {
+                let ms = args
+                    .get("ms")
+                    .and_then(serde_json::Value::as_u64)
+                    .unwrap_or(0);
+                tokio::select! {
+                    () = ctx.ct.cancelled() => {
+                        self.cancelled.fetch_add(1, Ordering::SeqCst);
+                        return Err(McpError::internal_error("cancelled", None));
+                    }
+                    () = tokio::time::sleep(Duration::from_millis(ms)) => format!("slept {ms} ms"),
+                }
+            }
             "ask_name" => {
                 let name = request
                     .input_responses
@@ -290,7 +410,11 @@ pub struct TestUpstream {
     pub calls: Arc<AtomicUsize>,
     /// Calls of `slow` that were cancelled by the caller.
     pub cancelled: Arc<AtomicUsize>,
+    /// Tool calls that reached the fault layer (each worker attempt counts).
+    pub attempts: Arc<AtomicUsize>,
     headers: Arc<Mutex<Vec<http::HeaderMap>>>,
+    executions: Arc<Mutex<HashMap<String, usize>>>,
+    faults: Arc<Mutex<Faults>>,
     stop: CancellationToken,
 }
 
@@ -312,9 +436,11 @@ impl TestUpstream {
 
     async fn launch(label: &str, era: Era) -> Self {
         let stop = CancellationToken::new();
+        let executions: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
         let fixture = Fixture {
             label: label.to_owned(),
             era,
+            executions: executions.clone(),
             calls: Arc::default(),
             cancelled: Arc::default(),
             headers: Arc::default(),
@@ -329,7 +455,15 @@ impl TestUpstream {
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let app = axum::Router::new().nest_service("/mcp", service);
+        let faults: Arc<Mutex<Faults>> = Arc::default();
+        let attempts: Arc<AtomicUsize> = Arc::default();
+        let state = FaultState {
+            faults: faults.clone(),
+            attempts: attempts.clone(),
+        };
+        let app = axum::Router::new()
+            .nest_service("/mcp", service)
+            .layer(axum::middleware::from_fn_with_state(state, inject));
         let shutdown = stop.clone();
         tokio::spawn(async move {
             axum::serve(listener, app)
@@ -341,7 +475,10 @@ impl TestUpstream {
             url: format!("http://{addr}/mcp"),
             calls,
             cancelled,
+            attempts,
             headers,
+            executions,
+            faults,
             stop,
         }
     }
@@ -349,6 +486,16 @@ impl TestUpstream {
     /// Every request's headers so far.
     pub fn seen_headers(&self) -> Vec<http::HeaderMap> {
         self.headers.lock().unwrap().clone()
+    }
+
+    /// Injects `faults` into the tool calls from now on.
+    pub fn set_faults(&self, faults: Faults) {
+        *self.faults.lock().unwrap() = faults;
+    }
+
+    /// How many times the `record` tools ran with each nonce.
+    pub fn executions(&self) -> HashMap<String, usize> {
+        self.executions.lock().unwrap().clone()
     }
 }
 

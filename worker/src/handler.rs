@@ -451,6 +451,17 @@ impl Gateway {
             }
             .await;
             ticket.record(!result.as_ref().is_err_and(Failure::counts_against_upstream));
+            if let Ok(b) = guard.breaker.lock() {
+                let value = b.state().gauge();
+                self.core
+                    .metrics
+                    .breakers
+                    .get_or_create(&crate::metrics::BreakerLabel {
+                        tenant: tenant.slug.clone(),
+                        connector: c.name.clone(),
+                    })
+                    .set(value);
+            }
             match result {
                 Err(f) if f.is_transient() && attempt + 1 < attempts => {
                     let allowed = guard.budget.lock().is_ok_and(|mut b| b.withdraw());

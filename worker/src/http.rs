@@ -144,16 +144,14 @@ impl App {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
         for (tenant, connector, state) in self.breakers.breakers() {
-            let (value, report) = match state {
-                BreakerState::Closed => (0, None),
-                BreakerState::HalfOpen => (1, Some(("half_open", wall_ms))),
-                BreakerState::Open(until) => (
-                    2,
-                    Some((
-                        "open",
-                        wall_ms + until.saturating_duration_since(now).as_millis() as i64,
-                    )),
-                ),
+            let value = state.gauge();
+            let report = match state {
+                BreakerState::Closed => None,
+                BreakerState::HalfOpen => Some(("half_open", wall_ms)),
+                BreakerState::Open(until) => Some((
+                    "open",
+                    wall_ms + until.saturating_duration_since(now).as_millis() as i64,
+                )),
             };
             self.metrics
                 .breakers

@@ -43,6 +43,9 @@ pub struct Config {
     pub drain_grace: std::time::Duration,
     /// How long an idle session stays in this worker's memory (it can be restored later).
     pub session_idle: std::time::Duration,
+    /// How often this worker writes its heartbeat; the fleet bucket's entries should live
+    /// about three times as long.
+    pub heartbeat_every: std::time::Duration,
 }
 
 impl Config {
@@ -56,6 +59,7 @@ impl Config {
             max_in_flight: 512,
             drain_grace: std::time::Duration::from_secs(25),
             session_idle: std::time::Duration::from_secs(300),
+            heartbeat_every: std::time::Duration::from_secs(5),
         }
     }
 }
@@ -73,7 +77,6 @@ pub struct Buses {
     pub fleet: Arc<dyn Fleet>,
 }
 
-const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 /// How often a worker reads the fleet to re-share tenant limits.
 const FLEET_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -87,6 +90,7 @@ fn now_ms() -> i64 {
 /// limits with them, until cancelled.
 async fn fleet_loop(
     id: String,
+    heartbeat_every: std::time::Duration,
     fleet: Arc<dyn Fleet>,
     policies: Arc<policy::Policies>,
     app: Arc<http::App>,
@@ -94,7 +98,7 @@ async fn fleet_loop(
     cancel: tokio_util::sync::CancellationToken,
 ) {
     let started_ms = now_ms();
-    let mut beat_tick = tokio::time::interval(HEARTBEAT_EVERY);
+    let mut beat_tick = tokio::time::interval(heartbeat_every);
     let mut read_tick = tokio::time::interval(FLEET_EVERY);
     loop {
         tokio::select! {
@@ -176,6 +180,7 @@ pub async fn run(
     )?;
     let beating = tokio::spawn(fleet_loop(
         config.worker_id.clone(),
+        config.heartbeat_every,
         buses.fleet,
         policies,
         app.clone(),

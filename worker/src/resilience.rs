@@ -31,6 +31,17 @@ pub enum BreakerState {
     Open(Instant),
 }
 
+impl BreakerState {
+    /// The state as a metric: 0 closed, 1 half-open, 2 open.
+    pub fn gauge(self) -> i64 {
+        match self {
+            Self::Closed => 0,
+            Self::HalfOpen => 1,
+            Self::Open(_) => 2,
+        }
+    }
+}
+
 /// How many recent outcomes the failure share is computed over, at least.
 const WINDOW_MIN: usize = 20;
 

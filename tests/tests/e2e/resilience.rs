@@ -1,0 +1,363 @@
+//! Upstreams that misbehave, end to end: retries only where safe (a call that is not
+//! idempotent runs at most once, whatever breaks), retries that cannot multiply load (the
+//! budget), and a circuit breaker that opens on failures, fails fast while open, spares
+//! everything else, shows in metrics and the admin API, and closes by itself on recovery.
+
+use serde_json::{Value, json};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use switchyard_tests::admin::*;
+use switchyard_tests::upstream::{Faults, TestUpstream};
+use switchyard_tests::{
+    ControlPlane, NatsServer, Worker, assert_eventually, mcp_client, mcp_connector, postgres_store,
+};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+type Client = rmcp::service::RunningService<rmcp::RoleClient, ()>;
+
+struct Env {
+    nats: NatsServer,
+    cp: ControlPlane,
+    worker: Worker,
+}
+
+impl Env {
+    async fn start() -> Self {
+        let nats = NatsServer::start().await;
+        let cp = ControlPlane::start_on_nats(postgres_store().await, &nats).await;
+        let worker = Worker::start(&cp.keys, &nats).await;
+        Self { nats, cp, worker }
+    }
+
+    /// A tenant without practical rate limits whose connector `name` points at `upstream`
+    /// with the given retry and breaker settings; returns a key.
+    async fn tenant(
+        &self,
+        slug: &str,
+        connectors: &[(
+            &str,
+            &TestUpstream,
+            Option<RetryPolicy>,
+            Option<BreakerPolicy>,
+        )],
+    ) -> String {
+        self.cp
+            .tenants()
+            .create_tenant(CreateTenantRequest {
+                slug: slug.into(),
+                quotas: Some(Quotas {
+                    requests_per_second: Some(10_000),
+                    burst: Some(10_000),
+                    max_concurrent_requests: Some(1000),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        for (name, upstream, retry, breaker) in connectors {
+            let mut req = mcp_connector(slug, name, &upstream.url, &[]);
+            let c = req.connector.as_mut().unwrap();
+            c.retry = *retry;
+            c.breaker = *breaker;
+            self.cp.connectors().create_connector(req).await.unwrap();
+        }
+        self.cp
+            .keys_api()
+            .create_api_key(CreateApiKeyRequest {
+                tenant: slug.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .secret
+    }
+
+    async fn client(&self, tenant: &str, key: &str, tool: &str) -> Client {
+        let url = self.worker.endpoint(tenant);
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Ok(c) = mcp_client(&url, key).await
+                && c.peer()
+                    .list_all_tools()
+                    .await
+                    .is_ok_and(|t| t.iter().any(|t| t.name == tool))
+            {
+                return c;
+            }
+            assert!(Instant::now() < deadline, "{tool} never listed at {url}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Retries allowed for idempotent tools, many attempts, quick backoff.
+fn eager_retries() -> Option<RetryPolicy> {
+    Some(RetryPolicy {
+        max_attempts: Some(8),
+        initial_backoff_ms: Some(5),
+        max_backoff_ms: Some(50),
+        retry_idempotent_tools: Some(true),
+    })
+}
+
+/// A breaker that does not open within a test.
+fn no_breaker() -> Option<BreakerPolicy> {
+    Some(BreakerPolicy {
+        consecutive_failures: Some(1000),
+        failure_rate_percent: Some(100),
+        minimum_calls: Some(100_000),
+        ..Default::default()
+    })
+}
+
+async fn call(client: &Client, tool: &str, args: Value) -> rmcp::model::CallToolResult {
+    let Value::Object(args) = args else {
+        panic!("arguments must be an object")
+    };
+    client
+        .peer()
+        .call_tool(rmcp::model::CallToolRequestParams::new(tool.to_owned()).with_arguments(args))
+        .await
+        .unwrap()
+}
+
+fn reason(result: &rmcp::model::CallToolResult) -> Option<String> {
+    result
+        .meta
+        .as_ref()
+        .and_then(|m| m.0.get("reason")?.as_str().map(str::to_owned))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_resets_only_idempotent_calls_are_retried_and_nothing_runs_twice() {
+    let env = Env::start().await;
+    let up = TestUpstream::start("flaky").await;
+    let key = env
+        .tenant("resets", &[("f", &up, eager_retries(), no_breaker())])
+        .await;
+    let client = env.client("resets", &key, "f__record").await;
+    // Half the calls lose their connection: half of those before the tool runs, half after.
+    up.set_faults(Faults {
+        reset_before: 0.25,
+        reset_after: 1.0 / 3.0,
+        ..Default::default()
+    });
+
+    // A modest rate: 10 calls a second of each kind.
+    let calls = 40;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let (mut plain_ok, mut idempotent_ok) = (0, 0);
+    for i in 0..calls {
+        tick.tick().await;
+        let plain = call(&client, "f__record", json!({"nonce": format!("p{i}")})).await;
+        if plain.is_error != Some(true) {
+            plain_ok += 1;
+        } else {
+            assert!(
+                reason(&plain).is_some_and(|r| r.starts_with("upstream")),
+                "{plain:?}"
+            );
+        }
+        let idem = call(
+            &client,
+            "f__record_idempotent",
+            json!({"nonce": format!("i{i}")}),
+        )
+        .await;
+        if idem.is_error != Some(true) {
+            idempotent_ok += 1;
+        } else {
+            println!("idempotent call failed: {idem:?}");
+        }
+    }
+    let executions = up.executions();
+    let twice: Vec<_> = (0..calls)
+        .map(|i| format!("p{i}"))
+        .filter(|n| executions.get(n).copied().unwrap_or(0) > 1)
+        .collect();
+    println!(
+        "under 50% resets: non-idempotent {plain_ok}/{calls} succeeded, idempotent \
+         {idempotent_ok}/{calls} succeeded; {} upstream attempts",
+        up.attempts.load(Ordering::SeqCst)
+    );
+    assert!(
+        twice.is_empty(),
+        "non-idempotent calls ran twice: {twice:?}"
+    );
+    assert!(
+        idempotent_ok * 100 >= calls * 95,
+        "idempotent calls succeeded {idempotent_ok}/{calls}"
+    );
+    // Without retries about half the plain calls fail: they really were exposed.
+    assert!(plain_ok < calls, "the faults were not injected");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_total_failure_retries_stay_within_the_budget() {
+    let env = Env::start().await;
+    let up = TestUpstream::start("dead").await;
+    let key = env
+        .tenant("budget", &[("d", &up, eager_retries(), no_breaker())])
+        .await;
+    let client = std::sync::Arc::new(env.client("budget", &key, "d__record_idempotent").await);
+    up.set_faults(Faults {
+        reset_before: 1.0,
+        ..Default::default()
+    });
+    let before = up.attempts.load(Ordering::SeqCst);
+    let started = Instant::now();
+    let calls = 300;
+    let tasks: Vec<_> = (0..10)
+        .map(|t| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                for i in 0..calls / 10 {
+                    let r = call(
+                        &client,
+                        "d__record_idempotent",
+                        json!({"nonce": format!("{t}-{i}")}),
+                    )
+                    .await;
+                    assert_eq!(r.is_error, Some(true));
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let attempts = up.attempts.load(Ordering::SeqCst) - before;
+    // Every call once, plus at most a fifth of the calls, ten a second and the 20 saved up.
+    let allowed = calls as f64 * 1.2 + 10.0 * secs + 20.0;
+    println!(
+        "total failure: {calls} calls in {secs:.1} s made {attempts} upstream attempts \
+         (budget allows {allowed:.0}; without one it would be {})",
+        calls * 8
+    );
+    assert!(
+        attempts as f64 <= allowed + 2.0,
+        "{attempts} > {allowed:.0}"
+    );
+    assert!(attempts > calls, "some retries happened");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_upstream_opens_its_breaker_which_closes_after_recovery() {
+    let env = Env::start().await;
+    let bad = TestUpstream::start("bad").await;
+    let good = TestUpstream::start("good").await;
+    let breaker = Some(BreakerPolicy {
+        consecutive_failures: Some(3),
+        open_ms: Some(1500),
+        half_open_probes: Some(1),
+        ..Default::default()
+    });
+    let key = env
+        .tenant(
+            "brk",
+            &[("bad", &bad, None, breaker), ("good", &good, None, None)],
+        )
+        .await;
+    let other_key = env.tenant("other", &[("bad", &bad, None, breaker)]).await;
+    let client = env.client("brk", &key, "bad__whoami").await;
+    let other = env.client("other", &other_key, "bad__whoami").await;
+
+    bad.set_faults(Faults {
+        reset_before: 1.0,
+        ..Default::default()
+    });
+    for _ in 0..3 {
+        let r = call(&client, "bad__whoami", json!({})).await;
+        assert_eq!(reason(&r).as_deref(), Some("upstream_error"), "{r:?}");
+    }
+    // Open: fails fast without reaching the upstream, and says when it tries again.
+    let attempts = bad.attempts.load(Ordering::SeqCst);
+    let started = Instant::now();
+    let fast = call(&client, "bad__whoami", json!({})).await;
+    let took = started.elapsed();
+    assert_eq!(reason(&fast).as_deref(), Some("circuit_open"), "{fast:?}");
+    let meta = fast.meta.as_ref().unwrap();
+    assert_eq!(meta.0["connector"], "bad");
+    assert!(meta.0["retryAfterMs"].as_u64().unwrap() <= 1500);
+    assert_eq!(
+        bad.attempts.load(Ordering::SeqCst),
+        attempts,
+        "no upstream attempt"
+    );
+    println!("an open breaker answered in {took:?}");
+
+    // The tenant's other connector and another tenant on the same upstream are unaffected.
+    let fine = call(&client, "good__whoami", json!({})).await;
+    assert_ne!(fine.is_error, Some(true), "{fine:?}");
+    let theirs = call(&other, "bad__whoami", json!({})).await;
+    assert_eq!(
+        reason(&theirs).as_deref(),
+        Some("upstream_error"),
+        "another tenant's breaker is its own: {theirs:?}"
+    );
+
+    // Visible in the worker's metrics and, through its heartbeat, the admin API.
+    let http = reqwest::Client::new();
+    let metrics = env.worker.metrics_url("/metrics");
+    let text = http
+        .get(&metrics)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.lines().any(
+            |l| l.starts_with("switchyard_worker_circuit_breaker_state{")
+                && l.contains("tenant=\"brk\"")
+                && l.contains("connector=\"bad\"")
+                && l.ends_with(" 2")
+        ),
+        "{text}"
+    );
+    let fleet = || async {
+        env.cp
+            .fleet()
+            .list_workers(ListWorkersRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .workers
+    };
+    assert_eventually!(
+        fleet().await.iter().any(|w| w
+            .breakers
+            .iter()
+            .any(|b| b.tenant == "brk" && b.connector == "bad")),
+        DEADLINE,
+        "the open breaker shows in the admin API"
+    );
+
+    // Recovery: after the open time a probe goes through and closes it.
+    bad.set_faults(Faults::default());
+    assert_eventually!(
+        call(&client, "bad__whoami", json!({})).await.is_error != Some(true),
+        DEADLINE,
+        "the breaker closes after recovery"
+    );
+    for _ in 0..5 {
+        assert_ne!(
+            call(&client, "bad__whoami", json!({})).await.is_error,
+            Some(true)
+        );
+    }
+    assert_eventually!(
+        !fleet()
+            .await
+            .iter()
+            .any(|w| w.breakers.iter().any(|b| b.tenant == "brk")),
+        DEADLINE,
+        "closed breakers leave the admin API"
+    );
+    drop(env.nats);
+}
