@@ -465,6 +465,11 @@ impl TestUpstream {
             .nest_service("/mcp", service)
             .layer(axum::middleware::from_fn_with_state(state, inject));
         let shutdown = stop.clone();
+        // As servers should: without TCP_NODELAY an answer written in pieces waits for the
+        // client's delayed ACK (about 40 ms per call on reused connections).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tokio::spawn(async move {
             axum::serve(listener, app)
                 .with_graceful_shutdown(async move { shutdown.cancelled().await })

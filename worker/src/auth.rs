@@ -1,18 +1,23 @@
 //! API key authentication on the request path. A key is checked against the argon2id
 //! verifier in the tenant's current policy; a success is cached briefly, keyed by the
 //! verifier itself, so a revoked or rotated key stops working as soon as the policy
-//! without it is applied. argon2 work runs on the blocking pool, at most one per core.
+//! without it is applied. argon2 work runs on the blocking pool, at most one per core, and
+//! is shared fairly: one tenant may use at most half the cores (at least one) and queue a
+//! bounded number of checks, so a tenant flooding wrong secrets slows only itself.
 
 use crate::policy::{Role, Status, Tenant};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use switchyard_common::apikey;
 use tokio::sync::Semaphore;
 
 const CACHE_TTL: Duration = Duration::from_secs(60);
 const CACHE_MAX: usize = 100_000;
+/// argon2 checks one tenant may have waiting; more are refused at once.
+const TENANT_QUEUE_MAX: usize = 64;
 
 /// Who is calling, attached to each request once authenticated.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +35,15 @@ pub enum AuthError {
     Invalid,
     /// The key is valid but the tenant is suspended.
     Suspended(String),
+    /// The tenant has too many key checks waiting; retry shortly.
+    Busy,
+}
+
+/// One tenant's part of the argon2 work.
+#[derive(Debug)]
+struct TenantGate {
+    checks: Semaphore,
+    waiting: AtomicUsize,
 }
 
 #[derive(Debug)]
@@ -43,15 +57,14 @@ struct Cached {
 pub struct Authenticator {
     cache: Mutex<HashMap<String, Cached>>,
     argon2: Semaphore,
+    per_tenant: usize,
+    gates: Mutex<HashMap<String, Arc<TenantGate>>>,
 }
 
 impl Default for Authenticator {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Self {
-            cache: Mutex::default(),
-            argon2: Semaphore::new(cores),
-        }
+        Self::with_cores(cores)
     }
 }
 
@@ -70,6 +83,51 @@ pub fn bearer(header: Option<&str>) -> Option<&str> {
 }
 
 impl Authenticator {
+    fn with_cores(cores: usize) -> Self {
+        Self {
+            cache: Mutex::default(),
+            argon2: Semaphore::new(cores.max(1)),
+            per_tenant: (cores / 2).max(1),
+            gates: Mutex::default(),
+        }
+    }
+
+    fn gate(&self, tenant: &str) -> Arc<TenantGate> {
+        let fresh = || {
+            Arc::new(TenantGate {
+                checks: Semaphore::new(self.per_tenant),
+                waiting: AtomicUsize::new(0),
+            })
+        };
+        match self.gates.lock() {
+            Ok(mut gates) => gates.entry(tenant.to_owned()).or_insert_with(fresh).clone(),
+            Err(_) => fresh(),
+        }
+    }
+
+    /// Runs one argon2 check for `tenant`: first a place in the tenant's share, then a core.
+    async fn check(&self, tenant: &str, secret: &str, verifier: &str) -> Result<bool, AuthError> {
+        let gate = self.gate(tenant);
+        if gate.waiting.fetch_add(1, Ordering::SeqCst) >= TENANT_QUEUE_MAX {
+            gate.waiting.fetch_sub(1, Ordering::SeqCst);
+            return Err(AuthError::Busy);
+        }
+        let tenant_permit = gate.checks.acquire().await;
+        gate.waiting.fetch_sub(1, Ordering::SeqCst);
+        let _tenant_permit = tenant_permit.map_err(|_| AuthError::Invalid)?;
+        let _core = self
+            .argon2
+            .acquire()
+            .await
+            .map_err(|_| AuthError::Invalid)?;
+        let (secret, verifier) = (secret.to_owned(), verifier.to_owned());
+        Ok(
+            tokio::task::spawn_blocking(move || apikey::verify_secret(&secret, &verifier))
+                .await
+                .unwrap_or(false),
+        )
+    }
+
     pub async fn authenticate(
         &self,
         tenant: Option<&Tenant>,
@@ -92,16 +150,7 @@ impl Authenticator {
             })
         });
         if !cached {
-            let _permit = self
-                .argon2
-                .acquire()
-                .await
-                .map_err(|_| AuthError::Invalid)?;
-            let secret = secret.to_owned();
-            let verifier = key.verifier.clone();
-            let ok = tokio::task::spawn_blocking(move || apikey::verify_secret(&secret, &verifier))
-                .await
-                .unwrap_or(false);
+            let ok = self.check(&tenant.slug, secret, &key.verifier).await?;
             if !ok {
                 return Err(AuthError::Invalid);
             }
@@ -133,6 +182,26 @@ impl Authenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_tenant_uses_at_most_its_share_and_queues_a_bounded_number() {
+        let auth = Authenticator::with_cores(2);
+        assert_eq!(auth.per_tenant, 1);
+        // The flooding tenant holds its one place; the other tenant still gets a core.
+        let gate = auth.gate("flood");
+        let _held = gate.checks.acquire().await.unwrap();
+        assert_eq!(auth.gate("calm").checks.available_permits(), 1);
+        assert_eq!(auth.argon2.available_permits(), 2);
+        // Its queue is bounded: beyond it, checks are refused at once.
+        gate.waiting.store(TENANT_QUEUE_MAX, Ordering::SeqCst);
+        assert_eq!(
+            auth.check("flood", "secret", "verifier").await,
+            Err(AuthError::Busy)
+        );
+        let verifier = apikey::hash_secret("right").unwrap();
+        assert_eq!(auth.check("calm", "right", &verifier).await, Ok(true));
+        assert_eq!(auth.check("calm", "wrong", &verifier).await, Ok(false));
+    }
 
     #[test]
     fn bearer_parsing() {

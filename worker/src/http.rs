@@ -392,6 +392,10 @@ async fn mcp_inner(app: &Arc<App>, tenant: &str, req: &mut Request<Body>) -> Res
                     "invalid",
                     unauthorized("the API key is not valid for this endpoint", true),
                 ),
+                AuthError::Busy => (
+                    "busy",
+                    refusal(serde_json::Value::Null, &Refusal::Concurrency).1,
+                ),
                 AuthError::Suspended(reason) => {
                     let message = if reason.is_empty() {
                         "this tenant is suspended; contact your operator".to_owned()
