@@ -42,8 +42,17 @@ pub enum AuthError {
 /// One tenant's part of the argon2 work.
 #[derive(Debug)]
 struct TenantGate {
-    checks: Semaphore,
+    checks: Arc<Semaphore>,
     waiting: AtomicUsize,
+}
+
+/// Counts a check waiting for its tenant's place; uncounted however the wait ends.
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 #[derive(Debug)]
@@ -56,7 +65,7 @@ struct Cached {
 #[derive(Debug)]
 pub struct Authenticator {
     cache: Mutex<HashMap<String, Cached>>,
-    argon2: Semaphore,
+    argon2: Arc<Semaphore>,
     per_tenant: usize,
     gates: Mutex<HashMap<String, Arc<TenantGate>>>,
 }
@@ -86,7 +95,7 @@ impl Authenticator {
     fn with_cores(cores: usize) -> Self {
         Self {
             cache: Mutex::default(),
-            argon2: Semaphore::new(cores.max(1)),
+            argon2: Arc::new(Semaphore::new(cores.max(1))),
             per_tenant: (cores / 2).max(1),
             gates: Mutex::default(),
         }
@@ -95,7 +104,7 @@ impl Authenticator {
     fn gate(&self, tenant: &str) -> Arc<TenantGate> {
         let fresh = || {
             Arc::new(TenantGate {
-                checks: Semaphore::new(self.per_tenant),
+                checks: Arc::new(Semaphore::new(self.per_tenant)),
                 waiting: AtomicUsize::new(0),
             })
         };
@@ -108,24 +117,33 @@ impl Authenticator {
     /// Runs one argon2 check for `tenant`: first a place in the tenant's share, then a core.
     async fn check(&self, tenant: &str, secret: &str, verifier: &str) -> Result<bool, AuthError> {
         let gate = self.gate(tenant);
+        let waiting = Waiting(&gate.waiting);
         if gate.waiting.fetch_add(1, Ordering::SeqCst) >= TENANT_QUEUE_MAX {
-            gate.waiting.fetch_sub(1, Ordering::SeqCst);
             return Err(AuthError::Busy);
         }
-        let tenant_permit = gate.checks.acquire().await;
-        gate.waiting.fetch_sub(1, Ordering::SeqCst);
-        let _tenant_permit = tenant_permit.map_err(|_| AuthError::Invalid)?;
-        let _core = self
+        let tenant_place = gate
+            .checks
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| AuthError::Invalid)?;
+        drop(waiting);
+        let core = self
             .argon2
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| AuthError::Invalid)?;
         let (secret, verifier) = (secret.to_owned(), verifier.to_owned());
-        Ok(
-            tokio::task::spawn_blocking(move || apikey::verify_secret(&secret, &verifier))
-                .await
-                .unwrap_or(false),
-        )
+        // The places go with the work: a request cancelled meanwhile does not free them
+        // while its hash still runs.
+        Ok(tokio::task::spawn_blocking(move || {
+            let ok = apikey::verify_secret(&secret, &verifier);
+            drop((tenant_place, core));
+            ok
+        })
+        .await
+        .unwrap_or(false))
     }
 
     pub async fn authenticate(
@@ -189,7 +207,7 @@ mod tests {
         assert_eq!(auth.per_tenant, 1);
         // The flooding tenant holds its one place; the other tenant still gets a core.
         let gate = auth.gate("flood");
-        let _held = gate.checks.acquire().await.unwrap();
+        let _held = gate.checks.clone().acquire_owned().await.unwrap();
         assert_eq!(auth.gate("calm").checks.available_permits(), 1);
         assert_eq!(auth.argon2.available_permits(), 2);
         // Its queue is bounded: beyond it, checks are refused at once.
@@ -198,6 +216,16 @@ mod tests {
             auth.check("flood", "secret", "verifier").await,
             Err(AuthError::Busy)
         );
+        assert_eq!(gate.waiting.load(Ordering::SeqCst), TENANT_QUEUE_MAX);
+        // A check cancelled while it waits leaves the count as it found it.
+        gate.waiting.store(0, Ordering::SeqCst);
+        let waiting = tokio::time::timeout(
+            Duration::from_millis(20),
+            auth.check("flood", "secret", "verifier"),
+        )
+        .await;
+        assert!(waiting.is_err(), "it waited for the held place");
+        assert_eq!(gate.waiting.load(Ordering::SeqCst), 0);
         let verifier = apikey::hash_secret("right").unwrap();
         assert_eq!(auth.check("calm", "right", &verifier).await, Ok(true));
         assert_eq!(auth.check("calm", "wrong", &verifier).await, Ok(false));

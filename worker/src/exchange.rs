@@ -23,8 +23,9 @@ use std::time::{Duration, Instant};
 pub const STATE_PREFIX: &str = "switchyard:1:";
 /// How long a call held for a client's input waits for the retry.
 const HOLD_FOR: Duration = Duration::from_secs(300);
-/// Calls held at once by one worker; more are refused rather than held.
+/// Calls held at once by one worker, and for one tenant; more are refused rather than held.
 const HOLD_MAX: usize = 1024;
+const HOLD_PER_TENANT: usize = 64;
 /// Rounds of input a session client is asked for one request.
 const MAX_ROUNDS: usize = 10;
 
@@ -60,6 +61,22 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// What a client is told (see `UpstreamError::public`).
+    pub fn public(&self) -> String {
+        match self {
+            Self::Upstream(e) => e.public(),
+            Self::Service(ServiceError::McpError(e)) => {
+                format!("it answered with an error: {}", e.message)
+            }
+            Self::Service(ServiceError::Timeout { timeout }) => {
+                format!("it did not answer within {} ms", timeout.as_millis())
+            }
+            Self::Service(_) => "the connection to it failed".into(),
+            Self::Input(message) => message.clone(),
+            Self::CircuitOpen(_) => self.to_string(),
+        }
+    }
+
     /// A failure of the connection or transport, where trying again may well succeed.
     pub fn is_transient(&self) -> bool {
         match self {
@@ -170,7 +187,8 @@ fn holder_bytes(h: &Holder) -> Vec<u8> {
 }
 
 impl Holds {
-    fn purge(&self) {
+    /// Drops held calls whose time is up (their upstream requests are cancelled).
+    pub fn purge(&self) {
         if let Ok(mut held) = self.held.lock() {
             held.retain(|_, h| h.until > Instant::now());
         }
@@ -194,9 +212,13 @@ impl Holds {
             .held
             .lock()
             .map_err(|_| Failure::Input("held calls unavailable".into()))?;
-        if table.len() >= HOLD_MAX {
+        let tenant_held = table
+            .values()
+            .filter(|h| h.holder.tenant == holder.tenant)
+            .count();
+        if table.len() >= HOLD_MAX || tenant_held >= HOLD_PER_TENANT {
             return Err(Failure::Input(
-                "this worker holds too many calls waiting for input; retry shortly".into(),
+                "too many calls are waiting for input; answer or abandon some, then retry".into(),
             ));
         }
         table.insert(id, held);
@@ -212,7 +234,13 @@ impl Holds {
         let token: StateToken = self
             .codec
             .open_json_with(sealed, &holder_bytes(holder))
-            .map_err(|_| Failure::Input("requestState is not valid for this request".into()))?;
+            .map_err(|_| {
+                Failure::Input(
+                    "requestState is not valid here (changed, expired, for another request, or \
+                     held by another worker); send the request again without inputResponses"
+                        .into(),
+                )
+            })?;
         let held = self
             .held
             .lock()
@@ -297,6 +325,7 @@ impl Holds {
             ..
         } = held;
         let mut upstream = upstream;
+        inflight.rebind(call.client.clone(), call.client_token.clone());
         let mut still_open = Vec::new();
         for (key, ask) in open {
             match answers.and_then(|a| a.get(&key)) {

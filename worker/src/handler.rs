@@ -31,6 +31,9 @@ use std::time::{Duration, Instant, SystemTime};
 const CATALOG_TTL: Duration = Duration::from_secs(30);
 /// How old a catalog may be before a name it does not know makes the worker list afresh.
 const RELIST_AFTER: Duration = Duration::from_secs(1);
+/// How old a catalog a client's listing may be answered from: listings are not limited
+/// like real work, so many of them must not each ask every upstream.
+const LIST_FRESH: Duration = Duration::from_secs(1);
 
 /// What one listing of all a tenant's connectors found.
 #[derive(Debug, Default)]
@@ -97,23 +100,23 @@ struct Guard {
 
 /// A call the breaker let through; dropped without an outcome (cancelled), it gives its
 /// probe place back.
-struct Ticket<'a>(&'a Guard, bool);
+struct Ticket<'a> {
+    guard: &'a Guard,
+    pass: Option<crate::resilience::Pass>,
+}
 
 impl Ticket<'_> {
     fn record(mut self, ok: bool) {
-        self.1 = true;
-        if let Ok(mut b) = self.0.breaker.lock() {
-            b.record(ok);
+        if let (Some(pass), Ok(mut b)) = (self.pass.take(), self.guard.breaker.lock()) {
+            b.record(pass, ok);
         }
     }
 }
 
 impl Drop for Ticket<'_> {
     fn drop(&mut self) {
-        if !self.1
-            && let Ok(mut b) = self.0.breaker.lock()
-        {
-            b.abandon();
+        if let (Some(pass), Ok(mut b)) = (self.pass.take(), self.guard.breaker.lock()) {
+            b.abandon(pass);
         }
     }
 }
@@ -131,9 +134,13 @@ impl Guard {
             .breaker
             .lock()
             .map_err(|_| Failure::Input("breaker unavailable".into()))?;
-        b.acquire()
+        let pass = b
+            .acquire()
             .map_err(|open| Failure::CircuitOpen(open.retry_at))?;
-        Ok(Ticket(self, false))
+        Ok(Ticket {
+            guard: self,
+            pass: Some(pass),
+        })
     }
 }
 
@@ -146,6 +153,8 @@ struct Core {
     /// Shared session records (upstream sessions of client sessions).
     sessions: Arc<Sessions>,
     catalogs: Mutex<HashMap<String, Arc<Catalog>>>,
+    /// Per tenant, taken while its connectors are listed.
+    listing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     holds: Holds,
     /// Breakers and retry budgets by tenant and connector.
     guards: Mutex<HashMap<(String, String), Arc<Guard>>>,
@@ -218,6 +227,60 @@ fn tool_error(connector: &str, reason: &str, text: String) -> CallToolResult {
     result
 }
 
+/// The usage report of one real call, sent when the call ends however it ends: a call its
+/// client cancelled was still attempted upstream, and counts.
+struct Report {
+    usage: crate::usage::Reporter,
+    event: Option<switchyard_bus::UsageEvent>,
+    started: Instant,
+}
+
+impl Report {
+    /// The call ended with `outcome`: `None` when nothing was sent upstream (the breaker was
+    /// open, the client's input was unusable) or only a round of input was asked for, which
+    /// is not reported; otherwise whether it succeeded.
+    fn finish(mut self, outcome: Option<bool>) {
+        match outcome {
+            Some(ok) => self.send(ok),
+            None => self.event = None,
+        }
+    }
+
+    fn send(&mut self, ok: bool) {
+        if let Some(mut event) = self.event.take() {
+            event.ok = ok;
+            event.duration_ms = self.started.elapsed().as_millis() as u64;
+            self.usage.record(event);
+        }
+    }
+}
+
+impl Drop for Report {
+    fn drop(&mut self) {
+        self.send(false);
+    }
+}
+
+/// What to report of a request other than a tool call: nothing for a round of input or a
+/// request never sent, else whether it succeeded.
+fn reported(outcome: &Result<Outcome, Failure>) -> Option<bool> {
+    match outcome {
+        Ok(Outcome::InputRequired(_) | Outcome::Result(ServerResult::InputRequiredResult(_))) => {
+            None
+        }
+        Ok(_) => Some(true),
+        Err(f) => attempted(f),
+    }
+}
+
+/// Whether a failed request was sent upstream (and so counts as a call).
+fn attempted(failure: &Failure) -> Option<bool> {
+    match failure {
+        Failure::CircuitOpen(_) | Failure::Input(_) => None,
+        _ => Some(false),
+    }
+}
+
 impl Gateway {
     pub fn new(
         policies: Arc<Policies>,
@@ -233,6 +296,7 @@ impl Gateway {
                 usage,
                 sessions,
                 catalogs: Mutex::default(),
+                listing: Mutex::default(),
                 holds: Holds::default(),
                 guards: Mutex::default(),
                 metrics,
@@ -521,6 +585,26 @@ impl Gateway {
         }
     }
 
+    /// Lets go of what is no longer needed: expired held calls, idle pooled upstream
+    /// sessions, and the state of tenants and connectors that are gone.
+    pub fn sweep(&self) {
+        self.core.holds.purge();
+        let policies = &self.core.policies;
+        let exists = |tenant: &str, connector: &str| {
+            policies
+                .get(tenant)
+                .is_some_and(|t| t.connectors.iter().any(|c| c.name == connector))
+        };
+        self.core.upstreams.sweep(exists);
+        self.retain_breakers(exists);
+        if let Ok(mut catalogs) = self.core.catalogs.lock() {
+            catalogs.retain(|tenant, _| policies.get(tenant).is_some());
+        }
+        if let Ok(mut listing) = self.core.listing.lock() {
+            listing.retain(|tenant, _| policies.get(tenant).is_some());
+        }
+    }
+
     /// Carries a client's request (`client`, renamed for the upstream as `upstream`) to
     /// connector `c`. Answers to this worker's own input requests stay here; an upstream's
     /// own input rounds pass through untouched.
@@ -585,16 +669,28 @@ impl Gateway {
     /// The tenant's catalog, listed afresh when older than `max_age` or made for an older
     /// policy revision.
     async fn catalog(&self, tenant: &Tenant, max_age: Duration) -> Arc<Catalog> {
-        let cached = self
+        let fresh = || {
+            self.core
+                .catalogs
+                .lock()
+                .ok()
+                .and_then(|c| c.get(&tenant.slug).cloned())
+                .filter(|c| {
+                    c.revision == tenant.revision && c.at.is_some_and(|at| at.elapsed() < max_age)
+                })
+        };
+        if let Some(c) = fresh() {
+            return c;
+        }
+        // One listing at a time per tenant: the others wait for it and use its result.
+        let turn = self
             .core
-            .catalogs
+            .listing
             .lock()
-            .ok()
-            .and_then(|c| c.get(&tenant.slug).cloned());
-        if let Some(c) = cached
-            && c.revision == tenant.revision
-            && c.at.is_some_and(|at| at.elapsed() < max_age)
-        {
+            .map(|mut l| l.entry(tenant.slug.clone()).or_default().clone())
+            .unwrap_or_default();
+        let _turn = turn.lock().await;
+        if let Some(c) = fresh() {
             return c;
         }
         let catalog = Arc::new(self.list_all(tenant).await);
@@ -644,7 +740,7 @@ impl Gateway {
             };
             let failure = result.as_ref().err().map(|e| {
                 tracing::warn!(tenant = %tenant.slug, connector = %c.name, error = %e, "listing an upstream failed");
-                e.to_string()
+                e.public()
             });
             (c.clone(), result.unwrap_or_default(), failure)
         }))
@@ -738,30 +834,25 @@ impl Gateway {
         catalog
     }
 
-    /// Reports a real call that reached a connector.
-    fn report(
-        &self,
-        caller: &Caller,
-        method: &str,
-        target: &str,
-        connector: &str,
-        ok: bool,
-        started: (SystemTime, Instant),
-    ) {
-        self.core.usage.record(switchyard_bus::UsageEvent {
-            id: uuid::Uuid::new_v4().simple().to_string(),
-            tenant: caller.tenant.clone(),
-            key_id: caller.key_id.clone(),
-            method: method.to_owned(),
-            target: target.to_owned(),
-            connector: connector.to_owned(),
-            ok,
-            at_ms: started
-                .0
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64),
-            duration_ms: started.1.elapsed().as_millis() as u64,
-        });
+    /// Starts the usage report of a real call to `connector`.
+    fn report(&self, caller: &Caller, method: &str, target: &str, connector: &str) -> Report {
+        Report {
+            usage: self.core.usage.clone(),
+            event: Some(switchyard_bus::UsageEvent {
+                id: uuid::Uuid::new_v4().simple().to_string(),
+                tenant: caller.tenant.clone(),
+                key_id: caller.key_id.clone(),
+                method: method.to_owned(),
+                target: target.to_owned(),
+                connector: connector.to_owned(),
+                ok: false,
+                at_ms: SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64),
+                duration_ms: 0,
+            }),
+            started: Instant::now(),
+        }
     }
 
     /// Looks a name up, listing afresh once if the cached catalog does not know it.
@@ -799,7 +890,7 @@ fn failure_result(connector: &str, failure: &Failure) -> CallToolResult {
         Failure::Input(_) => "input_invalid",
         Failure::CircuitOpen(_) => "circuit_open",
     };
-    let mut result = upstream_failure(connector, failure, reason);
+    let mut result = upstream_failure(connector, &failure.public(), reason);
     if let Failure::CircuitOpen(at) = failure {
         let ms = at
             .saturating_duration_since(tokio::time::Instant::now())
@@ -816,9 +907,10 @@ fn failure_error(connector: &str, failure: Failure) -> McpError {
     match failure {
         Failure::Service(rmcp::service::ServiceError::McpError(e)) => e,
         Failure::Input(message) => McpError::invalid_params(message, None),
-        other => {
-            McpError::internal_error(format!("the {connector} connector failed: {other}"), None)
-        }
+        other => McpError::internal_error(
+            format!("the {connector} connector failed: {}", other.public()),
+            None,
+        ),
     }
 }
 
@@ -852,7 +944,7 @@ impl ServerHandler for Gateway {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         let (_, tenant) = self.tenant(&ctx)?;
-        let catalog = self.catalog(&tenant, Duration::ZERO).await;
+        let catalog = self.catalog(&tenant, LIST_FRESH).await;
         Ok(ListToolsResult::with_all_items(catalog.tools.clone()))
     }
 
@@ -861,7 +953,6 @@ impl ServerHandler for Gateway {
         request: CallToolRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
-        let started = (SystemTime::now(), Instant::now());
         let (caller, tenant) = self.tenant(&ctx)?;
         let name = request.name.to_string();
         let (catalog, target) = self
@@ -902,6 +993,7 @@ impl ServerHandler for Gateway {
         }
         let mut params = CallToolRequestParams::new(target.upstream.clone());
         params.arguments = request.arguments.clone();
+        let report = self.report(&caller, "tools/call", &name, &connector.name);
         let outcome = self
             .forward(
                 &ctx,
@@ -914,37 +1006,48 @@ impl ServerHandler for Gateway {
                 retryable,
             )
             .await;
-        let response = match outcome {
-            Ok(Outcome::InputRequired(asked)) => CallToolResponse::InputRequired(asked),
+        let (response, reported) = match outcome {
+            Ok(Outcome::InputRequired(asked))
+            | Ok(Outcome::Result(ServerResult::InputRequiredResult(asked))) => {
+                (CallToolResponse::InputRequired(asked), None)
+            }
             Ok(Outcome::Result(ServerResult::CallToolResult(result))) => {
-                CallToolResponse::Complete(completed(result, |r| {
+                let ok = result.is_error != Some(true);
+                let result = completed(result, |r| {
                     r.result_type.get_or_insert(ResultType::COMPLETE);
-                }))
+                });
+                (CallToolResponse::Complete(result), Some(ok))
             }
-            Ok(Outcome::Result(ServerResult::InputRequiredResult(asked))) => {
-                CallToolResponse::InputRequired(asked)
-            }
-            Ok(Outcome::Result(_)) => CallToolResponse::Complete(upstream_failure(
-                &connector.name,
-                &"it answered with something other than a tool result",
-                "upstream_error",
-            )),
+            Ok(Outcome::Result(_)) => (
+                CallToolResponse::Complete(upstream_failure(
+                    &connector.name,
+                    &"it answered with something other than a tool result",
+                    "upstream_error",
+                )),
+                Some(false),
+            ),
             Err(Failure::Service(rmcp::service::ServiceError::McpError(e)))
                 if e.code != ErrorCode::INTERNAL_ERROR =>
             {
                 // The upstream refused the call (bad arguments, a capability the client
                 // lacks, ...): its answer is for the client, as it is.
+                report.finish(Some(false));
                 return Err(e);
             }
-            Err(Failure::Input(message)) => return Err(McpError::invalid_params(message, None)),
+            Err(Failure::Input(message)) => {
+                report.finish(None);
+                return Err(McpError::invalid_params(message, None));
+            }
             Err(failure) => {
                 tracing::warn!(tenant = %tenant.slug, connector = %connector.name, tool = %name, error = %failure, "tool call failed upstream");
-                CallToolResponse::Complete(failure_result(&connector.name, &failure))
+                let reported = attempted(&failure);
+                (
+                    CallToolResponse::Complete(failure_result(&connector.name, &failure)),
+                    reported,
+                )
             }
         };
-        let ok = matches!(&response, CallToolResponse::Complete(r) if r.is_error != Some(true))
-            || matches!(&response, CallToolResponse::InputRequired(_));
-        self.report(&caller, "tools/call", &name, &connector.name, ok, started);
+        report.finish(reported);
         Ok(response)
     }
 
@@ -954,7 +1057,7 @@ impl ServerHandler for Gateway {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
         let (_, tenant) = self.tenant(&ctx)?;
-        let catalog = self.catalog(&tenant, Duration::ZERO).await;
+        let catalog = self.catalog(&tenant, LIST_FRESH).await;
         Ok(ListPromptsResult::with_all_items(catalog.prompts.clone()))
     }
 
@@ -963,7 +1066,6 @@ impl ServerHandler for Gateway {
         request: GetPromptRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
-        let started = (SystemTime::now(), Instant::now());
         let (caller, tenant) = self.tenant(&ctx)?;
         let (_, target) = self
             .resolve(&tenant, |c| c.prompt_names.get(&request.name).cloned())
@@ -975,6 +1077,7 @@ impl ServerHandler for Gateway {
         let mut params = request.clone();
         params.name = target.upstream;
         params.meta = None;
+        let report = self.report(&caller, "prompts/get", &request.name, &connector.name);
         let outcome = self
             .forward(
                 &ctx,
@@ -987,14 +1090,7 @@ impl ServerHandler for Gateway {
                 true,
             )
             .await;
-        self.report(
-            &caller,
-            "prompts/get",
-            &request.name,
-            &connector.name,
-            outcome.is_ok(),
-            started,
-        );
+        report.finish(reported(&outcome));
         match outcome.map_err(|f| failure_error(&connector.name, f))? {
             Outcome::InputRequired(asked)
             | Outcome::Result(ServerResult::InputRequiredResult(asked)) => {
@@ -1021,7 +1117,7 @@ impl ServerHandler for Gateway {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
         let (_, tenant) = self.tenant(&ctx)?;
-        let catalog = self.catalog(&tenant, Duration::ZERO).await;
+        let catalog = self.catalog(&tenant, LIST_FRESH).await;
         Ok(ListResourcesResult::with_all_items(
             catalog.resources.clone(),
         ))
@@ -1033,7 +1129,7 @@ impl ServerHandler for Gateway {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
         let (_, tenant) = self.tenant(&ctx)?;
-        let catalog = self.catalog(&tenant, Duration::ZERO).await;
+        let catalog = self.catalog(&tenant, LIST_FRESH).await;
         Ok(ListResourceTemplatesResult::with_all_items(
             catalog.templates.clone(),
         ))
@@ -1044,7 +1140,6 @@ impl ServerHandler for Gateway {
         request: ReadResourceRequestParams,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ReadResourceResponse, McpError> {
-        let started = (SystemTime::now(), Instant::now());
         let (caller, tenant) = self.tenant(&ctx)?;
         let uri = request.uri.clone();
         let (_, owner) = self.resolve(&tenant, |c| c.owner_of(&uri)).await;
@@ -1058,6 +1153,7 @@ impl ServerHandler for Gateway {
         let connector = Self::connector(&tenant, &owner).ok_or_else(not_found)?;
         let mut params = request.clone();
         params.meta = None;
+        let report = self.report(&caller, "resources/read", &uri, &connector.name);
         let outcome = self
             .forward(
                 &ctx,
@@ -1070,14 +1166,7 @@ impl ServerHandler for Gateway {
                 true,
             )
             .await;
-        self.report(
-            &caller,
-            "resources/read",
-            &uri,
-            &connector.name,
-            outcome.is_ok(),
-            started,
-        );
+        report.finish(reported(&outcome));
         match outcome.map_err(|f| failure_error(&connector.name, f))? {
             Outcome::InputRequired(asked)
             | Outcome::Result(ServerResult::InputRequiredResult(asked)) => {
@@ -1195,6 +1284,14 @@ impl Gateway {
         uri: &str,
         upstream_request: ClientRequest,
     ) -> Result<(), McpError> {
+        if !in_session(ctx) {
+            // Updates go to the session that subscribed; without one there is nowhere to
+            // send them (MCP 2026-07-28 clients listen with subscriptions/listen instead).
+            return Err(McpError::invalid_request(
+                "resources/subscribe needs a session",
+                None,
+            ));
+        }
         let (caller, tenant) = self.tenant(ctx)?;
         let (_, owner) = self.resolve(&tenant, |c| c.owner_of(uri)).await;
         let not_found = || {

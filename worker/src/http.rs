@@ -129,15 +129,17 @@ impl App {
         self.admission.retain_sessions(|id| alive.contains(id));
     }
 
-    /// Breakers that are not closed, for the heartbeat; also updates their gauges and
-    /// forgets breakers of connectors that are gone.
+    /// Lets go of state nothing needs any more (see `Gateway::sweep`), and of sessions
+    /// nobody used for a while.
+    pub async fn sweep(&self) {
+        self.breakers.sweep();
+        self.sessions.sweep();
+        self.prune_sessions().await;
+    }
+
+    /// Breakers that are not closed, for the heartbeat; also updates their gauges.
     pub fn breaker_reports(&self) -> Vec<switchyard_bus::BreakerReport> {
         use crate::resilience::BreakerState;
-        self.breakers.retain_breakers(|tenant, connector| {
-            self.policies
-                .get(tenant)
-                .is_some_and(|t| t.connectors.iter().any(|c| c.name == connector))
-        });
         let mut reports = Vec::new();
         let now = tokio::time::Instant::now();
         let wall_ms = std::time::SystemTime::now()

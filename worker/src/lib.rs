@@ -119,7 +119,7 @@ async fn fleet_loop(
                 }
             }
             _ = read_tick.tick() => {
-                app.prune_sessions().await;
+                app.sweep().await;
                 app.admission.sweep();
                 match fleet.members().await {
                     Ok(members) => {
@@ -174,7 +174,7 @@ pub async fn run(
         &config,
         policies.clone(),
         sessions,
-        reporter,
+        reporter.clone(),
         metrics_state.clone(),
         cancel.clone(),
     )?;
@@ -199,6 +199,9 @@ pub async fn run(
         tracing::info!(in_flight = app.in_flight(), "draining");
         while app.in_flight() > 0 && started.elapsed() < grace {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        if !reporter.flush(std::time::Duration::from_secs(2)).await {
+            tracing::warn!("usage events not yet published are lost with this worker");
         }
         tracing::info!(
             left = app.in_flight(),

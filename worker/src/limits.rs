@@ -99,6 +99,8 @@ impl Rates {
             used: now,
         });
         if entry.built_for != (rate, fleet) {
+            // A new share (the rate or the fleet changed) starts with its burst: the fleet
+            // may admit up to one burst more at that moment (ARCHITECTURE.md).
             *entry = Limiter {
                 built_for: (rate, fleet),
                 limiter: DefaultDirectRateLimiter::direct(quota),
@@ -119,10 +121,35 @@ impl Rates {
     }
 }
 
+/// A tenant's concurrency share. Resized in place, so requests holding places count
+/// against the new size: a shrink that cannot take free places at once takes them as the
+/// held ones come back (`debt`).
 #[derive(Debug)]
 struct Gate {
     permits: usize,
     semaphore: Arc<Semaphore>,
+    debt: usize,
+}
+
+impl Gate {
+    fn resize(&mut self, permits: usize) {
+        if permits > self.permits {
+            let grow = permits - self.permits;
+            let repaid = grow.min(self.debt);
+            self.debt -= repaid;
+            self.semaphore.add_permits(grow - repaid);
+        } else {
+            self.debt += self.permits - permits;
+        }
+        self.permits = permits;
+        self.repay();
+    }
+
+    fn repay(&mut self) {
+        if self.debt > 0 {
+            self.debt -= self.semaphore.forget_permits(self.debt);
+        }
+    }
 }
 
 /// Everything a worker admits work by.
@@ -185,16 +212,18 @@ impl Admission {
     /// Admits one real request of `tenant` made with `key`, or says why not.
     pub fn admit(&self, tenant: &str, key: &str, limits: Limits) -> Result<Admitted, Refusal> {
         let fleet = self.fleet_size();
-        self.tenants
-            .check(tenant, limits.tenant_rate, fleet)
-            .map_err(|retry_after| Refusal::Rate {
-                scope: Scope::Tenant,
-                retry_after,
-            })?;
+        // The key's own rate first: a key over it must not spend the tenant's cells, which
+        // the tenant's other keys need.
         self.keys
             .check(&format!("{tenant}/{key}"), limits.key_rate, fleet)
             .map_err(|retry_after| Refusal::Rate {
                 scope: Scope::Key,
+                retry_after,
+            })?;
+        self.tenants
+            .check(tenant, limits.tenant_rate, fleet)
+            .map_err(|retry_after| Refusal::Rate {
+                scope: Scope::Tenant,
                 retry_after,
             })?;
         let tenant_permit = match limits.max_concurrent {
@@ -238,14 +267,12 @@ impl Admission {
         let gate = gates.entry(tenant.to_owned()).or_insert_with(|| Gate {
             permits,
             semaphore: Arc::new(Semaphore::new(permits)),
+            debt: 0,
         });
         if gate.permits != permits {
-            // Requests holding the old gate's permits finish on it; new ones use this one.
-            *gate = Gate {
-                permits,
-                semaphore: Arc::new(Semaphore::new(permits)),
-            };
+            gate.resize(permits);
         }
+        gate.repay();
         gate.semaphore.clone()
     }
 
@@ -371,7 +398,7 @@ mod tests {
     }
 
     #[test]
-    fn key_rates_apply_after_the_tenant_rate() {
+    fn a_key_over_its_rate_does_not_spend_the_tenants() {
         let a = Admission::new(100);
         let limits = Limits {
             key_rate: Rate {
@@ -381,14 +408,52 @@ mod tests {
             ..LIMITS
         };
         assert!(a.admit("t", "k", limits).is_ok());
+        for _ in 0..10 {
+            assert!(matches!(
+                a.admit("t", "k", limits),
+                Err(Refusal::Rate {
+                    scope: Scope::Key,
+                    ..
+                })
+            ));
+        }
+        // The tenant's burst of 4 had one cell taken; its other keys get the other three.
+        for key in ["k2", "k3", "k4"] {
+            assert!(a.admit("t", key, limits).is_ok());
+        }
         assert!(matches!(
-            a.admit("t", "k", limits),
+            a.admit("t", "k5", limits),
             Err(Refusal::Rate {
-                scope: Scope::Key,
+                scope: Scope::Tenant,
                 ..
             })
         ));
-        assert!(a.admit("t", "other-key", limits).is_ok());
+    }
+
+    #[test]
+    fn resizing_a_gate_counts_the_places_in_use() {
+        let a = Admission::new(100);
+        let limits = Limits {
+            max_concurrent: 4,
+            tenant_rate: Rate {
+                per_second: 0,
+                burst: 0,
+            },
+            ..LIMITS
+        };
+        let held: Vec<_> = (0..3).map(|_| a.admit("t", "k", limits).unwrap()).collect();
+        // Two workers: a share of 2, and 3 are in use here.
+        a.set_fleet(2, HashMap::new());
+        assert_eq!(a.admit("t", "k", limits).unwrap_err(), Refusal::Concurrency);
+        drop(held);
+        let now: Vec<_> = (0..2).map(|_| a.admit("t", "k", limits).unwrap()).collect();
+        assert_eq!(a.admit("t", "k", limits).unwrap_err(), Refusal::Concurrency);
+        drop(now);
+        // Back to one worker: 4 again.
+        a.set_fleet(1, HashMap::new());
+        let all: Vec<_> = (0..4).map(|_| a.admit("t", "k", limits).unwrap()).collect();
+        assert_eq!(all.len(), 4);
+        assert_eq!(a.admit("t", "k", limits).unwrap_err(), Refusal::Concurrency);
     }
 
     #[test]

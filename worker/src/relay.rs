@@ -56,6 +56,10 @@ pub struct Owner {
     pub session: bool,
 }
 
+/// How long a session client may take to answer an upstream's request: one that never
+/// answers must not hold its places (and perhaps a breaker's probe) forever.
+const ASK_FOR: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// Asks a session client one server-to-client request; the answer as JSON.
 pub async fn ask_client(
     peer: &Peer<RoleServer>,
@@ -67,10 +71,13 @@ pub async fn ask_client(
         InputRequest::ListRoots(r) => ServerRequest::ListRootsRequest(r),
         _ => return Err(McpError::invalid_request("unsupported input request", None)),
     };
-    let answer = peer.send_request(request).await.map_err(|e| match e {
-        ServiceError::McpError(e) => e,
-        other => McpError::internal_error(format!("the client did not answer: {other}"), None),
-    })?;
+    let answer = tokio::time::timeout(ASK_FOR, peer.send_request(request))
+        .await
+        .map_err(|_| McpError::internal_error("the client did not answer in time", None))?
+        .map_err(|e| match e {
+            ServiceError::McpError(e) => e,
+            other => McpError::internal_error(format!("the client did not answer: {other}"), None),
+        })?;
     serde_json::to_value(answer).map_err(|e| McpError::internal_error(e.to_string(), None))
 }
 
@@ -299,6 +306,17 @@ impl InFlight {
             id,
             peer: upstream.clone(),
         })
+    }
+
+    /// Sends the call's progress and server requests to `downstream` from now on (a held
+    /// call continued by the client's next request).
+    pub fn rebind(&self, downstream: Peer<RoleServer>, client_token: Option<ProgressToken>) {
+        if let Ok(mut calls) = self.relay.calls.lock()
+            && let Some(route) = calls.get_mut(&self.id)
+        {
+            route.peer = downstream;
+            route.client_token = client_token;
+        }
     }
 
     /// The next server-to-client request, without waiting for the answer.

@@ -49,10 +49,20 @@ const WINDOW_MIN: usize = 20;
 pub struct Breaker {
     config: BreakerConfig,
     state: BreakerState,
+    /// Counts state changes: an outcome of a call let through in an earlier state is
+    /// ignored (a call from before the breaker opened must not close it).
+    generation: u64,
     consecutive: u32,
     recent: VecDeque<bool>,
     probes_out: u32,
     probes_ok: u32,
+}
+
+/// A call the breaker let through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pass {
+    generation: u64,
+    probe: bool,
 }
 
 /// Why a call may not go upstream now.
@@ -67,6 +77,7 @@ impl Breaker {
         Self {
             config,
             state: BreakerState::Closed,
+            generation: 0,
             consecutive: 0,
             recent: VecDeque::new(),
             probes_out: 0,
@@ -87,17 +98,19 @@ impl Breaker {
     }
 
     /// Asks to send one call upstream.
-    pub fn acquire(&mut self) -> Result<(), Open> {
+    pub fn acquire(&mut self) -> Result<Pass, Open> {
         let now = Instant::now();
         if let BreakerState::Open(until) = self.state {
             if now < until {
                 return Err(Open { retry_at: until });
             }
             self.state = BreakerState::HalfOpen;
+            self.generation += 1;
             self.probes_out = 0;
             self.probes_ok = 0;
         }
-        if self.state == BreakerState::HalfOpen {
+        let probe = self.state == BreakerState::HalfOpen;
+        if probe {
             let probes = self.config.half_open_probes.max(1);
             if self.probes_out >= probes {
                 // The probes are out; others wait for their verdict.
@@ -107,11 +120,17 @@ impl Breaker {
             }
             self.probes_out += 1;
         }
-        Ok(())
+        Ok(Pass {
+            generation: self.generation,
+            probe,
+        })
     }
 
     /// Records the outcome of a call `acquire` let through.
-    pub fn record(&mut self, ok: bool) {
+    pub fn record(&mut self, pass: Pass, ok: bool) {
+        if pass.generation != self.generation {
+            return;
+        }
         let now = Instant::now();
         match self.state {
             BreakerState::HalfOpen => {
@@ -148,20 +167,22 @@ impl Breaker {
 
     /// A call `acquire` let through ended without an outcome (cancelled): its probe place,
     /// if it had one, is free again.
-    pub fn abandon(&mut self) {
-        if self.state == BreakerState::HalfOpen {
+    pub fn abandon(&mut self, pass: Pass) {
+        if pass.probe && pass.generation == self.generation {
             self.probes_out = self.probes_out.saturating_sub(1);
         }
     }
 
     fn open(&mut self, now: Instant) {
         self.state = BreakerState::Open(now + self.config.open_for);
+        self.generation += 1;
         self.probes_out = 0;
         self.probes_ok = 0;
     }
 
     fn close(&mut self) {
         self.state = BreakerState::Closed;
+        self.generation += 1;
         self.consecutive = 0;
         self.recent.clear();
     }
@@ -249,12 +270,12 @@ mod tests {
     async fn consecutive_failures_open_it_and_it_fails_fast_until_its_time() {
         let mut b = Breaker::new(config());
         for _ in 0..2 {
-            b.acquire().unwrap();
-            b.record(false);
+            let pass = b.acquire().unwrap();
+            b.record(pass, false);
         }
         assert_eq!(b.state(), BreakerState::Closed);
-        b.acquire().unwrap();
-        b.record(false);
+        let pass = b.acquire().unwrap();
+        b.record(pass, false);
         let opened = Instant::now();
         assert_eq!(
             b.state(),
@@ -276,8 +297,8 @@ mod tests {
     async fn a_success_resets_the_streak() {
         let mut b = Breaker::new(config());
         for ok in [false, false, true, false, false] {
-            b.acquire().unwrap();
-            b.record(ok);
+            let pass = b.acquire().unwrap();
+            b.record(pass, ok);
         }
         assert_eq!(b.state(), BreakerState::Closed);
     }
@@ -290,12 +311,12 @@ mod tests {
         });
         // Alternating: 50% failures, never two in a row.
         for i in 0..9 {
-            b.acquire().unwrap();
-            b.record(i % 2 == 1);
+            let pass = b.acquire().unwrap();
+            b.record(pass, i % 2 == 1);
         }
         assert_eq!(b.state(), BreakerState::Closed, "only 9 calls so far");
-        b.acquire().unwrap();
-        b.record(false);
+        let pass = b.acquire().unwrap();
+        b.record(pass, false);
         assert!(matches!(b.state(), BreakerState::Open(_)));
     }
 
@@ -303,31 +324,56 @@ mod tests {
     async fn half_open_lets_probes_through_and_closes_after_enough_successes() {
         let mut b = Breaker::new(config());
         for _ in 0..3 {
-            b.acquire().unwrap();
-            b.record(false);
+            let pass = b.acquire().unwrap();
+            b.record(pass, false);
         }
         tokio::time::advance(Duration::from_secs(30)).await;
         // Two probes may go; a third waits for their verdict.
-        b.acquire().unwrap();
-        b.acquire().unwrap();
+        let first = b.acquire().unwrap();
+        let second = b.acquire().unwrap();
         assert!(b.acquire().is_err());
-        b.record(true);
+        b.record(first, true);
         assert_eq!(b.state(), BreakerState::HalfOpen);
-        b.record(true);
+        b.record(second, true);
         assert_eq!(b.state(), BreakerState::Closed);
         b.acquire().unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_from_before_it_opened_neither_closes_it_nor_frees_a_probe() {
+        let mut b = Breaker::new(config());
+        let slow = b.acquire().unwrap();
+        for _ in 0..3 {
+            let pass = b.acquire().unwrap();
+            b.record(pass, false);
+        }
+        tokio::time::advance(Duration::from_secs(30)).await;
+        let probe = b.acquire().unwrap();
+        let other = b.acquire().unwrap();
+        assert!(b.acquire().is_err());
+        // The call let through while closed finishes now: it is not a probe.
+        b.record(slow, true);
+        b.abandon(slow);
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+        assert!(b.acquire().is_err(), "no probe place was freed");
+        // A cancelled probe frees its place.
+        b.abandon(other);
+        let again = b.acquire().unwrap();
+        b.record(probe, true);
+        b.record(again, true);
+        assert_eq!(b.state(), BreakerState::Closed);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_failed_probe_opens_it_again() {
         let mut b = Breaker::new(config());
         for _ in 0..3 {
-            b.acquire().unwrap();
-            b.record(false);
+            let pass = b.acquire().unwrap();
+            b.record(pass, false);
         }
         tokio::time::advance(Duration::from_secs(30)).await;
-        b.acquire().unwrap();
-        b.record(false);
+        let pass = b.acquire().unwrap();
+        b.record(pass, false);
         let now = Instant::now();
         assert_eq!(b.state(), BreakerState::Open(now + Duration::from_secs(30)));
     }

@@ -22,6 +22,8 @@ const TOUCH_EVERY: Duration = Duration::from_secs(300);
 const RECHECK_EVERY: Duration = Duration::from_secs(1);
 /// How long a request waits for the shared store before falling back to what it knows.
 const STORE_WAIT: Duration = Duration::from_millis(500);
+/// How long a worker remembers a session nobody used.
+const FORGET_AFTER: Duration = Duration::from_secs(600);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owner {
@@ -103,17 +105,24 @@ impl Sessions {
                 None => return Err(e),
             },
         };
-        let Ok(mut known) = self.known.lock() else {
-            return Ok(stored);
+        let due = {
+            let Ok(mut known) = self.known.lock() else {
+                return Ok(stored);
+            };
+            match &stored {
+                Some(owner) => {
+                    let touched = local.map_or_else(Instant::now, |(_, _, t)| t);
+                    known.insert(id.to_owned(), (owner.clone(), Instant::now(), touched));
+                    touched.elapsed() > TOUCH_EVERY
+                }
+                None => {
+                    known.remove(id);
+                    false
+                }
+            }
         };
-        match &stored {
-            Some(owner) => {
-                let touched = local.map_or_else(Instant::now, |(_, _, t)| t);
-                known.insert(id.to_owned(), (owner.clone(), Instant::now(), touched));
-            }
-            None => {
-                known.remove(id);
-            }
+        if let (true, Some(owner)) = (due, &stored) {
+            self.touch(id, owner).await;
         }
         Ok(stored)
     }
@@ -174,12 +183,20 @@ impl Sessions {
         }
     }
 
-    /// Writes both records again, restarting their time to live.
+    /// Forgets what this worker knows of sessions not used for a while (the shared records
+    /// stay; a later request reads them again).
+    pub fn sweep(&self) {
+        if let Ok(mut known) = self.known.lock() {
+            known.retain(|_, (_, checked, _)| checked.elapsed() < FORGET_AFTER);
+        }
+    }
+
+    /// Writes the records again, restarting their time to live.
     async fn touch(&self, id: &str, owner: &Owner) {
         self.remember(id, owner);
-        let init = self.kv.get(&init_key(id)).await.ok().flatten();
-        let upstreams = self.kv.get(&upstreams_key(id)).await.ok().flatten();
-        let result = async {
+        let work = async {
+            let init = self.kv.get(&init_key(id)).await?;
+            let upstreams = self.kv.get(&upstreams_key(id)).await?;
             self.bind(id, owner).await?;
             if let Some(init) = init {
                 self.kv.put(&init_key(id), init).await?;
@@ -188,10 +205,11 @@ impl Sessions {
                 self.kv.put(&upstreams_key(id), upstreams).await?;
             }
             Ok::<_, BusError>(())
-        }
-        .await;
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "could not refresh a session record");
+        };
+        match tokio::time::timeout(STORE_WAIT, work).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not refresh a session record"),
+            Err(_) => tracing::warn!("refreshing a session record timed out"),
         }
     }
 }

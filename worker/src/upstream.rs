@@ -37,6 +37,19 @@ pub enum UpstreamError {
     Protocol(String),
 }
 
+impl UpstreamError {
+    /// What a client is told: what happened, without transport details (which may name the
+    /// connector's address); those go to the worker's log.
+    pub fn public(&self) -> String {
+        match self {
+            Self::Forbidden(_) => "its address is in a range this worker may not reach".into(),
+            Self::Timeout(ms) => format!("it did not answer within {ms} ms"),
+            Self::Connect(_) => "it could not be reached".into(),
+            Self::Protocol(_) => "it did not answer as MCP expects".into(),
+        }
+    }
+}
+
 /// A DNS resolver that drops addresses the guard refuses.
 #[derive(Debug, Clone)]
 struct GuardedResolver(UpstreamGuard);
@@ -235,10 +248,17 @@ impl Upstreams {
         })
     }
 
-    /// Drops the pooled sessions of tenants or connectors that are no longer configured.
-    pub fn retain(&self, keep: impl Fn(&str, &str) -> bool) {
-        if let Ok(mut pools) = self.pools.lock() {
-            pools.retain(|(t, c), _| keep(t, c));
+    /// Closes pooled sessions idle for too long, and drops the pools of tenants or
+    /// connectors `keep` says are gone.
+    pub fn sweep(&self, keep: impl Fn(&str, &str) -> bool) {
+        let Ok(mut pools) = self.pools.lock() else {
+            return;
+        };
+        pools.retain(|(t, c), _| keep(t, c));
+        for pool in pools.values() {
+            if let Ok(mut idle) = pool.idle.lock() {
+                idle.retain(|(s, at)| !s.is_closed() && at.elapsed() < POOL_IDLE_FOR);
+            }
         }
     }
 

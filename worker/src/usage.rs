@@ -3,6 +3,7 @@
 //! away. A full queue drops events (counted in metrics) rather than slowing calls down.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use switchyard_bus::{UsageBus, UsageEvent};
 use tokio::sync::mpsc;
@@ -13,6 +14,8 @@ const QUEUE: usize = 10_000;
 pub struct Reporter {
     tx: mpsc::Sender<UsageEvent>,
     dropped: prometheus_client::metrics::counter::Counter,
+    /// Events queued or being published.
+    pending: Arc<AtomicUsize>,
 }
 
 impl Reporter {
@@ -22,6 +25,8 @@ impl Reporter {
         dropped: prometheus_client::metrics::counter::Counter,
     ) -> Self {
         let (tx, mut rx) = mpsc::channel::<UsageEvent>(QUEUE);
+        let pending = Arc::new(AtomicUsize::new(0));
+        let published = pending.clone();
         tokio::spawn(async move {
             while let Some(event) = rx.recv().await {
                 let mut backoff = Duration::from_millis(100);
@@ -31,14 +36,34 @@ impl Reporter {
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
+                published.fetch_sub(1, Ordering::SeqCst);
             }
         });
-        Self { tx, dropped }
+        Self {
+            tx,
+            dropped,
+            pending,
+        }
     }
 
     pub fn record(&self, event: UsageEvent) {
+        self.pending.fetch_add(1, Ordering::SeqCst);
         if self.tx.try_send(event).is_err() {
+            self.pending.fetch_sub(1, Ordering::SeqCst);
             self.dropped.inc();
         }
+    }
+
+    /// Waits up to `within` for the events recorded so far to be published (a stopping
+    /// worker's last calls still count); says whether they were.
+    pub async fn flush(&self, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.pending.load(Ordering::SeqCst) > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        true
     }
 }
