@@ -535,7 +535,9 @@ async fn an_upstream_that_is_down_fails_only_its_own_tools() {
     // still says which connector is down rather than that the tool does not exist.
     let fresh = env.client("acme", &key).await;
     assert_eventually!(
-        !tool_names(&fresh).await.contains(&"beta__whoami".to_owned()),
+        !tool_names(&fresh)
+            .await
+            .contains(&"beta__whoami".to_owned()),
         DEADLINE,
         "beta's tools leave the listing once it is listed afresh"
     );
