@@ -327,7 +327,7 @@ impl pb::tenant_service_server::TenantService for Admin {
                 let u = self.store.usage(&slug).await?;
                 Ok(pb::TenantUsage {
                     slug: slug.to_string(),
-                    exhausted: u.monthly_tool_calls > 0 && u.tool_calls >= u.monthly_tool_calls,
+                    exhausted: u.exhausted(),
                     period: u.period,
                     tool_calls: u.tool_calls,
                     monthly_tool_calls: u.monthly_tool_calls,

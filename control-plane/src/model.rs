@@ -302,6 +302,13 @@ pub struct Usage {
     pub resets_at: Millis,
 }
 
+impl Usage {
+    /// Whether tool calls are refused until `resets_at` (a zero quota is unlimited).
+    pub fn exhausted(&self) -> bool {
+        self.monthly_tool_calls > 0 && self.tool_calls >= self.monthly_tool_calls
+    }
+}
+
 /// One undrained "tenant changed" entry of the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEntry {

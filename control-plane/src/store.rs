@@ -258,12 +258,18 @@ impl Store {
     /// Starts a change: a transaction holding the next global revision.
     async fn begin_change(&self) -> Result<(Transaction<'static, Any>, u64)> {
         let mut tx = self.pool.begin().await?;
+        let rev = Self::next_revision(&mut tx).await?;
+        Ok((tx, rev))
+    }
+
+    /// Takes the next global revision in `tx` (and the counter's lock until it ends).
+    async fn next_revision(tx: &mut Transaction<'static, Any>) -> Result<u64> {
         let rev: i64 = sqlx::query_scalar(
             "UPDATE revision_counter SET value = value + 1 WHERE id = 1 RETURNING value",
         )
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
-        Ok((tx, rev as u64))
+        Ok(rev as u64)
     }
 
     /// Ends a change to `tenant`'s policy: records it in the outbox and commits both.
@@ -774,19 +780,6 @@ impl Store {
         self.get_api_key(slug, id).await
     }
 
-    /// Records that a key was used at `at`; never moves `last_used_at` backwards.
-    pub async fn record_key_use(&self, id: &KeyId, at: Millis) -> Result<()> {
-        sqlx::query(
-            "UPDATE api_keys SET last_used_at = $1 \
-             WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
-        )
-        .bind(at)
-        .bind(id.as_str())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
     // ---- policy ----
 
     /// Reads a tenant with its connectors and keys in one snapshot, or `None` if it does
@@ -912,13 +905,9 @@ impl Store {
         let (current, _) = month_of(now_millis());
         if limit > 0 && count == limit && period == current {
             // Used up: workers must refuse further tool calls until the month ends.
-            let rev: i64 = sqlx::query_scalar(
-                "UPDATE revision_counter SET value = value + 1 WHERE id = 1 RETURNING value",
-            )
-            .fetch_one(&mut *tx)
-            .await?;
+            let rev = Self::next_revision(&mut tx).await?;
             return self
-                .commit_change(tx, tenant, rev as u64, true)
+                .commit_change(tx, tenant, rev, true)
                 .await
                 .map(|()| true);
         }

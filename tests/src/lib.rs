@@ -287,6 +287,19 @@ impl ControlPlane {
         pb::fleet_service_client::FleetServiceClient::new(self.authed())
     }
 
+    /// Creates an API key (editor, no rate of its own) for `tenant`; returns its secret.
+    pub async fn api_key(&self, tenant: &str) -> String {
+        self.keys_api()
+            .create_api_key(pb::CreateApiKeyRequest {
+                tenant: tenant.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .secret
+    }
+
     /// Creates a tenant with default quotas.
     pub async fn create_tenant(&self, slug: &str) -> pb::Tenant {
         self.tenants()

@@ -42,6 +42,8 @@ struct Catalog {
     at: Option<Instant>,
     tool_names: NameMap,
     tools: Vec<Tool>,
+    /// Each exposed tool's annotations, for the checks every call makes.
+    annotations: HashMap<String, ToolAnnotations>,
     prompt_names: NameMap,
     prompts: Vec<Prompt>,
     resources: Vec<Resource>,
@@ -818,6 +820,9 @@ impl Gateway {
         for (exposed, target) in tool_order {
             if let Some(def) = tool_defs.get(&(target.connector, target.upstream)) {
                 let mut t = def.clone();
+                if let Some(a) = &t.annotations {
+                    catalog.annotations.insert(exposed.clone(), a.clone());
+                }
                 t.name = exposed.into();
                 catalog.tools.push(t);
             }
@@ -916,10 +921,8 @@ fn failure_error(connector: &str, failure: Failure) -> McpError {
 
 /// Results of session-era upstreams lack the discriminator 2026-07-28 clients require
 /// (rmcp drops it again for session clients).
-fn completed<T>(result: T, set: impl FnOnce(&mut T)) -> T {
-    let mut result = result;
-    set(&mut result);
-    result
+fn complete(result_type: &mut Option<ResultType>) {
+    result_type.get_or_insert(ResultType::COMPLETE);
 }
 
 impl ServerHandler for Gateway {
@@ -971,12 +974,7 @@ impl ServerHandler for Gateway {
             return Err(unknown());
         };
         let connector = Self::connector(&tenant, &target.connector).ok_or_else(unknown)?;
-        let annotations = catalog
-            .tools
-            .iter()
-            .find(|t| t.name == name)
-            .and_then(|t| t.annotations.clone())
-            .unwrap_or_default();
+        let annotations = catalog.annotations.get(&name).cloned().unwrap_or_default();
         let read_only = annotations.read_only_hint.unwrap_or(false);
         // A tool call is tried again only when the upstream says doing it twice is harmless
         // and the operator allowed it for this connector.
@@ -1011,11 +1009,9 @@ impl ServerHandler for Gateway {
             | Ok(Outcome::Result(ServerResult::InputRequiredResult(asked))) => {
                 (CallToolResponse::InputRequired(asked), None)
             }
-            Ok(Outcome::Result(ServerResult::CallToolResult(result))) => {
+            Ok(Outcome::Result(ServerResult::CallToolResult(mut result))) => {
                 let ok = result.is_error != Some(true);
-                let result = completed(result, |r| {
-                    r.result_type.get_or_insert(ResultType::COMPLETE);
-                });
+                complete(&mut result.result_type);
                 (CallToolResponse::Complete(result), Some(ok))
             }
             Ok(Outcome::Result(_)) => (
@@ -1096,10 +1092,9 @@ impl ServerHandler for Gateway {
             | Outcome::Result(ServerResult::InputRequiredResult(asked)) => {
                 Ok(GetPromptResponse::InputRequired(asked))
             }
-            Outcome::Result(ServerResult::GetPromptResult(r)) => {
-                Ok(GetPromptResponse::Complete(completed(r, |r| {
-                    r.result_type.get_or_insert(ResultType::COMPLETE);
-                })))
+            Outcome::Result(ServerResult::GetPromptResult(mut r)) => {
+                complete(&mut r.result_type);
+                Ok(GetPromptResponse::Complete(r))
             }
             Outcome::Result(_) => Err(McpError::internal_error(
                 format!(
@@ -1172,10 +1167,9 @@ impl ServerHandler for Gateway {
             | Outcome::Result(ServerResult::InputRequiredResult(asked)) => {
                 Ok(ReadResourceResponse::InputRequired(asked))
             }
-            Outcome::Result(ServerResult::ReadResourceResult(r)) => {
-                Ok(ReadResourceResponse::Complete(completed(r, |r| {
-                    r.result_type.get_or_insert(ResultType::COMPLETE);
-                })))
+            Outcome::Result(ServerResult::ReadResourceResult(mut r)) => {
+                complete(&mut r.result_type);
+                Ok(ReadResourceResponse::Complete(r))
             }
             Outcome::Result(_) => Err(McpError::internal_error(
                 format!(

@@ -10,7 +10,7 @@ use crate::auth::{AuthError, Authenticator, Caller};
 use crate::handler::Gateway;
 use crate::limits::{Admission, Admitted, CAP_RETRY_AFTER, Limits, Rate, Refusal};
 use crate::metrics::{Metrics, ReasonLabel, StatusLabel};
-use crate::policy::Policies;
+use crate::policy::{Policies, Tenant};
 use crate::sessions::{Owner, Sessions, plausible_id};
 use crate::upstream::Upstreams;
 use axum::body::Body;
@@ -41,7 +41,6 @@ pub struct App {
     sessions: Arc<Sessions>,
     metrics: Arc<Metrics>,
     pub admission: Arc<Admission>,
-    max_in_flight: usize,
     /// The gateway every session forks from: it holds the breakers.
     breakers: Gateway,
 }
@@ -111,7 +110,6 @@ impl App {
             sessions,
             metrics,
             admission: Arc::new(Admission::new(config.max_in_flight)),
-            max_in_flight: config.max_in_flight,
             breakers,
         }))
     }
@@ -134,6 +132,7 @@ impl App {
     pub async fn sweep(&self) {
         self.breakers.sweep();
         self.sessions.sweep();
+        self.admission.sweep();
         self.prune_sessions().await;
     }
 
@@ -176,7 +175,7 @@ impl App {
 
     /// Requests being served now.
     pub fn in_flight(&self) -> usize {
-        self.admission.in_flight(self.max_in_flight)
+        self.admission.in_flight()
     }
 }
 
@@ -237,16 +236,17 @@ fn refusal(id: serde_json::Value, refused: &Refusal) -> (&'static str, Response)
             (reason, resp)
         }
         Refusal::Concurrency | Refusal::Sessions => {
-            let (reason, message) = if *refused == Refusal::Concurrency {
-                (
-                    "concurrency_limited",
-                    "the tenant's concurrent requests are all in use; retry shortly",
-                )
-            } else {
-                (
+            let (metric, reason, message) = match refused {
+                Refusal::Sessions => (
+                    "sessions",
                     "session_limit",
                     "the tenant has as many open sessions as it may; close one or retry later",
-                )
+                ),
+                _ => (
+                    "concurrency",
+                    "concurrency_limited",
+                    "the tenant's concurrent requests are all in use; retry shortly",
+                ),
             };
             let ms = CAP_RETRY_AFTER.as_millis() as u64;
             let resp = refusal_body(
@@ -257,14 +257,7 @@ fn refusal(id: serde_json::Value, refused: &Refusal) -> (&'static str, Response)
                 json!({"reason": reason, "retryAfterMs": ms}),
                 CAP_RETRY_AFTER,
             );
-            (
-                if reason == "session_limit" {
-                    "sessions"
-                } else {
-                    "concurrency"
-                },
-                resp,
-            )
+            (metric, resp)
         }
         Refusal::Saturated => (
             "saturated",
@@ -472,22 +465,30 @@ async fn mcp_inner(app: &Arc<App>, tenant: &str, req: &mut Request<Body>) -> Res
                 );
             }
         };
-        if serde_json::from_slice::<serde::de::IgnoredAny>(&bytes).is_err() {
-            let body = json!({
-                "jsonrpc": "2.0",
-                "id": null,
-                "error": { "code": -32700, "message": "parse error: the body is not JSON" },
-            });
-            return (
-                StatusCode::BAD_REQUEST,
-                [(http::header::CONTENT_TYPE, "application/json")],
-                body.to_string(),
-            )
-                .into_response();
-        }
-        match admit(app, tenant, &caller, session.is_none(), &bytes) {
-            Ok(a) => admitted = a,
-            Err(resp) => return *resp,
+        // One parse tells malformed JSON (a parse error) from JSON that is not one message
+        // (rmcp answers that) and gives what admission needs.
+        let head = match serde_json::from_slice::<Head>(&bytes) {
+            Ok(head) => Some(head),
+            Err(e) if e.classify() == serde_json::error::Category::Data => None,
+            Err(_) => {
+                let body = json!({
+                    "jsonrpc": "2.0",
+                    "id": null,
+                    "error": { "code": -32700, "message": "parse error: the body is not JSON" },
+                });
+                return (
+                    StatusCode::BAD_REQUEST,
+                    [(http::header::CONTENT_TYPE, "application/json")],
+                    body.to_string(),
+                )
+                    .into_response();
+            }
+        };
+        let policy = policy.as_deref();
+        match head.and_then(|h| admit(app, policy?, &caller, session.is_none(), h).transpose()) {
+            None => {}
+            Some(Ok(a)) => admitted = Some(a),
+            Some(Err(resp)) => return *resp,
         }
         *req.body_mut() = Body::from(bytes);
     }
@@ -543,21 +544,19 @@ async fn mcp_inner(app: &Arc<App>, tenant: &str, req: &mut Request<Body>) -> Res
 /// request under the worker's in-flight cap. Notifications and responses pass freely.
 fn admit(
     app: &App,
-    tenant: &str,
+    policy: &Tenant,
     caller: &Caller,
     new_session: bool,
-    body: &[u8],
+    head: Head,
 ) -> Result<Option<Admitted>, Box<Response>> {
-    let Ok(Head {
+    let Head {
         id: Some(id),
         method: Some(method),
-    }) = serde_json::from_slice::<Head>(body)
+    } = head
     else {
         return Ok(None);
     };
-    let Some(policy) = app.policies.get(tenant) else {
-        return Ok(None);
-    };
+    let tenant = policy.slug.as_str();
     let quotas = &policy.quotas;
     let refused = |(reason, resp): (&'static str, Response)| {
         app.metrics

@@ -120,7 +120,6 @@ async fn fleet_loop(
             }
             _ = read_tick.tick() => {
                 app.sweep().await;
-                app.admission.sweep();
                 match fleet.members().await {
                     Ok(members) => {
                         // Workers that serve: ready ones, this one included while it is.

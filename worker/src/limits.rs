@@ -159,6 +159,7 @@ pub struct Admission {
     keys: Rates,
     concurrency: Mutex<HashMap<String, Gate>>,
     in_flight: Arc<Semaphore>,
+    max_in_flight: usize,
     /// Live workers, this one included.
     fleet: std::sync::atomic::AtomicUsize,
     /// Sessions other workers hold, by tenant (from their heartbeats).
@@ -190,6 +191,7 @@ impl Admission {
             keys: Rates::default(),
             concurrency: Mutex::default(),
             in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
+            max_in_flight: max_in_flight.max(1),
             fleet: std::sync::atomic::AtomicUsize::new(1),
             elsewhere: Mutex::default(),
             here: Mutex::default(),
@@ -214,12 +216,14 @@ impl Admission {
         let fleet = self.fleet_size();
         // The key's own rate first: a key over it must not spend the tenant's cells, which
         // the tenant's other keys need.
-        self.keys
-            .check(&format!("{tenant}/{key}"), limits.key_rate, fleet)
-            .map_err(|retry_after| Refusal::Rate {
-                scope: Scope::Key,
-                retry_after,
-            })?;
+        if limits.key_rate.per_second > 0 {
+            self.keys
+                .check(&format!("{tenant}/{key}"), limits.key_rate, fleet)
+                .map_err(|retry_after| Refusal::Rate {
+                    scope: Scope::Key,
+                    retry_after,
+                })?;
+        }
         self.tenants
             .check(tenant, limits.tenant_rate, fleet)
             .map_err(|retry_after| Refusal::Rate {
@@ -336,8 +340,9 @@ impl Admission {
     }
 
     /// Requests being served now.
-    pub fn in_flight(&self, max: usize) -> usize {
-        max.saturating_sub(self.in_flight.available_permits())
+    pub fn in_flight(&self) -> usize {
+        self.max_in_flight
+            .saturating_sub(self.in_flight.available_permits())
     }
 
     /// Drops limiters nobody used for a while.
@@ -493,7 +498,7 @@ mod tests {
             a.admit("u", "k", unlimited).unwrap_err(),
             Refusal::Saturated
         );
-        assert_eq!(a.in_flight(1), 1);
+        assert_eq!(a.in_flight(), 1);
     }
 
     #[test]

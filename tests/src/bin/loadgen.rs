@@ -209,15 +209,7 @@ async fn tenant(cp: &ControlPlane, upstream: &TestUpstream, rps: u32, burst: u32
     let mut req = mcp_connector("bench", "b", &upstream.url, &[]);
     req.connector.as_mut().unwrap().prefix = Some(String::new());
     cp.connectors().create_connector(req).await.unwrap();
-    cp.keys_api()
-        .create_api_key(CreateApiKeyRequest {
-            tenant: "bench".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .secret
+    cp.api_key("bench").await
 }
 
 /// Waits until `endpoint` lists the tenant's tools for `key`.

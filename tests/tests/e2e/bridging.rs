@@ -19,7 +19,6 @@ use rmcp::{ClientHandler, ErrorData as McpError};
 use serde_json::json;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use switchyard_tests::admin::*;
 use switchyard_tests::upstream::TestUpstream;
 use switchyard_tests::{
     ControlPlane, NatsServer, Worker, assert_eventually, install_tls, mcp_connector, postgres_store,
@@ -111,7 +110,7 @@ impl Env {
             .create_connector(mcp_connector(slug, name, url, &[]))
             .await
             .unwrap();
-        let key = self.key(slug).await;
+        let key = self.cp.api_key(slug).await;
         let probe = Answering::default();
         assert_eventually!(
             connect(
@@ -126,19 +125,6 @@ impl Env {
             "the worker serves {slug}"
         );
         key
-    }
-
-    async fn key(&self, tenant: &str) -> String {
-        self.cp
-            .keys_api()
-            .create_api_key(CreateApiKeyRequest {
-                tenant: tenant.into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .secret
     }
 }
 
@@ -248,7 +234,7 @@ async fn a_modern_client_answers_a_session_era_upstream_through_input_required_r
     let env = Env::start().await;
     let upstream = TestUpstream::start_legacy("old").await;
     let key = env.tenant("bridge", "old", &upstream.url).await;
-    let other_key = env.key("bridge").await;
+    let other_key = env.cp.api_key("bridge").await;
     let url = env.worker.endpoint("bridge");
     let client = Answering {
         answer: "Paris".into(),

@@ -63,16 +63,7 @@ impl Env {
             c.breaker = *breaker;
             self.cp.connectors().create_connector(req).await.unwrap();
         }
-        self.cp
-            .keys_api()
-            .create_api_key(CreateApiKeyRequest {
-                tenant: slug.into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .secret
+        self.cp.api_key(slug).await
     }
 
     async fn client(&self, tenant: &str, key: &str, tool: &str) -> Client {
