@@ -457,6 +457,7 @@ impl Drop for NatsServer {
 
 pub mod conformance;
 pub mod proxy;
+pub mod python;
 pub mod upstream;
 
 /// Installs the process-wide TLS provider rmcp's HTTP client needs.

@@ -11,7 +11,8 @@
 
 #![allow(deprecated)]
 
-use crate::relay::{Ask, InFlight, Step, ask_client};
+use crate::ordered::ForRequest;
+use crate::relay::{Ask, Diverted, Event, InFlight, Step, ask_client};
 use crate::upstream::{Lease, Session, UpstreamError};
 use rmcp::model::*;
 use rmcp::service::{Peer, RoleServer, ServiceError};
@@ -115,6 +116,10 @@ pub enum Outcome {
 #[derive(Debug, Clone)]
 pub struct Call {
     pub client: Peer<RoleServer>,
+    /// The client's request, whose stream the upstream's notifications for it go to.
+    pub request_id: RequestId,
+    /// Whether the client takes log messages (2026-07-28 clients ask per request).
+    pub wants_logs: bool,
     /// A session client (2025-03-26 .. 2025-11-25), asked for input on its stream.
     pub session_client: bool,
     pub holder: Holder,
@@ -156,6 +161,7 @@ struct StateToken {
 pub struct Holds {
     held: Mutex<HashMap<String, Held>>,
     codec: RequestStateCodec,
+    diverted: Diverted,
 }
 
 impl std::fmt::Debug for Holds {
@@ -164,14 +170,16 @@ impl std::fmt::Debug for Holds {
     }
 }
 
-impl Default for Holds {
-    fn default() -> Self {
+impl Holds {
+    /// Notifications a client's stream refuses are counted in `diverted`.
+    pub fn new(diverted: Diverted) -> Self {
         let key: Vec<u8> = (0..2)
             .flat_map(|_| *uuid::Uuid::new_v4().as_bytes())
             .collect();
         Self {
             held: Mutex::default(),
             codec: RequestStateCodec::new(key),
+            diverted,
         }
     }
 }
@@ -274,15 +282,7 @@ impl Holds {
                 .and_then(Upstream::session)
                 .cloned()
                 .ok_or_else(|| Failure::Input("no upstream session".into()))?;
-            let inflight = InFlight::start(
-                session.peer(),
-                session.relay.clone(),
-                request,
-                call.client.clone(),
-                call.client_token.clone(),
-                call.meta.clone(),
-            )
-            .await?;
+            let inflight = InFlight::start(session.peer(), request, call.meta.clone()).await?;
             let outcome = self
                 .drive(call, &mut upstream, inflight, Vec::new())
                 .await?;
@@ -325,7 +325,6 @@ impl Holds {
             ..
         } = held;
         let mut upstream = upstream;
-        inflight.rebind(call.client.clone(), call.client_token.clone());
         let mut still_open = Vec::new();
         for (key, ask) in open {
             match answers.and_then(|a| a.get(&key)) {
@@ -351,13 +350,17 @@ impl Holds {
         mut open: Vec<(String, Ask)>,
     ) -> Result<Outcome, Failure> {
         let timeout = call.timeout;
+        // Set once the client's stream refused a notification: the rest are not tried.
+        let mut deaf = false;
         loop {
             if !open.is_empty() {
-                // Collect what else the upstream asks right away, then hand it all over.
-                while let Ok(Some(ask)) =
-                    tokio::time::timeout(Duration::from_millis(20), inflight.next_ask()).await
-                {
-                    open.push((input_key(), ask));
+                // Hand over what else the upstream has asked so far with it; what it asks
+                // later goes out with the next round.
+                while let Some(event) = inflight.queued() {
+                    match event {
+                        Event::Ask(ask) => open.push((input_key(), ask)),
+                        other => self.notify(call, other, &mut deaf).await,
+                    }
                 }
                 let until = Instant::now() + HOLD_FOR;
                 let held = Held {
@@ -377,12 +380,46 @@ impl Holds {
                     return Err(UpstreamError::Timeout(timeout.as_millis() as u64).into());
                 }
                 Ok(Step::Done(result)) => return Ok(Outcome::Result(result?)),
-                Ok(Step::Ask(ask)) if call.session_client => {
+                Ok(Step::Event(Event::Ask(ask))) if call.session_client => {
                     let answer = ask_client(&call.client, &ask.request).await;
                     let _ = ask.reply.send(answer);
                 }
-                Ok(Step::Ask(ask)) => open.push((input_key(), ask)),
+                Ok(Step::Event(Event::Ask(ask))) => open.push((input_key(), ask)),
+                Ok(Step::Event(other)) => self.notify(call, other, &mut deaf).await,
             }
+        }
+    }
+
+    /// Passes one of the upstream's notifications for the call on to its client, on the
+    /// stream of the client's request; it is sent before the next one is taken, so the
+    /// client sees them in the upstream's order and before the result.
+    async fn notify(&self, call: &Call, event: Event, deaf: &mut bool) {
+        let notification = match event {
+            Event::Progress(mut params) => {
+                // Progress goes only to a client that asked for it, under its own token.
+                let Some(token) = call.client_token.clone() else {
+                    return;
+                };
+                params.progress_token = token;
+                ServerNotification::ProgressNotification(Notification::new(params))
+            }
+            Event::Log(params) if call.wants_logs => {
+                let mut n = Notification::new(params);
+                n.extensions.insert(ForRequest(call.request_id.clone()));
+                ServerNotification::LoggingMessageNotification(n)
+            }
+            Event::Log(_) => return,
+            Event::Ask(_) => return,
+        };
+        if *deaf {
+            self.diverted.count("client_gone");
+            return;
+        }
+        // A client that stops reading must not hold the call (and its places) forever.
+        let sent = tokio::time::timeout(call.timeout, call.client.send_notification(notification));
+        if !matches!(sent.await, Ok(Ok(()))) {
+            *deaf = true;
+            self.diverted.count("client_gone");
         }
     }
 }

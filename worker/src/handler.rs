@@ -299,7 +299,7 @@ impl Gateway {
                 sessions,
                 catalogs: Mutex::default(),
                 listing: Mutex::default(),
-                holds: Holds::default(),
+                holds: Holds::new(crate::relay::Diverted(metrics.relay_diverted.clone())),
                 guards: Mutex::default(),
                 metrics,
             }),
@@ -462,9 +462,16 @@ impl Gateway {
         retryable: bool,
     ) -> Result<Outcome, Failure> {
         let session_client = in_session(ctx);
-        // A 2026-07-28 client's capabilities and log level hold for this request only.
-        let meta = (!session_client).then(|| {
-            let mut meta = RequestMetaObject::new();
+        // A 2026-07-28 client's capabilities and log level hold for this request only. A
+        // session client takes log messages at the level it set (every level until it sets
+        // one), which a 2026-07-28 upstream learns per request.
+        let mut meta = RequestMetaObject::new();
+        if session_client {
+            let level = self.scope.log_level.lock().ok().and_then(|l| *l);
+            let level = serde_json::to_value(level.unwrap_or(LoggingLevel::Debug))
+                .unwrap_or_else(|_| serde_json::json!("debug"));
+            meta.insert("io.modelcontextprotocol/logLevel".to_owned(), level);
+        } else {
             for key in [
                 "io.modelcontextprotocol/clientCapabilities",
                 "io.modelcontextprotocol/logLevel",
@@ -473,10 +480,16 @@ impl Gateway {
                     meta.insert(key.to_owned(), v.clone());
                 }
             }
-            meta
-        });
+        }
+        let meta = Some(meta);
+        // A session client's log level is set on its upstream sessions; a 2026-07-28
+        // client asks for logs per request.
+        let wants_logs =
+            session_client || ctx.meta.get("io.modelcontextprotocol/logLevel").is_some();
         let call = Call {
             client: ctx.peer.clone(),
+            request_id: ctx.id.clone(),
+            wants_logs,
             session_client,
             holder: Holder {
                 tenant: caller.tenant.clone(),

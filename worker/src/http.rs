@@ -10,6 +10,7 @@ use crate::auth::{AuthError, Authenticator, Caller};
 use crate::handler::Gateway;
 use crate::limits::{Admission, Admitted, CAP_RETRY_AFTER, Limits, Rate, Refusal};
 use crate::metrics::{Metrics, ReasonLabel, StatusLabel};
+use crate::ordered::OrderedSessions;
 use crate::policy::{Policies, Tenant};
 use crate::sessions::{Owner, Sessions, plausible_id};
 use crate::upstream::Upstreams;
@@ -34,8 +35,8 @@ const REAL_WORK: [&str; 3] = ["tools/call", "resources/read", "prompts/get"];
 pub struct App {
     policies: Arc<Policies>,
     auth: Authenticator,
-    mcp: StreamableHttpService<Gateway, LocalSessionManager>,
-    local_sessions: Arc<LocalSessionManager>,
+    mcp: StreamableHttpService<Gateway, OrderedSessions<LocalSessionManager>>,
+    local_sessions: Arc<OrderedSessions<LocalSessionManager>>,
     max_body_bytes: usize,
     /// Which tenant and key opened each session: a session id never authenticates.
     sessions: Arc<Sessions>,
@@ -61,8 +62,11 @@ impl App {
         cancel: CancellationToken,
     ) -> std::io::Result<Arc<Self>> {
         let upstreams = Arc::new(
-            Upstreams::new(config.upstream_guard.clone())
-                .map_err(|e| std::io::Error::other(e.to_string()))?,
+            Upstreams::new(
+                config.upstream_guard.clone(),
+                crate::relay::Diverted(metrics.relay_diverted.clone()),
+            )
+            .map_err(|e| std::io::Error::other(e.to_string()))?,
         );
         let gateway = Gateway::new(
             policies.clone(),
@@ -95,7 +99,10 @@ impl App {
         }
         let mut local_sessions = LocalSessionManager::default();
         local_sessions.session_config.keep_alive = Some(config.session_idle);
-        let local_sessions = Arc::new(local_sessions);
+        let local_sessions = Arc::new(OrderedSessions::new(
+            Arc::new(local_sessions),
+            crate::relay::Diverted(metrics.relay_diverted.clone()),
+        ));
         let mcp = StreamableHttpService::new(
             move || Ok(gateway.fork()),
             local_sessions.clone(),
@@ -118,6 +125,7 @@ impl App {
     pub async fn prune_sessions(&self) {
         let alive: std::collections::HashSet<String> = self
             .local_sessions
+            .inner
             .sessions
             .read()
             .await

@@ -49,6 +49,8 @@ pub struct Metrics {
     pub breakers: Family<BreakerLabel, Gauge>,
     /// Upstream attempts that were retries, and retries the budget refused.
     pub retries: Family<ReasonLabel, Counter>,
+    /// Upstream notifications that reached no client, by reason (see `relay::Diverted`).
+    pub relay_diverted: Family<ReasonLabel, Counter>,
     /// Set when the worker drains (SIGTERM): it is then no longer ready.
     pub draining: std::sync::atomic::AtomicBool,
     disconnected_since: Mutex<Option<Instant>>,
@@ -75,6 +77,7 @@ impl Metrics {
         let fleet_size = Gauge::default();
         let breakers = Family::<BreakerLabel, Gauge>::default();
         let retries = Family::<ReasonLabel, Counter>::default();
+        let relay_diverted = Family::<ReasonLabel, Counter>::default();
         registry.register(
             "limited",
             "MCP requests refused by a limit (rate_limited_tenant, rate_limited_key, concurrency, sessions, quota, saturated, draining)",
@@ -95,6 +98,11 @@ impl Metrics {
             "upstream_retries",
             "Upstream retries by outcome (attempted, budget_exhausted)",
             retries.clone(),
+        );
+        registry.register(
+            "relay_diverted",
+            "Upstream notifications not delivered in order on their request's stream, by reason: no_owner, call_ended, client_gone (dropped); late (sent on the session's GET stream)",
+            relay_diverted.clone(),
         );
         registry.register(
             "usage_events_dropped",
@@ -147,6 +155,7 @@ impl Metrics {
             fleet_size,
             breakers,
             retries,
+            relay_diverted,
             draining: std::sync::atomic::AtomicBool::new(false),
             disconnected_since: Mutex::new(None),
         }

@@ -1,49 +1,60 @@
-//! What an upstream sends on its own, carried to the client it belongs to. Each upstream
-//! session has a `Relay`: progress notifications find the downstream request by the
-//! upstream request's progress token, server-to-client requests (sampling, elicitation,
-//! roots) find it by the upstream request whose stream carried them, and everything not
-//! tied to a request (log messages, list changes, resource updates) goes to the session's
-//! owner. A request in flight upstream is an `InFlight`: the handler that started it
-//! receives its server-to-client requests as `Ask`s and answers them, from its own task so
-//! that they reach the client on the stream of the request that caused them.
+//! What an upstream sends besides its answers, carried to the client it belongs to in the
+//! upstream's own order.
+//! - Progress, log messages and server-to-client requests (sampling, elicitation, roots)
+//!   that arrive on the stream of a call's upstream request belong to that call: the
+//!   stream reader (`route.rs`) queues them, in arrival order, on the call's `InFlight`,
+//!   ahead of the answer that closes the stream. The handler serving the call takes them
+//!   from there, from its own task, so they reach the client on the stream of the client's
+//!   request, in order, before the result.
+//! - Everything else (log messages and list or resource changes on the upstream session's
+//!   own stream, or on the stream of a request that is not a call) goes to the session's
+//!   current owner, in arrival order, through one forwarding task per upstream session.
+//!   What no one can take (a pooled session between borrowers) is counted and dropped.
 
 // Sampling, roots and logging are deprecated for future protocol versions; the versions
 // served here have them, and a gateway must carry them.
 #![allow(deprecated)]
 
 use futures::future::BoxFuture;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use rmcp::model::*;
 use rmcp::service::{
-    InboundStreamOrigin, NotificationContext, Peer, PeerRequestOptions, RequestContext, RoleClient,
-    RoleServer, ServiceError,
+    Peer, PeerRequestOptions, RequestContext, RoleClient, RoleServer, ServiceError,
 };
 use rmcp::{ClientHandler, ErrorData as McpError};
 use serde_json::Value;
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
+
+use crate::metrics::ReasonLabel;
+
+/// Events one call may have queued before its handler takes them; the upstream's stream is
+/// not read further until there is room, so a flood waits instead of growing memory.
+const CALL_EVENTS: usize = 64;
+/// Unsolicited notifications queued for an upstream session's owner.
+const OWNER_EVENTS: usize = 64;
 
 /// A server-to-client request an upstream made while serving a call, and where its answer
 /// goes.
 #[derive(Debug)]
 pub struct Ask {
     pub request: InputRequest,
-    pub reply: oneshot::Sender<Result<serde_json::Value, McpError>>,
+    pub reply: oneshot::Sender<Result<Value, McpError>>,
 }
 
+/// Something an upstream sent on a call's stream, before its answer.
 #[derive(Debug)]
-struct Route {
-    /// The downstream peer for this call's notifications.
-    peer: Peer<RoleServer>,
-    /// The client's own progress token, if it asked for progress.
-    client_token: Option<ProgressToken>,
-    /// The upstream request's progress token.
-    upstream_token: ProgressToken,
-    /// The highest progress passed on: rmcp hands notifications to the handler on separate
-    /// tasks, so they can arrive out of order, and a client must only see progress grow.
-    progress: Option<f64>,
-    asks: mpsc::Sender<Ask>,
+pub enum Event {
+    Progress(ProgressNotificationParam),
+    Log(LoggingMessageNotificationParam),
+    Ask(Ask),
 }
+
+/// Marks an upstream request as a call whose stream events go to its `InFlight`. It rides
+/// the request's in-memory extensions to the HTTP client, which reads the stream.
+#[derive(Debug, Clone)]
+pub struct CallTag(pub mpsc::Sender<Event>);
 
 /// Where one upstream session's unsolicited traffic goes.
 #[derive(Debug)]
@@ -54,6 +65,20 @@ pub struct Owner {
     /// A session client, which can be asked server requests not tied to a call (an
     /// upstream asking for roots when the session starts, say).
     pub session: bool,
+}
+
+/// Notifications not delivered in order on their request's stream, by reason. Dropped:
+/// `no_owner` (unsolicited, while no client holds the upstream session), `call_ended` (for
+/// a call whose client request had already ended), `client_gone` (the client's stream
+/// refused it). Delivered elsewhere: `late` (on the session's GET stream, after its request's
+/// stream had ended).
+#[derive(Debug, Clone, Default)]
+pub struct Diverted(pub Family<ReasonLabel, Counter>);
+
+impl Diverted {
+    pub fn count(&self, reason: &'static str) {
+        self.0.get_or_create(&ReasonLabel { reason }).inc();
+    }
 }
 
 /// How long a session client may take to answer an upstream's request: one that never
@@ -81,13 +106,31 @@ pub async fn ask_client(
     serde_json::to_value(answer).map_err(|e| McpError::internal_error(e.to_string(), None))
 }
 
-#[derive(Debug, Default)]
+type SharedOwner = Arc<Mutex<Option<Owner>>>;
+
+/// One upstream session's unsolicited traffic: who takes it now, and the ordered queue to
+/// them.
+#[derive(Debug)]
 pub struct Relay {
-    owner: Mutex<Option<Owner>>,
-    calls: Mutex<HashMap<RequestId, Route>>,
+    owner: SharedOwner,
+    unsolicited: mpsc::Sender<ServerNotification>,
+    pub diverted: Diverted,
 }
 
 impl Relay {
+    /// A relay and its forwarding task, which ends when the relay and the session's stream
+    /// readers are gone.
+    pub fn new(diverted: Diverted) -> Self {
+        let owner: SharedOwner = Arc::default();
+        let (unsolicited, queue) = mpsc::channel(OWNER_EVENTS);
+        tokio::spawn(forward_unsolicited(owner.clone(), queue, diverted.clone()));
+        Self {
+            owner,
+            unsolicited,
+            diverted,
+        }
+    }
+
     /// Sends this session's unsolicited traffic to `owner` from now on (`None`: drop it).
     pub fn set_owner(&self, owner: Option<Owner>) {
         if let Ok(mut o) = self.owner.lock() {
@@ -95,64 +138,70 @@ impl Relay {
         }
     }
 
-    fn owner_peer(&self, for_logs: bool) -> Option<Peer<RoleServer>> {
-        let owner = self.owner.lock().ok()?;
+    /// The queue to the owner, for the session's stream readers.
+    pub fn unsolicited(&self) -> mpsc::Sender<ServerNotification> {
+        self.unsolicited.clone()
+    }
+
+    fn owner_peer(owner: &SharedOwner, for_logs: bool) -> Option<Peer<RoleServer>> {
+        let owner = owner.lock().ok()?;
         owner
             .as_ref()
             .filter(|o| o.wants_logs || !for_logs)
             .map(|o| o.peer.clone())
     }
+}
 
-    /// The route of the call an inbound upstream request belongs to: the request whose
-    /// stream carried it, or the only call in flight.
-    fn asks_for(&self, extensions: &Extensions) -> Option<mpsc::Sender<Ask>> {
-        let calls = self.calls.lock().ok()?;
-        match extensions.get::<InboundStreamOrigin>() {
-            Some(InboundStreamOrigin::OutboundRequest(id)) => calls.get(id).map(|r| r.asks.clone()),
-            _ if calls.len() == 1 => calls.values().next().map(|r| r.asks.clone()),
-            _ => None,
+async fn forward_unsolicited(
+    owner: SharedOwner,
+    mut queue: mpsc::Receiver<ServerNotification>,
+    diverted: Diverted,
+) {
+    while let Some(notification) = queue.recv().await {
+        let for_logs = matches!(
+            notification,
+            ServerNotification::LoggingMessageNotification(_)
+        );
+        match Relay::owner_peer(&owner, for_logs) {
+            Some(peer) => {
+                if peer.send_notification(notification).await.is_err() {
+                    diverted.count("client_gone");
+                }
+            }
+            None => diverted.count("no_owner"),
         }
-    }
-
-    async fn ask<T: serde::de::DeserializeOwned>(
-        &self,
-        request: InputRequest,
-        extensions: &Extensions,
-    ) -> Result<T, McpError> {
-        let unroutable = || {
-            McpError::internal_error("no client request is waiting for this server request", None)
-        };
-        let value = match self.asks_for(extensions) {
-            Some(asks) => {
-                let (reply, answer) = oneshot::channel();
-                asks.send(Ask { request, reply })
-                    .await
-                    .map_err(|_| unroutable())?;
-                answer.await.map_err(|_| {
-                    McpError::internal_error("the client request ended before answering", None)
-                })??
-            }
-            None => {
-                let session = self
-                    .owner
-                    .lock()
-                    .ok()
-                    .and_then(|o| o.as_ref().filter(|o| o.session).map(|o| o.peer.clone()));
-                ask_client(&session.ok_or_else(unroutable)?, &request).await?
-            }
-        };
-        serde_json::from_value(value).map_err(|e| {
-            McpError::internal_error(format!("the client's answer is malformed: {e}"), None)
-        })
     }
 }
 
-/// The client side of an upstream session: answers the upstream's requests through the
-/// relay and forwards its notifications.
+/// The client side of an upstream session. Requests the stream readers did not take (those
+/// on the session's own stream, or on the stream of a listing) go to a session client that
+/// owns the session; the notifications rmcp still sees were already passed on by the
+/// stream readers.
 #[derive(Debug, Clone)]
 pub struct RelayHandler {
     pub relay: Arc<Relay>,
     pub info: ClientConfig,
+}
+
+impl RelayHandler {
+    async fn ask<T: serde::de::DeserializeOwned>(
+        &self,
+        request: InputRequest,
+    ) -> Result<T, McpError> {
+        let unroutable = || {
+            McpError::internal_error("no client request is waiting for this server request", None)
+        };
+        let session = self
+            .relay
+            .owner
+            .lock()
+            .ok()
+            .and_then(|o| o.as_ref().filter(|o| o.session).map(|o| o.peer.clone()));
+        let value = ask_client(&session.ok_or_else(unroutable)?, &request).await?;
+        serde_json::from_value(value).map_err(|e| {
+            McpError::internal_error(format!("the client's answer is malformed: {e}"), None)
+        })
+    }
 }
 
 impl ClientHandler for RelayHandler {
@@ -163,103 +212,44 @@ impl ClientHandler for RelayHandler {
     async fn create_message(
         &self,
         params: CreateMessageRequestParams,
-        ctx: RequestContext<RoleClient>,
+        _ctx: RequestContext<RoleClient>,
     ) -> Result<CreateMessageResult, McpError> {
         let request = InputRequest::CreateMessage(CreateMessageRequest::new(params));
-        self.relay.ask(request, &ctx.extensions).await
+        self.ask(request).await
     }
 
     async fn create_elicitation(
         &self,
         params: ElicitRequestParams,
-        ctx: RequestContext<RoleClient>,
+        _ctx: RequestContext<RoleClient>,
     ) -> Result<ElicitResult, McpError> {
         let request = InputRequest::Elicitation(ElicitRequest::new(params));
-        self.relay.ask(request, &ctx.extensions).await
+        self.ask(request).await
     }
 
     async fn list_roots(
         &self,
-        ctx: RequestContext<RoleClient>,
+        _ctx: RequestContext<RoleClient>,
     ) -> Result<ListRootsResult, McpError> {
         let request = InputRequest::ListRoots(ListRootsRequest::default());
-        self.relay.ask(request, &ctx.extensions).await
-    }
-
-    async fn on_progress(
-        &self,
-        params: ProgressNotificationParam,
-        _ctx: NotificationContext<RoleClient>,
-    ) {
-        let target = self.relay.calls.lock().ok().and_then(|mut calls| {
-            let route = calls
-                .values_mut()
-                .find(|r| r.upstream_token == params.progress_token)?;
-            if route.progress.is_some_and(|p| p >= params.progress) {
-                return None;
-            }
-            route.progress = Some(params.progress);
-            Some((route.peer.clone(), route.client_token.clone()?))
-        });
-        if let Some((peer, token)) = target {
-            let mut params = params;
-            params.progress_token = token;
-            peer.notify_progress(params).await.ok();
-        }
-    }
-
-    async fn on_logging_message(
-        &self,
-        params: LoggingMessageNotificationParam,
-        _ctx: NotificationContext<RoleClient>,
-    ) {
-        if let Some(peer) = self.relay.owner_peer(true) {
-            peer.notify_logging_message(params).await.ok();
-        }
-    }
-
-    async fn on_resource_updated(
-        &self,
-        params: ResourceUpdatedNotificationParam,
-        _ctx: NotificationContext<RoleClient>,
-    ) {
-        if let Some(peer) = self.relay.owner_peer(false) {
-            peer.notify_resource_updated(params).await.ok();
-        }
-    }
-
-    async fn on_tool_list_changed(&self, _ctx: NotificationContext<RoleClient>) {
-        if let Some(peer) = self.relay.owner_peer(false) {
-            peer.notify_tool_list_changed().await.ok();
-        }
-    }
-
-    async fn on_prompt_list_changed(&self, _ctx: NotificationContext<RoleClient>) {
-        if let Some(peer) = self.relay.owner_peer(false) {
-            peer.notify_prompt_list_changed().await.ok();
-        }
-    }
-
-    async fn on_resource_list_changed(&self, _ctx: NotificationContext<RoleClient>) {
-        if let Some(peer) = self.relay.owner_peer(false) {
-            peer.notify_resource_list_changed().await.ok();
-        }
+        self.ask(request).await
     }
 }
 
 /// What a request in flight upstream produced next.
 #[derive(Debug)]
 pub enum Step {
+    Event(Event),
     Done(Result<ServerResult, ServiceError>),
-    Ask(Ask),
 }
 
 /// A request in flight upstream. Dropping it before its answer cancels the request
 /// upstream.
 pub struct InFlight {
     answer: Option<BoxFuture<'static, Result<ServerResult, ServiceError>>>,
-    asks: mpsc::Receiver<Ask>,
-    relay: Arc<Relay>,
+    /// The answer, once it came, while events queued before it are still being taken.
+    done: Option<Result<ServerResult, ServiceError>>,
+    events: mpsc::Receiver<Event>,
     id: RequestId,
     peer: Peer<RoleClient>,
 }
@@ -273,68 +263,55 @@ impl std::fmt::Debug for InFlight {
 }
 
 impl InFlight {
-    /// Sends `request` on `upstream`; progress goes to `downstream` under `client_token`.
+    /// Sends `request` on `upstream`, with `meta` added to its `_meta`.
     pub async fn start(
         upstream: &Peer<RoleClient>,
-        relay: Arc<Relay>,
-        request: ClientRequest,
-        downstream: Peer<RoleServer>,
-        client_token: Option<ProgressToken>,
+        mut request: ClientRequest,
         meta: Option<RequestMetaObject>,
     ) -> Result<Self, ServiceError> {
+        let (tag, events) = mpsc::channel(CALL_EVENTS);
+        request.extensions_mut().insert(CallTag(tag));
         let mut options = PeerRequestOptions::no_options();
         options.meta = meta;
         let handle = upstream.send_cancellable_request(request, options).await?;
-        let (tx, asks) = mpsc::channel(4);
-        if let Ok(mut calls) = relay.calls.lock() {
-            calls.insert(
-                handle.id.clone(),
-                Route {
-                    peer: downstream,
-                    client_token,
-                    upstream_token: handle.progress_token.clone(),
-                    progress: None,
-                    asks: tx,
-                },
-            );
-        }
         let id = handle.id.clone();
         Ok(Self {
             answer: Some(Box::pin(handle.await_response())),
-            asks,
-            relay,
+            done: None,
+            events,
             id,
             peer: upstream.clone(),
         })
     }
 
-    /// Sends the call's progress and server requests to `downstream` from now on (a held
-    /// call continued by the client's next request).
-    pub fn rebind(&self, downstream: Peer<RoleServer>, client_token: Option<ProgressToken>) {
-        if let Ok(mut calls) = self.relay.calls.lock()
-            && let Some(route) = calls.get_mut(&self.id)
-        {
-            route.peer = downstream;
-            route.client_token = client_token;
-        }
+    /// An event already queued, without waiting.
+    pub fn queued(&mut self) -> Option<Event> {
+        self.events.try_recv().ok()
     }
 
-    /// The next server-to-client request, without waiting for the answer.
-    pub async fn next_ask(&mut self) -> Option<Ask> {
-        self.asks.recv().await
-    }
-
-    /// The answer, or the next server-to-client request made while preparing it.
+    /// The next event, or the answer once every event the upstream sent before it has been
+    /// taken.
     pub async fn next(&mut self) -> Step {
-        let Some(answer) = self.answer.as_mut() else {
-            return Step::Done(Err(ServiceError::TransportClosed));
-        };
-        tokio::select! {
-            biased;
-            Some(ask) = self.asks.recv() => Step::Ask(ask),
-            result = answer => {
-                self.answer = None;
-                Step::Done(result)
+        loop {
+            let Some(answer) = self.answer.as_mut() else {
+                // The stream reader queued everything that preceded the answer before
+                // handing the answer on, so what is queued now is all there is.
+                if let Some(event) = self.queued() {
+                    return Step::Event(event);
+                }
+                return Step::Done(
+                    self.done
+                        .take()
+                        .unwrap_or(Err(ServiceError::TransportClosed)),
+                );
+            };
+            tokio::select! {
+                biased;
+                Some(event) = self.events.recv() => return Step::Event(event),
+                result = answer => {
+                    self.answer = None;
+                    self.done = Some(result);
+                }
             }
         }
     }
@@ -342,9 +319,6 @@ impl InFlight {
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        if let Ok(mut calls) = self.relay.calls.lock() {
-            calls.remove(&self.id);
-        }
         if self.answer.is_some() {
             // Abandoned (timeout, client cancellation, shutdown): tell the upstream.
             let peer = self.peer.clone();

@@ -3,11 +3,15 @@
 //! worker can record it with the client session; it can take over an upstream session
 //! another worker (or this one, before it let the client session go idle) opened, by
 //! answering rmcp's `initialize` handshake from that record instead of sending it; and it
-//! ends the upstream session only when the client ended its own.
+//! ends the upstream session only when the client ended its own. Its SSE streams are read
+//! by `route.rs` before rmcp sees them, so what the upstream sends keeps its order.
 
+use crate::relay::CallTag;
+use crate::route::{Answerer, Router};
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use http::{HeaderName, HeaderValue};
+use rmcp::model::GetExtensions as _;
 use rmcp::model::{
     ClientJsonRpcMessage, ClientNotification, ClientRequest, InitializeResult,
     ServerJsonRpcMessage, ServerResult,
@@ -45,6 +49,7 @@ pub struct SessionClient {
     state: Arc<Mutex<State>>,
     on_session: OnSession,
     may_end: MayEnd,
+    router: Router,
 }
 
 impl std::fmt::Debug for SessionClient {
@@ -59,6 +64,7 @@ impl SessionClient {
         takeover: Option<Takeover>,
         on_session: OnSession,
         may_end: MayEnd,
+        router: Router,
     ) -> Self {
         Self {
             http,
@@ -68,6 +74,7 @@ impl SessionClient {
             })),
             on_session,
             may_end,
+            router,
         }
     }
 
@@ -159,6 +166,20 @@ impl StreamableHttpClient for SessionClient {
         if let Some(local) = self.intercept(&message) {
             return Ok(local);
         }
+        let call = match &message {
+            ClientJsonRpcMessage::Request(r) => r.request.extensions().get::<CallTag>().cloned(),
+            _ => None,
+        };
+        let call = call.map(|tag| {
+            let answerer = Answerer {
+                http: self.http.clone(),
+                uri: uri.clone(),
+                session_id: session_id.clone(),
+                auth_header: auth_header.clone(),
+                headers: custom_headers.clone(),
+            };
+            (tag, answerer)
+        });
         let response = self
             .http
             .post_message_with_response_limits(
@@ -171,7 +192,12 @@ impl StreamableHttpClient for SessionClient {
             )
             .await?;
         self.observe(&message, &response);
-        Ok(response)
+        Ok(match response {
+            StreamableHttpPostResponse::Sse(stream, id) => {
+                StreamableHttpPostResponse::Sse(self.router.post_stream(stream, call), id)
+            }
+            other => other,
+        })
     }
 
     async fn post_message_with_max_sse_event_size(
@@ -221,9 +247,11 @@ impl StreamableHttpClient for SessionClient {
         auth_header: Option<String>,
         custom_headers: HashMap<HeaderName, HeaderValue>,
     ) -> Result<BoxStream<'static, Result<Sse, SseError>>, StreamableHttpError<Self::Error>> {
-        self.http
+        let stream = self
+            .http
             .get_stream(uri, session_id, last_event_id, auth_header, custom_headers)
-            .await
+            .await?;
+        Ok(self.router.session_stream(stream))
     }
 
     async fn get_stream_with_max_sse_event_size(
@@ -235,7 +263,8 @@ impl StreamableHttpClient for SessionClient {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         max_sse_event_size: usize,
     ) -> Result<BoxStream<'static, Result<Sse, SseError>>, StreamableHttpError<Self::Error>> {
-        self.http
+        let stream = self
+            .http
             .get_stream_with_max_sse_event_size(
                 uri,
                 session_id,
@@ -244,6 +273,7 @@ impl StreamableHttpClient for SessionClient {
                 custom_headers,
                 max_sse_event_size,
             )
-            .await
+            .await?;
+        Ok(self.router.session_stream(stream))
     }
 }

@@ -8,8 +8,9 @@
 //! headers are sent; the client's credential never is.
 
 use crate::policy::Connector;
-use crate::relay::{Owner, Relay, RelayHandler};
+use crate::relay::{Diverted, Owner, Relay, RelayHandler};
 use crate::resume::{MayEnd, OnSession, SessionClient, Takeover};
+use crate::route::Router;
 use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProtocolVersion};
 use rmcp::service::{ClientLifecycleMode, ClientServiceExt as _, Peer, RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
@@ -186,6 +187,7 @@ impl Pool {
 pub struct Upstreams {
     http: reqwest::Client,
     guard: UpstreamGuard,
+    diverted: Diverted,
     pools: Mutex<HashMap<(String, String), Arc<Pool>>>,
 }
 
@@ -198,7 +200,8 @@ pub fn client_info(capabilities: ClientCapabilities) -> ClientConfig {
 }
 
 impl Upstreams {
-    pub fn new(guard: UpstreamGuard) -> Result<Self, UpstreamError> {
+    /// Upstream sessions whose unsolicited traffic reaches no client count it in `diverted`.
+    pub fn new(guard: UpstreamGuard, diverted: Diverted) -> Result<Self, UpstreamError> {
         let http = reqwest::Client::builder()
             .dns_resolver(Arc::new(GuardedResolver(guard.clone())))
             .tcp_nodelay(true)
@@ -209,6 +212,7 @@ impl Upstreams {
         Ok(Self {
             http,
             guard,
+            diverted,
             pools: Mutex::default(),
         })
     }
@@ -326,14 +330,19 @@ impl Upstreams {
             let Some(left) = c.timeout.checked_sub(started.elapsed()) else {
                 break;
             };
+            let relay = Arc::new(Relay::new(self.diverted.clone()));
+            let router = Router {
+                owner: relay.unsolicited(),
+                diverted: self.diverted.clone(),
+            };
             let http = SessionClient::new(
                 self.http.clone(),
                 takeover.take(),
                 on_session.clone(),
                 may_end.clone(),
+                router,
             );
             let transport = StreamableHttpClientTransport::with_client(http, config.clone());
-            let relay = Arc::new(Relay::default());
             let handler = RelayHandler {
                 relay: relay.clone(),
                 info: info.clone(),

@@ -8,6 +8,7 @@ mod bridging;
 mod bus_contract;
 mod cross_worker;
 mod limits;
+mod ordering;
 mod publisher;
 mod python_sdk;
 mod reflection_health;
