@@ -114,6 +114,36 @@ struct Fixture {
     calls: Arc<AtomicUsize>,
     cancelled: Arc<AtomicUsize>,
     headers: Arc<Mutex<Vec<http::HeaderMap>>>,
+    gate: Arc<Gate>,
+}
+
+/// Holds calls of `hold` until the test opens it, counting those waiting.
+#[derive(Debug)]
+pub struct Gate {
+    waiting: AtomicUsize,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self {
+            waiting: AtomicUsize::new(0),
+            open: tokio::sync::watch::Sender::new(false),
+        }
+    }
+}
+
+impl Gate {
+    async fn pass(&self, ct: &CancellationToken) -> bool {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let mut open = self.open.subscribe();
+        let passed = tokio::select! {
+            r = open.wait_for(|o| *o) => r.is_ok(),
+            () = ct.cancelled() => false,
+        };
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        passed
+    }
 }
 
 fn schema(props: serde_json::Value) -> Arc<JsonObject> {
@@ -215,6 +245,11 @@ impl ServerHandler for Fixture {
                 schema(json!({"ms": {"type": "number"}})),
             ),
             Tool::new(
+                "hold",
+                "Answers once the test opens the gate, unless cancelled",
+                schema(json!({})),
+            ),
+            Tool::new(
                 "progress",
                 "Reports progress 1 and 2 of 2, and logs a line, before answering",
                 schema(json!({})),
@@ -271,6 +306,13 @@ impl ServerHandler for Fixture {
                     }
                     () = tokio::time::sleep(Duration::from_millis(ms)) => format!("slept {ms} ms"),
                 }
+            }
+            "hold" => {
+                if !self.gate.pass(&ctx.ct).await {
+                    self.cancelled.fetch_add(1, Ordering::SeqCst);
+                    return Err(McpError::internal_error("cancelled", None));
+                }
+                "released".to_owned()
             }
             "ask_name" => {
                 let name = request
@@ -410,6 +452,7 @@ pub struct TestUpstream {
     pub calls: Arc<AtomicUsize>,
     /// Calls of `slow` that were cancelled by the caller.
     pub cancelled: Arc<AtomicUsize>,
+    gate: Arc<Gate>,
     /// Tool calls that reached the fault layer (each worker attempt counts).
     pub attempts: Arc<AtomicUsize>,
     headers: Arc<Mutex<Vec<http::HeaderMap>>>,
@@ -442,10 +485,12 @@ impl TestUpstream {
             era,
             executions: executions.clone(),
             calls: Arc::default(),
+            gate: Arc::default(),
             cancelled: Arc::default(),
             headers: Arc::default(),
         };
         let calls = fixture.calls.clone();
+        let gate = fixture.gate.clone();
         let cancelled = fixture.cancelled.clone();
         let headers = fixture.headers.clone();
         let service = StreamableHttpService::new(
@@ -479,6 +524,7 @@ impl TestUpstream {
         Self {
             url: format!("http://{addr}/mcp"),
             calls,
+            gate,
             cancelled,
             attempts,
             headers,
@@ -486,6 +532,16 @@ impl TestUpstream {
             faults,
             stop,
         }
+    }
+
+    /// Calls of `hold` waiting for the gate.
+    pub fn holding(&self) -> usize {
+        self.gate.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Opens the gate: calls of `hold` answer, now and from now on.
+    pub fn release(&self) {
+        self.gate.open.send_replace(true);
     }
 
     /// Every request's headers so far.

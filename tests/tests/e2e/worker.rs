@@ -180,6 +180,7 @@ async fn tenant_tools_are_aggregated_and_called_through_the_worker() {
         "alpha__add",
         "alpha__ask_name",
         "alpha__echo",
+        "alpha__hold",
         "alpha__progress",
         "alpha__record",
         "alpha__record_idempotent",
@@ -190,6 +191,7 @@ async fn tenant_tools_are_aggregated_and_called_through_the_worker() {
         "ask_name",
         "delete_everything",
         "echo",
+        "hold",
         "progress",
         "record",
         "record_idempotent",
@@ -666,17 +668,13 @@ async fn timeouts_and_client_cancellation_reach_the_upstream() {
 
     // The connector's timeout ends the call with a result naming the connector, and the
     // upstream is told to stop.
-    let started = Instant::now();
     let timed_out = call(&client, "alpha__slow", serde_json::json!({})).await;
-    let took = started.elapsed();
-    println!("upstream timeout of 500 ms answered after {took:?}");
     assert_eq!(timed_out.is_error, Some(true));
+    let said = text_of(&timed_out);
     assert!(
-        text_of(&timed_out).contains("alpha"),
-        "{}",
-        text_of(&timed_out)
+        said.contains("alpha") && said.contains("within 500 ms"),
+        "{said}"
     );
-    assert!(took < Duration::from_secs(10), "took {took:?}");
     assert_eventually!(
         up.cancelled.load(std::sync::atomic::Ordering::SeqCst) == 1,
         DEADLINE,
@@ -684,6 +682,7 @@ async fn timeouts_and_client_cancellation_reach_the_upstream() {
     );
 
     // A client that gives up cancels its request; the cancellation reaches the upstream.
+    let calls_before = up.calls.load(std::sync::atomic::Ordering::SeqCst);
     let handle = client
         .peer()
         .send_cancellable_request(
@@ -694,7 +693,11 @@ async fn timeouts_and_client_cancellation_reach_the_upstream() {
         )
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eventually!(
+        up.calls.load(std::sync::atomic::Ordering::SeqCst) == calls_before + 1,
+        DEADLINE,
+        "the call reached the upstream"
+    );
     handle
         .cancel(Some("user pressed stop".into()))
         .await
