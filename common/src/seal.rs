@@ -174,6 +174,15 @@ impl Keyring {
             .map_err(|_| SealError::Forged)
     }
 
+    /// Names the primary key without revealing it: its fingerprint in hex.
+    pub fn primary_id(&self) -> String {
+        self.primary
+            .fingerprint()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
     /// Whether `sealed` was made with a retired key and should be re-sealed.
     pub fn needs_reseal(&self, sealed: &[u8]) -> bool {
         sealed.get(1..1 + FINGERPRINT_LEN) != Some(&self.primary.fingerprint()[..])

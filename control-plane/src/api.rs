@@ -122,9 +122,9 @@ fn tenant_pb(t: Tenant) -> pb::Tenant {
     pb::Tenant {
         slug: t.slug.to_string(),
         display_name: t.display_name,
-        status: match t.status {
-            TenantStatus::Active => pb::TenantStatus::Active,
-            TenantStatus::Suspended => pb::TenantStatus::Suspended,
+        state: match t.status {
+            TenantStatus::Active => pb::TenantState::Active,
+            TenantStatus::Suspended => pb::TenantState::Suspended,
         } as i32,
         quotas: Some(pb::Quotas {
             requests_per_second: Some(q.requests_per_second),
@@ -139,6 +139,16 @@ fn tenant_pb(t: Tenant) -> pb::Tenant {
         update_time: Some(timestamp(t.updated_at)),
         etag: t.revision.to_string(),
         suspend_reason: t.suspend_reason,
+        status: None,
+    }
+}
+
+fn status_pb(s: PublishStatus) -> pb::TenantStatus {
+    pb::TenantStatus {
+        published_revision: s.published_revision,
+        publish_time: s.published_at.map(timestamp),
+        publish_error: s.error,
+        publish_error_time: s.error_at.map(timestamp),
     }
 }
 
@@ -186,7 +196,9 @@ impl pb::tenant_service_server::TenantService for Admin {
         reply(
             async {
                 let slug = slug("slug", &r.slug)?;
-                Ok(tenant_pb(self.store.get_tenant(&slug).await?))
+                let mut tenant = tenant_pb(self.store.get_tenant(&slug).await?);
+                tenant.status = Some(status_pb(self.store.publish_status(&slug).await?));
+                Ok(tenant)
             }
             .await,
         )

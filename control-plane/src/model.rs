@@ -316,3 +316,21 @@ pub struct OutboxEntry {
     pub tenant: TenantSlug,
     pub revision: u64,
 }
+
+/// How a tenant's policy reaches the workers (see `TenantStatus` in tenants.proto).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublishStatus {
+    /// The newest revision published to the policy bus; 0 before the first.
+    pub published_revision: u64,
+    pub published_at: Option<Millis>,
+    /// Why publishing fails, while it does; empty once it succeeded again.
+    pub error: String,
+    pub error_at: Option<Millis>,
+}
+
+/// What the outbox holds: entries not yet published, and when the oldest was written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxBacklog {
+    pub entries: u64,
+    pub oldest_at: Option<Millis>,
+}

@@ -4,9 +4,12 @@
 //! tick (changes made through another control-plane replica). While the bus is unreachable
 //! it retries with backoff and acknowledges nothing, so no change is lost. Any number of
 //! replicas may run this: the bus refuses writes that would move a tenant backwards.
+//! Each tenant's outcome is recorded in the store (its `TenantStatus`) and counted in the
+//! control plane's metrics.
 
 use crate::compile::{Keys, compile};
 use crate::error::Result as StoreResult;
+use crate::metrics::Metrics;
 use crate::model::now_millis;
 use crate::store::Store;
 use std::collections::BTreeMap;
@@ -20,6 +23,9 @@ use tokio::sync::Notify;
 const BATCH: u32 = 256;
 const TICK: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often the publisher looks for policies sealed with another policy key (replicas
+/// still holding the old key during a rotation publish with it until they are replaced).
+const RESEAL_EVERY: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -35,16 +41,30 @@ pub struct Publisher {
     bus: Arc<dyn PolicyBus>,
     keys: Keys,
     changed: Arc<Notify>,
+    metrics: Arc<Metrics>,
+    /// Names the policy key policies are sealed with now.
+    key_id: String,
 }
 
 impl Publisher {
-    pub fn new(store: Store, bus: Arc<dyn PolicyBus>, keys: Keys) -> Self {
+    pub fn new(store: Store, bus: Arc<dyn PolicyBus>, keys: Keys, metrics: Arc<Metrics>) -> Self {
         let changed = store.changes();
+        let key_id = keys.policy.primary_id();
         Self {
             store,
             bus,
             keys,
             changed,
+            metrics,
+            key_id,
+        }
+    }
+
+    /// Records why `tenant`'s policy was not published; recording is best effort.
+    async fn failed(&self, tenant: &TenantSlug, reason: &'static str, error: &str) {
+        self.metrics.publish_failed(reason);
+        if let Err(e) = self.store.record_publish_error(tenant, error).await {
+            tracing::debug!(tenant = %tenant, error = %e, "recording a publish error failed");
         }
     }
 
@@ -61,20 +81,50 @@ impl Publisher {
                 Ok(p) => Ok(Some(p)),
                 Err(e) => {
                     tracing::error!(tenant = %tenant, error = %e, "policy does not compile; not published");
+                    self.failed(
+                        tenant,
+                        "compile",
+                        &format!("the policy does not compile: {e}"),
+                    )
+                    .await;
                     Ok(None)
                 }
             },
         }
     }
 
-    async fn publish(&self, policy: &TenantPolicy) -> Result<(), PublishError> {
-        match self.bus.publish(policy).await? {
-            Published::Written => {
+    async fn publish(
+        &self,
+        tenant: &TenantSlug,
+        policy: &TenantPolicy,
+    ) -> Result<(), PublishError> {
+        self.metrics.publish_attempts.inc();
+        match self.bus.publish(policy).await {
+            Ok(Published::Written) => {
                 tracing::debug!(tenant = %policy.tenant, revision = policy.revision, "policy published");
             }
-            Published::Stale { stored } => {
+            Ok(Published::Stale { stored }) => {
+                // What the bus holds was written, and recorded, by whoever wrote it.
                 tracing::debug!(tenant = %policy.tenant, revision = policy.revision, stored, "bus already newer");
+                return Ok(());
             }
+            Err(e) => {
+                self.failed(
+                    tenant,
+                    "bus",
+                    &format!("the policy bus did not take it: {e}"),
+                )
+                .await;
+                return Err(e.into());
+            }
+        }
+        if !is_tombstone(policy)
+            && let Err(e) = self
+                .store
+                .record_published(tenant, policy.revision, &self.key_id)
+                .await
+        {
+            tracing::debug!(tenant = %tenant, error = %e, "recording a publish failed");
         }
         Ok(())
     }
@@ -87,7 +137,7 @@ impl Publisher {
             let page = self.store.list_tenants(after.as_deref(), BATCH).await?;
             for t in &page {
                 if let Some(policy) = self.policy_of(&t.slug, t.policy_revision).await? {
-                    self.publish(&policy).await?;
+                    self.publish(&t.slug, &policy).await?;
                     count += 1;
                 }
             }
@@ -115,11 +165,38 @@ impl Publisher {
             }
             for (tenant, revision) in newest {
                 if let Some(policy) = self.policy_of(tenant, revision).await? {
-                    self.publish(&policy).await?;
+                    self.publish(tenant, &policy).await?;
                 }
             }
             self.store.outbox_ack(last).await?;
             drained += entries.len();
+        }
+    }
+
+    /// Gives a new revision to every tenant whose policy was last published sealed with
+    /// another policy key, so it is published again under the current one (after the
+    /// policy key changed); returns how many.
+    pub async fn reseal(&self) -> Result<usize, PublishError> {
+        let mut count = 0;
+        loop {
+            let stale = self
+                .store
+                .sealed_with_other_key(&self.key_id, BATCH)
+                .await?;
+            // What the sweep found when it started: 0 once a sweep finds none.
+            if count == 0 {
+                self.metrics.sealed_with_other_key.set(stale.len() as i64);
+            }
+            if stale.is_empty() {
+                return Ok(count);
+            }
+            for tenant in &stale {
+                self.store.touch_policy(tenant).await?;
+            }
+            count += stale.len();
+            // Touched tenants keep their old key until published: publish before looking
+            // again, or the same tenants come back.
+            self.drain().await?;
         }
     }
 
@@ -128,9 +205,24 @@ impl Publisher {
         tokio::pin!(shutdown);
         let mut backoff = Duration::from_millis(100);
         let mut caught_up = false;
+        // The first pass after catching up looks for policies sealed with another key.
+        let mut resealed: Option<tokio::time::Instant> = None;
         loop {
             let result = if caught_up {
-                self.drain().await.map(|_| ())
+                match self.drain().await {
+                    Ok(_) if resealed.is_none_or(|at| at.elapsed() >= RESEAL_EVERY) => {
+                        resealed = Some(tokio::time::Instant::now());
+                        self.reseal().await.map(|n| {
+                            if n > 0 {
+                                tracing::info!(
+                                    tenants = n,
+                                    "policies sealed with another policy key published again"
+                                );
+                            }
+                        })
+                    }
+                    other => other.map(|_| ()),
+                }
             } else {
                 match self.republish_all().await {
                     Ok(n) => {
@@ -147,6 +239,9 @@ impl Publisher {
                     TICK
                 }
                 Err(e) => {
+                    if let PublishError::Store(_) = e {
+                        self.metrics.publish_failed("store");
+                    }
                     tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "publishing policies failed");
                     let wait = backoff;
                     backoff = (backoff * 2).min(MAX_BACKOFF);
@@ -160,4 +255,9 @@ impl Publisher {
             }
         }
     }
+}
+
+/// Whether `policy` says its tenant is gone.
+fn is_tombstone(policy: &TenantPolicy) -> bool {
+    policy.status == switchyard_proto::policy::v1::Status::Deleted as i32
 }

@@ -1,11 +1,12 @@
 //! Runs the admin API on a listener the caller bound: the admin services (tenants,
 //! connectors, keys, fleet) behind operator authentication, plus gRPC reflection and
-//! grpc.health.v1.
+//! grpc.health.v1; and health and metrics on a second listener, if given.
 
 use crate::api::Admin;
 use crate::auth::{MIN_TOKEN_LEN, OperatorAuth, hash_token};
 use crate::compile::Keys;
 use crate::error::{Error, Result};
+use crate::metrics::{CallMetricsLayer, Metrics, serve_metrics};
 use crate::publisher::Publisher;
 use crate::store::Store;
 use std::future::Future;
@@ -49,16 +50,35 @@ pub async fn install_bootstrap_token(store: &Store, token: Option<&str>) -> Resu
     Ok(())
 }
 
-/// Serves the admin API on `listener` until `shutdown` completes.
+/// Where the control plane listens: the admin API, and health and metrics (never on the
+/// admin API's port).
+#[derive(Debug)]
+pub struct Listeners {
+    pub grpc: TcpListener,
+    pub metrics: Option<TcpListener>,
+}
+
+/// Serves the admin API (and health and metrics) until `shutdown` completes.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Listeners,
     store: Store,
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     install_bootstrap_token(&store, config.bootstrap_token.as_deref()).await?;
+    let metrics = Arc::new(Metrics::default());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let probes = listeners.metrics.map(|listener| {
+        let stopped = stop.clone().cancelled_owned();
+        tokio::spawn(serve_metrics(
+            listener,
+            store.clone(),
+            metrics.clone(),
+            stopped,
+        ))
+    });
     let publisher = config.policy_bus.map(|bus| {
-        let publisher = Publisher::new(store.clone(), bus, config.keys.clone());
+        let publisher = Publisher::new(store.clone(), bus, config.keys.clone(), metrics.clone());
         tokio::spawn(publisher.run(std::future::pending()))
     });
     let usage = config
@@ -95,8 +115,9 @@ pub async fn serve(
     let reflection_v1alpha = reflection()
         .build_v1alpha()
         .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = TcpIncoming::from(listeners.grpc).with_nodelay(Some(true));
     let served = tonic::transport::Server::builder()
+        .layer(CallMetricsLayer(metrics))
         .layer(OperatorAuth::new(store))
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -116,6 +137,10 @@ pub async fn serve(
         .map_err(|e| Error::Internal(format!("gRPC server: {e}")));
     for task in publisher.into_iter().chain(usage) {
         task.abort();
+    }
+    stop.cancel();
+    if let Some(probes) = probes {
+        probes.await.ok();
     }
     served
 }

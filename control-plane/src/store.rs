@@ -14,6 +14,8 @@ use std::time::Duration;
 use switchyard_common::{ConnectorName, KeyId, TenantSlug};
 use tokio::sync::Notify;
 
+mod publish;
+
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 

@@ -23,6 +23,9 @@ pub struct ControlPlaneArgs {
     /// Address of the admin API [default: 127.0.0.1:50051].
     #[arg(long, env = "SWITCHYARD_GRPC_LISTEN")]
     grpc_listen: Option<SocketAddr>,
+    /// Address of /healthz, /readyz and /metrics [default: 127.0.0.1:9090].
+    #[arg(long, env = "SWITCHYARD_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// Key that seals connector secrets at rest: 32 bytes, base64.
     #[arg(long, env = "SWITCHYARD_MASTER_KEY", hide_env_values = true)]
     master_key: Option<String>,
@@ -77,6 +80,7 @@ pub struct ControlPlaneSettings {
     pub database_url: String,
     pub nats_url: Option<String>,
     pub grpc_listen: SocketAddr,
+    pub metrics_listen: SocketAddr,
     pub config: switchyard_control_plane::Config,
 }
 
@@ -86,6 +90,7 @@ impl ControlPlaneArgs {
             database_url: self.database_url.or(file.database_url),
             nats_url: self.nats_url.or(file.nats_url),
             grpc_listen: self.grpc_listen.or(file.grpc_listen),
+            metrics_listen: self.metrics_listen.or(file.metrics_listen),
             master_key: self.master_key.or(file.master_key),
             previous_master_keys: self.previous_master_keys.or(file.previous_master_keys),
             policy_key: self.policy_key.or(file.policy_key),
@@ -129,6 +134,9 @@ impl ControlPlaneArgs {
             grpc_listen: args
                 .grpc_listen
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 50051))),
+            metrics_listen: args
+                .metrics_listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9090))),
             config: switchyard_control_plane::Config {
                 keys: Keys {
                     master: Keyring::new(master).with_retired(retired),
@@ -175,11 +183,22 @@ pub async fn run_control_plane(args: ControlPlaneArgs) -> anyhow::Result<()> {
         .await
         .context("connecting to the database")?;
     store.migrate().await.context("applying migrations")?;
-    let listener = tokio::net::TcpListener::bind(settings.grpc_listen)
+    let grpc = tokio::net::TcpListener::bind(settings.grpc_listen)
         .await
         .with_context(|| format!("binding grpc-listen {}", settings.grpc_listen))?;
-    tracing::info!(addr = %listener.local_addr()?, "admin API listening");
-    switchyard_control_plane::serve(listener, store, settings.config, crate::shutdown_signal())
+    let metrics = tokio::net::TcpListener::bind(settings.metrics_listen)
+        .await
+        .with_context(|| format!("binding metrics-listen {}", settings.metrics_listen))?;
+    tracing::info!(
+        admin = %grpc.local_addr()?,
+        metrics = %metrics.local_addr()?,
+        "control plane listening"
+    );
+    let listeners = switchyard_control_plane::Listeners {
+        grpc,
+        metrics: Some(metrics),
+    };
+    switchyard_control_plane::serve(listeners, store, settings.config, crate::shutdown_signal())
         .await?;
     Ok(())
 }
@@ -276,6 +295,15 @@ pub struct WorkerArgs {
     /// Key that opens secrets in published policies (the control plane's policy-key).
     #[arg(long, env = "SWITCHYARD_POLICY_KEY", hide_env_values = true)]
     policy_key: Option<String>,
+    /// Other policy keys that still open published policies while the key changes,
+    /// comma-separated.
+    #[arg(
+        long,
+        env = "SWITCHYARD_PREVIOUS_POLICY_KEYS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    previous_policy_keys: Option<Vec<String>>,
     /// Public base URL clients use, e.g. https://mcp.example.com: only its host is accepted
     /// in Host and only its origin in Origin [default: loopback only].
     #[arg(long, env = "SWITCHYARD_PUBLIC_URL")]
@@ -320,6 +348,7 @@ impl WorkerArgs {
                     http_listen: self.http_listen.or(file.http_listen),
                     metrics_listen: self.metrics_listen.or(file.metrics_listen),
                     policy_key: self.policy_key.or(file.policy_key),
+                    previous_policy_keys: self.previous_policy_keys.or(file.previous_policy_keys),
                     public_url: self.public_url.or(file.public_url),
                     upstream_allow: self.upstream_allow.or(file.upstream_allow),
                     worker_id: self.worker_id.or(file.worker_id),
@@ -341,8 +370,15 @@ impl WorkerArgs {
         {
             bail!("public-url (SWITCHYARD_PUBLIC_URL) must be an http(s) URL with a host");
         }
-        let mut config =
-            switchyard_worker::Config::new(Keyring::new(parse_key("policy-key", &policy)?));
+        let previous = args
+            .previous_policy_keys
+            .unwrap_or_default()
+            .iter()
+            .map(|k| parse_key("previous-policy-keys", k))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut config = switchyard_worker::Config::new(
+            Keyring::new(parse_key("policy-key", &policy)?).with_retired(previous),
+        );
         config.public_url = args.public_url;
         config.upstream_guard = UpstreamGuard::new(args.upstream_allow.unwrap_or_default());
         if let Some(id) = args.worker_id {

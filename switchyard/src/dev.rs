@@ -164,7 +164,11 @@ pub async fn run(args: DevArgs, data_dir: &Path) -> anyhow::Result<()> {
             }
         },
     ));
-    let control = switchyard_control_plane::serve(listener, store, config, async move {
+    let listeners = switchyard_control_plane::Listeners {
+        grpc: listener,
+        metrics: None,
+    };
+    let control = switchyard_control_plane::serve(listeners, store, config, async move {
         crate::shutdown_signal().await;
         let _ = stop_tx.send(true);
     });

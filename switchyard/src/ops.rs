@@ -174,7 +174,7 @@ pub enum TenantCommand {
 
 const TENANT_COLUMNS: &[(&str, &str)] = &[
     ("SLUG", "slug"),
-    ("STATUS", "status"),
+    ("STATE", "state"),
     ("RPS", "quotas.requests_per_second"),
     ("BURST", "quotas.burst"),
     ("MAX CONCURRENT", "quotas.max_concurrent_requests"),

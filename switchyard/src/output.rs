@@ -24,15 +24,15 @@ pub fn time(ts: Option<&prost_types::Timestamp>) -> Value {
 
 pub fn tenant(t: &pb::Tenant) -> Value {
     let q = t.quotas.unwrap_or_default();
-    let status = match pb::TenantStatus::try_from(t.status) {
-        Ok(pb::TenantStatus::Active) => "active",
-        Ok(pb::TenantStatus::Suspended) => "suspended",
+    let state = match pb::TenantState::try_from(t.state) {
+        Ok(pb::TenantState::Active) => "active",
+        Ok(pb::TenantState::Suspended) => "suspended",
         _ => "unknown",
     };
-    json!({
+    let mut v = json!({
         "slug": t.slug,
         "display_name": t.display_name,
-        "status": status,
+        "state": state,
         "suspend_reason": t.suspend_reason,
         "quotas": {
             "requests_per_second": q.requests_per_second,
@@ -46,7 +46,16 @@ pub fn tenant(t: &pb::Tenant) -> Value {
         "etag": t.etag,
         "created": time(t.create_time.as_ref()),
         "updated": time(t.update_time.as_ref()),
-    })
+    });
+    if let Some(s) = &t.status {
+        v["status"] = json!({
+            "published_revision": s.published_revision,
+            "published": time(s.publish_time.as_ref()),
+            "publish_error": s.publish_error,
+            "publish_error_at": time(s.publish_error_time.as_ref()),
+        });
+    }
+    v
 }
 
 pub fn usage(u: &pb::TenantUsage) -> Value {

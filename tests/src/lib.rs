@@ -41,6 +41,31 @@ macro_rules! assert_eventually {
     }};
 }
 
+/// Runs each named `async fn(Store)` as two tests, on SQLite and on PostgreSQL: one store
+/// contract, every backend.
+#[macro_export]
+macro_rules! store_contract {
+    ($($name:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let (store, _dir) = $crate::sqlite_store().await;
+                    super::$name(store).await;
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::postgres_store().await).await;
+                }
+            )*
+        }
+    };
+}
+
 // ---- logs ----
 
 #[derive(Clone, Default)]
@@ -146,6 +171,8 @@ impl tonic::service::Interceptor for TokenInterceptor {
 /// A control plane serving on an ephemeral port; stopped when dropped.
 pub struct ControlPlane {
     pub addr: SocketAddr,
+    /// Health and metrics.
+    pub metrics: SocketAddr,
     pub token: String,
     pub store: Store,
     pub keys: Keys,
@@ -199,9 +226,18 @@ impl ControlPlane {
         &self,
         bus: Option<std::sync::Arc<dyn switchyard_bus::PolicyBus>>,
     ) -> Self {
+        self.replica_with_keys(self.keys.clone(), bus).await
+    }
+
+    /// A replica on the same store and token with other keys (a key being rotated).
+    pub async fn replica_with_keys(
+        &self,
+        keys: Keys,
+        bus: Option<std::sync::Arc<dyn switchyard_bus::PolicyBus>>,
+    ) -> Self {
         Self::launch(
             self.store.clone(),
-            self.keys.clone(),
+            keys,
             self.token.clone(),
             bus,
             None,
@@ -221,6 +257,8 @@ impl ControlPlane {
         capture_logs();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics_addr = metrics.local_addr().unwrap();
         let config = Config {
             keys: keys.clone(),
             upstream_guard: UpstreamGuard::new(vec!["127.0.0.0/8".parse().unwrap()]),
@@ -236,7 +274,11 @@ impl ControlPlane {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server_store = store.clone();
         tokio::spawn(async move {
-            switchyard_control_plane::serve(listener, server_store, config, async {
+            let listeners = switchyard_control_plane::Listeners {
+                grpc: listener,
+                metrics: Some(metrics),
+            };
+            switchyard_control_plane::serve(listeners, server_store, config, async {
                 stopped.await.ok();
             })
             .await
@@ -248,6 +290,7 @@ impl ControlPlane {
             .connect_lazy();
         Self {
             addr,
+            metrics: metrics_addr,
             token,
             store,
             keys,

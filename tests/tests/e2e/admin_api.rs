@@ -46,7 +46,7 @@ async fn tenants_create_get_update_suspend_resume_delete() {
         .unwrap()
         .into_inner();
     assert_eq!(created.slug, "acme");
-    assert_eq!(created.status, TenantStatus::Active as i32);
+    assert_eq!(created.state, TenantState::Active as i32);
     let q = created.quotas.unwrap();
     assert_eq!(q.requests_per_second, Some(5));
     assert_eq!(q.max_connectors, Some(3));
@@ -60,7 +60,17 @@ async fn tenants_create_get_update_suspend_resume_delete() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(got, created);
+    // Get adds the publish status; without a policy bus nothing was published.
+    let status = got.status.clone().expect("get shows the publish status");
+    assert_eq!(status.published_revision, 0);
+    assert!(status.publish_time.is_none() && status.publish_error.is_empty());
+    assert_eq!(
+        Tenant {
+            status: None,
+            ..got
+        },
+        created
+    );
 
     // Update merges quota fields: unset ones keep their value.
     let updated = api
@@ -92,7 +102,7 @@ async fn tenants_create_get_update_suspend_resume_delete() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(suspended.status, TenantStatus::Suspended as i32);
+    assert_eq!(suspended.state, TenantState::Suspended as i32);
     assert_eq!(suspended.suspend_reason, "invoice overdue");
 
     let resumed = api
@@ -103,7 +113,7 @@ async fn tenants_create_get_update_suspend_resume_delete() {
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(resumed.status, TenantStatus::Active as i32);
+    assert_eq!(resumed.state, TenantState::Active as i32);
     assert_eq!(resumed.suspend_reason, "");
 
     api.delete_tenant(DeleteTenantRequest {

@@ -211,3 +211,68 @@ async fn two_replicas_never_move_a_tenant_backwards() {
         seen.insert(p.tenant.clone(), p.revision);
     }
 }
+
+#[tokio::test]
+async fn a_new_policy_key_seals_every_tenant_again() {
+    let nats = NatsServer::start().await;
+    let bus: Arc<dyn PolicyBus> = Arc::new(NatsBus::new(nats.client().await, "policy"));
+    let old = ControlPlane::start_with_bus(postgres_store().await, Some(bus.clone())).await;
+    old.create_tenant("acme").await;
+    let c = old
+        .connectors()
+        .create_connector(mcp_connector(
+            "acme",
+            "gh",
+            "http://127.0.0.1:9/",
+            &[("authorization", "Bearer sealed")],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let first: u64 = c.etag.parse().unwrap();
+    assert_eventually!(
+        bus_revision(&*bus, "acme").await.map(|r| r.0) == Some(first),
+        DEADLINE,
+        "published under the old key"
+    );
+    let header =
+        |p: &switchyard_proto::policy::v1::TenantPolicy| match p.connectors[0].kind.as_ref() {
+            Some(switchyard_proto::policy::v1::connector::Kind::Mcp(m)) => {
+                m.headers[0].sealed_value.clone()
+            }
+            _ => panic!("an MCP connector"),
+        };
+    let aad = switchyard_common::seal::policy_header_aad("acme", "gh", "authorization");
+    let sealed = header(&bus.get("acme").await.unwrap().unwrap());
+    assert!(old.keys.policy.open(&aad, &sealed).is_ok());
+
+    // The control plane restarts with a new policy key (the master key stays).
+    let keys = switchyard_control_plane::compile::Keys {
+        master: old.keys.master.clone(),
+        policy: switchyard_common::seal::Keyring::new(
+            switchyard_common::seal::SecretKey::generate(),
+        ),
+    };
+    let new = old.replica_with_keys(keys.clone(), Some(bus.clone())).await;
+    drop(old);
+    assert_eventually!(
+        bus_revision(&*bus, "acme").await.map(|r| r.0 > first) == Some(true),
+        DEADLINE,
+        "published again after the key changed"
+    );
+    let policy = bus.get("acme").await.unwrap().unwrap();
+    let opened = keys.policy.open(&aad, &header(&policy)).unwrap();
+    assert_eq!(&opened[..], b"Bearer sealed");
+    let t = new
+        .tenants()
+        .get_tenant(GetTenantRequest {
+            slug: "acme".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        t.policy_revision, policy.revision,
+        "a new revision, not a new change"
+    );
+}

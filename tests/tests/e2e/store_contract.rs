@@ -5,29 +5,7 @@ use switchyard_control_plane::Error;
 use switchyard_control_plane::model::*;
 use switchyard_control_plane::store::{Backend, NewApiKey, NewConnector, Store, TenantChange};
 
-macro_rules! contract {
-    ($($name:ident),* $(,)?) => {
-        mod on_sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let (store, _dir) = switchyard_tests::sqlite_store().await;
-                    super::$name(store).await;
-                }
-            )*
-        }
-        mod on_postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(switchyard_tests::postgres_store().await).await;
-                }
-            )*
-        }
-    };
-}
-
-contract!(
+switchyard_tests::store_contract!(
     tenant_lifecycle,
     duplicate_tenant_is_rejected,
     missing_things_are_not_found,
