@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The full test suite, from a fresh machine: installs what the tests need (nats-server,
 # the MCP Python SDK, pinned npm MCP peers with a Node 22, a private PostgreSQL cluster),
-# checks formatting and lints, runs every test, the MCP conformance suites through a worker
-# and the README's quick starts. Run from the repository root: bash scripts/test.sh
+# checks formatting and lints, the Dockerfile and the Helm chart, runs every test, the MCP
+# conformance suites through a worker, the README's quick starts and the production-shape
+# run of the server roles. Run from the repository root: bash scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -17,6 +18,8 @@ source scripts/setup.sh
 export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 step "cargo fmt --check"
 cargo fmt --all -- --check
+step "Dockerfile and Helm chart (hadolint, lint, Kubernetes schemas, checkov, snapshots)"
+bash scripts/chart.sh
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test"
@@ -26,6 +29,6 @@ cargo build --locked -p switchyard -p switchyard-tests --bins
 bash scripts/conformance.sh "$root/target/debug/conformance-stack"
 step "README quick start"
 PATH="$work/venv/bin:$PATH" bash scripts/quickstart.sh "$root/target/debug/switchyard" "$(command -v grpcurl)"
-step "server roles smoke (control-plane and worker on PostgreSQL and NATS, SIGTERM)"
+step "production shape (migrate, control plane, two workers as non-root from a read-only directory; probes, health, SIGTERM)"
 bash scripts/roles-smoke.sh "$root/target/debug/switchyard" "$PG_URL" "$PG_BINDIR/psql"
 step "all passed"

@@ -3,6 +3,7 @@
 
 mod config;
 mod dev;
+mod health;
 mod ops;
 mod output;
 
@@ -44,6 +45,8 @@ enum Command {
     /// Inspect the worker fleet.
     #[command(subcommand)]
     Fleet(ops::FleetCommand),
+    /// Check that admin APIs serve and readiness URLs answer 200.
+    Health(health::HealthArgs),
 }
 
 /// Logs go to stderr; `SWITCHYARD_LOG` sets the filter (default `info` for servers and
@@ -78,6 +81,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Connector(cmd) => ops::connector(&cli.global, cmd).await,
         Command::Key(cmd) => ops::key(&cli.global, cmd).await,
         Command::Fleet(cmd) => ops::fleet(&cli.global, cmd).await,
+        Command::Health(args) => health::run(args).await,
     }
 }
 
