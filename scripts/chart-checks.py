@@ -5,6 +5,7 @@
 - every listener a pod is told to use binds 0.0.0.0 (reachable through its Service);
 - every probe's port is the port the container's health listener binds, and a declared
   container port;
+- every long-running container (a Deployment's) has readiness and liveness probes;
 - a worker's termination grace period is above its drain grace;
 - every container runs non-root with a read-only root filesystem and no capabilities.
 Writes OUT_DIR/core.yaml (kinds Kubernetes' own schemas cover), OUT_DIR/custom.json (custom
@@ -54,6 +55,8 @@ def check(doc, problems):
                 problems.append(f"{at}: {probe} port {port} is not the health listener ({health})")
             if port not in ports:
                 problems.append(f"{at}: {probe} port {port} is not a container port {sorted(ports)}")
+        if doc["kind"] == "Deployment" and not ("readinessProbe" in c and "livenessProbe" in c):
+            problems.append(f"{at}: a long-running container without readiness and liveness probes")
         drain = env.get("SWITCHYARD_DRAIN_GRACE")
         if drain is not None and int(spec.get("terminationGracePeriodSeconds", 30)) <= int(drain):
             problems.append(f"{at}: terminationGracePeriodSeconds is not above the drain grace {drain}")
