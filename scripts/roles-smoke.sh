@@ -3,10 +3,13 @@
 # migrate`, one control plane and two workers, each run as a non-root user from a read-only
 # working directory (as the image runs them). Probes every health, readiness and metrics
 # endpoint, runs `switchyard health` against them all, uses the admin API, and stops the
-# servers with SIGTERM; no secret may reach a log.
-# Usage: bash scripts/roles-smoke.sh PATH/TO/switchyard POSTGRES_SUPERUSER_URL PSQL
+# servers with SIGTERM; no secret may reach a log. The control plane reconciles tenant
+# namespaces against the Kubernetes API fake (no API server can run here): an isolated
+# tenant is served by a dedicated `--only-tenant` worker process holding only its derived
+# key, and the shared workers hand it over with 503 once its pool is ready.
+# Usage: bash scripts/roles-smoke.sh PATH/TO/switchyard POSTGRES_SUPERUSER_URL PSQL PATH/TO/kube-fake
 set -euo pipefail
-src_bin=$1 admin_url=$2 psql=$3
+src_bin=$1 admin_url=$2 psql=$3 kube_fake=$4
 dir=$(mktemp -d)
 pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$dir"' EXIT
@@ -57,7 +60,18 @@ export SWITCHYARD_UPSTREAM_ALLOW=127.0.0.0/8
 run migrate
 run migrate   # idempotent
 
+"$kube_fake" "$dir" >"$dir/kube.out" 2>"$dir/kube.log" &
+pids+=($!)
+for _ in $(seq 1 100); do grep -q '^ready$' "$dir/kube.out" 2>/dev/null && break; sleep 0.1; done
+grep -q '^ready$' "$dir/kube.out" || { cat "$dir/kube.log"; echo "kube fake not ready" >&2; exit 1; }
+kube_url=$(sed -n 's/^url=//p' "$dir/kube.out")
+chmod 644 "$dir/kubeconfig"
+export KUBECONFIG="$dir/kubeconfig"
+
 SWITCHYARD_GRPC_LISTEN="127.0.0.1:$grpc" SWITCHYARD_METRICS_LISTEN="127.0.0.1:$cp_metrics" \
+  SWITCHYARD_KUBE_NAMESPACES=true SWITCHYARD_KUBE_LEASE_NAMESPACE=switchyard \
+  SWITCHYARD_KUBE_WORKER_IMAGE=registry.example.com/switchyard:smoke \
+  SWITCHYARD_KUBE_GATEWAY=gateways/public SWITCHYARD_KUBE_RESYNC_SECONDS=2 \
   start control-plane >"$dir/cp.log" 2>&1 &
 cp_pid=$!
 pids+=($cp_pid)
@@ -96,11 +110,59 @@ for w in 1 2; do
   worker_pids[$w]=$!
 done
 
+# The isolated tier: a dedicated worker process serves the tenant; once its pool is ready
+# the shared workers hand the tenant over with 503 + Retry-After.
+# Prints "STATUS RETRY-AFTER" of a 2026-07-28 tools/list with KEY at URL.
+mcp_status() { python3 - "$@" <<'PY'
+import json, sys, urllib.error, urllib.request
+body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientCapabilities": {}}}}).encode()
+req = urllib.request.Request(sys.argv[1], data=body, method="POST", headers={
+    "authorization": "Bearer " + sys.argv[2], "content-type": "application/json",
+    "accept": "application/json, text/event-stream", "mcp-protocol-version": "2026-07-28",
+    "mcp-method": "tools/list"})
+try:
+    r = urllib.request.urlopen(req, timeout=5)
+    print(r.status, r.headers.get("retry-after") or "-")
+except urllib.error.HTTPError as e:
+    print(e.code, e.headers.get("retry-after") or "-")
+except Exception:
+    print(0, "-")
+PY
+}
+"${cli[@]}" tenant create iso --tier isolated -o json >/dev/null
+iso_key=$("${cli[@]}" key create --tenant iso -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')
+secret_url="$kube_url/api/v1/namespaces/switchyard-t-iso/secrets/switchyard-worker"
+for _ in $(seq 1 150); do [ "$(get "$secret_url")" = 200 ] && break; sleep 0.2; done
+derived=$(get "$secret_url" body | python3 -c 'import base64,json,sys; print(base64.b64decode(json.load(sys.stdin)["data"]["policy-key"]).decode())')
+[ "$derived" != "$SWITCHYARD_POLICY_KEY" ] || { echo "the pool holds the policy key itself" >&2; exit 1; }
+shared_mcp="http://127.0.0.1:$http_port/t/iso/mcp"
+for _ in $(seq 1 150); do [ "$(mcp_status "$shared_mcp" "$iso_key")" = "200 -" ] && break; sleep 0.2; done
+[ "$(mcp_status "$shared_mcp" "$iso_key")" = "200 -" ] || { echo "shared workers stopped serving before the pool was ready" >&2; exit 1; }
+iso_http=$(free_port) iso_metrics=$(free_port)
+SWITCHYARD_HTTP_LISTEN="127.0.0.1:$iso_http" SWITCHYARD_METRICS_LISTEN="127.0.0.1:$iso_metrics" \
+  SWITCHYARD_WORKER_ID=smoke-iso SWITCHYARD_ONLY_TENANT=iso SWITCHYARD_POLICY_KEY="$derived" \
+  start worker >"$dir/worker-iso.log" 2>&1 &
+iso_pid=$!
+pids+=($iso_pid)
+wait_ready "http://127.0.0.1:$iso_metrics/readyz" "$dir/worker-iso.log"
+[ "$(mcp_status "http://127.0.0.1:$iso_http/t/iso/mcp" "$iso_key")" = "200 -" ] || { echo "the dedicated worker does not serve its tenant" >&2; exit 1; }
+[ "$(mcp_status "http://127.0.0.1:$iso_http/t/smoke/mcp" "$iso_key" | cut -d' ' -f1)" = 401 ] || { echo "the dedicated worker serves another tenant" >&2; exit 1; }
+python3 -c 'import sys, urllib.request; urllib.request.urlopen(urllib.request.Request(sys.argv[1], method="POST"), timeout=5)' \
+  "$kube_url/fake/ready/switchyard-t-iso/switchyard-worker"
+for _ in $(seq 1 150); do [ "$(mcp_status "$shared_mcp" "$iso_key")" = "503 1" ] && break; sleep 0.2; done
+[ "$(mcp_status "$shared_mcp" "$iso_key")" = "503 1" ] || { echo "shared workers did not hand the tenant over" >&2; exit 1; }
+[ "$(mcp_status "http://127.0.0.1:$iso_http/t/iso/mcp" "$iso_key")" = "200 -" ] || { echo "the dedicated worker stopped serving" >&2; exit 1; }
+iso_status=$("${cli[@]}" tenant get iso -o json)
+python3 -c 'import json,sys; i=json.loads(sys.argv[1])["status"]["isolation"]; assert i["dedicated_workers_serving"] and i["namespace"] == "switchyard-t-iso", i' "$iso_status"
+kill -TERM $iso_pid; wait $iso_pid
+
 # The control plane's metrics: backlog drained, publishing and admin calls counted.
 cp_metrics_text=$(get "$cp_base/metrics" body)
 for line in '^switchyard_control_plane_ready 1$' '^switchyard_control_plane_outbox_backlog 0$' \
   '^switchyard_control_plane_policy_publish_attempts_total [1-9]' \
-  '^switchyard_control_plane_admin_calls_total{method="TenantService/CreateTenant",code="OK"} 1$' \
+  '^switchyard_control_plane_admin_calls_total{method="TenantService/CreateTenant",code="OK"} 2$' \
   '^switchyard_control_plane_admin_calls_total{method="ConnectorService/CreateConnector",code="INVALID_ARGUMENT"} 1$'; do
   grep -q "$line" <<<"$cp_metrics_text" || { echo "$cp_metrics_text"; echo "control-plane metrics lack $line" >&2; exit 1; }
 done

@@ -29,6 +29,10 @@ pub struct Heartbeat {
     /// Circuit breakers that are not closed.
     #[serde(default)]
     pub breakers: Vec<BreakerReport>,
+    /// The one tenant a dedicated worker serves; none for a shared worker. Tenant limits
+    /// are shared among the workers of one pool.
+    #[serde(default)]
+    pub only_tenant: Option<String>,
 }
 
 /// A circuit breaker that is open or half-open on one worker.

@@ -61,6 +61,19 @@ impl SecretKey {
         Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(self.0))
     }
 
+    /// A key for one tenant only (HKDF-SHA256 of this key, salted by purpose, with the
+    /// tenant's slug as info): whoever holds it opens that tenant's values and no other's,
+    /// and cannot get back to this key.
+    pub fn for_tenant(&self, tenant: &str) -> SecretKey {
+        let hk = hkdf::Hkdf::<Sha256>::new(Some(b"switchyard/tenant-policy-key/v1"), &self.0);
+        let mut out = [0u8; 32];
+        // 32 bytes is far below HKDF-SHA256's limit of 8160: expanding cannot fail.
+        let _ = hk.expand(tenant.as_bytes(), &mut out);
+        let key = SecretKey(out);
+        out.zeroize();
+        key
+    }
+
     fn fingerprint(&self) -> [u8; FINGERPRINT_LEN] {
         let digest = Sha256::new()
             .chain_update(b"switchyard key fingerprint\0")
@@ -174,6 +187,28 @@ impl Keyring {
             .map_err(|_| SealError::Forged)
     }
 
+    /// The key that seals.
+    pub fn primary(&self) -> &SecretKey {
+        &self.primary
+    }
+
+    /// The keyring of one tenant: every key derived for it (see `SecretKey::for_tenant`).
+    pub fn for_tenant(&self, tenant: &str) -> Keyring {
+        Keyring {
+            primary: self.primary.for_tenant(tenant),
+            retired: self.retired.iter().map(|k| k.for_tenant(tenant)).collect(),
+        }
+    }
+
+    /// This keyring and the keys derived from it for `tenant`: opens what either sealed.
+    pub fn with_tenant(&self, tenant: &str) -> Keyring {
+        let derived = self.for_tenant(tenant);
+        let mut ring = self.clone();
+        ring.retired.push(derived.primary);
+        ring.retired.extend(derived.retired);
+        ring
+    }
+
     /// Names the primary key without revealing it: its fingerprint in hex.
     pub fn primary_id(&self) -> String {
         self.primary
@@ -192,6 +227,34 @@ impl Keyring {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_tenant_key_opens_only_its_tenant() {
+        let base = Keyring::new(SecretKey::generate());
+        let aad = associated_data("test", &["acme", "c1"]);
+        let sealed = base.for_tenant("acme").seal(&aad, b"v");
+        assert!(base.for_tenant("acme").open(&aad, &sealed).is_ok());
+        assert_eq!(
+            base.for_tenant("other").open(&aad, &sealed).unwrap_err(),
+            SealError::UnknownKey
+        );
+        assert!(
+            base.open(&aad, &sealed).is_err(),
+            "the base key alone does not open it"
+        );
+        assert!(base.with_tenant("acme").open(&aad, &sealed).is_ok());
+        // Derivation is stable and differs per tenant.
+        assert_eq!(
+            base.for_tenant("acme").primary_id(),
+            base.for_tenant("acme").primary_id()
+        );
+        assert_ne!(
+            base.for_tenant("acme").primary_id(),
+            base.for_tenant("other").primary_id()
+        );
+        let base_only = base.for_tenant("acme").seal(&aad, b"w");
+        assert!(base.for_tenant("other").open(&aad, &base_only).is_err());
+    }
 
     #[test]
     fn round_trip() {

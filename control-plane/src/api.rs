@@ -22,6 +22,40 @@ pub struct Admin {
     pub guard: UpstreamGuard,
     /// The workers' heartbeats; `None` when no fleet is connected.
     pub fleet: Option<std::sync::Arc<dyn switchyard_bus::Fleet>>,
+    /// The compute profiles tenants may name.
+    pub profiles: crate::kube::Profiles,
+    /// Why the isolated tier is unavailable, if it is.
+    pub isolation_unavailable: Option<String>,
+}
+
+impl Admin {
+    /// A tenant's tier from the request: unset is shared; isolated needs the reconciler.
+    fn tier(&self, value: i32) -> Result<Tier> {
+        match pb::TenantTier::try_from(value) {
+            Ok(pb::TenantTier::Unspecified | pb::TenantTier::Shared) => Ok(Tier::Shared),
+            Ok(pb::TenantTier::Isolated) => match &self.isolation_unavailable {
+                Some(why) => Err(Error::FailedPrecondition(format!(
+                    "tier: the isolated tier is not available: {why}"
+                ))),
+                None => Ok(Tier::Isolated),
+            },
+            Err(_) => Err(Error::invalid("tier", "must be shared or isolated")),
+        }
+    }
+
+    /// A compute profile name from the request: empty (the default) or one defined.
+    fn compute_profile(&self, name: &str) -> Result<String> {
+        if !name.is_empty() && self.profiles.get(name).is_none() {
+            return Err(Error::invalid(
+                "compute_profile",
+                format!(
+                    "no profile {name:?}; this control plane defines: {}",
+                    self.profiles.names().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        Ok(name.to_owned())
+    }
 }
 
 type Reply<T> = std::result::Result<Response<T>, Status>;
@@ -140,6 +174,22 @@ fn tenant_pb(t: Tenant) -> pb::Tenant {
         etag: t.revision.to_string(),
         suspend_reason: t.suspend_reason,
         status: None,
+        tier: match t.placement.tier {
+            Tier::Shared => pb::TenantTier::Shared,
+            Tier::Isolated => pb::TenantTier::Isolated,
+        } as i32,
+        compute_profile: t.placement.compute_profile,
+    }
+}
+
+fn isolation_pb(i: IsolationStatus, dedicated: bool) -> pb::Isolation {
+    pb::Isolation {
+        namespace: i.namespace,
+        reconciled_revision: i.reconciled_revision,
+        reconcile_time: i.reconciled_at.map(timestamp),
+        reconcile_error: i.error,
+        reconcile_error_time: i.error_at.map(timestamp),
+        dedicated_workers_serving: dedicated,
     }
 }
 
@@ -149,6 +199,7 @@ fn status_pb(s: PublishStatus) -> pb::TenantStatus {
         publish_time: s.published_at.map(timestamp),
         publish_error: s.error,
         publish_error_time: s.error_at.map(timestamp),
+        isolation: None,
     }
 }
 
@@ -180,9 +231,13 @@ impl pb::tenant_service_server::TenantService for Admin {
                 let slug = slug("slug", &r.slug)?;
                 let display_name = text("display_name", &r.display_name, 200)?;
                 let quotas = quota_patch(r.quotas.as_ref())?.apply(Quotas::default());
+                let placement = Placement {
+                    tier: self.tier(r.tier)?,
+                    compute_profile: self.compute_profile(&r.compute_profile)?,
+                };
                 let t = self
                     .store
-                    .create_tenant(&slug, &display_name, quotas)
+                    .create_placed_tenant(&slug, &display_name, quotas, placement)
                     .await?;
                 tracing::info!(tenant = %slug, revision = t.policy_revision, "tenant created");
                 Ok(tenant_pb(t))
@@ -196,8 +251,16 @@ impl pb::tenant_service_server::TenantService for Admin {
         reply(
             async {
                 let slug = slug("slug", &r.slug)?;
-                let mut tenant = tenant_pb(self.store.get_tenant(&slug).await?);
-                tenant.status = Some(status_pb(self.store.publish_status(&slug).await?));
+                let t = self.store.get_tenant(&slug).await?;
+                let dedicated = t.dedicated();
+                let mut tenant = tenant_pb(t);
+                let mut status = status_pb(self.store.publish_status(&slug).await?);
+                status.isolation = self
+                    .store
+                    .isolation_status(&slug)
+                    .await?
+                    .map(|i| isolation_pb(i, dedicated));
+                tenant.status = Some(status);
                 Ok(tenant)
             }
             .await,
@@ -255,16 +318,28 @@ impl pb::tenant_service_server::TenantService for Admin {
                     .as_ref()
                     .map(|q| quota_patch(Some(q)))
                     .transpose()?;
-                if display_name.is_none() && quotas.is_none() {
+                let tier = r.tier.map(|t| self.tier(t)).transpose()?;
+                let compute_profile = r
+                    .compute_profile
+                    .as_deref()
+                    .map(|p| self.compute_profile(p))
+                    .transpose()?;
+                if display_name.is_none()
+                    && quotas.is_none()
+                    && tier.is_none()
+                    && compute_profile.is_none()
+                {
                     return Err(Error::invalid(
                         "display_name",
-                        "nothing to update: set display_name and/or quotas",
+                        "nothing to update: set display_name, quotas, tier and/or compute_profile",
                     ));
                 }
                 let change = TenantChange {
                     display_name,
                     quotas,
                     status: None,
+                    tier,
+                    compute_profile,
                 };
                 Ok(tenant_pb(
                     self.store.update_tenant(&slug, etag, change).await?,

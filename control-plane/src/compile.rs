@@ -1,9 +1,11 @@
 //! The policy compiler: turns a tenant's stored state into the `TenantPolicy` workers
 //! enforce. Header secrets are opened with the master key and sealed again with the policy
-//! key, bound to the tenant slug and connector name, so nothing on the bus is plaintext.
+//! key, bound to the tenant slug and connector name, so nothing on the bus is plaintext. An
+//! isolated tenant's secrets are sealed with the key derived for it alone, the one its
+//! dedicated workers hold.
 
 use crate::error::{Error, Result};
-use crate::model::{Millis, Role, TenantState, TenantStatus, month_of};
+use crate::model::{Millis, Role, TenantState, TenantStatus, Tier, month_of};
 use switchyard_common::seal::{Keyring, policy_header_aad, stored_header_aad};
 use switchyard_proto::policy::v1 as pb;
 
@@ -27,6 +29,12 @@ pub struct Keys {
 /// so are disabled connectors.
 pub fn compile(state: &TenantState, keys: &Keys, now: Millis) -> Result<pb::TenantPolicy> {
     let t = &state.tenant;
+    let tenant_sealed = t.placement.tier == Tier::Isolated;
+    let sealing = if tenant_sealed {
+        keys.policy.for_tenant(t.slug.as_str())
+    } else {
+        keys.policy.clone()
+    };
     let mut connectors = Vec::new();
     for c in state.connectors.iter().filter(|c| c.enabled) {
         let mut headers = Vec::with_capacity(c.headers.len());
@@ -44,7 +52,7 @@ pub fn compile(state: &TenantState, keys: &Keys, now: Millis) -> Result<pb::Tena
                 })?;
             headers.push(pb::SealedHeader {
                 name: h.name.clone(),
-                sealed_value: keys.policy.seal(
+                sealed_value: sealing.seal(
                     &policy_header_aad(t.slug.as_str(), c.name.as_str(), &h.name),
                     &value,
                 ),
@@ -122,5 +130,7 @@ pub fn compile(state: &TenantState, keys: &Keys, now: Millis) -> Result<pb::Tena
         keys,
         compile_time: Some(timestamp(now)),
         tool_calls_exhausted_until,
+        dedicated: t.dedicated(),
+        tenant_sealed,
     })
 }

@@ -5,6 +5,7 @@ pub mod api;
 pub mod auth;
 pub mod compile;
 pub mod error;
+pub mod kube;
 pub mod metrics;
 pub mod model;
 pub mod publisher;
@@ -13,5 +14,5 @@ pub mod store;
 pub mod usage;
 
 pub use error::{Error, Result};
-pub use server::{Config, Listeners, serve};
+pub use server::{Config, KubeConfig, Listeners, serve};
 pub use store::Store;

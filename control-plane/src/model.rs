@@ -134,6 +134,41 @@ impl From<Quotas> for QuotaPatch {
     }
 }
 
+/// Where a tenant's traffic is served.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Tier {
+    /// By the shared worker fleet.
+    #[default]
+    Shared,
+    /// By a dedicated worker pool in the tenant's own namespace.
+    Isolated,
+}
+
+impl Tier {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Shared => "shared",
+            Self::Isolated => "isolated",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "shared" => Some(Self::Shared),
+            "isolated" => Some(Self::Isolated),
+            _ => None,
+        }
+    }
+}
+
+/// A tenant's tier and compute profile.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Placement {
+    pub tier: Tier,
+    /// A profile of the control plane's configuration; empty: its default.
+    pub compute_profile: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct Tenant {
     pub id: String,
@@ -142,10 +177,30 @@ pub struct Tenant {
     pub status: TenantStatus,
     pub suspend_reason: String,
     pub quotas: Quotas,
+    pub placement: Placement,
+    /// The tenant's dedicated workers are ready and serve it (isolated tier only).
+    pub pool_ready: bool,
     pub revision: u64,
     pub policy_revision: u64,
     pub created_at: Millis,
     pub updated_at: Millis,
+}
+
+impl Tenant {
+    /// Whether its dedicated workers, not the shared fleet, serve it now.
+    pub fn dedicated(&self) -> bool {
+        self.placement.tier == Tier::Isolated && self.pool_ready
+    }
+}
+
+/// What the namespace reconciler last did for a tenant (see `Isolation` in tenants.proto).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IsolationStatus {
+    pub namespace: String,
+    pub reconciled_revision: u64,
+    pub reconciled_at: Option<Millis>,
+    pub error: String,
+    pub error_at: Option<Millis>,
 }
 
 /// Retry settings of a connector; see `RetryPolicy` in connectors.proto.

@@ -18,7 +18,6 @@ use std::time::Duration;
 use switchyard_bus::{PolicyBus, Published, tombstone};
 use switchyard_common::TenantSlug;
 use switchyard_proto::policy::v1::TenantPolicy;
-use tokio::sync::Notify;
 
 const BATCH: u32 = 256;
 const TICK: Duration = Duration::from_millis(250);
@@ -40,7 +39,7 @@ pub struct Publisher {
     store: Store,
     bus: Arc<dyn PolicyBus>,
     keys: Keys,
-    changed: Arc<Notify>,
+    changed: tokio::sync::watch::Receiver<u64>,
     metrics: Arc<Metrics>,
     /// Names the policy key policies are sealed with now.
     key_id: String,
@@ -203,6 +202,7 @@ impl Publisher {
     /// Runs until `shutdown` resolves.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let mut changed = self.changed.clone();
         let mut backoff = Duration::from_millis(100);
         let mut caught_up = false;
         // The first pass after catching up looks for policies sealed with another key.
@@ -250,7 +250,7 @@ impl Publisher {
             };
             tokio::select! {
                 () = &mut shutdown => return,
-                () = self.changed.notified() => {}
+                _ = changed.changed() => {}
                 () = tokio::time::sleep(wait) => {}
             }
         }

@@ -6,6 +6,9 @@ use crate::api::Admin;
 use crate::auth::{MIN_TOKEN_LEN, OperatorAuth, hash_token};
 use crate::compile::Keys;
 use crate::error::{Error, Result};
+use crate::kube::lease::Lease;
+use crate::kube::reconciler::Reconciler;
+use crate::kube::{KubeSettings, Profiles};
 use crate::metrics::{CallMetricsLayer, Metrics, serve_metrics};
 use crate::publisher::Publisher;
 use crate::store::Store;
@@ -30,7 +33,29 @@ pub struct Config {
     pub usage_bus: Option<Arc<dyn UsageBus>>,
     /// The workers' heartbeats, shown by the fleet service.
     pub fleet: Option<Arc<dyn switchyard_bus::Fleet>>,
+    /// The compute profiles tenants may name.
+    pub profiles: Profiles,
+    /// Tenant namespaces on Kubernetes (`--kube-namespaces`); `None`: not reconciled.
+    pub kube: Option<KubeConfig>,
 }
+
+/// What the namespace reconciler needs: a client of the cluster and its settings.
+#[derive(Clone)]
+pub struct KubeConfig {
+    pub client: kube::Client,
+    pub settings: KubeSettings,
+}
+
+impl std::fmt::Debug for KubeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubeConfig")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The name of the reconciler's Lease.
+const LEASE: &str = "switchyard-reconciler";
 
 /// Stores the bootstrap token's hash, if one is configured.
 pub async fn install_bootstrap_token(store: &Store, token: Option<&str>) -> Result<()> {
@@ -84,11 +109,35 @@ pub async fn serve(
     let usage = config
         .usage_bus
         .map(|bus| tokio::spawn(crate::usage::fold(store.clone(), bus)));
+    let isolation_unavailable = match &config.kube {
+        None => Some("the control plane runs without --kube-namespaces".to_owned()),
+        Some(k) if k.settings.gateway.is_none() => {
+            Some("no --kube-gateway is set for dedicated workers' routes".to_owned())
+        }
+        Some(_) => None,
+    };
+    let reconciler = config.kube.map(|k| {
+        let lease = Lease::new(
+            kube::Api::namespaced(k.client.clone(), &k.settings.lease_namespace),
+            LEASE,
+            &k.settings.identity,
+        );
+        let reconciler = Reconciler::new(
+            k.client,
+            store.clone(),
+            k.settings,
+            config.profiles.clone(),
+            config.keys.policy.clone(),
+        );
+        tokio::spawn(reconciler.run(lease, std::future::pending()))
+    });
     let admin = Admin {
         store: store.clone(),
         keys: config.keys,
         guard: config.upstream_guard,
         fleet: config.fleet,
+        profiles: config.profiles,
+        isolation_unavailable,
     };
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -135,7 +184,7 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(|e| Error::Internal(format!("gRPC server: {e}")));
-    for task in publisher.into_iter().chain(usage) {
+    for task in publisher.into_iter().chain(usage).chain(reconciler) {
         task.abort();
     }
     stop.cancel();

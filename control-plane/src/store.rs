@@ -12,9 +12,12 @@ use sqlx::{Any, AnyPool, Row, Transaction};
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_common::{ConnectorName, KeyId, TenantSlug};
-use tokio::sync::Notify;
+use tokio::sync::watch;
 
+mod isolation;
 mod publish;
+
+pub use isolation::ReconcileState;
 
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -29,8 +32,8 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// Signalled after every committed change, to wake the outbox publisher.
-    changed: Arc<Notify>,
+    /// The revision of the last committed change, to wake the publisher and the reconciler.
+    changed: Arc<watch::Sender<u64>>,
 }
 
 // Column lists as macros so queries stay `&'static str` literals built with `concat!`.
@@ -38,7 +41,7 @@ macro_rules! tenant_columns {
     () => {
         "id, slug, display_name, status, suspend_reason, requests_per_second, burst, \
          max_concurrent_requests, max_sessions, monthly_tool_calls, max_connectors, revision, \
-         policy_revision, created_at, updated_at"
+         policy_revision, created_at, updated_at, tier, compute_profile, pool_ready"
     };
 }
 
@@ -63,6 +66,8 @@ pub struct TenantChange {
     pub display_name: Option<String>,
     pub quotas: Option<QuotaPatch>,
     pub status: Option<(TenantStatus, String)>,
+    pub tier: Option<Tier>,
+    pub compute_profile: Option<String>,
 }
 
 /// A connector to create; `seal_headers` is given the tenant id and the new connector id,
@@ -141,6 +146,12 @@ fn tenant_from_row(row: &AnyRow) -> Result<Tenant> {
             monthly_tool_calls: row.try_get::<i64, _>("monthly_tool_calls")? as u64,
             max_connectors: u32_col(row, "max_connectors")?,
         },
+        placement: Placement {
+            tier: Tier::parse(&row.try_get::<String, _>("tier")?)
+                .ok_or_else(|| corrupt("tenant tier"))?,
+            compute_profile: row.try_get("compute_profile")?,
+        },
+        pool_ready: row.try_get::<i64, _>("pool_ready")? != 0,
         revision: row.try_get::<i64, _>("revision")? as u64,
         policy_revision: row.try_get::<i64, _>("policy_revision")? as u64,
         created_at: row.try_get("created_at")?,
@@ -224,13 +235,13 @@ impl Store {
         Ok(Self {
             pool,
             backend,
-            changed: Arc::new(Notify::new()),
+            changed: Arc::new(watch::Sender::new(0)),
         })
     }
 
     /// Notified after every committed change to a tenant's policy.
-    pub fn changes(&self) -> Arc<Notify> {
-        self.changed.clone()
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 
     pub fn backend(&self) -> Backend {
@@ -298,7 +309,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        self.changed.notify_one();
+        self.changed.send_replace(rev);
         Ok(())
     }
 
@@ -317,14 +328,26 @@ impl Store {
         display_name: &str,
         quotas: Quotas,
     ) -> Result<Tenant> {
+        self.create_placed_tenant(slug, display_name, quotas, Placement::default())
+            .await
+    }
+
+    pub async fn create_placed_tenant(
+        &self,
+        slug: &TenantSlug,
+        display_name: &str,
+        quotas: Quotas,
+        placement: Placement,
+    ) -> Result<Tenant> {
         let (mut tx, rev) = self.begin_change().await?;
         let now = now_millis();
         let id = uuid::Uuid::new_v4().to_string();
         let inserted = sqlx::query(
             "INSERT INTO tenants (id, slug, display_name, status, suspend_reason, \
              requests_per_second, burst, max_concurrent_requests, max_sessions, \
-             monthly_tool_calls, max_connectors, revision, policy_revision, created_at, updated_at) \
-             VALUES ($1, $2, $3, 'active', '', $4, $5, $6, $7, $8, $9, $10, $10, $11, $11)",
+             monthly_tool_calls, max_connectors, revision, policy_revision, created_at, updated_at, \
+             tier, compute_profile, pool_ready) \
+             VALUES ($1, $2, $3, 'active', '', $4, $5, $6, $7, $8, $9, $10, $10, $11, $11, $12, $13, 0)",
         )
         .bind(&id)
         .bind(slug.as_str())
@@ -337,6 +360,8 @@ impl Store {
         .bind(i64::from(quotas.max_connectors))
         .bind(rev as i64)
         .bind(now)
+        .bind(placement.tier.as_str())
+        .bind(&placement.compute_profile)
         .execute(&mut *tx)
         .await;
         match inserted {
@@ -422,12 +447,22 @@ impl Store {
             tenant.status = status;
             tenant.suspend_reason = reason;
         }
+        if let Some(tier) = change.tier
+            && tier != tenant.placement.tier
+        {
+            // The pool of the new tier has to become ready before it serves.
+            tenant.placement.tier = tier;
+            tenant.pool_ready = false;
+        }
+        if let Some(profile) = change.compute_profile {
+            tenant.placement.compute_profile = profile;
+        }
         let q = tenant.quotas;
         sqlx::query(
             "UPDATE tenants SET display_name = $1, status = $2, suspend_reason = $3, \
              requests_per_second = $4, burst = $5, max_concurrent_requests = $6, \
              max_sessions = $7, monthly_tool_calls = $8, max_connectors = $9, revision = $10, \
-             updated_at = $11 WHERE id = $12",
+             updated_at = $11, tier = $13, compute_profile = $14, pool_ready = $15 WHERE id = $12",
         )
         .bind(&tenant.display_name)
         .bind(tenant.status.as_str())
@@ -441,6 +476,9 @@ impl Store {
         .bind(rev as i64)
         .bind(now_millis())
         .bind(&tenant.id)
+        .bind(tenant.placement.tier.as_str())
+        .bind(&tenant.placement.compute_profile)
+        .bind(i64::from(tenant.pool_ready))
         .execute(&mut *tx)
         .await?;
         self.commit_change(tx, slug, rev, true).await?;

@@ -142,6 +142,8 @@ pub async fn run(args: DevArgs, data_dir: &Path) -> anyhow::Result<()> {
         policy_bus: Some(bus.clone()),
         usage_bus: Some(usage.clone()),
         fleet: Some(fleet.clone()),
+        profiles: Default::default(),
+        kube: None,
     };
     // Both stop on the same signal, which the control plane's shutdown passes on to the
     // worker.

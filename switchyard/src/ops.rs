@@ -116,6 +116,22 @@ impl QuotaArgs {
     }
 }
 
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum TierArg {
+    Shared,
+    Isolated,
+}
+
+impl TierArg {
+    fn to_pb(self) -> i32 {
+        let tier = match self {
+            Self::Shared => pb::TenantTier::Shared,
+            Self::Isolated => pb::TenantTier::Isolated,
+        };
+        tier as i32
+    }
+}
+
 #[derive(Debug, clap::Subcommand)]
 pub enum TenantCommand {
     /// Create a tenant.
@@ -125,6 +141,12 @@ pub enum TenantCommand {
         display_name: String,
         #[command(flatten)]
         quotas: QuotaArgs,
+        /// Shared workers, or a dedicated pool in the tenant's own namespace.
+        #[arg(long, value_enum)]
+        tier: Option<TierArg>,
+        /// A compute profile the control plane defines [default: its default profile].
+        #[arg(long, default_value = "")]
+        compute_profile: String,
     },
     /// Show a tenant.
     Get { slug: String },
@@ -137,13 +159,18 @@ pub enum TenantCommand {
         #[arg(long, default_value = "")]
         page_token: String,
     },
-    /// Change a tenant's display name or quotas.
+    /// Change a tenant's display name, quotas, tier or compute profile.
     Update {
         slug: String,
         #[arg(long)]
         display_name: Option<String>,
         #[command(flatten)]
         quotas: QuotaArgs,
+        /// Move the tenant to another tier (make before break).
+        #[arg(long, value_enum)]
+        tier: Option<TierArg>,
+        #[arg(long)]
+        compute_profile: Option<String>,
         /// Fail if the tenant changed since this etag was read.
         #[arg(long, default_value = "")]
         etag: String,
@@ -192,12 +219,16 @@ pub async fn tenant(global: &GlobalArgs, cmd: TenantCommand) -> anyhow::Result<(
             slug,
             display_name,
             quotas,
+            tier,
+            compute_profile,
         } => {
             client
                 .create_tenant(pb::CreateTenantRequest {
                     slug,
                     display_name,
                     quotas: quotas.to_pb(),
+                    tier: tier.map_or(0, TierArg::to_pb),
+                    compute_profile,
                 })
                 .await
         }
@@ -230,6 +261,8 @@ pub async fn tenant(global: &GlobalArgs, cmd: TenantCommand) -> anyhow::Result<(
             slug,
             display_name,
             quotas,
+            tier,
+            compute_profile,
             etag,
         } => {
             client
@@ -238,6 +271,8 @@ pub async fn tenant(global: &GlobalArgs, cmd: TenantCommand) -> anyhow::Result<(
                     etag,
                     display_name,
                     quotas: quotas.to_pb(),
+                    tier: tier.map(TierArg::to_pb),
+                    compute_profile,
                 })
                 .await
         }

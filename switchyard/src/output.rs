@@ -29,10 +29,16 @@ pub fn tenant(t: &pb::Tenant) -> Value {
         Ok(pb::TenantState::Suspended) => "suspended",
         _ => "unknown",
     };
+    let tier = match pb::TenantTier::try_from(t.tier) {
+        Ok(pb::TenantTier::Isolated) => "isolated",
+        _ => "shared",
+    };
     let mut v = json!({
         "slug": t.slug,
         "display_name": t.display_name,
         "state": state,
+        "tier": tier,
+        "compute_profile": t.compute_profile,
         "suspend_reason": t.suspend_reason,
         "quotas": {
             "requests_per_second": q.requests_per_second,
@@ -54,6 +60,16 @@ pub fn tenant(t: &pb::Tenant) -> Value {
             "publish_error": s.publish_error,
             "publish_error_at": time(s.publish_error_time.as_ref()),
         });
+        if let Some(i) = &s.isolation {
+            v["status"]["isolation"] = json!({
+                "namespace": i.namespace,
+                "reconciled_revision": i.reconciled_revision,
+                "reconciled": time(i.reconcile_time.as_ref()),
+                "reconcile_error": i.reconcile_error,
+                "reconcile_error_at": time(i.reconcile_error_time.as_ref()),
+                "dedicated_workers_serving": i.dedicated_workers_serving,
+            });
+        }
     }
     v
 }

@@ -201,24 +201,7 @@ impl ControlPlane {
 
     /// Starts publishing policies to, and folding usage from, `nats`.
     pub async fn start_on_nats(store: Store, nats: &NatsServer) -> Self {
-        let client = nats.client().await;
-        let token = switchyard_control_plane::auth::generate_operator_token();
-        let bus = std::sync::Arc::new(switchyard_bus::NatsBus::new(client.clone(), "policy"));
-        let usage = std::sync::Arc::new(switchyard_bus::NatsUsage::new(client.clone()));
-        let fleet = std::sync::Arc::new(switchyard_bus::NatsFleet::new(
-            client,
-            "workers",
-            std::time::Duration::from_secs(3),
-        ));
-        Self::launch(
-            store,
-            test_keys(),
-            token,
-            Some(bus),
-            Some(usage),
-            Some(fleet),
-        )
-        .await
+        Self::start_on_nats_with(store, nats, |_| {}).await
     }
 
     /// A second replica on the same store, keys and token, publishing into `bus`.
@@ -254,6 +237,47 @@ impl ControlPlane {
         usage: Option<std::sync::Arc<dyn switchyard_bus::UsageBus>>,
         fleet: Option<std::sync::Arc<dyn switchyard_bus::Fleet>>,
     ) -> Self {
+        Self::launch_with(store, keys, token, bus, usage, fleet, |_| {}).await
+    }
+
+    /// Like `start_on_nats`, with the control plane's configuration adjusted by `adjust`
+    /// first (compute profiles, the namespace reconciler).
+    pub async fn start_on_nats_with(
+        store: Store,
+        nats: &NatsServer,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
+        let client = nats.client().await;
+        let token = switchyard_control_plane::auth::generate_operator_token();
+        let bus = std::sync::Arc::new(switchyard_bus::NatsBus::new(client.clone(), "policy"));
+        let usage = std::sync::Arc::new(switchyard_bus::NatsUsage::new(client.clone()));
+        let fleet = std::sync::Arc::new(switchyard_bus::NatsFleet::new(
+            client,
+            "workers",
+            std::time::Duration::from_secs(3),
+        ));
+        Self::launch_with(
+            store,
+            test_keys(),
+            token,
+            Some(bus),
+            Some(usage),
+            Some(fleet),
+            adjust,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn launch_with(
+        store: Store,
+        keys: Keys,
+        token: String,
+        bus: Option<std::sync::Arc<dyn switchyard_bus::PolicyBus>>,
+        usage: Option<std::sync::Arc<dyn switchyard_bus::UsageBus>>,
+        fleet: Option<std::sync::Arc<dyn switchyard_bus::Fleet>>,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
         capture_logs();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -266,7 +290,11 @@ impl ControlPlane {
             usage_bus: bus.as_ref().and(usage),
             policy_bus: bus,
             fleet,
+            profiles: Default::default(),
+            kube: None,
         };
+        let mut config = config;
+        adjust(&mut config);
         // The token must be installed before the first request can arrive.
         switchyard_control_plane::server::install_bootstrap_token(&store, Some(&token))
             .await
@@ -499,6 +527,8 @@ impl Drop for NatsServer {
 // ---- workers and MCP clients ----
 
 pub mod conformance;
+pub mod kube_fake;
+pub mod modern;
 pub mod proxy;
 pub mod python;
 pub mod upstream;

@@ -44,6 +44,9 @@ pub struct App {
     pub admission: Arc<Admission>,
     /// The gateway every session forks from: it holds the breakers.
     breakers: Gateway,
+    /// A dedicated worker (`--only-tenant`): it serves its tenant whatever the policy says
+    /// about who serves it.
+    dedicated: bool,
 }
 
 impl std::fmt::Debug for App {
@@ -118,7 +121,13 @@ impl App {
             metrics,
             admission: Arc::new(Admission::new(config.max_in_flight)),
             breakers,
+            dedicated: config.only_tenant.is_some(),
         }))
+    }
+
+    /// Whether this (shared) worker hands `tenant` over to its dedicated workers.
+    fn hands_over(&self, tenant: Option<&crate::policy::Tenant>) -> bool {
+        !self.dedicated && tenant.is_some_and(|t| t.dedicated)
     }
 
     /// Drops sessions rmcp has let go (idle) from the per-tenant session counts.
@@ -418,6 +427,23 @@ async fn mcp_inner(app: &Arc<App>, tenant: &str, req: &mut Request<Body>) -> Res
             return resp;
         }
     };
+    if app.hands_over(policy.as_deref()) {
+        // Its dedicated workers serve it now: the client retries and reaches them.
+        app.metrics
+            .limited
+            .get_or_create(&ReasonLabel {
+                reason: "dedicated",
+            })
+            .inc();
+        let mut resp = rpc_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::Unavailable,
+            "this tenant has moved to its dedicated workers; retry and they will serve you",
+        );
+        resp.headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return resp;
+    }
     let owner = Owner {
         tenant: caller.tenant.clone(),
         key_id: caller.key_id.clone(),

@@ -48,6 +48,9 @@ pub struct Config {
     /// How often this worker writes its heartbeat; the fleet bucket's entries should live
     /// about three times as long.
     pub heartbeat_every: std::time::Duration,
+    /// Serve this tenant only (an isolated tenant's dedicated worker); its `policy_keys` are
+    /// that tenant's own.
+    pub only_tenant: Option<String>,
 }
 
 impl Config {
@@ -62,6 +65,7 @@ impl Config {
             drain_grace: std::time::Duration::from_secs(25),
             session_idle: std::time::Duration::from_secs(300),
             heartbeat_every: std::time::Duration::from_secs(5),
+            only_tenant: None,
         }
     }
 }
@@ -90,8 +94,10 @@ fn now_ms() -> i64 {
 
 /// Writes this worker's heartbeat every few seconds, and reads the others' to share tenant
 /// limits with them, until cancelled.
+#[allow(clippy::too_many_arguments)]
 async fn fleet_loop(
     id: String,
+    only_tenant: Option<String>,
     heartbeat_every: std::time::Duration,
     fleet: Arc<dyn Fleet>,
     policies: Arc<policy::Policies>,
@@ -115,6 +121,7 @@ async fn fleet_loop(
                     policy_revision: policies.max_revision(),
                     sessions: app.admission.sessions_here().into_iter().collect(),
                     breakers: app.breaker_reports(),
+                    only_tenant: only_tenant.clone(),
                 };
                 if let Err(e) = fleet.beat(&beat).await {
                     tracing::debug!(error = %e, "heartbeat not written");
@@ -124,8 +131,13 @@ async fn fleet_loop(
                 app.sweep().await;
                 match fleet.members().await {
                     Ok(members) => {
-                        // Workers that serve: ready ones, this one included while it is.
-                        let mut size = members.iter().filter(|m| m.ready && m.worker != id).count();
+                        // Workers that serve with this one: ready ones of the same pool (the
+                        // shared fleet, or one tenant's dedicated workers), this one
+                        // included while it is.
+                        let mut size = members
+                            .iter()
+                            .filter(|m| m.ready && m.worker != id && m.only_tenant == only_tenant)
+                            .count();
                         if metrics.is_ready() {
                             size += 1;
                         }
@@ -159,7 +171,10 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let cancel = tokio_util::sync::CancellationToken::new();
-    let policies = Arc::new(policy::Policies::new(config.policy_keys.clone()));
+    let policies = Arc::new(policy::Policies::only(
+        config.policy_keys.clone(),
+        config.only_tenant.clone(),
+    ));
     let metrics_state = Arc::new(metrics::Metrics::new(
         policies.clone(),
         buses.policy.clone(),
@@ -181,6 +196,7 @@ pub async fn run(
     )?;
     let beating = tokio::spawn(fleet_loop(
         config.worker_id.clone(),
+        config.only_tenant.clone(),
         config.heartbeat_every,
         buses.fleet,
         policies,

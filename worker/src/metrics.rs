@@ -80,7 +80,7 @@ impl Metrics {
         let relay_diverted = Family::<ReasonLabel, Counter>::default();
         registry.register(
             "limited",
-            "MCP requests refused by a limit (rate_limited_tenant, rate_limited_key, concurrency, sessions, quota, saturated, draining)",
+            "MCP requests refused by a limit (rate_limited_tenant, rate_limited_key, concurrency, sessions, quota, saturated, draining) or handed to a tenant's dedicated workers (dedicated)",
             limited.clone(),
         );
         registry.register("in_flight", "MCP requests being served", in_flight.clone());

@@ -59,6 +59,8 @@ pub struct Tenant {
     pub keys: HashMap<String, Key>,
     /// While set and in the future, the monthly tool calls are used up.
     pub tool_calls_exhausted_until: Option<SystemTime>,
+    /// Served by its dedicated workers: shared workers hand its requests over (503).
+    pub dedicated: bool,
 }
 
 /// How calls to one connector are retried.
@@ -122,6 +124,7 @@ fn to_system_time(t: &prost_types::Timestamp) -> Option<SystemTime> {
 /// (and logged): its tools disappear rather than being called without credentials.
 fn build(policy: pb::TenantPolicy, keys: &Keyring) -> Tenant {
     let status = policy.status();
+    let dedicated = policy.dedicated;
     let mut connectors = Vec::new();
     for c in policy.connectors {
         let Some(pb::connector::Kind::Mcp(mcp)) = c.kind else {
@@ -204,6 +207,7 @@ fn build(policy: pb::TenantPolicy, keys: &Keyring) -> Tenant {
             .tool_calls_exhausted_until
             .as_ref()
             .and_then(to_system_time),
+        dedicated,
     }
 }
 
@@ -211,6 +215,9 @@ fn build(policy: pb::TenantPolicy, keys: &Keyring) -> Tenant {
 #[derive(Debug)]
 pub struct Policies {
     keys: Keyring,
+    /// A dedicated worker's one tenant: other tenants' policies are ignored, and its keys
+    /// are already that tenant's own (derived) keys.
+    only: Option<String>,
     tenants: RwLock<HashMap<String, Arc<Tenant>>>,
     /// Highest revision seen per tenant, tombstones included.
     revisions: RwLock<HashMap<String, u64>>,
@@ -219,8 +226,14 @@ pub struct Policies {
 
 impl Policies {
     pub fn new(keys: Keyring) -> Self {
+        Self::only(keys, None)
+    }
+
+    /// Policies of one tenant only (`--only-tenant`), or of all when `only` is `None`.
+    pub fn only(keys: Keyring, only: Option<String>) -> Self {
         Self {
             keys,
+            only,
             tenants: RwLock::default(),
             revisions: RwLock::default(),
             ready: AtomicBool::new(false),
@@ -250,6 +263,13 @@ impl Policies {
 
     /// Applies a policy if its revision is higher than the one held; returns whether it did.
     pub fn apply(&self, policy: pb::TenantPolicy) -> bool {
+        if self
+            .only
+            .as_ref()
+            .is_some_and(|only| *only != policy.tenant)
+        {
+            return false;
+        }
         let tenant = policy.tenant.clone();
         let revision = policy.revision;
         {
@@ -269,7 +289,14 @@ impl Policies {
             tracing::info!(tenant = %tenant, revision, "tenant deleted");
             return true;
         }
-        let built = Arc::new(build(policy, &self.keys));
+        // A tenant-sealed policy opens with the tenant's derived keys: a shared worker
+        // derives them from the policy keys; a dedicated worker holds only those.
+        let keys = if policy.tenant_sealed && self.only.is_none() {
+            self.keys.with_tenant(&tenant)
+        } else {
+            self.keys.clone()
+        };
+        let built = Arc::new(build(policy, &keys));
         if let Ok(mut t) = self.tenants.write() {
             t.insert(tenant.clone(), built);
         }

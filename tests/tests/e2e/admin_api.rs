@@ -41,6 +41,7 @@ async fn tenants_create_get_update_suspend_resume_delete() {
                 max_connectors: Some(3),
                 ..Default::default()
             }),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -82,6 +83,7 @@ async fn tenants_create_get_update_suspend_resume_delete() {
                 burst: Some(77),
                 ..Default::default()
             }),
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -201,6 +203,7 @@ async fn tenant_errors() {
             etag: t.etag.clone(),
             display_name: Some("x".into()),
             quotas: None,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -212,6 +215,7 @@ async fn tenant_errors() {
             etag: stale.clone(),
             display_name: Some("y".into()),
             quotas: None,
+            ..Default::default()
         })
         .await,
         Code::Aborted,
@@ -251,6 +255,7 @@ async fn tenant_errors() {
             etag: "not-an-etag".into(),
             display_name: Some("y".into()),
             quotas: None,
+            ..Default::default()
         })
         .await,
         Code::InvalidArgument,
@@ -262,6 +267,7 @@ async fn tenant_errors() {
             etag: changed.etag.clone(),
             display_name: None,
             quotas: None,
+            ..Default::default()
         })
         .await,
         Code::InvalidArgument,

@@ -4,9 +4,10 @@
 //! limits never see one; one tenant's flood never makes another tenant's calls fail; with
 //! two workers a tenant gets its configured rate in total, not twice it.
 
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::{Duration, Instant};
 use switchyard_tests::admin::*;
+use switchyard_tests::modern::{Answer, call};
 use switchyard_tests::upstream::TestUpstream;
 use switchyard_tests::{
     ControlPlane, NatsServer, Worker, assert_eventually, mcp_client, mcp_connector, postgres_store,
@@ -65,69 +66,6 @@ fn quotas(rps: u32, burst: u32) -> Quotas {
         requests_per_second: Some(rps),
         burst: Some(burst),
         ..Default::default()
-    }
-}
-
-/// What a stateless (MCP 2026-07-28) tool call got back.
-#[derive(Debug)]
-struct Answer {
-    status: u16,
-    retry_after: Option<u64>,
-    body: Value,
-}
-
-impl Answer {
-    fn error_code(&self) -> Option<i64> {
-        self.body["error"]["code"].as_i64()
-    }
-    fn ok(&self) -> bool {
-        self.status == 200 && self.body["result"].is_object()
-    }
-}
-
-/// One MCP 2026-07-28 tool call: no session, everything in the request.
-async fn call(
-    http: &reqwest::Client,
-    endpoint: &str,
-    key: &str,
-    tool: &str,
-    args: Value,
-) -> Answer {
-    let body = json!({
-        "jsonrpc": "2.0", "id": 7, "method": "tools/call",
-        "params": {"name": tool, "arguments": args, "_meta": {
-            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientCapabilities": {}
-        }}
-    });
-    let r = http
-        .post(endpoint)
-        .bearer_auth(key)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", tool)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    let retry_after = r
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok()?.parse().ok());
-    let text = r.text().await.unwrap_or_default();
-    // A streamed answer carries its JSON-RPC response as the last `data:` line.
-    let json_text = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .map(str::trim)
-        .rfind(|l| !l.is_empty())
-        .map_or(text.as_str(), |l| l);
-    Answer {
-        status,
-        retry_after,
-        body: serde_json::from_str(json_text).unwrap_or(Value::Null),
     }
 }
 

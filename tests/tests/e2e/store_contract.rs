@@ -130,6 +130,7 @@ async fn tenant_lifecycle(store: Store) {
                     .into(),
                 ),
                 status: Some((TenantStatus::Active, String::new())),
+                ..Default::default()
             },
         )
         .await

@@ -1,0 +1,392 @@
+//! The `control-plane` and `migrate` roles' configuration.
+
+use super::parse_key;
+use anyhow::{Context as _, bail};
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use switchyard_common::netguard::UpstreamGuard;
+use switchyard_common::seal::Keyring;
+use switchyard_control_plane::kube::ComputeProfile;
+use switchyard_control_plane::{Store, compile::Keys};
+
+#[derive(Debug, Default, clap::Args, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ControlPlaneArgs {
+    /// PostgreSQL URL, e.g. postgres://user:pass@host/db.
+    #[arg(long, env = "SWITCHYARD_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// NATS server the compiled policies are published to, e.g. nats://nats:4222.
+    #[arg(long, env = "SWITCHYARD_NATS_URL")]
+    pub(super) nats_url: Option<String>,
+    /// Address of the admin API [default: 127.0.0.1:50051].
+    #[arg(long, env = "SWITCHYARD_GRPC_LISTEN")]
+    grpc_listen: Option<SocketAddr>,
+    /// Address of /healthz, /readyz and /metrics [default: 127.0.0.1:9090].
+    #[arg(long, env = "SWITCHYARD_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// Key that seals connector secrets at rest: 32 bytes, base64.
+    #[arg(long, env = "SWITCHYARD_MASTER_KEY", hide_env_values = true)]
+    master_key: Option<String>,
+    /// Retired master keys that still open stored secrets, comma-separated.
+    #[arg(
+        long,
+        env = "SWITCHYARD_PREVIOUS_MASTER_KEYS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    previous_master_keys: Option<Vec<String>>,
+    /// Key that seals secrets in published policies; workers hold the same: 32 bytes, base64.
+    #[arg(long, env = "SWITCHYARD_POLICY_KEY", hide_env_values = true)]
+    policy_key: Option<String>,
+    /// An operator token accepted from the start (at least 32 characters); stored hashed.
+    #[arg(long, env = "SWITCHYARD_BOOTSTRAP_TOKEN", hide_env_values = true)]
+    bootstrap_token: Option<String>,
+    /// CIDRs connectors may point to despite the private-range guard, comma-separated.
+    #[arg(long, env = "SWITCHYARD_UPSTREAM_ALLOW", value_delimiter = ',')]
+    pub(super) upstream_allow: Option<Vec<IpNet>>,
+    /// Reconcile a Kubernetes namespace per tenant (needs RBAC; see the Helm chart).
+    #[arg(long, env = "SWITCHYARD_KUBE_NAMESPACES", num_args = 0..=1, default_missing_value = "true")]
+    pub(super) kube_namespaces: Option<bool>,
+    /// Tenant namespaces are named this plus the slug [default: switchyard-t-].
+    #[arg(long, env = "SWITCHYARD_KUBE_NAMESPACE_PREFIX")]
+    pub(super) kube_namespace_prefix: Option<String>,
+    /// The namespace of the reconciler's Lease: the control plane's own.
+    #[arg(long, env = "SWITCHYARD_KUBE_LEASE_NAMESPACE")]
+    pub(super) kube_lease_namespace: Option<String>,
+    /// Names this replica in the Lease [default: a random id]; e.g. the pod name.
+    #[arg(long, env = "SWITCHYARD_KUBE_IDENTITY")]
+    pub(super) kube_identity: Option<String>,
+    /// Image of isolated tenants' dedicated workers (this binary's image).
+    #[arg(long, env = "SWITCHYARD_KUBE_WORKER_IMAGE")]
+    pub(super) kube_worker_image: Option<String>,
+    /// NATS as dedicated workers reach it [default: nats-url].
+    #[arg(long, env = "SWITCHYARD_KUBE_NATS_URL")]
+    pub(super) kube_nats_url: Option<String>,
+    /// The public base URL of the workers (their --public-url), for dedicated workers.
+    #[arg(long, env = "SWITCHYARD_KUBE_PUBLIC_URL")]
+    pub(super) kube_public_url: Option<String>,
+    /// The Gateway dedicated pools' HTTPRoutes attach to: NAMESPACE/NAME[/SECTION].
+    #[arg(long, env = "SWITCHYARD_KUBE_GATEWAY")]
+    pub(super) kube_gateway: Option<String>,
+    /// The namespace of the ingress controller or gateway that reaches tenants' workers
+    /// [default: ingress-nginx].
+    #[arg(long, env = "SWITCHYARD_KUBE_INGRESS_NAMESPACE")]
+    pub(super) kube_ingress_namespace: Option<String>,
+    /// The namespace whose pods scrape metrics [default: monitoring].
+    #[arg(long, env = "SWITCHYARD_KUBE_MONITORING_NAMESPACE")]
+    pub(super) kube_monitoring_namespace: Option<String>,
+    /// Seconds between reconciling every tenant, to repair drift [default: 300].
+    #[arg(long, env = "SWITCHYARD_KUBE_RESYNC_SECONDS")]
+    pub(super) kube_resync_seconds: Option<u64>,
+    /// The compute profile of tenants that name none [default: default].
+    #[arg(long, env = "SWITCHYARD_DEFAULT_COMPUTE_PROFILE")]
+    pub(super) default_compute_profile: Option<String>,
+    /// Compute profiles, by name (config file only: [compute-profiles.NAME]).
+    #[arg(skip)]
+    pub(super) compute_profiles: Option<BTreeMap<String, ComputeProfile>>,
+    /// TOML file with the same keys as these flags (e.g. database-url = "...").
+    #[arg(long, env = "SWITCHYARD_CONFIG")]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct MigrateArgs {
+    /// PostgreSQL URL (or sqlite: URL) to migrate.
+    #[arg(long, env = "SWITCHYARD_DATABASE_URL", hide_env_values = true)]
+    database_url: String,
+}
+
+fn read_file(path: &Path) -> anyhow::Result<ControlPlaneArgs> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("config file {}", path.display()))
+}
+
+/// A validated control-plane configuration.
+#[derive(Debug)]
+pub struct ControlPlaneSettings {
+    pub database_url: String,
+    pub nats_url: Option<String>,
+    pub grpc_listen: SocketAddr,
+    pub metrics_listen: SocketAddr,
+    pub config: switchyard_control_plane::Config,
+    /// The reconciler's settings, when tenant namespaces are on; its client is made at start.
+    pub kube: Option<switchyard_control_plane::kube::KubeSettings>,
+}
+
+impl ControlPlaneArgs {
+    fn merge(self, file: ControlPlaneArgs) -> Self {
+        Self {
+            database_url: self.database_url.or(file.database_url),
+            nats_url: self.nats_url.or(file.nats_url),
+            grpc_listen: self.grpc_listen.or(file.grpc_listen),
+            metrics_listen: self.metrics_listen.or(file.metrics_listen),
+            master_key: self.master_key.or(file.master_key),
+            previous_master_keys: self.previous_master_keys.or(file.previous_master_keys),
+            policy_key: self.policy_key.or(file.policy_key),
+            bootstrap_token: self.bootstrap_token.or(file.bootstrap_token),
+            upstream_allow: self.upstream_allow.or(file.upstream_allow),
+            kube_namespaces: self.kube_namespaces.or(file.kube_namespaces),
+            kube_namespace_prefix: self.kube_namespace_prefix.or(file.kube_namespace_prefix),
+            kube_lease_namespace: self.kube_lease_namespace.or(file.kube_lease_namespace),
+            kube_identity: self.kube_identity.or(file.kube_identity),
+            kube_worker_image: self.kube_worker_image.or(file.kube_worker_image),
+            kube_nats_url: self.kube_nats_url.or(file.kube_nats_url),
+            kube_public_url: self.kube_public_url.or(file.kube_public_url),
+            kube_gateway: self.kube_gateway.or(file.kube_gateway),
+            kube_ingress_namespace: self.kube_ingress_namespace.or(file.kube_ingress_namespace),
+            kube_monitoring_namespace: self
+                .kube_monitoring_namespace
+                .or(file.kube_monitoring_namespace),
+            kube_resync_seconds: self.kube_resync_seconds.or(file.kube_resync_seconds),
+            default_compute_profile: self
+                .default_compute_profile
+                .or(file.default_compute_profile),
+            compute_profiles: self.compute_profiles.or(file.compute_profiles),
+            config: None,
+        }
+    }
+
+    pub fn validate(self) -> anyhow::Result<ControlPlaneSettings> {
+        let args = match &self.config {
+            Some(path) => {
+                let file = read_file(path)?;
+                self.merge(file)
+            }
+            None => self,
+        };
+        let profiles = super::kube::profiles(&args)?;
+        let kube = super::kube::settings(&args)?;
+        let Some(database_url) = args.database_url else {
+            bail!("database-url (SWITCHYARD_DATABASE_URL) is required");
+        };
+        let Some(master) = args.master_key else {
+            bail!("master-key (SWITCHYARD_MASTER_KEY) is required: 32 random bytes, base64");
+        };
+        let Some(policy) = args.policy_key else {
+            bail!("policy-key (SWITCHYARD_POLICY_KEY) is required: 32 random bytes, base64");
+        };
+        let master = parse_key("master-key", &master)?;
+        let policy = parse_key("policy-key", &policy)?;
+        if master.to_base64() == policy.to_base64() {
+            bail!("master-key and policy-key must differ: workers hold the policy key");
+        }
+        let retired = args
+            .previous_master_keys
+            .unwrap_or_default()
+            .iter()
+            .map(|k| parse_key("previous-master-keys", k))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(ControlPlaneSettings {
+            database_url,
+            nats_url: args.nats_url,
+            grpc_listen: args
+                .grpc_listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 50051))),
+            metrics_listen: args
+                .metrics_listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9090))),
+            config: switchyard_control_plane::Config {
+                keys: Keys {
+                    master: Keyring::new(master).with_retired(retired),
+                    policy: Keyring::new(policy),
+                },
+                upstream_guard: UpstreamGuard::new(args.upstream_allow.unwrap_or_default()),
+                bootstrap_token: args.bootstrap_token,
+                policy_bus: None,
+                usage_bus: None,
+                fleet: None,
+                profiles,
+                kube: None,
+            },
+            kube,
+        })
+    }
+}
+
+pub async fn run_control_plane(args: ControlPlaneArgs) -> anyhow::Result<()> {
+    let mut settings = args.validate()?;
+    match &settings.nats_url {
+        Some(url) => {
+            // Keep trying in the background: the publisher retries until NATS answers.
+            let client = async_nats::ConnectOptions::new()
+                .retry_on_initial_connect()
+                .connect(url.as_str())
+                .await
+                .with_context(|| format!("nats-url {url:?}"))?;
+            settings.config.policy_bus = Some(std::sync::Arc::new(switchyard_bus::NatsBus::new(
+                client.clone(),
+                switchyard_bus::POLICY_BUCKET,
+            )));
+            settings.config.usage_bus = Some(std::sync::Arc::new(switchyard_bus::NatsUsage::new(
+                client.clone(),
+            )));
+            settings.config.fleet = Some(std::sync::Arc::new(switchyard_bus::NatsFleet::new(
+                client,
+                switchyard_bus::FLEET_BUCKET,
+                std::time::Duration::from_secs(15),
+            )));
+        }
+        None => tracing::warn!(
+            "no nats-url: policy changes stay in the outbox until a control plane with NATS runs"
+        ),
+    }
+    if let Some(kube) = settings.kube.take() {
+        let client = kube::Client::try_default()
+            .await
+            .context("kube-namespaces: no Kubernetes API to reach (in-cluster or kubeconfig)")?;
+        settings.config.kube = Some(switchyard_control_plane::KubeConfig {
+            client,
+            settings: kube,
+        });
+    }
+    let store = Store::connect(&settings.database_url)
+        .await
+        .context("connecting to the database")?;
+    store.migrate().await.context("applying migrations")?;
+    let grpc = tokio::net::TcpListener::bind(settings.grpc_listen)
+        .await
+        .with_context(|| format!("binding grpc-listen {}", settings.grpc_listen))?;
+    let metrics = tokio::net::TcpListener::bind(settings.metrics_listen)
+        .await
+        .with_context(|| format!("binding metrics-listen {}", settings.metrics_listen))?;
+    tracing::info!(
+        admin = %grpc.local_addr()?,
+        metrics = %metrics.local_addr()?,
+        "control plane listening"
+    );
+    let listeners = switchyard_control_plane::Listeners {
+        grpc,
+        metrics: Some(metrics),
+    };
+    switchyard_control_plane::serve(listeners, store, settings.config, crate::shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+pub async fn run_migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let store = Store::connect(&args.database_url)
+        .await
+        .context("connecting to the database")?;
+    store.migrate().await.context("applying migrations")?;
+    println!("migrations applied");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_common::seal::SecretKey;
+
+    fn key() -> String {
+        SecretKey::generate().to_base64().to_string()
+    }
+
+    #[test]
+    fn file_fills_what_flags_leave_unset() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cp.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "database-url = \"postgres://file/db\"\ngrpc-listen = \"127.0.0.1:6000\"\n\
+                 master-key = \"{}\"\npolicy-key = \"{}\"\n",
+                key(),
+                key()
+            ),
+        )
+        .unwrap();
+        let args = ControlPlaneArgs {
+            database_url: Some("postgres://flag/db".into()),
+            config: Some(path),
+            ..Default::default()
+        };
+        let s = args.validate().unwrap();
+        assert_eq!(s.database_url, "postgres://flag/db");
+        assert_eq!(s.grpc_listen, "127.0.0.1:6000".parse().unwrap());
+    }
+
+    #[test]
+    fn unknown_file_keys_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cp.toml");
+        std::fs::write(&path, "databse-url = \"x\"\n").unwrap();
+        let err = ControlPlaneArgs {
+            config: Some(path),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("databse-url"), "{err:#}");
+    }
+
+    #[test]
+    fn bad_keys_are_named() {
+        let err = ControlPlaneArgs {
+            database_url: Some("postgres://x/y".into()),
+            master_key: Some("dG9vIHNob3J0".into()),
+            policy_key: Some(key()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("master-key"), "{err:#}");
+        let err = ControlPlaneArgs {
+            database_url: Some("postgres://x/y".into()),
+            policy_key: Some(key()),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("master-key"), "{err:#}");
+    }
+}
+
+#[cfg(test)]
+mod chart_tests {
+    use super::*;
+
+    /// The control-plane.toml the Helm chart renders (its snapshot with every profile).
+    fn rendered_by_the_chart() -> String {
+        let snapshot = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/chart/isolation.yaml"
+        ))
+        .unwrap();
+        let mut lines = snapshot
+            .lines()
+            .skip_while(|l| !l.trim_start().starts_with("control-plane.toml:"))
+            .skip(1);
+        let first = lines.next().unwrap();
+        let indent = first.len() - first.trim_start().len();
+        std::iter::once(first)
+            .chain(
+                lines.take_while(|l| {
+                    l.trim().is_empty() || l.len() - l.trim_start().len() >= indent
+                }),
+            )
+            .map(|l| l.get(indent..).unwrap_or(""))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn the_charts_configuration_file_is_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("control-plane.toml");
+        std::fs::write(&path, rendered_by_the_chart()).unwrap();
+        let args = ControlPlaneArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        let file = read_file(args.config.as_ref().unwrap()).unwrap();
+        let profiles = super::super::kube::profiles(&file).unwrap();
+        assert_eq!(profiles.get("").unwrap().workers, 1, "small is the default");
+        assert_eq!(profiles.get("large").unwrap().pods, 40);
+        assert_eq!(profiles.get("default").unwrap().pods, 6);
+    }
+}

@@ -1,0 +1,197 @@
+//! The `worker` role's configuration.
+
+use super::parse_key;
+use anyhow::{Context as _, bail};
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use switchyard_common::netguard::UpstreamGuard;
+use switchyard_common::seal::Keyring;
+
+#[derive(Debug, Default, clap::Args, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct WorkerArgs {
+    /// NATS server the compiled policies are read from, e.g. nats://nats:4222.
+    #[arg(long, env = "SWITCHYARD_NATS_URL")]
+    nats_url: Option<String>,
+    /// Address of the tenant-facing MCP endpoint [default: 127.0.0.1:8080].
+    #[arg(long, env = "SWITCHYARD_HTTP_LISTEN")]
+    http_listen: Option<SocketAddr>,
+    /// Address of /healthz, /readyz and /metrics [default: 127.0.0.1:9091].
+    #[arg(long, env = "SWITCHYARD_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// Key that opens secrets in published policies (the control plane's policy-key).
+    #[arg(long, env = "SWITCHYARD_POLICY_KEY", hide_env_values = true)]
+    policy_key: Option<String>,
+    /// Other policy keys that still open published policies while the key changes,
+    /// comma-separated.
+    #[arg(
+        long,
+        env = "SWITCHYARD_PREVIOUS_POLICY_KEYS",
+        hide_env_values = true,
+        value_delimiter = ','
+    )]
+    previous_policy_keys: Option<Vec<String>>,
+    /// Public base URL clients use, e.g. https://mcp.example.com: only its host is accepted
+    /// in Host and only its origin in Origin [default: loopback only].
+    #[arg(long, env = "SWITCHYARD_PUBLIC_URL")]
+    public_url: Option<url::Url>,
+    /// CIDRs upstreams may resolve to despite the private-range guard, comma-separated.
+    #[arg(long, env = "SWITCHYARD_UPSTREAM_ALLOW", value_delimiter = ',')]
+    upstream_allow: Option<Vec<IpNet>>,
+    /// Names this worker in heartbeats [default: a random id]; e.g. the pod name.
+    #[arg(long, env = "SWITCHYARD_WORKER_ID")]
+    worker_id: Option<String>,
+    /// Serve only this tenant: an isolated tenant's dedicated worker, whose policy-key is
+    /// the key derived for that tenant.
+    #[arg(long, env = "SWITCHYARD_ONLY_TENANT")]
+    only_tenant: Option<String>,
+    /// Requests served at once; beyond it the worker sheds load with 503 [default: 512].
+    #[arg(long, env = "SWITCHYARD_MAX_IN_FLIGHT")]
+    max_in_flight: Option<usize>,
+    /// Seconds a draining worker (SIGTERM) lets requests in flight finish [default: 25].
+    #[arg(long, env = "SWITCHYARD_DRAIN_GRACE")]
+    drain_grace: Option<u64>,
+    /// TOML file with the same keys as these flags.
+    #[arg(long, env = "SWITCHYARD_CONFIG")]
+    #[serde(skip)]
+    config: Option<PathBuf>,
+}
+
+/// A validated worker configuration.
+#[derive(Debug)]
+pub struct WorkerSettings {
+    pub nats_url: String,
+    pub http_listen: SocketAddr,
+    pub metrics_listen: SocketAddr,
+    pub config: switchyard_worker::Config,
+}
+
+impl WorkerArgs {
+    pub fn validate(self) -> anyhow::Result<WorkerSettings> {
+        let args = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading config file {}", path.display()))?;
+                let file: WorkerArgs = toml::from_str(&text)
+                    .with_context(|| format!("config file {}", path.display()))?;
+                WorkerArgs {
+                    nats_url: self.nats_url.or(file.nats_url),
+                    http_listen: self.http_listen.or(file.http_listen),
+                    metrics_listen: self.metrics_listen.or(file.metrics_listen),
+                    policy_key: self.policy_key.or(file.policy_key),
+                    previous_policy_keys: self.previous_policy_keys.or(file.previous_policy_keys),
+                    public_url: self.public_url.or(file.public_url),
+                    upstream_allow: self.upstream_allow.or(file.upstream_allow),
+                    worker_id: self.worker_id.or(file.worker_id),
+                    only_tenant: self.only_tenant.or(file.only_tenant),
+                    max_in_flight: self.max_in_flight.or(file.max_in_flight),
+                    drain_grace: self.drain_grace.or(file.drain_grace),
+                    config: None,
+                }
+            }
+            None => self,
+        };
+        let Some(nats_url) = args.nats_url else {
+            bail!("nats-url (SWITCHYARD_NATS_URL) is required");
+        };
+        let Some(policy) = args.policy_key else {
+            bail!("policy-key (SWITCHYARD_POLICY_KEY) is required: the control plane's policy key");
+        };
+        if let Some(url) = &args.public_url
+            && (url.host_str().is_none() || !matches!(url.scheme(), "http" | "https"))
+        {
+            bail!("public-url (SWITCHYARD_PUBLIC_URL) must be an http(s) URL with a host");
+        }
+        let previous = args
+            .previous_policy_keys
+            .unwrap_or_default()
+            .iter()
+            .map(|k| parse_key("previous-policy-keys", k))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut config = switchyard_worker::Config::new(
+            Keyring::new(parse_key("policy-key", &policy)?).with_retired(previous),
+        );
+        config.public_url = args.public_url;
+        config.upstream_guard = UpstreamGuard::new(args.upstream_allow.unwrap_or_default());
+        if let Some(tenant) = args.only_tenant {
+            switchyard_common::TenantSlug::parse(&tenant)
+                .map_err(|e| anyhow::anyhow!("only-tenant (SWITCHYARD_ONLY_TENANT): {e}"))?;
+            config.only_tenant = Some(tenant);
+        }
+        if let Some(id) = args.worker_id {
+            config.worker_id = id;
+        }
+        if let Some(n) = args.max_in_flight {
+            if n == 0 {
+                bail!("max-in-flight (SWITCHYARD_MAX_IN_FLIGHT) must be at least 1");
+            }
+            config.max_in_flight = n;
+        }
+        if let Some(secs) = args.drain_grace {
+            if secs > 3600 {
+                bail!("drain-grace (SWITCHYARD_DRAIN_GRACE) is in seconds and at most 3600");
+            }
+            config.drain_grace = std::time::Duration::from_secs(secs);
+        }
+        Ok(WorkerSettings {
+            nats_url,
+            http_listen: args
+                .http_listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
+            metrics_listen: args
+                .metrics_listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9091))),
+            config,
+        })
+    }
+}
+
+pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
+    let settings = args.validate()?;
+    let client = async_nats::ConnectOptions::new()
+        .retry_on_initial_connect()
+        .connect(settings.nats_url.as_str())
+        .await
+        .with_context(|| format!("nats-url {:?}", settings.nats_url))?;
+    let bus = std::sync::Arc::new(switchyard_bus::NatsBus::new(
+        client.clone(),
+        switchyard_bus::POLICY_BUCKET,
+    ));
+    // Idle sessions expire after an hour; sessions in use are touched every few minutes.
+    let buses = switchyard_worker::Buses {
+        policy: bus,
+        sessions: std::sync::Arc::new(switchyard_bus::NatsSessions::new(
+            client.clone(),
+            switchyard_bus::SESSION_BUCKET,
+            std::time::Duration::from_secs(3600),
+        )),
+        usage: std::sync::Arc::new(switchyard_bus::NatsUsage::new(client.clone())),
+        fleet: std::sync::Arc::new(switchyard_bus::NatsFleet::new(
+            client,
+            switchyard_bus::FLEET_BUCKET,
+            std::time::Duration::from_secs(15),
+        )),
+    };
+    let http = tokio::net::TcpListener::bind(settings.http_listen)
+        .await
+        .with_context(|| format!("binding http-listen {}", settings.http_listen))?;
+    let metrics = tokio::net::TcpListener::bind(settings.metrics_listen)
+        .await
+        .with_context(|| format!("binding metrics-listen {}", settings.metrics_listen))?;
+    tracing::info!(
+        mcp = %http.local_addr()?,
+        metrics = %metrics.local_addr()?,
+        "worker listening"
+    );
+    switchyard_worker::run(
+        settings.config,
+        http,
+        metrics,
+        buses,
+        crate::shutdown_signal(),
+    )
+    .await?;
+    Ok(())
+}

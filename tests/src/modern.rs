@@ -1,0 +1,76 @@
+//! MCP 2026-07-28 requests as a raw HTTP client makes them: no session, everything in the
+//! request; what came back, status and headers included.
+
+use serde_json::{Value, json};
+
+/// What a tool call got back.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    /// `Retry-After` in seconds, when sent.
+    pub retry_after: Option<u64>,
+    /// The JSON-RPC response (the last event of a stream).
+    pub body: Value,
+}
+
+impl Answer {
+    pub fn error_code(&self) -> Option<i64> {
+        self.body["error"]["code"].as_i64()
+    }
+
+    pub fn ok(&self) -> bool {
+        self.status == 200 && self.body["result"].is_object()
+    }
+
+    /// The first text of a result.
+    pub fn text(&self) -> Option<&str> {
+        self.body["result"]["content"][0]["text"].as_str()
+    }
+}
+
+/// One `tools/call` of `tool` with `args`.
+pub async fn call(
+    http: &reqwest::Client,
+    endpoint: &str,
+    key: &str,
+    tool: &str,
+    args: Value,
+) -> Answer {
+    crate::install_tls();
+    let body = json!({
+        "jsonrpc": "2.0", "id": 7, "method": "tools/call",
+        "params": {"name": tool, "arguments": args, "_meta": {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {}
+        }}
+    });
+    let r = http
+        .post(endpoint)
+        .bearer_auth(key)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", tool)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let retry_after = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok()?.parse().ok());
+    let text = r.text().await.unwrap_or_default();
+    // A streamed answer carries its JSON-RPC response as the last `data:` line.
+    let json_text = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .map_or(text.as_str(), |l| l);
+    Answer {
+        status,
+        retry_after,
+        body: serde_json::from_str(json_text).unwrap_or(Value::Null),
+    }
+}
