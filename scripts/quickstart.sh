@@ -106,6 +106,48 @@ grep -q 'slug' err.out
 if switchyard --token nope-nope tenant list 2>err.out; then echo "bad token accepted" >&2; exit 1; fi
 grep -q 'Unauthenticated' err.out
 
+echo "--- every other CLI command, end to end"
+json_field() { python3 -c 'import json,sys; v=json.load(sys.stdin)
+for p in sys.argv[1].split("."): v=v[int(p)] if p.isdigit() else v[p]
+print(v)' "$1"; }
+# Until a condition holds, for changes that reach the worker through the bus.
+eventually() { for _ in $(seq 1 100); do if "$@"; then return 0; fi; sleep 0.2; done; "$@"; }
+status_of() { curl -s -o /dev/null -w '%{http_code}' -X POST "http://$http_addr/t/acme/mcp" \
+  -H "authorization: Bearer $secret" -H 'content-type: application/json' \
+  -H 'accept: application/json, text/event-stream' -H 'mcp-protocol-version: 2025-11-25' \
+  -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"cli-check","version":"1"}}}'; }
+is_status() { [ "$(status_of)" = "$1" ]; }
+[ "$(switchyard tenant update acme --display-name 'Acme Inc' --monthly-calls 1000 -o json | json_field quotas.monthly_tool_calls)" = 1000 ]
+[ "$(switchyard tenant get acme -o json | json_field display_name)" = "Acme Inc" ]
+# The quick start's tool calls are counted (usage is folded in as it arrives).
+calls() { [ "$(switchyard tenant usage acme -o json | json_field tool_calls)" -ge 2 ]; }
+eventually calls
+[ "$(switchyard tenant usage acme -o json | json_field monthly_tool_calls)" = 1000 ]
+[ "$(switchyard tenant suspend acme --reason billing -o json | json_field state)" = suspended ]
+eventually is_status 403
+[ "$(switchyard tenant resume acme -o json | json_field state)" = active ]
+eventually is_status 200
+extra=$(switchyard key create --tenant acme --role viewer -o json)
+extra_id=$(echo "$extra" | json_field id)
+extra_secret=$(echo "$extra" | json_field secret)
+[ "$(switchyard key revoke --tenant acme "$extra_id" -o json | json_field revoked)" != None ]
+revoked_status() { [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://$http_addr/t/acme/mcp" \
+  -H "authorization: Bearer $extra_secret" -H 'content-type: application/json' \
+  -H 'accept: application/json, text/event-stream' -d '{}')" = 401 ]; }
+eventually revoked_status
+switchyard key list --tenant acme --all -o json | python3 -c 'import json,sys
+keys = {k["id"]: k for k in json.load(sys.stdin)["keys"]}
+assert keys[sys.argv[1]]["revoked"], keys' "$extra_id"
+[ "$(switchyard fleet list -o json | json_field workers.0.ready)" = True ]
+[ "$(switchyard connector update --tenant acme --name weather --timeout-ms 5000 -o json | json_field timeout_ms)" = 5000 ]
+switchyard tenant create scratch >/dev/null
+switchyard connector add --tenant scratch --name gone --url http://127.0.0.1:9/mcp >/dev/null
+switchyard connector remove --tenant scratch --name gone
+[ "$(switchyard connector list --tenant scratch -o json | json_field connectors)" = "[]" ]
+switchyard tenant delete scratch
+if switchyard tenant get scratch 2>err.out; then echo "deleted tenant still there" >&2; exit 1; fi
+grep -q 'NotFound' err.out
+
 echo "--- restart"
 stop_dev
 start_dev

@@ -20,6 +20,12 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 step "Dockerfile and Helm chart (hadolint, lint, Kubernetes schemas, checkov, snapshots)"
 bash scripts/chart.sh
+step "tests start the platform only through the harness's Stack"
+if grep -rnE '(NatsServer|ControlPlane|Worker)::(start|launch)|Command::new\("nats-server"\)' \
+    tests/tests tests/src/bin; then
+    echo "start nats-server, the control plane and workers through switchyard_tests::Stack" >&2
+    exit 1
+fi
 step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test"

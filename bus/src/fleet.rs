@@ -7,8 +7,8 @@ use async_nats::jetstream::kv;
 use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 pub const FLEET_BUCKET: &str = "switchyard-workers";
 
@@ -35,13 +35,31 @@ pub struct Heartbeat {
     pub only_tenant: Option<String>,
 }
 
+/// The state of a circuit breaker that is not closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerStatus {
+    /// Calls fail fast until `retry_at_ms`.
+    Open,
+    /// Probes are let through to see whether the upstream recovered.
+    HalfOpen,
+}
+
+impl BreakerStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::HalfOpen => "half_open",
+        }
+    }
+}
+
 /// A circuit breaker that is open or half-open on one worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BreakerReport {
     pub tenant: String,
     pub connector: String,
-    /// `open` or `half_open`.
-    pub state: String,
+    pub state: BreakerStatus,
     /// Unix milliseconds when an open breaker lets a probe through.
     pub retry_at_ms: i64,
 }
@@ -53,27 +71,47 @@ pub trait Fleet: Send + Sync + std::fmt::Debug + 'static {
     async fn members(&self) -> Result<Vec<Heartbeat>>;
 }
 
-/// The fleet of `switchyard dev`: one worker, in memory.
-#[derive(Debug, Default, Clone)]
-pub struct MemoryFleet(Arc<Mutex<HashMap<String, Heartbeat>>>);
+/// The fleet of `switchyard dev`, in memory: heartbeats expire `ttl` after they were
+/// written, as on NATS.
+#[derive(Debug, Clone)]
+pub struct MemoryFleet {
+    beats: Arc<Mutex<HashMap<String, (Heartbeat, Instant)>>>,
+    ttl: Duration,
+}
+
+impl Default for MemoryFleet {
+    fn default() -> Self {
+        Self::with_ttl(Duration::from_secs(15))
+    }
+}
+
+impl MemoryFleet {
+    pub fn with_ttl(ttl: Duration) -> Self {
+        Self {
+            beats: Arc::default(),
+            ttl,
+        }
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Heartbeat, Instant)>> {
+        let mut beats = self.beats.lock().unwrap_or_else(PoisonError::into_inner);
+        beats.retain(|_, (_, at)| at.elapsed() < self.ttl);
+        beats
+    }
+}
 
 #[async_trait::async_trait]
 impl Fleet for MemoryFleet {
     async fn beat(&self, heartbeat: &Heartbeat) -> Result<()> {
-        let mut map = self
-            .0
-            .lock()
-            .map_err(|_| BusError::Unavailable("poisoned".into()))?;
-        map.insert(heartbeat.worker.clone(), heartbeat.clone());
+        self.live().insert(
+            heartbeat.worker.clone(),
+            (heartbeat.clone(), Instant::now()),
+        );
         Ok(())
     }
 
     async fn members(&self) -> Result<Vec<Heartbeat>> {
-        let map = self
-            .0
-            .lock()
-            .map_err(|_| BusError::Unavailable("poisoned".into()))?;
-        Ok(map.values().cloned().collect())
+        Ok(self.live().values().map(|(h, _)| h.clone()).collect())
     }
 }
 

@@ -7,17 +7,21 @@
 //! deleted tenant is published as a tombstone (status `DELETED`) rather than removed, so its
 //! revision is kept and an older policy cannot bring it back.
 
+mod buses;
 pub mod fleet;
 mod memory;
 mod nats;
 pub mod sessions;
 pub mod usage;
 
-pub use fleet::{BreakerReport, FLEET_BUCKET, Fleet, Heartbeat, MemoryFleet, NatsFleet};
+pub use buses::{Buckets, Buses};
+pub use fleet::{
+    BreakerReport, BreakerStatus, FLEET_BUCKET, Fleet, Heartbeat, MemoryFleet, NatsFleet,
+};
 pub use memory::MemoryBus;
 pub use nats::{NatsBus, POLICY_BUCKET};
 pub use sessions::{MemorySessions, NatsSessions, SESSION_BUCKET, SessionKv};
-pub use usage::{Delivery, MemoryUsage, NatsUsage, UsageBus, UsageEvent};
+pub use usage::{Delivery, MemoryUsage, NatsUsage, UsageBus, UsageEvent, UsageMethod};
 
 use futures::stream::BoxStream;
 use switchyard_proto::policy::v1::TenantPolicy;

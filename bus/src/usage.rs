@@ -18,14 +18,31 @@ pub const USAGE_STREAM: &str = "SWITCHYARD_USAGE";
 const SUBJECT_PREFIX: &str = "switchyard.usage";
 const CONSUMER: &str = "control-plane";
 
+/// The real work a usage event reports (on the wire as the MCP method name).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum UsageMethod {
+    #[serde(rename = "tools/call")]
+    ToolsCall,
+    #[serde(rename = "resources/read")]
+    ResourcesRead,
+    #[serde(rename = "prompts/get")]
+    PromptsGet,
+}
+
+impl UsageMethod {
+    /// Whether it counts against the monthly tool-call quota.
+    pub fn is_tool_call(self) -> bool {
+        self == Self::ToolsCall
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UsageEvent {
     /// Unique per call; repeats carry the same id.
     pub id: String,
     pub tenant: String,
     pub key_id: String,
-    /// `tools/call`, `resources/read` or `prompts/get`.
-    pub method: String,
+    pub method: UsageMethod,
     /// The name (or URI) the client asked for.
     pub target: String,
     pub connector: String,
@@ -67,11 +84,39 @@ pub trait UsageBus: Send + Sync + std::fmt::Debug + 'static {
     async fn consume(&self) -> Result<BoxStream<'static, Result<Delivery>>>;
 }
 
-/// The in-process usage channel of `switchyard dev`: one consumer at a time.
+/// Ids of recently published events the in-process channel remembers, to drop repeats as
+/// NATS's duplicate window does.
+const RECENT_IDS: usize = 100_000;
+
+/// The in-process usage channel of `switchyard dev`: one consumer at a time; an event
+/// whose id was published recently is dropped.
 #[derive(Debug, Clone)]
 pub struct MemoryUsage {
     tx: mpsc::Sender<UsageEvent>,
     rx: Arc<Mutex<Option<mpsc::Receiver<UsageEvent>>>>,
+    recent: Arc<std::sync::Mutex<Recent>>,
+}
+
+#[derive(Debug, Default)]
+struct Recent {
+    ids: std::collections::HashSet<String>,
+    order: std::collections::VecDeque<String>,
+}
+
+impl Recent {
+    /// Remembers `id`; false when it was already remembered.
+    fn insert(&mut self, id: &str) -> bool {
+        if !self.ids.insert(id.to_owned()) {
+            return false;
+        }
+        self.order.push_back(id.to_owned());
+        if self.order.len() > RECENT_IDS
+            && let Some(old) = self.order.pop_front()
+        {
+            self.ids.remove(&old);
+        }
+        true
+    }
 }
 
 impl Default for MemoryUsage {
@@ -80,6 +125,7 @@ impl Default for MemoryUsage {
         Self {
             tx,
             rx: Arc::new(Mutex::new(Some(rx))),
+            recent: Arc::default(),
         }
     }
 }
@@ -87,9 +133,23 @@ impl Default for MemoryUsage {
 #[async_trait::async_trait]
 impl UsageBus for MemoryUsage {
     async fn publish(&self, event: &UsageEvent) -> Result<()> {
-        self.tx
-            .try_send(event.clone())
-            .map_err(|_| BusError::Unavailable("usage channel full".into()))
+        let fresh = self
+            .recent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(&event.id);
+        if !fresh {
+            return Ok(());
+        }
+        self.tx.try_send(event.clone()).map_err(|_| {
+            // Not sent: a retry of it is not a repeat.
+            self.recent
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .ids
+                .remove(&event.id);
+            BusError::Unavailable("usage channel full".into())
+        })
     }
 
     async fn consume(&self) -> Result<BoxStream<'static, Result<Delivery>>> {

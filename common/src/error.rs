@@ -7,6 +7,10 @@
 pub enum ErrorCode {
     /// The caller sent something invalid; the message names the field.
     InvalidArgument,
+    /// The request is not well-formed at all (not JSON).
+    Malformed,
+    /// The request is larger than accepted.
+    PayloadTooLarge,
     NotFound,
     AlreadyExists,
     /// The request is valid but the current state does not allow it (e.g. a quota).
@@ -28,8 +32,10 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 15] = [
         Self::InvalidArgument,
+        Self::Malformed,
+        Self::PayloadTooLarge,
         Self::NotFound,
         Self::AlreadyExists,
         Self::FailedPrecondition,
@@ -47,7 +53,8 @@ impl ErrorCode {
     pub fn grpc(self) -> tonic::Code {
         use tonic::Code;
         match self {
-            Self::InvalidArgument => Code::InvalidArgument,
+            Self::InvalidArgument | Self::Malformed => Code::InvalidArgument,
+            Self::PayloadTooLarge => Code::ResourceExhausted,
             Self::NotFound => Code::NotFound,
             Self::AlreadyExists => Code::AlreadyExists,
             Self::FailedPrecondition => Code::FailedPrecondition,
@@ -65,7 +72,8 @@ impl ErrorCode {
 
     pub fn http_status(self) -> u16 {
         match self {
-            Self::InvalidArgument => 400,
+            Self::InvalidArgument | Self::Malformed => 400,
+            Self::PayloadTooLarge => 413,
             Self::NotFound => 404,
             Self::AlreadyExists | Self::Aborted => 409,
             Self::FailedPrecondition => 412,
@@ -82,6 +90,8 @@ impl ErrorCode {
     pub fn jsonrpc(self) -> i32 {
         match self {
             Self::InvalidArgument | Self::NotFound => -32602,
+            Self::Malformed => -32700,
+            Self::PayloadTooLarge => -32600,
             Self::AlreadyExists | Self::FailedPrecondition | Self::Aborted => -32600,
             Self::Unauthenticated => -32001,
             Self::PermissionDenied => -32003,
@@ -96,6 +106,8 @@ impl ErrorCode {
     pub fn label(self) -> &'static str {
         match self {
             Self::InvalidArgument => "invalid_argument",
+            Self::Malformed => "malformed",
+            Self::PayloadTooLarge => "payload_too_large",
             Self::NotFound => "not_found",
             Self::AlreadyExists => "already_exists",
             Self::FailedPrecondition => "failed_precondition",

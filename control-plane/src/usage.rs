@@ -2,6 +2,17 @@
 //! (never backwards) and counts a tool call toward its tenant's month. Event ids already
 //! folded in are skipped, so redeliveries count once. An event is acknowledged only after
 //! it is folded in; while the store or the bus is away the consumer retries.
+//!
+//! **Monthly quota.** Tool calls count per tenant and calendar month (UTC). The event that
+//! reaches `monthly_tool_calls` also gives the tenant a new policy revision in the same
+//! transaction; the compiled policy then carries `tool_calls_exhausted_until` (the next
+//! month's start) and workers refuse tool calls until then (reads and prompts go on). A
+//! tool call counts once it is sent upstream, however it ends; calls refused before that do
+//! not, and a call answered in rounds of input counts once, when it ends. **Overshoot** is
+//! the tool calls admitted between the quota's last call and the workers applying the new
+//! policy: the usage queue's delay plus the policy's propagation (BENCHMARKS.md), at most
+//! the tenant's rate times that delay, plus the calls in flight. Raising the quota
+//! publishes the policy without the stop.
 
 use crate::store::Store;
 use futures::StreamExt as _;
@@ -32,7 +43,7 @@ pub async fn fold(store: Store, bus: Arc<dyn UsageBus>) {
                     let event = &delivery.event;
                     let key = KeyId::parse(&event.key_id).ok();
                     if let Ok(tenant) = TenantSlug::parse(&event.tenant) {
-                        let tool_call = event.method == "tools/call";
+                        let tool_call = event.method.is_tool_call();
                         let recorded = store
                             .record_usage(&event.id, &tenant, key.as_ref(), tool_call, event.at_ms)
                             .await;

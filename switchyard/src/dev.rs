@@ -127,9 +127,7 @@ pub async fn run(args: DevArgs, data_dir: &Path) -> anyhow::Result<()> {
         dir = dir.display(),
         token_path = token_path.display(),
     );
-    let bus = std::sync::Arc::new(switchyard_bus::MemoryBus::default());
-    let usage = std::sync::Arc::new(switchyard_bus::MemoryUsage::default());
-    let fleet = std::sync::Arc::new(switchyard_bus::MemoryFleet::default());
+    let buses = switchyard_bus::Buses::in_memory();
     let mut worker_config = switchyard_worker::Config::new(Keyring::new(policy.clone()));
     worker_config.upstream_guard = UpstreamGuard::new(args.upstream_allow.clone());
     let config = switchyard_control_plane::Config {
@@ -139,21 +137,15 @@ pub async fn run(args: DevArgs, data_dir: &Path) -> anyhow::Result<()> {
         },
         upstream_guard: UpstreamGuard::new(args.upstream_allow),
         bootstrap_token: Some(token),
-        policy_bus: Some(bus.clone()),
-        usage_bus: Some(usage.clone()),
-        fleet: Some(fleet.clone()),
+        policy_bus: Some(buses.policy.clone()),
+        usage_bus: Some(buses.usage.clone()),
+        fleet: Some(buses.fleet.clone()),
         profiles: Default::default(),
         kube: None,
     };
     // Both stop on the same signal, which the control plane's shutdown passes on to the
     // worker.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let buses = switchyard_worker::Buses {
-        policy: bus,
-        sessions: std::sync::Arc::new(switchyard_bus::MemorySessions::default()),
-        usage,
-        fleet,
-    };
     let worker = tokio::spawn(switchyard_worker::run(
         worker_config,
         http,

@@ -28,8 +28,8 @@ pub struct Key {
     pub name: String,
 }
 
-/// A write the fake accepted or refused: which listener it came through, the method and
-/// path, and for applies the field manager.
+/// A read of one object, or a write the fake accepted or refused: which listener it came
+/// through, the method and path, and for applies the field manager.
 #[derive(Debug, Clone)]
 pub struct Request {
     pub listener: usize,
@@ -290,9 +290,17 @@ async fn handle(
         };
     }
     if method == Method::GET {
-        let inner = shared.inner.lock().unwrap();
-        return match inner.objects.get(&key) {
-            Some(o) => axum::Json(o.clone()).into_response(),
+        let mut inner = shared.inner.lock().unwrap();
+        let found = inner.objects.get(&key).cloned();
+        inner.requests.push(Request {
+            listener,
+            method: method.to_string(),
+            key: key.clone(),
+            field_manager: None,
+            status: if found.is_some() { 200 } else { 404 },
+        });
+        return match found {
+            Some(o) => axum::Json(o).into_response(),
             None => status(
                 StatusCode::NOT_FOUND,
                 "NotFound",

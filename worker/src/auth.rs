@@ -5,7 +5,10 @@
 //! is shared fairly: one tenant may use at most half the cores (at least one) and queue a
 //! bounded number of checks, so a tenant flooding wrong secrets slows only itself.
 
-use crate::policy::{Role, Status, Tenant};
+use crate::error::{Error, Result};
+use crate::policy::{Status, Tenant};
+use crate::principal::Principal;
+use crate::sync::lock;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,26 +21,6 @@ const CACHE_TTL: Duration = Duration::from_secs(60);
 const CACHE_MAX: usize = 100_000;
 /// argon2 checks one tenant may have waiting; more are refused at once.
 const TENANT_QUEUE_MAX: usize = 64;
-
-/// Who is calling, attached to each request once authenticated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    pub tenant: String,
-    pub key_id: String,
-    pub role: Role,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AuthError {
-    /// No bearer credential.
-    Missing,
-    /// Not a key of this tenant (wrong, unknown, revoked or expired): never says which.
-    Invalid,
-    /// The key is valid but the tenant is suspended.
-    Suspended(String),
-    /// The tenant has too many key checks waiting; retry shortly.
-    Busy,
-}
 
 /// One tenant's part of the argon2 work.
 #[derive(Debug)]
@@ -108,32 +91,32 @@ impl Authenticator {
                 waiting: AtomicUsize::new(0),
             })
         };
-        match self.gates.lock() {
-            Ok(mut gates) => gates.entry(tenant.to_owned()).or_insert_with(fresh).clone(),
-            Err(_) => fresh(),
-        }
+        lock(&self.gates)
+            .entry(tenant.to_owned())
+            .or_insert_with(fresh)
+            .clone()
     }
 
     /// Runs one argon2 check for `tenant`: first a place in the tenant's share, then a core.
-    async fn check(&self, tenant: &str, secret: &str, verifier: &str) -> Result<bool, AuthError> {
+    async fn check(&self, tenant: &str, secret: &str, verifier: &str) -> Result<bool> {
         let gate = self.gate(tenant);
         let waiting = Waiting(&gate.waiting);
         if gate.waiting.fetch_add(1, Ordering::SeqCst) >= TENANT_QUEUE_MAX {
-            return Err(AuthError::Busy);
+            return Err(Error::AuthBusy);
         }
         let tenant_place = gate
             .checks
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| AuthError::Invalid)?;
+            .map_err(|_| Error::InvalidCredential)?;
         drop(waiting);
         let core = self
             .argon2
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| AuthError::Invalid)?;
+            .map_err(|_| Error::InvalidCredential)?;
         let (secret, verifier) = (secret.to_owned(), verifier.to_owned());
         // The places go with the work: a request cancelled meanwhile does not free them
         // while its hash still runs.
@@ -150,29 +133,28 @@ impl Authenticator {
         &self,
         tenant: Option<&Tenant>,
         authorization: Option<&str>,
-    ) -> Result<Caller, AuthError> {
-        let token = bearer(authorization).ok_or(AuthError::Missing)?;
-        let (id, secret) = apikey::parse(token).ok_or(AuthError::Invalid)?;
-        let tenant = tenant.ok_or(AuthError::Invalid)?;
-        let key = tenant.keys.get(id.as_str()).ok_or(AuthError::Invalid)?;
+    ) -> Result<Principal> {
+        let token = bearer(authorization).ok_or(Error::MissingCredential)?;
+        let (id, secret) = apikey::parse(token).ok_or(Error::InvalidCredential)?;
+        let tenant = tenant.ok_or(Error::InvalidCredential)?;
+        let key = tenant.keys.get(&id).ok_or(Error::InvalidCredential)?;
         if key.expires.is_some_and(|e| e <= SystemTime::now()) {
-            return Err(AuthError::Invalid);
+            return Err(Error::InvalidCredential);
         }
         let secret_digest = digest(secret);
         let verifier_digest = digest(&key.verifier);
-        let cached = self.cache.lock().ok().is_some_and(|c| {
-            c.get(id.as_str()).is_some_and(|e| {
-                e.secret == secret_digest
-                    && e.verifier == verifier_digest
-                    && e.at.elapsed() < CACHE_TTL
-            })
+        let cached = lock(&self.cache).get(id.as_str()).is_some_and(|e| {
+            e.secret == secret_digest && e.verifier == verifier_digest && e.at.elapsed() < CACHE_TTL
         });
         if !cached {
-            let ok = self.check(&tenant.slug, secret, &key.verifier).await?;
+            let ok = self
+                .check(tenant.slug.as_str(), secret, &key.verifier)
+                .await?;
             if !ok {
-                return Err(AuthError::Invalid);
+                return Err(Error::InvalidCredential);
             }
-            if let Ok(mut c) = self.cache.lock() {
+            {
+                let mut c = lock(&self.cache);
                 if c.len() >= CACHE_MAX {
                     c.clear();
                 }
@@ -187,13 +169,9 @@ impl Authenticator {
             }
         }
         if tenant.status == Status::Suspended {
-            return Err(AuthError::Suspended(tenant.suspend_reason.clone()));
+            return Err(Error::Suspended(tenant.suspend_reason.clone()));
         }
-        Ok(Caller {
-            tenant: tenant.slug.clone(),
-            key_id: id.to_string(),
-            role: key.role,
-        })
+        Ok(Principal::api_key(tenant.slug.clone(), id))
     }
 }
 
@@ -212,10 +190,10 @@ mod tests {
         assert_eq!(auth.argon2.available_permits(), 2);
         // Its queue is bounded: beyond it, checks are refused at once.
         gate.waiting.store(TENANT_QUEUE_MAX, Ordering::SeqCst);
-        assert_eq!(
+        assert!(matches!(
             auth.check("flood", "secret", "verifier").await,
-            Err(AuthError::Busy)
-        );
+            Err(Error::AuthBusy)
+        ));
         assert_eq!(gate.waiting.load(Ordering::SeqCst), TENANT_QUEUE_MAX);
         // A check cancelled while it waits leaves the count as it found it.
         gate.waiting.store(0, Ordering::SeqCst);
@@ -227,8 +205,8 @@ mod tests {
         assert!(waiting.is_err(), "it waited for the held place");
         assert_eq!(gate.waiting.load(Ordering::SeqCst), 0);
         let verifier = apikey::hash_secret("right").unwrap();
-        assert_eq!(auth.check("calm", "right", &verifier).await, Ok(true));
-        assert_eq!(auth.check("calm", "wrong", &verifier).await, Ok(false));
+        assert!(auth.check("calm", "right", &verifier).await.unwrap());
+        assert!(!auth.check("calm", "wrong", &verifier).await.unwrap());
     }
 
     #[test]

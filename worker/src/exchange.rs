@@ -11,11 +11,14 @@
 
 #![allow(deprecated)]
 
+use crate::error::{Error, Result};
 use crate::ordered::ForRequest;
+use crate::principal::Principal;
 use crate::relay::{Ask, Diverted, Event, InFlight, Step, ask_client};
+use crate::sync::lock;
 use crate::upstream::{Lease, Session, UpstreamError};
 use rmcp::model::*;
-use rmcp::service::{Peer, RoleServer, ServiceError};
+use rmcp::service::{Peer, RoleServer};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -42,60 +45,6 @@ impl Upstream {
         match self {
             Self::Scoped(s) => Some(s),
             Self::Leased(l) => l.session(),
-        }
-    }
-}
-
-/// Why a request did not get an answer from the upstream.
-#[derive(Debug, thiserror::Error)]
-pub enum Failure {
-    #[error("{0}")]
-    Upstream(#[from] UpstreamError),
-    #[error("{0}")]
-    Service(#[from] ServiceError),
-    /// The client's input could not be used (bad state, expired hold, bad answers).
-    #[error("{0}")]
-    Input(String),
-    /// The connector's circuit breaker is open: calls fail fast until `retry_at`.
-    #[error("it failed repeatedly, so calls to it are paused; the next try is in {} ms", .0.saturating_duration_since(tokio::time::Instant::now()).as_millis())]
-    CircuitOpen(tokio::time::Instant),
-}
-
-impl Failure {
-    /// What a client is told (see `UpstreamError::public`).
-    pub fn public(&self) -> String {
-        match self {
-            Self::Upstream(e) => e.public(),
-            Self::Service(ServiceError::McpError(e)) => {
-                format!("it answered with an error: {}", e.message)
-            }
-            Self::Service(ServiceError::Timeout { timeout }) => {
-                format!("it did not answer within {} ms", timeout.as_millis())
-            }
-            Self::Service(_) => "the connection to it failed".into(),
-            Self::Input(message) => message.clone(),
-            Self::CircuitOpen(_) => self.to_string(),
-        }
-    }
-
-    /// A failure of the connection or transport, where trying again may well succeed.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            Self::Upstream(UpstreamError::Connect(_) | UpstreamError::Protocol(_)) => true,
-            Self::Service(ServiceError::McpError(_)) => false,
-            Self::Service(_) => true,
-            _ => false,
-        }
-    }
-
-    /// Whether this says the upstream is failing (what a circuit breaker counts). An
-    /// upstream that answers with a JSON-RPC error is working.
-    pub fn counts_against_upstream(&self) -> bool {
-        match self {
-            Self::Upstream(_) => true,
-            Self::Service(ServiceError::McpError(e)) => e.code == ErrorCode::INTERNAL_ERROR,
-            Self::Service(_) => true,
-            Self::Input(_) | Self::CircuitOpen(_) => false,
         }
     }
 }
@@ -135,8 +84,7 @@ pub struct Call {
 /// Who a held call belongs to; a retry must match.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Holder {
-    pub tenant: String,
-    pub key_id: String,
+    pub principal: Principal,
     /// The method and name (or URI) of the request.
     pub target: String,
 }
@@ -197,12 +145,13 @@ fn holder_bytes(h: &Holder) -> Vec<u8> {
 impl Holds {
     /// Drops held calls whose time is up (their upstream requests are cancelled).
     pub fn purge(&self) {
-        if let Ok(mut held) = self.held.lock() {
+        {
+            let mut held = lock(&self.held);
             held.retain(|_, h| h.until > Instant::now());
         }
     }
 
-    fn hold(&self, holder: Holder, held: Held) -> Result<InputRequiredResult, Failure> {
+    fn hold(&self, holder: Holder, held: Held) -> Result<InputRequiredResult> {
         self.purge();
         let id = uuid::Uuid::new_v4().simple().to_string();
         let requests: InputRequests = held
@@ -215,17 +164,14 @@ impl Holds {
         let state = self
             .codec
             .seal_json_with(&StateToken { id: id.clone() }, &options)
-            .map_err(|e| Failure::Input(e.to_string()))?;
-        let mut table = self
-            .held
-            .lock()
-            .map_err(|_| Failure::Input("held calls unavailable".into()))?;
+            .map_err(|e| Error::Internal(format!("could not seal the request state: {e}")))?;
+        let mut table = lock(&self.held);
         let tenant_held = table
             .values()
-            .filter(|h| h.holder.tenant == holder.tenant)
+            .filter(|h| h.holder.principal.tenant == holder.principal.tenant)
             .count();
         if table.len() >= HOLD_MAX || tenant_held >= HOLD_PER_TENANT {
-            return Err(Failure::Input(
+            return Err(Error::Capacity(
                 "too many calls are waiting for input; answer or abandon some, then retry".into(),
             ));
         }
@@ -237,26 +183,23 @@ impl Holds {
     }
 
     /// Takes back the call a retry's `requestState` names.
-    fn resume(&self, holder: &Holder, state: &str) -> Result<Held, Failure> {
+    fn resume(&self, holder: &Holder, state: &str) -> Result<Held> {
         let sealed = state.strip_prefix(STATE_PREFIX).unwrap_or(state);
         let token: StateToken = self
             .codec
             .open_json_with(sealed, &holder_bytes(holder))
             .map_err(|_| {
-                Failure::Input(
+                Error::BadInput(
                     "requestState is not valid here (changed, expired, for another request, or \
                      held by another worker); send the request again without inputResponses"
                         .into(),
                 )
             })?;
-        let held = self
-            .held
-            .lock()
-            .ok()
-            .and_then(|mut t| t.remove(&token.id))
+        let held = lock(&self.held)
+            .remove(&token.id)
             .filter(|h| h.holder == *holder && h.until > Instant::now());
         held.ok_or_else(|| {
-            Failure::Input(
+            Error::BadInput(
                 "the call waiting for this input is gone (it expired, or another worker holds \
                  it); send the request again without inputResponses"
                     .into(),
@@ -273,7 +216,7 @@ impl Holds {
         upstream: Upstream,
         request: ClientRequest,
         rebuild: impl Fn(InputResponses, Option<String>) -> ClientRequest,
-    ) -> Result<Outcome, Failure> {
+    ) -> Result<Outcome> {
         let mut upstream = Some(upstream);
         let mut request = request;
         for _ in 0..MAX_ROUNDS {
@@ -281,7 +224,7 @@ impl Holds {
                 .as_ref()
                 .and_then(Upstream::session)
                 .cloned()
-                .ok_or_else(|| Failure::Input("no upstream session".into()))?;
+                .ok_or_else(|| Error::Internal("the upstream session is gone".into()))?;
             let inflight = InFlight::start(session.peer(), request, call.meta.clone()).await?;
             let outcome = self
                 .drive(call, &mut upstream, inflight, Vec::new())
@@ -294,9 +237,12 @@ impl Holds {
                 {
                     let mut answers = InputResponses::new();
                     for (key, ask) in asked.input_requests.iter().flatten() {
-                        let answer = ask_client(&call.client, ask)
-                            .await
-                            .map_err(|e| Failure::Input(e.message.to_string()))?;
+                        let answer = ask_client(&call.client, ask).await.map_err(|e| {
+                            Error::BadInput(format!(
+                                "the client did not answer the upstream's request: {}",
+                                e.message
+                            ))
+                        })?;
                         answers.insert(key.clone(), answer);
                     }
                     request = rebuild(answers, asked.request_state);
@@ -304,7 +250,7 @@ impl Holds {
                 other => return Ok(other),
             }
         }
-        Err(Failure::Input(
+        Err(Error::UpstreamMisbehaved(
             "the upstream asked for input too many times".into(),
         ))
     }
@@ -315,7 +261,7 @@ impl Holds {
         call: &Call,
         state: &str,
         answers: Option<&InputResponses>,
-    ) -> Result<Outcome, Failure> {
+    ) -> Result<Outcome> {
         let held = self.resume(&call.holder, state)?;
         let Held {
             inflight,
@@ -348,7 +294,7 @@ impl Holds {
         upstream: &mut Option<Upstream>,
         mut inflight: InFlight,
         mut open: Vec<(String, Ask)>,
-    ) -> Result<Outcome, Failure> {
+    ) -> Result<Outcome> {
         let timeout = call.timeout;
         // Set once the client's stream refused a notification: the rest are not tried.
         let mut deaf = false;

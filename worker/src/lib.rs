@@ -2,7 +2,10 @@
 //! tenant's MCP endpoint at `/t/{tenant}/mcp`, aggregating the tools, resources and prompts
 //! of the tenant's connectors. Stateless: any worker serves any tenant.
 
+#![warn(clippy::too_many_lines)]
+
 pub mod auth;
+pub mod error;
 pub mod exchange;
 pub mod handler;
 pub mod http;
@@ -11,16 +14,18 @@ pub mod metrics;
 pub mod names;
 pub mod ordered;
 pub mod policy;
+pub mod principal;
 pub mod relay;
 pub mod resilience;
 pub mod resume;
 pub mod route;
 pub mod sessions;
+pub mod sync;
 pub mod upstream;
 pub mod usage;
 
 use std::sync::Arc;
-use switchyard_bus::{Fleet, Heartbeat, PolicyBus, SessionKv, UsageBus};
+use switchyard_bus::{Fleet, Heartbeat};
 use switchyard_common::netguard::UpstreamGuard;
 use switchyard_common::seal::Keyring;
 use tokio::net::TcpListener;
@@ -70,18 +75,7 @@ impl Config {
     }
 }
 
-/// What a worker shares with the rest of the platform (NATS in production).
-#[derive(Debug, Clone)]
-pub struct Buses {
-    /// Compiled tenant policies, followed.
-    pub policy: Arc<dyn PolicyBus>,
-    /// Session records shared by all workers.
-    pub sessions: Arc<dyn SessionKv>,
-    /// Usage events for the control plane.
-    pub usage: Arc<dyn UsageBus>,
-    /// Heartbeats of the live workers.
-    pub fleet: Arc<dyn Fleet>,
-}
+pub use switchyard_bus::{Buckets, Buses};
 
 /// How often a worker reads the fleet to re-share tenant limits.
 const FLEET_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
@@ -185,7 +179,7 @@ pub async fn run(
         cancel.clone(),
     ));
     let reporter = usage::Reporter::start(buses.usage, metrics_state.usage_dropped.clone());
-    let sessions = Arc::new(sessions::Sessions::new(buses.sessions));
+    let sessions = Arc::new(sessions::SessionRecords::new(buses.sessions));
     let app = http::App::new(
         &config,
         policies.clone(),

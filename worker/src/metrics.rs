@@ -64,113 +64,94 @@ impl std::fmt::Debug for Metrics {
 
 impl Metrics {
     pub fn new(policies: Arc<Policies>, bus: Arc<dyn PolicyBus>) -> Self {
-        let mut registry = Registry::with_prefix("switchyard_worker");
-        let tenants = Gauge::default();
-        let bus_connected = Gauge::default();
-        let policy_age = Gauge::<f64, AtomicU64>::default();
-        let ready = Gauge::default();
-        let requests = Family::<StatusLabel, Counter>::default();
-        let auth_failures = Family::<ReasonLabel, Counter>::default();
-        let usage_dropped = Counter::default();
-        let limited = Family::<ReasonLabel, Counter>::default();
-        let in_flight = Gauge::default();
-        let fleet_size = Gauge::default();
-        let breakers = Family::<BreakerLabel, Gauge>::default();
-        let retries = Family::<ReasonLabel, Counter>::default();
-        let relay_diverted = Family::<ReasonLabel, Counter>::default();
-        registry.register(
-            "limited",
-            "MCP requests refused by a limit (rate_limited_tenant, rate_limited_key, concurrency, sessions, quota, saturated, draining) or handed to a tenant's dedicated workers (dedicated)",
-            limited.clone(),
-        );
-        registry.register("in_flight", "MCP requests being served", in_flight.clone());
-        registry.register(
-            "fleet_size",
-            "Live workers sharing tenant limits, this one included",
-            fleet_size.clone(),
-        );
-        registry.register(
-            "circuit_breaker_state",
-            "Circuit breaker per tenant and connector: 0 closed, 1 half-open, 2 open",
-            breakers.clone(),
-        );
-        registry.register(
-            "upstream_retries",
-            "Upstream retries by outcome (attempted, budget_exhausted)",
-            retries.clone(),
-        );
-        registry.register(
-            "relay_diverted",
-            "Upstream notifications not delivered in order on their request's stream, by reason: no_owner, call_ended, client_gone (dropped); late (sent on the session's GET stream)",
-            relay_diverted.clone(),
-        );
-        registry.register(
-            "usage_events_dropped",
-            "Usage events dropped because the reporting queue was full",
-            usage_dropped.clone(),
-        );
-        registry.register(
-            "tenants",
-            "Tenants whose policy this worker holds",
-            tenants.clone(),
-        );
-        registry.register(
-            "policy_bus_connected",
-            "1 while the policy bus is reachable",
-            bus_connected.clone(),
-        );
-        registry.register(
-            "policy_age_seconds",
-            "Seconds since the policy bus was last reachable (0 while it is): how stale the served policies may be",
-            policy_age.clone(),
-        );
-        registry.register(
-            "ready",
-            "1 once the initial policy load is complete",
-            ready.clone(),
-        );
-        registry.register(
-            "mcp_requests",
-            "MCP endpoint requests by HTTP status",
-            requests.clone(),
-        );
-        registry.register(
-            "auth_failures",
-            "Rejected MCP requests by reason",
-            auth_failures.clone(),
-        );
-        Self {
-            registry,
+        let mut metrics = Self {
+            registry: Registry::with_prefix("switchyard_worker"),
             policies,
             bus,
-            tenants,
-            bus_connected,
-            policy_age,
-            ready,
-            requests,
-            auth_failures,
-            usage_dropped,
-            limited,
-            in_flight,
-            fleet_size,
-            breakers,
-            retries,
-            relay_diverted,
+            limited: Family::<ReasonLabel, Counter>::default(),
+            in_flight: Gauge::default(),
+            fleet_size: Gauge::default(),
+            breakers: Family::<BreakerLabel, Gauge>::default(),
+            retries: Family::<ReasonLabel, Counter>::default(),
+            relay_diverted: Family::<ReasonLabel, Counter>::default(),
+            usage_dropped: Counter::default(),
+            tenants: Gauge::default(),
+            bus_connected: Gauge::default(),
+            policy_age: Gauge::<f64, AtomicU64>::default(),
+            ready: Gauge::default(),
+            requests: Family::<StatusLabel, Counter>::default(),
+            auth_failures: Family::<ReasonLabel, Counter>::default(),
             draining: std::sync::atomic::AtomicBool::new(false),
             disconnected_since: Mutex::new(None),
-        }
+        };
+        metrics.register();
+        metrics
+    }
+
+    fn register(&mut self) {
+        let r = &mut self.registry;
+        r.register("limited", "MCP requests refused by a limit (rate_limited, concurrency_limited, session_limit, quota_exhausted, saturated), by draining (draining), or handed to a tenant's dedicated workers (dedicated_workers)", self.limited.clone());
+        r.register(
+            "in_flight",
+            "MCP requests being served",
+            self.in_flight.clone(),
+        );
+        r.register(
+            "fleet_size",
+            "Live workers sharing tenant limits, this one included",
+            self.fleet_size.clone(),
+        );
+        r.register(
+            "circuit_breaker_state",
+            "Circuit breaker per tenant and connector: 0 closed, 1 half-open, 2 open",
+            self.breakers.clone(),
+        );
+        r.register(
+            "upstream_retries",
+            "Upstream retries by outcome (attempted, budget_exhausted)",
+            self.retries.clone(),
+        );
+        r.register("relay_diverted", "Upstream notifications not delivered in order on their request's stream, by reason: no_owner, call_ended, client_gone (dropped); late (sent on the session's GET stream)", self.relay_diverted.clone());
+        r.register(
+            "usage_events_dropped",
+            "Usage events dropped because the reporting queue was full",
+            self.usage_dropped.clone(),
+        );
+        r.register(
+            "tenants",
+            "Tenants whose policy this worker holds",
+            self.tenants.clone(),
+        );
+        r.register(
+            "policy_bus_connected",
+            "1 while the policy bus is reachable",
+            self.bus_connected.clone(),
+        );
+        r.register("policy_age_seconds", "Seconds since the policy bus was last reachable (0 while it is): how stale the served policies may be", self.policy_age.clone());
+        r.register(
+            "ready",
+            "1 once the initial policy load is complete",
+            self.ready.clone(),
+        );
+        r.register(
+            "mcp_requests",
+            "MCP endpoint requests by HTTP status",
+            self.requests.clone(),
+        );
+        r.register("auth_failures", "MCP requests refused at authentication (missing_credential, invalid_credential, auth_busy, tenant_suspended)", self.auth_failures.clone());
     }
 
     /// Samples the bus connection; call about once a second.
     pub fn sample(&self) {
         let connected = self.bus.is_connected();
-        let age = match self.disconnected_since.lock() {
-            Ok(mut since) if connected => {
+        let age = {
+            let mut since = crate::sync::lock(&self.disconnected_since);
+            if connected {
                 *since = None;
                 Duration::ZERO
+            } else {
+                since.get_or_insert_with(Instant::now).elapsed()
             }
-            Ok(mut since) => since.get_or_insert_with(Instant::now).elapsed(),
-            Err(_) => Duration::ZERO,
         };
         self.bus_connected.set(i64::from(connected));
         self.policy_age.set(age.as_secs_f64());

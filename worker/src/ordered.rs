@@ -56,7 +56,7 @@ impl Side {
     }
 
     fn queue(&self, id: &RequestId) -> Option<mpsc::Sender<(u64, ServerJsonRpcMessage)>> {
-        self.requests.lock().ok()?.get(id).cloned()
+        crate::sync::lock(&self.requests).get(id).cloned()
     }
 }
 
@@ -86,7 +86,8 @@ impl<M: SessionManager> OrderedSessions<M> {
 
     fn attach(&self, id: &SessionId, transport: M::Transport) -> OrderedTransport<M::Transport> {
         let side = Arc::new(Side::default());
-        if let Ok(mut sides) = self.sides.lock() {
+        {
+            let mut sides = crate::sync::lock(&self.sides);
             // Sessions rmcp let go of (idle, closed) leave dead entries behind.
             sides.retain(|_, s| s.strong_count() > 0);
             sides.insert(id.clone(), Arc::downgrade(&side));
@@ -99,7 +100,7 @@ impl<M: SessionManager> OrderedSessions<M> {
     }
 
     fn side(&self, id: &SessionId) -> Option<Arc<Side>> {
-        self.sides.lock().ok()?.get(id)?.upgrade()
+        crate::sync::lock(&self.sides).get(id)?.upgrade()
     }
 }
 
@@ -126,7 +127,8 @@ impl<M: SessionManager> SessionManager for OrderedSessions<M> {
     }
 
     async fn close_session(&self, id: &SessionId) -> Result<(), Self::Error> {
-        if let Ok(mut sides) = self.sides.lock() {
+        {
+            let mut sides = crate::sync::lock(&self.sides);
             sides.remove(id);
         }
         self.inner.close_session(id).await
@@ -140,14 +142,15 @@ impl<M: SessionManager> SessionManager for OrderedSessions<M> {
         let registered = match (&message, self.side(id)) {
             (JsonRpcMessage::Request(r), Some(side)) => {
                 let (tx, rx) = mpsc::channel(SIDE_QUEUE);
-                let fresh = side.requests.lock().is_ok_and(|mut requests| {
+                let fresh = {
+                    let mut requests = crate::sync::lock(&side.requests);
                     // A client reusing the id of a request still open keeps the first.
-                    if requests.contains_key(&r.id) {
-                        return false;
+                    let fresh = !requests.contains_key(&r.id);
+                    if fresh {
+                        requests.insert(r.id.clone(), tx);
                     }
-                    requests.insert(r.id.clone(), tx);
-                    true
-                });
+                    fresh
+                };
                 fresh.then(|| Registration {
                     side,
                     id: r.id.clone(),
@@ -284,7 +287,8 @@ struct Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        if let Ok(mut requests) = self.side.requests.lock() {
+        {
+            let mut requests = crate::sync::lock(&self.side.requests);
             requests.remove(&self.id);
         }
     }

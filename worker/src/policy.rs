@@ -13,6 +13,8 @@ use switchyard_bus::{PolicyBus, PolicyEvent};
 use switchyard_common::seal::{Keyring, policy_header_aad};
 use switchyard_proto::policy::v1 as pb;
 
+use crate::principal::{KeyId, TenantSlug};
+use crate::sync::{read, write};
 pub use pb::{Role, Status};
 
 /// One connector as the request path uses it.
@@ -33,6 +35,24 @@ pub struct Connector {
 }
 
 impl Connector {
+    /// A connector for unit tests: `name` under `prefix`, with these tool patterns.
+    #[cfg(test)]
+    pub fn for_test(name: &str, prefix: &str, allow: &[&str], deny: &[&str]) -> Self {
+        let list = |p: &[&str]| p.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        Self {
+            name: name.into(),
+            prefix: prefix.into(),
+            url: format!("http://{name}.test/mcp"),
+            headers: http::HeaderMap::new(),
+            timeout: Duration::from_secs(1),
+            retry: retry_policy(pb::Retry::default()),
+            breaker: breaker_config(pb::Breaker::default()),
+            allow: (!allow.is_empty()).then(|| globs(&list(allow))),
+            deny: globs(&list(deny)),
+            fingerprint: 0,
+        }
+    }
+
     /// Whether the upstream tool `name` is exposed.
     pub fn exposes(&self, name: &str) -> bool {
         self.allow.as_ref().is_none_or(|a| a.is_match(name)) && !self.deny.is_match(name)
@@ -50,17 +70,35 @@ pub struct Key {
 
 #[derive(Debug)]
 pub struct Tenant {
-    pub slug: String,
+    pub slug: TenantSlug,
     pub revision: u64,
     pub status: Status,
     pub suspend_reason: String,
     pub quotas: pb::Quotas,
     pub connectors: Vec<Arc<Connector>>,
-    pub keys: HashMap<String, Key>,
+    pub keys: HashMap<KeyId, Key>,
     /// While set and in the future, the monthly tool calls are used up.
     pub tool_calls_exhausted_until: Option<SystemTime>,
     /// Served by its dedicated workers: shared workers hand its requests over (503).
     pub dedicated: bool,
+}
+
+impl Tenant {
+    /// An active tenant for unit tests, with no connectors and no keys.
+    #[cfg(test)]
+    pub fn for_test(slug: &str) -> Self {
+        Self {
+            slug: TenantSlug::parse(slug).expect("a valid test slug"),
+            revision: 1,
+            status: Status::Active,
+            suspend_reason: String::new(),
+            quotas: pb::Quotas::default(),
+            connectors: Vec::new(),
+            keys: HashMap::new(),
+            tool_calls_exhausted_until: None,
+            dedicated: false,
+        }
+    }
 }
 
 /// How calls to one connector are retried.
@@ -120,84 +158,96 @@ fn to_system_time(t: &prost_types::Timestamp) -> Option<SystemTime> {
     Some(SystemTime::UNIX_EPOCH + Duration::new(secs, t.nanos.clamp(0, 999_999_999) as u32))
 }
 
+/// One connector of tenant `tenant`, its header values opened; `None` (logged) when one
+/// does not open, or when it is of a kind this worker does not serve.
+fn connector(tenant: &str, c: pb::Connector, keys: &Keyring) -> Option<Connector> {
+    let Some(pb::connector::Kind::Mcp(mcp)) = c.kind else {
+        return None;
+    };
+    let mut headers = http::HeaderMap::new();
+    let mut material: Vec<Vec<u8>> = vec![c.name.as_bytes().to_vec(), mcp.url.as_bytes().to_vec()];
+    for h in &mcp.headers {
+        let aad = policy_header_aad(tenant, &c.name, &h.name);
+        let parsed = keys.open(&aad, &h.sealed_value).ok().and_then(|v| {
+            let name = http::HeaderName::from_bytes(h.name.as_bytes()).ok()?;
+            let value = http::HeaderValue::from_bytes(&v).ok()?;
+            Some((name, value))
+        });
+        let Some((name, mut value)) = parsed else {
+            tracing::error!(
+                tenant,
+                connector = %c.name,
+                header = %h.name,
+                "connector secret does not open with this worker's policy key; connector left out"
+            );
+            return None;
+        };
+        value.set_sensitive(true);
+        material.push(h.name.as_bytes().to_vec());
+        material.push(h.sealed_value.clone());
+        headers.append(name, value);
+    }
+    material.push(c.timeout_ms.to_be_bytes().to_vec());
+    let fp = fingerprint(&material.iter().map(Vec::as_slice).collect::<Vec<_>>());
+    Some(Connector {
+        prefix: c.prefix,
+        url: mcp.url,
+        headers,
+        timeout: Duration::from_millis(u64::from(c.timeout_ms.max(1))),
+        retry: retry_policy(c.retry.unwrap_or_default()),
+        breaker: breaker_config(c.breaker.unwrap_or_default()),
+        allow: (!c.allow_tools.is_empty()).then(|| globs(&c.allow_tools)),
+        deny: globs(&c.deny_tools),
+        fingerprint: fp,
+        name: c.name,
+    })
+}
+
+/// One API key of tenant `tenant`; `None` (logged) when its id does not parse.
+fn api_key(tenant: &TenantSlug, k: pb::KeyVerifier) -> Option<(KeyId, Key)> {
+    let role = k.role();
+    let Ok(id) = KeyId::parse(&k.id) else {
+        tracing::error!(%tenant, "an API key with an invalid id left out");
+        return None;
+    };
+    let key = Key {
+        verifier: k.verifier,
+        role,
+        requests_per_second: k.requests_per_second,
+        burst: k.burst,
+        expires: k.expire_time.as_ref().and_then(to_system_time),
+    };
+    Some((id, key))
+}
+
 /// Builds the runtime view of a policy. A connector whose secrets do not open is left out
-/// (and logged): its tools disappear rather than being called without credentials.
-fn build(policy: pb::TenantPolicy, keys: &Keyring) -> Tenant {
+/// (and logged): its tools disappear rather than being called without credentials. A
+/// policy whose slug does not parse is not served, and a key whose id does not parse is
+/// left out (neither can come from the control plane, which validates both).
+fn build(policy: pb::TenantPolicy, keys: &Keyring) -> Option<Tenant> {
+    let slug = match TenantSlug::parse(&policy.tenant) {
+        Ok(slug) => slug,
+        Err(e) => {
+            tracing::error!(tenant = %policy.tenant, error = %e, "policy for an invalid tenant slug ignored");
+            return None;
+        }
+    };
     let status = policy.status();
     let dedicated = policy.dedicated;
-    let mut connectors = Vec::new();
-    for c in policy.connectors {
-        let Some(pb::connector::Kind::Mcp(mcp)) = c.kind else {
-            continue;
-        };
-        let mut headers = http::HeaderMap::new();
-        let mut ok = true;
-        let mut material: Vec<Vec<u8>> =
-            vec![c.name.as_bytes().to_vec(), mcp.url.as_bytes().to_vec()];
-        for h in &mcp.headers {
-            let aad = policy_header_aad(&policy.tenant, &c.name, &h.name);
-            let opened = keys.open(&aad, &h.sealed_value);
-            let parsed = opened.ok().and_then(|v| {
-                let name = http::HeaderName::from_bytes(h.name.as_bytes()).ok()?;
-                let value = http::HeaderValue::from_bytes(&v).ok()?;
-                Some((name, value))
-            });
-            match parsed {
-                Some((name, mut value)) => {
-                    value.set_sensitive(true);
-                    material.push(h.name.as_bytes().to_vec());
-                    material.push(h.sealed_value.clone());
-                    headers.append(name, value);
-                }
-                None => {
-                    tracing::error!(
-                        tenant = %policy.tenant,
-                        connector = %c.name,
-                        header = %h.name,
-                        "connector secret does not open with this worker's policy key; connector left out"
-                    );
-                    ok = false;
-                }
-            }
-        }
-        if !ok {
-            continue;
-        }
-        material.push(c.timeout_ms.to_be_bytes().to_vec());
-        let fp = fingerprint(&material.iter().map(Vec::as_slice).collect::<Vec<_>>());
-        connectors.push(Arc::new(Connector {
-            prefix: c.prefix,
-            url: mcp.url,
-            headers,
-            timeout: Duration::from_millis(u64::from(c.timeout_ms.max(1))),
-            retry: retry_policy(c.retry.unwrap_or_default()),
-            breaker: breaker_config(c.breaker.unwrap_or_default()),
-            allow: (!c.allow_tools.is_empty()).then(|| globs(&c.allow_tools)),
-            deny: globs(&c.deny_tools),
-            fingerprint: fp,
-            name: c.name,
-        }));
-    }
+    let connectors = policy
+        .connectors
+        .into_iter()
+        .filter_map(|c| connector(&policy.tenant, c, keys))
+        .map(Arc::new)
+        .collect();
     let keys = policy
         .keys
         .into_iter()
-        .map(|k| {
-            let role = k.role();
-            (
-                k.id,
-                Key {
-                    verifier: k.verifier,
-                    role,
-                    requests_per_second: k.requests_per_second,
-                    burst: k.burst,
-                    expires: k.expire_time.as_ref().and_then(to_system_time),
-                },
-            )
-        })
+        .filter_map(|k| api_key(&slug, k))
         .collect();
-    Tenant {
+    Some(Tenant {
         status,
-        slug: policy.tenant,
+        slug,
         revision: policy.revision,
         suspend_reason: policy.suspend_reason,
         quotas: policy.quotas.unwrap_or_default(),
@@ -208,7 +258,7 @@ fn build(policy: pb::TenantPolicy, keys: &Keyring) -> Tenant {
             .as_ref()
             .and_then(to_system_time),
         dedicated,
-    }
+    })
 }
 
 /// All tenants this worker serves.
@@ -241,19 +291,16 @@ impl Policies {
     }
 
     pub fn get(&self, tenant: &str) -> Option<Arc<Tenant>> {
-        self.tenants.read().ok()?.get(tenant).cloned()
+        read(&self.tenants).get(tenant).cloned()
     }
 
     pub fn tenant_count(&self) -> usize {
-        self.tenants.read().map(|t| t.len()).unwrap_or(0)
+        read(&self.tenants).len()
     }
 
     /// The highest policy revision applied (tombstones included).
     pub fn max_revision(&self) -> u64 {
-        self.revisions
-            .read()
-            .map(|r| r.values().copied().max().unwrap_or(0))
-            .unwrap_or(0)
+        read(&self.revisions).values().copied().max().unwrap_or(0)
     }
 
     /// True once the initial load from the bus is complete.
@@ -273,9 +320,7 @@ impl Policies {
         let tenant = policy.tenant.clone();
         let revision = policy.revision;
         {
-            let Ok(mut revisions) = self.revisions.write() else {
-                return false;
-            };
+            let mut revisions = write(&self.revisions);
             let held = revisions.entry(tenant.clone()).or_insert(0);
             if revision <= *held {
                 return false;
@@ -283,9 +328,7 @@ impl Policies {
             *held = revision;
         }
         if policy.status() == Status::Deleted {
-            if let Ok(mut t) = self.tenants.write() {
-                t.remove(&tenant);
-            }
+            write(&self.tenants).remove(&tenant);
             tracing::info!(tenant = %tenant, revision, "tenant deleted");
             return true;
         }
@@ -296,19 +339,17 @@ impl Policies {
         } else {
             self.keys.clone()
         };
-        let built = Arc::new(build(policy, &keys));
-        if let Ok(mut t) = self.tenants.write() {
-            t.insert(tenant.clone(), built);
-        }
+        let Some(built) = build(policy, &keys) else {
+            return false;
+        };
+        write(&self.tenants).insert(tenant.clone(), Arc::new(built));
         tracing::debug!(tenant = %tenant, revision, "policy applied");
         true
     }
 
     /// Drops a tenant whose key vanished from the bus.
     pub fn remove(&self, tenant: &str) {
-        if let Ok(mut t) = self.tenants.write() {
-            t.remove(tenant);
-        }
+        write(&self.tenants).remove(tenant);
     }
 
     fn mark_ready(&self) {

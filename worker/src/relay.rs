@@ -58,7 +58,7 @@ pub struct CallTag(pub mpsc::Sender<Event>);
 
 /// Where one upstream session's unsolicited traffic goes.
 #[derive(Debug)]
-pub struct Owner {
+pub struct Recipient {
     pub peer: Peer<RoleServer>,
     /// Whether log messages are wanted (2026-07-28 clients ask per request).
     pub wants_logs: bool,
@@ -106,13 +106,13 @@ pub async fn ask_client(
     serde_json::to_value(answer).map_err(|e| McpError::internal_error(e.to_string(), None))
 }
 
-type SharedOwner = Arc<Mutex<Option<Owner>>>;
+type SharedRecipient = Arc<Mutex<Option<Recipient>>>;
 
 /// One upstream session's unsolicited traffic: who takes it now, and the ordered queue to
 /// them.
 #[derive(Debug)]
 pub struct Relay {
-    owner: SharedOwner,
+    owner: SharedRecipient,
     unsolicited: mpsc::Sender<ServerNotification>,
     pub diverted: Diverted,
 }
@@ -121,7 +121,7 @@ impl Relay {
     /// A relay and its forwarding task, which ends when the relay and the session's stream
     /// readers are gone.
     pub fn new(diverted: Diverted) -> Self {
-        let owner: SharedOwner = Arc::default();
+        let owner: SharedRecipient = Arc::default();
         let (unsolicited, queue) = mpsc::channel(OWNER_EVENTS);
         tokio::spawn(forward_unsolicited(owner.clone(), queue, diverted.clone()));
         Self {
@@ -132,8 +132,9 @@ impl Relay {
     }
 
     /// Sends this session's unsolicited traffic to `owner` from now on (`None`: drop it).
-    pub fn set_owner(&self, owner: Option<Owner>) {
-        if let Ok(mut o) = self.owner.lock() {
+    pub fn set_owner(&self, owner: Option<Recipient>) {
+        {
+            let mut o = crate::sync::lock(&self.owner);
             *o = owner;
         }
     }
@@ -143,8 +144,8 @@ impl Relay {
         self.unsolicited.clone()
     }
 
-    fn owner_peer(owner: &SharedOwner, for_logs: bool) -> Option<Peer<RoleServer>> {
-        let owner = owner.lock().ok()?;
+    fn owner_peer(owner: &SharedRecipient, for_logs: bool) -> Option<Peer<RoleServer>> {
+        let owner = crate::sync::lock(owner);
         owner
             .as_ref()
             .filter(|o| o.wants_logs || !for_logs)
@@ -153,7 +154,7 @@ impl Relay {
 }
 
 async fn forward_unsolicited(
-    owner: SharedOwner,
+    owner: SharedRecipient,
     mut queue: mpsc::Receiver<ServerNotification>,
     diverted: Diverted,
 ) {
@@ -191,12 +192,10 @@ impl RelayHandler {
         let unroutable = || {
             McpError::internal_error("no client request is waiting for this server request", None)
         };
-        let session = self
-            .relay
-            .owner
-            .lock()
-            .ok()
-            .and_then(|o| o.as_ref().filter(|o| o.session).map(|o| o.peer.clone()));
+        let session = crate::sync::lock(&self.relay.owner)
+            .as_ref()
+            .filter(|o| o.session)
+            .map(|o| o.peer.clone());
         let value = ask_client(&session.ok_or_else(unroutable)?, &request).await?;
         serde_json::from_value(value).map_err(|e| {
             McpError::internal_error(format!("the client's answer is malformed: {e}"), None)

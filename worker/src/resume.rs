@@ -80,7 +80,7 @@ impl SessionClient {
 
     /// What to answer locally instead of sending `message`, if anything.
     fn intercept(&self, message: &ClientJsonRpcMessage) -> Option<StreamableHttpPostResponse> {
-        let mut state = self.state.lock().ok()?;
+        let mut state = crate::sync::lock(&self.state);
         match message {
             ClientJsonRpcMessage::Request(r)
                 if matches!(r.request, ClientRequest::InitializeRequest(_)) =>

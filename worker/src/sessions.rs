@@ -6,6 +6,8 @@
 //! the store's time to live unless the session is used; a used session touches them every
 //! few minutes.
 
+use crate::principal::Principal;
+use crate::sync::lock;
 use bytes::Bytes;
 use rmcp::transport::streamable_http_server::session::{
     SessionState, SessionStore, SessionStoreError,
@@ -24,12 +26,6 @@ const RECHECK_EVERY: Duration = Duration::from_secs(1);
 const STORE_WAIT: Duration = Duration::from_millis(500);
 /// How long a worker remembers a session nobody used.
 const FORGET_AFTER: Duration = Duration::from_secs(600);
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Owner {
-    pub tenant: String,
-    pub key_id: String,
-}
 
 /// Whether `id` can be a session id this platform issued; anything else is unknown.
 pub fn plausible_id(id: &str) -> bool {
@@ -63,13 +59,13 @@ pub struct UpstreamRecord {
 }
 
 #[derive(Debug)]
-pub struct Sessions {
+pub struct SessionRecords {
     kv: Arc<dyn SessionKv>,
-    /// Owner, when the shared record was last read, when it was last written.
-    known: Mutex<HashMap<String, (Owner, Instant, Instant)>>,
+    /// Who opened it, when the shared record was last read, when it was last written.
+    known: Mutex<HashMap<String, (Principal, Instant, Instant)>>,
 }
 
-impl Sessions {
+impl SessionRecords {
     pub fn new(kv: Arc<dyn SessionKv>) -> Self {
         Self {
             kv,
@@ -84,8 +80,8 @@ impl Sessions {
 
     /// Who owns session `id`, if anyone. `None` also when the session was terminated. While
     /// the shared store is unreachable, sessions known here are trusted as they were.
-    pub async fn owner(&self, id: &str) -> Result<Option<Owner>, BusError> {
-        let local = self.known.lock().ok().and_then(|k| k.get(id).cloned());
+    pub async fn owner(&self, id: &str) -> Result<Option<Principal>, BusError> {
+        let local = lock(&self.known).get(id).cloned();
         if let Some((owner, checked, touched)) = &local
             && checked.elapsed() < RECHECK_EVERY
         {
@@ -98,7 +94,7 @@ impl Sessions {
             .await
             .unwrap_or_else(|_| Err(BusError::Unavailable("session store did not answer".into())));
         let stored = match read {
-            Ok(bytes) => bytes.and_then(|b| serde_json::from_slice::<Owner>(&b).ok()),
+            Ok(bytes) => bytes.and_then(|b| serde_json::from_slice::<Principal>(&b).ok()),
             // The shared store is away: sessions this worker knows keep working.
             Err(e) => match local {
                 Some((owner, _, _)) => return Ok(Some(owner)),
@@ -106,9 +102,7 @@ impl Sessions {
             },
         };
         let due = {
-            let Ok(mut known) = self.known.lock() else {
-                return Ok(stored);
-            };
+            let mut known = lock(&self.known);
             match &stored {
                 Some(owner) => {
                     let touched = local.map_or_else(Instant::now, |(_, _, t)| t);
@@ -128,7 +122,7 @@ impl Sessions {
     }
 
     /// Records that `owner` opened session `id`.
-    pub async fn bind(&self, id: &str, owner: &Owner) -> Result<(), BusError> {
+    pub async fn bind(&self, id: &str, owner: &Principal) -> Result<(), BusError> {
         let bytes = serde_json::to_vec(owner).unwrap_or_default();
         self.kv.put(&owner_key(id), Bytes::from(bytes)).await?;
         self.remember(id, owner);
@@ -166,9 +160,7 @@ impl Sessions {
 
     /// Forgets a terminated session.
     pub async fn forget(&self, id: &str) {
-        if let Ok(mut k) = self.known.lock() {
-            k.remove(id);
-        }
+        lock(&self.known).remove(id);
         for key in [owner_key(id), init_key(id), upstreams_key(id)] {
             if let Err(e) = self.kv.delete(&key).await {
                 tracing::warn!(error = %e, "could not delete a session record");
@@ -176,23 +168,19 @@ impl Sessions {
         }
     }
 
-    fn remember(&self, id: &str, owner: &Owner) {
-        if let Ok(mut k) = self.known.lock() {
-            let now = Instant::now();
-            k.insert(id.to_owned(), (owner.clone(), now, now));
-        }
+    fn remember(&self, id: &str, owner: &Principal) {
+        let now = Instant::now();
+        lock(&self.known).insert(id.to_owned(), (owner.clone(), now, now));
     }
 
     /// Forgets what this worker knows of sessions not used for a while (the shared records
     /// stay; a later request reads them again).
     pub fn sweep(&self) {
-        if let Ok(mut known) = self.known.lock() {
-            known.retain(|_, (_, checked, _)| checked.elapsed() < FORGET_AFTER);
-        }
+        lock(&self.known).retain(|_, (_, checked, _)| checked.elapsed() < FORGET_AFTER);
     }
 
     /// Writes the records again, restarting their time to live.
-    async fn touch(&self, id: &str, owner: &Owner) {
+    async fn touch(&self, id: &str, owner: &Principal) {
         self.remember(id, owner);
         let work = async {
             let init = self.kv.get(&init_key(id)).await?;

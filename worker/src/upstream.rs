@@ -8,7 +8,7 @@
 //! headers are sent; the client's credential never is.
 
 use crate::policy::Connector;
-use crate::relay::{Diverted, Owner, Relay, RelayHandler};
+use crate::relay::{Diverted, Recipient, Relay, RelayHandler};
 use crate::resume::{MayEnd, OnSession, SessionClient, Takeover};
 use crate::route::Router;
 use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProtocolVersion};
@@ -164,7 +164,7 @@ struct Pool {
 
 impl Pool {
     fn take(&self, fingerprint: u64) -> Option<Arc<Session>> {
-        let mut idle = self.idle.lock().ok()?;
+        let mut idle = crate::sync::lock(&self.idle);
         idle.retain(|(s, at)| {
             s.fingerprint == fingerprint && !s.is_closed() && at.elapsed() < POOL_IDLE_FOR
         });
@@ -175,9 +175,8 @@ impl Pool {
         if session.is_closed() {
             return;
         }
-        if let Ok(mut idle) = self.idle.lock()
-            && idle.len() < POOL_IDLE_MAX
-        {
+        let mut idle = crate::sync::lock(&self.idle);
+        if idle.len() < POOL_IDLE_MAX {
             idle.push((session, Instant::now()));
         }
     }
@@ -219,10 +218,10 @@ impl Upstreams {
 
     fn pool(&self, tenant: &str, connector: &str) -> Arc<Pool> {
         let key = (tenant.to_owned(), connector.to_owned());
-        match self.pools.lock() {
-            Ok(mut pools) => pools.entry(key).or_default().clone(),
-            Err(_) => Arc::default(),
-        }
+        crate::sync::lock(&self.pools)
+            .entry(key)
+            .or_default()
+            .clone()
     }
 
     /// Borrows a session of `c` for one request whose unsolicited traffic goes to `owner`.
@@ -230,7 +229,7 @@ impl Upstreams {
         &self,
         tenant: &str,
         c: &Connector,
-        owner: Option<Owner>,
+        owner: Option<Recipient>,
     ) -> Result<Lease, UpstreamError> {
         let pool = self.pool(tenant, &c.name);
         let session = match pool.take(c.fingerprint) {
@@ -255,14 +254,26 @@ impl Upstreams {
     /// Closes pooled sessions idle for too long, and drops the pools of tenants or
     /// connectors `keep` says are gone.
     pub fn sweep(&self, keep: impl Fn(&str, &str) -> bool) {
-        let Ok(mut pools) = self.pools.lock() else {
-            return;
-        };
+        let mut pools = crate::sync::lock(&self.pools);
         pools.retain(|(t, c), _| keep(t, c));
         for pool in pools.values() {
-            if let Ok(mut idle) = pool.idle.lock() {
-                idle.retain(|(s, at)| !s.is_closed() && at.elapsed() < POOL_IDLE_FOR);
-            }
+            crate::sync::lock(&pool.idle)
+                .retain(|(s, at)| !s.is_closed() && at.elapsed() < POOL_IDLE_FOR);
+        }
+    }
+
+    /// Refuses a connector URL whose host is a literal address in a guarded range (names
+    /// are checked when they resolve).
+    fn check_address(&self, raw: &str) -> Result<(), UpstreamError> {
+        let url = url::Url::parse(raw).map_err(|e| UpstreamError::Connect(e.to_string()))?;
+        let literal: Option<IpAddr> = match url.host() {
+            Some(url::Host::Ipv4(ip)) => Some(ip.into()),
+            Some(url::Host::Ipv6(ip)) => Some(ip.into()),
+            _ => None,
+        };
+        match literal {
+            Some(ip) if !self.guard.permits(ip) => Err(UpstreamError::Forbidden(ip.to_string())),
+            _ => Ok(()),
         }
     }
 
@@ -283,28 +294,12 @@ impl Upstreams {
         let assigned: Arc<Mutex<Option<String>>> = Arc::default();
         let on_session: OnSession = {
             let assigned = assigned.clone();
-            Arc::new(move |id| {
-                if let Ok(mut a) = assigned.lock() {
-                    *a = Some(id);
-                }
-            })
+            Arc::new(move |id| *crate::sync::lock(&assigned) = Some(id))
         };
-        if let Some(t) = &takeover
-            && let Ok(mut a) = assigned.lock()
-        {
-            *a = Some(t.session_id.clone());
+        if let Some(t) = &takeover {
+            *crate::sync::lock(&assigned) = Some(t.session_id.clone());
         }
-        let url = url::Url::parse(&c.url).map_err(|e| UpstreamError::Connect(e.to_string()))?;
-        let literal: Option<IpAddr> = match url.host() {
-            Some(url::Host::Ipv4(ip)) => Some(ip.into()),
-            Some(url::Host::Ipv6(ip)) => Some(ip.into()),
-            _ => None,
-        };
-        if let Some(ip) = literal
-            && !self.guard.permits(ip)
-        {
-            return Err(UpstreamError::Forbidden(ip.to_string()));
-        }
+        self.check_address(&c.url)?;
         let headers = c
             .headers
             .iter()

@@ -155,25 +155,7 @@ pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
         .connect(settings.nats_url.as_str())
         .await
         .with_context(|| format!("nats-url {:?}", settings.nats_url))?;
-    let bus = std::sync::Arc::new(switchyard_bus::NatsBus::new(
-        client.clone(),
-        switchyard_bus::POLICY_BUCKET,
-    ));
-    // Idle sessions expire after an hour; sessions in use are touched every few minutes.
-    let buses = switchyard_worker::Buses {
-        policy: bus,
-        sessions: std::sync::Arc::new(switchyard_bus::NatsSessions::new(
-            client.clone(),
-            switchyard_bus::SESSION_BUCKET,
-            std::time::Duration::from_secs(3600),
-        )),
-        usage: std::sync::Arc::new(switchyard_bus::NatsUsage::new(client.clone())),
-        fleet: std::sync::Arc::new(switchyard_bus::NatsFleet::new(
-            client,
-            switchyard_bus::FLEET_BUCKET,
-            std::time::Duration::from_secs(15),
-        )),
-    };
+    let buses = switchyard_bus::Buses::nats(client, &switchyard_bus::Buckets::default());
     let http = tokio::net::TcpListener::bind(settings.http_listen)
         .await
         .with_context(|| format!("binding http-listen {}", settings.http_listen))?;

@@ -8,7 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use switchyard_tests::{ControlPlane, NatsServer, Worker, admin, mcp_connector, postgres_store};
+use switchyard_tests::{Stack, admin, mcp_connector};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -20,9 +20,8 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let nats = NatsServer::start().await;
-    let cp = ControlPlane::start_on_nats(postgres_store().await, &nats).await;
-    let worker = Worker::start(&cp.keys, &nats).await;
+    let stack = Stack::start().await;
+    let (cp, worker) = (&stack.cp, stack.worker());
     let upstream = switchyard_tests::conformance::ConformanceUpstream::start(
         tokio::net::TcpListener::bind("127.0.0.1:0").await?,
     )

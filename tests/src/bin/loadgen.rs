@@ -21,9 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use switchyard_tests::admin::*;
 use switchyard_tests::upstream::TestUpstream;
-use switchyard_tests::{
-    ControlPlane, NatsServer, Worker, install_tls, mcp_connector, postgres_store,
-};
+use switchyard_tests::{ControlPlane, Stack, install_tls, mcp_connector};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Era {
@@ -180,15 +178,16 @@ fn report(name: &str, o: &Outcome) {
     );
 }
 
-async fn stack(workers: usize) -> (NatsServer, ControlPlane, Vec<Worker>, TestUpstream) {
-    let nats = NatsServer::start().await;
-    let cp = ControlPlane::start_on_nats(postgres_store().await, &nats).await;
-    let mut ws = Vec::new();
-    for _ in 0..workers {
-        ws.push(Worker::start_configured(&cp.keys, &nats, |c| c.max_in_flight = 10_000).await);
-    }
+/// The platform with `workers` workers whose own cap does not limit the benchmark, and
+/// the upstream it calls.
+async fn stack(workers: usize) -> (Stack, TestUpstream) {
+    let stack = Stack::builder()
+        .workers(workers)
+        .worker_config(|c| c.max_in_flight = 10_000)
+        .start()
+        .await;
     let upstream = TestUpstream::start("bench").await;
-    (nats, cp, ws, upstream)
+    (stack, upstream)
 }
 
 async fn tenant(cp: &ControlPlane, upstream: &TestUpstream, rps: u32, burst: u32) -> String {
@@ -248,8 +247,9 @@ async fn main() {
             rate,
             duration,
         } => {
-            let (_nats, cp, workers, upstream) = stack(1).await;
-            let key = tenant(&cp, &upstream, 100_000, 100_000).await;
+            let (stack, upstream) = stack(1).await;
+            let (cp, workers) = (&stack.cp, &stack.workers);
+            let key = tenant(cp, &upstream, 100_000, 100_000).await;
             let endpoint = workers[0].endpoint("bench");
             served(&endpoint, &key).await;
             let duration = Duration::from_secs(duration);
@@ -286,9 +286,10 @@ async fn main() {
             factor,
             duration,
         } => {
-            let (_nats, cp, workers, upstream) = stack(2).await;
+            let (stack, upstream) = stack(2).await;
+            let (cp, workers) = (&stack.cp, &stack.workers);
             let burst = limit;
-            let key = tenant(&cp, &upstream, limit, burst).await;
+            let key = tenant(cp, &upstream, limit, burst).await;
             let endpoints: Vec<String> = workers.iter().map(|w| w.endpoint("bench")).collect();
             for e in &endpoints {
                 served(e, &key).await;

@@ -2,7 +2,7 @@
 //! paths an operator can hit.
 
 use switchyard_tests::admin::{self as pb, *};
-use switchyard_tests::{ControlPlane, mcp_connector, violated_field};
+use switchyard_tests::{Stack, mcp_connector, violated_field};
 use tonic::Code;
 
 /// Asserts `r` failed with `code`; for INVALID_ARGUMENT also that it names `field`.
@@ -30,7 +30,8 @@ fn expect_err<T: std::fmt::Debug>(
 
 #[tokio::test]
 async fn tenants_create_get_update_suspend_resume_delete() {
-    let cp = ControlPlane::start().await;
+    let stack = Stack::builder().without_nats().start().await;
+    let cp = &stack.cp;
     let mut api = cp.tenants();
     let created = api
         .create_tenant(CreateTenantRequest {
@@ -136,7 +137,8 @@ async fn tenants_create_get_update_suspend_resume_delete() {
 
 #[tokio::test]
 async fn tenant_errors() {
-    let cp = ControlPlane::start().await;
+    let stack = Stack::builder().without_nats().start().await;
+    let cp = &stack.cp;
     let mut api = cp.tenants();
     for bad in ["", "Acme", "1acme", "acme-", "a_b", &"a".repeat(41)] {
         expect_err(
@@ -340,7 +342,8 @@ async fn tenant_errors() {
 
 #[tokio::test]
 async fn tenant_list_pages() {
-    let cp = ControlPlane::start().await;
+    let stack = Stack::builder().without_nats().start().await;
+    let cp = &stack.cp;
     let mut api = cp.tenants();
     let mut want: Vec<String> = (0..7).map(|i| format!("tenant-{i}")).collect();
     for slug in want.iter().rev() {
@@ -382,7 +385,8 @@ async fn tenant_list_pages() {
 
 #[tokio::test]
 async fn connectors_crud() {
-    let cp = ControlPlane::start().await;
+    let stack = Stack::builder().without_nats().start().await;
+    let cp = &stack.cp;
     cp.create_tenant("acme").await;
     let mut api = cp.connectors();
     let mut req = mcp_connector(
@@ -499,7 +503,8 @@ async fn connectors_crud() {
 
 #[tokio::test]
 async fn connector_validation_names_the_field() {
-    let cp = ControlPlane::start().await;
+    let stack = Stack::builder().without_nats().start().await;
+    let cp = &stack.cp;
     cp.create_tenant("acme").await;
     let mut api = cp.connectors();
     let base = || {
@@ -646,7 +651,8 @@ fn set_header(c: &mut pb::Connector, name: &str, value: Option<&str>) {
 
 #[tokio::test]
 async fn connector_errors() {
-    let cp = ControlPlane::start().await;
+    let stack = Stack::builder().without_nats().start().await;
+    let cp = &stack.cp;
     cp.tenants()
         .create_tenant(CreateTenantRequest {
             slug: "acme".into(),
@@ -801,7 +807,8 @@ async fn connector_errors() {
 
 #[tokio::test]
 async fn api_keys() {
-    let cp = ControlPlane::start().await;
+    let stack = Stack::builder().without_nats().start().await;
+    let cp = &stack.cp;
     cp.create_tenant("acme").await;
     let mut api = cp.keys_api();
     let created = api
@@ -890,7 +897,8 @@ async fn api_keys() {
 
 #[tokio::test]
 async fn api_key_errors() {
-    let cp = ControlPlane::start().await;
+    let stack = Stack::builder().without_nats().start().await;
+    let cp = &stack.cp;
     cp.create_tenant("acme").await;
     let mut api = cp.keys_api();
     expect_err(
@@ -1015,7 +1023,8 @@ async fn api_key_errors() {
 
 #[tokio::test]
 async fn every_service_needs_an_operator_token() {
-    let cp = ControlPlane::start().await;
+    let stack = Stack::builder().without_nats().start().await;
+    let cp = &stack.cp;
     cp.create_tenant("acme").await;
     for token in [None, Some("wrong-token-wrong-token-wrong-token"), Some("")] {
         let ch = cp.channel_with(token);

@@ -4,14 +4,12 @@
 use std::time::Duration;
 use switchyard_tests::admin::*;
 use switchyard_tests::upstream::TestUpstream;
-use switchyard_tests::{ControlPlane, NatsServer, Worker, mcp_connector, postgres_store};
+use switchyard_tests::{Stack, eventually, mcp_connector};
 
 #[tokio::test]
 async fn bad_requests_get_protocol_errors_and_the_worker_stays_healthy() {
-    let nats = NatsServer::start().await;
-    let bus = std::sync::Arc::new(switchyard_bus::NatsBus::new(nats.client().await, "policy"));
-    let cp = ControlPlane::start_with_bus(postgres_store().await, Some(bus)).await;
-    let worker = Worker::start(&cp.keys, &nats).await;
+    let stack = Stack::start().await;
+    let (cp, worker) = (&stack.cp, stack.worker());
     let up = TestUpstream::start("A").await;
     cp.create_tenant("acme").await;
     cp.connectors()
@@ -41,20 +39,19 @@ async fn bad_requests_get_protocol_errors_and_the_worker_stays_healthy() {
             .header("content-type", "application/json")
     };
     // Wait for the key, and open a legacy session for the in-session cases.
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let session = loop {
+    let session = eventually(Duration::from_secs(20), "the key is accepted", || async {
         let r = post()
             .header("mcp-protocol-version", "2025-06-18")
             .json(&init)
             .send()
             .await
             .unwrap();
-        if r.status() == 200 {
-            break r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
+        match r.status().as_u16() {
+            200 => Ok(r.headers()["mcp-session-id"].to_str().unwrap().to_owned()),
+            status => Err(status),
         }
-        assert!(std::time::Instant::now() < deadline, "key never accepted");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    })
+    .await;
     post()
         .header("mcp-session-id", &session)
         .header("mcp-protocol-version", "2025-06-18")

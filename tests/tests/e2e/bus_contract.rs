@@ -6,35 +6,66 @@ use std::time::Duration;
 use switchyard_bus::{NatsBus, PolicyBus, PolicyEvent, Published, tombstone};
 use switchyard_proto::policy::v1::{Status, TenantPolicy};
 
+/// Runs each named `async fn(Arc<dyn Bus>)` as two tests: on the in-process
+/// implementation `switchyard dev` uses, and on NATS JetStream (made from `$client`).
 macro_rules! contract {
-    ($($name:ident),* $(,)?) => {
-        mod in_memory {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(std::sync::Arc::new(switchyard_bus::MemoryBus::default())).await;
-                }
-            )*
-        }
-        mod on_nats {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let nats = switchyard_tests::NatsServer::start().await;
-                    let bus = switchyard_bus::NatsBus::new(nats.client().await, "policy");
-                    super::$name(std::sync::Arc::new(bus)).await;
-                }
-            )*
+    ($module:ident, $memory:expr, |$client:ident| $nats:expr; $($name:ident),* $(,)?) => {
+        mod $module {
+            mod in_memory {
+                $(
+                    #[tokio::test]
+                    async fn $name() {
+                        super::super::$name(std::sync::Arc::new($memory)).await;
+                    }
+                )*
+            }
+            mod on_nats {
+                $(
+                    #[tokio::test]
+                    async fn $name() {
+                        let nats = switchyard_tests::Stack::nats_server().await;
+                        let $client = nats.client().await;
+                        super::super::$name(std::sync::Arc::new($nats)).await;
+                    }
+                )*
+            }
         }
     };
 }
 
 contract!(
+    policy,
+    switchyard_bus::MemoryBus::default(),
+    |client| switchyard_bus::NatsBus::new(client, "policy");
     revisions_never_go_backwards,
     watch_delivers_current_values_then_synced_then_changes,
     empty_bus_is_synced_at_once,
     tombstones_keep_deleted_tenants_deleted,
     racing_publishers_end_at_the_highest_revision,
+);
+
+contract!(
+    sessions,
+    switchyard_bus::MemorySessions::default(),
+    |client| switchyard_bus::NatsSessions::new(client, "sessions", std::time::Duration::from_secs(60));
+    session_records_round_trip,
+);
+
+contract!(
+    usage,
+    switchyard_bus::MemoryUsage::default(),
+    |client| switchyard_bus::NatsUsage::new(client);
+    usage_events_arrive_in_order_once_per_id,
+);
+
+/// How long a heartbeat lives in the fleet contract.
+const HEARTBEAT_TTL: Duration = Duration::from_secs(2);
+
+contract!(
+    fleet,
+    switchyard_bus::MemoryFleet::with_ttl(super::super::HEARTBEAT_TTL),
+    |client| switchyard_bus::NatsFleet::new(client, "workers", super::super::HEARTBEAT_TTL);
+    heartbeats_list_the_live_fleet,
 );
 
 fn policy(tenant: &str, revision: u64) -> TenantPolicy {
@@ -161,7 +192,7 @@ async fn racing_publishers_end_at_the_highest_revision(bus: Arc<dyn PolicyBus>) 
 
 #[tokio::test]
 async fn nats_bus_can_be_made_before_the_server_is_reachable() {
-    let mut nats = switchyard_tests::NatsServer::start().await;
+    let nats = switchyard_tests::Stack::nats_server().await;
     nats.stop();
     let client = nats.client().await;
     let bus = NatsBus::new(client, "policy");
@@ -206,25 +237,12 @@ async fn session_records_round_trip(kv: Arc<dyn switchyard_bus::SessionKv>) {
     kv.delete("never-written").await.unwrap();
 }
 
-#[tokio::test]
-async fn session_records_in_memory() {
-    session_records_round_trip(Arc::new(switchyard_bus::MemorySessions::default())).await;
-}
-
-#[tokio::test]
-async fn session_records_on_nats() {
-    let nats = switchyard_tests::NatsServer::start().await;
-    let kv =
-        switchyard_bus::NatsSessions::new(nats.client().await, "sessions", Duration::from_secs(60));
-    session_records_round_trip(Arc::new(kv)).await;
-}
-
 fn usage_event(id: &str) -> switchyard_bus::UsageEvent {
     switchyard_bus::UsageEvent {
         id: id.into(),
         tenant: "acme".into(),
         key_id: "abcdefghijkl".into(),
-        method: "tools/call".into(),
+        method: switchyard_bus::UsageMethod::ToolsCall,
         target: "alpha__echo".into(),
         connector: "alpha".into(),
         ok: true,
@@ -233,10 +251,75 @@ fn usage_event(id: &str) -> switchyard_bus::UsageEvent {
     }
 }
 
+async fn usage_events_arrive_in_order_once_per_id(usage: Arc<dyn switchyard_bus::UsageBus>) {
+    // Repeats come before the last event: delivered in order, a repeat would show before it.
+    for id in ["e1", "e2", "e1", "e3", "e2", "e4"] {
+        usage.publish(&usage_event(id)).await.unwrap();
+    }
+    let mut deliveries = usage.consume().await.unwrap();
+    for want in ["e1", "e2", "e3", "e4"] {
+        let got = tokio::time::timeout(Duration::from_secs(10), deliveries.next())
+            .await
+            .expect("an event within 10 s")
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.event, usage_event(want));
+        got.ack().await.unwrap();
+    }
+}
+
+fn heartbeat(worker: &str, at_ms: i64) -> switchyard_bus::Heartbeat {
+    switchyard_bus::Heartbeat {
+        worker: worker.into(),
+        started_ms: 1,
+        at_ms,
+        ready: true,
+        tenants: 2,
+        policy_revision: 7,
+        sessions: [("acme".to_owned(), 3)].into(),
+        breakers: vec![switchyard_bus::BreakerReport {
+            tenant: "acme".into(),
+            connector: "gh".into(),
+            state: switchyard_bus::BreakerStatus::Open,
+            retry_at_ms: 99,
+        }],
+        only_tenant: None,
+    }
+}
+
+async fn heartbeats_list_the_live_fleet(fleet: Arc<dyn switchyard_bus::Fleet>) {
+    assert!(fleet.members().await.unwrap().is_empty());
+    fleet.beat(&heartbeat("w1", 10)).await.unwrap();
+    fleet.beat(&heartbeat("w2", 10)).await.unwrap();
+    fleet.beat(&heartbeat("w1", 20)).await.unwrap();
+    let mut members = fleet.members().await.unwrap();
+    members.sort_by(|a, b| a.worker.cmp(&b.worker));
+    assert_eq!(members, vec![heartbeat("w1", 20), heartbeat("w2", 10)]);
+    // w2 stops beating; w1 goes on: only w1 stays a member.
+    let mut at = 20;
+    switchyard_tests::assert_eventually!(
+        {
+            at += 1;
+            fleet.beat(&heartbeat("w1", at)).await.unwrap();
+            fleet
+                .members()
+                .await
+                .unwrap()
+                .iter()
+                .map(|h| h.worker.clone())
+                .collect::<Vec<_>>()
+                == ["w1"]
+        },
+        HEARTBEAT_TTL * 10,
+        "w2's heartbeat expires"
+    );
+}
+
+/// NATS keeps usage events until the control plane acknowledges them, across restarts.
 #[tokio::test]
-async fn usage_events_arrive_once_per_id_and_wait_for_acknowledgement() {
+async fn unacknowledged_usage_events_are_delivered_again() {
     use switchyard_bus::UsageBus as _;
-    let nats = switchyard_tests::NatsServer::start().await;
+    let nats = switchyard_tests::Stack::nats_server().await;
     let usage = switchyard_bus::NatsUsage::new(nats.client().await);
     for id in ["e1", "e1", "e2"] {
         usage.publish(&usage_event(id)).await.unwrap();

@@ -3,52 +3,11 @@
 //! session ids and tool names reaches another tenant's upstream.
 
 use std::time::Duration;
-use switchyard_tests::admin::*;
 use switchyard_tests::upstream::TestUpstream;
-use switchyard_tests::{
-    ControlPlane, NatsServer, Worker, assert_eventually, mcp_connector, postgres_store,
-};
+use switchyard_tests::{Stack, assert_eventually, eventually};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 const VERSION: &str = "2025-06-18";
-
-struct Fleet {
-    nats: NatsServer,
-    cp: ControlPlane,
-    workers: [Worker; 2],
-}
-
-impl Fleet {
-    async fn start() -> Self {
-        let nats = NatsServer::start().await;
-        let bus = std::sync::Arc::new(switchyard_bus::NatsBus::new(nats.client().await, "policy"));
-        let cp = ControlPlane::start_with_bus(postgres_store().await, Some(bus)).await;
-        let workers = [
-            Worker::start(&cp.keys, &nats).await,
-            Worker::start(&cp.keys, &nats).await,
-        ];
-        Self { nats, cp, workers }
-    }
-
-    async fn tenant(&self, slug: &str, upstream: &TestUpstream, connector: &str) -> String {
-        self.cp.create_tenant(slug).await;
-        self.cp
-            .connectors()
-            .create_connector(mcp_connector(slug, connector, &upstream.url, &[]))
-            .await
-            .unwrap();
-        self.cp
-            .keys_api()
-            .create_api_key(CreateApiKeyRequest {
-                tenant: slug.into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .secret
-    }
-}
 
 struct Reply {
     status: u16,
@@ -84,18 +43,15 @@ async fn open(endpoint: &str, key: &str) -> String {
         "jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": {"protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}
     });
-    let mut reply = send(endpoint, key, None, init.clone()).await;
-    let deadline = std::time::Instant::now() + DEADLINE;
-    while reply.status != 200 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "initialize: {} {}",
-            reply.status,
-            reply.body
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        reply = send(endpoint, key, None, init.clone()).await;
-    }
+    let reply = eventually(DEADLINE, "initialize", || async {
+        let reply = send(endpoint, key, None, init.clone()).await;
+        if reply.status == 200 {
+            Ok(reply)
+        } else {
+            Err(format!("{} {}", reply.status, reply.body))
+        }
+    })
+    .await;
     let session = reply.session.expect("a legacy session id");
     let initialized = serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
     assert_eq!(
@@ -117,10 +73,10 @@ fn list(id: u64) -> serde_json::Value {
 
 #[tokio::test]
 async fn a_legacy_session_started_on_one_worker_continues_on_another() {
-    let fleet = Fleet::start().await;
+    let fleet = Stack::builder().workers(2).start().await;
     let up = TestUpstream::start("A").await;
-    let key = fleet.tenant("acme", &up, "alpha").await;
-    let [w1, w2] = &fleet.workers;
+    let key = fleet.tenant_with_connector("acme", "alpha", &up.url).await;
+    let (w1, w2) = (&fleet.workers[0], &fleet.workers[1]);
     let session = open(&w1.endpoint("acme"), &key).await;
 
     let first = send(
@@ -202,13 +158,17 @@ async fn a_legacy_session_started_on_one_worker_continues_on_another() {
 
 #[tokio::test]
 async fn no_combination_of_one_tenants_credentials_reaches_another_tenant() {
-    let fleet = Fleet::start().await;
+    let fleet = Stack::builder().workers(2).start().await;
     let canary = format!("CANARY-{}", uuid::Uuid::new_v4().simple());
     let up_a = TestUpstream::start("A").await;
     let up_b = TestUpstream::start(&canary).await;
-    let key_a = fleet.tenant("tenant-a", &up_a, "alpha").await;
-    let key_b = fleet.tenant("tenant-b", &up_b, "bravo").await;
-    let [w1, w2] = &fleet.workers;
+    let key_a = fleet
+        .tenant_with_connector("tenant-a", "alpha", &up_a.url)
+        .await;
+    let key_b = fleet
+        .tenant_with_connector("tenant-b", "bravo", &up_b.url)
+        .await;
+    let (w1, w2) = (&fleet.workers[0], &fleet.workers[1]);
     let session_a = open(&w1.endpoint("tenant-a"), &key_a).await;
     let session_b = open(&w2.endpoint("tenant-b"), &key_b).await;
     // B's own session works, and reaches B's upstream.
@@ -264,9 +224,9 @@ async fn no_combination_of_one_tenants_credentials_reaches_another_tenant() {
 #[tokio::test]
 async fn workers_announce_themselves_and_drop_out_when_they_stop() {
     use switchyard_bus::Fleet as _;
-    let fleet = Fleet::start().await;
+    let mut fleet = Stack::builder().workers(2).start().await;
     let members = switchyard_bus::NatsFleet::new(
-        fleet.nats.client().await,
+        fleet.nats().client().await,
         "workers",
         Duration::from_secs(3),
     );
@@ -278,8 +238,7 @@ async fn workers_announce_themselves_and_drop_out_when_they_stop() {
         DEADLINE,
         "both workers heartbeat as ready"
     );
-    let [w1, _w2] = fleet.workers;
-    drop(w1);
+    fleet.workers.remove(0).shutdown().await;
     assert_eventually!(
         members.members().await.is_ok_and(|m| m.len() == 1),
         DEADLINE,

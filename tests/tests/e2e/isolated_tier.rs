@@ -14,9 +14,7 @@ use switchyard_tests::admin::*;
 use switchyard_tests::kube_fake::{KubeFake, key};
 use switchyard_tests::modern::call;
 use switchyard_tests::upstream::TestUpstream;
-use switchyard_tests::{
-    ControlPlane, NatsServer, Worker, assert_eventually, mcp_connector, postgres_store,
-};
+use switchyard_tests::{Stack, assert_eventually, mcp_connector};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -50,19 +48,23 @@ async fn status_of(endpoint: &str, key: &str, tool: &str) -> (u16, Option<u64>, 
     (a.status, a.retry_after, a.body)
 }
 
-/// A control plane on NATS that reconciles tenant namespaces against a Kubernetes fake.
-async fn control_plane(nats: &NatsServer) -> (KubeFake, ControlPlane) {
+/// A stack with `workers` shared workers whose control plane reconciles tenant namespaces
+/// against a Kubernetes fake.
+async fn stack(workers: usize) -> (KubeFake, Stack) {
     switchyard_tests::install_tls();
     let fake = KubeFake::start(1).await;
     let client = fake.client(0);
-    let cp = ControlPlane::start_on_nats_with(postgres_store().await, nats, |c| {
-        c.kube = Some(KubeConfig {
-            client,
-            settings: settings(),
-        });
-    })
-    .await;
-    (fake, cp)
+    let stack = Stack::builder()
+        .workers(workers)
+        .control_plane(|c| {
+            c.kube = Some(KubeConfig {
+                client,
+                settings: settings(),
+            });
+        })
+        .start()
+        .await;
+    (fake, stack)
 }
 
 /// Keys of a worker that holds only `policy` (a dedicated worker's derived key).
@@ -75,9 +77,8 @@ fn worker_keys(policy: SecretKey) -> Keys {
 
 #[tokio::test]
 async fn an_isolated_tenant_is_handed_to_its_dedicated_workers_and_back() {
-    let nats = NatsServer::start().await;
-    let (fake, cp) = control_plane(&nats).await;
-    let shared = Worker::start(&cp.keys, &nats).await;
+    let (fake, stack) = stack(1).await;
+    let (cp, shared) = (&stack.cp, stack.worker());
     let up = TestUpstream::start("acme-up").await;
     cp.create_tenant("acme").await;
     cp.connectors()
@@ -132,10 +133,11 @@ async fn an_isolated_tenant_is_handed_to_its_dedicated_workers_and_back() {
         )
         .unwrap();
     let derived = SecretKey::from_base64(std::str::from_utf8(&derived).unwrap()).unwrap();
-    let dedicated = Worker::start_configured(&worker_keys(derived), &nats, |c| {
-        c.only_tenant = Some("acme".into());
-    })
-    .await;
+    let dedicated = stack
+        .start_worker_with_keys(&worker_keys(derived), |c| {
+            c.only_tenant = Some("acme".into());
+        })
+        .await;
     let at_dedicated = dedicated.endpoint("acme");
 
     // Make before break: until the pool is ready the shared fleet still serves; the
@@ -229,8 +231,8 @@ async fn an_isolated_tenant_is_handed_to_its_dedicated_workers_and_back() {
 
 #[tokio::test]
 async fn a_worker_with_one_tenants_key_cannot_open_another_tenants_secrets() {
-    let nats = NatsServer::start().await;
-    let (_fake, cp) = control_plane(&nats).await;
+    let (_fake, stack) = stack(0).await;
+    let cp = &stack.cp;
     let up = TestUpstream::start("up").await;
     for (slug, tier) in [
         ("acme", TenantTier::Isolated),
@@ -257,17 +259,18 @@ async fn a_worker_with_one_tenants_key_cannot_open_another_tenants_secrets() {
     let key_other = cp.api_key("other").await;
     // A worker of other's pool, but holding acme's key (a stolen or misplaced Secret).
     let acme_key = cp.keys.policy.primary().for_tenant("acme");
-    let wrong = Worker::start_configured(&worker_keys(acme_key), &nats, |c| {
-        c.only_tenant = Some("other".into());
-    })
-    .await;
+    let wrong = stack
+        .start_worker_with_keys(&worker_keys(acme_key), |c| {
+            c.only_tenant = Some("other".into());
+        })
+        .await;
     // The right key for comparison: other's own.
-    let right = Worker::start_configured(
-        &worker_keys(cp.keys.policy.primary().for_tenant("other")),
-        &nats,
-        |c| c.only_tenant = Some("other".into()),
-    )
-    .await;
+    let right = stack
+        .start_worker_with_keys(
+            &worker_keys(cp.keys.policy.primary().for_tenant("other")),
+            |c| c.only_tenant = Some("other".into()),
+        )
+        .await;
     assert_eventually!(
         answered_by(&right.endpoint("other"), &key_other, "up__whoami")
             .await
@@ -290,11 +293,8 @@ async fn a_worker_with_one_tenants_key_cannot_open_another_tenants_secrets() {
     );
     // And the policy key alone (a shared worker's) does not open a tenant-sealed secret
     // without deriving: the sealing really is per tenant.
-    let bus = switchyard_bus::NatsBus::new(nats.client().await, "policy");
-    let policy = switchyard_bus::PolicyBus::get(&bus, "other")
-        .await
-        .unwrap()
-        .unwrap();
+    let bus = stack.policy_bus().await;
+    let policy = bus.get("other").await.unwrap().unwrap();
     assert!(policy.tenant_sealed);
     let Some(switchyard_proto::policy::v1::connector::Kind::Mcp(m)) = &policy.connectors[0].kind
     else {

@@ -9,30 +9,29 @@ use std::time::{Duration, Instant};
 use switchyard_tests::admin::*;
 use switchyard_tests::modern::{Answer, call};
 use switchyard_tests::upstream::TestUpstream;
-use switchyard_tests::{
-    ControlPlane, NatsServer, Worker, assert_eventually, mcp_client, mcp_connector, postgres_store,
-};
+use switchyard_tests::{Stack, assert_eventually, eventually, mcp_client, mcp_connector};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
+/// A stack without workers (each test starts its own) and the upstream every tenant's
+/// connector `a` points at.
 struct Env {
-    nats: NatsServer,
-    cp: ControlPlane,
+    stack: Stack,
     upstream: TestUpstream,
 }
 
 impl Env {
     async fn start() -> Self {
-        let nats = NatsServer::start().await;
-        let cp = ControlPlane::start_on_nats(postgres_store().await, &nats).await;
+        let stack = Stack::builder().workers(0).start().await;
         let upstream = TestUpstream::start("A").await;
-        Self { nats, cp, upstream }
+        Self { stack, upstream }
     }
 
     /// A tenant with `quotas` whose only connector `a` is the test upstream, and a key
     /// (with its own rate if given).
     async fn tenant(&self, slug: &str, quotas: Quotas, key_rate: Option<(u32, u32)>) -> String {
-        self.cp
+        self.stack
+            .cp
             .tenants()
             .create_tenant(CreateTenantRequest {
                 slug: slug.into(),
@@ -41,12 +40,14 @@ impl Env {
             })
             .await
             .unwrap();
-        self.cp
+        self.stack
+            .cp
             .connectors()
             .create_connector(mcp_connector(slug, "a", &self.upstream.url, &[]))
             .await
             .unwrap();
-        self.cp
+        self.stack
+            .cp
             .keys_api()
             .create_api_key(CreateApiKeyRequest {
                 tenant: slug.into(),
@@ -101,29 +102,24 @@ async fn ready(http: &reqwest::Client, endpoint: &str, key: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rates_refuse_with_usable_waits_and_spare_calls_under_the_limit() {
     let env = Env::start().await;
-    let worker = Worker::start(&env.cp.keys, &env.nats).await;
+    let worker = env.stack.start_worker(|_| {}).await;
     let http = reqwest::Client::new();
-    // One call a second after a burst of five: a slow machine spreading the burst's calls
-    // over most of a second still sees at most one more cell.
+    // One call a second after a burst of five.
     let key = env.tenant("limited", quotas(1, 5), None).await;
     let endpoint = worker.endpoint("limited");
     ready(&http, &endpoint, &key).await;
-    // Let the readiness probe's cell come back, then spend the burst at once.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let started = Instant::now();
+    // Spend the burst at once: some calls pass, the rest are refused (how many pass of
+    // a burst and its refill is unit-tested in `limits` on a fake clock).
     let answers: Vec<Answer> = futures::future::join_all(
         (0..10).map(|_| call(&http, &endpoint, &key, "a__whoami", json!({}))),
     )
     .await;
-    // However slowly the machine sends them, the burst plus one cell a second is all
-    // that may pass.
-    let refill = started.elapsed().as_secs() as usize + 1;
     let refused: Vec<&Answer> = answers.iter().filter(|a| a.status == 429).collect();
     let admitted = answers.iter().filter(|a| a.ok()).count();
     assert_eq!(admitted + refused.len(), 10, "{answers:?}");
     assert!(
-        (5..=5 + refill).contains(&admitted) && !refused.is_empty(),
-        "burst of 5: {admitted} admitted"
+        admitted >= 4 && !refused.is_empty(),
+        "burst of 5 (one spent on readiness): {admitted} admitted"
     );
     for r in &refused {
         assert_eq!(r.error_code(), Some(-32060), "{r:?}");
@@ -163,7 +159,7 @@ async fn rates_refuse_with_usable_waits_and_spare_calls_under_the_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_with_its_own_rate_is_held_to_it() {
     let env = Env::start().await;
-    let worker = Worker::start(&env.cp.keys, &env.nats).await;
+    let worker = env.stack.start_worker(|_| {}).await;
     let http = reqwest::Client::new();
     let key = env.tenant("keyed", quotas(1000, 1000), Some((1, 1))).await;
     let endpoint = worker.endpoint("keyed");
@@ -176,7 +172,7 @@ async fn a_key_with_its_own_rate_is_held_to_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_tenants_flood_does_not_fail_another_tenants_calls() {
     let env = Env::start().await;
-    let worker = Worker::start(&env.cp.keys, &env.nats).await;
+    let worker = env.stack.start_worker(|_| {}).await;
     let http = reqwest::Client::new();
     let flood_key = env.tenant("flood", quotas(5, 5), None).await;
     let calm_key = env.tenant("calm", quotas(20, 20), None).await;
@@ -219,7 +215,7 @@ async fn one_tenants_flood_does_not_fail_another_tenants_calls() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrency_and_session_caps_answer_429_with_their_reason() {
     let env = Env::start().await;
-    let worker = Worker::start(&env.cp.keys, &env.nats).await;
+    let worker = env.stack.start_worker(|_| {}).await;
     let http = reqwest::Client::new();
     let key = env
         .tenant(
@@ -262,7 +258,7 @@ async fn concurrency_and_session_caps_answer_429_with_their_reason() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_monthly_quota_is_counted_shown_and_enforced() {
     let env = Env::start().await;
-    let worker = Worker::start(&env.cp.keys, &env.nats).await;
+    let worker = env.stack.start_worker(|_| {}).await;
     let http = reqwest::Client::new();
     let key = env
         .tenant(
@@ -283,21 +279,20 @@ async fn the_monthly_quota_is_counted_shown_and_enforced() {
                 .ok()
         );
     }
-    let started = Instant::now();
-    let mut overshoot = 0;
-    let refused = loop {
+    // Usage reaches the control plane and the exhausted quota the worker as events: calls
+    // made meanwhile pass (and are counted).
+    let overshoot = std::sync::atomic::AtomicU64::new(0);
+    let refused = eventually(DEADLINE, "the quota is enforced", || async {
         let a = call(&http, &endpoint, &key, "a__whoami", json!({})).await;
         if a.status == 429 {
-            break a;
+            Ok(a)
+        } else {
+            overshoot.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(format!("{a:?}"))
         }
-        overshoot += 1;
-        assert!(started.elapsed() < DEADLINE, "quota never enforced: {a:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    println!(
-        "monthly quota enforced {:?} after it was used up ({overshoot} calls over)",
-        started.elapsed()
-    );
+    })
+    .await;
+    let overshoot = overshoot.into_inner();
     assert_eq!(refused.error_code(), Some(-32061), "{refused:?}");
     let data = &refused.body["error"]["data"];
     assert_eq!(data["reason"], "quota_exhausted");
@@ -311,6 +306,7 @@ async fn the_monthly_quota_is_counted_shown_and_enforced() {
     );
     // Reads are not tool calls.
     let usage = env
+        .stack
         .cp
         .tenants()
         .get_tenant_usage(GetTenantUsageRequest {
@@ -323,7 +319,8 @@ async fn the_monthly_quota_is_counted_shown_and_enforced() {
     assert_eq!(usage.monthly_tool_calls, 3);
     assert_eq!(usage.tool_calls, 3 + overshoot);
     // Raising the quota lets calls through again.
-    env.cp
+    env.stack
+        .cp
         .tenants()
         .update_tenant(UpdateTenantRequest {
             slug: "metered".into(),
@@ -347,7 +344,7 @@ async fn the_monthly_quota_is_counted_shown_and_enforced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_saturated_worker_sheds_load_after_tenant_limits() {
     let env = Env::start().await;
-    let worker = Worker::start_configured(&env.cp.keys, &env.nats, |c| c.max_in_flight = 2).await;
+    let worker = env.stack.start_worker(|c| c.max_in_flight = 2).await;
     let http = reqwest::Client::new();
     let key = env.tenant("busy", quotas(1000, 1000), None).await;
     let endpoint = worker.endpoint("busy");
@@ -361,11 +358,13 @@ async fn a_saturated_worker_sheds_load_after_tenant_limits() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_draining_worker_finishes_its_calls_and_refuses_new_ones() {
     let env = Env::start().await;
-    let mut worker = Worker::start_configured(&env.cp.keys, &env.nats, |c| {
-        // Longer than the test can take: the calls end when the test releases them.
-        c.drain_grace = Duration::from_secs(120);
-    })
-    .await;
+    let mut worker = env
+        .stack
+        .start_worker(|c| {
+            // Longer than the test can take: the calls end when the test releases them.
+            c.drain_grace = Duration::from_secs(120);
+        })
+        .await;
     let http = reqwest::Client::new();
     let key = env.tenant("drained", quotas(1000, 1000), None).await;
     let endpoint = worker.endpoint("drained");
@@ -406,73 +405,41 @@ async fn a_draining_worker_finishes_its_calls_and_refuses_new_ones() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_workers_admit_the_tenants_rate_in_total() {
+async fn two_workers_share_the_tenants_burst() {
     let env = Env::start().await;
     let workers = [
-        Worker::start(&env.cp.keys, &env.nats).await,
-        Worker::start(&env.cp.keys, &env.nats).await,
+        env.stack.start_worker(|_| {}).await,
+        env.stack.start_worker(|_| {}).await,
     ];
     let http = reqwest::Client::new();
-    let key = env.tenant("shared", quotas(20, 10), None).await;
+    // One call every two seconds per worker once they share the rate: the refill cannot
+    // hide a doubled burst.
+    let key = env.tenant("shared", quotas(1, 10), None).await;
     let endpoints: Vec<String> = workers.iter().map(|w| w.endpoint("shared")).collect();
-    for e in &endpoints {
-        ready(&http, e, &key).await;
-    }
-    // Both workers see each other before the measurement.
+    // Both serve the tenant (listing spends no cell) and see each other.
     for w in &workers {
-        let url = w.metrics_url("/metrics");
+        switchyard_tests::client_of(w, "shared", &key).await;
         assert_eventually!(
-            http.get(&url)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-                .contains("switchyard_worker_fleet_size 2"),
+            w.metric("switchyard_worker_fleet_size").await == Some(2.0),
             DEADLINE,
-            "{url} sees two workers"
+            "{} sees two workers",
+            w.mcp
         );
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-
-    // 10x the limit (200 a second), split evenly, for 4 s.
-    let duration = Duration::from_secs(4);
-    let started = Instant::now();
-    let drivers: Vec<_> = endpoints
-        .iter()
-        .map(|endpoint| {
-            let (http, endpoint, key) = (http.clone(), endpoint.clone(), key.clone());
-            tokio::spawn(async move {
-                let mut admitted = 0u64;
-                let mut tick = tokio::time::interval(Duration::from_millis(50));
-                while started.elapsed() < duration {
-                    tick.tick().await;
-                    let batch = futures::future::join_all(
-                        (0..5).map(|_| call(&http, &endpoint, &key, "a__whoami", json!({}))),
-                    )
-                    .await;
-                    admitted += batch.iter().filter(|a| a.ok()).count() as u64;
-                }
-                admitted
-            })
-        })
-        .collect();
-    let mut admitted = 0;
-    for d in drivers {
-        admitted += d.await.unwrap();
-    }
-    let secs = started.elapsed().as_secs_f64();
-    // The rate over the run plus one burst, with a cell of rounding per worker: however
-    // fast or slow the machine drives the load, no more may pass.
-    let allowed = (20.0 * secs + 10.0).ceil() as u64 + 2;
-    println!(
-        "two workers admitted {admitted} calls in {secs:.1} s against a limit of 20/s (burst 10): \
-         at most {allowed} may pass"
-    );
+    // Each worker takes its half of the burst of 10, then refuses: ten calls at each
+    // worker pass about ten in all, not twenty. (The exact shares are unit-tested in
+    // `limits`; the rate sustained in total is measured by `loadgen rate`.)
+    let answers = futures::future::join_all(
+        endpoints
+            .iter()
+            .flat_map(|e| (0..10).map(|_| call(&http, e, &key, "a__whoami", json!({})))),
+    )
+    .await;
+    let admitted = answers.iter().filter(|a| a.ok()).count();
+    let refused = answers.iter().filter(|a| a.status == 429).count();
+    assert_eq!(admitted + refused, 20, "{answers:?}");
     assert!(
-        admitted <= allowed,
-        "{admitted} admitted, {allowed} allowed"
+        (10..=12).contains(&admitted),
+        "two workers sharing a burst of 10 admitted {admitted} of 20"
     );
-    assert!(admitted >= 10, "the burst passes: {admitted}");
 }

@@ -282,8 +282,18 @@ async fn tier_changes_make_the_new_pool_ready_before_it_serves() {
     assert_eq!(stored, derived.as_bytes());
     assert_ne!(stored, env.policy_key.primary().to_base64().as_bytes());
 
-    // Not ready: no route, and the shared workers keep serving the tenant.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Not ready: after two more looks at the pool, still no route, and the shared
+    // workers keep serving the tenant.
+    let pool = key("apis/apps/v1", "deployments", Some(ns), "switchyard-worker");
+    let looks = || {
+        env.fake
+            .requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.key == pool)
+            .count()
+    };
+    let seen = looks();
+    assert_eventually!(looks() >= seen + 2, DEADLINE, "the reconciler looks again");
     assert!(env.fake.get(&route).is_none());
     assert!(!env.store.get_tenant(&acme).await.unwrap().dedicated());
 
@@ -402,8 +412,18 @@ async fn a_namespace_the_control_plane_does_not_manage_is_never_touched() {
         DEADLINE,
         "the conflict shows in the tenant's status"
     );
+    // After the deletion, once the reconciler has looked at the namespace again, it is
+    // still as it was.
+    let looks = || {
+        env.fake
+            .requests()
+            .iter()
+            .filter(|r| r.method == "GET" && r.key == foreign)
+            .count()
+    };
+    let seen = looks();
     env.store.delete_tenant(&acme, None).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eventually!(looks() >= seen + 2, DEADLINE, "the reconciler looks again");
     assert_eq!(env.fake.get(&foreign), Some(before), "left as it was");
     let touched: Vec<_> = env
         .fake

@@ -5,12 +5,10 @@
 //! upstream that speaks only the session era and one that speaks only 2026-07-28.
 
 use serde_json::{Value, json};
-use std::sync::Arc;
 use std::time::Duration;
-use switchyard_bus::{NatsBus, PolicyBus};
 use switchyard_tests::admin::{CreateTenantRequest, Quotas};
 use switchyard_tests::python::{BusyCpus, PythonUpstream};
-use switchyard_tests::{ControlPlane, NatsServer, Worker, mcp_connector, postgres_store};
+use switchyard_tests::{Stack, mcp_connector};
 
 const NOTICES: usize = 20;
 const CALLS: usize = 30;
@@ -156,10 +154,8 @@ impl Client {
 
 #[tokio::test]
 async fn upstream_notifications_reach_the_client_in_order_before_the_result_in_every_era() {
-    let nats = NatsServer::start().await;
-    let bus: Arc<dyn PolicyBus> = Arc::new(NatsBus::new(nats.client().await, "policy"));
-    let cp = ControlPlane::start_with_bus(postgres_store().await, Some(bus)).await;
-    let worker = Worker::start(&cp.keys, &nats).await;
+    let stack = Stack::start().await;
+    let (cp, worker) = (&stack.cp, stack.worker());
     let old = PythonUpstream::start("burst_upstream.py", &["--era", "legacy"]).await;
     let new = PythonUpstream::start("burst_upstream.py", &["--era", "modern"]).await;
     // Limits well above what the calls need: this test is about order, not admission.

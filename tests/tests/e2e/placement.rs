@@ -5,26 +5,29 @@
 use std::collections::BTreeMap;
 use switchyard_control_plane::kube::{ComputeProfile, Profiles};
 use switchyard_tests::admin::*;
-use switchyard_tests::{ControlPlane, NatsServer, postgres_store, violated_field};
+use switchyard_tests::{Stack, violated_field};
 use tonic::Code;
 
 #[tokio::test]
 async fn tier_and_profile_are_validated_and_kept() {
-    let nats = NatsServer::start().await;
-    let cp = ControlPlane::start_on_nats_with(postgres_store().await, &nats, |c| {
-        c.profiles = Profiles::new(
-            BTreeMap::from([(
-                "small".into(),
-                ComputeProfile {
-                    workers: 1,
-                    ..Default::default()
-                },
-            )]),
-            None,
-        )
-        .unwrap();
-    })
-    .await;
+    let stack = Stack::builder()
+        .workers(0)
+        .control_plane(|c| {
+            c.profiles = Profiles::new(
+                BTreeMap::from([(
+                    "small".into(),
+                    ComputeProfile {
+                        workers: 1,
+                        ..Default::default()
+                    },
+                )]),
+                None,
+            )
+            .unwrap();
+        })
+        .start()
+        .await;
+    let cp = &stack.cp;
     let mut api = cp.tenants();
     let create = |tier: i32, profile: &str| CreateTenantRequest {
         slug: "acme".into(),

@@ -5,7 +5,7 @@ use std::time::Duration;
 use switchyard_control_plane::Store;
 use switchyard_control_plane::metrics::{Metrics, serve_metrics};
 use switchyard_tests::admin::*;
-use switchyard_tests::{ControlPlane, NatsServer, assert_eventually, postgres_store};
+use switchyard_tests::{Stack, assert_eventually};
 
 const DEADLINE: Duration = Duration::from_secs(60);
 
@@ -55,8 +55,8 @@ async fn readiness_waits_for_every_migration() {
 
 #[tokio::test]
 async fn metrics_count_admin_calls_and_publishing_without_naming_tenants() {
-    let nats = NatsServer::start().await;
-    let cp = ControlPlane::start_on_nats(postgres_store().await, &nats).await;
+    let stack = Stack::builder().workers(0).start().await;
+    let cp = &stack.cp;
     let base = format!("http://{}", cp.metrics);
     assert_eq!(get(&format!("{base}/healthz")).await.0, 200);
     assert_eq!(get(&format!("{base}/readyz")).await.0, 200);
@@ -120,9 +120,9 @@ async fn metrics_count_admin_calls_and_publishing_without_naming_tenants() {
 
 #[tokio::test]
 async fn a_failing_publish_shows_in_the_tenant_status_until_it_succeeds() {
-    let mut nats = NatsServer::start().await;
-    let cp = ControlPlane::start_on_nats(postgres_store().await, &nats).await;
-    cp.create_tenant("acme").await;
+    let stack = Stack::builder().workers(0).start().await;
+    stack.cp.create_tenant("acme").await;
+    let cp = &stack.cp;
     let get_tenant = || async {
         cp.tenants()
             .get_tenant(GetTenantRequest {
@@ -144,7 +144,7 @@ async fn a_failing_publish_shows_in_the_tenant_status_until_it_succeeds() {
     );
 
     // NATS goes away: the next change cannot be published, and the tenant says why.
-    nats.stop();
+    stack.nats().stop();
     cp.tenants()
         .update_tenant(UpdateTenantRequest {
             slug: "acme".into(),
@@ -180,7 +180,7 @@ async fn a_failing_publish_shows_in_the_tenant_status_until_it_succeeds() {
     assert!(value(&metrics, "switchyard_control_plane_outbox_backlog").unwrap_or(0.0) >= 1.0);
 
     // Back: published, and the error is gone.
-    nats.restart().await;
+    stack.nats().restart().await;
     assert_eventually!(
         {
             let t = get_tenant().await;

@@ -5,13 +5,11 @@
 use futures::StreamExt as _;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use switchyard_bus::{MemoryBus, NatsBus, PolicyBus, PolicyEvent};
+use std::time::Duration;
+use switchyard_bus::{MemoryBus, PolicyBus, PolicyEvent};
 use switchyard_proto::policy::v1::Status;
 use switchyard_tests::admin::*;
-use switchyard_tests::{
-    ControlPlane, NatsServer, assert_eventually, mcp_connector, postgres_store,
-};
+use switchyard_tests::{Stack, assert_eventually, mcp_connector, postgres_store, within};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -25,18 +23,15 @@ async fn bus_revision(bus: &dyn PolicyBus, tenant: &str) -> Option<(u64, Status)
 
 #[tokio::test]
 async fn changes_reach_nats_in_order_and_deletions_become_tombstones() {
-    let nats = NatsServer::start().await;
-    let bus: Arc<dyn PolicyBus> = Arc::new(NatsBus::new(nats.client().await, "policy"));
-    let cp = ControlPlane::start_with_bus(postgres_store().await, Some(bus.clone())).await;
+    let stack = Stack::builder().workers(0).start().await;
+    let (cp, bus) = (&stack.cp, stack.policy_bus().await);
 
-    let started = Instant::now();
     let t = cp.create_tenant("acme").await;
     assert_eventually!(
         bus_revision(&*bus, "acme").await == Some((t.policy_revision, Status::Active)),
         DEADLINE,
         "tenant creation published"
     );
-    println!("create -> bus: {:?}", started.elapsed());
 
     let c = cp
         .connectors()
@@ -96,9 +91,8 @@ async fn changes_reach_nats_in_order_and_deletions_become_tombstones() {
 
 #[tokio::test]
 async fn changes_made_while_nats_is_down_arrive_when_it_returns() {
-    let mut nats = NatsServer::start().await;
-    let bus: Arc<dyn PolicyBus> = Arc::new(NatsBus::new(nats.client().await, "policy"));
-    let cp = ControlPlane::start_with_bus(postgres_store().await, Some(bus.clone())).await;
+    let stack = Stack::builder().workers(0).start().await;
+    let (cp, bus) = (&stack.cp, stack.policy_bus().await);
     cp.create_tenant("before").await;
     assert_eventually!(
         bus_revision(&*bus, "before").await.is_some(),
@@ -106,27 +100,30 @@ async fn changes_made_while_nats_is_down_arrive_when_it_returns() {
         "first publish"
     );
 
-    nats.stop();
+    stack.nats().stop();
     let during = cp.create_tenant("during").await;
     assert!(
         !cp.store.outbox_pending(10).await.unwrap().is_empty(),
         "the change waits in the outbox"
     );
-    nats.restart().await;
-    let back = Instant::now();
+    stack.nats().restart().await;
     assert_eventually!(
         bus_revision(&*bus, "during").await.map(|r| r.0) == Some(during.policy_revision),
         Duration::from_secs(60),
         "change made during the outage published after it"
     );
-    println!("NATS back -> change published: {:?}", back.elapsed());
 }
 
 #[tokio::test]
 async fn a_new_publisher_republishes_everything() {
     // Changes made with no publisher running stay in the outbox...
     let store = postgres_store().await;
-    let cp = ControlPlane::start_on(store.clone()).await;
+    let stack = Stack::builder()
+        .without_nats()
+        .store(store.clone())
+        .start()
+        .await;
+    let cp = &stack.cp;
     for slug in ["a", "b", "c"] {
         cp.create_tenant(slug).await;
     }
@@ -140,7 +137,7 @@ async fn a_new_publisher_republishes_everything() {
     assert_eq!(store.outbox_pending(100).await.unwrap().len(), 4);
     // ...and a control plane started later with a bus publishes all of it.
     let bus: Arc<dyn PolicyBus> = Arc::new(MemoryBus::default());
-    let _replica = cp.replica(Some(bus.clone())).await;
+    let _replica = stack.replica(Some(bus.clone())).await;
     for slug in ["a", "c"] {
         assert_eventually!(
             bus_revision(&*bus, slug).await.map(|r| r.1) == Some(Status::Active),
@@ -162,13 +159,10 @@ async fn a_new_publisher_republishes_everything() {
 
 #[tokio::test]
 async fn two_replicas_never_move_a_tenant_backwards() {
-    let nats = NatsServer::start().await;
-    let bus: Arc<dyn PolicyBus> = Arc::new(NatsBus::new(nats.client().await, "policy"));
-    let store = postgres_store().await;
-    let one = ControlPlane::start_with_bus(store, Some(bus.clone())).await;
-    let two = one
-        .replica(Some(Arc::new(NatsBus::new(nats.client().await, "policy"))))
-        .await;
+    let stack = Stack::builder().workers(0).start().await;
+    let bus = stack.policy_bus().await;
+    let one = &stack.cp;
+    let two = stack.replica(Some(stack.policy_bus().await)).await;
     let mut watch = bus.watch().await.unwrap();
 
     // Both replicas take changes at once; each publishes from the shared outbox.
@@ -177,7 +171,7 @@ async fn two_replicas_never_move_a_tenant_backwards() {
         let slug = format!("t{i}");
         one.create_tenant(&slug).await;
         for n in 0..5u32 {
-            let api = if n % 2 == 0 { &one } else { &two };
+            let api = if n % 2 == 0 { one } else { &two };
             let t = api
                 .tenants()
                 .update_tenant(UpdateTenantRequest {
@@ -193,32 +187,34 @@ async fn two_replicas_never_move_a_tenant_backwards() {
     }
     // Every tenant ends at its last revision, and the watch never saw one go backwards.
     let mut seen: HashMap<String, u64> = HashMap::new();
-    let deadline = Instant::now() + DEADLINE;
-    while seen != last {
-        assert!(Instant::now() < deadline, "saw {seen:?}, want {last:?}");
-        let event = tokio::time::timeout(Duration::from_secs(5), watch.next()).await;
-        let Ok(Some(Ok(PolicyEvent::Put(p)))) = event else {
-            continue;
-        };
-        if let Some(prev) = seen.get(&p.tenant) {
-            assert!(
-                p.revision > *prev,
-                "{} went from {prev} to {}",
-                p.tenant,
-                p.revision
-            );
+    within(DEADLINE, "every tenant at its last revision", async {
+        while seen != last {
+            let p = match watch.next().await {
+                Some(Ok(PolicyEvent::Put(p))) => p,
+                Some(_) => continue,
+                None => panic!("the watch ended"),
+            };
+            if let Some(prev) = seen.get(&p.tenant) {
+                assert!(
+                    p.revision > *prev,
+                    "{} went from {prev} to {}",
+                    p.tenant,
+                    p.revision
+                );
+            }
+            seen.insert(p.tenant.clone(), p.revision);
         }
-        seen.insert(p.tenant.clone(), p.revision);
-    }
+    })
+    .await;
 }
 
 #[tokio::test]
 async fn a_new_policy_key_seals_every_tenant_again() {
-    let nats = NatsServer::start().await;
-    let bus: Arc<dyn PolicyBus> = Arc::new(NatsBus::new(nats.client().await, "policy"));
-    let old = ControlPlane::start_with_bus(postgres_store().await, Some(bus.clone())).await;
-    old.create_tenant("acme").await;
-    let c = old
+    let mut stack = Stack::builder().workers(0).start().await;
+    let bus = stack.policy_bus().await;
+    stack.cp.create_tenant("acme").await;
+    let c = stack
+        .cp
         .connectors()
         .create_connector(mcp_connector(
             "acme",
@@ -244,17 +240,19 @@ async fn a_new_policy_key_seals_every_tenant_again() {
         };
     let aad = switchyard_common::seal::policy_header_aad("acme", "gh", "authorization");
     let sealed = header(&bus.get("acme").await.unwrap().unwrap());
-    assert!(old.keys.policy.open(&aad, &sealed).is_ok());
+    assert!(stack.cp.keys.policy.open(&aad, &sealed).is_ok());
 
     // The control plane restarts with a new policy key (the master key stays).
     let keys = switchyard_control_plane::compile::Keys {
-        master: old.keys.master.clone(),
+        master: stack.cp.keys.master.clone(),
         policy: switchyard_common::seal::Keyring::new(
             switchyard_common::seal::SecretKey::generate(),
         ),
     };
-    let new = old.replica_with_keys(keys.clone(), Some(bus.clone())).await;
-    drop(old);
+    let new = stack
+        .replica_with_keys(keys.clone(), Some(bus.clone()))
+        .await;
+    stack.cp.stop();
     assert_eventually!(
         bus_revision(&*bus, "acme").await.map(|r| r.0 > first) == Some(true),
         DEADLINE,

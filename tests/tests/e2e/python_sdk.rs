@@ -3,12 +3,10 @@
 //! rmcp's client beside it.
 //! `SWITCHYARD_TEST_PYTHON` names a Python with the SDK installed (scripts/test.sh makes one).
 
-use std::sync::Arc;
 use std::time::Duration;
-use switchyard_bus::{NatsBus, PolicyBus};
 use switchyard_tests::admin::*;
 use switchyard_tests::upstream::TestUpstream;
-use switchyard_tests::{ControlPlane, NatsServer, Worker, mcp_connector, postgres_store};
+use switchyard_tests::{Stack, eventually, mcp_connector};
 
 fn python() -> String {
     std::env::var("SWITCHYARD_TEST_PYTHON").expect(
@@ -35,13 +33,8 @@ async fn run(url: &str, key: &str, mode: &str, tool: &str, args: &str) -> (bool,
 
 #[tokio::test]
 async fn python_sdk_in_both_modes_and_rmcp_list_and_call_tools_through_two_workers() {
-    let nats = NatsServer::start().await;
-    let bus: Arc<dyn PolicyBus> = Arc::new(NatsBus::new(nats.client().await, "policy"));
-    let cp = ControlPlane::start_with_bus(postgres_store().await, Some(bus.clone())).await;
-    let workers = [
-        Worker::start(&cp.keys, &nats).await,
-        Worker::start(&cp.keys, &nats).await,
-    ];
+    let stack = Stack::builder().workers(2).start().await;
+    let (cp, workers) = (&stack.cp, &stack.workers);
     let up = TestUpstream::start("A").await;
     cp.create_tenant("acme").await;
     cp.connectors()
@@ -66,18 +59,15 @@ async fn python_sdk_in_both_modes_and_rmcp_list_and_call_tools_through_two_worke
     ] {
         let url = worker.endpoint("acme");
         // The first attempts may come before the worker has the new key.
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        let out = loop {
-            let (ok, out) = run(&url, &key, mode, "alpha__echo", r#"{"text": "hello"}"#).await;
-            if ok {
-                break out;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "python client in {mode} mode: {out}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
+        let out = eventually(
+            Duration::from_secs(30),
+            &format!("the python client in {mode} mode succeeds"),
+            || async {
+                let (ok, out) = run(&url, &key, mode, "alpha__echo", r#"{"text": "hello"}"#).await;
+                if ok { Ok(out) } else { Err(out) }
+            },
+        )
+        .await;
         assert!(
             out.contains(&format!("\"protocol\": \"{protocol}\"")),
             "{mode}: {out}"
@@ -89,7 +79,7 @@ async fn python_sdk_in_both_modes_and_rmcp_list_and_call_tools_through_two_worke
         );
     }
     // rmcp's client, on each worker.
-    for worker in &workers {
+    for worker in workers {
         let client = switchyard_tests::mcp_client(&worker.endpoint("acme"), &key)
             .await
             .unwrap();

@@ -1,7 +1,7 @@
 //! gRPC reflection lists the admin services; grpc.health.v1 answers SERVING, even to
 //! probes without credentials.
 
-use switchyard_tests::ControlPlane;
+use switchyard_tests::Stack;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
@@ -26,7 +26,8 @@ async fn reflect(
 
 #[tokio::test]
 async fn reflection_lists_the_admin_services() {
-    let cp = ControlPlane::start().await;
+    let stack = Stack::builder().without_nats().start().await;
+    let cp = &stack.cp;
     let mut client = ServerReflectionClient::new(cp.authed());
     let resp = reflect(&mut client, MessageRequest::ListServices(String::new()))
         .await
@@ -64,7 +65,8 @@ async fn reflection_lists_the_admin_services() {
 
 #[tokio::test]
 async fn health_is_serving_without_credentials() {
-    let cp = ControlPlane::start().await;
+    let stack = Stack::builder().without_nats().start().await;
+    let cp = &stack.cp;
     let mut health = HealthClient::new(cp.plain());
     for service in ["", "switchyard.admin.v1.TenantService"] {
         let resp = health

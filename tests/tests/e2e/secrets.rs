@@ -7,7 +7,7 @@ use switchyard_common::seal::policy_header_aad;
 use switchyard_common::{TenantSlug, apikey};
 use switchyard_control_plane::compile;
 use switchyard_tests::admin::*;
-use switchyard_tests::{ControlPlane, logs, mcp_connector};
+use switchyard_tests::{ControlPlane, Stack, logs, mcp_connector};
 
 /// Every row of every table as text (bytea shown as hex), for a plaintext search.
 async fn dump(cp: &ControlPlane) -> String {
@@ -37,7 +37,8 @@ fn hex(s: &str) -> String {
 
 #[tokio::test]
 async fn connector_secrets_are_sealed_everywhere() {
-    let cp = ControlPlane::start().await;
+    let stack = Stack::builder().without_nats().start().await;
+    let cp = &stack.cp;
     cp.create_tenant("acme").await;
     let canary = format!("canary-{}", uuid::Uuid::new_v4().simple());
     let mut api = cp.connectors();
@@ -85,7 +86,7 @@ async fn connector_secrets_are_sealed_everywhere() {
     .await
     .unwrap();
 
-    let db = dump(&cp).await;
+    let db = dump(cp).await;
     assert!(
         db.contains("authorization"),
         "the dump covers the header rows"
@@ -146,7 +147,8 @@ async fn connector_secrets_are_sealed_everywhere() {
 
 #[tokio::test]
 async fn sealed_value_moved_to_another_connector_fails_to_open() {
-    let cp = ControlPlane::start().await;
+    let stack = Stack::builder().without_nats().start().await;
+    let cp = &stack.cp;
     cp.create_tenant("acme").await;
     cp.create_tenant("evil").await;
     let mut api = cp.connectors();
@@ -198,7 +200,8 @@ async fn sealed_value_moved_to_another_connector_fails_to_open() {
 
 #[tokio::test]
 async fn policy_holds_what_workers_enforce() {
-    let cp = ControlPlane::start().await;
+    let stack = Stack::builder().without_nats().start().await;
+    let cp = &stack.cp;
     cp.tenants()
         .create_tenant(CreateTenantRequest {
             slug: "acme".into(),

@@ -3,6 +3,10 @@
 //! backoff with full jitter. Each is a small state machine on tokio's clock, tested on
 //! paused time; `handler` composes them around every upstream call.
 
+mod guard;
+
+pub use guard::{Attempts, Guard, Retry};
+
 use std::collections::VecDeque;
 use std::time::Duration;
 use tokio::time::Instant;

@@ -1,0 +1,76 @@
+//! The four buses a worker uses, wired once: on NATS in production and in tests of the
+//! production path, in memory for `switchyard dev`.
+
+use crate::{
+    FLEET_BUCKET, Fleet, MemoryBus, MemoryFleet, MemorySessions, MemoryUsage, NatsBus, NatsFleet,
+    NatsSessions, NatsUsage, POLICY_BUCKET, PolicyBus, SESSION_BUCKET, SessionKv, UsageBus,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where a worker's buses live on NATS, and how long their entries last.
+#[derive(Debug, Clone)]
+pub struct Buckets {
+    pub policy: String,
+    pub sessions: String,
+    /// How long an idle session's records live (a session in use touches them).
+    pub session_ttl: Duration,
+    pub fleet: String,
+    /// How long a heartbeat lives: about three heartbeat periods.
+    pub heartbeat_ttl: Duration,
+}
+
+impl Default for Buckets {
+    fn default() -> Self {
+        Self {
+            policy: POLICY_BUCKET.into(),
+            sessions: SESSION_BUCKET.into(),
+            session_ttl: Duration::from_secs(3600),
+            fleet: FLEET_BUCKET.into(),
+            heartbeat_ttl: Duration::from_secs(15),
+        }
+    }
+}
+
+/// The buses a worker follows and writes.
+#[derive(Debug, Clone)]
+pub struct Buses {
+    /// Compiled tenant policies, followed.
+    pub policy: Arc<dyn PolicyBus>,
+    /// Session records shared by all workers.
+    pub sessions: Arc<dyn SessionKv>,
+    /// Usage events for the control plane.
+    pub usage: Arc<dyn UsageBus>,
+    /// Heartbeats of the live workers.
+    pub fleet: Arc<dyn Fleet>,
+}
+
+impl Buses {
+    /// The buses on NATS, in `buckets`.
+    pub fn nats(client: async_nats::Client, buckets: &Buckets) -> Self {
+        Self {
+            policy: Arc::new(NatsBus::new(client.clone(), &buckets.policy)),
+            sessions: Arc::new(NatsSessions::new(
+                client.clone(),
+                &buckets.sessions,
+                buckets.session_ttl,
+            )),
+            usage: Arc::new(NatsUsage::new(client.clone())),
+            fleet: Arc::new(NatsFleet::new(
+                client,
+                &buckets.fleet,
+                buckets.heartbeat_ttl,
+            )),
+        }
+    }
+
+    /// The buses in this process's memory, for one process running everything.
+    pub fn in_memory() -> Self {
+        Self {
+            policy: Arc::new(MemoryBus::default()),
+            sessions: Arc::new(MemorySessions::default()),
+            usage: Arc::new(MemoryUsage::default()),
+            fleet: Arc::new(MemoryFleet::default()),
+        }
+    }
+}

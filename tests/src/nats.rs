@@ -1,0 +1,110 @@
+//! A private nats-server.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU16, Ordering};
+
+/// A private nats-server (JetStream on) on a random port; killed when dropped. It can be
+/// stopped and started again on the same port and storage, to test outages.
+pub struct NatsServer {
+    dir: tempfile::TempDir,
+    port: AtomicU16,
+    child: Mutex<Option<std::process::Child>>,
+}
+
+impl NatsServer {
+    pub(crate) async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Self {
+            dir,
+            port: AtomicU16::new(0),
+            child: Mutex::new(None),
+        };
+        server.spawn(None).await;
+        server
+    }
+
+    async fn spawn(&self, port: Option<u16>) {
+        let ports_dir = self.dir.path().join("ports");
+        std::fs::create_dir_all(&ports_dir).unwrap();
+        for f in std::fs::read_dir(&ports_dir).unwrap() {
+            std::fs::remove_file(f.unwrap().path()).ok();
+        }
+        let port_arg = port.map_or("-1".to_owned(), |p| p.to_string());
+        let child = std::process::Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port_arg])
+            .arg("-sd")
+            .arg(self.dir.path().join("js"))
+            .arg("--ports_file_dir")
+            .arg(&ports_dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nats-server on PATH (scripts/test.sh installs it)");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let port = loop {
+            let found = std::fs::read_dir(&ports_dir)
+                .unwrap()
+                .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                .find_map(|text| {
+                    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+                    let url = v["nats"][0].as_str()?.to_owned();
+                    url.rsplit(':').next()?.parse::<u16>().ok()
+                });
+            if let Some(p) = found {
+                break p;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nats-server did not start"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        self.port.store(port, Ordering::SeqCst);
+        *self.child.lock().unwrap() = Some(child);
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port.load(Ordering::SeqCst))
+    }
+
+    /// A client that keeps reconnecting across outages.
+    pub async fn client(&self) -> async_nats::Client {
+        async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .connect(self.url())
+            .await
+            .unwrap()
+    }
+
+    pub fn stop(&self) {
+        let child = self.child.lock().unwrap().take();
+        if let Some(mut child) = child {
+            child.kill().ok();
+            child.wait().ok();
+        }
+    }
+
+    /// Starts again on the same port and storage.
+    pub async fn restart(&self) {
+        self.stop();
+        let port = self.port.load(Ordering::SeqCst);
+        self.spawn(Some(port)).await;
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The buckets the test stack uses: short lives, so expiry is seen within a test.
+pub(crate) fn test_buckets() -> switchyard_bus::Buckets {
+    switchyard_bus::Buckets {
+        policy: "policy".into(),
+        sessions: "sessions".into(),
+        session_ttl: std::time::Duration::from_secs(600),
+        fleet: "workers".into(),
+        heartbeat_ttl: std::time::Duration::from_secs(3),
+    }
+}

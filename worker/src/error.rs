@@ -1,0 +1,393 @@
+//! The worker's one error type. Every refusal and failure is a variant that says what
+//! happened; `code()` maps it to the shared `ErrorCode` (which alone decides the HTTP status
+//! and JSON-RPC code) and `reason()` gives its one stable reason string, used alike in
+//! JSON-RPC error data, a tool result's `_meta.reason` and metric labels. README.md lists
+//! every reason.
+
+use crate::limits::{CAP_RETRY_AFTER, RateScope, Refusal};
+use crate::upstream::UpstreamError;
+use axum::response::{IntoResponse as _, Response};
+use http::{HeaderValue, StatusCode};
+use rmcp::ErrorData as McpError;
+use rmcp::service::ServiceError;
+use serde_json::{Value, json};
+use std::time::{Duration, SystemTime};
+use switchyard_common::ErrorCode;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("this worker is shutting down; retry and another worker will serve you")]
+    Draining,
+    #[error("this worker is starting and has not loaded tenant policies yet; retry shortly")]
+    Starting,
+    #[error("send your API key as `Authorization: Bearer sy_...`")]
+    MissingCredential,
+    #[error("the API key is not valid for this endpoint")]
+    InvalidCredential,
+    #[error("{}", suspended(.0))]
+    Suspended(String),
+    #[error("too many key checks of this tenant are waiting; retry shortly")]
+    AuthBusy,
+    #[error("this tenant has moved to its dedicated workers; retry and they will serve you")]
+    Dedicated,
+    #[error("session not found")]
+    SessionNotFound,
+    #[error("sessions are unavailable right now; retry shortly")]
+    SessionStore,
+    #[error("request body exceeds {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("parse error: the body is not JSON")]
+    Malformed,
+    /// Refused by a tenant's, a key's or the worker's limit.
+    #[error("{}", refused(.0))]
+    Limited(Refusal),
+    /// The tenant's monthly tool calls are used up until then.
+    #[error("the tenant's monthly tool calls are used up until {}", rfc3339(*.0))]
+    QuotaExhausted(SystemTime),
+    /// The client's input could not be used (a changed or expired requestState, answers).
+    #[error("{0}")]
+    BadInput(String),
+    /// No tool, prompt or resource of that name is served to this tenant.
+    #[error("unknown {kind}: {name}")]
+    UnknownName { kind: &'static str, name: String },
+    /// The caller's role does not allow this call.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// The request needs a session (protocol 2025-03-26 .. 2025-11-25).
+    #[error("{0} needs a session")]
+    NeedsSession(&'static str),
+    /// The tenant was deleted while its request was being served.
+    #[error("this tenant no longer exists")]
+    TenantGone,
+    /// This worker cannot take on more of something (calls held for input).
+    #[error("{0}")]
+    Capacity(String),
+    /// The upstream could not be reached or did not answer in time.
+    #[error("{0}")]
+    Upstream(#[from] UpstreamError),
+    /// The upstream session failed, or the upstream answered with a JSON-RPC error.
+    #[error("{0}")]
+    Service(#[from] ServiceError),
+    /// The connector's circuit breaker is open: calls fail fast until then.
+    #[error("it failed repeatedly, so calls to it are paused; the next try is in {} ms", ms_until(*.0))]
+    CircuitOpen(tokio::time::Instant),
+    /// The connector could not be listed, so its tools cannot be called now.
+    #[error("{0}")]
+    UpstreamDown(String),
+    /// The upstream broke the protocol (asked for input again and again).
+    #[error("{0}")]
+    UpstreamMisbehaved(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+fn suspended(reason: &str) -> String {
+    if reason.is_empty() {
+        "this tenant is suspended; contact your operator".into()
+    } else {
+        format!("this tenant is suspended: {reason}")
+    }
+}
+
+fn refused(r: &Refusal) -> String {
+    match r {
+        Refusal::Rate { scope, retry_after } => format!(
+            "rate limited ({} limit): retry after {} ms",
+            scope.as_str(),
+            retry_after.as_millis().max(1)
+        ),
+        Refusal::Concurrency => {
+            "the tenant's concurrent requests are all in use; retry shortly".into()
+        }
+        Refusal::Sessions => {
+            "the tenant has as many open sessions as it may; close one or retry later".into()
+        }
+        Refusal::Saturated => "this worker is saturated; retry shortly".into(),
+    }
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    time::OffsetDateTime::from(t)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn ms_until(at: tokio::time::Instant) -> u64 {
+    at.saturating_duration_since(tokio::time::Instant::now())
+        .as_millis() as u64
+}
+
+/// A wait of a second: how soon a starting, draining or handing-over worker is worth
+/// trying again.
+const SOON: Duration = Duration::from_secs(1);
+
+impl Error {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::Draining
+            | Self::Starting
+            | Self::Dedicated
+            | Self::SessionStore
+            | Self::CircuitOpen(_)
+            | Self::UpstreamDown(_)
+            | Self::UpstreamMisbehaved(_)
+            | Self::Limited(Refusal::Saturated) => ErrorCode::Unavailable,
+            Self::UnknownName { .. } => ErrorCode::InvalidArgument,
+            Self::PermissionDenied(_) => ErrorCode::PermissionDenied,
+            Self::NeedsSession(_) | Self::TenantGone => ErrorCode::FailedPrecondition,
+            Self::MissingCredential | Self::InvalidCredential => ErrorCode::Unauthenticated,
+            Self::Suspended(_) => ErrorCode::PermissionDenied,
+            Self::AuthBusy
+            | Self::Capacity(_)
+            | Self::Limited(Refusal::Concurrency | Refusal::Sessions) => {
+                ErrorCode::ConcurrencyLimited
+            }
+            Self::SessionNotFound => ErrorCode::NotFound,
+            Self::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            Self::Malformed => ErrorCode::Malformed,
+            Self::Limited(Refusal::Rate { .. }) => ErrorCode::RateLimited,
+            Self::QuotaExhausted(_) => ErrorCode::QuotaExhausted,
+            Self::BadInput(_) => ErrorCode::InvalidArgument,
+            Self::Upstream(UpstreamError::Timeout(_))
+            | Self::Service(ServiceError::Timeout { .. }) => ErrorCode::DeadlineExceeded,
+            Self::Upstream(_) | Self::Service(_) => ErrorCode::Unavailable,
+            Self::Internal(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// The one stable reason string of this refusal or failure.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Draining => "draining",
+            Self::Starting => "starting",
+            Self::MissingCredential => "missing_credential",
+            Self::InvalidCredential => "invalid_credential",
+            Self::Suspended(_) => "tenant_suspended",
+            Self::AuthBusy => "auth_busy",
+            Self::Dedicated => "dedicated_workers",
+            Self::SessionNotFound => "session_not_found",
+            Self::SessionStore => "session_store_unavailable",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::Malformed => "malformed",
+            Self::Limited(Refusal::Rate { .. }) => "rate_limited",
+            Self::Limited(Refusal::Concurrency) => "concurrency_limited",
+            Self::Limited(Refusal::Sessions) => "session_limit",
+            Self::Limited(Refusal::Saturated) => "saturated",
+            Self::QuotaExhausted(_) => "quota_exhausted",
+            Self::BadInput(_) => "invalid_input",
+            Self::UnknownName { .. } => "unknown_name",
+            Self::PermissionDenied(_) => "permission_denied",
+            Self::NeedsSession(_) => "session_required",
+            Self::TenantGone => "tenant_gone",
+            Self::UpstreamDown(_) => "upstream_unavailable",
+            Self::Capacity(_) => "held_calls_full",
+            Self::Upstream(UpstreamError::Timeout(_))
+            | Self::Service(ServiceError::Timeout { .. }) => "upstream_timeout",
+            Self::Upstream(_) => "upstream_unavailable",
+            Self::Service(_) => "upstream_error",
+            Self::CircuitOpen(_) => "circuit_open",
+            Self::UpstreamMisbehaved(_) => "upstream_protocol",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// How long the client should wait before trying again, if it should.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Draining | Self::Starting | Self::Dedicated | Self::SessionStore => Some(SOON),
+            Self::Limited(Refusal::Rate { retry_after, .. }) => Some(*retry_after),
+            Self::Limited(Refusal::Concurrency | Refusal::Sessions) | Self::AuthBusy => {
+                Some(CAP_RETRY_AFTER)
+            }
+            Self::Limited(Refusal::Saturated) => Some(SOON),
+            Self::QuotaExhausted(resets) => {
+                Some(resets.duration_since(SystemTime::now()).unwrap_or_default())
+            }
+            Self::CircuitOpen(at) => {
+                Some(at.saturating_duration_since(tokio::time::Instant::now()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the call reached the upstream: `None` when it never left this worker (a
+    /// refusal, bad input, an open breaker), `Some(false)` when it was attempted and failed.
+    pub fn attempted(&self) -> Option<bool> {
+        match self {
+            Self::Upstream(_)
+            | Self::Service(_)
+            | Self::UpstreamMisbehaved(_)
+            | Self::Internal(_) => Some(false),
+            _ => None,
+        }
+    }
+
+    /// A failure of the connection or transport, where trying again may well succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Upstream(UpstreamError::Connect(_) | UpstreamError::Protocol(_)) => true,
+            Self::Service(ServiceError::McpError(_)) => false,
+            Self::Service(_) => true,
+            _ => false,
+        }
+    }
+
+    /// Whether this says the upstream is failing (what a circuit breaker counts). An
+    /// upstream that answers with a JSON-RPC error is working.
+    pub fn counts_against_upstream(&self) -> bool {
+        match self {
+            Self::Upstream(_) | Self::UpstreamMisbehaved(_) => true,
+            Self::Service(ServiceError::McpError(e)) => {
+                e.code == rmcp::model::ErrorCode::INTERNAL_ERROR
+            }
+            Self::Service(_) => true,
+            _ => false,
+        }
+    }
+
+    /// What a client is told about an upstream's failure: what happened, without transport
+    /// details (which may name the connector's address; those go to the log).
+    pub fn public(&self) -> String {
+        match self {
+            Self::Upstream(e) => e.public(),
+            Self::UpstreamDown(failure) => failure.clone(),
+            Self::Service(ServiceError::McpError(e)) => {
+                format!("it answered with an error: {}", e.message)
+            }
+            Self::Service(ServiceError::Timeout { timeout }) => {
+                format!("it did not answer within {} ms", timeout.as_millis())
+            }
+            Self::Service(_) => "the connection to it failed".into(),
+            other => other.to_string(),
+        }
+    }
+
+    /// JSON-RPC error data: the reason and what else a client needs to act on it.
+    pub fn data(&self) -> Value {
+        let mut data = json!({"reason": self.reason()});
+        if let Some(wait) = self.retry_after() {
+            data["retryAfterMs"] = json!(wait.as_millis() as u64);
+        }
+        match self {
+            Self::Limited(Refusal::Rate { scope, retry_after }) => {
+                data["scope"] = json!(scope_str(*scope));
+                data["retryAfterMs"] = json!(retry_after.as_millis().max(1) as u64);
+            }
+            Self::UnknownName { kind, name } => {
+                data["name"] = json!(name);
+                if *kind == "resource" {
+                    data["uri"] = json!(name);
+                }
+            }
+            Self::QuotaExhausted(resets) => {
+                data["quota"] = json!("monthly_tool_calls");
+                data["resetsAt"] = json!(rfc3339(*resets));
+                if let Some(m) = data.as_object_mut() {
+                    m.remove("retryAfterMs");
+                }
+            }
+            _ => {}
+        }
+        data
+    }
+
+    /// The HTTP answer to request `id` (`null` when it is not known yet): the status of the
+    /// error's code, a JSON-RPC error with its data, `Retry-After` when there is a wait, and
+    /// a bearer challenge for a missing or invalid credential.
+    pub fn response(&self, id: Value) -> Response {
+        let code = self.code();
+        let error =
+            json!({"code": code.jsonrpc(), "message": self.to_string(), "data": self.data()});
+        let body = json!({"jsonrpc": "2.0", "id": id, "error": error});
+        let status =
+            StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = (
+            status,
+            [(http::header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response();
+        if let Some(wait) = self.retry_after() {
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut().insert(http::header::RETRY_AFTER, v);
+            }
+        }
+        let challenge = match self {
+            Self::MissingCredential => Some("Bearer realm=\"switchyard\""),
+            Self::InvalidCredential => Some("Bearer realm=\"switchyard\", error=\"invalid_token\""),
+            _ => None,
+        };
+        if let Some(c) = challenge {
+            resp.headers_mut()
+                .insert(http::header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
+        }
+        resp
+    }
+
+    /// As the JSON-RPC error of an MCP request other than `tools/call` to connector
+    /// `connector`: an upstream's own JSON-RPC error passes through unchanged.
+    pub fn into_mcp(self, connector: &str) -> McpError {
+        match self {
+            Self::Service(ServiceError::McpError(e)) => e,
+            other => {
+                let message = if other.is_upstream() {
+                    format!("the {connector} connector failed: {}", other.public())
+                } else {
+                    other.to_string()
+                };
+                McpError::new(
+                    rmcp::model::ErrorCode(other.code().jsonrpc()),
+                    message,
+                    Some(other.data()),
+                )
+            }
+        }
+    }
+
+    /// As the result of a `tools/call` to connector `connector`, which the model reads:
+    /// `isError`, a text naming the connector and what happened, and `_meta` with the
+    /// reason, the connector and, when there is one, the wait.
+    pub fn tool_result(&self, connector: &str) -> rmcp::model::CallToolResult {
+        let text = if self.is_upstream() {
+            format!(
+                "The {connector} connector failed: {}. Other tools still work; try again later.",
+                self.public()
+            )
+        } else {
+            self.to_string()
+        };
+        let mut meta = serde_json::Map::new();
+        meta.insert("reason".into(), json!(self.reason()));
+        meta.insert("connector".into(), json!(connector));
+        if let Some(wait) = self.retry_after() {
+            meta.insert("retryAfterMs".into(), json!(wait.as_millis() as u64));
+        }
+        let mut result =
+            rmcp::model::CallToolResult::error(vec![rmcp::model::ContentBlock::text(text)]);
+        result.meta = Some(rmcp::model::MetaObject(meta));
+        result
+    }
+
+    /// Whether the upstream, not the client or this worker, is at fault.
+    fn is_upstream(&self) -> bool {
+        matches!(
+            self,
+            Self::Upstream(_)
+                | Self::Service(_)
+                | Self::CircuitOpen(_)
+                | Self::UpstreamDown(_)
+                | Self::UpstreamMisbehaved(_)
+        )
+    }
+}
+
+fn scope_str(scope: RateScope) -> &'static str {
+    scope.as_str()
+}
+
+#[cfg(test)]
+#[path = "error_tests.rs"]
+pub(crate) mod tests;

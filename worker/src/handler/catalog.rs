@@ -1,0 +1,319 @@
+//! A tenant's aggregated catalog: what every connector lists, exposed under the connector's
+//! prefix (names kept within what model APIs accept, collisions hidden on both sides),
+//! filtered by each connector's allow and deny patterns, with resources routed by the
+//! connector that listed them. `Catalog::build` is a pure function of the listings; the
+//! gateway lists all connectors concurrently (each within its timeout; a failing one only
+//! loses its own entries), one listing at a time per tenant, and reuses the result.
+
+use super::Gateway;
+use crate::names::{NameMap, Target};
+use crate::policy::{Connector, Tenant};
+use crate::sync::lock;
+use crate::upstream::UpstreamError;
+use futures::future::join_all;
+use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool, ToolAnnotations};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a tenant's aggregated listing is reused for routing calls.
+pub(super) const CATALOG_TTL: Duration = Duration::from_secs(30);
+/// How old a catalog may be before a name it does not know makes the worker list afresh.
+const RELIST_AFTER: Duration = Duration::from_secs(1);
+/// How old a catalog a client's listing may be answered from: listings are not limited
+/// like real work, so many of them must not each ask every upstream.
+pub(super) const LIST_FRESH: Duration = Duration::from_secs(1);
+
+/// What one connector listed.
+#[derive(Debug, Default, Clone)]
+pub struct Listing {
+    pub tools: Vec<Tool>,
+    pub prompts: Vec<Prompt>,
+    pub resources: Vec<Resource>,
+    pub templates: Vec<ResourceTemplate>,
+}
+
+/// What one listing of all a tenant's connectors found.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    revision: u64,
+    at: Option<Instant>,
+    pub tool_names: NameMap,
+    pub tools: Vec<Tool>,
+    /// Each exposed tool's annotations, for the checks every call makes.
+    pub annotations: HashMap<String, ToolAnnotations>,
+    pub prompt_names: NameMap,
+    pub prompts: Vec<Prompt>,
+    pub resources: Vec<Resource>,
+    pub templates: Vec<ResourceTemplate>,
+    /// Which connector listed each resource URI (empty: listed by two, hidden).
+    resource_owner: HashMap<String, String>,
+    /// Literal prefixes of URI templates and the connector that listed each.
+    template_owner: Vec<(String, String)>,
+    /// Which connector listed each URI template, by the template itself.
+    template_by_uri: HashMap<String, String>,
+    /// Connectors whose listing failed: name, prefix and what went wrong.
+    unavailable: Vec<(String, String, String)>,
+}
+
+impl Catalog {
+    /// The catalog of `listings` (each connector's listing, or what made it fail) for
+    /// policy revision `revision`.
+    pub fn build(
+        tenant: &str,
+        revision: u64,
+        listings: &[(Arc<Connector>, Result<Listing, String>)],
+    ) -> Catalog {
+        let mut catalog = Catalog {
+            revision,
+            at: Some(Instant::now()),
+            ..Catalog::default()
+        };
+        let mut tool_defs = HashMap::new();
+        let mut prompt_defs = HashMap::new();
+        let mut tool_entries = Vec::new();
+        let mut prompt_entries = Vec::new();
+        let empty = Listing::default();
+        for (c, listing) in listings {
+            let l = match listing {
+                Ok(l) => l,
+                Err(failure) => {
+                    catalog
+                        .unavailable
+                        .push((c.name.clone(), c.prefix.clone(), failure.clone()));
+                    &empty
+                }
+            };
+            let mut names = Vec::new();
+            for t in l.tools.iter().filter(|t| c.exposes(&t.name)) {
+                names.push(t.name.to_string());
+                tool_defs.insert((c.name.clone(), t.name.to_string()), t.clone());
+            }
+            tool_entries.push((c.name.as_str(), c.prefix.as_str(), names));
+            let mut pnames = Vec::new();
+            for p in &l.prompts {
+                pnames.push(p.name.clone());
+                prompt_defs.insert((c.name.clone(), p.name.clone()), p.clone());
+            }
+            prompt_entries.push((c.name.as_str(), c.prefix.as_str(), pnames));
+            catalog.add_resources(tenant, &c.name, l);
+        }
+        catalog.resources.retain(|r| {
+            catalog
+                .resource_owner
+                .get(&r.uri)
+                .is_some_and(|o| !o.is_empty())
+        });
+        let (tool_names, tool_order) = NameMap::build(tool_entries);
+        let (prompt_names, prompt_order) = NameMap::build(prompt_entries);
+        for name in tool_names.collisions() {
+            tracing::warn!(tenant, tool = %name, "tool name exposed by more than one connector; hidden");
+        }
+        for name in prompt_names.collisions() {
+            tracing::warn!(tenant, prompt = %name, "prompt name exposed by more than one connector; hidden");
+        }
+        catalog.expose_tools(tool_order, &tool_defs);
+        for (exposed, target) in prompt_order {
+            if let Some(def) = prompt_defs.get(&(target.connector, target.upstream)) {
+                let mut p = def.clone();
+                p.name = exposed;
+                catalog.prompts.push(p);
+            }
+        }
+        catalog.tool_names = tool_names;
+        catalog.prompt_names = prompt_names;
+        catalog
+    }
+
+    fn add_resources(&mut self, tenant: &str, connector: &str, l: &Listing) {
+        for r in &l.resources {
+            if self
+                .resource_owner
+                .insert(r.uri.clone(), connector.to_owned())
+                .is_some()
+            {
+                tracing::warn!(tenant, uri = %r.uri, "resource listed by two connectors; hidden");
+                self.resource_owner.insert(r.uri.clone(), String::new());
+            } else {
+                self.resources.push(r.clone());
+            }
+        }
+        for t in &l.templates {
+            let prefix = t
+                .uri_template
+                .split('{')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            self.template_owner.push((prefix, connector.to_owned()));
+            self.template_by_uri
+                .insert(t.uri_template.clone(), connector.to_owned());
+            self.templates.push(t.clone());
+        }
+    }
+
+    fn expose_tools(
+        &mut self,
+        order: Vec<(String, Target)>,
+        defs: &HashMap<(String, String), Tool>,
+    ) {
+        for (exposed, target) in order {
+            if let Some(def) = defs.get(&(target.connector, target.upstream)) {
+                let mut t = def.clone();
+                if let Some(a) = &t.annotations {
+                    self.annotations.insert(exposed.clone(), a.clone());
+                }
+                t.name = exposed.into();
+                self.tools.push(t);
+            }
+        }
+    }
+
+    /// The connector a resource URI belongs to: the one that listed it, else the one whose
+    /// template has the longest matching literal prefix.
+    pub fn owner_of(&self, uri: &str) -> Option<String> {
+        self.resource_owner
+            .get(uri)
+            .filter(|o| !o.is_empty())
+            .cloned()
+            .or_else(|| {
+                self.template_owner
+                    .iter()
+                    .filter(|(prefix, _)| !prefix.is_empty() && uri.starts_with(prefix.as_str()))
+                    .max_by_key(|(prefix, _)| prefix.len())
+                    .map(|(_, owner)| owner.clone())
+            })
+    }
+
+    /// The connector whose tools `name` would be, if it could not be listed.
+    pub fn unavailable_for(&self, name: &str) -> Option<(&str, &str)> {
+        self.unavailable
+            .iter()
+            .find(|(_, prefix, _)| {
+                !prefix.is_empty()
+                    && name
+                        .strip_prefix(prefix.as_str())
+                        .is_some_and(|rest| rest.starts_with("__"))
+            })
+            .map(|(connector, _, failure)| (connector.as_str(), failure.as_str()))
+    }
+
+    /// The connector that listed the URI template `template`.
+    pub fn template_of(&self, template: &str) -> Option<String> {
+        self.template_by_uri.get(template).cloned()
+    }
+}
+
+/// Lists everything one connector offers, within its timeout.
+async fn list_one(gw: &Gateway, tenant: &Tenant, c: &Connector) -> Result<Listing, UpstreamError> {
+    let listing = async {
+        let lease = gw
+            .core
+            .upstreams
+            .lease(tenant.slug.as_str(), c, None)
+            .await?;
+        let Some(session) = lease.session() else {
+            return Ok(Listing::default());
+        };
+        let peer = session.peer();
+        let caps = peer
+            .peer_info()
+            .as_ref()
+            .map(|i| i.capabilities.clone())
+            .unwrap_or_default();
+        let failed = |what: &str, e: rmcp::service::ServiceError| {
+            UpstreamError::Protocol(format!("{what}: {e}"))
+        };
+        let mut l = Listing::default();
+        if caps.tools.is_some() {
+            l.tools = peer
+                .list_all_tools()
+                .await
+                .map_err(|e| failed("tools/list", e))?;
+        }
+        if caps.prompts.is_some() {
+            l.prompts = peer
+                .list_all_prompts()
+                .await
+                .map_err(|e| failed("prompts/list", e))?;
+        }
+        if caps.resources.is_some() {
+            l.resources = peer
+                .list_all_resources()
+                .await
+                .map_err(|e| failed("resources/list", e))?;
+            l.templates = peer
+                .list_all_resource_templates()
+                .await
+                .map_err(|e| failed("resources/templates/list", e))?;
+        }
+        Ok(l)
+    };
+    match tokio::time::timeout(c.timeout, listing).await {
+        Ok(r) => r,
+        Err(_) => Err(UpstreamError::Timeout(c.timeout.as_millis() as u64)),
+    }
+}
+
+impl Gateway {
+    /// The tenant's catalog, listed afresh when older than `max_age` or made for an older
+    /// policy revision.
+    pub(super) async fn catalog(&self, tenant: &Tenant, max_age: Duration) -> Arc<Catalog> {
+        let fresh = || {
+            lock(&self.core.catalogs)
+                .get(tenant.slug.as_str())
+                .cloned()
+                .filter(|c| {
+                    c.revision == tenant.revision && c.at.is_some_and(|at| at.elapsed() < max_age)
+                })
+        };
+        if let Some(c) = fresh() {
+            return c;
+        }
+        // One listing at a time per tenant: the others wait for it and use its result.
+        let turn = lock(&self.core.listing)
+            .entry(tenant.slug.to_string())
+            .or_default()
+            .clone();
+        let _turn = turn.lock().await;
+        if let Some(c) = fresh() {
+            return c;
+        }
+        let listings = join_all(tenant.connectors.iter().map(|c| async move {
+            let result = list_one(self, tenant, c).await.map_err(|e| {
+                tracing::warn!(tenant = %tenant.slug, connector = %c.name, error = %e, "listing an upstream failed");
+                e.public()
+            });
+            (c.clone(), result)
+        }))
+        .await;
+        let catalog = Arc::new(Catalog::build(
+            tenant.slug.as_str(),
+            tenant.revision,
+            &listings,
+        ));
+        lock(&self.core.catalogs).insert(tenant.slug.to_string(), catalog.clone());
+        catalog
+    }
+
+    /// Looks a name up, listing afresh once if the cached catalog does not know it.
+    pub(super) async fn resolve<T>(
+        &self,
+        tenant: &Tenant,
+        find: impl Fn(&Catalog) -> Option<T>,
+    ) -> (Arc<Catalog>, Option<T>) {
+        let catalog = self.catalog(tenant, CATALOG_TTL).await;
+        if let Some(found) = find(&catalog) {
+            return (catalog, Some(found));
+        }
+        // At most one fresh listing a second per tenant, so unknown names cannot make the
+        // worker list every upstream on every request.
+        let fresh = self.catalog(tenant, RELIST_AFTER).await;
+        let found = find(&fresh);
+        (fresh, found)
+    }
+}
+
+#[cfg(test)]
+#[path = "catalog_tests.rs"]
+mod tests;

@@ -1,0 +1,174 @@
+//! The MCP server every tenant's clients talk to: an rmcp `ServerHandler` that aggregates
+//! the tools, prompts and resources of the tenant's connectors and routes calls to them.
+//! It reads the authenticated principal from the HTTP request and the tenant's *current*
+//! policy on every request, so a removed connector, revoked key or suspension applies to
+//! sessions already open. One `Gateway` serves one client session (or one request without
+//! a session); the upstream sessions it opens belong to that client alone.
+//!
+//! - `catalog`: the aggregated listing (a pure function of the connectors' listings) and
+//!   when it is listed afresh;
+//! - `upstream_sessions`: which upstream session a request uses, and carrying a client
+//!   session's upstream sessions across workers;
+//! - `routing`: the one path every real call takes (usage report, breaker, retries, era
+//!   bridging);
+//! - `server`: the `ServerHandler` methods.
+
+// Logging is deprecated for future protocol versions; the versions served here have it.
+#![allow(deprecated)]
+
+mod catalog;
+mod routing;
+mod server;
+mod upstream_sessions;
+
+use crate::error::{Error, Result};
+use crate::exchange::Holds;
+use crate::policy::{Connector, Policies, Tenant};
+use crate::principal::Principal;
+use crate::resilience::{BreakerState, Guard};
+use crate::sessions::SessionRecords;
+use crate::sync::lock;
+use crate::upstream::{Session, Upstreams};
+use catalog::Catalog;
+use rmcp::model::{LoggingLevel, ResultType};
+use rmcp::service::{RequestContext, RoleServer};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// What every client session of a worker shares.
+#[derive(Debug)]
+struct Core {
+    policies: Arc<Policies>,
+    upstreams: Arc<Upstreams>,
+    usage: crate::usage::Reporter,
+    /// Shared session records (upstream sessions of client sessions).
+    sessions: Arc<SessionRecords>,
+    catalogs: Mutex<HashMap<String, Arc<Catalog>>>,
+    /// Per tenant, taken while its connectors are listed.
+    listing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    holds: Holds,
+    /// Breakers and retry budgets by tenant and connector.
+    guards: Mutex<HashMap<(String, String), Arc<Guard>>>,
+    metrics: Arc<crate::metrics::Metrics>,
+}
+
+/// What belongs to one client session.
+#[derive(Debug, Default)]
+struct ClientSession {
+    /// Upstream sessions by connector name.
+    upstream: tokio::sync::Mutex<HashMap<String, Arc<Session>>>,
+    /// The log level the client asked for, applied to upstream sessions opened later.
+    log_level: Mutex<Option<LoggingLevel>>,
+    /// The upstream session ids recorded in the shared store, by connector name.
+    recorded: Mutex<HashMap<String, String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    core: Arc<Core>,
+    client: Arc<ClientSession>,
+}
+
+/// Whether the request belongs to a session (protocol 2025-03-26 .. 2025-11-25); requests
+/// of 2026-07-28 carry none.
+fn in_session(ctx: &RequestContext<RoleServer>) -> bool {
+    ctx.extensions
+        .get::<http::request::Parts>()
+        .is_some_and(|p| p.headers.contains_key("mcp-session-id"))
+}
+
+/// Results of session-era upstreams lack the discriminator 2026-07-28 clients require
+/// (rmcp drops it again for session clients).
+fn complete(result_type: &mut Option<ResultType>) {
+    result_type.get_or_insert(ResultType::COMPLETE);
+}
+
+impl Gateway {
+    pub fn new(
+        policies: Arc<Policies>,
+        upstreams: Arc<Upstreams>,
+        usage: crate::usage::Reporter,
+        sessions: Arc<SessionRecords>,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Self {
+        Self {
+            core: Arc::new(Core {
+                policies,
+                upstreams,
+                usage,
+                sessions,
+                catalogs: Mutex::default(),
+                listing: Mutex::default(),
+                holds: Holds::new(crate::relay::Diverted(metrics.relay_diverted.clone())),
+                guards: Mutex::default(),
+                metrics,
+            }),
+            client: Arc::default(),
+        }
+    }
+
+    /// A gateway for one more client session (or one request without a session).
+    pub fn fork(&self) -> Self {
+        Self {
+            core: self.core.clone(),
+            client: Arc::default(),
+        }
+    }
+
+    /// The authenticated principal and the tenant's current policy.
+    fn tenant(&self, ctx: &RequestContext<RoleServer>) -> Result<(Principal, Arc<Tenant>)> {
+        let principal = ctx
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.extensions.get::<Principal>())
+            .cloned()
+            .ok_or_else(|| Error::Internal("request is not authenticated".into()))?;
+        let tenant = self
+            .core
+            .policies
+            .get(principal.tenant.as_str())
+            .ok_or(Error::TenantGone)?;
+        Ok((principal, tenant))
+    }
+
+    fn connector<'t>(tenant: &'t Tenant, name: &str) -> Option<&'t Arc<Connector>> {
+        tenant.connectors.iter().find(|c| c.name == name)
+    }
+
+    /// The breaker and retry budget of `tenant` x `c`, following the connector's breaker
+    /// configuration.
+    fn guard(&self, tenant: &str, c: &Connector) -> Arc<Guard> {
+        let mut guards = lock(&self.core.guards);
+        let guard = guards
+            .entry((tenant.to_owned(), c.name.clone()))
+            .or_insert_with(|| Arc::new(Guard::new(c.breaker)));
+        if guard.config() != c.breaker {
+            *guard = Arc::new(Guard::new(c.breaker));
+        }
+        guard.clone()
+    }
+
+    /// Every breaker this worker has, with its state.
+    pub fn breakers(&self) -> Vec<(String, String, BreakerState)> {
+        lock(&self.core.guards)
+            .iter()
+            .map(|((t, c), g)| (t.clone(), c.clone(), g.state()))
+            .collect()
+    }
+
+    /// Lets go of what is no longer needed: expired held calls, idle pooled upstream
+    /// sessions, and the state of tenants and connectors that are gone.
+    pub fn sweep(&self) {
+        self.core.holds.purge();
+        let policies = &self.core.policies;
+        let exists = |tenant: &str, connector: &str| {
+            policies
+                .get(tenant)
+                .is_some_and(|t| t.connectors.iter().any(|c| c.name == connector))
+        };
+        self.core.upstreams.sweep(exists);
+        lock(&self.core.guards).retain(|(t, c), _| exists(t, c));
+        lock(&self.core.catalogs).retain(|tenant, _| policies.get(tenant).is_some());
+        lock(&self.core.listing).retain(|tenant, _| policies.get(tenant).is_some());
+    }
+}

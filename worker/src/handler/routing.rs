@@ -1,0 +1,365 @@
+//! The one path a real call (`tools/call`, `prompts/get`, `resources/read`) takes to its
+//! connector: a usage report that is sent however the call ends, the connector's breaker
+//! and retries (`resilience::Guard`), the upstream session (`upstream_sessions`), and era
+//! bridging with held calls (`exchange`). Answers to this worker's own input requests stay
+//! here; an upstream's own input rounds pass through untouched.
+
+use super::{Gateway, complete, in_session};
+use crate::error::{Error, Result};
+use crate::exchange::{Call, Holder, Outcome, STATE_PREFIX};
+use crate::metrics::ReasonLabel;
+use crate::policy::{Connector, Tenant};
+use crate::principal::Principal;
+use crate::resilience::Attempts;
+use crate::sync::lock;
+use rmcp::model::*;
+use rmcp::service::{RequestContext, RoleServer};
+use std::time::{Instant, SystemTime};
+
+/// The requests that are real work (`tools/call`, `prompts/get`, `resources/read`): they
+/// may carry a client's answers to input requests (MCP 2026-07-28), and each has its own
+/// kind of answer.
+pub(super) trait RealWork: Clone {
+    type Response;
+    /// What the upstream should have answered with, for the error when it did not.
+    const EXPECTED: &'static str;
+    fn state(&self) -> Option<&str>;
+    fn answers(&self) -> Option<&InputResponses>;
+    fn set_input(&mut self, answers: Option<InputResponses>, state: Option<String>);
+    fn into_request(self) -> ClientRequest;
+    /// The client's answer to `outcome`; `None` when the upstream answered with a result
+    /// of another kind.
+    fn answer(outcome: Outcome) -> Option<Self::Response>;
+}
+
+macro_rules! real_work {
+    ($params:ty, $variant:ident, $response:ident, $result:ident, $expected:literal) => {
+        impl RealWork for $params {
+            type Response = $response;
+            const EXPECTED: &'static str = $expected;
+            fn state(&self) -> Option<&str> {
+                self.request_state.as_deref()
+            }
+            fn answers(&self) -> Option<&InputResponses> {
+                self.input_responses.as_ref()
+            }
+            fn set_input(&mut self, answers: Option<InputResponses>, state: Option<String>) {
+                self.input_responses = answers;
+                self.request_state = state;
+            }
+            fn into_request(self) -> ClientRequest {
+                ClientRequest::$variant(Request::new(self))
+            }
+            fn answer(outcome: Outcome) -> Option<$response> {
+                match outcome {
+                    Outcome::InputRequired(asked)
+                    | Outcome::Result(ServerResult::InputRequiredResult(asked)) => {
+                        Some($response::InputRequired(asked))
+                    }
+                    Outcome::Result(ServerResult::$result(mut r)) => {
+                        complete(&mut r.result_type);
+                        Some($response::Complete(r))
+                    }
+                    Outcome::Result(_) => None,
+                }
+            }
+        }
+    };
+}
+
+real_work!(
+    CallToolRequestParams,
+    CallToolRequest,
+    CallToolResponse,
+    CallToolResult,
+    "a tool result"
+);
+real_work!(
+    GetPromptRequestParams,
+    GetPromptRequest,
+    GetPromptResponse,
+    GetPromptResult,
+    "a prompt"
+);
+real_work!(
+    ReadResourceRequestParams,
+    ReadResourceRequest,
+    ReadResourceResponse,
+    ReadResourceResult,
+    "resource contents"
+);
+
+/// The usage report of one real call, sent when the call ends however it ends: a call its
+/// client cancelled was still attempted upstream, and counts.
+pub(super) struct Report {
+    usage: crate::usage::Reporter,
+    event: Option<switchyard_bus::UsageEvent>,
+    started: Instant,
+}
+
+impl Report {
+    /// The call ended with `outcome`: `None` when nothing was sent upstream (the breaker was
+    /// open, the client's input was unusable) or only a round of input was asked for, which
+    /// is not reported; otherwise whether it succeeded.
+    pub(super) fn finish(mut self, outcome: Option<bool>) {
+        match outcome {
+            Some(ok) => self.send(ok),
+            None => self.event = None,
+        }
+    }
+
+    fn send(&mut self, ok: bool) {
+        if let Some(mut event) = self.event.take() {
+            event.ok = ok;
+            event.duration_ms = self.started.elapsed().as_millis() as u64;
+            self.usage.record(event);
+        }
+    }
+}
+
+impl Drop for Report {
+    fn drop(&mut self) {
+        self.send(false);
+    }
+}
+
+/// What to report of a call: nothing for a round of input or a call never sent, else
+/// whether it succeeded.
+pub(super) fn reported(outcome: &Result<Outcome>) -> Option<bool> {
+    match outcome {
+        Ok(Outcome::InputRequired(_) | Outcome::Result(ServerResult::InputRequiredResult(_))) => {
+            None
+        }
+        // A tool's own failure (`isError`) was a call that did not succeed.
+        Ok(Outcome::Result(ServerResult::CallToolResult(r))) => Some(r.is_error != Some(true)),
+        Ok(_) => Some(true),
+        Err(e) => e.attempted(),
+    }
+}
+
+/// One request to a connector: who asks, for what, and what was asked.
+pub(super) struct Route<'a> {
+    pub ctx: &'a RequestContext<RoleServer>,
+    pub principal: &'a Principal,
+    pub tenant: &'a Tenant,
+    pub connector: &'a Connector,
+    /// The method and name (or URI) as the client gave them.
+    pub target: String,
+    pub retryable: bool,
+}
+
+impl Gateway {
+    /// Starts the usage report of a real call to `connector`.
+    pub(super) fn report(
+        &self,
+        principal: &Principal,
+        method: switchyard_bus::UsageMethod,
+        target: &str,
+        connector: &str,
+    ) -> Report {
+        Report {
+            usage: self.core.usage.clone(),
+            event: Some(switchyard_bus::UsageEvent {
+                id: uuid::Uuid::new_v4().simple().to_string(),
+                tenant: principal.tenant.to_string(),
+                key_id: principal.key_id().to_string(),
+                method,
+                target: target.to_owned(),
+                connector: connector.to_owned(),
+                ok: false,
+                at_ms: SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64),
+                duration_ms: 0,
+            }),
+            started: Instant::now(),
+        }
+    }
+
+    /// Carries a client's request (`client`, renamed for the upstream as `upstream`) along
+    /// `route`, reporting the call's usage as `method`.
+    pub(super) async fn call<P: RealWork>(
+        &self,
+        route: Route<'_>,
+        method: switchyard_bus::UsageMethod,
+        client: &P,
+        upstream: P,
+    ) -> Result<Outcome> {
+        let report = self.report(
+            route.principal,
+            method,
+            &route.target,
+            &route.connector.name,
+        );
+        let outcome = self.forward(&route, client, upstream).await;
+        report.finish(reported(&outcome));
+        outcome
+    }
+
+    /// Serves real work: carries `client` (renamed for the upstream as `upstream`) along
+    /// `route` and gives the client its answer.
+    pub(super) async fn serve<P: RealWork>(
+        &self,
+        route: Route<'_>,
+        method: switchyard_bus::UsageMethod,
+        client: &P,
+        upstream: P,
+    ) -> Result<P::Response> {
+        let connector = route.connector.name.clone();
+        let outcome = self.call(route, method, client, upstream).await?;
+        P::answer(outcome).ok_or_else(|| wrong_answer(&connector, P::EXPECTED))
+    }
+
+    pub(super) async fn forward<P: RealWork>(
+        &self,
+        route: &Route<'_>,
+        client: &P,
+        upstream: P,
+    ) -> Result<Outcome> {
+        let ours = client.state().is_some_and(|s| s.starts_with(STATE_PREFIX));
+        let mut first = upstream.clone();
+        if ours {
+            first.set_input(None, None);
+        } else {
+            first.set_input(client.answers().cloned(), client.state().map(str::to_owned));
+        }
+        let rebuild = |answers: InputResponses, state: Option<String>| {
+            let mut again = upstream.clone();
+            again.set_input(Some(answers), state);
+            again.into_request()
+        };
+        let input = (client.state(), client.answers());
+        self.carry(route, first.into_request(), rebuild, input)
+            .await
+    }
+
+    /// What the upstream should see of the request's `_meta`: a 2026-07-28 client's
+    /// capabilities and log level hold for this request only; a session client takes log
+    /// messages at the level it set (every level until it sets one), which a 2026-07-28
+    /// upstream learns per request.
+    fn upstream_meta(&self, ctx: &RequestContext<RoleServer>) -> RequestMetaObject {
+        let mut meta = RequestMetaObject::new();
+        if in_session(ctx) {
+            let level = lock(&self.client.log_level).unwrap_or(LoggingLevel::Debug);
+            let level = serde_json::to_value(level).unwrap_or_else(|_| serde_json::json!("debug"));
+            meta.insert("io.modelcontextprotocol/logLevel".to_owned(), level);
+        } else {
+            for key in [
+                "io.modelcontextprotocol/clientCapabilities",
+                "io.modelcontextprotocol/logLevel",
+            ] {
+                if let Some(v) = ctx.meta.get(key) {
+                    meta.insert(key.to_owned(), v.clone());
+                }
+            }
+        }
+        meta
+    }
+
+    /// The client's side of a call along `route`: who to ask for input, and how.
+    fn downstream(&self, route: &Route<'_>) -> Call {
+        let ctx = route.ctx;
+        let session_client = in_session(ctx);
+        // A session client's log level is set on its upstream sessions; a 2026-07-28
+        // client asks for logs per request.
+        let wants_logs =
+            session_client || ctx.meta.get("io.modelcontextprotocol/logLevel").is_some();
+        Call {
+            client: ctx.peer.clone(),
+            request_id: ctx.id.clone(),
+            wants_logs,
+            session_client,
+            holder: Holder {
+                principal: route.principal.clone(),
+                target: route.target.clone(),
+            },
+            client_token: ctx.meta.get_progress_token(),
+            meta: Some(self.upstream_meta(ctx)),
+            timeout: route.connector.timeout,
+        }
+    }
+
+    /// Carries `request` along `route` and back (see `exchange`), or continues a call held
+    /// for the client's input when `state` is one this worker issued.
+    pub(super) async fn carry(
+        &self,
+        route: &Route<'_>,
+        request: ClientRequest,
+        rebuild: impl Fn(InputResponses, Option<String>) -> ClientRequest,
+        input: (Option<&str>, Option<&InputResponses>),
+    ) -> Result<Outcome> {
+        let Route {
+            ctx,
+            tenant,
+            connector: c,
+            ..
+        } = *route;
+        let call = self.downstream(route);
+        if let (Some(state), answers) = input
+            && state.starts_with(STATE_PREFIX)
+        {
+            return self.core.holds.resume_with(&call, state, answers).await;
+        }
+        let attempts = Attempts {
+            max: if route.retryable {
+                c.retry.max_attempts
+            } else {
+                1
+            },
+            initial_backoff: c.retry.initial_backoff,
+            max_backoff: c.retry.max_backoff,
+        };
+        let gauge = self
+            .core
+            .metrics
+            .breakers
+            .get_or_create(&crate::metrics::BreakerLabel {
+                tenant: tenant.slug.to_string(),
+                connector: c.name.clone(),
+            })
+            .clone();
+        self.guard(tenant.slug.as_str(), c)
+            .run(
+                attempts,
+                || async {
+                    let upstream = self.upstream(ctx, tenant, c).await?;
+                    let session = upstream.session().cloned();
+                    let result = self
+                        .core
+                        .holds
+                        .exchange(&call, upstream, request.clone(), &rebuild)
+                        .await;
+                    if let (Err(e), Some(s)) = (&result, session)
+                        && e.is_transient()
+                    {
+                        s.mark_broken();
+                    }
+                    result
+                },
+                |state| {
+                    gauge.set(state.gauge());
+                },
+                |retry, e, attempt| {
+                    self.core
+                        .metrics
+                        .retries
+                        .get_or_create(&ReasonLabel {
+                            reason: retry.label(),
+                        })
+                        .inc();
+                    tracing::debug!(tenant = %tenant.slug, connector = %c.name, attempt, error = %e, "retrying");
+                },
+            )
+            .await
+    }
+}
+
+/// An upstream that answered a call with a result of another kind.
+pub(super) fn wrong_answer(connector: &str, expected: &str) -> Error {
+    tracing::warn!(
+        connector,
+        expected,
+        "upstream answered with another kind of result"
+    );
+    Error::UpstreamMisbehaved(format!("it answered with something other than {expected}"))
+}

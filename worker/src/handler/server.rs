@@ -1,0 +1,408 @@
+//! The `ServerHandler` methods: listings come from the catalog; `tools/call`,
+//! `prompts/get` and `resources/read` resolve their name to a connector and take the one
+//! routing path; completions and subscriptions go to the connector that lists what they
+//! name. Failures of a tool call become a result the model reads; the others become
+//! JSON-RPC errors (`Error::into_mcp`).
+
+use super::routing::Route;
+use super::{Gateway, in_session};
+use crate::error::Error;
+use crate::exchange::Outcome;
+use crate::policy::{Connector, Role, Tenant};
+use crate::principal::Principal;
+use crate::sync::lock;
+use rmcp::ErrorData as McpError;
+use rmcp::handler::server::ServerHandler;
+use rmcp::model::*;
+use rmcp::service::{RequestContext, RoleServer};
+use std::result::Result;
+use std::sync::Arc;
+use switchyard_bus::UsageMethod;
+
+use super::catalog::LIST_FRESH;
+
+/// A tool call that failed, with the name of the connector it was for (empty when it
+/// resolved to none).
+type Failed = (String, Error);
+
+/// A tool call resolved to its connector: what the upstream calls the tool, and whether
+/// the call may be tried again.
+struct ToolTarget {
+    connector: Arc<Connector>,
+    upstream_name: String,
+    read_only: bool,
+    retryable: bool,
+}
+
+impl Gateway {
+    /// The connector serving the tool the client calls `name`, or why none does: a tool
+    /// of a connector that is down fails with that connector's name.
+    async fn tool(&self, tenant: &Tenant, name: &str) -> Result<ToolTarget, Failed> {
+        let (catalog, target) = self
+            .resolve(tenant, |c| c.tool_names.get(name).cloned())
+            .await;
+        let unknown = || {
+            let e = Error::UnknownName {
+                kind: "tool",
+                name: name.to_owned(),
+            };
+            (String::new(), e)
+        };
+        let Some(target) = target else {
+            return Err(match catalog.unavailable_for(name) {
+                Some((connector, failure)) => (
+                    connector.to_owned(),
+                    Error::UpstreamDown(failure.to_owned()),
+                ),
+                None => unknown(),
+            });
+        };
+        let connector = Self::connector(tenant, &target.connector)
+            .cloned()
+            .ok_or_else(unknown)?;
+        let annotations = catalog.annotations.get(name).cloned().unwrap_or_default();
+        let read_only = annotations.read_only_hint.unwrap_or(false);
+        // A tool call is tried again only when the upstream says doing it twice is harmless
+        // and the operator allowed it for this connector.
+        let retryable = connector.retry.idempotent_tools
+            && (read_only || annotations.idempotent_hint.unwrap_or(false));
+        Ok(ToolTarget {
+            connector,
+            upstream_name: target.upstream,
+            read_only,
+            retryable,
+        })
+    }
+
+    /// The connector that lists resource `uri`.
+    async fn resource_owner(&self, tenant: &Tenant, uri: &str) -> Result<Arc<Connector>, Error> {
+        let (_, owner) = self.resolve(tenant, |c| c.owner_of(uri)).await;
+        owner
+            .and_then(|o| Self::connector(tenant, &o).cloned())
+            .ok_or_else(|| Error::UnknownName {
+                kind: "resource",
+                name: uri.to_owned(),
+            })
+    }
+
+    /// The connector that lists prompt `name`, and the prompt's upstream name.
+    async fn prompt(&self, tenant: &Tenant, name: &str) -> Option<(Arc<Connector>, String)> {
+        let (_, target) = self
+            .resolve(tenant, |c| c.prompt_names.get(name).cloned())
+            .await;
+        let target = target?;
+        let connector = Self::connector(tenant, &target.connector)?.clone();
+        Some((connector, target.upstream))
+    }
+
+    async fn call_tool_inner(
+        &self,
+        request: &CallToolRequestParams,
+        ctx: &RequestContext<RoleServer>,
+        principal: &Principal,
+        tenant: &Tenant,
+    ) -> Result<CallToolResponse, Failed> {
+        let name = request.name.to_string();
+        let target = self.tool(tenant, &name).await?;
+        let connector = target.connector.name.clone();
+        let role = tenant.keys.get(principal.key_id()).map(|k| k.role);
+        if role == Some(Role::Viewer) && !target.read_only {
+            return Err((
+                connector,
+                Error::PermissionDenied(format!(
+                    "This API key has the viewer role, which may call only read-only tools; {name} is not marked read-only."
+                )),
+            ));
+        }
+        let mut params = CallToolRequestParams::new(target.upstream_name.clone());
+        params.arguments = request.arguments.clone();
+        let route = Route {
+            ctx,
+            principal,
+            tenant,
+            connector: &target.connector,
+            target: format!("tools/call {name}"),
+            retryable: target.retryable,
+        };
+        self.serve(route, UsageMethod::ToolsCall, request, params)
+            .await
+            .map_err(|e| (connector, e))
+    }
+}
+
+impl ServerHandler for Gateway {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_prompts()
+                .enable_resources()
+                .enable_resources_subscribe()
+                .enable_logging()
+                .enable_completions()
+                .build(),
+        )
+        .with_server_info(Implementation::new("switchyard", env!("CARGO_PKG_VERSION")))
+        .with_instructions("Tools of this tenant's connectors, named {connector}__{tool}.")
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, McpError> {
+        let (_, tenant) = self.tenant(&ctx).map_err(|e| e.into_mcp(""))?;
+        let catalog = self.catalog(&tenant, LIST_FRESH).await;
+        Ok(ListToolsResult::with_all_items(catalog.tools.clone()))
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, McpError> {
+        let (principal, tenant) = self.tenant(&ctx).map_err(|e| e.into_mcp(""))?;
+        match self
+            .call_tool_inner(&request, &ctx, &principal, &tenant)
+            .await
+        {
+            Ok(response) => Ok(response),
+            // The upstream refused the call (bad arguments, a capability the client lacks,
+            // ...): its answer is for the client, as it is.
+            Err((_, Error::Service(rmcp::service::ServiceError::McpError(e))))
+                if e.code != rmcp::model::ErrorCode::INTERNAL_ERROR =>
+            {
+                Err(e)
+            }
+            // What the client got wrong (a name, its input) and what this worker cannot
+            // take on now are JSON-RPC errors; the rest is a result the model reads.
+            Err((
+                connector,
+                e @ (Error::UnknownName { .. } | Error::BadInput(_) | Error::Capacity(_)),
+            )) => Err(e.into_mcp(&connector)),
+            Err((connector, e)) => {
+                if e.attempted().is_some() {
+                    tracing::warn!(tenant = %tenant.slug, connector = %connector, tool = %request.name, error = %e, "tool call failed upstream");
+                }
+                Ok(CallToolResponse::Complete(e.tool_result(&connector)))
+            }
+        }
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, McpError> {
+        let (_, tenant) = self.tenant(&ctx).map_err(|e| e.into_mcp(""))?;
+        let catalog = self.catalog(&tenant, LIST_FRESH).await;
+        Ok(ListPromptsResult::with_all_items(catalog.prompts.clone()))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, McpError> {
+        let (principal, tenant) = self.tenant(&ctx).map_err(|e| e.into_mcp(""))?;
+        let Some((connector, upstream_name)) = self.prompt(&tenant, &request.name).await else {
+            return Err(Error::UnknownName {
+                kind: "prompt",
+                name: request.name.clone(),
+            }
+            .into_mcp(""));
+        };
+        let mut params = request.clone();
+        params.name = upstream_name;
+        params.meta = None;
+        let route = Route {
+            ctx: &ctx,
+            principal: &principal,
+            tenant: &tenant,
+            connector: &connector,
+            target: format!("prompts/get {}", request.name),
+            retryable: true,
+        };
+        self.serve(route, UsageMethod::PromptsGet, &request, params)
+            .await
+            .map_err(|e| e.into_mcp(&connector.name))
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, McpError> {
+        let (_, tenant) = self.tenant(&ctx).map_err(|e| e.into_mcp(""))?;
+        let catalog = self.catalog(&tenant, LIST_FRESH).await;
+        Ok(ListResourcesResult::with_all_items(
+            catalog.resources.clone(),
+        ))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        let (_, tenant) = self.tenant(&ctx).map_err(|e| e.into_mcp(""))?;
+        let catalog = self.catalog(&tenant, LIST_FRESH).await;
+        Ok(ListResourceTemplatesResult::with_all_items(
+            catalog.templates.clone(),
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, McpError> {
+        let (principal, tenant) = self.tenant(&ctx).map_err(|e| e.into_mcp(""))?;
+        let connector = self
+            .resource_owner(&tenant, &request.uri)
+            .await
+            .map_err(|e| e.into_mcp(""))?;
+        let mut params = request.clone();
+        params.meta = None;
+        let route = Route {
+            ctx: &ctx,
+            principal: &principal,
+            tenant: &tenant,
+            connector: &connector,
+            target: format!("resources/read {}", request.uri),
+            retryable: true,
+        };
+        self.serve(route, UsageMethod::ResourcesRead, &request, params)
+            .await
+            .map_err(|e| e.into_mcp(&connector.name))
+    }
+
+    async fn complete(
+        &self,
+        request: CompleteRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<CompleteResult, McpError> {
+        let (principal, tenant) = self.tenant(&ctx).map_err(|e| e.into_mcp(""))?;
+        let mut params = request.clone();
+        params.meta = None;
+        let connector = match &request.r#ref {
+            Reference::Prompt(p) => self.prompt(&tenant, &p.name).await.map(|(c, upstream)| {
+                if let Reference::Prompt(up) = &mut params.r#ref {
+                    up.name = upstream;
+                }
+                c
+            }),
+            Reference::Resource(r) => {
+                let (_, owner) = self.resolve(&tenant, |c| c.template_of(&r.uri)).await;
+                owner.and_then(|name| Self::connector(&tenant, &name).cloned())
+            }
+            _ => None,
+        };
+        // Nothing to complete from: no suggestions rather than an error.
+        let empty = || CompleteResult::new(CompletionInfo::default());
+        let Some(connector) = connector else {
+            return Ok(empty());
+        };
+        let upstream_request = ClientRequest::CompleteRequest(Request::new(params));
+        let route = Route {
+            ctx: &ctx,
+            principal: &principal,
+            tenant: &tenant,
+            connector: &connector,
+            target: "completion/complete".into(),
+            retryable: true,
+        };
+        let outcome = self
+            .carry(
+                &route,
+                upstream_request.clone(),
+                |_, _| upstream_request.clone(),
+                (None, None),
+            )
+            .await
+            .map_err(|e| e.into_mcp(&connector.name))?;
+        match outcome {
+            Outcome::Result(ServerResult::CompleteResult(r)) => Ok(r),
+            _ => Ok(empty()),
+        }
+    }
+
+    async fn set_level(
+        &self,
+        request: SetLevelRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        *lock(&self.client.log_level) = Some(request.level);
+        let sessions: Vec<_> = self
+            .client
+            .upstream
+            .lock()
+            .await
+            .values()
+            .cloned()
+            .collect();
+        for s in sessions.iter().filter(|s| s.logs()) {
+            let _ = s.peer().set_level(request.clone()).await;
+        }
+        Ok(())
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let upstream_request = ClientRequest::SubscribeRequest(Request::new(request.clone()));
+        self.subscription(&ctx, &request.uri, upstream_request)
+            .await
+    }
+
+    async fn unsubscribe(
+        &self,
+        request: UnsubscribeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let upstream_request = ClientRequest::UnsubscribeRequest(Request::new(request.clone()));
+        self.subscription(&ctx, &request.uri, upstream_request)
+            .await
+    }
+}
+
+impl Gateway {
+    /// Forwards a (un)subscription to the connector that lists `uri`, on the client
+    /// session's own upstream session, whose updates reach that client.
+    async fn subscription(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        uri: &str,
+        upstream_request: ClientRequest,
+    ) -> Result<(), McpError> {
+        if !in_session(ctx) {
+            // Updates go to the session that subscribed; without one there is nowhere to
+            // send them (MCP 2026-07-28 clients listen with subscriptions/listen instead).
+            return Err(Error::NeedsSession("resources/subscribe").into_mcp(""));
+        }
+        let (principal, tenant) = self.tenant(ctx).map_err(|e| e.into_mcp(""))?;
+        let connector = self
+            .resource_owner(&tenant, uri)
+            .await
+            .map_err(|e| e.into_mcp(""))?;
+        let route = Route {
+            ctx,
+            principal: &principal,
+            tenant: &tenant,
+            connector: &connector,
+            target: format!("resources/subscribe {uri}"),
+            retryable: false,
+        };
+        self.carry(
+            &route,
+            upstream_request.clone(),
+            |_, _| upstream_request.clone(),
+            (None, None),
+        )
+        .await
+        .map_err(|e| e.into_mcp(&connector.name))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,105 @@
+//! The steps every request to `/t/{tenant}/mcp` passes before rmcp sees it, each a small
+//! function with one job and one kind of refusal: whether this worker serves at all now
+//! (draining, starting), who the caller is (authentication), whether this worker serves
+//! the tenant (dedicated workers), whether a session belongs to the caller, and what the
+//! body is (within the cap, JSON). Admission under the limits is `admit`. `super::mcp`
+//! composes them in that order.
+
+use crate::auth::Authenticator;
+use crate::error::{Error, Result};
+use crate::policy::Tenant;
+use crate::principal::Principal;
+use crate::sessions::{SessionRecords, plausible_id};
+use bytes::Bytes;
+use http::HeaderMap;
+
+/// The head of a JSON-RPC message: enough to classify it and answer it.
+#[derive(Debug, serde::Deserialize)]
+pub struct Head {
+    pub id: Option<serde_json::Value>,
+    pub method: Option<String>,
+}
+
+/// Whether this worker takes requests at all: not while it drains, and not before it has
+/// its initial policies (without them it knows no tenant, and saying 401 would tell
+/// clients their key is wrong; readiness keeps load balancers away meanwhile).
+pub fn serving(draining: bool, ready: bool) -> Result<()> {
+    if draining {
+        return Err(Error::Draining);
+    }
+    if !ready {
+        return Err(Error::Starting);
+    }
+    Ok(())
+}
+
+/// The caller, from the bearer credential checked against the tenant's current policy.
+pub async fn authenticate(
+    auth: &Authenticator,
+    policy: Option<&Tenant>,
+    headers: &HeaderMap,
+) -> Result<Principal> {
+    let authorization = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    auth.authenticate(policy, authorization).await
+}
+
+/// Whether this worker serves the tenant: a shared worker hands a tenant served by its
+/// dedicated workers over (the client retries and reaches them); a dedicated worker serves
+/// its one tenant whatever the policy says.
+pub fn served_here(dedicated_worker: bool, policy: &Tenant) -> Result<()> {
+    if !dedicated_worker && policy.dedicated {
+        return Err(Error::Dedicated);
+    }
+    Ok(())
+}
+
+/// What a request's session id turned out to be.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SessionCheck {
+    /// The caller's own session, live.
+    Bound,
+    /// A session that was terminated or expired: this worker should let go of it too.
+    Ended,
+}
+
+/// Whether session `id` belongs to `principal`. Another tenant's or key's session is
+/// answered as if it did not exist.
+pub async fn bind_session(
+    sessions: &SessionRecords,
+    principal: &Principal,
+    id: &str,
+) -> Result<SessionCheck> {
+    if !plausible_id(id) {
+        return Err(Error::SessionNotFound);
+    }
+    match sessions.owner(id).await {
+        Ok(Some(owner)) if owner == *principal => Ok(SessionCheck::Bound),
+        Ok(Some(_)) => Err(Error::SessionNotFound),
+        Ok(None) => Ok(SessionCheck::Ended),
+        Err(e) => {
+            tracing::warn!(error = %e, "session store unavailable");
+            Err(Error::SessionStore)
+        }
+    }
+}
+
+/// Reads a POSTed body within `max` bytes and its JSON-RPC head. Malformed JSON is a parse
+/// error (the spec's answer, rather than a media-type complaint); JSON that is not one
+/// message has no head, and rmcp answers it.
+pub async fn read_body(body: axum::body::Body, max: usize) -> Result<(Bytes, Option<Head>)> {
+    let bytes = axum::body::to_bytes(body, max)
+        .await
+        .map_err(|_| Error::PayloadTooLarge(max))?;
+    let head = match serde_json::from_slice::<Head>(&bytes) {
+        Ok(head) => Some(head),
+        Err(e) if e.classify() == serde_json::error::Category::Data => None,
+        Err(_) => return Err(Error::Malformed),
+    };
+    Ok((bytes, head))
+}
+
+#[cfg(test)]
+#[path = "gate_tests.rs"]
+mod tests;

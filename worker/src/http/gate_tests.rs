@@ -1,0 +1,155 @@
+use super::*;
+use crate::policy::{Key, Role, Status};
+use crate::principal::{KeyId, TenantSlug};
+use std::sync::Arc;
+use switchyard_bus::{BusError, MemorySessions, SessionKv};
+use switchyard_common::apikey;
+
+fn principal(tenant: &str, key: &str) -> Principal {
+    Principal::api_key(
+        TenantSlug::parse(tenant).unwrap(),
+        KeyId::parse(key).unwrap(),
+    )
+}
+
+/// A tenant with one API key, and that key's credential.
+fn tenant_with_key() -> (Tenant, String) {
+    let key = apikey::generate().unwrap();
+    let mut tenant = Tenant::for_test("acme");
+    tenant.keys.insert(
+        key.id.clone(),
+        Key {
+            verifier: key.verifier.clone(),
+            role: Role::Admin,
+            requests_per_second: 0,
+            burst: 0,
+            expires: None,
+        },
+    );
+    (tenant, key.credential.to_string())
+}
+
+fn bearer(credential: &str) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        http::header::AUTHORIZATION,
+        format!("Bearer {credential}").parse().unwrap(),
+    );
+    headers
+}
+
+#[test]
+fn a_draining_or_starting_worker_refuses_and_says_which() {
+    assert!(matches!(serving(true, true), Err(Error::Draining)));
+    assert!(matches!(serving(true, false), Err(Error::Draining)));
+    assert!(matches!(serving(false, false), Err(Error::Starting)));
+    assert!(serving(false, true).is_ok());
+}
+
+#[tokio::test]
+async fn authentication_names_the_caller_or_the_credential_problem() {
+    let auth = Authenticator::default();
+    let (tenant, credential) = tenant_with_key();
+    let p = authenticate(&auth, Some(&tenant), &bearer(&credential))
+        .await
+        .unwrap();
+    assert_eq!(p.tenant.as_str(), "acme");
+    assert_eq!(credential.split('_').nth(1), Some(p.key_id().as_str()));
+
+    let missing = authenticate(&auth, Some(&tenant), &HeaderMap::new()).await;
+    assert!(matches!(missing, Err(Error::MissingCredential)));
+    // The same key id with another secret (its last character changed).
+    let last = if credential.ends_with('x') { 'y' } else { 'x' };
+    let wrong = format!("{}{last}", &credential[..credential.len() - 1]);
+    let invalid = authenticate(&auth, Some(&tenant), &bearer(&wrong)).await;
+    assert!(matches!(invalid, Err(Error::InvalidCredential)));
+    // A good key for an unknown tenant is as invalid as a wrong one.
+    let unknown = authenticate(&auth, None, &bearer(&credential)).await;
+    assert!(matches!(unknown, Err(Error::InvalidCredential)));
+
+    let mut suspended = tenant;
+    suspended.status = Status::Suspended;
+    suspended.suspend_reason = "unpaid".into();
+    let refused = authenticate(&auth, Some(&suspended), &bearer(&credential)).await;
+    assert!(matches!(refused, Err(Error::Suspended(r)) if r == "unpaid"));
+}
+
+#[test]
+fn a_shared_worker_hands_a_dedicated_tenant_over() {
+    let mut tenant = Tenant::for_test("acme");
+    assert!(served_here(false, &tenant).is_ok());
+    tenant.dedicated = true;
+    assert!(matches!(served_here(false, &tenant), Err(Error::Dedicated)));
+    assert!(served_here(true, &tenant).is_ok());
+}
+
+#[tokio::test]
+async fn a_session_serves_only_the_principal_that_opened_it() {
+    let records = SessionRecords::new(Arc::new(MemorySessions::default()));
+    let owner = principal("acme", "abcdef123456");
+    records.bind("s1", &owner).await.unwrap();
+    assert_eq!(
+        bind_session(&records, &owner, "s1").await.unwrap(),
+        SessionCheck::Bound
+    );
+    for other in [
+        principal("acme", "abcdef654321"),
+        principal("other", "abcdef123456"),
+    ] {
+        let refused = bind_session(&records, &other, "s1").await;
+        assert!(matches!(refused, Err(Error::SessionNotFound)), "{other:?}");
+    }
+    assert_eq!(
+        bind_session(&records, &owner, "never-opened")
+            .await
+            .unwrap(),
+        SessionCheck::Ended
+    );
+    for bad in ["", "has space", "../x", &"a".repeat(129)] {
+        let refused = bind_session(&records, &owner, bad).await;
+        assert!(matches!(refused, Err(Error::SessionNotFound)), "{bad:?}");
+    }
+}
+
+/// A session store that cannot be reached.
+#[derive(Debug)]
+struct Unreachable;
+
+#[async_trait::async_trait]
+impl SessionKv for Unreachable {
+    async fn get(&self, _: &str) -> std::result::Result<Option<Bytes>, BusError> {
+        Err(BusError::Unavailable("down".into()))
+    }
+    async fn put(&self, _: &str, _: Bytes) -> std::result::Result<(), BusError> {
+        Err(BusError::Unavailable("down".into()))
+    }
+    async fn delete(&self, _: &str) -> std::result::Result<(), BusError> {
+        Err(BusError::Unavailable("down".into()))
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_session_with_the_store_away_is_unavailable_not_missing() {
+    let records = SessionRecords::new(Arc::new(Unreachable));
+    let refused = bind_session(&records, &principal("acme", "abcdef123456"), "s1").await;
+    assert!(matches!(refused, Err(Error::SessionStore)));
+}
+
+#[tokio::test]
+async fn a_body_is_read_within_its_cap_and_classified() {
+    let body = |s: &str| axum::body::Body::from(s.to_owned());
+    let too_big = read_body(body(&"x".repeat(11)), 10).await;
+    assert!(matches!(too_big, Err(Error::PayloadTooLarge(10))));
+    let not_json = read_body(body("{not json"), 100).await;
+    assert!(matches!(not_json, Err(Error::Malformed)));
+    // JSON that is not one message has no head: rmcp answers it.
+    let (_, head) = read_body(body("[1,2]"), 100).await.unwrap();
+    assert!(head.is_none());
+    let (bytes, head) = read_body(body(r#"{"id":7,"method":"tools/call"}"#), 100)
+        .await
+        .unwrap();
+    let head = head.unwrap();
+    assert_eq!(head.id, Some(serde_json::json!(7)));
+    assert_eq!(head.method.as_deref(), Some("tools/call"));
+    assert_eq!(bytes.len(), 30);
+}

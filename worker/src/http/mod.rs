@@ -1,0 +1,399 @@
+//! The worker's HTTP surface. The tenant-facing listener serves `/t/{tenant}/mcp`: the
+//! steps in `gate` (serving, authentication, hand-over, session binding, body) and
+//! `admit` (the limits) run in that order in `mcp`, each refusing with its `Error`, which
+//! alone decides the answer (`Error::response`) and the metric it counts in; then rmcp's
+//! Streamable HTTP service takes over (both protocol eras, Host and Origin checks). The
+//! metrics listener (`probes`) serves `/healthz`, `/readyz` and `/metrics`, never on the
+//! tenant-facing port.
+
+mod admit;
+mod gate;
+mod probes;
+
+pub use probes::serve_metrics;
+
+use crate::Config;
+use crate::auth::Authenticator;
+use crate::error::Error;
+use crate::handler::Gateway;
+use crate::limits::{Admission, Admitted};
+use crate::metrics::{Metrics, ReasonLabel, StatusLabel};
+use crate::ordered::OrderedSessions;
+use crate::policy::Policies;
+use crate::principal::Principal;
+use crate::sessions::SessionRecords;
+use crate::upstream::Upstreams;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::response::Response;
+use axum::routing::any;
+use axum::serve::ListenerExt as _;
+use gate::SessionCheck;
+use http::{Request, StatusCode};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+const SESSION_HEADER: &str = "mcp-session-id";
+
+pub struct App {
+    policies: Arc<Policies>,
+    auth: Authenticator,
+    mcp: StreamableHttpService<Gateway, OrderedSessions<LocalSessionManager>>,
+    local_sessions: Arc<OrderedSessions<LocalSessionManager>>,
+    max_body_bytes: usize,
+    /// Which principal opened each session: a session id never authenticates.
+    sessions: Arc<SessionRecords>,
+    metrics: Arc<Metrics>,
+    pub admission: Arc<Admission>,
+    /// The gateway every session forks from: it holds the breakers.
+    breakers: Gateway,
+    /// A dedicated worker (`--only-tenant`): it serves its tenant whatever the policy says
+    /// about who serves it.
+    dedicated: bool,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").finish_non_exhaustive()
+    }
+}
+
+impl App {
+    pub fn new(
+        config: &Config,
+        policies: Arc<Policies>,
+        sessions: Arc<SessionRecords>,
+        usage: crate::usage::Reporter,
+        metrics: Arc<Metrics>,
+        cancel: CancellationToken,
+    ) -> std::io::Result<Arc<Self>> {
+        let upstreams = Arc::new(
+            Upstreams::new(
+                config.upstream_guard.clone(),
+                crate::relay::Diverted(metrics.relay_diverted.clone()),
+            )
+            .map_err(|e| std::io::Error::other(e.to_string()))?,
+        );
+        let gateway = Gateway::new(
+            policies.clone(),
+            upstreams,
+            usage,
+            sessions.clone(),
+            metrics.clone(),
+        );
+        let breakers = gateway.clone();
+        let mut mcp_config = StreamableHttpServerConfig::default()
+            .with_cancellation_token(cancel)
+            .with_max_request_body_bytes(config.max_body_bytes);
+        // Sessions opened on another worker are restored from the shared store.
+        mcp_config.session_store = Some(sessions.rmcp_store());
+        if let Some(public) = &config.public_url {
+            let host = public.host_str().unwrap_or_default().to_owned();
+            let mut hosts = vec![host.clone()];
+            if let Some(port) = public.port() {
+                hosts.push(format!("{host}:{port}"));
+            }
+            mcp_config = mcp_config
+                .with_allowed_hosts(hosts)
+                .with_allowed_origins([public.origin().ascii_serialization()])
+                .enforce_origin_validation();
+        } else {
+            // Loopback only (rmcp's default hosts), and no browser origin but loopback.
+            mcp_config = mcp_config
+                .with_allowed_origins(["http://localhost:*", "http://127.0.0.1:*"])
+                .enforce_origin_validation();
+        }
+        let mut local_sessions = LocalSessionManager::default();
+        local_sessions.session_config.keep_alive = Some(config.session_idle);
+        let local_sessions = Arc::new(OrderedSessions::new(
+            Arc::new(local_sessions),
+            crate::relay::Diverted(metrics.relay_diverted.clone()),
+        ));
+        let mcp = StreamableHttpService::new(
+            move || Ok(gateway.fork()),
+            local_sessions.clone(),
+            mcp_config,
+        );
+        Ok(Arc::new(Self {
+            policies,
+            local_sessions,
+            max_body_bytes: config.max_body_bytes,
+            auth: Authenticator::default(),
+            mcp,
+            sessions,
+            metrics,
+            admission: Arc::new(Admission::new(config.max_in_flight)),
+            breakers,
+            dedicated: config.only_tenant.is_some(),
+        }))
+    }
+
+    /// Drops sessions rmcp has let go (idle) from the per-tenant session counts.
+    pub async fn prune_sessions(&self) {
+        let alive: std::collections::HashSet<String> = self
+            .local_sessions
+            .inner
+            .sessions
+            .read()
+            .await
+            .keys()
+            .map(|k| k.to_string())
+            .collect();
+        self.admission.retain_sessions(|id| alive.contains(id));
+    }
+
+    /// Lets go of state nothing needs any more (see `Gateway::sweep`), and of sessions
+    /// nobody used for a while.
+    pub async fn sweep(&self) {
+        self.breakers.sweep();
+        self.sessions.sweep();
+        self.admission.sweep();
+        self.prune_sessions().await;
+    }
+
+    /// Breakers that are not closed, for the heartbeat; also updates their gauges.
+    pub fn breaker_reports(&self) -> Vec<switchyard_bus::BreakerReport> {
+        use crate::resilience::BreakerState;
+        use switchyard_bus::BreakerStatus;
+        let mut reports = Vec::new();
+        let now = tokio::time::Instant::now();
+        let wall_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        for (tenant, connector, state) in self.breakers.breakers() {
+            let value = state.gauge();
+            let report = match state {
+                BreakerState::Closed => None,
+                BreakerState::HalfOpen => Some((BreakerStatus::HalfOpen, wall_ms)),
+                BreakerState::Open(until) => Some((
+                    BreakerStatus::Open,
+                    wall_ms + until.saturating_duration_since(now).as_millis() as i64,
+                )),
+            };
+            self.metrics
+                .breakers
+                .get_or_create(&crate::metrics::BreakerLabel {
+                    tenant: tenant.clone(),
+                    connector: connector.clone(),
+                })
+                .set(value);
+            if let Some((state, retry_at_ms)) = report {
+                reports.push(switchyard_bus::BreakerReport {
+                    tenant,
+                    connector,
+                    state,
+                    retry_at_ms,
+                });
+            }
+        }
+        reports
+    }
+
+    /// Requests being served now.
+    pub fn in_flight(&self) -> usize {
+        self.admission.in_flight()
+    }
+}
+
+/// A refused request: what went wrong, and the id of the request it answers (`null` when
+/// it is not known yet).
+struct Refused(Error, serde_json::Value);
+
+impl From<Error> for Refused {
+    fn from(e: Error) -> Self {
+        Self(e, serde_json::Value::Null)
+    }
+}
+
+/// Counts a refusal in its metric, by its reason: credentials in `auth_failures`, limits
+/// and hand-overs in `limited`.
+fn count(metrics: &Metrics, e: &Error) {
+    let family = match e {
+        Error::MissingCredential
+        | Error::InvalidCredential
+        | Error::AuthBusy
+        | Error::Suspended(_) => &metrics.auth_failures,
+        Error::Draining | Error::Dedicated | Error::Limited(_) | Error::QuotaExhausted(_) => {
+            &metrics.limited
+        }
+        _ => return,
+    };
+    family
+        .get_or_create(&ReasonLabel { reason: e.reason() })
+        .inc();
+}
+
+async fn mcp_entry(
+    State(app): State<Arc<App>>,
+    Path(tenant): Path<String>,
+    req: Request<Body>,
+) -> Response {
+    let response = match mcp(&app, &tenant, req).await {
+        Ok(response) => response,
+        Err(Refused(e, id)) => {
+            count(&app.metrics, &e);
+            e.response(id)
+        }
+    };
+    app.metrics
+        .requests
+        .get_or_create(&StatusLabel {
+            status: response.status().as_u16(),
+        })
+        .inc();
+    response
+}
+
+/// The request path, in order: serving, authentication, hand-over, session binding, body
+/// and admission (see `gate` and `admit`); then rmcp.
+async fn mcp(app: &App, tenant: &str, mut req: Request<Body>) -> Result<Response, Refused> {
+    gate::serving(app.metrics.is_draining(), app.policies.is_ready())?;
+    let policy = app.policies.get(tenant);
+    let principal = gate::authenticate(&app.auth, policy.as_deref(), req.headers()).await?;
+    // Authentication found the tenant's policy, so there is one.
+    let policy = policy.ok_or(Error::TenantGone)?;
+    gate::served_here(app.dedicated, &policy)?;
+    let session = req
+        .headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let Some(id) = &session
+        && gate::bind_session(&app.sessions, &principal, id).await? == SessionCheck::Ended
+    {
+        // Terminated (perhaps through another worker) or expired: let go of it here too.
+        use rmcp::transport::streamable_http_server::session::SessionManager as _;
+        let _ = app.local_sessions.close_session(&id.clone().into()).await;
+        return Err(Error::SessionNotFound.into());
+    }
+    let mut admitted = None;
+    if req.method() == http::Method::POST {
+        let body = std::mem::take(req.body_mut());
+        let (bytes, head) = gate::read_body(body, app.max_body_bytes).await?;
+        if let Some(head) = head {
+            admitted = admit::admit(
+                &app.admission,
+                &policy,
+                &principal,
+                session.is_none(),
+                &head,
+            )
+            .map_err(|e| Refused(e, head.id.clone().unwrap_or_default()))?;
+        }
+        *req.body_mut() = Body::from(bytes);
+    }
+    Ok(forward(app, req, principal, session, admitted).await)
+}
+
+/// Hands an admitted request to rmcp, holding its places until the answer (perhaps a
+/// stream) is finished, and records a session it opens.
+async fn forward(
+    app: &App,
+    mut req: Request<Body>,
+    principal: Principal,
+    session: Option<String>,
+    admitted: Option<Admitted>,
+) -> Response {
+    let is_delete = req.method() == http::Method::DELETE;
+    if is_delete && let Some(id) = &session {
+        // Forgotten before rmcp closes the session, so its upstream sessions see that the
+        // client ended it and end theirs too (see `resume`).
+        app.sessions.forget(id).await;
+        app.admission.session_closed(id);
+    }
+    req.extensions_mut().insert(principal.clone());
+    let mut response = app.mcp.handle(req).await.map(Body::new);
+    if let Some(admitted) = admitted {
+        use http_body_util::BodyExt as _;
+        response = response.map(|body| {
+            Body::new(body.map_frame(move |frame| {
+                let _held = &admitted;
+                frame
+            }))
+        });
+    }
+    if is_delete && response.status() == StatusCode::ACCEPTED {
+        // Session termination is complete when rmcp answers; clients (the Python SDK
+        // among them) expect 200 or 204 and warn on 202.
+        *response.status_mut() = StatusCode::NO_CONTENT;
+    }
+    let issued = response
+        .headers()
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    if let (Some(id), None) = (issued, &session) {
+        app.admission.session_opened(principal.tenant.as_str(), &id);
+        if let Err(e) = app.sessions.bind(&id, &principal).await {
+            // The session still works on this worker; others cannot carry it on.
+            tracing::warn!(error = %e, "could not share a new session");
+        }
+    }
+    response
+}
+
+pub fn router(app: Arc<App>) -> axum::Router {
+    axum::Router::new()
+        .route("/t/{tenant}/mcp", any(mcp_entry))
+        .with_state(app)
+}
+
+/// Serves the MCP endpoint until `cancel` fires, then drains.
+pub async fn serve(
+    listener: TcpListener,
+    app: Arc<App>,
+    cancel: CancellationToken,
+) -> std::io::Result<()> {
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, router(app))
+        .with_graceful_shutdown(async move { cancel.cancelled().await })
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_common::seal::{Keyring, SecretKey};
+
+    #[test]
+    fn refusals_are_counted_under_their_reason() {
+        let policies = Arc::new(Policies::new(Keyring::new(SecretKey::generate())));
+        let metrics = Metrics::new(policies, Arc::new(switchyard_bus::MemoryBus::default()));
+        let examples = crate::error::tests::examples();
+        for (e, ..) in &examples {
+            count(&metrics, e);
+        }
+        let text = metrics.render();
+        let counted = |family: &str, reason: &str| {
+            text.contains(&format!(
+                "switchyard_worker_{family}_total{{reason=\"{reason}\"}}"
+            ))
+        };
+        for (e, ..) in &examples {
+            let reason = e.reason();
+            let family = match e {
+                Error::MissingCredential
+                | Error::InvalidCredential
+                | Error::AuthBusy
+                | Error::Suspended(_) => Some("auth_failures"),
+                Error::Draining
+                | Error::Dedicated
+                | Error::Limited(_)
+                | Error::QuotaExhausted(_) => Some("limited"),
+                _ => None,
+            };
+            match family {
+                Some(f) => assert!(counted(f, reason), "{reason} not in {f}:\n{text}"),
+                None => assert!(
+                    !counted("limited", reason) && !counted("auth_failures", reason),
+                    "{reason} counted as a refusal"
+                ),
+            }
+        }
+    }
+}

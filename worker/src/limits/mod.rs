@@ -1,0 +1,295 @@
+//! Admission control for real work (`tools/call`, `resources/read`, `prompts/get`): per
+//! tenant and per key rates (GCRA, governor), the tenant's concurrent requests and sessions,
+//! then the worker's own in-flight cap. Tenant limits come first, so a tenant over its limits
+//! is refused before it can take any of the worker's shared capacity.
+//!
+//! Places are held by `Admitted` until the answer (perhaps a stream) is finished; `http`
+//! calls `admit` before rmcp sees a request, and refusals become `Error::Limited`.
+//!
+//! **Across the fleet.** Every worker reads the fleet's heartbeats every `FLEET_EVERY`
+//! (`lib.rs`). A tenant's rate, burst and concurrency are split evenly: each of N ready
+//! workers enforces rate/N (one cell every N/rate seconds), burst/N (at least 1) and
+//! concurrency/N (rounded up) — see `rates::share` and `Admission::gate`. With load spread
+//! evenly the tenant gets its configured rate in total; with load on one worker, its share
+//! there, never more than the total. A concurrency gate is resized in place, counting the
+//! requests in flight, so a smaller share takes effect as they finish. Sessions are counted,
+//! not split: heartbeats carry each worker's sessions per tenant, and a new session is
+//! admitted only while the fleet total is under `max_sessions` (sessions opened at the same
+//! moment, or elsewhere since the last heartbeat, can overshoot it by their number).
+//!
+//! When a worker joins, the others re-share within one read of its first heartbeat; until
+//! then the fleet may admit up to one share more, and each new share starts with a full
+//! burst (up to one burst more at that moment). When a worker leaves or drains, its share
+//! is redistributed once its heartbeat expires (`Buckets::heartbeat_ttl`) or says it is not
+//! ready; meanwhile the fleet admits less, never more. Under a partition from NATS a
+//! cut-off worker keeps enforcing the share it last knew; the others drop it once its
+//! heartbeat expires and re-share among themselves, so until the partition heals the fleet
+//! may admit the rate plus the cut-off workers' shares (two workers, one cut off: up to 1.5
+//! times the rate), and their sessions stop being counted by the others.
+
+mod rates;
+
+use crate::sync::lock;
+use rates::Rates;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The wait suggested when a concurrency or session cap is reached.
+pub const CAP_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// What a refused request is told.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Over the tenant's or the key's rate: retry after the given wait.
+    Rate {
+        scope: RateScope,
+        retry_after: Duration,
+    },
+    /// The tenant's concurrent requests are all in use.
+    Concurrency,
+    /// The tenant has as many sessions as it may.
+    Sessions,
+    /// This worker is saturated.
+    Saturated,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateScope {
+    Tenant,
+    Key,
+}
+
+impl RateScope {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tenant => "tenant",
+            Self::Key => "key",
+        }
+    }
+}
+
+/// A rate and burst; zero rate means unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Rate {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+/// A tenant's concurrency share. Resized in place, so requests holding places count
+/// against the new size: a shrink that cannot take free places at once takes them as the
+/// held ones come back (`debt`).
+#[derive(Debug)]
+struct Gate {
+    permits: usize,
+    semaphore: Arc<Semaphore>,
+    debt: usize,
+}
+
+impl Gate {
+    fn resize(&mut self, permits: usize) {
+        if permits > self.permits {
+            let grow = permits - self.permits;
+            let repaid = grow.min(self.debt);
+            self.debt -= repaid;
+            self.semaphore.add_permits(grow - repaid);
+        } else {
+            self.debt += self.permits - permits;
+        }
+        self.permits = permits;
+        self.repay();
+    }
+
+    fn repay(&mut self) {
+        if self.debt > 0 {
+            self.debt -= self.semaphore.forget_permits(self.debt);
+        }
+    }
+}
+
+/// Everything a worker admits work by.
+#[derive(Debug)]
+pub struct Admission {
+    tenants: Rates,
+    keys: Rates,
+    concurrency: Mutex<HashMap<String, Gate>>,
+    in_flight: Arc<Semaphore>,
+    max_in_flight: usize,
+    /// Live workers, this one included.
+    fleet: std::sync::atomic::AtomicUsize,
+    /// Sessions other workers hold, by tenant (from their heartbeats).
+    elsewhere: Mutex<HashMap<String, u64>>,
+    /// Sessions this worker holds, by tenant.
+    here: Mutex<HashMap<String, HashSet<String>>>,
+}
+
+/// Held while a request is being served; dropping it frees its places.
+#[derive(Debug)]
+pub struct Admitted {
+    _tenant: Option<OwnedSemaphorePermit>,
+    _worker: OwnedSemaphorePermit,
+}
+
+/// The limits a request is admitted under.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub tenant_rate: Rate,
+    pub key_rate: Rate,
+    /// Concurrent requests for the whole tenant; zero means unlimited.
+    pub max_concurrent: u32,
+}
+
+impl Admission {
+    pub fn new(max_in_flight: usize) -> Self {
+        Self {
+            tenants: Rates::default(),
+            keys: Rates::default(),
+            concurrency: Mutex::default(),
+            in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
+            max_in_flight: max_in_flight.max(1),
+            fleet: std::sync::atomic::AtomicUsize::new(1),
+            elsewhere: Mutex::default(),
+            here: Mutex::default(),
+        }
+    }
+
+    pub fn fleet_size(&self) -> usize {
+        self.fleet.load(std::sync::atomic::Ordering::Relaxed).max(1)
+    }
+
+    /// Records the live fleet: its size, and the sessions the other workers hold.
+    pub fn set_fleet(&self, size: usize, sessions_elsewhere: HashMap<String, u64>) {
+        self.fleet
+            .store(size.max(1), std::sync::atomic::Ordering::Relaxed);
+        *lock(&self.elsewhere) = sessions_elsewhere;
+    }
+
+    /// Admits one real request of `tenant` made with `key`, or says why not.
+    pub fn admit(&self, tenant: &str, key: &str, limits: Limits) -> Result<Admitted, Refusal> {
+        let fleet = self.fleet_size();
+        // The key's own rate first: a key over it must not spend the tenant's cells, which
+        // the tenant's other keys need.
+        if limits.key_rate.per_second > 0 {
+            self.keys
+                .check(&format!("{tenant}/{key}"), limits.key_rate, fleet)
+                .map_err(|retry_after| Refusal::Rate {
+                    scope: RateScope::Key,
+                    retry_after,
+                })?;
+        }
+        self.tenants
+            .check(tenant, limits.tenant_rate, fleet)
+            .map_err(|retry_after| Refusal::Rate {
+                scope: RateScope::Tenant,
+                retry_after,
+            })?;
+        let tenant_permit = match limits.max_concurrent {
+            0 => None,
+            max => Some(
+                self.gate(tenant, max, fleet)
+                    .try_acquire_owned()
+                    .map_err(|_| Refusal::Concurrency)?,
+            ),
+        };
+        let worker_permit = self
+            .in_flight
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Refusal::Saturated)?;
+        Ok(Admitted {
+            _tenant: tenant_permit,
+            _worker: worker_permit,
+        })
+    }
+
+    /// Admits a request that is not real work: only the worker's in-flight cap applies.
+    pub fn admit_other(&self) -> Result<Admitted, Refusal> {
+        let worker_permit = self
+            .in_flight
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| Refusal::Saturated)?;
+        Ok(Admitted {
+            _tenant: None,
+            _worker: worker_permit,
+        })
+    }
+
+    /// The tenant's concurrency gate, sized to this worker's share (at least one).
+    fn gate(&self, tenant: &str, max: u32, fleet: usize) -> Arc<Semaphore> {
+        let permits = (max as usize).div_ceil(fleet).max(1);
+        let mut gates = lock(&self.concurrency);
+        let gate = gates.entry(tenant.to_owned()).or_insert_with(|| Gate {
+            permits,
+            semaphore: Arc::new(Semaphore::new(permits)),
+            debt: 0,
+        });
+        if gate.permits != permits {
+            gate.resize(permits);
+        }
+        gate.repay();
+        gate.semaphore.clone()
+    }
+
+    /// Whether `tenant` may open one more session under `max` (zero: unlimited), counting
+    /// the sessions every live worker holds.
+    pub fn may_open_session(&self, tenant: &str, max: u32) -> Result<(), Refusal> {
+        if max == 0 {
+            return Ok(());
+        }
+        let here = lock(&self.here).get(tenant).map_or(0, |s| s.len() as u64);
+        let elsewhere = lock(&self.elsewhere).get(tenant).copied().unwrap_or(0);
+        if here + elsewhere >= u64::from(max) {
+            return Err(Refusal::Sessions);
+        }
+        Ok(())
+    }
+
+    pub fn session_opened(&self, tenant: &str, id: &str) {
+        lock(&self.here)
+            .entry(tenant.to_owned())
+            .or_default()
+            .insert(id.to_owned());
+    }
+
+    pub fn session_closed(&self, id: &str) {
+        let mut here = lock(&self.here);
+        for sessions in here.values_mut() {
+            sessions.remove(id);
+        }
+        here.retain(|_, s| !s.is_empty());
+    }
+
+    /// Keeps only the sessions `alive` says still exist here.
+    pub fn retain_sessions(&self, alive: impl Fn(&str) -> bool) {
+        let mut here = lock(&self.here);
+        for sessions in here.values_mut() {
+            sessions.retain(|id| alive(id));
+        }
+        here.retain(|_, s| !s.is_empty());
+    }
+
+    /// Sessions this worker holds, by tenant (for its heartbeat).
+    pub fn sessions_here(&self) -> HashMap<String, u64> {
+        lock(&self.here)
+            .iter()
+            .map(|(t, s)| (t.clone(), s.len() as u64))
+            .collect()
+    }
+
+    /// Requests being served now.
+    pub fn in_flight(&self) -> usize {
+        self.max_in_flight
+            .saturating_sub(self.in_flight.available_permits())
+    }
+
+    /// Drops limiters nobody used for a while.
+    pub fn sweep(&self) {
+        self.tenants.sweep();
+        self.keys.sweep();
+    }
+}
+
+#[cfg(test)]
+mod tests;
