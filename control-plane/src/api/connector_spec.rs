@@ -59,6 +59,33 @@ pub(super) fn header_value(field: &str, value: &str) -> Result<()> {
     Ok(())
 }
 
+/// Whether a query parameter named `name` likely carries a secret.
+fn looks_like_credential(name: &str) -> bool {
+    let n = name.to_ascii_lowercase().replace('-', "_");
+    const EXACT: [&str; 9] = [
+        "key",
+        "auth",
+        "sig",
+        "signature",
+        "pass",
+        "pwd",
+        "code",
+        "jwt",
+        "bearer",
+    ];
+    const PARTS: [&str; 6] = ["token", "secret", "password", "passwd", "apikey", "api_key"];
+    EXACT.contains(&n.as_str()) || PARTS.iter().any(|p| n.contains(p))
+}
+
+/// Whether `a` and `b` (both valid URLs) share scheme, host and port: a stored secret may
+/// follow a change between them.
+pub(super) fn same_origin(a: &str, b: &str) -> bool {
+    match (url::Url::parse(a), url::Url::parse(b)) {
+        (Ok(a), Ok(b)) => a.origin() == b.origin(),
+        _ => false,
+    }
+}
+
 /// Validates an upstream URL, including the private-range guard.
 pub(super) async fn upstream_url(field: &str, raw: &str, guard: &UpstreamGuard) -> Result<String> {
     let url = url::Url::parse(raw).map_err(|e| Error::invalid(field, format!("{raw:?}: {e}")))?;
@@ -73,6 +100,15 @@ pub(super) async fn upstream_url(field: &str, raw: &str, guard: &UpstreamGuard) 
     }
     if url.fragment().is_some() {
         return Err(Error::invalid(field, "must not have a #fragment"));
+    }
+    if let Some((name, _)) = url.query_pairs().find(|(k, _)| looks_like_credential(k)) {
+        return Err(Error::invalid(
+            field,
+            format!(
+                "the query parameter {name:?} looks like a credential; send it as a header \
+                 (--header), whose value is stored sealed"
+            ),
+        ));
     }
     let host = url
         .host()
@@ -211,6 +247,16 @@ pub(super) fn headers_in(
     headers: &[pb::Header],
     existing: &[SealedHeader],
 ) -> Result<Vec<(String, HeaderValue)>> {
+    Ok(headers_given(field, headers, Some(existing))?.0)
+}
+
+/// Like `headers_in`, but with `existing` `None` (the URL moved to another origin) a header
+/// given without a value is dropped rather than kept: the second list names those.
+pub(super) fn headers_given(
+    field: &str,
+    headers: &[pb::Header],
+    existing: Option<&[SealedHeader]>,
+) -> Result<(Vec<Given>, Vec<String>)> {
     if headers.len() > MAX_HEADERS {
         return Err(Error::invalid(
             field,
@@ -218,6 +264,7 @@ pub(super) fn headers_in(
         ));
     }
     let mut out: Vec<(String, HeaderValue)> = Vec::with_capacity(headers.len());
+    let mut dropped = Vec::new();
     for (i, h) in headers.iter().enumerate() {
         let name = header_name(&format!("{field}[{i}].name"), &h.name)?;
         if out.iter().any(|(n, _)| *n == name) {
@@ -231,7 +278,11 @@ pub(super) fn headers_in(
                 header_value(&format!("{field}[{i}].value"), v)?;
                 HeaderValue::New(v.clone())
             }
-            None => match existing.iter().find(|e| e.name == name) {
+            None if existing.is_none() => {
+                dropped.push(name);
+                continue;
+            }
+            None => match existing.unwrap_or_default().iter().find(|e| e.name == name) {
                 Some(e) => HeaderValue::Keep(e.sealed_value.clone()),
                 None => {
                     return Err(Error::invalid(
@@ -243,8 +294,11 @@ pub(super) fn headers_in(
         };
         out.push((name, value));
     }
-    Ok(out)
+    Ok((out, dropped))
 }
+
+/// A header to store: its name and value.
+pub(super) type Given = (String, HeaderValue);
 
 pub(super) enum HeaderValue {
     New(String),

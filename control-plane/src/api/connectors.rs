@@ -49,6 +49,7 @@ pub(super) fn connector_pb(c: Connector) -> pb::Connector {
         create_time: Some(timestamp(c.created_at)),
         update_time: Some(timestamp(c.updated_at)),
         etag: c.revision.to_string(),
+        dropped_headers: Vec::new(),
     }
 }
 
@@ -195,15 +196,20 @@ impl pb::connector_service_server::ConnectorService for Admin {
                     .map(|l| patterns("deny_tools.patterns", &l.patterns))
                     .transpose()?;
                 let keys = &self.keys;
+                let mut dropped = Vec::new();
                 let updated = self
                     .store
                     .update_connector(&tenant, &name, etag, |tenant_id, c| {
                         if let (Some(url), Some(pb::update_connector_request::Kind::Mcp(m))) =
                             (url, &r.kind)
                         {
-                            let headers = headers_in("mcp.headers", &m.headers, &c.headers)?;
+                            // Stored secrets stay with the origin they were given for.
+                            let ConnectorKind::Mcp { url: stored } = &c.settings.kind;
+                            let keep = same_origin(stored, &url).then_some(&c.headers[..]);
+                            let (headers, gone) = headers_given("mcp.headers", &m.headers, keep)?;
                             c.headers = seal_headers(keys, tenant_id, &c.id, headers);
                             c.settings.kind = ConnectorKind::Mcp { url };
+                            dropped = gone;
                         }
                         if let Some(enabled) = r.enabled {
                             c.enabled = enabled;
@@ -229,9 +235,12 @@ impl pb::connector_service_server::ConnectorService for Admin {
                     tenant = %tenant,
                     connector = %name,
                     revision = updated.revision,
+                    dropped_headers = dropped.len(),
                     "connector updated"
                 );
-                Ok(connector_pb(updated))
+                let mut answer = connector_pb(updated);
+                answer.dropped_headers = dropped;
+                Ok(answer)
             }
             .await,
         )

@@ -240,17 +240,22 @@ pub async fn connector(global: &GlobalArgs, cmd: ConnectorCommand) -> anyhow::Re
                 breaker: settings.breaker(),
                 kind: None,
             };
+            // Read first: the update applies to what was read (its etag), so a concurrent
+            // change is refused rather than silently overwritten.
+            let current = client
+                .get_connector(pb::GetConnectorRequest {
+                    tenant: tenant.clone(),
+                    name: name.clone(),
+                })
+                .await
+                .map_err(server_error)?
+                .into_inner();
+            if req.etag.is_empty() {
+                req.etag = current.etag.clone();
+            }
             if url.is_some() || !headers.is_empty() || !remove_headers.is_empty() {
                 // The API replaces the whole header list; start from the stored names
                 // (values kept server-side) and apply this command's changes.
-                let current = client
-                    .get_connector(pb::GetConnectorRequest {
-                        tenant: tenant.clone(),
-                        name: name.clone(),
-                    })
-                    .await
-                    .map_err(server_error)?
-                    .into_inner();
                 let Some(pb::connector::Kind::Mcp(mcp)) = current.kind else {
                     bail!("connector {name} is not of kind mcp");
                 };
@@ -279,7 +284,17 @@ pub async fn connector(global: &GlobalArgs, cmd: ConnectorCommand) -> anyhow::Re
                     headers: list,
                 }));
             }
-            client.update_connector(req).await
+            let updated = client.update_connector(req).await;
+            if let Ok(u) = &updated
+                && !u.get_ref().dropped_headers.is_empty()
+            {
+                eprintln!(
+                    "note: the URL moved to another origin, so the stored values of these headers \
+                     were dropped: {}. Give them again with --header.",
+                    u.get_ref().dropped_headers.join(", ")
+                );
+            }
+            updated
         }
         ConnectorCommand::Remove { tenant, name, etag } => {
             client

@@ -430,14 +430,15 @@ async fn connectors_crud() {
         .into_inner();
     assert_eq!(got, created);
 
-    // Update the URL, keep the authorization value, drop x-team, disable, reset prefix.
+    // Update the URL (same origin), keep the authorization value, drop x-team, disable,
+    // reset prefix.
     let updated = api
         .update_connector(UpdateConnectorRequest {
             tenant: "acme".into(),
             name: "github".into(),
             etag: created.etag.clone(),
             kind: Some(update_connector_request::Kind::Mcp(McpConnector {
-                url: "http://127.0.0.1:10/mcp".into(),
+                url: "http://127.0.0.1:9/v2/mcp".into(),
                 headers: vec![Header {
                     name: "Authorization".into(),
                     value: None,
@@ -455,8 +456,9 @@ async fn connectors_crud() {
     let Some(connector::Kind::Mcp(mcp)) = &updated.kind else {
         panic!("kind")
     };
-    assert_eq!(mcp.url, "http://127.0.0.1:10/mcp");
+    assert_eq!(mcp.url, "http://127.0.0.1:9/v2/mcp");
     assert_eq!(mcp.headers.len(), 1);
+    assert!(updated.dropped_headers.is_empty());
     assert!(mcp.headers[0].value_set);
     assert!(!updated.enabled);
     assert_eq!(updated.prefix, None);

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod admin_api;
+mod attacks;
 mod bad_input;
 mod bridging;
 mod bus_contract;

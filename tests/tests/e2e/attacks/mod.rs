@@ -1,0 +1,4 @@
+//! What a hostile tenant or a careless operator would try, one module per attack: each
+//! asserts the platform gives nothing away and another tenant notices nothing.
+
+mod url_change;
