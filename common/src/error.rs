@@ -11,6 +11,8 @@ pub enum ErrorCode {
     Malformed,
     /// The request is larger than accepted.
     PayloadTooLarge,
+    /// The client did not send its request in time.
+    RequestTimeout,
     NotFound,
     AlreadyExists,
     /// The request is valid but the current state does not allow it (e.g. a quota).
@@ -32,10 +34,11 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         Self::InvalidArgument,
         Self::Malformed,
         Self::PayloadTooLarge,
+        Self::RequestTimeout,
         Self::NotFound,
         Self::AlreadyExists,
         Self::FailedPrecondition,
@@ -55,6 +58,7 @@ impl ErrorCode {
         match self {
             Self::InvalidArgument | Self::Malformed => Code::InvalidArgument,
             Self::PayloadTooLarge => Code::ResourceExhausted,
+            Self::RequestTimeout => Code::DeadlineExceeded,
             Self::NotFound => Code::NotFound,
             Self::AlreadyExists => Code::AlreadyExists,
             Self::FailedPrecondition => Code::FailedPrecondition,
@@ -74,6 +78,7 @@ impl ErrorCode {
         match self {
             Self::InvalidArgument | Self::Malformed => 400,
             Self::PayloadTooLarge => 413,
+            Self::RequestTimeout => 408,
             Self::NotFound => 404,
             Self::AlreadyExists | Self::Aborted => 409,
             Self::FailedPrecondition => 412,
@@ -91,7 +96,7 @@ impl ErrorCode {
         match self {
             Self::InvalidArgument | Self::NotFound => -32602,
             Self::Malformed => -32700,
-            Self::PayloadTooLarge => -32600,
+            Self::PayloadTooLarge | Self::RequestTimeout => -32600,
             Self::AlreadyExists | Self::FailedPrecondition | Self::Aborted => -32600,
             Self::Unauthenticated => -32001,
             Self::PermissionDenied => -32003,
@@ -108,6 +113,7 @@ impl ErrorCode {
             Self::InvalidArgument => "invalid_argument",
             Self::Malformed => "malformed",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::RequestTimeout => "request_timeout",
             Self::NotFound => "not_found",
             Self::AlreadyExists => "already_exists",
             Self::FailedPrecondition => "failed_precondition",

@@ -28,6 +28,9 @@ pub enum Error {
     Suspended(String),
     #[error("too many key checks of this tenant are waiting; retry shortly")]
     AuthBusy,
+    /// Too many checks of this key id, or from this address, missed the cache.
+    #[error("too many failed attempts with this key or from this address; retry in {} s", .0.as_secs().max(1))]
+    TooManyAttempts(Duration),
     #[error("this tenant has moved to its dedicated workers; retry and they will serve you")]
     Dedicated,
     #[error("session not found")]
@@ -38,6 +41,8 @@ pub enum Error {
     PayloadTooLarge(usize),
     #[error("parse error: the body is not JSON")]
     Malformed,
+    #[error("the request body did not arrive within {} s", .0.as_secs())]
+    BodyTimeout(Duration),
     /// Refused by a tenant's, a key's or the worker's limit.
     #[error("{}", refused(.0))]
     Limited(Refusal),
@@ -147,7 +152,10 @@ impl Error {
             Self::SessionNotFound => ErrorCode::NotFound,
             Self::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             Self::Malformed => ErrorCode::Malformed,
-            Self::Limited(Refusal::Rate { .. }) => ErrorCode::RateLimited,
+            Self::BodyTimeout(_) => ErrorCode::RequestTimeout,
+            Self::Limited(Refusal::Rate { .. }) | Self::TooManyAttempts(_) => {
+                ErrorCode::RateLimited
+            }
             Self::QuotaExhausted(_) => ErrorCode::QuotaExhausted,
             Self::BadInput(_) => ErrorCode::InvalidArgument,
             Self::Upstream(UpstreamError::Timeout(_))
@@ -166,11 +174,13 @@ impl Error {
             Self::InvalidCredential => "invalid_credential",
             Self::Suspended(_) => "tenant_suspended",
             Self::AuthBusy => "auth_busy",
+            Self::TooManyAttempts(_) => "too_many_attempts",
             Self::Dedicated => "dedicated_workers",
             Self::SessionNotFound => "session_not_found",
             Self::SessionStore => "session_store_unavailable",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::Malformed => "malformed",
+            Self::BodyTimeout(_) => "body_timeout",
             Self::Limited(Refusal::Rate { .. }) => "rate_limited",
             Self::Limited(Refusal::Concurrency) => "concurrency_limited",
             Self::Limited(Refusal::Sessions) => "session_limit",
@@ -197,7 +207,8 @@ impl Error {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Draining | Self::Starting | Self::Dedicated | Self::SessionStore => Some(SOON),
-            Self::Limited(Refusal::Rate { retry_after, .. }) => Some(*retry_after),
+            Self::Limited(Refusal::Rate { retry_after, .. })
+            | Self::TooManyAttempts(retry_after) => Some(*retry_after),
             Self::Limited(Refusal::Concurrency | Refusal::Sessions) | Self::AuthBusy => {
                 Some(CAP_RETRY_AFTER)
             }

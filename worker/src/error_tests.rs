@@ -30,9 +30,11 @@ fn variant(e: &Error) -> usize {
         Error::UpstreamDown(_) => 22,
         Error::UpstreamMisbehaved(_) => 23,
         Error::Internal(_) => 24,
+        Error::BodyTimeout(_) => 25,
+        Error::TooManyAttempts(_) => 26,
     }
 }
-const VARIANTS: usize = 25;
+const VARIANTS: usize = 27;
 
 /// One or more examples of every variant, and what each must say: its code, its reason,
 /// and whether the call it ends counts as attempted upstream.
@@ -77,6 +79,12 @@ pub(crate) fn examples() -> Vec<(Error, ErrorCode, &'static str, Option<bool>)> 
             None,
         ),
         (Error::AuthBusy, C::ConcurrencyLimited, "auth_busy", None),
+        (
+            Error::TooManyAttempts(Duration::from_secs(6)),
+            C::RateLimited,
+            "too_many_attempts",
+            None,
+        ),
         (Error::Dedicated, C::Unavailable, "dedicated_workers", None),
         (
             Error::SessionNotFound,
@@ -97,6 +105,12 @@ pub(crate) fn examples() -> Vec<(Error, ErrorCode, &'static str, Option<bool>)> 
             None,
         ),
         (Error::Malformed, C::Malformed, "malformed", None),
+        (
+            Error::BodyTimeout(Duration::from_secs(30)),
+            C::RequestTimeout,
+            "body_timeout",
+            None,
+        ),
         (
             Error::Limited(rate(RateScope::Tenant)),
             C::RateLimited,

@@ -56,6 +56,8 @@ pub struct Config {
     /// Serve this tenant only (an isolated tenant's dedicated worker); its `policy_keys` are
     /// that tenant's own.
     pub only_tenant: Option<String>,
+    /// Limits on the tenant-facing connections.
+    pub bounds: http::Bounds,
 }
 
 impl Config {
@@ -71,10 +73,12 @@ impl Config {
             session_idle: std::time::Duration::from_secs(300),
             heartbeat_every: std::time::Duration::from_secs(5),
             only_tenant: None,
+            bounds: http::Bounds::default(),
         }
     }
 }
 
+pub use http::Bounds;
 pub use switchyard_bus::{Buckets, Buses};
 
 /// How often a worker reads the fleet to re-share tenant limits.

@@ -51,6 +51,10 @@ pub struct Metrics {
     pub retries: Family<ReasonLabel, Counter>,
     /// Upstream notifications that reached no client, by reason (see `relay::Diverted`).
     pub relay_diverted: Family<ReasonLabel, Counter>,
+    /// Connections refused or closed early, by reason (see `http::serve`).
+    pub connections_closed: Family<ReasonLabel, Counter>,
+    /// argon2 checks of API keys run, by result.
+    pub key_checks: Family<ReasonLabel, Counter>,
     /// Set when the worker drains (SIGTERM): it is then no longer ready.
     pub draining: std::sync::atomic::AtomicBool,
     disconnected_since: Mutex<Option<Instant>>,
@@ -81,6 +85,8 @@ impl Metrics {
             ready: Gauge::default(),
             requests: Family::<StatusLabel, Counter>::default(),
             auth_failures: Family::<ReasonLabel, Counter>::default(),
+            connections_closed: Family::<ReasonLabel, Counter>::default(),
+            key_checks: Family::<ReasonLabel, Counter>::default(),
             draining: std::sync::atomic::AtomicBool::new(false),
             disconnected_since: Mutex::new(None),
         };
@@ -90,6 +96,16 @@ impl Metrics {
 
     fn register(&mut self) {
         let r = &mut self.registry;
+        r.register(
+            "key_checks",
+            "argon2 checks of API keys that missed the cache, by result: verified, rejected",
+            self.key_checks.clone(),
+        );
+        r.register(
+            "connections_closed",
+            "Connections refused or closed early: connection_limit, header_timeout, headers_too_large, malformed, error",
+            self.connections_closed.clone(),
+        );
         r.register("limited", "MCP requests refused by a limit (rate_limited, concurrency_limited, session_limit, quota_exhausted, saturated), by draining (draining), or handed to a tenant's dedicated workers (dedicated_workers)", self.limited.clone());
         r.register(
             "in_flight",
@@ -138,7 +154,7 @@ impl Metrics {
             "MCP endpoint requests by HTTP status",
             self.requests.clone(),
         );
-        r.register("auth_failures", "MCP requests refused at authentication (missing_credential, invalid_credential, auth_busy, tenant_suspended)", self.auth_failures.clone());
+        r.register("auth_failures", "MCP requests refused at authentication (missing_credential, invalid_credential, auth_busy, too_many_attempts, tenant_suspended)", self.auth_failures.clone());
     }
 
     /// Samples the bus connection; call about once a second.

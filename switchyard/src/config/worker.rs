@@ -53,6 +53,25 @@ pub struct WorkerArgs {
     /// Seconds a draining worker (SIGTERM) lets requests in flight finish [default: 25].
     #[arg(long, env = "SWITCHYARD_DRAIN_GRACE")]
     drain_grace: Option<u64>,
+    /// Seconds a client may take to send a request's headers, also the longest a kept-alive
+    /// connection waits idle for its next request [default: 10].
+    #[arg(long, env = "SWITCHYARD_HEADER_READ_TIMEOUT")]
+    header_read_timeout: Option<u64>,
+    /// Seconds a client may take to send a request's body [default: 30].
+    #[arg(long, env = "SWITCHYARD_BODY_READ_TIMEOUT")]
+    body_read_timeout: Option<u64>,
+    /// Headers a request may have [default: 64].
+    #[arg(long, env = "SWITCHYARD_MAX_HEADERS")]
+    max_headers: Option<usize>,
+    /// Bytes a request's headers may take, at least 8192 [default: 16384].
+    #[arg(long, env = "SWITCHYARD_MAX_HEADER_BYTES")]
+    max_header_bytes: Option<usize>,
+    /// Connections open at once; beyond it new ones are closed [default: 10000].
+    #[arg(long, env = "SWITCHYARD_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// CIDRs of proxies whose X-Forwarded-For is believed, comma-separated [default: none].
+    #[arg(long, env = "SWITCHYARD_TRUSTED_PROXIES", value_delimiter = ',')]
+    trusted_proxies: Option<Vec<IpNet>>,
     /// TOML file with the same keys as these flags.
     #[arg(long, env = "SWITCHYARD_CONFIG")]
     #[serde(skip)]
@@ -88,11 +107,18 @@ impl WorkerArgs {
                     only_tenant: self.only_tenant.or(file.only_tenant),
                     max_in_flight: self.max_in_flight.or(file.max_in_flight),
                     drain_grace: self.drain_grace.or(file.drain_grace),
+                    header_read_timeout: self.header_read_timeout.or(file.header_read_timeout),
+                    body_read_timeout: self.body_read_timeout.or(file.body_read_timeout),
+                    max_headers: self.max_headers.or(file.max_headers),
+                    max_header_bytes: self.max_header_bytes.or(file.max_header_bytes),
+                    max_connections: self.max_connections.or(file.max_connections),
+                    trusted_proxies: self.trusted_proxies.or(file.trusted_proxies),
                     config: None,
                 }
             }
             None => self,
         };
+        let connection_bounds = bounds(&args)?;
         let Some(nats_url) = args.nats_url else {
             bail!("nats-url (SWITCHYARD_NATS_URL) is required");
         };
@@ -113,6 +139,7 @@ impl WorkerArgs {
         let mut config = switchyard_worker::Config::new(
             Keyring::new(parse_key("policy-key", &policy)?).with_retired(previous),
         );
+        config.bounds = connection_bounds;
         config.public_url = args.public_url;
         config.upstream_guard = UpstreamGuard::new(args.upstream_allow.unwrap_or_default());
         if let Some(tenant) = args.only_tenant {
@@ -176,4 +203,44 @@ pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
     )
     .await?;
     Ok(())
+}
+
+/// The connection bounds, each checked against a sane range.
+fn bounds(args: &WorkerArgs) -> anyhow::Result<switchyard_worker::Bounds> {
+    let mut b = switchyard_worker::Bounds::default();
+    let secs = |name: &str, v: Option<u64>, default: std::time::Duration| match v {
+        Some(s) if (1..=3600).contains(&s) => Ok(std::time::Duration::from_secs(s)),
+        Some(_) => bail!("{name} is in seconds, 1 to 3600"),
+        None => Ok(default),
+    };
+    b.header_read_timeout = secs(
+        "header-read-timeout (SWITCHYARD_HEADER_READ_TIMEOUT)",
+        args.header_read_timeout,
+        b.header_read_timeout,
+    )?;
+    b.body_read_timeout = secs(
+        "body-read-timeout (SWITCHYARD_BODY_READ_TIMEOUT)",
+        args.body_read_timeout,
+        b.body_read_timeout,
+    )?;
+    if let Some(n) = args.max_headers {
+        if !(8..=1000).contains(&n) {
+            bail!("max-headers (SWITCHYARD_MAX_HEADERS) must be 8 to 1000");
+        }
+        b.max_headers = n;
+    }
+    if let Some(n) = args.max_header_bytes {
+        if !(8192..=1024 * 1024).contains(&n) {
+            bail!("max-header-bytes (SWITCHYARD_MAX_HEADER_BYTES) must be 8192 to 1048576");
+        }
+        b.max_header_bytes = n;
+    }
+    if let Some(n) = args.max_connections {
+        if n == 0 {
+            bail!("max-connections (SWITCHYARD_MAX_CONNECTIONS) must be at least 1");
+        }
+        b.max_connections = n;
+    }
+    b.trusted_proxies = args.trusted_proxies.clone().unwrap_or_default();
+    Ok(b)
 }

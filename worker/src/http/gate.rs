@@ -12,6 +12,8 @@ use crate::principal::Principal;
 use crate::sessions::{SessionRecords, plausible_id};
 use bytes::Bytes;
 use http::HeaderMap;
+use std::net::IpAddr;
+use std::time::Duration;
 
 /// The head of a JSON-RPC message: enough to classify it and answer it.
 #[derive(Debug, serde::Deserialize)]
@@ -38,11 +40,12 @@ pub async fn authenticate(
     auth: &Authenticator,
     policy: Option<&Tenant>,
     headers: &HeaderMap,
+    client: Option<IpAddr>,
 ) -> Result<Principal> {
     let authorization = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    auth.authenticate(policy, authorization).await
+    auth.authenticate(policy, authorization, client).await
 }
 
 /// Whether this worker serves the tenant: a shared worker hands a tenant served by its
@@ -85,12 +88,25 @@ pub async fn bind_session(
     }
 }
 
-/// Reads a POSTed body within `max` bytes and its JSON-RPC head. Malformed JSON is a parse
-/// error (the spec's answer, rather than a media-type complaint); JSON that is not one
-/// message has no head, and rmcp answers it.
-pub async fn read_body(body: axum::body::Body, max: usize) -> Result<(Bytes, Option<Head>)> {
-    let bytes = axum::body::to_bytes(body, max)
+/// Reads a POSTed body within `max` bytes and `timeout`, and its JSON-RPC head. A declared
+/// `Content-Length` over the cap is refused before anything is read. Malformed JSON is a
+/// parse error (the spec's answer, rather than a media-type complaint); JSON that is not
+/// one message has no head, and rmcp answers it.
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: axum::body::Body,
+    max: usize,
+    timeout: Duration,
+) -> Result<(Bytes, Option<Head>)> {
+    let declared = headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(Error::PayloadTooLarge(max));
+    }
+    let bytes = tokio::time::timeout(timeout, axum::body::to_bytes(body, max))
         .await
+        .map_err(|_| Error::BodyTimeout(timeout))?
         .map_err(|_| Error::PayloadTooLarge(max))?;
     let head = match serde_json::from_slice::<Head>(&bytes) {
         Ok(head) => Some(head),

@@ -50,27 +50,27 @@ fn a_draining_or_starting_worker_refuses_and_says_which() {
 async fn authentication_names_the_caller_or_the_credential_problem() {
     let auth = Authenticator::default();
     let (tenant, credential) = tenant_with_key();
-    let p = authenticate(&auth, Some(&tenant), &bearer(&credential))
+    let p = authenticate(&auth, Some(&tenant), &bearer(&credential), None)
         .await
         .unwrap();
     assert_eq!(p.tenant.as_str(), "acme");
     assert_eq!(credential.split('_').nth(1), Some(p.key_id().as_str()));
 
-    let missing = authenticate(&auth, Some(&tenant), &HeaderMap::new()).await;
+    let missing = authenticate(&auth, Some(&tenant), &HeaderMap::new(), None).await;
     assert!(matches!(missing, Err(Error::MissingCredential)));
     // The same key id with another secret (its last character changed).
     let last = if credential.ends_with('x') { 'y' } else { 'x' };
     let wrong = format!("{}{last}", &credential[..credential.len() - 1]);
-    let invalid = authenticate(&auth, Some(&tenant), &bearer(&wrong)).await;
+    let invalid = authenticate(&auth, Some(&tenant), &bearer(&wrong), None).await;
     assert!(matches!(invalid, Err(Error::InvalidCredential)));
     // A good key for an unknown tenant is as invalid as a wrong one.
-    let unknown = authenticate(&auth, None, &bearer(&credential)).await;
+    let unknown = authenticate(&auth, None, &bearer(&credential), None).await;
     assert!(matches!(unknown, Err(Error::InvalidCredential)));
 
     let mut suspended = tenant;
     suspended.status = Status::Suspended;
     suspended.suspend_reason = "unpaid".into();
-    let refused = authenticate(&auth, Some(&suspended), &bearer(&credential)).await;
+    let refused = authenticate(&auth, Some(&suspended), &bearer(&credential), None).await;
     assert!(matches!(refused, Err(Error::Suspended(r)) if r == "unpaid"));
 }
 
@@ -138,18 +138,41 @@ async fn an_unknown_session_with_the_store_away_is_unavailable_not_missing() {
 #[tokio::test]
 async fn a_body_is_read_within_its_cap_and_classified() {
     let body = |s: &str| axum::body::Body::from(s.to_owned());
-    let too_big = read_body(body(&"x".repeat(11)), 10).await;
+    let none = HeaderMap::new();
+    let wait = Duration::from_secs(5);
+    let too_big = read_body(&none, body(&"x".repeat(11)), 10, wait).await;
     assert!(matches!(too_big, Err(Error::PayloadTooLarge(10))));
-    let not_json = read_body(body("{not json"), 100).await;
+    let not_json = read_body(&none, body("{not json"), 100, wait).await;
     assert!(matches!(not_json, Err(Error::Malformed)));
     // JSON that is not one message has no head: rmcp answers it.
-    let (_, head) = read_body(body("[1,2]"), 100).await.unwrap();
+    let (_, head) = read_body(&none, body("[1,2]"), 100, wait).await.unwrap();
     assert!(head.is_none());
-    let (bytes, head) = read_body(body(r#"{"id":7,"method":"tools/call"}"#), 100)
+    let (bytes, head) = read_body(&none, body(r#"{"id":7,"method":"tools/call"}"#), 100, wait)
         .await
         .unwrap();
     let head = head.unwrap();
     assert_eq!(head.id, Some(serde_json::json!(7)));
     assert_eq!(head.method.as_deref(), Some("tools/call"));
     assert_eq!(bytes.len(), 30);
+}
+
+#[tokio::test]
+async fn a_declared_length_over_the_cap_is_refused_before_reading() {
+    let mut headers = HeaderMap::new();
+    headers.insert(http::header::CONTENT_LENGTH, "1000000".parse().unwrap());
+    // A body that never ends: refused without waiting for it.
+    let (_tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<Bytes, std::io::Error>>(1);
+    let endless = axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let refused = read_body(&headers, endless, 100, Duration::from_secs(3600)).await;
+    assert!(matches!(refused, Err(Error::PayloadTooLarge(100))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_body_that_trickles_past_its_time_is_refused() {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::result::Result<Bytes, std::io::Error>>(1);
+    tx.send(Ok(Bytes::from_static(b"{"))).await.unwrap();
+    let slow = axum::body::Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx));
+    let refused = read_body(&HeaderMap::new(), slow, 100, Duration::from_secs(30)).await;
+    assert!(matches!(refused, Err(Error::BodyTimeout(_))));
+    drop(tx);
 }

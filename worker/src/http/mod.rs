@@ -9,8 +9,10 @@
 mod admit;
 mod gate;
 mod probes;
+mod serve;
 
 pub use probes::serve_metrics;
+pub use serve::{Bounds, Peer, serve};
 
 use crate::Config;
 use crate::auth::Authenticator;
@@ -27,13 +29,11 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::any;
-use axum::serve::ListenerExt as _;
 use gate::SessionCheck;
 use http::{Request, StatusCode};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use std::sync::Arc;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -53,6 +53,7 @@ pub struct App {
     /// A dedicated worker (`--only-tenant`): it serves its tenant whatever the policy says
     /// about who serves it.
     dedicated: bool,
+    bounds: Bounds,
 }
 
 impl std::fmt::Debug for App {
@@ -121,13 +122,14 @@ impl App {
             policies,
             local_sessions,
             max_body_bytes: config.max_body_bytes,
-            auth: Authenticator::default(),
+            auth: Authenticator::default().counting(metrics.key_checks.clone()),
             mcp,
             sessions,
             metrics,
             admission: Arc::new(Admission::new(config.max_in_flight)),
             breakers,
             dedicated: config.only_tenant.is_some(),
+            bounds: config.bounds.clone(),
         }))
     }
 
@@ -149,6 +151,7 @@ impl App {
     /// nobody used for a while.
     pub async fn sweep(&self) {
         self.breakers.sweep();
+        self.auth.sweep();
         self.sessions.sweep();
         self.admission.sweep();
         self.prune_sessions().await;
@@ -215,6 +218,7 @@ fn count(metrics: &Metrics, e: &Error) {
         Error::MissingCredential
         | Error::InvalidCredential
         | Error::AuthBusy
+        | Error::TooManyAttempts(_)
         | Error::Suspended(_) => &metrics.auth_failures,
         Error::Draining | Error::Dedicated | Error::Limited(_) | Error::QuotaExhausted(_) => {
             &metrics.limited
@@ -251,8 +255,9 @@ async fn mcp_entry(
 /// and admission (see `gate` and `admit`); then rmcp.
 async fn mcp(app: &App, tenant: &str, mut req: Request<Body>) -> Result<Response, Refused> {
     gate::serving(app.metrics.is_draining(), app.policies.is_ready())?;
+    let client = client_address(&req, &app.bounds.trusted_proxies);
     let policy = app.policies.get(tenant);
-    let principal = gate::authenticate(&app.auth, policy.as_deref(), req.headers()).await?;
+    let principal = gate::authenticate(&app.auth, policy.as_deref(), req.headers(), client).await?;
     // Authentication found the tenant's policy, so there is one.
     let policy = policy.ok_or(Error::TenantGone)?;
     gate::served_here(app.dedicated, &policy)?;
@@ -272,7 +277,13 @@ async fn mcp(app: &App, tenant: &str, mut req: Request<Body>) -> Result<Response
     let mut admitted = None;
     if req.method() == http::Method::POST {
         let body = std::mem::take(req.body_mut());
-        let (bytes, head) = gate::read_body(body, app.max_body_bytes).await?;
+        let (bytes, head) = gate::read_body(
+            req.headers(),
+            body,
+            app.max_body_bytes,
+            app.bounds.body_read_timeout,
+        )
+        .await?;
         if let Some(head) = head {
             admitted = admit::admit(
                 &app.admission,
@@ -286,6 +297,16 @@ async fn mcp(app: &App, tenant: &str, mut req: Request<Body>) -> Result<Response
         *req.body_mut() = Body::from(bytes);
     }
     Ok(forward(app, req, principal, session, admitted).await)
+}
+
+/// The client's address (see `serve::client_addr`), when the request came over TCP.
+fn client_address(req: &Request<Body>, trusted: &[ipnet::IpNet]) -> Option<std::net::IpAddr> {
+    let peer = req.extensions().get::<Peer>()?;
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    Some(serve::client_addr(peer.0.ip(), forwarded, trusted))
 }
 
 /// Hands an admitted request to rmcp, holding its places until the answer (perhaps a
@@ -341,20 +362,6 @@ pub fn router(app: Arc<App>) -> axum::Router {
         .with_state(app)
 }
 
-/// Serves the MCP endpoint until `cancel` fires, then drains.
-pub async fn serve(
-    listener: TcpListener,
-    app: Arc<App>,
-    cancel: CancellationToken,
-) -> std::io::Result<()> {
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(async move { cancel.cancelled().await })
-        .await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -380,6 +387,7 @@ mod tests {
                 Error::MissingCredential
                 | Error::InvalidCredential
                 | Error::AuthBusy
+                | Error::TooManyAttempts(_)
                 | Error::Suspended(_) => Some("auth_failures"),
                 Error::Draining
                 | Error::Dedicated

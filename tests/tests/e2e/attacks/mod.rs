@@ -1,4 +1,6 @@
 //! What a hostile tenant or a careless operator would try, one module per attack: each
 //! asserts the platform gives nothing away and another tenant notices nothing.
 
+mod connections;
+mod guessing;
 mod url_change;

@@ -1,23 +1,34 @@
 //! API key authentication on the request path. A key is checked against the argon2id
-//! verifier in the tenant's current policy; a success is cached briefly, keyed by the
-//! verifier itself, so a revoked or rotated key stops working as soon as the policy
-//! without it is applied. argon2 work runs on the blocking pool, at most one per core, and
-//! is shared fairly: one tenant may use at most half the cores (at least one) and queue a
-//! bounded number of checks, so a tenant flooding wrong secrets slows only itself.
+//! verifier in the tenant's current policy; a success is cached, keyed by the verifier
+//! itself, so a revoked or rotated key stops working as soon as the policy without it is
+//! applied. A cached key stays cached while it is used (`CACHE_IDLE`), for at most
+//! `CACHE_LIFE`. argon2 work runs on the blocking pool, at most one per core, and is shared
+//! fairly: one tenant may use at most half the cores (at least one) and queue a bounded
+//! number of checks, so a tenant flooding wrong secrets slows only itself; checks that miss
+//! the cache are limited per key id and per client address (`attempts`).
+
+mod attempts;
 
 use crate::error::{Error, Result};
+use crate::metrics::ReasonLabel;
 use crate::policy::{Status, Tenant};
 use crate::principal::Principal;
 use crate::sync::lock;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 use switchyard_common::apikey;
 use tokio::sync::Semaphore;
 
-const CACHE_TTL: Duration = Duration::from_secs(60);
+/// How long a verified key stays cached without being used.
+const CACHE_IDLE: Duration = Duration::from_secs(60);
+/// How long a verified key stays cached at most, however much it is used.
+const CACHE_LIFE: Duration = Duration::from_secs(3600);
 const CACHE_MAX: usize = 100_000;
 /// argon2 checks one tenant may have waiting; more are refused at once.
 const TENANT_QUEUE_MAX: usize = 64;
@@ -42,7 +53,14 @@ impl Drop for Waiting<'_> {
 struct Cached {
     secret: [u8; 32],
     verifier: [u8; 32],
-    at: Instant,
+    verified: Instant,
+    used: Instant,
+}
+
+impl Cached {
+    fn fresh(&self) -> bool {
+        self.used.elapsed() < CACHE_IDLE && self.verified.elapsed() < CACHE_LIFE
+    }
 }
 
 #[derive(Debug)]
@@ -51,6 +69,9 @@ pub struct Authenticator {
     argon2: Arc<Semaphore>,
     per_tenant: usize,
     gates: Mutex<HashMap<String, Arc<TenantGate>>>,
+    attempts: attempts::Attempts,
+    /// argon2 checks run, by result (`verified`, `rejected`).
+    checks: Option<Family<ReasonLabel, Counter>>,
 }
 
 impl Default for Authenticator {
@@ -81,7 +102,21 @@ impl Authenticator {
             argon2: Arc::new(Semaphore::new(cores.max(1))),
             per_tenant: (cores / 2).max(1),
             gates: Mutex::default(),
+            attempts: attempts::Attempts::default(),
+            checks: None,
         }
+    }
+
+    /// Counts the argon2 checks it runs in `checks`, by result.
+    pub fn counting(mut self, checks: Family<ReasonLabel, Counter>) -> Self {
+        self.checks = Some(checks);
+        self
+    }
+
+    /// Forgets guessing budgets that are full again, and cached keys gone stale.
+    pub fn sweep(&self) {
+        self.attempts.sweep();
+        lock(&self.cache).retain(|_, c| c.fresh());
     }
 
     fn gate(&self, tenant: &str) -> Arc<TenantGate> {
@@ -133,6 +168,7 @@ impl Authenticator {
         &self,
         tenant: Option<&Tenant>,
         authorization: Option<&str>,
+        client: Option<IpAddr>,
     ) -> Result<Principal> {
         let token = bearer(authorization).ok_or(Error::MissingCredential)?;
         let (id, secret) = apikey::parse(token).ok_or(Error::InvalidCredential)?;
@@ -143,13 +179,24 @@ impl Authenticator {
         }
         let secret_digest = digest(secret);
         let verifier_digest = digest(&key.verifier);
-        let cached = lock(&self.cache).get(id.as_str()).is_some_and(|e| {
-            e.secret == secret_digest && e.verifier == verifier_digest && e.at.elapsed() < CACHE_TTL
+        let cached = lock(&self.cache).get_mut(id.as_str()).is_some_and(|e| {
+            let hit = e.secret == secret_digest && e.verifier == verifier_digest && e.fresh();
+            if hit {
+                e.used = Instant::now();
+            }
+            hit
         });
         if !cached {
+            self.attempts
+                .take(&format!("{}/{}", tenant.slug, id), client)
+                .map_err(Error::TooManyAttempts)?;
             let ok = self
                 .check(tenant.slug.as_str(), secret, &key.verifier)
                 .await?;
+            if let Some(checks) = &self.checks {
+                let reason = if ok { "verified" } else { "rejected" };
+                checks.get_or_create(&ReasonLabel { reason }).inc();
+            }
             if !ok {
                 return Err(Error::InvalidCredential);
             }
@@ -163,7 +210,8 @@ impl Authenticator {
                     Cached {
                         secret: secret_digest,
                         verifier: verifier_digest,
-                        at: Instant::now(),
+                        verified: Instant::now(),
+                        used: Instant::now(),
                     },
                 );
             }
