@@ -158,11 +158,48 @@ iso_status=$("${cli[@]}" tenant get iso -o json)
 python3 -c 'import json,sys; i=json.loads(sys.argv[1])["status"]["isolation"]; assert i["dedicated_workers_serving"] and i["namespace"] == "switchyard-t-iso", i' "$iso_status"
 kill -TERM $iso_pid; wait $iso_pid
 
+# Egress: a worker ignores proxy settings in its environment, so a proxy cannot carry
+# upstream calls to a private address around the guard. The proxy here only counts who
+# connects; the connector points at a loopback name this worker may not reach.
+canary=$(free_port)
+python3 - "$canary" "$dir/proxy.hits" <<'PY' &
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen(16)
+while True:
+    c, _ = s.accept()
+    with open(sys.argv[2], "a") as f:
+        f.write("connected\n")
+    c.close()
+PY
+pids+=($!)
+"${cli[@]}" tenant create egress -o json >/dev/null
+"${cli[@]}" connector add --tenant egress --name private --url http://localhost:9/mcp -o json >/dev/null
+egress_key=$("${cli[@]}" key create --tenant egress -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')
+eg_http=$(free_port) eg_metrics=$(free_port)
+(
+  unset SWITCHYARD_UPSTREAM_ALLOW
+  export HTTP_PROXY="http://127.0.0.1:$canary" HTTPS_PROXY="http://127.0.0.1:$canary" \
+    ALL_PROXY="http://127.0.0.1:$canary" http_proxy="http://127.0.0.1:$canary"
+  SWITCHYARD_HTTP_LISTEN="127.0.0.1:$eg_http" SWITCHYARD_METRICS_LISTEN="127.0.0.1:$eg_metrics" \
+    SWITCHYARD_WORKER_ID=smoke-egress start worker
+) >"$dir/worker-egress.log" 2>&1 &
+eg_pid=$!
+pids+=($eg_pid)
+wait_ready "http://127.0.0.1:$eg_metrics/readyz" "$dir/worker-egress.log"
+for _ in $(seq 1 100); do [ "$(mcp_status "http://127.0.0.1:$eg_http/t/egress/mcp" "$egress_key")" = "200 -" ] && break; sleep 0.2; done
+[ "$(mcp_status "http://127.0.0.1:$eg_http/t/egress/mcp" "$egress_key")" = "200 -" ] || { echo "the egress worker does not serve" >&2; exit 1; }
+grep -q 'listing an upstream failed' "$dir/worker-egress.log" || { cat "$dir/worker-egress.log"; echo "the private upstream was not refused" >&2; exit 1; }
+[ ! -s "$dir/proxy.hits" ] || { echo "an upstream call went through the environment's proxy" >&2; exit 1; }
+kill -TERM $eg_pid; wait $eg_pid || true
+
 # The control plane's metrics: backlog drained, publishing and admin calls counted.
 cp_metrics_text=$(get "$cp_base/metrics" body)
 for line in '^switchyard_control_plane_ready 1$' '^switchyard_control_plane_outbox_backlog 0$' \
   '^switchyard_control_plane_policy_publish_attempts_total [1-9]' \
-  '^switchyard_control_plane_admin_calls_total{method="TenantService/CreateTenant",code="OK"} 2$' \
+  '^switchyard_control_plane_admin_calls_total{method="TenantService/CreateTenant",code="OK"} 3$' \
   '^switchyard_control_plane_admin_calls_total{method="ConnectorService/CreateConnector",code="INVALID_ARGUMENT"} 1$'; do
   grep -q "$line" <<<"$cp_metrics_text" || { echo "$cp_metrics_text"; echo "control-plane metrics lack $line" >&2; exit 1; }
 done

@@ -1,6 +1,7 @@
 //! The guard against connectors that point into the platform's own network: an upstream
 //! address in a private, loopback, link-local or otherwise non-public range is refused
-//! unless an operator allowed its range explicitly.
+//! unless an operator allowed its range explicitly. Cloud metadata services (`METADATA`)
+//! are refused whatever is allowed, in any form (IPv4-mapped IPv6 included).
 
 use ipnet::IpNet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -23,9 +24,21 @@ impl UpstreamGuard {
     /// Whether a connection to `ip` may be made.
     pub fn permits(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
+        if METADATA.contains(&ip) {
+            return false;
+        }
         is_public(ip) || self.allowed.iter().any(|net| net.contains(&ip))
     }
 }
+
+/// Cloud metadata services, which hand out the platform's own credentials: AWS, GCP and
+/// Azure's link-local service and AWS's IPv6 one, Azure's wire server, Alibaba Cloud's.
+pub const METADATA: [IpAddr; 4] = [
+    IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254)),
+    IpAddr::V6(Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254)),
+    IpAddr::V4(Ipv4Addr::new(168, 63, 129, 16)),
+    IpAddr::V4(Ipv4Addr::new(100, 100, 100, 200)),
+];
 
 /// Maps IPv4-mapped and IPv4-compatible IPv6 addresses to IPv4, so `::ffff:10.0.0.1` is
 /// judged as `10.0.0.1`.
@@ -106,6 +119,24 @@ mod tests {
         for s in ["1.1.1.1", "8.8.8.8", "2606:4700::1111"] {
             assert!(guard.permits(ip(s)), "{s}");
         }
+    }
+
+    #[test]
+    fn metadata_services_are_refused_whatever_is_allowed() {
+        let everything =
+            UpstreamGuard::new(vec!["0.0.0.0/0".parse().unwrap(), "::/0".parse().unwrap()]);
+        for s in [
+            "169.254.169.254",
+            "::ffff:169.254.169.254",
+            "fd00:ec2::254",
+            "168.63.129.16",
+            "::ffff:168.63.129.16",
+            "100.100.100.200",
+        ] {
+            assert!(!everything.permits(ip(s)), "{s}");
+        }
+        assert!(everything.permits(ip("10.0.0.1")));
+        assert!(everything.permits(ip("168.63.129.17")));
     }
 
     #[test]

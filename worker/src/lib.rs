@@ -40,6 +40,9 @@ pub struct Config {
     pub public_url: Option<url::Url>,
     /// Upstream ranges allowed despite the private-range guard.
     pub upstream_guard: UpstreamGuard,
+    /// The proxy every upstream connection goes through, if the operator wants one
+    /// (proxy settings in the environment are ignored).
+    pub egress_proxy: Option<url::Url>,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     /// Names this worker in heartbeats (e.g. the pod name).
@@ -66,6 +69,7 @@ impl Config {
             policy_keys,
             public_url: None,
             upstream_guard: UpstreamGuard::default(),
+            egress_proxy: None,
             max_body_bytes: 4 * 1024 * 1024,
             worker_id: format!("worker-{}", uuid::Uuid::new_v4().simple()),
             max_in_flight: 512,

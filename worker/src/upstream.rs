@@ -200,8 +200,22 @@ pub fn client_info(capabilities: ClientCapabilities) -> ClientConfig {
 
 impl Upstreams {
     /// Upstream sessions whose unsolicited traffic reaches no client count it in `diverted`.
-    pub fn new(guard: UpstreamGuard, diverted: Diverted) -> Result<Self, UpstreamError> {
-        let http = reqwest::Client::builder()
+    /// Proxy settings in the environment are ignored: a proxy would resolve and reach
+    /// names the guard never saw. `proxy`, when an operator configures one, carries every
+    /// upstream connection; literal addresses are still checked, names are the proxy's to
+    /// police.
+    pub fn new(
+        guard: UpstreamGuard,
+        proxy: Option<&url::Url>,
+        diverted: Diverted,
+    ) -> Result<Self, UpstreamError> {
+        let mut builder = reqwest::Client::builder().no_proxy();
+        if let Some(p) = proxy {
+            let p = reqwest::Proxy::all(p.as_str())
+                .map_err(|e| UpstreamError::Connect(format!("egress proxy: {e}")))?;
+            builder = builder.proxy(p);
+        }
+        let http = builder
             .dns_resolver(Arc::new(GuardedResolver(guard.clone())))
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(90))

@@ -69,6 +69,10 @@ pub struct WorkerArgs {
     /// Connections open at once; beyond it new ones are closed [default: 10000].
     #[arg(long, env = "SWITCHYARD_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
+    /// Proxy every upstream connection goes through, e.g. http://egress:3128 [default: none;
+    /// HTTP_PROXY and the like are ignored].
+    #[arg(long, env = "SWITCHYARD_EGRESS_PROXY")]
+    egress_proxy: Option<url::Url>,
     /// CIDRs of proxies whose X-Forwarded-For is believed, comma-separated [default: none].
     #[arg(long, env = "SWITCHYARD_TRUSTED_PROXIES", value_delimiter = ',')]
     trusted_proxies: Option<Vec<IpNet>>,
@@ -113,6 +117,7 @@ impl WorkerArgs {
                     max_header_bytes: self.max_header_bytes.or(file.max_header_bytes),
                     max_connections: self.max_connections.or(file.max_connections),
                     trusted_proxies: self.trusted_proxies.or(file.trusted_proxies),
+                    egress_proxy: self.egress_proxy.or(file.egress_proxy),
                     config: None,
                 }
             }
@@ -141,6 +146,12 @@ impl WorkerArgs {
         );
         config.bounds = connection_bounds;
         config.public_url = args.public_url;
+        if let Some(p) = &args.egress_proxy
+            && !matches!(p.scheme(), "http" | "https" | "socks5" | "socks5h")
+        {
+            bail!("egress-proxy (SWITCHYARD_EGRESS_PROXY) must be an http, https or socks5 URL");
+        }
+        config.egress_proxy = args.egress_proxy;
         config.upstream_guard = UpstreamGuard::new(args.upstream_allow.unwrap_or_default());
         if let Some(tenant) = args.only_tenant {
             switchyard_common::TenantSlug::parse(&tenant)

@@ -74,6 +74,7 @@ impl App {
         let upstreams = Arc::new(
             Upstreams::new(
                 config.upstream_guard.clone(),
+                config.egress_proxy.as_ref(),
                 crate::relay::Diverted(metrics.relay_diverted.clone()),
             )
             .map_err(|e| std::io::Error::other(e.to_string()))?,
