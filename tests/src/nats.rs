@@ -13,7 +13,14 @@ pub struct NatsServer {
 
 impl NatsServer {
     pub(crate) async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// Like `start`, refusing messages over `max_payload` bytes when given.
+    pub(crate) async fn start_with(max_payload: Option<usize>) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let config = format!("max_payload: {}\n", max_payload.unwrap_or(1024 * 1024));
+        std::fs::write(dir.path().join("nats.conf"), config).unwrap();
         let server = Self {
             dir,
             port: AtomicU16::new(0),
@@ -31,6 +38,8 @@ impl NatsServer {
         }
         let port_arg = port.map_or("-1".to_owned(), |p| p.to_string());
         let child = std::process::Command::new("nats-server")
+            .arg("-c")
+            .arg(self.dir.path().join("nats.conf"))
             .args(["-js", "-a", "127.0.0.1", "-p", &port_arg])
             .arg("-sd")
             .arg(self.dir.path().join("js"))

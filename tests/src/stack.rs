@@ -26,6 +26,7 @@ type ControlPlaneAdjust = Box<dyn FnOnce(&mut Config) + Send>;
 pub struct StackBuilder {
     workers: usize,
     nats: bool,
+    max_payload: Option<usize>,
     store: Option<Store>,
     control_plane: ControlPlaneAdjust,
     worker: WorkerAdjust,
@@ -43,6 +44,12 @@ impl StackBuilder {
     pub fn without_nats(mut self) -> Self {
         self.nats = false;
         self.workers = 0;
+        self
+    }
+
+    /// NATS refuses messages over `bytes` (its default is 1 MiB).
+    pub fn nats_max_payload(mut self, bytes: usize) -> Self {
+        self.max_payload = Some(bytes);
         self
     }
 
@@ -69,7 +76,7 @@ impl StackBuilder {
 
     pub async fn start(self) -> Stack {
         let nats = if self.nats {
-            Some(NatsServer::start().await)
+            Some(NatsServer::start_with(self.max_payload).await)
         } else {
             None
         };
@@ -111,6 +118,7 @@ impl Stack {
         StackBuilder {
             workers: 1,
             nats: true,
+            max_payload: None,
             store: None,
             control_plane: Box::new(|_| {}),
             worker: Arc::new(|_| {}),

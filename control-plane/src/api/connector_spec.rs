@@ -300,6 +300,7 @@ pub(super) fn headers_given(
 /// A header to store: its name and value.
 pub(super) type Given = (String, HeaderValue);
 
+#[derive(Clone)]
 pub(super) enum HeaderValue {
     New(String),
     Keep(Vec<u8>),

@@ -96,6 +96,29 @@ impl pb::connector_service_server::ConnectorService for Admin {
                         .map_err(|e| nest("connector", e))?,
                 };
                 let keys = &self.keys;
+                if let Some(state) = self.store.tenant_state(&tenant).await? {
+                    let probe = Connector {
+                        id: "size-probe".into(),
+                        tenant: tenant.clone(),
+                        name: name.clone(),
+                        enabled: true,
+                        settings: settings.clone(),
+                        headers: seal_headers(
+                            keys,
+                            &state.tenant.id,
+                            "size-probe",
+                            headers.clone(),
+                        ),
+                        revision: 0,
+                        created_at: 0,
+                        updated_at: 0,
+                    };
+                    policy_size::fits(
+                        &policy_size::with_connector(&state, probe),
+                        keys,
+                        "connector.mcp.headers",
+                    )?;
+                }
                 let created = self
                     .store
                     .create_connector(
@@ -196,6 +219,7 @@ impl pb::connector_service_server::ConnectorService for Admin {
                     .map(|l| patterns("deny_tools.patterns", &l.patterns))
                     .transpose()?;
                 let keys = &self.keys;
+                let state = self.store.tenant_state(&tenant).await?;
                 let mut dropped = Vec::new();
                 let updated = self
                     .store
@@ -228,6 +252,10 @@ impl pb::connector_service_server::ConnectorService for Admin {
                         }
                         c.settings.retry = apply_retry(c.settings.retry, r.retry.as_ref())?;
                         c.settings.breaker = apply_breaker(c.settings.breaker, r.breaker.as_ref())?;
+                        if let Some(state) = &state {
+                            let after = policy_size::with_connector(state, c.clone());
+                            policy_size::fits(&after, keys, "mcp.headers")?;
+                        }
                         Ok(())
                     })
                     .await?;

@@ -9,6 +9,9 @@ use switchyard_common::apikey;
 use switchyard_proto::admin::v1 as pb;
 use tonic::Request;
 
+/// As long as an argon2id verifier with the parameters keys get, for sizing a policy.
+const PROBE_VERIFIER: &str = "$argon2id$v=19$m=19456,t=2,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
 pub(super) fn key_pb(k: ApiKey) -> pb::ApiKey {
     pb::ApiKey {
         prefix: apikey::display_prefix(&k.id),
@@ -70,8 +73,29 @@ impl pb::api_key_service_server::ApiKeyService for Admin {
                 if expires_at.is_some_and(|e| e <= now_millis()) {
                     return Err(Error::invalid("expire_time", "must lie in the future"));
                 }
-                // Fail fast on an unknown tenant before spending argon2 work.
-                self.store.get_tenant(&tenant).await?;
+                // Fail fast on an unknown tenant, or a policy with no room for another
+                // key, before spending argon2 work.
+                let state = self.store.tenant_state(&tenant).await?.ok_or_else(|| {
+                    Error::NotFound(format!("tenant {tenant}"))
+                })?;
+                let probe = ApiKey {
+                    id: apikey::generate_key_id(),
+                    tenant: tenant.clone(),
+                    role,
+                    description: description.clone(),
+                    requests_per_second: rps,
+                    burst,
+                    verifier: PROBE_VERIFIER.into(),
+                    created_at: 0,
+                    expires_at,
+                    last_used_at: None,
+                    revoked_at: None,
+                };
+                super::policy_size::fits(
+                    &super::policy_size::with_key(&state, probe),
+                    &self.keys,
+                    "tenant",
+                )?;
                 let generated = tokio::task::spawn_blocking(apikey::generate)
                     .await
                     .map_err(|e| Error::Internal(format!("key generation task: {e}")))?

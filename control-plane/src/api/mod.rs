@@ -8,7 +8,10 @@ mod connectors;
 mod fields;
 mod fleet;
 mod keys;
+mod policy_size;
 mod tenants;
+
+pub use policy_size::POLICY_MAX_BYTES;
 
 use connector_spec::*;
 use fields::*;

@@ -60,6 +60,25 @@ impl Store {
         Ok(())
     }
 
+    /// Tenants whose last publish failed, with their current policy revision.
+    pub async fn publish_failures(&self, limit: u32) -> Result<Vec<(TenantSlug, u64)>> {
+        let rows = sqlx::query(
+            "SELECT t.slug, t.policy_revision FROM tenant_publish_status s \
+             JOIN tenants t ON t.id = s.tenant_id \
+             WHERE s.last_error <> '' ORDER BY t.slug LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let slug: String = r.try_get(0)?;
+                let slug = TenantSlug::parse(&slug).map_err(|_| corrupt("tenant slug"))?;
+                Ok((slug, r.try_get::<i64, _>(1)?.max(0) as u64))
+            })
+            .collect()
+    }
+
     /// `tenant`'s publish status (the default before its first publish).
     pub async fn publish_status(&self, tenant: &TenantSlug) -> Result<PublishStatus> {
         let row = sqlx::query(

@@ -3,4 +3,5 @@
 
 mod connections;
 mod guessing;
+mod poison;
 mod url_change;

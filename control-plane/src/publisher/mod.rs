@@ -19,12 +19,17 @@ use switchyard_bus::{PolicyBus, Published, tombstone};
 use switchyard_common::TenantSlug;
 use switchyard_proto::policy::v1::TenantPolicy;
 
+mod retries;
+use retries::Retries;
+
 const BATCH: u32 = 256;
 const TICK: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// How often the publisher looks for policies sealed with another policy key (replicas
 /// still holding the old key during a rotation publish with it until they are replaced).
 const RESEAL_EVERY: Duration = Duration::from_secs(60);
+/// How often the publisher looks for tenants whose publish failed on record.
+const LOOK_EVERY: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -43,6 +48,8 @@ pub struct Publisher {
     metrics: Arc<Metrics>,
     /// Names the policy key policies are sealed with now.
     key_id: String,
+    /// Tenants whose policy failed on its own, published again apart from the rest.
+    retries: Arc<Retries>,
 }
 
 impl Publisher {
@@ -56,6 +63,7 @@ impl Publisher {
             changed,
             metrics,
             key_id,
+            retries: Arc::default(),
         }
     }
 
@@ -128,18 +136,43 @@ impl Publisher {
         Ok(())
     }
 
+    /// Publishes each tenant at its revision. A policy that fails on its own is retried
+    /// apart (`Retries`) and the others go on; an error means the bus is away, and nothing
+    /// of this pass should be taken as done.
+    async fn publish_each<'a>(
+        &self,
+        tenants: impl Iterator<Item = (&'a TenantSlug, u64)>,
+    ) -> Result<(), PublishError> {
+        let mut failed = Vec::new();
+        let mut written = 0;
+        for (tenant, revision) in tenants {
+            match self.policy_of(tenant, revision).await? {
+                Some(policy) => match self.publish(tenant, &policy).await {
+                    Ok(()) => written += 1,
+                    Err(e) => failed.push((tenant.clone(), e)),
+                },
+                None => self.retries.fail(tenant),
+            }
+        }
+        if !failed.is_empty() && written == 0 && !self.bus.is_connected() {
+            return Err(failed.swap_remove(0).1);
+        }
+        for (tenant, e) in failed {
+            tracing::warn!(tenant = %tenant, error = %e, "this tenant's policy is retried on its own");
+            self.retries.fail(&tenant);
+        }
+        Ok(())
+    }
+
     /// Publishes every existing tenant's current policy.
     pub async fn republish_all(&self) -> Result<usize, PublishError> {
         let mut after: Option<String> = None;
         let mut count = 0;
         loop {
             let page = self.store.list_tenants(after.as_deref(), BATCH).await?;
-            for t in &page {
-                if let Some(policy) = self.policy_of(&t.slug, t.policy_revision).await? {
-                    self.publish(&t.slug, &policy).await?;
-                    count += 1;
-                }
-            }
+            self.publish_each(page.iter().map(|t| (&t.slug, t.policy_revision)))
+                .await?;
+            count += page.len();
             match page.last() {
                 Some(last) if page.len() == BATCH as usize => after = Some(last.slug.to_string()),
                 _ => return Ok(count),
@@ -162,11 +195,7 @@ impl Publisher {
                 let r = newest.entry(&e.tenant).or_default();
                 *r = (*r).max(e.revision);
             }
-            for (tenant, revision) in newest {
-                if let Some(policy) = self.policy_of(tenant, revision).await? {
-                    self.publish(tenant, &policy).await?;
-                }
-            }
+            self.publish_each(newest.into_iter()).await?;
             self.store.outbox_ack(last).await?;
             drained += entries.len();
         }
@@ -199,40 +228,76 @@ impl Publisher {
         }
     }
 
+    /// Publishes again the tenants whose policy failed on its own and whose wait is over;
+    /// with `look`, first takes on every tenant whose publish failed on record (another
+    /// replica's, or before a restart).
+    async fn retry_failed(&self, look: bool) -> Result<(), PublishError> {
+        if look {
+            for (tenant, _) in self.store.publish_failures(BATCH).await? {
+                self.retries.adopt(&tenant);
+            }
+        }
+        for tenant in self.retries.due() {
+            let revision = self
+                .store
+                .get_tenant(&tenant)
+                .await
+                .map_or(0, |t| t.policy_revision);
+            let published = match self.policy_of(&tenant, revision).await? {
+                Some(policy) => self.publish(&tenant, &policy).await.is_ok(),
+                None => false,
+            };
+            if published {
+                self.retries.done(&tenant);
+            } else {
+                self.retries.fail(&tenant);
+            }
+        }
+        Ok(())
+    }
+
+    /// One round of work: everything once after a start, then what the outbox holds, a
+    /// look for policies sealed with another key now and then, and the tenants retried on
+    /// their own.
+    async fn pass(
+        &self,
+        caught_up: &mut bool,
+        resealed: &mut Option<tokio::time::Instant>,
+        looked: &mut Option<tokio::time::Instant>,
+    ) -> Result<(), PublishError> {
+        if !*caught_up {
+            let n = self.republish_all().await?;
+            tracing::info!(tenants = n, "published every tenant's policy");
+            *caught_up = true;
+        }
+        self.drain().await?;
+        if resealed.is_none_or(|at| at.elapsed() >= RESEAL_EVERY) {
+            *resealed = Some(tokio::time::Instant::now());
+            let n = self.reseal().await?;
+            if n > 0 {
+                tracing::info!(
+                    tenants = n,
+                    "policies sealed with another policy key published again"
+                );
+            }
+        }
+        let look = looked.is_none_or(|at| at.elapsed() >= LOOK_EVERY);
+        if look {
+            *looked = Some(tokio::time::Instant::now());
+        }
+        self.retry_failed(look).await
+    }
+
     /// Runs until `shutdown` resolves.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
         let mut changed = self.changed.clone();
         let mut backoff = Duration::from_millis(100);
         let mut caught_up = false;
-        // The first pass after catching up looks for policies sealed with another key.
         let mut resealed: Option<tokio::time::Instant> = None;
+        let mut looked: Option<tokio::time::Instant> = None;
         loop {
-            let result = if caught_up {
-                match self.drain().await {
-                    Ok(_) if resealed.is_none_or(|at| at.elapsed() >= RESEAL_EVERY) => {
-                        resealed = Some(tokio::time::Instant::now());
-                        self.reseal().await.map(|n| {
-                            if n > 0 {
-                                tracing::info!(
-                                    tenants = n,
-                                    "policies sealed with another policy key published again"
-                                );
-                            }
-                        })
-                    }
-                    other => other.map(|_| ()),
-                }
-            } else {
-                match self.republish_all().await {
-                    Ok(n) => {
-                        tracing::info!(tenants = n, "published every tenant's policy");
-                        caught_up = true;
-                        self.drain().await.map(|_| ())
-                    }
-                    Err(e) => Err(e),
-                }
-            };
+            let result = self.pass(&mut caught_up, &mut resealed, &mut looked).await;
             let wait = match result {
                 Ok(()) => {
                     backoff = Duration::from_millis(100);
