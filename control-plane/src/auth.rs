@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 /// Minimum length of an operator token, so its hash cannot be brute-forced.
 pub const MIN_TOKEN_LEN: usize = 32;
-const CACHE_TTL: Duration = Duration::from_secs(30);
+/// How long a token found valid is trusted before the store is asked again: a token
+/// revoked through any replica stops working on every replica within it.
+const CACHE_TTL: Duration = Duration::from_secs(1);
 const CACHE_MAX: usize = 1024;
 
 /// A new random operator token, `syop_` followed by 43 base62 characters (256 bits).

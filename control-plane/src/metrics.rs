@@ -227,6 +227,7 @@ const SERVICES: &[&str] = &[
     "switchyard.admin.v1.ConnectorService",
     "switchyard.admin.v1.ApiKeyService",
     "switchyard.admin.v1.FleetService",
+    "switchyard.admin.v1.OperatorTokenService",
     "grpc.health.v1.Health",
     "grpc.reflection.v1.ServerReflection",
     "grpc.reflection.v1alpha.ServerReflection",

@@ -337,6 +337,16 @@ pub struct ApiKey {
     pub revoked_at: Option<Millis>,
 }
 
+/// A token operators authenticate to the admin API with (only its hash is stored).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorToken {
+    pub id: String,
+    pub name: String,
+    pub created_at: Millis,
+    pub expires_at: Option<Millis>,
+    pub revoked_at: Option<Millis>,
+}
+
 /// Everything the policy compiler needs about one tenant, read in one snapshot.
 #[derive(Debug, Clone)]
 pub struct TenantState {

@@ -66,11 +66,14 @@ pub async fn install_bootstrap_token(store: &Store, token: Option<&str>) -> Resu
             format!("must be at least {MIN_TOKEN_LEN} characters with no whitespace"),
         ));
     }
+    // Known already (perhaps revoked): left as it is, so a revoked bootstrap token given
+    // again stays revoked.
+    let id = hash_token(token)[..12].to_owned();
     if store
-        .add_operator_token(&hash_token(token), "bootstrap")
+        .add_operator_token(&hash_token(token), &id, "bootstrap", None)
         .await?
     {
-        tracing::info!("bootstrap operator token installed");
+        tracing::info!(token = %id, "bootstrap operator token installed");
     }
     Ok(())
 }
@@ -152,6 +155,9 @@ pub async fn serve(
     health
         .set_serving::<pb::fleet_service_server::FleetServiceServer<Admin>>()
         .await;
+    health
+        .set_serving::<pb::operator_token_service_server::OperatorTokenServiceServer<Admin>>()
+        .await;
     // Both reflection versions: many deployed clients (grpcurl < 1.9) speak only v1alpha.
     let reflection = || {
         tonic_reflection::server::Builder::configure()
@@ -180,6 +186,9 @@ pub async fn serve(
         .add_service(pb::api_key_service_server::ApiKeyServiceServer::new(
             admin.clone(),
         ))
+        .add_service(
+            pb::operator_token_service_server::OperatorTokenServiceServer::new(admin.clone()),
+        )
         .add_service(pb::fleet_service_server::FleetServiceServer::new(admin))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await

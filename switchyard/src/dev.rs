@@ -30,6 +30,10 @@ pub struct DevArgs {
         default_value = "127.0.0.0/8,::1/128"
     )]
     upstream_allow: Vec<IpNet>,
+    /// Write a new operator token when the data directory's token file is gone (the old
+    /// tokens stay valid until revoked with `switchyard token revoke`).
+    #[arg(long)]
+    new_operator_token: bool,
 }
 
 /// Writes `contents` to a new file readable only by its owner.
@@ -60,12 +64,22 @@ fn key_file(path: &Path) -> anyhow::Result<SecretKey> {
     SecretKey::from_base64(&text).with_context(|| format!("key file {}", path.display()))
 }
 
-/// Reads the operator token file, creating it on first start; says whether it was new.
-fn token_file(path: &Path) -> anyhow::Result<(String, bool)> {
+/// Reads the operator token file, creating it on first start (or when `mint`); says
+/// whether it was new. A store that has tokens already gets no new one unasked: a lost
+/// file must not quietly add a second valid token.
+async fn token_file(path: &Path, store: &Store, mint: bool) -> anyhow::Result<(String, bool)> {
     if path.exists() {
         let token =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         return Ok((token.trim().to_owned(), false));
+    }
+    if !mint && store.has_operator_tokens().await? {
+        anyhow::bail!(
+            "{} is gone, but this data directory has operator tokens already. Use one of them \
+             (--token or SWITCHYARD_TOKEN; `switchyard token create` makes more), or start with \
+             --new-operator-token to write a new one",
+            path.display()
+        );
     }
     let token = generate_operator_token();
     write_private(path, &format!("{token}\n"))?;
@@ -84,14 +98,13 @@ pub async fn run(args: DevArgs, data_dir: &Path) -> anyhow::Result<()> {
     }
     let master = key_file(&dir.join("master-key"))?;
     let policy = key_file(&dir.join("policy-key"))?;
-    let token_path = dir.join("operator-token");
-    let (token, new_token) = token_file(&token_path)?;
-
     let db = dir.join("switchyard.db");
     let store = Store::connect(&format!("sqlite://{}", db.display()))
         .await
         .with_context(|| format!("opening {}", db.display()))?;
     store.migrate().await.context("applying migrations")?;
+    let token_path = dir.join("operator-token");
+    let (token, new_token) = token_file(&token_path, &store, args.new_operator_token).await?;
 
     let listener = tokio::net::TcpListener::bind(args.grpc_listen)
         .await

@@ -45,6 +45,9 @@ enum Command {
     /// Inspect the worker fleet.
     #[command(subcommand)]
     Fleet(ops::FleetCommand),
+    /// Manage the admin API's operator tokens.
+    #[command(subcommand)]
+    Token(ops::TokenCommand),
     /// Check that admin APIs serve and readiness URLs answer 200.
     Health(health::HealthArgs),
 }
@@ -81,6 +84,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Connector(cmd) => ops::connector(&cli.global, cmd).await,
         Command::Key(cmd) => ops::key(&cli.global, cmd).await,
         Command::Fleet(cmd) => ops::fleet(&cli.global, cmd).await,
+        Command::Token(cmd) => ops::token(&cli.global, cmd).await,
         Command::Health(args) => health::run(args).await,
     }
 }

@@ -8,6 +8,7 @@ mod connectors;
 mod fields;
 mod fleet;
 mod keys;
+mod operator_tokens;
 mod policy_size;
 mod tenants;
 

@@ -92,17 +92,7 @@ pub async fn key(global: &GlobalArgs, cmd: KeyCommand) -> anyhow::Result<()> {
             burst,
             expires_in,
         } => {
-            let expire_time = expires_in
-                .map(|e| -> anyhow::Result<_> {
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)?
-                        .as_secs() as i64;
-                    Ok(prost_types::Timestamp {
-                        seconds: now + parse_duration(&e)?,
-                        nanos: 0,
-                    })
-                })
-                .transpose()?;
+            let expire_time = expire_time(expires_in.as_deref())?;
             let created = client
                 .create_api_key(pb::CreateApiKeyRequest {
                     tenant,

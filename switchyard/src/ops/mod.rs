@@ -5,11 +5,13 @@ mod connector;
 mod fleet;
 mod key;
 mod tenant;
+mod token;
 
 pub use connector::{ConnectorCommand, connector};
 pub use fleet::{FleetCommand, fleet};
 pub use key::{KeyCommand, key};
 pub use tenant::{TenantCommand, tenant};
+pub use token::{TokenCommand, token};
 
 use crate::output::{self, Format};
 use anyhow::{Context as _, anyhow, bail};
@@ -84,6 +86,22 @@ impl GlobalArgs {
         });
         Ok(InterceptedService::new(channel, auth))
     }
+}
+
+/// The time `--expires-in` (e.g. 30d) names, from now.
+pub(super) fn expire_time(
+    expires_in: Option<&str>,
+) -> anyhow::Result<Option<prost_types::Timestamp>> {
+    let Some(e) = expires_in else {
+        return Ok(None);
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64;
+    Ok(Some(prost_types::Timestamp {
+        seconds: now + key::parse_duration(e)?,
+        nanos: 0,
+    }))
 }
 
 /// Turns a gRPC error into the message the server gave, with its code.

@@ -692,10 +692,63 @@ async fn tenant_state_is_complete(store: Store) {
 }
 
 async fn operator_tokens(store: Store) {
+    assert!(!store.has_operator_tokens().await.unwrap());
     assert!(!store.operator_token_known("h1").await.unwrap());
-    assert!(store.add_operator_token("h1", "bootstrap").await.unwrap());
-    assert!(!store.add_operator_token("h1", "bootstrap").await.unwrap());
+    assert!(
+        store
+            .add_operator_token("h1", "boot00000001", "bootstrap", None)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .add_operator_token("h1", "boot00000002", "bootstrap", None)
+            .await
+            .unwrap()
+    );
     assert!(store.operator_token_known("h1").await.unwrap());
+    // The last valid token cannot be revoked.
+    let err = store
+        .revoke_operator_token("boot00000001")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, switchyard_control_plane::Error::FailedPrecondition(_)),
+        "{err:?}"
+    );
+    // An expired token does not count, nor authenticate.
+    let past = now_millis() - 1;
+    store
+        .add_operator_token("h2", "old000000001", "old", Some(past))
+        .await
+        .unwrap();
+    assert!(!store.operator_token_known("h2").await.unwrap());
+    assert!(store.revoke_operator_token("boot00000001").await.is_err());
+    store
+        .add_operator_token("h3", "ci0000000001", "ci", None)
+        .await
+        .unwrap();
+    let revoked = store.revoke_operator_token("boot00000001").await.unwrap();
+    assert!(revoked.revoked_at.is_some());
+    assert!(!store.operator_token_known("h1").await.unwrap());
+    // Given again (a restart with the same bootstrap token), it stays revoked.
+    assert!(
+        !store
+            .add_operator_token("h1", "boot00000003", "bootstrap", None)
+            .await
+            .unwrap()
+    );
+    assert!(!store.operator_token_known("h1").await.unwrap());
+    let valid: Vec<_> = store.list_operator_tokens(false).await.unwrap();
+    assert_eq!(
+        valid.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        ["ci0000000001"]
+    );
+    assert_eq!(store.list_operator_tokens(true).await.unwrap().len(), 3);
+    assert!(matches!(
+        store.revoke_operator_token("nosuchtoken1").await,
+        Err(switchyard_control_plane::Error::NotFound(_))
+    ));
 }
 
 async fn usage_counts_each_event_once_and_a_used_up_quota_takes_a_revision(store: Store) {

@@ -3,5 +3,6 @@
 
 mod connections;
 mod guessing;
+mod operator_tokens;
 mod poison;
 mod url_change;
