@@ -124,6 +124,7 @@ pub fn compile(state: &TenantState, keys: &Keys, now: Millis) -> Result<pb::Tena
             burst: q.burst,
             max_concurrent_requests: q.max_concurrent_requests,
             max_sessions: q.max_sessions,
+            max_concurrent_other_requests: q.max_concurrent_other_requests,
             monthly_tool_calls: q.monthly_tool_calls,
         }),
         connectors,

@@ -80,6 +80,8 @@ pub struct Quotas {
     /// 0 means unlimited.
     pub monthly_tool_calls: u64,
     pub max_connectors: u32,
+    /// Requests that are not real work in flight at once.
+    pub max_concurrent_other_requests: u32,
 }
 
 impl Default for Quotas {
@@ -91,6 +93,7 @@ impl Default for Quotas {
             max_sessions: 64,
             monthly_tool_calls: 0,
             max_connectors: 10,
+            max_concurrent_other_requests: 64,
         }
     }
 }
@@ -104,6 +107,7 @@ pub struct QuotaPatch {
     pub max_sessions: Option<u32>,
     pub monthly_tool_calls: Option<u64>,
     pub max_connectors: Option<u32>,
+    pub max_concurrent_other_requests: Option<u32>,
 }
 
 impl QuotaPatch {
@@ -117,6 +121,9 @@ impl QuotaPatch {
             max_sessions: self.max_sessions.unwrap_or(q.max_sessions),
             monthly_tool_calls: self.monthly_tool_calls.unwrap_or(q.monthly_tool_calls),
             max_connectors: self.max_connectors.unwrap_or(q.max_connectors),
+            max_concurrent_other_requests: self
+                .max_concurrent_other_requests
+                .unwrap_or(q.max_concurrent_other_requests),
         }
     }
 }
@@ -130,6 +137,7 @@ impl From<Quotas> for QuotaPatch {
             max_sessions: Some(q.max_sessions),
             monthly_tool_calls: Some(q.monthly_tool_calls),
             max_connectors: Some(q.max_connectors),
+            max_concurrent_other_requests: Some(q.max_concurrent_other_requests),
         }
     }
 }

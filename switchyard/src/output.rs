@@ -47,6 +47,7 @@ pub fn tenant(t: &pb::Tenant) -> Value {
             "max_sessions": q.max_sessions,
             "monthly_tool_calls": q.monthly_tool_calls,
             "max_connectors": q.max_connectors,
+            "max_concurrent_other_requests": q.max_concurrent_other_requests,
         },
         "policy_revision": t.policy_revision,
         "etag": t.etag,

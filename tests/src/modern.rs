@@ -36,25 +36,40 @@ pub async fn call(
     tool: &str,
     args: Value,
 ) -> Answer {
+    let params = json!({"name": tool, "arguments": args});
+    request(http, endpoint, key, "tools/call", Some(tool), params).await
+}
+
+/// One `tools/list`.
+pub async fn list(http: &reqwest::Client, endpoint: &str, key: &str) -> Answer {
+    request(http, endpoint, key, "tools/list", None, json!({})).await
+}
+
+/// One request of `method` (naming `name`, if it names one) with `params`.
+pub async fn request(
+    http: &reqwest::Client,
+    endpoint: &str,
+    key: &str,
+    method: &str,
+    name: Option<&str>,
+    mut params: Value,
+) -> Answer {
     crate::install_tls();
-    let body = json!({
-        "jsonrpc": "2.0", "id": 7, "method": "tools/call",
-        "params": {"name": tool, "arguments": args, "_meta": {
-            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientCapabilities": {}
-        }}
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {}
     });
-    let r = http
+    let body = json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params});
+    let mut req = http
         .post(endpoint)
         .bearer_auth(key)
         .header("accept", "application/json, text/event-stream")
         .header("mcp-protocol-version", "2026-07-28")
-        .header("mcp-method", "tools/call")
-        .header("mcp-name", tool)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+        .header("mcp-method", method);
+    if let Some(n) = name {
+        req = req.header("mcp-name", n);
+    }
+    let r = req.json(&body).send().await.unwrap();
     let status = r.status().as_u16();
     let retry_after = r
         .headers()

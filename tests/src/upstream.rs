@@ -47,12 +47,15 @@ pub struct Faults {
     pub delay: Duration,
     /// Calls never get an answer.
     pub hang: bool,
+    /// Tool listings never get an answer.
+    pub hang_listings: bool,
 }
 
 #[derive(Debug, Clone)]
 struct FaultState {
     faults: Arc<Mutex<Faults>>,
     attempts: Arc<AtomicUsize>,
+    ended: Arc<AtomicUsize>,
 }
 
 /// A reset connection: the status line goes out, then the body fails, so the client sees
@@ -73,6 +76,9 @@ async fn inject(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    if req.method() == http::Method::DELETE {
+        state.ended.fetch_add(1, Ordering::SeqCst);
+    }
     if req.method() != http::Method::POST {
         return next.run(req).await;
     }
@@ -80,10 +86,14 @@ async fn inject(
     let bytes = axum::body::to_bytes(body, 1 << 20)
         .await
         .unwrap_or_default();
-    let is_call = serde_json::from_slice::<serde_json::Value>(&bytes)
-        .is_ok_and(|v| v["method"] == "tools/call");
+    let method = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .map(|v| v["method"].as_str().unwrap_or_default().to_owned())
+        .unwrap_or_default();
     let req = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
-    if !is_call {
+    if method == "tools/list" && state.faults.lock().unwrap().hang_listings {
+        std::future::pending::<()>().await;
+    }
+    if method != "tools/call" {
         return next.run(req).await;
     }
     state.attempts.fetch_add(1, Ordering::SeqCst);
@@ -455,6 +465,8 @@ pub struct TestUpstream {
     gate: Arc<Gate>,
     /// Tool calls that reached the fault layer (each worker attempt counts).
     pub attempts: Arc<AtomicUsize>,
+    /// Sessions its clients ended (DELETE).
+    pub ended: Arc<AtomicUsize>,
     headers: Arc<Mutex<Vec<http::HeaderMap>>>,
     executions: Arc<Mutex<HashMap<String, usize>>>,
     faults: Arc<Mutex<Faults>>,
@@ -502,9 +514,11 @@ impl TestUpstream {
         let addr = listener.local_addr().unwrap();
         let faults: Arc<Mutex<Faults>> = Arc::default();
         let attempts: Arc<AtomicUsize> = Arc::default();
+        let ended: Arc<AtomicUsize> = Arc::default();
         let state = FaultState {
             faults: faults.clone(),
             attempts: attempts.clone(),
+            ended: ended.clone(),
         };
         let app = axum::Router::new()
             .nest_service("/mcp", service)
@@ -527,6 +541,7 @@ impl TestUpstream {
             gate,
             cancelled,
             attempts,
+            ended,
             headers,
             executions,
             faults,

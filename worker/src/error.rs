@@ -61,6 +61,9 @@ pub enum Error {
     /// The request needs a session (protocol 2025-03-26 .. 2025-11-25).
     #[error("{0} needs a session")]
     NeedsSession(&'static str),
+    /// The key was revoked (or expired) while its request was being served.
+    #[error("the API key was revoked")]
+    CredentialRevoked,
     /// The tenant was deleted while its request was being served.
     #[error("this tenant no longer exists")]
     TenantGone,
@@ -110,6 +113,9 @@ fn refused(r: &Refusal) -> String {
             "the tenant has as many open sessions as it may; close one or retry later".into()
         }
         Refusal::Saturated => "this worker is saturated; retry shortly".into(),
+        Refusal::Others => "the tenant's listings, streams and other requests are all in use; \
+                            retry shortly"
+            .into(),
     }
 }
 
@@ -142,11 +148,13 @@ impl Error {
             Self::UnknownName { .. } => ErrorCode::InvalidArgument,
             Self::PermissionDenied(_) => ErrorCode::PermissionDenied,
             Self::NeedsSession(_) | Self::TenantGone => ErrorCode::FailedPrecondition,
-            Self::MissingCredential | Self::InvalidCredential => ErrorCode::Unauthenticated,
+            Self::MissingCredential | Self::InvalidCredential | Self::CredentialRevoked => {
+                ErrorCode::Unauthenticated
+            }
             Self::Suspended(_) => ErrorCode::PermissionDenied,
             Self::AuthBusy
             | Self::Capacity(_)
-            | Self::Limited(Refusal::Concurrency | Refusal::Sessions) => {
+            | Self::Limited(Refusal::Concurrency | Refusal::Sessions | Refusal::Others) => {
                 ErrorCode::ConcurrencyLimited
             }
             Self::SessionNotFound => ErrorCode::NotFound,
@@ -185,12 +193,14 @@ impl Error {
             Self::Limited(Refusal::Concurrency) => "concurrency_limited",
             Self::Limited(Refusal::Sessions) => "session_limit",
             Self::Limited(Refusal::Saturated) => "saturated",
+            Self::Limited(Refusal::Others) => "other_requests_limited",
             Self::QuotaExhausted(_) => "quota_exhausted",
             Self::BadInput(_) => "invalid_input",
             Self::UnknownName { .. } => "unknown_name",
             Self::PermissionDenied(_) => "permission_denied",
             Self::NeedsSession(_) => "session_required",
             Self::TenantGone => "tenant_gone",
+            Self::CredentialRevoked => "credential_revoked",
             Self::UpstreamDown(_) => "upstream_unavailable",
             Self::Capacity(_) => "held_calls_full",
             Self::Upstream(UpstreamError::Timeout(_))
@@ -209,9 +219,8 @@ impl Error {
             Self::Draining | Self::Starting | Self::Dedicated | Self::SessionStore => Some(SOON),
             Self::Limited(Refusal::Rate { retry_after, .. })
             | Self::TooManyAttempts(retry_after) => Some(*retry_after),
-            Self::Limited(Refusal::Concurrency | Refusal::Sessions) | Self::AuthBusy => {
-                Some(CAP_RETRY_AFTER)
-            }
+            Self::Limited(Refusal::Concurrency | Refusal::Sessions | Refusal::Others)
+            | Self::AuthBusy => Some(CAP_RETRY_AFTER),
             Self::Limited(Refusal::Saturated) => Some(SOON),
             Self::QuotaExhausted(resets) => {
                 Some(resets.duration_since(SystemTime::now()).unwrap_or_default())

@@ -4,6 +4,7 @@
 
 #![warn(clippy::too_many_lines)]
 
+pub mod access;
 pub mod auth;
 pub mod error;
 pub mod exchange;
@@ -161,6 +162,26 @@ async fn fleet_loop(
     }
 }
 
+/// Applies every policy change to what the worker holds (see `access`) until cancelled.
+async fn enforce_loop(
+    mut changes: tokio::sync::broadcast::Receiver<String>,
+    app: Arc<http::App>,
+    cancel: tokio_util::sync::CancellationToken,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        let change = tokio::select! {
+            () = cancel.cancelled() => return,
+            c = changes.recv() => c,
+        };
+        match change {
+            Ok(slug) => app.enforce(&slug).await,
+            Err(RecvError::Lagged(_)) => app.enforce_all().await,
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
 /// Runs a worker until `shutdown` resolves, then drains: it stops being ready and takes no
 /// new work at once, lets requests in flight finish for up to `config.drain_grace`, then
 /// closes streams and sessions and returns. The MCP endpoint is served on `http`, health
@@ -181,6 +202,7 @@ pub async fn run(
         policies.clone(),
         buses.policy.clone(),
     ));
+    let changes = policies.changes();
     let follower = tokio::spawn(policy::follow(
         buses.policy,
         policies.clone(),
@@ -196,6 +218,7 @@ pub async fn run(
         metrics_state.clone(),
         cancel.clone(),
     )?;
+    let enforcing = tokio::spawn(enforce_loop(changes, app.clone(), cancel.clone()));
     let beating = tokio::spawn(fleet_loop(
         config.worker_id.clone(),
         config.only_tenant.clone(),
@@ -233,6 +256,7 @@ pub async fn run(
     let served = http::serve(http, app, cancel.clone()).await;
     cancel.cancel();
     follower.abort();
+    enforcing.abort();
     beating.abort();
     metrics_server.await.ok();
     served

@@ -272,6 +272,8 @@ pub struct Policies {
     /// Highest revision seen per tenant, tombstones included.
     revisions: RwLock<HashMap<String, u64>>,
     ready: AtomicBool,
+    /// The slug of each tenant whose policy changed (or that is gone).
+    changed: tokio::sync::broadcast::Sender<String>,
 }
 
 impl Policies {
@@ -287,7 +289,14 @@ impl Policies {
             tenants: RwLock::default(),
             revisions: RwLock::default(),
             ready: AtomicBool::new(false),
+            changed: tokio::sync::broadcast::channel(1024).0,
         }
+    }
+
+    /// The slugs of tenants whose policy changes from now on (a receiver that falls behind
+    /// is told it lagged, and should look at every tenant).
+    pub fn changes(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.changed.subscribe()
     }
 
     pub fn get(&self, tenant: &str) -> Option<Arc<Tenant>> {
@@ -330,6 +339,7 @@ impl Policies {
         if policy.status() == Status::Deleted {
             write(&self.tenants).remove(&tenant);
             tracing::info!(tenant = %tenant, revision, "tenant deleted");
+            let _ = self.changed.send(tenant);
             return true;
         }
         // A tenant-sealed policy opens with the tenant's derived keys: a shared worker
@@ -344,12 +354,14 @@ impl Policies {
         };
         write(&self.tenants).insert(tenant.clone(), Arc::new(built));
         tracing::debug!(tenant = %tenant, revision, "policy applied");
+        let _ = self.changed.send(tenant);
         true
     }
 
     /// Drops a tenant whose key vanished from the bus.
     pub fn remove(&self, tenant: &str) {
         write(&self.tenants).remove(tenant);
+        let _ = self.changed.send(tenant.to_owned());
     }
 
     fn mark_ready(&self) {

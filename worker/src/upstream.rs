@@ -86,6 +86,8 @@ pub struct Session {
     pub assigned: Arc<Mutex<Option<String>>>,
     /// Set after a transport failure: the session is not reused.
     broken: std::sync::atomic::AtomicBool,
+    /// Set when the session is ended on purpose: the upstream is told (DELETE).
+    ending: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// How a client session's upstream session starts and ends.
@@ -112,6 +114,14 @@ impl Session {
     /// Whether the session can no longer be used (closed, or failed in transport).
     pub fn is_closed(&self) -> bool {
         self.client.is_transport_closed() || self.broken.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Ends the session now and tells the upstream so (its connector is gone, or its
+    /// client lost access).
+    pub fn end(&self) {
+        self.ending
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.client.cancellation_token().cancel();
     }
 
     /// Marks the session as failed in transport: the next request opens another.
@@ -305,6 +315,8 @@ impl Upstreams {
             Some(h) => (h.takeover, h.may_end),
             None => (None, always_end()),
         };
+        let ending = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let may_end = or_ending(may_end, ending.clone());
         let assigned: Arc<Mutex<Option<String>>> = Arc::default();
         let on_session: OnSession = {
             let assigned = assigned.clone();
@@ -368,6 +380,7 @@ impl Upstreams {
                         fingerprint: c.fingerprint,
                         assigned,
                         broken: Default::default(),
+                        ending,
                     });
                 }
             }
@@ -377,6 +390,16 @@ impl Upstreams {
 }
 
 /// Pooled sessions serve no client session: nothing else carries them on.
+/// `may_end`, unless the session is being ended on purpose (`ending`): then the upstream
+/// session is ended whatever `may_end` says.
+fn or_ending(may_end: MayEnd, ending: Arc<std::sync::atomic::AtomicBool>) -> MayEnd {
+    Arc::new(move || {
+        let ended = ending.load(std::sync::atomic::Ordering::Relaxed);
+        let asked = may_end();
+        Box::pin(async move { ended || asked.await })
+    })
+}
+
 fn always_end() -> MayEnd {
     Arc::new(|| Box::pin(async { true }))
 }

@@ -85,6 +85,10 @@ pub(super) fn quota_patch(p: Option<&pb::Quotas>) -> Result<QuotaPatch> {
             .max_connectors
             .map(|v| in_range(&field("max_connectors"), v, 0, 1000))
             .transpose()?,
+        max_concurrent_other_requests: p
+            .max_concurrent_other_requests
+            .map(|v| in_range(&field("max_concurrent_other_requests"), v, 1, 100_000))
+            .transpose()?,
     })
 }
 

@@ -26,6 +26,7 @@ pub(super) fn tenant_pb(t: Tenant) -> pb::Tenant {
             max_sessions: Some(q.max_sessions),
             monthly_tool_calls: Some(q.monthly_tool_calls),
             max_connectors: Some(q.max_connectors),
+            max_concurrent_other_requests: Some(q.max_concurrent_other_requests),
         }),
         policy_revision: t.policy_revision,
         create_time: Some(timestamp(t.created_at)),

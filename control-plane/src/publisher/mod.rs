@@ -269,6 +269,10 @@ impl Publisher {
             let n = self.republish_all().await?;
             tracing::info!(tenants = n, "published every tenant's policy");
             *caught_up = true;
+            self.drain().await?;
+            // The look for policies sealed with another key waits for the next round,
+            // when what was just written is on record.
+            return Ok(());
         }
         self.drain().await?;
         if resealed.is_none_or(|at| at.elapsed() >= RESEAL_EVERY) {

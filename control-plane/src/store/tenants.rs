@@ -28,6 +28,7 @@ pub(super) fn tenant_from_row(row: &AnyRow) -> Result<Tenant> {
             burst: u32_col(row, "burst")?,
             max_concurrent_requests: u32_col(row, "max_concurrent_requests")?,
             max_sessions: u32_col(row, "max_sessions")?,
+            max_concurrent_other_requests: u32_col(row, "max_concurrent_other_requests")?,
             monthly_tool_calls: row.try_get::<i64, _>("monthly_tool_calls")? as u64,
             max_connectors: u32_col(row, "max_connectors")?,
         },
@@ -69,8 +70,8 @@ impl Store {
             "INSERT INTO tenants (id, slug, display_name, status, suspend_reason, \
              requests_per_second, burst, max_concurrent_requests, max_sessions, \
              monthly_tool_calls, max_connectors, revision, policy_revision, created_at, updated_at, \
-             tier, compute_profile, pool_ready) \
-             VALUES ($1, $2, $3, 'active', '', $4, $5, $6, $7, $8, $9, $10, $10, $11, $11, $12, $13, 0)",
+             tier, compute_profile, pool_ready, max_concurrent_other_requests) \
+             VALUES ($1, $2, $3, 'active', '', $4, $5, $6, $7, $8, $9, $10, $10, $11, $11, $12, $13, 0, $14)",
         )
         .bind(&id)
         .bind(slug.as_str())
@@ -85,6 +86,7 @@ impl Store {
         .bind(now)
         .bind(placement.tier.as_str())
         .bind(&placement.compute_profile)
+        .bind(i64::from(quotas.max_concurrent_other_requests))
         .execute(&mut *tx)
         .await;
         match inserted {
@@ -188,7 +190,8 @@ impl Store {
             "UPDATE tenants SET display_name = $1, status = $2, suspend_reason = $3, \
              requests_per_second = $4, burst = $5, max_concurrent_requests = $6, \
              max_sessions = $7, monthly_tool_calls = $8, max_connectors = $9, revision = $10, \
-             updated_at = $11, tier = $13, compute_profile = $14, pool_ready = $15 WHERE id = $12",
+             updated_at = $11, tier = $13, compute_profile = $14, pool_ready = $15, \
+             max_concurrent_other_requests = $16 WHERE id = $12",
         )
         .bind(&tenant.display_name)
         .bind(tenant.status.as_str())
@@ -205,6 +208,7 @@ impl Store {
         .bind(tenant.placement.tier.as_str())
         .bind(&tenant.placement.compute_profile)
         .bind(i64::from(tenant.pool_ready))
+        .bind(i64::from(q.max_concurrent_other_requests))
         .execute(&mut *tx)
         .await?;
         self.commit_change(tx, slug, rev, true).await?;

@@ -22,6 +22,9 @@ pub struct QuotaArgs {
     /// Connectors the tenant may have.
     #[arg(long)]
     max_connectors: Option<u32>,
+    /// Listings, completions, subscriptions, streams and notifications in flight at once.
+    #[arg(long)]
+    max_other: Option<u32>,
 }
 
 impl QuotaArgs {
@@ -33,6 +36,7 @@ impl QuotaArgs {
             max_sessions: self.max_sessions,
             monthly_tool_calls: self.monthly_calls,
             max_connectors: self.max_connectors,
+            max_concurrent_other_requests: self.max_other,
         };
         (q != pb::Quotas::default()).then_some(q)
     }

@@ -23,6 +23,9 @@ const RELIST_AFTER: Duration = Duration::from_secs(1);
 /// How old a catalog a client's listing may be answered from: listings are not limited
 /// like real work, so many of them must not each ask every upstream.
 pub(super) const LIST_FRESH: Duration = Duration::from_secs(1);
+/// How long a request waits for the tenant's listing in progress before it makes do with
+/// the last catalog.
+const LISTING_WAIT: Duration = Duration::from_secs(5);
 
 /// What one connector listed.
 #[derive(Debug, Default, Clone)]
@@ -275,7 +278,11 @@ impl Gateway {
             .entry(tenant.slug.to_string())
             .or_default()
             .clone();
-        let _turn = turn.lock().await;
+        // Bounded: a listing stuck on slow upstreams must not hold every other request
+        // of the tenant; those waiting too long get the last catalog (or none).
+        let Ok(_turn) = tokio::time::timeout(LISTING_WAIT, turn.lock()).await else {
+            return self.last_catalog(tenant);
+        };
         if let Some(c) = fresh() {
             return c;
         }
@@ -294,6 +301,25 @@ impl Gateway {
         ));
         lock(&self.core.catalogs).insert(tenant.slug.to_string(), catalog.clone());
         catalog
+    }
+
+    /// The last catalog listed for `tenant`, however old; without one, a catalog whose
+    /// connectors are all still being listed.
+    fn last_catalog(&self, tenant: &Tenant) -> Arc<Catalog> {
+        if let Some(c) = lock(&self.core.catalogs).get(tenant.slug.as_str()) {
+            return c.clone();
+        }
+        let pending: Vec<_> = tenant
+            .connectors
+            .iter()
+            .map(|c| {
+                (
+                    c.clone(),
+                    Err("it is still being listed; retry shortly".to_owned()),
+                )
+            })
+            .collect();
+        Arc::new(Catalog::build(tenant.slug.as_str(), 0, &pending))
     }
 
     /// Looks a name up, listing afresh once if the cached catalog does not know it.

@@ -50,6 +50,11 @@ struct Core {
     /// Breakers and retry budgets by tenant and connector.
     guards: Mutex<HashMap<(String, String), Arc<Guard>>>,
     metrics: Arc<crate::metrics::Metrics>,
+    /// Calls in flight, to stop those whose caller loses access.
+    calls: crate::access::Calls,
+    /// Client sessions' upstream sessions, by tenant and connector, to end those whose
+    /// connector goes away.
+    open: Mutex<Vec<(String, String, std::sync::Weak<Session>)>>,
 }
 
 /// What belongs to one client session.
@@ -102,6 +107,8 @@ impl Gateway {
                 holds: Holds::new(crate::relay::Diverted(metrics.relay_diverted.clone())),
                 guards: Mutex::default(),
                 metrics,
+                calls: crate::access::Calls::default(),
+                open: Mutex::default(),
             }),
             client: Arc::default(),
         }
@@ -146,6 +153,37 @@ impl Gateway {
             *guard = Arc::new(Guard::new(c.breaker));
         }
         guard.clone()
+    }
+
+    /// Applies `tenant`'s new policy (`None`: gone) to what is in flight: calls whose
+    /// caller lost access are stopped, and upstream sessions of connectors no longer in
+    /// the policy (or changed) are ended; returns how many calls were stopped.
+    pub fn enforce(&self, slug: &str, tenant: Option<&Tenant>) -> usize {
+        let stopped = self.core.calls.stop(slug, tenant);
+        let kept = |connector: &str, session: &Session| {
+            tenant.is_some_and(|t| {
+                t.connectors
+                    .iter()
+                    .any(|c| c.name == connector && c.fingerprint == session.fingerprint)
+            })
+        };
+        let mut open = lock(&self.core.open);
+        open.retain(|(t, c, weak)| {
+            let Some(session) = weak.upgrade() else {
+                return false;
+            };
+            if t == slug && !kept(c, &session) {
+                session.end();
+                return false;
+            }
+            true
+        });
+        stopped
+    }
+
+    /// The tenants with calls in flight here.
+    pub fn busy_tenants(&self) -> Vec<String> {
+        self.core.calls.tenants()
     }
 
     /// Every breaker this worker has, with its state.

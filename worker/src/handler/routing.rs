@@ -191,8 +191,19 @@ impl Gateway {
             &route.target,
             &route.connector.name,
         );
-        let outcome = self.forward(&route, client, upstream).await;
-        report.finish(reported(&outcome));
+        // A call whose caller loses access meanwhile is stopped (dropping it cancels the
+        // upstream request) and answered with why.
+        let mut watched = self.core.calls.watch(route.principal);
+        let (outcome, stopped) = tokio::select! {
+            outcome = self.forward(&route, client, upstream) => (outcome, false),
+            Ok(why) = &mut watched.stop => (Err(why), true),
+        };
+        drop(watched);
+        report.finish(if stopped {
+            Some(false)
+        } else {
+            reported(&outcome)
+        });
         outcome
     }
 
@@ -295,6 +306,16 @@ impl Gateway {
             ..
         } = *route;
         let call = self.downstream(route);
+        // The request's places stay taken while its upstream work goes on, even when its
+        // client has gone (the HTTP answer holds them too).
+        let _places = ctx
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| {
+                p.extensions
+                    .get::<std::sync::Arc<crate::limits::Admitted>>()
+            })
+            .cloned();
         if let (Some(state), answers) = input
             && state.starts_with(STATE_PREFIX)
         {

@@ -174,11 +174,17 @@ impl ServerHandler for Gateway {
             {
                 Err(e)
             }
-            // What the client got wrong (a name, its input) and what this worker cannot
-            // take on now are JSON-RPC errors; the rest is a result the model reads.
+            // What the client got wrong (a name, its input), what this worker cannot take
+            // on now, and a caller that lost access are JSON-RPC errors; the rest is a
+            // result the model reads.
             Err((
                 connector,
-                e @ (Error::UnknownName { .. } | Error::BadInput(_) | Error::Capacity(_)),
+                e @ (Error::UnknownName { .. }
+                | Error::BadInput(_)
+                | Error::Capacity(_)
+                | Error::CredentialRevoked
+                | Error::Suspended(_)
+                | Error::TenantGone),
             )) => Err(e.into_mcp(&connector)),
             Err((connector, e)) => {
                 if e.attempted().is_some() {

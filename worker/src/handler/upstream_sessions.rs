@@ -91,6 +91,11 @@ impl Gateway {
                 .await;
         }
         sessions.insert(c.name.clone(), session.clone());
+        lock(&self.core.open).push((
+            tenant.slug.to_string(),
+            c.name.clone(),
+            Arc::downgrade(&session),
+        ));
         drop(sessions);
         self.record(&client_session, c, &session).await;
         Ok(Upstream::Scoped(session))

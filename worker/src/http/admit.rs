@@ -34,8 +34,11 @@ fn limits(tenant: &Tenant, principal: &Principal) -> Limits {
 }
 
 /// Admits message `head` (on a new session when `new_session`); the places it takes are
-/// held by the returned `Admitted` until it is dropped. `None` when the message takes no
-/// place (a notification or a response).
+/// held by the returned `Admitted` until it is dropped. Real work takes the tenant's rates,
+/// quota and concurrency; anything else one of the tenant's places for other requests
+/// (a new session also its place under the session cap); both then one of the worker's.
+/// `None` when the message takes no place: an answer to a request of ours, or a
+/// cancellation (which must always get through).
 pub fn admit(
     admission: &Admission,
     tenant: &Tenant,
@@ -43,17 +46,30 @@ pub fn admit(
     new_session: bool,
     head: &Head,
 ) -> Result<Option<Admitted>> {
-    let (Some(_), Some(method)) = (&head.id, &head.method) else {
-        return Ok(None);
-    };
     let slug = tenant.slug.as_str();
-    if new_session && method == "initialize" {
-        admission
-            .may_open_session(slug, tenant.quotas.max_sessions)
-            .map_err(Error::Limited)?;
-    }
+    let others = tenant.quotas.max_concurrent_other_requests;
+    let method = match (&head.id, &head.method) {
+        (_, None) => return Ok(None),
+        (_, Some(m)) if m == "notifications/cancelled" => return Ok(None),
+        // A notification takes a place of the tenant's while it is handled.
+        (None, Some(_)) => {
+            return admission
+                .admit_other(slug, others, false)
+                .map(Some)
+                .map_err(Error::Limited);
+        }
+        (Some(_), Some(m)) => m,
+    };
     if !REAL_WORK.contains(&method.as_str()) {
-        return admission.admit_other().map(Some).map_err(Error::Limited);
+        let mut admitted = admission
+            .admit_other(slug, others, true)
+            .map_err(Error::Limited)?;
+        if new_session && method == "initialize" {
+            admission
+                .open_session(slug, tenant.quotas.max_sessions, &mut admitted)
+                .map_err(Error::Limited)?;
+        }
+        return Ok(Some(admitted));
     }
     if method == "tools/call"
         && let Some(until) = tenant.tool_calls_exhausted_until
@@ -64,6 +80,18 @@ pub fn admit(
     admission
         .admit(slug, principal.key_id().as_str(), limits(tenant, principal))
         .map(Some)
+        .map_err(Error::Limited)
+}
+
+/// Admits an open stream (GET) of `tenant`: one of its places for other requests, held
+/// while the stream is open; none of the worker's, so streams do not hold up a drain.
+pub fn admit_stream(admission: &Admission, tenant: &Tenant) -> Result<Admitted> {
+    admission
+        .admit_other(
+            tenant.slug.as_str(),
+            tenant.quotas.max_concurrent_other_requests,
+            false,
+        )
         .map_err(Error::Limited)
 }
 
@@ -109,24 +137,40 @@ mod tests {
     }
 
     #[test]
-    fn notifications_and_responses_take_no_place() {
+    fn answers_and_cancellations_take_no_place_and_notifications_only_the_tenants() {
         let admission = Admission::new(1);
-        let t = tenant(1, 0, 1, 1);
-        let notification = Head {
-            id: None,
-            method: Some("notifications/initialized".into()),
-        };
-        let response = Head {
+        let mut t = tenant(1, 0, 1, 1);
+        t.quotas.max_concurrent_other_requests = 1;
+        let answer = Head {
             id: Some(serde_json::json!(1)),
             method: None,
         };
-        for h in [notification, response] {
+        let cancel = Head {
+            id: None,
+            method: Some("notifications/cancelled".into()),
+        };
+        let note = Head {
+            id: None,
+            method: Some("notifications/initialized".into()),
+        };
+        // The tenant's one place for other requests is taken (a listing)...
+        let listing = admit(&admission, &t, &caller(), false, &head("tools/list"))
+            .unwrap()
+            .unwrap();
+        let refused = admit(&admission, &t, &caller(), false, &note);
+        assert!(matches!(refused, Err(Error::Limited(Refusal::Others))));
+        // ...yet answers and cancellations get through.
+        for h in [answer, cancel] {
             assert!(
                 admit(&admission, &t, &caller(), false, &h)
                     .unwrap()
                     .is_none()
             );
         }
+        drop(listing);
+        // A notification takes the tenant's place but none of the worker's.
+        let held = admit(&admission, &t, &caller(), false, &note).unwrap();
+        assert!(held.is_some());
         assert_eq!(admission.in_flight(), 0);
     }
 

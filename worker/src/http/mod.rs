@@ -196,6 +196,48 @@ impl App {
         reports
     }
 
+    /// Applies tenant `slug`'s current policy to what this worker holds for it: calls in
+    /// flight and sessions of callers that lost access end (streams closed, upstream
+    /// sessions ended), and so do upstream sessions of connectors it no longer has.
+    pub async fn enforce(&self, slug: &str) {
+        use rmcp::transport::streamable_http_server::session::SessionManager as _;
+        let tenant = self.policies.get(slug);
+        let stopped = self.breakers.enforce(slug, tenant.as_deref());
+        let mut closed = 0;
+        for id in self.admission.sessions_of(slug) {
+            let Ok(Some(owner)) = self.sessions.owner(&id).await else {
+                continue;
+            };
+            if crate::access::lost(&owner, tenant.as_deref()).is_none() {
+                continue;
+            }
+            // Forgotten first, so its upstream sessions are ended too (see `resume`).
+            self.sessions.forget(&id).await;
+            self.admission.session_closed(&id);
+            let _ = self.local_sessions.close_session(&id.clone().into()).await;
+            closed += 1;
+        }
+        if stopped + closed > 0 {
+            tracing::info!(
+                tenant = slug,
+                calls = stopped,
+                sessions = closed,
+                "access lost; ended"
+            );
+        }
+    }
+
+    /// Like `enforce`, for every tenant this worker holds anything of.
+    pub async fn enforce_all(&self) {
+        let mut slugs: Vec<String> = self.admission.sessions_here().into_keys().collect();
+        slugs.extend(self.breakers.busy_tenants());
+        slugs.sort();
+        slugs.dedup();
+        for slug in slugs {
+            self.enforce(&slug).await;
+        }
+    }
+
     /// Requests being served now.
     pub fn in_flight(&self) -> usize {
         self.admission.in_flight()
@@ -296,8 +338,10 @@ async fn mcp(app: &App, tenant: &str, mut req: Request<Body>) -> Result<Response
             .map_err(|e| Refused(e, head.id.clone().unwrap_or_default()))?;
         }
         *req.body_mut() = Body::from(bytes);
+    } else if req.method() == http::Method::GET {
+        admitted = Some(admit::admit_stream(&app.admission, &policy)?);
     }
-    Ok(forward(app, req, principal, session, admitted).await)
+    Ok(forward(app, req, principal, session, admitted.map(Arc::new)).await)
 }
 
 /// The client's address (see `serve::client_addr`), when the request came over TCP.
@@ -317,7 +361,7 @@ async fn forward(
     mut req: Request<Body>,
     principal: Principal,
     session: Option<String>,
-    admitted: Option<Admitted>,
+    admitted: Option<Arc<Admitted>>,
 ) -> Response {
     let is_delete = req.method() == http::Method::DELETE;
     if is_delete && let Some(id) = &session {
@@ -327,6 +371,11 @@ async fn forward(
         app.admission.session_closed(id);
     }
     req.extensions_mut().insert(principal.clone());
+    if let Some(admitted) = &admitted {
+        // The handler holds the places too, until its upstream work has ended: a client
+        // that goes away does not free them while the call goes on.
+        req.extensions_mut().insert(admitted.clone());
+    }
     let mut response = app.mcp.handle(req).await.map(Body::new);
     if let Some(admitted) = admitted {
         use http_body_util::BodyExt as _;

@@ -51,6 +51,9 @@ pub enum Refusal {
     Concurrency,
     /// The tenant has as many sessions as it may.
     Sessions,
+    /// The tenant's requests that are not real work (listings, streams, ...) are all in
+    /// use.
+    Others,
     /// This worker is saturated.
     Saturated,
 }
@@ -108,12 +111,35 @@ impl Gate {
     }
 }
 
+/// `tenant`'s gate in `gates`, sized to this worker's share of `max` (at least one).
+fn gate(
+    gates: &Mutex<HashMap<String, Gate>>,
+    tenant: &str,
+    max: u32,
+    fleet: usize,
+) -> Arc<Semaphore> {
+    let permits = (max as usize).div_ceil(fleet).max(1);
+    let mut gates = lock(gates);
+    let gate = gates.entry(tenant.to_owned()).or_insert_with(|| Gate {
+        permits,
+        semaphore: Arc::new(Semaphore::new(permits)),
+        debt: 0,
+    });
+    if gate.permits != permits {
+        gate.resize(permits);
+    }
+    gate.repay();
+    gate.semaphore.clone()
+}
+
 /// Everything a worker admits work by.
 #[derive(Debug)]
 pub struct Admission {
     tenants: Rates,
     keys: Rates,
     concurrency: Mutex<HashMap<String, Gate>>,
+    /// Per tenant, for requests that are not real work.
+    others: Mutex<HashMap<String, Gate>>,
     in_flight: Arc<Semaphore>,
     max_in_flight: usize,
     /// Live workers, this one included.
@@ -122,13 +148,36 @@ pub struct Admission {
     elsewhere: Mutex<HashMap<String, u64>>,
     /// Sessions this worker holds, by tenant.
     here: Mutex<HashMap<String, HashSet<String>>>,
+    /// Sessions being opened here, by tenant: counted until they are open or refused.
+    opening: Arc<Mutex<HashMap<String, u64>>>,
 }
 
 /// Held while a request is being served; dropping it frees its places.
 #[derive(Debug)]
 pub struct Admitted {
     _tenant: Option<OwnedSemaphorePermit>,
-    _worker: OwnedSemaphorePermit,
+    _worker: Option<OwnedSemaphorePermit>,
+    _session: Option<Opening>,
+}
+
+/// A session being opened: it counts against the tenant's cap until dropped (by then it
+/// is open and counted as such, or it failed).
+#[derive(Debug)]
+struct Opening {
+    tenant: String,
+    opening: Arc<Mutex<HashMap<String, u64>>>,
+}
+
+impl Drop for Opening {
+    fn drop(&mut self) {
+        let mut opening = lock(&self.opening);
+        if let Some(n) = opening.get_mut(&self.tenant) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                opening.remove(&self.tenant);
+            }
+        }
+    }
 }
 
 /// The limits a request is admitted under.
@@ -146,11 +195,13 @@ impl Admission {
             tenants: Rates::default(),
             keys: Rates::default(),
             concurrency: Mutex::default(),
+            others: Mutex::default(),
             in_flight: Arc::new(Semaphore::new(max_in_flight.max(1))),
             max_in_flight: max_in_flight.max(1),
             fleet: std::sync::atomic::AtomicUsize::new(1),
             elsewhere: Mutex::default(),
             here: Mutex::default(),
+            opening: Arc::default(),
         }
     }
 
@@ -187,7 +238,7 @@ impl Admission {
         let tenant_permit = match limits.max_concurrent {
             0 => None,
             max => Some(
-                self.gate(tenant, max, fleet)
+                gate(&self.concurrency, tenant, max, fleet)
                     .try_acquire_owned()
                     .map_err(|_| Refusal::Concurrency)?,
             ),
@@ -199,50 +250,55 @@ impl Admission {
             .map_err(|_| Refusal::Saturated)?;
         Ok(Admitted {
             _tenant: tenant_permit,
-            _worker: worker_permit,
+            _worker: Some(worker_permit),
+            _session: None,
         })
     }
 
-    /// Admits a request that is not real work: only the worker's in-flight cap applies.
-    pub fn admit_other(&self) -> Result<Admitted, Refusal> {
-        let worker_permit = self
-            .in_flight
-            .clone()
+    /// Admits a request of `tenant` that is not real work: first one of the tenant's
+    /// `max` places for such requests (its share of them), then, with `worker`, one of the
+    /// worker's (an open stream takes none of the worker's).
+    pub fn admit_other(&self, tenant: &str, max: u32, worker: bool) -> Result<Admitted, Refusal> {
+        let tenant_permit = gate(&self.others, tenant, max.max(1), self.fleet_size())
             .try_acquire_owned()
-            .map_err(|_| Refusal::Saturated)?;
+            .map_err(|_| Refusal::Others)?;
+        let worker_permit = if worker {
+            let permit = self.in_flight.clone().try_acquire_owned();
+            Some(permit.map_err(|_| Refusal::Saturated)?)
+        } else {
+            None
+        };
         Ok(Admitted {
-            _tenant: None,
+            _tenant: Some(tenant_permit),
             _worker: worker_permit,
+            _session: None,
         })
     }
 
-    /// The tenant's concurrency gate, sized to this worker's share (at least one).
-    fn gate(&self, tenant: &str, max: u32, fleet: usize) -> Arc<Semaphore> {
-        let permits = (max as usize).div_ceil(fleet).max(1);
-        let mut gates = lock(&self.concurrency);
-        let gate = gates.entry(tenant.to_owned()).or_insert_with(|| Gate {
-            permits,
-            semaphore: Arc::new(Semaphore::new(permits)),
-            debt: 0,
-        });
-        if gate.permits != permits {
-            gate.resize(permits);
-        }
-        gate.repay();
-        gate.semaphore.clone()
-    }
-
-    /// Whether `tenant` may open one more session under `max` (zero: unlimited), counting
-    /// the sessions every live worker holds.
-    pub fn may_open_session(&self, tenant: &str, max: u32) -> Result<(), Refusal> {
+    /// Counts a session `tenant` is opening against its cap `max` (zero: unlimited),
+    /// with the sessions every live worker holds and those being opened here; `admitted`
+    /// then holds its place until it is open (`session_opened`) or failed.
+    pub fn open_session(
+        &self,
+        tenant: &str,
+        max: u32,
+        admitted: &mut Admitted,
+    ) -> Result<(), Refusal> {
         if max == 0 {
             return Ok(());
         }
         let here = lock(&self.here).get(tenant).map_or(0, |s| s.len() as u64);
         let elsewhere = lock(&self.elsewhere).get(tenant).copied().unwrap_or(0);
-        if here + elsewhere >= u64::from(max) {
+        let mut opening = lock(&self.opening);
+        let pending = opening.entry(tenant.to_owned()).or_default();
+        if here + elsewhere + *pending >= u64::from(max) {
             return Err(Refusal::Sessions);
         }
+        *pending += 1;
+        admitted._session = Some(Opening {
+            tenant: tenant.to_owned(),
+            opening: self.opening.clone(),
+        });
         Ok(())
     }
 
@@ -268,6 +324,14 @@ impl Admission {
             sessions.retain(|id| alive(id));
         }
         here.retain(|_, s| !s.is_empty());
+    }
+
+    /// The sessions of `tenant` this worker holds.
+    pub fn sessions_of(&self, tenant: &str) -> Vec<String> {
+        lock(&self.here)
+            .get(tenant)
+            .map(|s| s.iter().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Sessions this worker holds, by tenant (for its heartbeat).

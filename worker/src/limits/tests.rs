@@ -145,17 +145,65 @@ fn the_worker_cap_comes_after_the_tenant_caps() {
     assert_eq!(a.in_flight(), 1);
 }
 
+/// Tries to open a session of `t` under `max`; the returned places hold it while open.
+fn open(a: &Admission, t: &str, max: u32) -> Result<Admitted, Refusal> {
+    let mut places = a.admit_other(t, 100, true)?;
+    a.open_session(t, max, &mut places)?;
+    Ok(places)
+}
+
 #[test]
 fn sessions_count_across_the_fleet() {
     let a = Admission::new(10);
     a.set_fleet(2, HashMap::from([("t".to_owned(), 2)]));
-    assert!(a.may_open_session("t", 3).is_ok());
+    drop(open(&a, "t", 3).unwrap());
     a.session_opened("t", "s1");
-    assert_eq!(a.may_open_session("t", 3).unwrap_err(), Refusal::Sessions);
+    assert_eq!(open(&a, "t", 3).unwrap_err(), Refusal::Sessions);
     a.session_closed("s1");
-    assert!(a.may_open_session("t", 3).is_ok());
+    drop(open(&a, "t", 3).unwrap());
     a.session_opened("t", "s2");
     a.retain_sessions(|id| id != "s2");
-    assert!(a.may_open_session("t", 3).is_ok());
-    assert!(a.may_open_session("t", 0).is_ok(), "zero is unlimited");
+    drop(open(&a, "t", 3).unwrap());
+    assert!(open(&a, "t", 0).is_ok(), "zero is unlimited");
+}
+
+#[test]
+fn sessions_being_opened_count_until_they_are_open_or_gone() {
+    let a = Admission::new(10);
+    // Three at once under a cap of two: the third is refused before any is open.
+    let first = open(&a, "t", 2).unwrap();
+    let second = open(&a, "t", 2).unwrap();
+    assert_eq!(open(&a, "t", 2).unwrap_err(), Refusal::Sessions);
+    // One opens (counted as open, then its places go); one fails: a place is free again.
+    a.session_opened("t", "s1");
+    drop(first);
+    drop(second);
+    let third = open(&a, "t", 2).unwrap();
+    assert_eq!(open(&a, "t", 2).unwrap_err(), Refusal::Sessions);
+    drop(third);
+}
+
+#[test]
+fn other_requests_take_the_tenants_places_before_the_workers() {
+    let a = Admission::new(3);
+    let held: Vec<_> = (0..2)
+        .map(|_| a.admit_other("flood", 2, true).unwrap())
+        .collect();
+    assert_eq!(
+        a.admit_other("flood", 2, true).unwrap_err(),
+        Refusal::Others
+    );
+    // The flooding tenant holds two of the worker's three places; another tenant still
+    // gets the third.
+    assert_eq!(a.in_flight(), 2);
+    let calm = a.admit_other("calm", 2, true).unwrap();
+    assert_eq!(
+        a.admit_other("calm", 2, true).unwrap_err(),
+        Refusal::Saturated
+    );
+    // A stream takes none of the worker's places.
+    let stream = a.admit_other("calm", 2, false).unwrap();
+    assert_eq!(a.in_flight(), 3);
+    drop((held, calm, stream));
+    assert_eq!(a.in_flight(), 0);
 }

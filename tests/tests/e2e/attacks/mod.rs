@@ -2,7 +2,9 @@
 //! asserts the platform gives nothing away and another tenant notices nothing.
 
 mod connections;
+mod fairness;
 mod guessing;
 mod operator_tokens;
 mod poison;
+mod revocation;
 mod url_change;
