@@ -12,7 +12,7 @@ use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::mpsc;
 
 pub const USAGE_STREAM: &str = "SWITCHYARD_USAGE";
 const SUBJECT_PREFIX: &str = "switchyard.usage";
@@ -93,8 +93,49 @@ const RECENT_IDS: usize = 100_000;
 #[derive(Debug, Clone)]
 pub struct MemoryUsage {
     tx: mpsc::Sender<UsageEvent>,
-    rx: Arc<Mutex<Option<mpsc::Receiver<UsageEvent>>>>,
+    rx: Slot,
     recent: Arc<std::sync::Mutex<Recent>>,
+}
+
+type Slot = Arc<std::sync::Mutex<Option<mpsc::Receiver<UsageEvent>>>>;
+
+/// The consumer's end of the in-process channel; given back when dropped, so a consumer
+/// that stops and starts again gets the events sent meanwhile.
+struct Consuming {
+    rx: Option<mpsc::Receiver<UsageEvent>>,
+    slot: Slot,
+}
+
+impl futures::Stream for Consuming {
+    type Item = Result<Delivery>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let Some(rx) = self.rx.as_mut() else {
+            return std::task::Poll::Ready(None);
+        };
+        rx.poll_recv(cx).map(|event| {
+            event.map(|event| {
+                Ok(Delivery {
+                    event,
+                    message: None,
+                })
+            })
+        })
+    }
+}
+
+impl Drop for Consuming {
+    fn drop(&mut self) {
+        if let Some(rx) = self.rx.take() {
+            *self
+                .slot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(rx);
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -124,7 +165,7 @@ impl Default for MemoryUsage {
         let (tx, rx) = mpsc::channel(10_000);
         Self {
             tx,
-            rx: Arc::new(Mutex::new(Some(rx))),
+            rx: Arc::new(std::sync::Mutex::new(Some(rx))),
             recent: Arc::default(),
         }
     }
@@ -156,17 +197,14 @@ impl UsageBus for MemoryUsage {
         let rx = self
             .rx
             .lock()
-            .await
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take()
             .ok_or_else(|| BusError::Unavailable("usage is already being consumed".into()))?;
-        Ok(tokio_stream::wrappers::ReceiverStream::new(rx)
-            .map(|event| {
-                Ok(Delivery {
-                    event,
-                    message: None,
-                })
-            })
-            .boxed())
+        Ok(Consuming {
+            rx: Some(rx),
+            slot: self.rx.clone(),
+        }
+        .boxed())
     }
 }
 

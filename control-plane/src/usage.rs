@@ -8,7 +8,8 @@
 //! transaction; the compiled policy then carries `tool_calls_exhausted_until` (the next
 //! month's start) and workers refuse tool calls until then (reads and prompts go on). A
 //! tool call counts once it is sent upstream, however it ends; calls refused before that do
-//! not, and a call answered in rounds of input counts once, when it ends. **Overshoot** is
+//! not, and a call answered in rounds of input counts once, at its first round (whether its
+//! client answers or abandons it). **Overshoot** is
 //! the tool calls admitted between the quota's last call and the workers applying the new
 //! policy: the usage queue's delay plus the policy's propagation (BENCHMARKS.md), at most
 //! the tenant's rate times that delay, plus the calls in flight. Raising the quota
@@ -25,6 +26,25 @@ use switchyard_common::{KeyId, TenantSlug};
 /// whose acknowledgement was lost.
 const REMEMBER_EVENTS: Duration = Duration::from_secs(3600);
 
+/// Folds `event` in, trying again (with backoff) while the store fails: the event is
+/// kept in hand rather than given back, which an in-process bus could not redeliver.
+async fn record(store: &Store, event: &switchyard_bus::UsageEvent) {
+    let Ok(tenant) = TenantSlug::parse(&event.tenant) else {
+        return;
+    };
+    let key = KeyId::parse(&event.key_id).ok();
+    let tool_call = event.method.is_tool_call();
+    let mut backoff = Duration::from_millis(100);
+    while let Err(e) = store
+        .record_usage(&event.id, &tenant, key.as_ref(), tool_call, event.at_ms)
+        .await
+    {
+        tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "recording usage failed");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
 /// Runs until the task is dropped.
 pub async fn fold(store: Store, bus: Arc<dyn UsageBus>) {
     let mut backoff = Duration::from_millis(100);
@@ -40,18 +60,7 @@ pub async fn fold(store: Store, bus: Arc<dyn UsageBus>) {
                             break;
                         }
                     };
-                    let event = &delivery.event;
-                    let key = KeyId::parse(&event.key_id).ok();
-                    if let Ok(tenant) = TenantSlug::parse(&event.tenant) {
-                        let tool_call = event.method.is_tool_call();
-                        let recorded = store
-                            .record_usage(&event.id, &tenant, key.as_ref(), tool_call, event.at_ms)
-                            .await;
-                        if let Err(e) = recorded {
-                            tracing::warn!(error = %e, "recording usage failed; will retry");
-                            break;
-                        }
-                    }
+                    record(&store, &delivery.event).await;
                     if last_prune.elapsed() > Duration::from_secs(60) {
                         last_prune = std::time::Instant::now();
                         let before =

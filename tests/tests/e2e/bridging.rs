@@ -297,3 +297,70 @@ async fn a_session_client_answers_a_modern_upstreams_input_requests_on_its_strea
     assert_eq!(text(&result), "new greets Alice");
     assert_eq!(upstream.calls.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn a_call_answered_in_rounds_counts_once_whether_answered_or_abandoned() {
+    let env = Stack::start().await;
+    let upstream = TestUpstream::start_legacy("old").await;
+    let key = env
+        .tenant_with_connector("rounds", "old", &upstream.url)
+        .await;
+    env.wait_serving("rounds", &key).await;
+    let url = env.worker().endpoint("rounds");
+    let modern = connect(&url, &key, modern_era(), Answering::default())
+        .await
+        .unwrap();
+    let ask = || params("old__sample", json!({"question": "capital of France?"}));
+    let usage = || async {
+        env.cp
+            .tenants()
+            .get_tenant_usage(switchyard_tests::admin::GetTenantUsageRequest {
+                slug: "rounds".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .tool_calls
+    };
+
+    // Asked for input, then abandoned: counted once.
+    let first = modern.peer().call_tool_once(ask()).await.unwrap();
+    assert!(
+        matches!(first, CallToolResponse::InputRequired(_)),
+        "{first:?}"
+    );
+    assert_eventually!(usage().await == 1, DEADLINE, "an abandoned call counts");
+
+    // Asked for input, then answered: counted once, not once per round.
+    let CallToolResponse::InputRequired(asked) = modern.peer().call_tool_once(ask()).await.unwrap()
+    else {
+        panic!("expected an input-required result");
+    };
+    let (input_key, _) = asked
+        .input_requests
+        .as_ref()
+        .unwrap()
+        .iter()
+        .next()
+        .unwrap();
+    let mut answers = InputResponses::new();
+    answers.insert(
+        input_key.clone(),
+        json!({"role": "assistant", "content": {"type": "text", "text": "Paris"},
+               "model": "test-model", "stopReason": "endTurn"}),
+    );
+    let mut retry = ask();
+    retry.input_responses = Some(answers);
+    retry.request_state = asked.request_state.clone();
+    let done = modern.peer().call_tool_once(retry).await.unwrap();
+    assert!(matches!(done, CallToolResponse::Complete(_)), "{done:?}");
+    // A plain call after it: the counts arrive in order, so a second count of the
+    // answered call would show before this one.
+    modern
+        .peer()
+        .call_tool_once(params("old__whoami", json!({})))
+        .await
+        .unwrap();
+    assert_eventually!(usage().await >= 3, DEADLINE, "the calls are counted");
+    assert_eq!(usage().await, 3);
+}

@@ -56,6 +56,7 @@ contract!(
     switchyard_bus::MemoryUsage::default(),
     |client| switchyard_bus::NatsUsage::new(client);
     usage_events_arrive_in_order_once_per_id,
+    a_consumer_started_again_gets_what_was_sent_meanwhile,
 );
 
 /// How long a heartbeat lives in the fleet contract.
@@ -266,6 +267,30 @@ async fn usage_events_arrive_in_order_once_per_id(usage: Arc<dyn switchyard_bus:
         assert_eq!(got.event, usage_event(want));
         got.ack().await.unwrap();
     }
+}
+
+async fn a_consumer_started_again_gets_what_was_sent_meanwhile(
+    usage: Arc<dyn switchyard_bus::UsageBus>,
+) {
+    usage.publish(&usage_event("before")).await.unwrap();
+    let mut deliveries = usage.consume().await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), deliveries.next())
+        .await
+        .expect("an event within 10 s")
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.event.id, "before");
+    first.ack().await.unwrap();
+    // The consumer stops (its stream failed, say) and starts again.
+    drop(deliveries);
+    usage.publish(&usage_event("meanwhile")).await.unwrap();
+    let mut deliveries = usage.consume().await.unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(10), deliveries.next())
+        .await
+        .expect("an event within 10 s")
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.event.id, "meanwhile");
 }
 
 fn heartbeat(worker: &str, at_ms: i64) -> switchyard_bus::Heartbeat {

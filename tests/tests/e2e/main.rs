@@ -21,4 +21,5 @@ mod resilience;
 mod secrets;
 mod store_contract;
 mod store_publish;
+mod usage_fold;
 mod worker;

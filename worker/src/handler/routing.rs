@@ -98,9 +98,9 @@ pub(super) struct Report {
 }
 
 impl Report {
-    /// The call ended with `outcome`: `None` when nothing was sent upstream (the breaker was
-    /// open, the client's input was unusable) or only a round of input was asked for, which
-    /// is not reported; otherwise whether it succeeded.
+    /// The call ended with `outcome`: `None` when it is not to be reported (nothing was
+    /// sent upstream, or it continues a call reported already); otherwise whether it
+    /// succeeded.
     pub(super) fn finish(mut self, outcome: Option<bool>) {
         match outcome {
             Some(ok) => self.send(ok),
@@ -123,12 +123,14 @@ impl Drop for Report {
     }
 }
 
-/// What to report of a call: nothing for a round of input or a call never sent, else
-/// whether it succeeded.
+/// What to report of a call's first round: nothing for a call never sent, else whether
+/// it succeeded; a round that asks for input counts as the call (its continuations, which
+/// carry a `requestState`, are not reported again), so a call counts once whether its
+/// client answers or abandons it.
 pub(super) fn reported(outcome: &Result<Outcome>) -> Option<bool> {
     match outcome {
         Ok(Outcome::InputRequired(_) | Outcome::Result(ServerResult::InputRequiredResult(_))) => {
-            None
+            Some(true)
         }
         // A tool's own failure (`isError`) was a call that did not succeed.
         Ok(Outcome::Result(ServerResult::CallToolResult(r))) => Some(r.is_error != Some(true)),
@@ -199,7 +201,9 @@ impl Gateway {
             Ok(why) = &mut watched.stop => (Err(why), true),
         };
         drop(watched);
-        report.finish(if stopped {
+        report.finish(if client.state().is_some() {
+            None
+        } else if stopped {
             Some(false)
         } else {
             reported(&outcome)
