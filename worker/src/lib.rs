@@ -25,6 +25,9 @@ pub mod sync;
 pub mod upstream;
 pub mod usage;
 
+#[cfg(test)]
+mod proptests;
+
 use std::sync::Arc;
 use switchyard_bus::{Fleet, Heartbeat};
 use switchyard_common::netguard::UpstreamGuard;

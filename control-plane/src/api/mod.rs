@@ -12,6 +12,9 @@ mod operator_tokens;
 mod policy_size;
 mod tenants;
 
+#[cfg(test)]
+mod proptests;
+
 pub use policy_size::POLICY_MAX_BYTES;
 
 use connector_spec::*;

@@ -7,7 +7,7 @@
 //! tenant-facing port.
 
 mod admit;
-mod gate;
+pub(crate) mod gate;
 mod probes;
 mod serve;
 
