@@ -6,7 +6,9 @@
 //!   upstream and through a worker, side by side, in either protocol era, with a number of
 //!   sessions, a concurrency and an optional target rate;
 //! - `rate`: how closely two workers hold a tenant to its rate when load at a multiple of
-//!   it is split evenly between them.
+//!   it is split evenly between them;
+//! - `propagation`: how long after the admin API answers a revocation, a suspension and a
+//!   connector's removal each of two workers enforces it.
 //!
 //! `cargo run --release -p switchyard-tests --bin loadgen -- latency --era legacy`
 //! `cargo run --release -p switchyard-tests --bin loadgen -- rate --limit 50 --factor 10`
@@ -31,6 +33,15 @@ enum Era {
     Modern,
 }
 
+/// What each request of a latency run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Work {
+    /// `tools/call` of `echo`: real work, under the tenant's rate and concurrency.
+    Call,
+    /// `tools/list`: not real work, under the tenant's places for other requests.
+    List,
+}
+
 #[derive(Debug, clap::Parser)]
 enum Cmd {
     /// Throughput and latency, directly against the upstream and through a worker.
@@ -49,6 +60,14 @@ enum Cmd {
         /// Seconds to measure each target for (after a one-second warm-up).
         #[arg(long, default_value_t = 10)]
         duration: u64,
+        #[arg(long, value_enum, default_value = "call")]
+        work: Work,
+    },
+    /// How long after the admin API answers each of two workers enforces a change.
+    Propagation {
+        /// Times each change is measured.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
     },
     /// A tenant limited to `limit` calls a second, driven at `factor` times that through
     /// two workers evenly: how many calls are admitted against the limit.
@@ -107,11 +126,23 @@ impl Outcome {
     }
 }
 
-/// Drives `tool` calls on `clients` with `concurrency` in flight (paced to `rate` a
+/// One request of `work` on `client`: whether it succeeded.
+async fn once(client: &Client, work: Work) -> bool {
+    match work {
+        Work::Call => client
+            .peer()
+            .call_tool(echo())
+            .await
+            .is_ok_and(|r| r.is_error != Some(true)),
+        Work::List => client.peer().list_tools(None).await.is_ok(),
+    }
+}
+
+/// Drives requests of `work` on `clients` with `concurrency` in flight (paced to `rate` a
 /// second if non-zero) for `duration`, after a warm-up.
 async fn drive(
     clients: Arc<Vec<Client>>,
-    tool: fn() -> rmcp::model::CallToolRequestParams,
+    work: Work,
     concurrency: usize,
     rate: u64,
     duration: Duration,
@@ -139,11 +170,7 @@ async fn drive(
                     if began >= end {
                         return out;
                     }
-                    let ok = client
-                        .peer()
-                        .call_tool(tool())
-                        .await
-                        .is_ok_and(|r| r.is_error != Some(true));
+                    let ok = once(client, work).await;
                     if began >= measure_from {
                         if ok {
                             out.latencies_us.push(began.elapsed().as_micros() as u64);
@@ -246,6 +273,7 @@ async fn main() {
             concurrency,
             rate,
             duration,
+            work,
         } => {
             let (stack, upstream) = stack(1).await;
             let (cp, workers) = (&stack.cp, &stack.workers);
@@ -254,7 +282,7 @@ async fn main() {
             served(&endpoint, &key).await;
             let duration = Duration::from_secs(duration);
             println!(
-                "era {era:?}, {sessions} sessions, {concurrency} calls in flight, target rate {}:",
+                "{work:?}, era {era:?}, {sessions} sessions, {concurrency} in flight, target rate {}:",
                 if rate == 0 {
                     "none".to_owned()
                 } else {
@@ -267,13 +295,13 @@ async fn main() {
             for _ in 0..sessions {
                 direct.push(connect(&upstream.url, None, era).await);
             }
-            let o = drive(Arc::new(direct), echo, concurrency, rate, duration).await;
+            let o = drive(Arc::new(direct), work, concurrency, rate, duration).await;
             report("upstream directly", &o);
             let mut through = Vec::new();
             for _ in 0..sessions {
                 through.push(connect(&endpoint, Some(&key), era).await);
             }
-            let w = drive(Arc::new(through), echo, concurrency, rate, duration).await;
+            let w = drive(Arc::new(through), work, concurrency, rate, duration).await;
             report("through a worker", &w);
             println!(
                 "added latency: p50 {:+.2} ms, p99 {:+.2} ms",
@@ -281,6 +309,7 @@ async fn main() {
                 w.percentile(0.99) - o.percentile(0.99)
             );
         }
+        Cmd::Propagation { runs } => propagation(runs).await,
         Cmd::Rate {
             limit,
             factor,
@@ -353,5 +382,116 @@ async fn main() {
                 limit_total + f64::from(burst)
             );
         }
+    }
+}
+
+/// The HTTP status a 2025-06-18 `initialize` with `key` gets at `endpoint`.
+async fn status_of(http: &reqwest::Client, endpoint: &str, key: &str) -> u16 {
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "loadgen", "version": "1"}}});
+    http.post(endpoint)
+        .bearer_auth(key)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-06-18")
+        .json(&body)
+        .send()
+        .await
+        .map_or(0, |r| r.status().as_u16())
+}
+
+/// Milliseconds from `since` until `done` holds at each endpoint, each polled every 2 ms
+/// at the same time.
+async fn until_each<F, Fut>(endpoints: &[String], since: Instant, done: F) -> Vec<f64>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let done = &done;
+    futures::future::join_all(endpoints.iter().map(|e| async move {
+        while !done(e.clone()).await {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        since.elapsed().as_secs_f64() * 1000.0
+    }))
+    .await
+}
+
+/// How long after the admin API answers a change each of two workers enforces it.
+async fn propagation(runs: usize) {
+    let (stack, upstream) = stack(2).await;
+    let cp = &stack.cp;
+    let http = reqwest::Client::new();
+    println!("| change | worker 1 ms | worker 2 ms |");
+    println!("|---|---|---|");
+    for run in 0..runs {
+        let slug = format!("p{run}");
+        cp.create_tenant(&slug).await;
+        let mut req = mcp_connector(&slug, "b", &upstream.url, &[]);
+        req.connector.as_mut().unwrap().prefix = Some(String::new());
+        cp.connectors().create_connector(req).await.unwrap();
+        let (revoked, other) = (cp.api_key(&slug).await, cp.api_key(&slug).await);
+        let endpoints: Vec<String> = stack.workers.iter().map(|w| w.endpoint(&slug)).collect();
+        for e in &endpoints {
+            served(e, &other).await;
+            while status_of(&http, e, &revoked).await != 200 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        let row = |change: &str, ms: Vec<f64>| {
+            println!("| {change} | {:.0} | {:.0} |", ms[0], ms[1]);
+        };
+        let id = switchyard_common::apikey::parse(&revoked)
+            .unwrap()
+            .0
+            .to_string();
+        let since = Instant::now();
+        cp.keys_api()
+            .revoke_api_key(RevokeApiKeyRequest {
+                tenant: slug.clone(),
+                id,
+            })
+            .await
+            .unwrap();
+        let ms = until_each(&endpoints, since, |e| {
+            let (http, key) = (http.clone(), revoked.clone());
+            async move { status_of(&http, &e, &key).await == 401 }
+        })
+        .await;
+        row("key revoked -> 401", ms);
+        let since = Instant::now();
+        cp.connectors()
+            .delete_connector(DeleteConnectorRequest {
+                tenant: slug.clone(),
+                name: "b".into(),
+                etag: String::new(),
+            })
+            .await
+            .unwrap();
+        let ms = until_each(&endpoints, since, |e| {
+            let (http, key) = (http.clone(), other.clone());
+            async move {
+                let a = switchyard_tests::modern::list(&http, &e, &key).await;
+                a.body["result"]["tools"]
+                    .as_array()
+                    .is_some_and(Vec::is_empty)
+            }
+        })
+        .await;
+        row("connector removed -> tools gone", ms);
+        let since = Instant::now();
+        cp.tenants()
+            .suspend_tenant(SuspendTenantRequest {
+                slug: slug.clone(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let ms = until_each(&endpoints, since, |e| {
+            let (http, key) = (http.clone(), other.clone());
+            async move { status_of(&http, &e, &key).await == 403 }
+        })
+        .await;
+        row("tenant suspended -> 403", ms);
     }
 }
