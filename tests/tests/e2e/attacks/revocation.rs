@@ -1,5 +1,6 @@
 //! Losing access ends access: a revoked key's open stream is closed and its call in flight
-//! is cancelled upstream and answered with why; another key of the tenant is untouched.
+//! is cancelled upstream and answered with why, while another key of the tenant is untouched;
+//! a suspended tenant's streams and a removed connector's upstream sessions end too.
 
 use serde_json::json;
 use std::sync::atomic::Ordering;
@@ -153,4 +154,59 @@ async fn removing_a_connector_ends_its_upstream_sessions() {
         .call_tool(rmcp::model::CallToolRequestParams::new("kept__whoami"))
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suspending_a_tenant_closes_its_streams_and_upstream_sessions() {
+    let stack = Stack::start().await;
+    let up = TestUpstream::start_legacy("up").await;
+    let key = stack.tenant_with_connector("acme", "a", &up.url).await;
+    stack.wait_serving("acme", &key).await;
+    let http = reqwest::Client::new();
+    let endpoint = stack.worker().endpoint("acme");
+    let id = session(&http, &endpoint, &key).await;
+    // A call opens the session's upstream session.
+    let r = http
+        .post(&endpoint)
+        .bearer_auth(&key)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2025-06-18")
+        .header("mcp-session-id", &id)
+        .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": "a__whoami", "arguments": {}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let stream = http
+        .get(&endpoint)
+        .bearer_auth(&key)
+        .header("accept", "text/event-stream")
+        .header("mcp-protocol-version", "2025-06-18")
+        .header("mcp-session-id", &id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let stream_ended = tokio::spawn(async move { stream.bytes().await.is_ok() });
+    let before = up.ended.load(Ordering::SeqCst);
+
+    stack
+        .cp
+        .tenants()
+        .suspend_tenant(SuspendTenantRequest {
+            slug: "acme".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    within(DEADLINE, "the stream is closed", stream_ended)
+        .await
+        .unwrap();
+    assert_eventually!(
+        up.ended.load(Ordering::SeqCst) > before,
+        DEADLINE,
+        "the tenant's upstream session is ended"
+    );
 }
