@@ -106,7 +106,7 @@ impl Metrics {
             "Connections refused or closed early: connection_limit, header_timeout, headers_too_large, malformed, error",
             self.connections_closed.clone(),
         );
-        r.register("limited", "MCP requests refused by a limit (rate_limited, concurrency_limited, session_limit, quota_exhausted, saturated), by draining (draining), or handed to a tenant's dedicated workers (dedicated_workers)", self.limited.clone());
+        r.register("limited", "MCP requests refused by a limit (rate_limited, concurrency_limited, other_requests_limited, session_limit, quota_exhausted, saturated), by draining (draining), or handed to a tenant's dedicated workers (dedicated_workers)", self.limited.clone());
         r.register(
             "in_flight",
             "MCP requests being served",
