@@ -74,6 +74,23 @@ impl SecretKey {
         key
     }
 
+    /// A digest of `parts` keyed by this key, for `purpose`: equal wherever the key is, and
+    /// telling nothing about low-entropy parts (secrets) to whoever lacks the key. Parts are
+    /// length-prefixed, as in `associated_data`.
+    pub fn keyed_digest(&self, purpose: &str, parts: &[&[u8]]) -> [u8; 32] {
+        let hk = hkdf::Hkdf::<Sha256>::new(Some(b"switchyard/keyed-digest/v1"), &self.0);
+        let mut info = associated_data(purpose, &[]);
+        for p in parts {
+            info.extend_from_slice(&(p.len() as u64).to_be_bytes());
+            info.extend_from_slice(p);
+        }
+        let mut out = [0u8; 32];
+        // 32 bytes is far below HKDF-SHA256's limit of 8160: expanding cannot fail.
+        let _ = hk.expand(&info, &mut out);
+        info.zeroize();
+        out
+    }
+
     fn fingerprint(&self) -> [u8; FINGERPRINT_LEN] {
         let digest = Sha256::new()
             .chain_update(b"switchyard key fingerprint\0")
@@ -227,6 +244,17 @@ impl Keyring {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keyed_digests_depend_on_the_key_the_purpose_and_every_part() {
+        let (k, other) = (SecretKey::generate(), SecretKey::generate());
+        let d = k.keyed_digest("p", &[b"ab", b"c"]);
+        assert_eq!(d, k.keyed_digest("p", &[b"ab", b"c"]));
+        assert_ne!(d, other.keyed_digest("p", &[b"ab", b"c"]));
+        assert_ne!(d, k.keyed_digest("q", &[b"ab", b"c"]));
+        assert_ne!(d, k.keyed_digest("p", &[b"a", b"bc"]));
+        assert_ne!(d, k.keyed_digest("p", &[b"ab", b"d"]));
+    }
 
     #[test]
     fn a_tenant_key_opens_only_its_tenant() {

@@ -142,14 +142,14 @@ fn globs(patterns: &[String]) -> GlobSet {
     b.build().unwrap_or_else(|_| GlobSet::empty())
 }
 
-fn fingerprint(parts: &[&[u8]]) -> u64 {
-    use sha2::Digest as _;
-    let mut h = sha2::Sha256::new();
-    for p in parts {
-        h.update((p.len() as u64).to_be_bytes());
-        h.update(p);
-    }
-    let d = h.finalize();
+/// What identifies an upstream session of a connector: a digest, keyed by the policy key
+/// so secrets cannot be guessed from it, over what the upstream sees (name, URL, header
+/// names and values). Stable across re-sealing, key changes of the tenant's other objects
+/// and changes the upstream does not see (timeouts, filters, retries).
+fn fingerprint(keys: &Keyring, parts: &[&[u8]]) -> u64 {
+    let d = keys
+        .primary()
+        .keyed_digest("connector upstream session", parts);
     u64::from_be_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
 }
 
@@ -182,13 +182,15 @@ fn connector(tenant: &str, c: pb::Connector, keys: &Keyring) -> Option<Connector
             );
             return None;
         };
-        value.set_sensitive(true);
         material.push(h.name.as_bytes().to_vec());
-        material.push(h.sealed_value.clone());
+        material.push(value.as_bytes().to_vec());
+        value.set_sensitive(true);
         headers.append(name, value);
     }
-    material.push(c.timeout_ms.to_be_bytes().to_vec());
-    let fp = fingerprint(&material.iter().map(Vec::as_slice).collect::<Vec<_>>());
+    let fp = fingerprint(
+        keys,
+        &material.iter().map(Vec::as_slice).collect::<Vec<_>>(),
+    );
     Some(Connector {
         prefix: c.prefix,
         url: mcp.url,
@@ -414,5 +416,45 @@ pub async fn follow(
             () = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_common::seal::SecretKey;
+
+    fn sealed(keys: &Keyring, url: &str, value: &str, timeout_ms: u32) -> pb::Connector {
+        let aad = policy_header_aad("acme", "c", "authorization");
+        pb::Connector {
+            name: "c".into(),
+            timeout_ms,
+            kind: Some(pb::connector::Kind::Mcp(pb::McpConnector {
+                url: url.into(),
+                headers: vec![pb::SealedHeader {
+                    name: "authorization".into(),
+                    sealed_value: keys.seal(&aad, value.as_bytes()),
+                }],
+            })),
+            ..Default::default()
+        }
+    }
+
+    fn fp(keys: &Keyring, c: pb::Connector) -> u64 {
+        connector("acme", c, keys).unwrap().fingerprint
+    }
+
+    #[test]
+    fn an_upstream_session_changes_only_with_what_the_upstream_sees() {
+        let keys = Keyring::new(SecretKey::generate());
+        let url = "http://up.example/mcp";
+        let first = fp(&keys, sealed(&keys, url, "Bearer a", 1000));
+        // Sealed again (a new nonce), or another timeout: the same upstream session.
+        assert_eq!(first, fp(&keys, sealed(&keys, url, "Bearer a", 1000)));
+        assert_eq!(first, fp(&keys, sealed(&keys, url, "Bearer a", 5000)));
+        // Another header value or URL: another one.
+        assert_ne!(first, fp(&keys, sealed(&keys, url, "Bearer b", 1000)));
+        let moved = "http://up.example/other";
+        assert_ne!(first, fp(&keys, sealed(&keys, moved, "Bearer a", 1000)));
     }
 }

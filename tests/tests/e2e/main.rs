@@ -21,5 +21,6 @@ mod resilience;
 mod secrets;
 mod store_contract;
 mod store_publish;
+mod upstream_sessions;
 mod usage_fold;
 mod worker;
