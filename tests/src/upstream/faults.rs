@@ -1,0 +1,86 @@
+//! Faults injected into a fixture's tool calls: delays, hangs and reset connections, before
+//! or after the tool ran.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Faults injected into tool calls, each roll independent.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Share of calls answered by a reset connection without running the tool.
+    pub reset_before: f64,
+    /// Share of calls whose tool runs but whose answer is lost with a reset connection.
+    pub reset_after: f64,
+    /// Added before every call.
+    pub delay: Duration,
+    /// Calls never get an answer.
+    pub hang: bool,
+    /// Tool listings never get an answer.
+    pub hang_listings: bool,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct FaultState {
+    pub(super) faults: Arc<Mutex<Faults>>,
+    pub(super) attempts: Arc<AtomicUsize>,
+    pub(super) ended: Arc<AtomicUsize>,
+}
+
+/// A reset connection: the status line goes out, then the body fails, so the client sees
+/// the connection break.
+fn reset() -> axum::response::Response {
+    let failing = futures::stream::once(async {
+        Err::<bytes::Bytes, std::io::Error>(std::io::Error::other("connection reset"))
+    });
+    axum::response::Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from_stream(failing))
+        .unwrap()
+}
+
+pub(super) async fn inject(
+    axum::extract::State(state): axum::extract::State<FaultState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if req.method() == http::Method::DELETE {
+        state.ended.fetch_add(1, Ordering::SeqCst);
+    }
+    if req.method() != http::Method::POST {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .unwrap_or_default();
+    let method = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .map(|v| v["method"].as_str().unwrap_or_default().to_owned())
+        .unwrap_or_default();
+    let req = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+    if method == "tools/list" && state.faults.lock().unwrap().hang_listings {
+        std::future::pending::<()>().await;
+    }
+    if method != "tools/call" {
+        return next.run(req).await;
+    }
+    state.attempts.fetch_add(1, Ordering::SeqCst);
+    let faults = state.faults.lock().unwrap().clone();
+    if faults.hang {
+        std::future::pending::<()>().await;
+    }
+    tokio::time::sleep(faults.delay).await;
+    if rand::random::<f64>() < faults.reset_before {
+        return reset();
+    }
+    let response = next.run(req).await;
+    if rand::random::<f64>() < faults.reset_after {
+        // The tool ran; its answer is lost with the connection.
+        axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .ok();
+        return reset();
+    }
+    response
+}

@@ -1,0 +1,160 @@
+//! A real MCP server (rmcp over Streamable HTTP, both eras) to use as a connector in tests.
+//! Every answer carries the server's label, so a test can tell which upstream answered and
+//! prove that one tenant never reaches another's upstream. It records the headers it was
+//! sent, to show connectors' secrets arrive and clients' credentials do not. Some tools talk
+//! back while they run (progress, a log message, a sampling request to the client), and a
+//! fixture can be limited to the session-based protocol versions, as many servers still are.
+//!
+//! Faults can be injected per test (`set_faults`): tool calls delayed, hung, or answered by
+//! a reset connection before the tool runs or after it ran (the answer lost). The `record`
+//! tools count their executions by a `nonce` argument, so a test can prove a call ran at
+//! most once whatever the worker retried.
+//!
+//! The fixture's tools are in `fixture`, the fault layer in `faults`, the gate of `hold` in
+//! `gate`; this module starts and controls a fixture server.
+
+// Logging and sampling are deprecated for future protocol versions; the versions served
+// here have them.
+#![allow(deprecated)]
+
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio_util::sync::CancellationToken;
+
+mod faults;
+mod fixture;
+mod gate;
+
+use faults::{FaultState, inject};
+use fixture::{Era, Fixture};
+
+pub use faults::Faults;
+pub use gate::Gate;
+
+/// A running fixture server; stopped when dropped.
+pub struct TestUpstream {
+    pub url: String,
+    pub calls: Arc<AtomicUsize>,
+    /// Calls of `slow` that were cancelled by the caller.
+    pub cancelled: Arc<AtomicUsize>,
+    gate: Arc<Gate>,
+    /// Tool calls that reached the fault layer (each worker attempt counts).
+    pub attempts: Arc<AtomicUsize>,
+    /// Sessions its clients ended (DELETE).
+    pub ended: Arc<AtomicUsize>,
+    headers: Arc<Mutex<Vec<http::HeaderMap>>>,
+    executions: Arc<Mutex<HashMap<String, usize>>>,
+    faults: Arc<Mutex<Faults>>,
+    stop: CancellationToken,
+}
+
+impl TestUpstream {
+    /// Starts a fixture whose answers carry `label`, at `http://127.0.0.1:PORT/mcp`.
+    pub async fn start(label: &str) -> Self {
+        Self::launch(label, Era::Both).await
+    }
+
+    /// Like `start`, but the fixture speaks only the session-based protocol versions.
+    pub async fn start_legacy(label: &str) -> Self {
+        Self::launch(label, Era::Sessions).await
+    }
+
+    /// Like `start`, but the fixture speaks only MCP 2026-07-28.
+    pub async fn start_stateless(label: &str) -> Self {
+        Self::launch(label, Era::Stateless).await
+    }
+
+    async fn launch(label: &str, era: Era) -> Self {
+        let stop = CancellationToken::new();
+        let executions: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let fixture = Fixture {
+            label: label.to_owned(),
+            era,
+            executions: executions.clone(),
+            calls: Arc::default(),
+            gate: Arc::default(),
+            cancelled: Arc::default(),
+            headers: Arc::default(),
+        };
+        let calls = fixture.calls.clone();
+        let gate = fixture.gate.clone();
+        let cancelled = fixture.cancelled.clone();
+        let headers = fixture.headers.clone();
+        let service = StreamableHttpService::new(
+            move || Ok(fixture.clone()),
+            Arc::new(LocalSessionManager::default()),
+            StreamableHttpServerConfig::default().with_cancellation_token(stop.clone()),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let faults: Arc<Mutex<Faults>> = Arc::default();
+        let attempts: Arc<AtomicUsize> = Arc::default();
+        let ended: Arc<AtomicUsize> = Arc::default();
+        let state = FaultState {
+            faults: faults.clone(),
+            attempts: attempts.clone(),
+            ended: ended.clone(),
+        };
+        let app = axum::Router::new()
+            .nest_service("/mcp", service)
+            .layer(axum::middleware::from_fn_with_state(state, inject));
+        let shutdown = stop.clone();
+        // As servers should: without TCP_NODELAY an answer written in pieces waits for the
+        // client's delayed ACK (about 40 ms per call on reused connections).
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move { shutdown.cancelled().await })
+                .await
+                .ok();
+        });
+        Self {
+            url: format!("http://{addr}/mcp"),
+            calls,
+            gate,
+            cancelled,
+            attempts,
+            ended,
+            headers,
+            executions,
+            faults,
+            stop,
+        }
+    }
+
+    /// Calls of `hold` waiting for the gate.
+    pub fn holding(&self) -> usize {
+        self.gate.waiting.load(Ordering::SeqCst)
+    }
+
+    /// Opens the gate: calls of `hold` answer, now and from now on.
+    pub fn release(&self) {
+        self.gate.open.send_replace(true);
+    }
+
+    /// Every request's headers so far.
+    pub fn seen_headers(&self) -> Vec<http::HeaderMap> {
+        self.headers.lock().unwrap().clone()
+    }
+
+    /// Injects `faults` into the tool calls from now on.
+    pub fn set_faults(&self, faults: Faults) {
+        *self.faults.lock().unwrap() = faults;
+    }
+
+    /// How many times the `record` tools ran with each nonce.
+    pub fn executions(&self) -> HashMap<String, usize> {
+        self.executions.lock().unwrap().clone()
+    }
+}
+
+impl Drop for TestUpstream {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
