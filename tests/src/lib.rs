@@ -17,6 +17,7 @@ pub mod conformance;
 mod control_plane;
 mod db;
 pub mod kube_fake;
+pub mod legacy;
 pub mod modern;
 mod nats;
 pub mod proxy;

@@ -69,7 +69,12 @@ pub async fn request(
     if let Some(n) = name {
         req = req.header("mcp-name", n);
     }
-    let r = req.json(&body).send().await.unwrap();
+    answer(req.json(&body).send().await.unwrap()).await
+}
+
+/// What `r` carried: its status, `Retry-After`, and the JSON-RPC response, plain or the
+/// last event of a stream.
+pub(crate) async fn answer(r: reqwest::Response) -> Answer {
     let status = r.status().as_u16();
     let retry_after = r
         .headers()

@@ -4,7 +4,9 @@
 //! another worker (or this one, before it let the client session go idle) opened, by
 //! answering rmcp's `initialize` handshake from that record instead of sending it; and it
 //! ends the upstream session only when the client ended its own. Its SSE streams are read
-//! by `route.rs` before rmcp sees them, so what the upstream sends keeps its order.
+//! by `route.rs` before rmcp sees them, so what the upstream sends keeps its order. An
+//! upstream session the upstream has forgotten (it restarted) is reported as expired
+//! however the upstream says so, and rmcp opens another at once.
 
 use crate::relay::CallTag;
 use crate::route::{Answerer, Router};
@@ -132,6 +134,20 @@ impl SessionClient {
     }
 }
 
+/// Whether `response` to a request sent on a session says the upstream no longer knows
+/// the session. The spec's answer is 404, which rmcp's client already takes as such; many
+/// servers (the TypeScript SDK's examples among them) answer 400 with a JSON-RPC error
+/// that names no request instead. A server that read the request would name it, so such
+/// an answer to a request means its session is gone: reported as expired, rmcp opens a
+/// new upstream session and sends the request again.
+fn lost_session(message: &ClientJsonRpcMessage, response: &StreamableHttpPostResponse) -> bool {
+    matches!(message, ClientJsonRpcMessage::Request(_))
+        && matches!(
+            response,
+            StreamableHttpPostResponse::Json(ServerJsonRpcMessage::Error(e), _) if e.id.is_none()
+        )
+}
+
 impl StreamableHttpClient for SessionClient {
     type Error = reqwest::Error;
 
@@ -166,6 +182,7 @@ impl StreamableHttpClient for SessionClient {
         if let Some(local) = self.intercept(&message) {
             return Ok(local);
         }
+        let on_session = session_id.is_some();
         let call = match &message {
             ClientJsonRpcMessage::Request(r) => r.request.extensions().get::<CallTag>().cloned(),
             _ => None,
@@ -191,6 +208,9 @@ impl StreamableHttpClient for SessionClient {
                 limits,
             )
             .await?;
+        if on_session && lost_session(&message, &response) {
+            return Err(StreamableHttpError::SessionExpired);
+        }
         self.observe(&message, &response);
         Ok(match response {
             StreamableHttpPostResponse::Sse(stream, id) => {

@@ -18,6 +18,9 @@ pub struct Faults {
     pub hang: bool,
     /// Tool listings never get an answer.
     pub hang_listings: bool,
+    /// Requests on a session the server does not know get 400 and a JSON-RPC error, as
+    /// the TypeScript SDK's example servers answer, instead of the 404 the spec names.
+    pub lost_session_as_400: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -40,8 +43,33 @@ fn reset() -> axum::response::Response {
         .unwrap()
 }
 
+/// What the TypeScript SDK's example servers answer on a session they do not know.
+fn no_valid_session() -> axum::response::Response {
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": null, "error": {
+        "code": -32000, "message": "Bad Request: No valid session ID provided"}});
+    axum::response::Response::builder()
+        .status(400)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap()
+}
+
 pub(super) async fn inject(
     axum::extract::State(state): axum::extract::State<FaultState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let on_session = req.headers().contains_key("mcp-session-id");
+    let as_400 = state.faults.lock().unwrap().lost_session_as_400;
+    let response = faulty(state, req, next).await;
+    if as_400 && on_session && response.status() == http::StatusCode::NOT_FOUND {
+        return no_valid_session();
+    }
+    response
+}
+
+async fn faulty(
+    state: FaultState,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {

@@ -37,6 +37,7 @@ pub use gate::Gate;
 /// A running fixture server; stopped when dropped.
 pub struct TestUpstream {
     pub url: String,
+    addr: std::net::SocketAddr,
     pub calls: Arc<AtomicUsize>,
     /// Calls of `slow` that were cancelled by the caller.
     pub cancelled: Arc<AtomicUsize>,
@@ -49,6 +50,9 @@ pub struct TestUpstream {
     executions: Arc<Mutex<HashMap<String, usize>>>,
     faults: Arc<Mutex<Faults>>,
     stop: CancellationToken,
+    serving: Option<tokio::task::JoinHandle<()>>,
+    fixture: Fixture,
+    state: FaultState,
 }
 
 impl TestUpstream {
@@ -68,7 +72,6 @@ impl TestUpstream {
     }
 
     async fn launch(label: &str, era: Era) -> Self {
-        let stop = CancellationToken::new();
         let executions: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
         let fixture = Fixture {
             label: label.to_owned(),
@@ -79,17 +82,6 @@ impl TestUpstream {
             cancelled: Arc::default(),
             headers: Arc::default(),
         };
-        let calls = fixture.calls.clone();
-        let gate = fixture.gate.clone();
-        let cancelled = fixture.cancelled.clone();
-        let headers = fixture.headers.clone();
-        let service = StreamableHttpService::new(
-            move || Ok(fixture.clone()),
-            Arc::new(LocalSessionManager::default()),
-            StreamableHttpServerConfig::default().with_cancellation_token(stop.clone()),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let faults: Arc<Mutex<Faults>> = Arc::default();
         let attempts: Arc<AtomicUsize> = Arc::default();
         let ended: Arc<AtomicUsize> = Arc::default();
@@ -98,33 +90,44 @@ impl TestUpstream {
             attempts: attempts.clone(),
             ended: ended.clone(),
         };
-        let app = axum::Router::new()
-            .nest_service("/mcp", service)
-            .layer(axum::middleware::from_fn_with_state(state, inject));
-        let shutdown = stop.clone();
-        // As servers should: without TCP_NODELAY an answer written in pieces waits for the
-        // client's delayed ACK (about 40 ms per call on reused connections).
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                .await
-                .ok();
-        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let stop = CancellationToken::new();
+        let serving = serve(listener, fixture.clone(), state.clone(), stop.clone());
         Self {
             url: format!("http://{addr}/mcp"),
-            calls,
-            gate,
-            cancelled,
+            addr,
+            calls: fixture.calls.clone(),
+            gate: fixture.gate.clone(),
+            cancelled: fixture.cancelled.clone(),
             attempts,
             ended,
-            headers,
+            headers: fixture.headers.clone(),
             executions,
             faults,
             stop,
+            serving: Some(serving),
+            fixture,
+            state,
         }
+    }
+
+    /// Stops the server as a restarted process would (every connection closed, every
+    /// session forgotten) and starts it again on the same address.
+    pub async fn restart(&mut self) {
+        self.stop.cancel();
+        if let Some(serving) = self.serving.take() {
+            serving.abort();
+            let _ = serving.await;
+        }
+        let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
+        self.stop = CancellationToken::new();
+        self.serving = Some(serve(
+            listener,
+            self.fixture.clone(),
+            self.state.clone(),
+            self.stop.clone(),
+        ));
     }
 
     /// Calls of `hold` waiting for the gate.
@@ -151,6 +154,34 @@ impl TestUpstream {
     pub fn executions(&self) -> HashMap<String, usize> {
         self.executions.lock().unwrap().clone()
     }
+}
+
+/// Serves `fixture` on `listener` until `stop`: its own sessions, which `stop` ends.
+fn serve(
+    listener: tokio::net::TcpListener,
+    fixture: Fixture,
+    state: FaultState,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    let service = StreamableHttpService::new(
+        move || Ok(fixture.clone()),
+        Arc::new(LocalSessionManager::default()),
+        StreamableHttpServerConfig::default().with_cancellation_token(stop.clone()),
+    );
+    let app = axum::Router::new()
+        .nest_service("/mcp", service)
+        .layer(axum::middleware::from_fn_with_state(state, inject));
+    // As servers should: without TCP_NODELAY an answer written in pieces waits for the
+    // client's delayed ACK (about 40 ms per call on reused connections).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await
+            .ok();
+    })
 }
 
 impl Drop for TestUpstream {

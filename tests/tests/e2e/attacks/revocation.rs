@@ -12,35 +12,6 @@ use switchyard_tests::{Stack, assert_eventually, within};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
-/// A 2025-06-18 session of `key`: initialized, its id.
-async fn session(http: &reqwest::Client, endpoint: &str, key: &str) -> String {
-    let r = http
-        .post(endpoint)
-        .bearer_auth(key)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-06-18")
-        .json(
-            &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "attack", "version": "1"}}}),
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let id = r.headers()["mcp-session-id"].to_str().unwrap().to_owned();
-    http.post(endpoint)
-        .bearer_auth(key)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-06-18")
-        .header("mcp-session-id", &id)
-        .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-        .send()
-        .await
-        .unwrap();
-    id
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_keys_stream_closes_and_its_call_is_cancelled_upstream() {
     let stack = Stack::start().await;
@@ -50,7 +21,9 @@ async fn a_revoked_keys_stream_closes_and_its_call_is_cancelled_upstream() {
     stack.wait_serving("acme", &key).await;
     let http = reqwest::Client::new();
     let endpoint = stack.worker().endpoint("acme");
-    let id = session(&http, &endpoint, &key).await;
+    let id = switchyard_tests::legacy::Session::open(&http, &endpoint, &key)
+        .await
+        .id;
 
     // The session's GET stream, read until it ends.
     let stream = http
@@ -164,7 +137,9 @@ async fn suspending_a_tenant_closes_its_streams_and_upstream_sessions() {
     stack.wait_serving("acme", &key).await;
     let http = reqwest::Client::new();
     let endpoint = stack.worker().endpoint("acme");
-    let id = session(&http, &endpoint, &key).await;
+    let id = switchyard_tests::legacy::Session::open(&http, &endpoint, &key)
+        .await
+        .id;
     // A call opens the session's upstream session.
     let r = http
         .post(&endpoint)

@@ -1,0 +1,75 @@
+//! Session-based MCP (2025-06-18) as a raw HTTP client speaks it: `initialize`, then
+//! requests on the session the server assigned.
+
+use crate::modern::{Answer, answer};
+use serde_json::{Value, json};
+
+const VERSION: &str = "2025-06-18";
+
+/// An initialized client session at one endpoint.
+#[derive(Debug, Clone)]
+pub struct Session {
+    http: reqwest::Client,
+    endpoint: String,
+    key: String,
+    /// The session id the server assigned.
+    pub id: String,
+}
+
+impl Session {
+    /// Opens a session with `key`: `initialize`, then `notifications/initialized`.
+    pub async fn open(http: &reqwest::Client, endpoint: &str, key: &str) -> Self {
+        Self::try_open(http, endpoint, key)
+            .await
+            .expect("initialize is answered with a session")
+    }
+
+    /// Like `open`, but `None` when `initialize` is refused.
+    pub async fn try_open(http: &reqwest::Client, endpoint: &str, key: &str) -> Option<Self> {
+        let r = http
+            .post(endpoint)
+            .bearer_auth(key)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", VERSION)
+            .json(
+                &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                "protocolVersion": VERSION, "capabilities": {},
+                "clientInfo": {"name": "switchyard-tests", "version": "1"}}}),
+            )
+            .send()
+            .await
+            .ok()?;
+        let id = r.headers().get("mcp-session-id")?.to_str().ok()?.to_owned();
+        let session = Self {
+            http: http.clone(),
+            endpoint: endpoint.to_owned(),
+            key: key.to_owned(),
+            id,
+        };
+        session
+            .post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await;
+        Some(session)
+    }
+
+    /// Sends `body` on the session.
+    pub async fn post(&self, body: Value) -> reqwest::Response {
+        self.http
+            .post(&self.endpoint)
+            .bearer_auth(&self.key)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", VERSION)
+            .header("mcp-session-id", &self.id)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// One `tools/call` of `tool` with `args` on the session.
+    pub async fn call(&self, tool: &str, args: Value) -> Answer {
+        let body = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": tool, "arguments": args}});
+        answer(self.post(body).await).await
+    }
+}

@@ -1,0 +1,87 @@
+//! An upstream restarted behind a connector: the next call through the worker succeeds at
+//! once, in both client eras and both upstream eras, and a legacy client session carries on.
+
+use serde_json::json;
+use std::time::Duration;
+use switchyard_tests::upstream::{Faults, TestUpstream};
+use switchyard_tests::{Stack, assert_eventually, legacy, modern, within};
+
+/// Far below any connector timeout: a call that waits for one fails this.
+const PROMPT: Duration = Duration::from_secs(5);
+
+async fn carries_on_across_a_restart(mut up: TestUpstream, faults: Faults) {
+    up.set_faults(faults);
+    let stack = Stack::start().await;
+    let key = stack.tenant_with_connector("acme", "a", &up.url).await;
+    stack.wait_serving("acme", &key).await;
+    let http = reqwest::Client::new();
+    let endpoint = stack.worker().endpoint("acme");
+    let session = legacy::Session::open(&http, &endpoint, &key).await;
+    let before = session.call("a__whoami", json!({})).await;
+    assert!(before.ok(), "{before:?}");
+    let direct = modern::call(&http, &endpoint, &key, "a__whoami", json!({})).await;
+    assert!(direct.ok(), "{direct:?}");
+
+    up.restart().await;
+    // A new key changes the tenant's policy, so the next listing asks the upstream afresh.
+    let fresh_key = stack.key("acme").await;
+    assert_eventually!(
+        legacy::Session::try_open(&http, &endpoint, &fresh_key)
+            .await
+            .is_some(),
+        PROMPT,
+        "the new key is served"
+    );
+    let listed = within(
+        PROMPT,
+        "a listing after the restart",
+        modern::list(&http, &endpoint, &key),
+    )
+    .await;
+    assert!(
+        listed.body["result"]["tools"]
+            .as_array()
+            .is_some_and(|t| !t.is_empty()),
+        "{listed:?}"
+    );
+
+    let a = within(
+        PROMPT,
+        "a legacy session's call after the restart",
+        session.call("a__whoami", json!({})),
+    )
+    .await;
+    assert!(a.ok(), "the legacy session's call failed: {a:?}");
+    let m = within(
+        PROMPT,
+        "a 2026-07-28 call after the restart",
+        modern::call(&http, &endpoint, &key, "a__whoami", json!({})),
+    )
+    .await;
+    assert!(m.ok(), "the 2026-07-28 call failed: {m:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_session_upstream_serves_the_next_call() {
+    carries_on_across_a_restart(TestUpstream::start_legacy("up").await, Faults::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_2026_upstream_serves_the_next_call() {
+    let up = TestUpstream::start_stateless("up").await;
+    carries_on_across_a_restart(up, Faults::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_dual_era_upstream_serves_the_next_call() {
+    carries_on_across_a_restart(TestUpstream::start("up").await, Faults::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_upstream_answering_400_for_lost_sessions_serves_the_next_call() {
+    let lost_as_400 = Faults {
+        lost_session_as_400: true,
+        ..Faults::default()
+    };
+    carries_on_across_a_restart(TestUpstream::start_legacy("up").await, lost_as_400).await;
+}
