@@ -115,11 +115,21 @@ impl TestUpstream {
     /// Stops the server as a restarted process would (every connection closed, every
     /// session forgotten) and starts it again on the same address.
     pub async fn restart(&mut self) {
+        self.stop().await;
+        self.resume().await;
+    }
+
+    /// Stops the server: every connection closed, nothing listening on its address.
+    pub async fn stop(&mut self) {
         self.stop.cancel();
         if let Some(serving) = self.serving.take() {
             serving.abort();
             let _ = serving.await;
         }
+    }
+
+    /// Starts a stopped server again on its address, knowing none of its old sessions.
+    pub async fn resume(&mut self) {
         let listener = tokio::net::TcpListener::bind(self.addr).await.unwrap();
         self.stop = CancellationToken::new();
         self.serving = Some(serve(

@@ -9,6 +9,24 @@ use switchyard_tests::{Stack, assert_eventually, legacy, modern, within};
 /// Far below any connector timeout: a call that waits for one fails this.
 const PROMPT: Duration = Duration::from_secs(5);
 
+/// How many tools a listing right after a policy change shows (a new key changes the
+/// tenant's policy, so the listing asks the upstream afresh).
+async fn tools_listed(stack: &Stack, http: &reqwest::Client, endpoint: &str, key: &str) -> usize {
+    let fresh_key = stack.key("acme").await;
+    assert_eventually!(
+        legacy::Session::try_open(http, endpoint, &fresh_key)
+            .await
+            .is_some(),
+        PROMPT,
+        "the new key is served"
+    );
+    let listed = within(PROMPT, "a listing", modern::list(http, endpoint, key)).await;
+    assert!(listed.ok(), "{listed:?}");
+    listed.body["result"]["tools"]
+        .as_array()
+        .map_or(0, |t| t.iter().filter(|t| t["name"] == "a__whoami").count())
+}
+
 async fn carries_on_across_a_restart(mut up: TestUpstream, faults: Faults) {
     up.set_faults(faults);
     let stack = Stack::start().await;
@@ -23,27 +41,7 @@ async fn carries_on_across_a_restart(mut up: TestUpstream, faults: Faults) {
     assert!(direct.ok(), "{direct:?}");
 
     up.restart().await;
-    // A new key changes the tenant's policy, so the next listing asks the upstream afresh.
-    let fresh_key = stack.key("acme").await;
-    assert_eventually!(
-        legacy::Session::try_open(&http, &endpoint, &fresh_key)
-            .await
-            .is_some(),
-        PROMPT,
-        "the new key is served"
-    );
-    let listed = within(
-        PROMPT,
-        "a listing after the restart",
-        modern::list(&http, &endpoint, &key),
-    )
-    .await;
-    assert!(
-        listed.body["result"]["tools"]
-            .as_array()
-            .is_some_and(|t| !t.is_empty()),
-        "{listed:?}"
-    );
+    assert_eq!(tools_listed(&stack, &http, &endpoint, &key).await, 1);
 
     let a = within(
         PROMPT,
@@ -84,4 +82,26 @@ async fn a_restarted_upstream_answering_400_for_lost_sessions_serves_the_next_ca
         ..Faults::default()
     };
     carries_on_across_a_restart(TestUpstream::start_legacy("up").await, lost_as_400).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_that_was_down_is_listed_as_soon_as_it_is_back() {
+    let stack = Stack::start().await;
+    let mut up = TestUpstream::start_legacy("up").await;
+    let key = stack.tenant_with_connector("acme", "a", &up.url).await;
+    stack.wait_serving("acme", &key).await;
+    let http = reqwest::Client::new();
+    let endpoint = stack.worker().endpoint("acme");
+
+    up.stop().await;
+    assert_eq!(tools_listed(&stack, &http, &endpoint, &key).await, 0);
+    up.resume().await;
+    assert_eq!(tools_listed(&stack, &http, &endpoint, &key).await, 1);
+    let a = within(
+        PROMPT,
+        "a call once it is back",
+        modern::call(&http, &endpoint, &key, "a__whoami", json!({})),
+    )
+    .await;
+    assert!(a.ok(), "{a:?}");
 }
