@@ -143,6 +143,11 @@ assert keys[sys.argv[1]]["revoked"], keys' "$extra_id"
 switchyard tenant create scratch >/dev/null
 switchyard connector add --tenant scratch --name gone --url http://127.0.0.1:9/mcp >/dev/null
 switchyard connector remove --tenant scratch --name gone
+# A connector pointing at the gateway itself is refused, naming the field.
+if switchyard connector add --tenant scratch --name loop --url "http://$http_addr/t/acme/mcp" 2>err.out; then
+  echo "a connector at the gateway's own endpoint was saved" >&2; exit 1
+fi
+grep -q "own endpoint" err.out
 [ "$(switchyard connector list --tenant scratch -o json | json_field connectors)" = "[]" ]
 switchyard tenant delete scratch
 if switchyard tenant get scratch 2>err.out; then echo "deleted tenant still there" >&2; exit 1; fi

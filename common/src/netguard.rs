@@ -1,7 +1,8 @@
 //! The guard against connectors that point into the platform's own network: an upstream
 //! address in a private, loopback, link-local or otherwise non-public range is refused
 //! unless an operator allowed its range explicitly. Cloud metadata services (`METADATA`)
-//! are refused whatever is allowed, in any form (IPv4-mapped IPv6 included).
+//! are refused whatever is allowed, in any form (IPv4-mapped IPv6 included). The gateway's
+//! own public host is refused too, so no connector makes the gateway call itself.
 
 use ipnet::IpNet;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -10,11 +11,34 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 #[derive(Debug, Clone, Default)]
 pub struct UpstreamGuard {
     allowed: Vec<IpNet>,
+    /// The gateway's own public hosts and ports.
+    own: Vec<(String, u16)>,
 }
 
 impl UpstreamGuard {
     pub fn new(allowed: Vec<IpNet>) -> Self {
-        Self { allowed }
+        Self {
+            allowed,
+            own: Vec::new(),
+        }
+    }
+
+    /// This guard, also refusing the gateway's own endpoint at `host` and `port`.
+    #[must_use]
+    pub fn with_own_host(mut self, host: &str, port: u16) -> Self {
+        self.own.push((normal_host(host), port));
+        self
+    }
+
+    /// Whether `host`:`port` is the gateway's own endpoint. A host name is the gateway
+    /// whatever the port (an ingress may serve it on several); an address or `localhost`
+    /// only with the same port, so other servers on the same machine stay reachable.
+    pub fn is_own_host(&self, host: &str, port: u16) -> bool {
+        let host = normal_host(host);
+        self.own.iter().any(|(own, own_port)| {
+            let literal = own == "localhost" || own.parse::<IpAddr>().is_ok();
+            *own == host && (!literal || *own_port == port)
+        })
     }
 
     pub fn allowed_ranges(&self) -> &[IpNet] {
@@ -29,6 +53,14 @@ impl UpstreamGuard {
         }
         is_public(ip) || self.allowed.iter().any(|net| net.contains(&ip))
     }
+}
+
+/// A host as compared: lower case, without a trailing dot or IPv6 brackets.
+fn normal_host(host: &str) -> String {
+    host.trim_end_matches('.')
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase()
 }
 
 /// Cloud metadata services, which hand out the platform's own credentials: AWS, GCP and
@@ -91,6 +123,25 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_gateways_own_host_is_recognised() {
+        let g = UpstreamGuard::default()
+            .with_own_host("MCP.example.com", 443)
+            .with_own_host("127.0.0.1", 8080);
+        assert!(g.is_own_host("mcp.example.com", 443));
+        assert!(
+            g.is_own_host("mcp.example.com.", 80),
+            "a name whatever the port"
+        );
+        assert!(!g.is_own_host("api.example.com", 443));
+        assert!(g.is_own_host("127.0.0.1", 8080));
+        assert!(
+            !g.is_own_host("127.0.0.1", 9000),
+            "an address only on its port"
+        );
+        assert!(!UpstreamGuard::default().is_own_host("mcp.example.com", 443));
+    }
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

@@ -142,13 +142,23 @@ pub async fn run(args: DevArgs, data_dir: &Path) -> anyhow::Result<()> {
     );
     let buses = switchyard_bus::Buses::in_memory();
     let mut worker_config = switchyard_worker::Config::new(Keyring::new(policy.clone()));
-    worker_config.upstream_guard = UpstreamGuard::new(args.upstream_allow.clone());
+    // The gateway's own endpoint is refused as an upstream, on both sides.
+    let own = |g: UpstreamGuard| {
+        let (ip, port) = (args.http_listen.ip(), args.http_listen.port());
+        let g = g.with_own_host(&ip.to_string(), port);
+        if ip.is_loopback() {
+            g.with_own_host("localhost", port)
+        } else {
+            g
+        }
+    };
+    worker_config.upstream_guard = own(UpstreamGuard::new(args.upstream_allow.clone()));
     let config = switchyard_control_plane::Config {
         keys: Keys {
             master: Keyring::new(master),
             policy: Keyring::new(policy),
         },
-        upstream_guard: UpstreamGuard::new(args.upstream_allow),
+        upstream_guard: own(UpstreamGuard::new(args.upstream_allow.clone())),
         bootstrap_token: Some(token),
         policy_bus: Some(buses.policy.clone()),
         usage_bus: Some(buses.usage.clone()),

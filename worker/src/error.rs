@@ -85,11 +85,53 @@ pub enum Error {
     /// The upstream broke the protocol (asked for input again and again).
     #[error("{0}")]
     UpstreamMisbehaved(String),
+    /// The upstream's answer was larger than this worker reads (the bound, in bytes).
+    #[error("its answer was larger than the {0}-byte bound")]
+    UpstreamTooLarge(usize),
     #[error("{0}")]
     Internal(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
+
+/// The text of rmcp's refusal of a stream event over its bound. Its error type is private
+/// to rmcp, so the chain is searched for this text; a JSON answer over the bound has a
+/// public variant, matched by type.
+const EVENT_TOO_LARGE: &str = "SSE event exceeded the maximum size";
+
+impl Error {
+    /// This error, or `UpstreamTooLarge(bound)` when it says the upstream's answer was
+    /// larger than the worker reads.
+    pub fn sized(self, bound: usize) -> Self {
+        match &self {
+            Self::Service(e) if too_large(e) => Self::UpstreamTooLarge(bound),
+            _ => self,
+        }
+    }
+}
+
+/// Whether `e`, or anything that caused it, is a refusal of an answer over its bound.
+fn too_large(e: &ServiceError) -> bool {
+    says_too_large(e)
+}
+
+/// Whether `e`, or anything that caused it, is a refusal of an answer (a JSON body or a
+/// stream event) over its bound.
+pub(crate) fn says_too_large(e: &(dyn std::error::Error + 'static)) -> bool {
+    type HttpError = rmcp::transport::streamable_http_client::StreamableHttpError<reqwest::Error>;
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if matches!(
+            c.downcast_ref::<HttpError>(),
+            Some(HttpError::ResponseBodyTooLarge { .. })
+        ) || c.to_string().contains(EVENT_TOO_LARGE)
+        {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
 
 fn suspended(reason: &str) -> String {
     if reason.is_empty() {
@@ -144,6 +186,7 @@ impl Error {
             | Self::CircuitOpen(_)
             | Self::UpstreamDown(_)
             | Self::UpstreamMisbehaved(_)
+            | Self::UpstreamTooLarge(_)
             | Self::Limited(Refusal::Saturated) => ErrorCode::Unavailable,
             Self::UnknownName { .. } => ErrorCode::InvalidArgument,
             Self::PermissionDenied(_) => ErrorCode::PermissionDenied,
@@ -209,6 +252,7 @@ impl Error {
             Self::Service(_) => "upstream_error",
             Self::CircuitOpen(_) => "circuit_open",
             Self::UpstreamMisbehaved(_) => "upstream_protocol",
+            Self::UpstreamTooLarge(_) => "upstream_too_large",
             Self::Internal(_) => "internal",
         }
     }
@@ -239,6 +283,7 @@ impl Error {
             Self::Upstream(_)
             | Self::Service(_)
             | Self::UpstreamMisbehaved(_)
+            | Self::UpstreamTooLarge(_)
             | Self::Internal(_) => Some(false),
             _ => None,
         }
@@ -258,7 +303,7 @@ impl Error {
     /// upstream that answers with a JSON-RPC error is working.
     pub fn counts_against_upstream(&self) -> bool {
         match self {
-            Self::Upstream(_) | Self::UpstreamMisbehaved(_) => true,
+            Self::Upstream(_) | Self::UpstreamMisbehaved(_) | Self::UpstreamTooLarge(_) => true,
             Self::Service(ServiceError::McpError(e)) => {
                 e.code == rmcp::model::ErrorCode::INTERNAL_ERROR
             }
@@ -400,6 +445,7 @@ impl Error {
                 | Self::CircuitOpen(_)
                 | Self::UpstreamDown(_)
                 | Self::UpstreamMisbehaved(_)
+                | Self::UpstreamTooLarge(_)
         )
     }
 }

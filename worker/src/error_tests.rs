@@ -33,9 +33,10 @@ fn variant(e: &Error) -> usize {
         Error::BodyTimeout(_) => 25,
         Error::TooManyAttempts(_) => 26,
         Error::CredentialRevoked => 27,
+        Error::UpstreamTooLarge(_) => 28,
     }
 }
-const VARIANTS: usize = 28;
+const VARIANTS: usize = 29;
 
 /// One or more examples of every variant, and what each must say: its code, its reason,
 /// and whether the call it ends counts as attempted upstream.
@@ -253,6 +254,12 @@ pub(crate) fn examples() -> Vec<(Error, ErrorCode, &'static str, Option<bool>)> 
             Error::UpstreamMisbehaved("asked for input too often".into()),
             C::Unavailable,
             "upstream_protocol",
+            Some(false),
+        ),
+        (
+            Error::UpstreamTooLarge(65_536),
+            C::Unavailable,
+            "upstream_too_large",
             Some(false),
         ),
         (

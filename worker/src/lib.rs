@@ -65,6 +65,8 @@ pub struct Config {
     pub only_tenant: Option<String>,
     /// Limits on the tenant-facing connections.
     pub bounds: http::Bounds,
+    /// Limits on what upstreams send back.
+    pub upstream_bounds: upstream::UpstreamBounds,
 }
 
 impl Config {
@@ -82,12 +84,14 @@ impl Config {
             heartbeat_every: std::time::Duration::from_secs(5),
             only_tenant: None,
             bounds: http::Bounds::default(),
+            upstream_bounds: upstream::UpstreamBounds::default(),
         }
     }
 }
 
 pub use http::Bounds;
 pub use switchyard_bus::{Buckets, Buses};
+pub use upstream::UpstreamBounds;
 
 /// How often a worker reads the fleet to re-share tenant limits.
 const FLEET_EVERY: std::time::Duration = std::time::Duration::from_secs(2);

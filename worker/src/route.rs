@@ -28,6 +28,9 @@ pub type SseStream = BoxStream<'static, Result<Sse, SseError>>;
 pub struct Router {
     pub owner: mpsc::Sender<ServerNotification>,
     pub diverted: Diverted,
+    /// Set when a stream carried an event over the size bound (rmcp then closes the
+    /// session, and the calls on it fail without saying why).
+    pub oversized: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What answering a server request upstream needs: the request's own HTTP context.
@@ -73,6 +76,14 @@ fn read(stream: SseStream, reader: Reader) -> SseStream {
     futures::stream::unfold((stream, reader), |(mut stream, reader)| async move {
         loop {
             let item = stream.next().await?;
+            if let Err(e) = &item
+                && crate::error::says_too_large(e)
+            {
+                reader
+                    .router
+                    .oversized
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             if let Ok(event) = &item
                 && reader.take(event).await
             {

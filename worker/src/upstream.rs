@@ -26,6 +26,24 @@ const POOL_IDLE_MAX: usize = 8;
 /// How long a pooled session may sit unused before it is closed.
 const POOL_IDLE_FOR: Duration = Duration::from_secs(120);
 
+/// What an upstream may send back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UpstreamBounds {
+    /// Largest answer (a JSON body, or one event of a stream) read from an upstream.
+    pub max_response_bytes: usize,
+    /// Most tools, prompts, resources or templates one connector may list.
+    pub max_listed: usize,
+}
+
+impl Default for UpstreamBounds {
+    fn default() -> Self {
+        Self {
+            max_response_bytes: 4 * 1024 * 1024,
+            max_listed: 1000,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
     #[error("{0} is in a private range this worker may not reach (see --upstream-allow)")]
@@ -36,6 +54,12 @@ pub enum UpstreamError {
     Connect(String),
     #[error("failed {0}")]
     Protocol(String),
+    /// The connector points at this gateway's own public endpoint.
+    #[error("it points at this gateway's own endpoint")]
+    OwnEndpoint,
+    /// It sent more than this worker's bounds allow (says which bound; no address).
+    #[error("{0}")]
+    Bound(String),
 }
 
 impl UpstreamError {
@@ -47,6 +71,8 @@ impl UpstreamError {
             Self::Timeout(ms) => format!("it did not answer within {ms} ms"),
             Self::Connect(_) => "it could not be reached".into(),
             Self::Protocol(_) => "it did not answer as MCP expects".into(),
+            Self::Bound(what) => what.clone(),
+            Self::OwnEndpoint => self.to_string(),
         }
     }
 }
@@ -88,6 +114,8 @@ pub struct Session {
     broken: std::sync::atomic::AtomicBool,
     /// Set when the session is ended on purpose: the upstream is told (DELETE).
     ending: Arc<std::sync::atomic::AtomicBool>,
+    /// Set when the upstream sent an event over the size bound.
+    oversized: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// How a client session's upstream session starts and ends.
@@ -111,9 +139,12 @@ impl Session {
         self.client.peer()
     }
 
-    /// Whether the session can no longer be used (closed, or failed in transport).
+    /// Whether the session can no longer be used (closed, failed in transport, or sent
+    /// more than the bound).
     pub fn is_closed(&self) -> bool {
-        self.client.is_transport_closed() || self.broken.load(std::sync::atomic::Ordering::Relaxed)
+        self.client.is_transport_closed()
+            || self.broken.load(std::sync::atomic::Ordering::Relaxed)
+            || self.sent_too_much()
     }
 
     /// Ends the session now and tells the upstream so (its connector is gone, or its
@@ -122,6 +153,11 @@ impl Session {
         self.ending
             .store(true, std::sync::atomic::Ordering::Relaxed);
         self.client.cancellation_token().cancel();
+    }
+
+    /// Whether the upstream sent an event over the size bound on this session.
+    pub fn sent_too_much(&self) -> bool {
+        self.oversized.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Marks the session as failed in transport: the next request opens another.
@@ -195,6 +231,7 @@ impl Pool {
 #[derive(Debug)]
 pub struct Upstreams {
     http: reqwest::Client,
+    pub bounds: UpstreamBounds,
     guard: UpstreamGuard,
     diverted: Diverted,
     pools: Mutex<HashMap<(String, String), Arc<Pool>>>,
@@ -218,6 +255,7 @@ impl Upstreams {
         guard: UpstreamGuard,
         proxy: Option<&url::Url>,
         diverted: Diverted,
+        bounds: UpstreamBounds,
     ) -> Result<Self, UpstreamError> {
         let mut builder = reqwest::Client::builder().no_proxy();
         if let Some(p) = proxy {
@@ -234,6 +272,7 @@ impl Upstreams {
             .map_err(|e| UpstreamError::Connect(e.to_string()))?;
         Ok(Self {
             http,
+            bounds,
             guard,
             diverted,
             pools: Mutex::default(),
@@ -286,10 +325,17 @@ impl Upstreams {
         }
     }
 
-    /// Refuses a connector URL whose host is a literal address in a guarded range (names
-    /// are checked when they resolve).
+    /// Refuses a connector URL that points at this gateway, or whose host is a literal
+    /// address in a guarded range (names are checked when they resolve).
     fn check_address(&self, raw: &str) -> Result<(), UpstreamError> {
         let url = url::Url::parse(raw).map_err(|e| UpstreamError::Connect(e.to_string()))?;
+        if let Some(host) = url.host_str()
+            && self
+                .guard
+                .is_own_host(host, url.port_or_known_default().unwrap_or(80))
+        {
+            return Err(UpstreamError::OwnEndpoint);
+        }
         let literal: Option<IpAddr> = match url.host() {
             Some(url::Host::Ipv4(ip)) => Some(ip.into()),
             Some(url::Host::Ipv6(ip)) => Some(ip.into()),
@@ -331,8 +377,10 @@ impl Upstreams {
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect::<HashMap<_, _>>();
-        let config =
-            StreamableHttpClientTransportConfig::with_uri(c.url.clone()).custom_headers(headers);
+        let config = StreamableHttpClientTransportConfig::with_uri(c.url.clone())
+            .custom_headers(headers)
+            .max_json_response_size(self.bounds.max_response_bytes)
+            .max_sse_event_size(self.bounds.max_response_bytes);
         // A session client's upstream session speaks the session era too, so the upstream
         // may send it requests; requests without a session go out as 2026-07-28. Either way
         // an upstream that knows only the other era is spoken to in that one.
@@ -346,6 +394,7 @@ impl Upstreams {
             [modern, ClientLifecycleMode::Initialize]
         };
         let started = Instant::now();
+        let oversized = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut last = UpstreamError::Connect("no attempt".into());
         for lifecycle in lifecycles {
             let Some(left) = c.timeout.checked_sub(started.elapsed()) else {
@@ -355,6 +404,7 @@ impl Upstreams {
             let router = Router {
                 owner: relay.unsolicited(),
                 diverted: self.diverted.clone(),
+                oversized: oversized.clone(),
             };
             let http = SessionClient::new(
                 self.http.clone(),
@@ -381,6 +431,7 @@ impl Upstreams {
                         assigned,
                         broken: Default::default(),
                         ending,
+                        oversized,
                     });
                 }
             }

@@ -114,6 +114,12 @@ pub(super) async fn upstream_url(field: &str, raw: &str, guard: &UpstreamGuard) 
         .host()
         .ok_or_else(|| Error::invalid(field, "must name a host"))?;
     let port = url.port_or_known_default().unwrap_or(80);
+    if guard.is_own_host(&host.to_string(), port) {
+        return Err(Error::invalid(
+            field,
+            "points at this gateway's own endpoint; a connector cannot call the gateway",
+        ));
+    }
     let addrs: Vec<IpAddr> = match host {
         url::Host::Ipv4(ip) => vec![IpAddr::V4(ip)],
         url::Host::Ipv6(ip) => vec![IpAddr::V6(ip)],

@@ -21,6 +21,9 @@ pub struct ControlPlaneArgs {
     /// NATS server the compiled policies are published to, e.g. nats://nats:4222.
     #[arg(long, env = "SWITCHYARD_NATS_URL")]
     pub(super) nats_url: Option<String>,
+    /// The workers' public base URL (their --public-url): connectors may not point at it.
+    #[arg(long, env = "SWITCHYARD_PUBLIC_URL")]
+    public_url: Option<url::Url>,
     /// Address of the admin API [default: 127.0.0.1:50051].
     #[arg(long, env = "SWITCHYARD_GRPC_LISTEN")]
     grpc_listen: Option<SocketAddr>,
@@ -137,6 +140,7 @@ impl ControlPlaneArgs {
             kube_worker_image: self.kube_worker_image.or(file.kube_worker_image),
             kube_nats_url: self.kube_nats_url.or(file.kube_nats_url),
             kube_public_url: self.kube_public_url.or(file.kube_public_url),
+            public_url: self.public_url.or(file.public_url),
             kube_gateway: self.kube_gateway.or(file.kube_gateway),
             kube_ingress_namespace: self.kube_ingress_namespace.or(file.kube_ingress_namespace),
             kube_monitoring_namespace: self
@@ -195,7 +199,10 @@ impl ControlPlaneArgs {
                     master: Keyring::new(master).with_retired(retired),
                     policy: Keyring::new(policy),
                 },
-                upstream_guard: UpstreamGuard::new(args.upstream_allow.unwrap_or_default()),
+                upstream_guard: own_guard(
+                    UpstreamGuard::new(args.upstream_allow.unwrap_or_default()),
+                    args.public_url.as_ref(),
+                )?,
                 bootstrap_token: args.bootstrap_token,
                 policy_bus: None,
                 usage_bus: None,
@@ -388,5 +395,21 @@ mod chart_tests {
         assert_eq!(profiles.get("").unwrap().workers, 1, "small is the default");
         assert_eq!(profiles.get("large").unwrap().pods, 40);
         assert_eq!(profiles.get("default").unwrap().pods, 6);
+    }
+}
+
+/// `guard`, also refusing the gateway's own endpoint at `public_url`.
+pub(crate) fn own_guard(
+    guard: UpstreamGuard,
+    public_url: Option<&url::Url>,
+) -> anyhow::Result<UpstreamGuard> {
+    let Some(url) = public_url else {
+        return Ok(guard);
+    };
+    match (url.host_str(), url.port_or_known_default()) {
+        (Some(host), Some(port)) if matches!(url.scheme(), "http" | "https") => {
+            Ok(guard.with_own_host(host, port))
+        }
+        _ => bail!("public-url (SWITCHYARD_PUBLIC_URL) must be an http or https URL with a host"),
     }
 }

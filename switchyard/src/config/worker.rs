@@ -69,6 +69,14 @@ pub struct WorkerArgs {
     /// Connections open at once; beyond it new ones are closed [default: 10000].
     #[arg(long, env = "SWITCHYARD_MAX_CONNECTIONS")]
     max_connections: Option<usize>,
+    /// Bytes of one upstream answer (a JSON body or one stream event) read before it is
+    /// refused as upstream_too_large, 64 KiB to 256 MiB [default: 4194304].
+    #[arg(long, env = "SWITCHYARD_MAX_UPSTREAM_RESPONSE_BYTES")]
+    max_upstream_response_bytes: Option<usize>,
+    /// Tools (and, each, prompts, resources, templates) one connector may list; a
+    /// connector listing more is refused [default: 1000].
+    #[arg(long, env = "SWITCHYARD_MAX_LISTED_PER_CONNECTOR")]
+    max_listed_per_connector: Option<usize>,
     /// Proxy every upstream connection goes through, e.g. http://egress:3128 [default: none;
     /// HTTP_PROXY and the like are ignored].
     #[arg(long, env = "SWITCHYARD_EGRESS_PROXY")]
@@ -116,6 +124,12 @@ impl WorkerArgs {
                     max_headers: self.max_headers.or(file.max_headers),
                     max_header_bytes: self.max_header_bytes.or(file.max_header_bytes),
                     max_connections: self.max_connections.or(file.max_connections),
+                    max_upstream_response_bytes: self
+                        .max_upstream_response_bytes
+                        .or(file.max_upstream_response_bytes),
+                    max_listed_per_connector: self
+                        .max_listed_per_connector
+                        .or(file.max_listed_per_connector),
                     trusted_proxies: self.trusted_proxies.or(file.trusted_proxies),
                     egress_proxy: self.egress_proxy.or(file.egress_proxy),
                     config: None,
@@ -124,6 +138,7 @@ impl WorkerArgs {
             None => self,
         };
         let connection_bounds = bounds(&args)?;
+        let upstream_bounds = upstream_bounds(&args)?;
         let Some(nats_url) = args.nats_url else {
             bail!("nats-url (SWITCHYARD_NATS_URL) is required");
         };
@@ -145,6 +160,7 @@ impl WorkerArgs {
             Keyring::new(parse_key("policy-key", &policy)?).with_retired(previous),
         );
         config.bounds = connection_bounds;
+        config.upstream_bounds = upstream_bounds;
         config.public_url = args.public_url;
         if let Some(p) = &args.egress_proxy
             && !matches!(p.scheme(), "http" | "https" | "socks5" | "socks5h")
@@ -254,4 +270,80 @@ fn bounds(args: &WorkerArgs) -> anyhow::Result<switchyard_worker::Bounds> {
     }
     b.trusted_proxies = args.trusted_proxies.clone().unwrap_or_default();
     Ok(b)
+}
+
+/// The bounds on what upstreams send back, each checked against a sane range.
+fn upstream_bounds(args: &WorkerArgs) -> anyhow::Result<switchyard_worker::UpstreamBounds> {
+    let mut b = switchyard_worker::UpstreamBounds::default();
+    if let Some(n) = args.max_upstream_response_bytes {
+        if !(64 * 1024..=256 * 1024 * 1024).contains(&n) {
+            bail!(
+                "max-upstream-response-bytes (SWITCHYARD_MAX_UPSTREAM_RESPONSE_BYTES) must be \
+                 65536 to 268435456"
+            );
+        }
+        b.max_response_bytes = n;
+    }
+    if let Some(n) = args.max_listed_per_connector {
+        if !(1..=100_000).contains(&n) {
+            bail!(
+                "max-listed-per-connector (SWITCHYARD_MAX_LISTED_PER_CONNECTOR) must be 1 to 100000"
+            );
+        }
+        b.max_listed = n;
+    }
+    Ok(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_out_of_range_are_refused_naming_the_flag() {
+        let cases: [(WorkerArgs, &str); 4] = [
+            (
+                WorkerArgs {
+                    max_upstream_response_bytes: Some(1024),
+                    ..Default::default()
+                },
+                "max-upstream-response-bytes",
+            ),
+            (
+                WorkerArgs {
+                    max_listed_per_connector: Some(0),
+                    ..Default::default()
+                },
+                "max-listed-per-connector",
+            ),
+            (
+                WorkerArgs {
+                    max_headers: Some(2),
+                    ..Default::default()
+                },
+                "max-headers",
+            ),
+            (
+                WorkerArgs {
+                    header_read_timeout: Some(0),
+                    ..Default::default()
+                },
+                "header-read-timeout",
+            ),
+        ];
+        for (args, flag) in cases {
+            let e = bounds(&args)
+                .map(|_| ())
+                .and_then(|()| upstream_bounds(&args).map(|_| ()))
+                .unwrap_err();
+            assert!(e.to_string().contains(flag), "{e} should name {flag}");
+        }
+        let ok = WorkerArgs {
+            max_upstream_response_bytes: Some(65_536),
+            max_listed_per_connector: Some(10),
+            ..Default::default()
+        };
+        let b = upstream_bounds(&ok).unwrap();
+        assert_eq!((b.max_response_bytes, b.max_listed), (65_536, 10));
+    }
 }

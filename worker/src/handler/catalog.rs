@@ -6,13 +6,12 @@
 //! loses its own entries), one listing at a time per tenant, and reuses the result.
 
 use super::Gateway;
+use super::listing::list_one;
 use crate::names::{NameMap, Target};
 use crate::policy::{Connector, Tenant};
 use crate::sync::lock;
-use crate::upstream::{Session, UpstreamError};
 use futures::future::join_all;
 use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool, ToolAnnotations};
-use rmcp::service::ServiceError;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -206,65 +205,6 @@ impl Catalog {
     pub fn template_of(&self, template: &str) -> Option<String> {
         self.template_by_uri.get(template).cloned()
     }
-}
-
-/// Lists everything one connector offers, within its timeout. A session a listing failed
-/// on in transport (or that did not answer in time) is not used again.
-async fn list_one(gw: &Gateway, tenant: &Tenant, c: &Connector) -> Result<Listing, UpstreamError> {
-    let started = Instant::now();
-    let timeout = || UpstreamError::Timeout(c.timeout.as_millis() as u64);
-    let leasing = gw.core.upstreams.lease(tenant.slug.as_str(), c, None);
-    let lease = tokio::time::timeout(c.timeout, leasing)
-        .await
-        .map_err(|_| timeout())??;
-    let Some(session) = lease.session() else {
-        return Ok(Listing::default());
-    };
-    let left = c.timeout.saturating_sub(started.elapsed());
-    match tokio::time::timeout(left, list_on(session)).await {
-        Ok(Ok(listing)) => Ok(listing),
-        Ok(Err((what, e))) => {
-            if !matches!(e, ServiceError::McpError(_)) {
-                session.mark_broken();
-            }
-            Err(UpstreamError::Protocol(format!("{what}: {e}")))
-        }
-        Err(_) => {
-            session.mark_broken();
-            Err(timeout())
-        }
-    }
-}
-
-/// Lists what `session`'s upstream declared it offers; on failure, what failed.
-async fn list_on(session: &Session) -> Result<Listing, (&'static str, ServiceError)> {
-    let peer = session.peer();
-    let caps = peer
-        .peer_info()
-        .as_ref()
-        .map(|i| i.capabilities.clone())
-        .unwrap_or_default();
-    let mut l = Listing::default();
-    if caps.tools.is_some() {
-        l.tools = peer.list_all_tools().await.map_err(|e| ("tools/list", e))?;
-    }
-    if caps.prompts.is_some() {
-        l.prompts = peer
-            .list_all_prompts()
-            .await
-            .map_err(|e| ("prompts/list", e))?;
-    }
-    if caps.resources.is_some() {
-        l.resources = peer
-            .list_all_resources()
-            .await
-            .map_err(|e| ("resources/list", e))?;
-        l.templates = peer
-            .list_all_resource_templates()
-            .await
-            .map_err(|e| ("resources/templates/list", e))?;
-    }
-    Ok(l)
 }
 
 impl Gateway {

@@ -17,6 +17,7 @@
 #![allow(deprecated)]
 
 mod catalog;
+mod listing;
 mod routing;
 mod server;
 mod upstream_sessions;

@@ -343,6 +343,7 @@ impl Gateway {
                 connector: c.name.clone(),
             })
             .clone();
+        let bound = self.core.upstreams.bounds.max_response_bytes;
         self.guard(tenant.slug.as_str(), c)
             .run(
                 attempts,
@@ -353,7 +354,11 @@ impl Gateway {
                         .core
                         .holds
                         .exchange(&call, upstream, request.clone(), &rebuild)
-                        .await;
+                        .await
+                        .map_err(|e| match &session {
+                            Some(s) if s.sent_too_much() => Error::UpstreamTooLarge(bound),
+                            _ => e.sized(bound),
+                        });
                     if let (Err(e), Some(s)) = (&result, session)
                         && e.is_transient()
                     {

@@ -62,6 +62,18 @@ impl std::fmt::Debug for App {
     }
 }
 
+/// The configured upstream guard, also refusing this gateway's own public endpoint.
+fn own_guard(config: &Config) -> switchyard_common::netguard::UpstreamGuard {
+    let guard = config.upstream_guard.clone();
+    match &config.public_url {
+        Some(url) => match (url.host_str(), url.port_or_known_default()) {
+            (Some(host), Some(port)) => guard.with_own_host(host, port),
+            _ => guard,
+        },
+        None => guard,
+    }
+}
+
 impl App {
     pub fn new(
         config: &Config,
@@ -73,9 +85,10 @@ impl App {
     ) -> std::io::Result<Arc<Self>> {
         let upstreams = Arc::new(
             Upstreams::new(
-                config.upstream_guard.clone(),
+                own_guard(config),
                 config.egress_proxy.as_ref(),
                 crate::relay::Diverted(metrics.relay_diverted.clone()),
+                config.upstream_bounds,
             )
             .map_err(|e| std::io::Error::other(e.to_string()))?,
         );
