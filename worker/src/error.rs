@@ -104,15 +104,10 @@ impl Error {
     /// larger than the worker reads.
     pub fn sized(self, bound: usize) -> Self {
         match &self {
-            Self::Service(e) if too_large(e) => Self::UpstreamTooLarge(bound),
+            Self::Service(e) if says_too_large(e) => Self::UpstreamTooLarge(bound),
             _ => self,
         }
     }
-}
-
-/// Whether `e`, or anything that caused it, is a refusal of an answer over its bound.
-fn too_large(e: &ServiceError) -> bool {
-    says_too_large(e)
 }
 
 /// Whether `e`, or anything that caused it, is a refusal of an answer (a JSON body or a

@@ -419,3 +419,24 @@ fn the_readme_lists_every_reason() {
         );
     }
 }
+
+#[test]
+fn an_answer_over_the_bound_is_told_apart_from_other_transport_failures() {
+    use rmcp::transport::DynamicTransportError;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpError;
+    let transport = |e: StreamableHttpError<reqwest::Error>| {
+        Error::Service(ServiceError::TransportSend(DynamicTransportError::new::<
+            StreamableHttpClientTransport<reqwest::Client>,
+            rmcp::RoleClient,
+        >(e)))
+    };
+    let big = transport(StreamableHttpError::ResponseBodyTooLarge { max_size: 1024 });
+    assert!(matches!(big.sized(1024), Error::UpstreamTooLarge(1024)));
+    let other = transport(StreamableHttpError::UnexpectedEndOfStream);
+    assert!(matches!(other.sized(1024), Error::Service(_)));
+    assert!(matches!(
+        Error::Service(ServiceError::TransportClosed).sized(1024),
+        Error::Service(_)
+    ));
+}
