@@ -30,6 +30,8 @@ pub(super) struct Fixture {
     pub(super) cancelled: Arc<AtomicUsize>,
     pub(super) headers: Arc<Mutex<Vec<http::HeaderMap>>>,
     pub(super) gate: Arc<Gate>,
+    /// Resources subscribed to, with the session each subscription came on.
+    pub(super) subscriptions: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 fn schema(props: serde_json::Value) -> Arc<JsonObject> {
@@ -66,6 +68,7 @@ impl ServerHandler for Fixture {
                 .enable_tools()
                 .enable_prompts()
                 .enable_resources()
+                .enable_resources_subscribe()
                 .enable_logging()
                 .build(),
         )
@@ -313,6 +316,24 @@ impl ServerHandler for Fixture {
             format!("test://{}/info", self.label),
             "info",
         )]))
+    }
+
+    async fn subscribe(
+        &self,
+        request: SubscribeRequestParams,
+        ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
+        let session = ctx
+            .extensions
+            .get::<http::request::Parts>()
+            .and_then(|p| p.headers.get("mcp-session-id")?.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        self.subscriptions
+            .lock()
+            .unwrap()
+            .push((request.uri, session));
+        Ok(())
     }
 
     async fn read_resource(

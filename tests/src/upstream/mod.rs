@@ -81,6 +81,7 @@ impl TestUpstream {
             gate: Arc::default(),
             cancelled: Arc::default(),
             headers: Arc::default(),
+            subscriptions: Arc::default(),
         };
         let faults: Arc<Mutex<Faults>> = Arc::default();
         let attempts: Arc<AtomicUsize> = Arc::default();
@@ -148,6 +149,11 @@ impl TestUpstream {
     /// Opens the gate: calls of `hold` answer, now and from now on.
     pub fn release(&self) {
         self.gate.open.send_replace(true);
+    }
+
+    /// Every resource subscription so far: its URI and the session it came on.
+    pub fn subscriptions(&self) -> Vec<(String, String)> {
+        self.fixture.subscriptions.lock().unwrap().clone()
     }
 
     /// Every request's headers so far.

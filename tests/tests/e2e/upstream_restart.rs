@@ -1,5 +1,6 @@
 //! An upstream restarted behind a connector: the next call through the worker succeeds at
-//! once, in both client eras and both upstream eras, and a legacy client session carries on.
+//! once, in both client eras and both upstream eras, and a legacy client session carries on,
+//! its resource subscriptions renewed on the new upstream session.
 
 use serde_json::json;
 use std::time::Duration;
@@ -104,4 +105,38 @@ async fn an_upstream_that_was_down_is_listed_as_soon_as_it_is_back() {
     )
     .await;
     assert!(a.ok(), "{a:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_legacy_sessions_subscriptions_are_renewed_after_a_restart() {
+    let stack = Stack::start().await;
+    let mut up = TestUpstream::start_legacy("up").await;
+    let key = stack.tenant_with_connector("acme", "a", &up.url).await;
+    stack.wait_serving("acme", &key).await;
+    let http = reqwest::Client::new();
+    let endpoint = stack.worker().endpoint("acme");
+    let session = legacy::Session::open(&http, &endpoint, &key).await;
+    let uri = "test://up/info";
+    let r = session
+        .post(
+            json!({"jsonrpc": "2.0", "id": 3, "method": "resources/subscribe",
+            "params": {"uri": uri}}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert_eq!(up.subscriptions().len(), 1, "{body}");
+
+    up.restart().await;
+    let a = within(
+        PROMPT,
+        "a call after the restart",
+        session.call("a__whoami", json!({})),
+    )
+    .await;
+    assert!(a.ok(), "{a:?}");
+    let subs = up.subscriptions();
+    assert_eq!(subs.len(), 2, "the subscription was not renewed: {subs:?}");
+    assert_eq!(subs[1].0, uri);
+    assert_ne!(subs[1].1, subs[0].1, "renewed on the new upstream session");
 }

@@ -67,6 +67,9 @@ struct ClientSession {
     log_level: Mutex<Option<LoggingLevel>>,
     /// The upstream session ids recorded in the shared store, by connector name.
     recorded: Mutex<HashMap<String, String>>,
+    /// The resources the client subscribed to, by connector name: renewed on an upstream
+    /// session that replaces another.
+    subscribed: Mutex<HashMap<String, std::collections::BTreeSet<String>>>,
 }
 
 #[derive(Debug, Clone)]

@@ -359,10 +359,11 @@ impl Gateway {
                             Some(s) if s.sent_too_much() => Error::UpstreamTooLarge(bound),
                             _ => e.sized(bound),
                         });
-                    if let (Err(e), Some(s)) = (&result, session)
-                        && e.is_transient()
-                    {
-                        s.mark_broken();
+                    match (&result, session) {
+                        (Err(e), Some(s)) if e.is_transient() => s.mark_broken(),
+                        // The upstream may have re-opened the session during the call.
+                        (Ok(_), Some(s)) if in_session(ctx) => self.settled(ctx, c, &s).await,
+                        _ => {}
                     }
                     result
                 },

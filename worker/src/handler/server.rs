@@ -409,6 +409,13 @@ impl Gateway {
         )
         .await
         .map_err(|e| e.into_mcp(&connector.name))?;
+        let mut subscribed = lock(&self.client.subscribed);
+        let uris = subscribed.entry(connector.name.clone()).or_default();
+        if matches!(upstream_request, ClientRequest::SubscribeRequest(_)) {
+            uris.insert(uri.to_owned());
+        } else {
+            uris.remove(uri);
+        }
         Ok(())
     }
 }

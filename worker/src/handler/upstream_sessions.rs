@@ -2,6 +2,9 @@
 //! taken over from the shared record when another worker opened it), or for a request
 //! without a session one borrowed from the connector's pool. A new upstream session id is
 //! recorded with the client session, so any worker carries on the same upstream session.
+//! When one upstream session replaces another (the upstream restarted and the session was
+//! re-opened, or the connector changed), the client's resource subscriptions are renewed
+//! on it, at the first request that uses it.
 
 use super::{Gateway, in_session};
 use crate::exchange::Upstream;
@@ -11,7 +14,7 @@ use crate::resume::{MayEnd, Takeover};
 use crate::sessions::UpstreamRecord;
 use crate::sync::lock;
 use crate::upstream::{Hooks, Session, UpstreamError, client_info};
-use rmcp::model::SetLevelRequestParams;
+use rmcp::model::{SetLevelRequestParams, SubscribeRequestParams};
 use rmcp::service::{RequestContext, RoleServer};
 use std::sync::Arc;
 
@@ -37,13 +40,7 @@ impl Gateway {
                 .await
                 .map(Upstream::Leased);
         }
-        let client_session = ctx
-            .extensions
-            .get::<http::request::Parts>()
-            .and_then(|p| p.headers.get("mcp-session-id"))
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let client_session = client_session_id(ctx);
         let mut sessions = self.client.upstream.lock().await;
         if let Some(s) = sessions.get(&c.name)
             && s.fingerprint == c.fingerprint
@@ -51,7 +48,7 @@ impl Gateway {
         {
             let s = s.clone();
             drop(sessions);
-            self.record(&client_session, c, &s).await;
+            self.settle(&client_session, c, &s).await;
             return Ok(Upstream::Scoped(s));
         }
         let takeover = self.recorded(&client_session, c).await;
@@ -97,7 +94,7 @@ impl Gateway {
             Arc::downgrade(&session),
         ));
         drop(sessions);
-        self.record(&client_session, c, &session).await;
+        self.settle(&client_session, c, &session).await;
         Ok(Upstream::Scoped(session))
     }
 
@@ -118,18 +115,53 @@ impl Gateway {
         })
     }
 
+    /// After `session` of `c` was used for the client session whose id `ctx` carries:
+    /// records a new upstream session id, and subscribes it to what the client subscribed
+    /// to on the one it replaced (the upstream restarted, or the connector changed).
+    pub(super) async fn settled(
+        &self,
+        ctx: &RequestContext<RoleServer>,
+        c: &Connector,
+        session: &Session,
+    ) {
+        self.settle(&client_session_id(ctx), c, session).await;
+    }
+
+    async fn settle(&self, client_session: &str, c: &Connector, session: &Session) {
+        if self.record(client_session, c, session).await {
+            self.resubscribe(c, session).await;
+        }
+    }
+
+    /// Subscribes `session` to every resource of `c` the client subscribed to.
+    async fn resubscribe(&self, c: &Connector, session: &Session) {
+        let uris: Vec<String> = lock(&self.client.subscribed)
+            .get(&c.name)
+            .map(|u| u.iter().cloned().collect())
+            .unwrap_or_default();
+        for uri in uris {
+            if let Err(e) = session
+                .peer()
+                .subscribe(SubscribeRequestParams::new(uri))
+                .await
+            {
+                tracing::warn!(connector = %c.name, error = %e, "renewing a subscription on a new upstream session failed");
+            }
+        }
+    }
+
     /// Records the upstream session id of `c` with the client session, when it is new, so
-    /// another worker carries on the same upstream session.
-    async fn record(&self, client_session: &str, c: &Connector, session: &Session) {
+    /// another worker carries on the same upstream session; whether it replaced another.
+    async fn record(&self, client_session: &str, c: &Connector, session: &Session) -> bool {
         let Some(assigned) = lock(&session.assigned).clone() else {
-            return;
+            return false;
         };
         let known = lock(&self.client.recorded).get(&c.name).cloned();
         if known.as_deref() == Some(assigned.as_str()) {
-            return;
+            return false;
         }
         let Some(init) = session.server_info() else {
-            return;
+            return false;
         };
         let record = UpstreamRecord {
             fingerprint: c.fingerprint,
@@ -140,6 +172,18 @@ impl Gateway {
             .sessions
             .record_upstream(client_session, &c.name, record)
             .await;
-        lock(&self.client.recorded).insert(c.name.clone(), assigned);
+        lock(&self.client.recorded)
+            .insert(c.name.clone(), assigned)
+            .is_some()
     }
+}
+
+/// The id of the client session `ctx` belongs to (empty without one).
+fn client_session_id(ctx: &RequestContext<RoleServer>) -> String {
+    ctx.extensions
+        .get::<http::request::Parts>()
+        .and_then(|p| p.headers.get("mcp-session-id"))
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }
