@@ -257,6 +257,8 @@ impl Upstreams {
         diverted: Diverted,
         bounds: UpstreamBounds,
     ) -> Result<Self, UpstreamError> {
+        // reqwest's TLS needs a process-wide provider; one installed already stays.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut builder = reqwest::Client::builder().no_proxy();
         if let Some(p) = proxy {
             let p = reqwest::Proxy::all(p.as_str())
@@ -453,4 +455,32 @@ fn or_ending(may_end: MayEnd, ending: Arc<std::sync::atomic::AtomicBool>) -> May
 
 fn always_end() -> MayEnd {
     Arc::new(|| Box::pin(async { true }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstreams(guard: UpstreamGuard) -> Upstreams {
+        let diverted = Diverted(Default::default());
+        Upstreams::new(guard, None, diverted, UpstreamBounds::default()).unwrap()
+    }
+
+    #[test]
+    fn the_gateways_own_endpoint_is_never_connected_to() {
+        let loopback = vec!["127.0.0.0/8".parse().unwrap()];
+        let guard = UpstreamGuard::new(loopback).with_own_host("127.0.0.1", 8080);
+        let u = upstreams(guard);
+        assert!(matches!(
+            u.check_address("http://127.0.0.1:8080/t/acme/mcp"),
+            Err(UpstreamError::OwnEndpoint)
+        ));
+        assert!(u.check_address("http://127.0.0.1:9000/mcp").is_ok());
+        let named = upstreams(UpstreamGuard::default().with_own_host("mcp.example.com", 443));
+        assert!(matches!(
+            named.check_address("http://MCP.example.com:8443/t/acme/mcp"),
+            Err(UpstreamError::OwnEndpoint)
+        ));
+        assert!(named.check_address("https://api.example.com/mcp").is_ok());
+    }
 }
