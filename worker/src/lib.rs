@@ -89,6 +89,20 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The configured upstream guard, also refusing this gateway's own public endpoint.
+    pub fn guard(&self) -> UpstreamGuard {
+        let guard = self.upstream_guard.clone();
+        match &self.public_url {
+            Some(url) => match (url.host_str(), url.port_or_known_default()) {
+                (Some(host), Some(port)) => guard.with_own_host(host, port),
+                _ => guard,
+            },
+            None => guard,
+        }
+    }
+}
+
 pub use http::Bounds;
 pub use switchyard_bus::{Buckets, Buses};
 pub use upstream::UpstreamBounds;

@@ -62,18 +62,6 @@ impl std::fmt::Debug for App {
     }
 }
 
-/// The configured upstream guard, also refusing this gateway's own public endpoint.
-fn own_guard(config: &Config) -> switchyard_common::netguard::UpstreamGuard {
-    let guard = config.upstream_guard.clone();
-    match &config.public_url {
-        Some(url) => match (url.host_str(), url.port_or_known_default()) {
-            (Some(host), Some(port)) => guard.with_own_host(host, port),
-            _ => guard,
-        },
-        None => guard,
-    }
-}
-
 impl App {
     pub fn new(
         config: &Config,
@@ -85,7 +73,7 @@ impl App {
     ) -> std::io::Result<Arc<Self>> {
         let upstreams = Arc::new(
             Upstreams::new(
-                own_guard(config),
+                config.guard(),
                 config.egress_proxy.as_ref(),
                 crate::relay::Diverted(metrics.relay_diverted.clone()),
                 config.upstream_bounds,
