@@ -7,8 +7,11 @@ use std::time::Duration;
 use switchyard_tests::upstream::{Faults, TestUpstream};
 use switchyard_tests::{Stack, assert_eventually, legacy, modern, within};
 
-/// Far below any connector timeout: a call that waits for one fails this.
-const PROMPT: Duration = Duration::from_secs(5);
+/// A third of the connectors' timeout (the default, 30 s): a call that waits for it fails
+/// this.
+const PROMPT: Duration = Duration::from_secs(10);
+/// How long a policy change may take to reach the worker.
+const DEADLINE: Duration = Duration::from_secs(20);
 
 /// How many tools a listing right after a policy change shows (a new key changes the
 /// tenant's policy, so the listing asks the upstream afresh).
@@ -18,7 +21,7 @@ async fn tools_listed(stack: &Stack, http: &reqwest::Client, endpoint: &str, key
         legacy::Session::try_open(http, endpoint, &fresh_key)
             .await
             .is_some(),
-        PROMPT,
+        DEADLINE,
         "the new key is served"
     );
     let listed = within(PROMPT, "a listing", modern::list(http, endpoint, key)).await;
