@@ -33,6 +33,9 @@ pub struct UpstreamBounds {
     pub max_response_bytes: usize,
     /// Most tools, prompts, resources or templates one connector may list.
     pub max_listed: usize,
+    /// Most resource subscriptions one client session may hold on one connector (each is
+    /// remembered, to renew it on a new upstream session).
+    pub max_subscriptions: usize,
 }
 
 impl Default for UpstreamBounds {
@@ -40,6 +43,7 @@ impl Default for UpstreamBounds {
         Self {
             max_response_bytes: 4 * 1024 * 1024,
             max_listed: 1000,
+            max_subscriptions: 1000,
         }
     }
 }

@@ -318,6 +318,16 @@ impl ServerHandler for Fixture {
         )]))
     }
 
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, McpError> {
+        Ok(ListResourceTemplatesResult::with_all_items(vec![
+            ResourceTemplate::new(format!("test://{}/items/{{id}}", self.label), "item"),
+        ]))
+    }
+
     async fn subscribe(
         &self,
         request: SubscribeRequestParams,
@@ -333,6 +343,14 @@ impl ServerHandler for Fixture {
             .lock()
             .unwrap()
             .push((request.uri, session));
+        Ok(())
+    }
+
+    async fn unsubscribe(
+        &self,
+        _request: UnsubscribeRequestParams,
+        _ctx: RequestContext<RoleServer>,
+    ) -> Result<(), McpError> {
         Ok(())
     }
 

@@ -393,6 +393,18 @@ impl Gateway {
             .resource_owner(&tenant, uri)
             .await
             .map_err(|e| e.into_mcp(""))?;
+        let subscribing = matches!(upstream_request, ClientRequest::SubscribeRequest(_));
+        let max = self.core.upstreams.bounds.max_subscriptions;
+        if subscribing
+            && lock(&self.client.subscribed)
+                .get(&connector.name)
+                .is_some_and(|u| u.len() >= max && !u.contains(uri))
+        {
+            return Err(Error::BadInput(format!(
+                "a session may hold at most {max} subscriptions on one connector"
+            ))
+            .into_mcp(&connector.name));
+        }
         let route = Route {
             ctx,
             principal: &principal,
@@ -411,7 +423,7 @@ impl Gateway {
         .map_err(|e| e.into_mcp(&connector.name))?;
         let mut subscribed = lock(&self.client.subscribed);
         let uris = subscribed.entry(connector.name.clone()).or_default();
-        if matches!(upstream_request, ClientRequest::SubscribeRequest(_)) {
+        if subscribing {
             uris.insert(uri.to_owned());
         } else {
             uris.remove(uri);

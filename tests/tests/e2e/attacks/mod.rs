@@ -7,4 +7,5 @@ mod guessing;
 mod operator_tokens;
 mod poison;
 mod revocation;
+mod subscriptions;
 mod url_change;
