@@ -74,7 +74,7 @@ pub async fn request(
 
 /// What `r` carried: its status, `Retry-After`, and the JSON-RPC response, plain or the
 /// last event of a stream.
-pub(crate) async fn answer(r: reqwest::Response) -> Answer {
+pub async fn answer(r: reqwest::Response) -> Answer {
     let status = r.status().as_u16();
     let retry_after = r
         .headers()

@@ -13,14 +13,7 @@ async fn subscription(session: &legacy::Session, method: &str, uri: &str) -> Val
     let r = session
         .post(json!({"jsonrpc": "2.0", "id": 9, "method": method, "params": {"uri": uri}}))
         .await;
-    let text = r.text().await.unwrap();
-    let data = text
-        .lines()
-        .filter_map(|l| l.strip_prefix("data:"))
-        .map(str::trim)
-        .rfind(|l| !l.is_empty())
-        .unwrap_or(text.as_str());
-    serde_json::from_str(data).unwrap_or(Value::Null)
+    switchyard_tests::modern::answer(r).await.body
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
