@@ -110,4 +110,6 @@ refused "maxInFlight" --set worker.maxInFlight=lots
 refused "httpPort" --set worker.httpPort=70000
 refused "digest" --set image.digest=latest
 refused "nats" --set nats.url=http://nats:4222
+refused "maxHeaders" --set worker.bounds.maxHeaders=2
+refused "maxUpstreamResponseBytes" --set worker.bounds.maxUpstreamResponseBytes=1024
 echo "chart: ok"
