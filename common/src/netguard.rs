@@ -30,6 +30,16 @@ impl UpstreamGuard {
         self
     }
 
+    /// This guard, also refusing the gateway's own endpoint at `url` (its public URL);
+    /// unchanged if `url` names no host.
+    #[must_use]
+    pub fn with_own_url(self, url: &url::Url) -> Self {
+        match (url.host_str(), url.port_or_known_default()) {
+            (Some(host), Some(port)) => self.with_own_host(host, port),
+            _ => self,
+        }
+    }
+
     /// Whether `host`:`port` is the gateway's own endpoint. A host name is the gateway
     /// whatever the port (an ingress may serve it on several); an address or `localhost`
     /// only with the same port, so other servers on the same machine stay reachable.
@@ -141,6 +151,12 @@ mod tests {
             "an address only on its port"
         );
         assert!(!UpstreamGuard::default().is_own_host("mcp.example.com", 443));
+        let url = "https://mcp.example.com/".parse().unwrap();
+        assert!(
+            UpstreamGuard::default()
+                .with_own_url(&url)
+                .is_own_host("mcp.example.com", 443)
+        );
     }
 
     fn ip(s: &str) -> IpAddr {

@@ -66,6 +66,19 @@ impl Session {
             .unwrap()
     }
 
+    /// Opens the session's GET stream.
+    pub async fn stream(&self) -> reqwest::Response {
+        self.http
+            .get(&self.endpoint)
+            .bearer_auth(&self.key)
+            .header("accept", "text/event-stream")
+            .header("mcp-protocol-version", VERSION)
+            .header("mcp-session-id", &self.id)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// One `tools/call` of `tool` with `args` on the session.
     pub async fn call(&self, tool: &str, args: Value) -> Answer {
         let body = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",

@@ -86,7 +86,9 @@ pub enum Error {
     #[error("{0}")]
     UpstreamMisbehaved(String),
     /// The upstream's answer was larger than this worker reads (the bound, in bytes).
-    #[error("its answer was larger than the {0}-byte bound")]
+    #[error(
+        "its answer was larger than the {0}-byte bound (an operator can raise --max-upstream-response-bytes)"
+    )]
     UpstreamTooLarge(usize),
     #[error("{0}")]
     Internal(String),

@@ -94,10 +94,7 @@ impl Config {
     pub fn guard(&self) -> UpstreamGuard {
         let guard = self.upstream_guard.clone();
         match &self.public_url {
-            Some(url) => match (url.host_str(), url.port_or_known_default()) {
-                (Some(host), Some(port)) => guard.with_own_host(host, port),
-                _ => guard,
-            },
+            Some(url) => guard.with_own_url(url),
             None => guard,
         }
     }

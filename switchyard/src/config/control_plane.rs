@@ -287,6 +287,24 @@ pub async fn run_migrate(args: MigrateArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_public_url_must_name_an_http_host() {
+        let guard = || UpstreamGuard::new(Vec::new());
+        for bad in ["ftp://mcp.example.com/", "unix:/run/mcp.sock"] {
+            let url = bad.parse().unwrap();
+            let e = own_guard(guard(), Some(&url)).unwrap_err();
+            assert!(e.to_string().contains("public-url"), "{bad}: {e}");
+        }
+        let url = "https://mcp.example.com".parse().unwrap();
+        let g = own_guard(guard(), Some(&url)).unwrap();
+        assert!(g.is_own_host("mcp.example.com", 443));
+        assert!(
+            !own_guard(guard(), None)
+                .unwrap()
+                .is_own_host("mcp.example.com", 443)
+        );
+    }
     use switchyard_common::seal::SecretKey;
 
     fn key() -> String {
@@ -406,10 +424,8 @@ pub(crate) fn own_guard(
     let Some(url) = public_url else {
         return Ok(guard);
     };
-    match (url.host_str(), url.port_or_known_default()) {
-        (Some(host), Some(port)) if matches!(url.scheme(), "http" | "https") => {
-            Ok(guard.with_own_host(host, port))
-        }
-        _ => bail!("public-url (SWITCHYARD_PUBLIC_URL) must be an http or https URL with a host"),
+    if url.host_str().is_none() || !matches!(url.scheme(), "http" | "https") {
+        bail!("public-url (SWITCHYARD_PUBLIC_URL) must be an http or https URL with a host");
     }
+    Ok(guard.with_own_url(url))
 }

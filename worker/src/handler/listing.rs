@@ -43,7 +43,8 @@ pub(super) async fn list_one(
             Err(UpstreamError::Protocol(format!("{what}: {e}")))
         }
         Ok(Err(Failure::TooMany(what))) => Err(UpstreamError::Bound(format!(
-            "it lists more than {max} {what}, this worker's bound"
+            "it lists more than {max} {what}, more than this worker takes from one connector \
+             (an operator can raise --max-listed-per-connector)"
         ))),
         Err(_) => {
             session.mark_broken();

@@ -8,7 +8,7 @@ use std::time::Duration;
 use switchyard_tests::admin::*;
 use switchyard_tests::modern::call;
 use switchyard_tests::upstream::TestUpstream;
-use switchyard_tests::{Stack, assert_eventually, within};
+use switchyard_tests::{Stack, assert_eventually, legacy, within};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -21,36 +21,20 @@ async fn a_revoked_keys_stream_closes_and_its_call_is_cancelled_upstream() {
     stack.wait_serving("acme", &key).await;
     let http = reqwest::Client::new();
     let endpoint = stack.worker().endpoint("acme");
-    let id = switchyard_tests::legacy::Session::open(&http, &endpoint, &key)
-        .await
-        .id;
+    let session = legacy::Session::open(&http, &endpoint, &key).await;
 
     // The session's GET stream, read until it ends.
-    let stream = http
-        .get(&endpoint)
-        .bearer_auth(&key)
-        .header("accept", "text/event-stream")
-        .header("mcp-protocol-version", "2025-06-18")
-        .header("mcp-session-id", &id)
-        .send()
-        .await
-        .unwrap();
+    let stream = session.stream().await;
     assert_eq!(stream.status(), 200);
     let stream_ended = tokio::spawn(async move { stream.bytes().await.is_ok() });
     // A call that waits upstream.
     let call_answer = tokio::spawn({
-        let (http, endpoint, key, id) = (http.clone(), endpoint.clone(), key.clone(), id.clone());
+        let session = session.clone();
         async move {
-            http.post(&endpoint)
-                .bearer_auth(&key)
-                .header("accept", "application/json, text/event-stream")
-                .header("mcp-protocol-version", "2025-06-18")
-                .header("mcp-session-id", &id)
-                .json(&json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+            session
+                .post(json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
                     "params": {"name": "a__hold", "arguments": {}}}))
-                .send()
                 .await
-                .unwrap()
                 .text()
                 .await
                 .unwrap_or_default()
@@ -137,31 +121,14 @@ async fn suspending_a_tenant_closes_its_streams_and_upstream_sessions() {
     stack.wait_serving("acme", &key).await;
     let http = reqwest::Client::new();
     let endpoint = stack.worker().endpoint("acme");
-    let id = switchyard_tests::legacy::Session::open(&http, &endpoint, &key)
-        .await
-        .id;
+    let session = legacy::Session::open(&http, &endpoint, &key).await;
     // A call opens the session's upstream session.
-    let r = http
-        .post(&endpoint)
-        .bearer_auth(&key)
-        .header("accept", "application/json, text/event-stream")
-        .header("mcp-protocol-version", "2025-06-18")
-        .header("mcp-session-id", &id)
-        .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+    let r = session
+        .post(json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
             "params": {"name": "a__whoami", "arguments": {}}}))
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(r.status(), 200);
-    let stream = http
-        .get(&endpoint)
-        .bearer_auth(&key)
-        .header("accept", "text/event-stream")
-        .header("mcp-protocol-version", "2025-06-18")
-        .header("mcp-session-id", &id)
-        .send()
-        .await
-        .unwrap();
+    let stream = session.stream().await;
     assert_eq!(stream.status(), 200);
     let stream_ended = tokio::spawn(async move { stream.bytes().await.is_ok() });
     let before = up.ended.load(Ordering::SeqCst);
