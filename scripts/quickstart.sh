@@ -140,6 +140,12 @@ keys = {k["id"]: k for k in json.load(sys.stdin)["keys"]}
 assert keys[sys.argv[1]]["revoked"], keys' "$extra_id"
 [ "$(switchyard fleet list -o json | json_field workers.0.ready)" = True ]
 [ "$(switchyard connector update --tenant acme --name weather --timeout-ms 5000 -o json | json_field timeout_ms)" = 5000 ]
+# The quick start's tools were pinned on first sight; nothing is held for approval.
+pinned() { switchyard connector tools --tenant acme --name weather -o json | python3 -c 'import json,sys
+t = json.load(sys.stdin)["tools"]
+assert t and all(x["status"] == "approved" and x["approved"]["digest"].startswith("sha256:") for x in t), t' 2>/dev/null; }
+eventually pinned
+switchyard connector tools approve --tenant acme --name weather | grep -q 'no held tool changes'
 switchyard tenant create scratch >/dev/null
 switchyard connector add --tenant scratch --name gone --url http://127.0.0.1:9/mcp >/dev/null
 switchyard connector remove --tenant scratch --name gone

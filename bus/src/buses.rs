@@ -1,9 +1,10 @@
-//! The four buses a worker uses, wired once: on NATS in production and in tests of the
+//! The buses a worker uses, wired once: on NATS in production and in tests of the
 //! production path, in memory for `switchyard dev`.
 
 use crate::{
-    FLEET_BUCKET, Fleet, MemoryBus, MemoryFleet, MemorySessions, MemoryUsage, NatsBus, NatsFleet,
-    NatsSessions, NatsUsage, POLICY_BUCKET, PolicyBus, SESSION_BUCKET, SessionKv, UsageBus,
+    FLEET_BUCKET, Fleet, MemoryBus, MemoryFleet, MemorySessions, MemoryTools, MemoryUsage, NatsBus,
+    NatsFleet, NatsSessions, NatsTools, NatsUsage, POLICY_BUCKET, PolicyBus, SESSION_BUCKET,
+    SessionKv, ToolBus, UsageBus,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,7 +41,9 @@ pub struct Buses {
     /// Session records shared by all workers.
     pub sessions: Arc<dyn SessionKv>,
     /// Usage events for the control plane.
-    pub usage: Arc<dyn UsageBus>,
+    pub usage: Arc<UsageBus>,
+    /// Tool definitions found unpinned, for the control plane.
+    pub tools: Arc<ToolBus>,
     /// Heartbeats of the live workers.
     pub fleet: Arc<dyn Fleet>,
 }
@@ -56,6 +59,7 @@ impl Buses {
                 buckets.session_ttl,
             )),
             usage: Arc::new(NatsUsage::new(client.clone())),
+            tools: Arc::new(NatsTools::new(client.clone())),
             fleet: Arc::new(NatsFleet::new(
                 client,
                 &buckets.fleet,
@@ -70,6 +74,7 @@ impl Buses {
             policy: Arc::new(MemoryBus::default()),
             sessions: Arc::new(MemorySessions::default()),
             usage: Arc::new(MemoryUsage::default()),
+            tools: Arc::new(MemoryTools::default()),
             fleet: Arc::new(MemoryFleet::default()),
         }
     }

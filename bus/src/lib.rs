@@ -11,7 +11,9 @@ mod buses;
 pub mod fleet;
 mod memory;
 mod nats;
+pub mod queue;
 pub mod sessions;
+pub mod tools;
 pub mod usage;
 
 pub use buses::{Buckets, Buses};
@@ -20,8 +22,10 @@ pub use fleet::{
 };
 pub use memory::MemoryBus;
 pub use nats::{NatsBus, POLICY_BUCKET};
+pub use queue::{Delivery, Event, MemoryQueue, NatsQueue, Queue, QueueSpec};
 pub use sessions::{MemorySessions, NatsSessions, SESSION_BUCKET, SessionKv};
-pub use usage::{Delivery, MemoryUsage, NatsUsage, UsageBus, UsageEvent, UsageMethod};
+pub use tools::{MemoryTools, NatsTools, TOOLS_STREAM, ToolBus, ToolSighting};
+pub use usage::{MemoryUsage, NatsUsage, USAGE_STREAM, UsageBus, UsageEvent, UsageMethod};
 
 use futures::stream::BoxStream;
 use switchyard_proto::policy::v1::TenantPolicy;

@@ -5,6 +5,7 @@ pub mod apikey;
 pub mod error;
 pub mod ids;
 pub mod netguard;
+pub mod pins;
 pub mod seal;
 
 pub use error::ErrorCode;

@@ -6,6 +6,7 @@
 
 use crate::error::{Error, Result};
 use crate::model::{Millis, Role, TenantState, TenantStatus, Tier, month_of};
+use switchyard_common::pins::ToolDigest;
 use switchyard_common::seal::{Keyring, policy_header_aad, stored_header_aad};
 use switchyard_proto::policy::v1 as pb;
 
@@ -59,6 +60,11 @@ pub fn compile(state: &TenantState, keys: &Keys, now: Millis) -> Result<pb::Tena
             });
         }
         let s = &c.settings;
+        let pins = state
+            .tool_pins
+            .get(&c.id)
+            .map(Vec::as_slice)
+            .unwrap_or_default();
         let kind = match &s.kind {
             crate::model::ConnectorKind::Mcp { url } => {
                 pb::connector::Kind::Mcp(pb::McpConnector {
@@ -87,6 +93,14 @@ pub fn compile(state: &TenantState, keys: &Keys, now: Millis) -> Result<pb::Tena
                 open_ms: s.breaker.open_ms,
                 half_open_probes: s.breaker.half_open_probes,
             }),
+            tool_pins: pins
+                .iter()
+                .filter_map(|(tool, digest)| {
+                    ToolDigest::parse(digest).map(|d| (tool.clone(), d.as_bytes().to_vec()))
+                })
+                .collect(),
+            auto_approve_tools: s.auto_approve_tools,
+            new_tools_pending: pins.len() >= crate::store::MAX_TOOL_PINS,
         });
     }
     let keys = state

@@ -10,6 +10,7 @@ pub mod metrics;
 pub mod model;
 pub mod publisher;
 pub mod server;
+pub mod sightings;
 pub mod store;
 pub mod usage;
 

@@ -281,6 +281,10 @@ pub struct ConnectorSettings {
     pub deny_tools: Vec<String>,
     pub retry: RetrySettings,
     pub breaker: BreakerSettings,
+    /// Changed tool definitions are approved as they are seen rather than held for an
+    /// operator.
+    #[serde(default)]
+    pub auto_approve_tools: bool,
 }
 
 /// A header whose value is sealed under the master key.
@@ -363,6 +367,8 @@ pub struct TenantState {
     pub keys: Vec<ApiKey>,
     /// Tool calls counted in the month the state was read in.
     pub tool_calls_this_month: u64,
+    /// Approved tool digests by connector id: (tool, digest).
+    pub tool_pins: std::collections::HashMap<String, Vec<(String, String)>>,
 }
 
 /// A tenant's tool calls in one month, against its quota.

@@ -14,7 +14,7 @@ use crate::publisher::Publisher;
 use crate::store::Store;
 use std::future::Future;
 use std::sync::Arc;
-use switchyard_bus::{PolicyBus, UsageBus};
+use switchyard_bus::{PolicyBus, ToolBus, UsageBus};
 use switchyard_common::netguard::UpstreamGuard;
 use switchyard_proto::admin::v1 as pb;
 use tokio::net::TcpListener;
@@ -30,7 +30,9 @@ pub struct Config {
     /// Where compiled policies are published; `None` leaves changes in the outbox.
     pub policy_bus: Option<Arc<dyn PolicyBus>>,
     /// Where workers report usage; `None` leaves last-used times and counts unset.
-    pub usage_bus: Option<Arc<dyn UsageBus>>,
+    pub usage_bus: Option<Arc<UsageBus>>,
+    /// Where workers report tool definitions they hold no pin for; `None` pins nothing.
+    pub tool_bus: Option<Arc<ToolBus>>,
     /// The workers' heartbeats, shown by the fleet service.
     pub fleet: Option<Arc<dyn switchyard_bus::Fleet>>,
     /// The compute profiles tenants may name.
@@ -112,6 +114,9 @@ pub async fn serve(
     let usage = config
         .usage_bus
         .map(|bus| tokio::spawn(crate::usage::fold(store.clone(), bus)));
+    let sightings = config
+        .tool_bus
+        .map(|bus| tokio::spawn(crate::sightings::fold(store.clone(), bus)));
     let isolation_unavailable = match &config.kube {
         None => Some("the control plane runs without --kube-namespaces".to_owned()),
         Some(k) if k.settings.gateway.is_none() => {
@@ -193,7 +198,12 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(|e| Error::Internal(format!("gRPC server: {e}")));
-    for task in publisher.into_iter().chain(usage).chain(reconciler) {
+    for task in publisher
+        .into_iter()
+        .chain(usage)
+        .chain(sightings)
+        .chain(reconciler)
+    {
         task.abort();
     }
     stop.cancel();

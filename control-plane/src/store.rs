@@ -41,6 +41,7 @@ mod connectors;
 mod isolation;
 mod keys;
 mod outbox;
+mod pins;
 mod policy;
 mod publish;
 mod tenants;
@@ -50,6 +51,7 @@ mod usage;
 pub use connectors::NewConnector;
 pub use isolation::ReconcileState;
 pub use keys::NewApiKey;
+pub use pins::{MAX_DEFINITION_BYTES, MAX_TOOL_PINS, PendingTool, Sighting, ToolPin};
 pub use tenants::TenantChange;
 
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");

@@ -46,7 +46,7 @@ async fn record(store: &Store, event: &switchyard_bus::UsageEvent) {
 }
 
 /// Runs until the task is dropped.
-pub async fn fold(store: Store, bus: Arc<dyn UsageBus>) {
+pub async fn fold(store: Store, bus: Arc<UsageBus>) {
     let mut backoff = Duration::from_millis(100);
     let mut last_prune = std::time::Instant::now();
     loop {

@@ -162,6 +162,7 @@ pub async fn run(args: DevArgs, data_dir: &Path) -> anyhow::Result<()> {
         bootstrap_token: Some(token),
         policy_bus: Some(buses.policy.clone()),
         usage_bus: Some(buses.usage.clone()),
+        tool_bus: Some(buses.tools.clone()),
         fleet: Some(buses.fleet.clone()),
         profiles: Default::default(),
         kube: None,

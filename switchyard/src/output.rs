@@ -156,6 +156,7 @@ pub fn connector(c: &pb::Connector) -> Value {
             "open_ms": breaker.open_ms,
             "half_open_probes": breaker.half_open_probes,
         },
+        "auto_approve_tools": c.auto_approve_tools,
         "etag": c.etag,
         "created": time(c.create_time.as_ref()),
         "updated": time(c.update_time.as_ref()),

@@ -4,7 +4,7 @@ use crate::capture_logs;
 use crate::nats::NatsServer;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use switchyard_bus::{Buses, Fleet, PolicyBus, UsageBus};
+use switchyard_bus::{Buses, Fleet, PolicyBus, ToolBus, UsageBus};
 use switchyard_common::netguard::UpstreamGuard;
 use switchyard_control_plane::compile::Keys;
 use switchyard_control_plane::{Config, Store};
@@ -44,7 +44,8 @@ pub struct ControlPlane {
 #[derive(Default, Clone)]
 pub(crate) struct CpBuses {
     pub policy: Option<Arc<dyn PolicyBus>>,
-    pub usage: Option<Arc<dyn UsageBus>>,
+    pub usage: Option<Arc<UsageBus>>,
+    pub tools: Option<Arc<ToolBus>>,
     pub fleet: Option<Arc<dyn Fleet>>,
 }
 
@@ -55,6 +56,7 @@ impl CpBuses {
         Self {
             policy: Some(buses.policy),
             usage: Some(buses.usage),
+            tools: Some(buses.tools),
             fleet: Some(buses.fleet),
         }
     }
@@ -88,6 +90,7 @@ impl ControlPlane {
             upstream_guard: UpstreamGuard::new(vec!["127.0.0.0/8".parse().unwrap()]),
             bootstrap_token: Some(token.clone()),
             usage_bus: buses.policy.as_ref().and(buses.usage),
+            tool_bus: buses.policy.as_ref().and(buses.tools),
             policy_bus: buses.policy,
             fleet: buses.fleet,
             profiles: Default::default(),

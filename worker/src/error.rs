@@ -55,6 +55,11 @@ pub enum Error {
     /// No tool, prompt or resource of that name is served to this tenant.
     #[error("unknown {kind}: {name}")]
     UnknownName { kind: &'static str, name: String },
+    /// The tool's definition changed upstream and is held until an operator approves it.
+    #[error(
+        "tool {0} changed upstream; it is held until an operator approves the change (switchyard connector tools)"
+    )]
+    ToolPendingApproval(String),
     /// The caller's role does not allow this call.
     #[error("{0}")]
     PermissionDenied(String),
@@ -187,7 +192,9 @@ impl Error {
             | Self::Limited(Refusal::Saturated) => ErrorCode::Unavailable,
             Self::UnknownName { .. } => ErrorCode::InvalidArgument,
             Self::PermissionDenied(_) => ErrorCode::PermissionDenied,
-            Self::NeedsSession(_) | Self::TenantGone => ErrorCode::FailedPrecondition,
+            Self::NeedsSession(_) | Self::TenantGone | Self::ToolPendingApproval(_) => {
+                ErrorCode::FailedPrecondition
+            }
             Self::MissingCredential | Self::InvalidCredential | Self::CredentialRevoked => {
                 ErrorCode::Unauthenticated
             }
@@ -237,6 +244,7 @@ impl Error {
             Self::QuotaExhausted(_) => "quota_exhausted",
             Self::BadInput(_) => "invalid_input",
             Self::UnknownName { .. } => "unknown_name",
+            Self::ToolPendingApproval(_) => "tool_pending_approval",
             Self::PermissionDenied(_) => "permission_denied",
             Self::NeedsSession(_) => "session_required",
             Self::TenantGone => "tenant_gone",

@@ -34,9 +34,10 @@ fn variant(e: &Error) -> usize {
         Error::TooManyAttempts(_) => 26,
         Error::CredentialRevoked => 27,
         Error::UpstreamTooLarge(_) => 28,
+        Error::ToolPendingApproval(_) => 29,
     }
 }
-const VARIANTS: usize = 29;
+const VARIANTS: usize = 30;
 
 /// One or more examples of every variant, and what each must say: its code, its reason,
 /// and whether the call it ends counts as attempted upstream.
@@ -168,6 +169,12 @@ pub(crate) fn examples() -> Vec<(Error, ErrorCode, &'static str, Option<bool>)> 
             },
             C::InvalidArgument,
             "unknown_name",
+            None,
+        ),
+        (
+            Error::ToolPendingApproval("gh__search".into()),
+            C::FailedPrecondition,
+            "tool_pending_approval",
             None,
         ),
         (

@@ -14,16 +14,17 @@ pub mod limits;
 pub mod metrics;
 pub mod names;
 pub mod ordered;
+pub mod pins;
 pub mod policy;
 pub mod principal;
 pub mod relay;
+pub mod reports;
 pub mod resilience;
 pub mod resume;
 pub mod route;
 pub mod sessions;
 pub mod sync;
 pub mod upstream;
-pub mod usage;
 
 #[cfg(test)]
 mod proptests;
@@ -226,7 +227,11 @@ pub async fn run(
         policies.clone(),
         cancel.clone(),
     ));
-    let reporter = usage::Reporter::start(buses.usage, metrics_state.usage_dropped.clone());
+    let reporter = reports::Reports {
+        usage: reports::Reporter::start(buses.usage, metrics_state.usage_dropped.clone()),
+        tools: reports::Reporter::start(buses.tools, metrics_state.sightings_dropped.clone()),
+        worker: config.worker_id.clone(),
+    };
     let sessions = Arc::new(sessions::SessionRecords::new(buses.sessions));
     let app = http::App::new(
         &config,
@@ -261,7 +266,9 @@ pub async fn run(
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         if !reporter.flush(std::time::Duration::from_secs(2)).await {
-            tracing::warn!("usage events not yet published are lost with this worker");
+            tracing::warn!(
+                "usage events and tool sightings not yet published are lost with this worker"
+            );
         }
         tracing::info!(
             left = app.in_flight(),

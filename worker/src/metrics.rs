@@ -39,6 +39,7 @@ pub struct Metrics {
     pub requests: Family<StatusLabel, Counter>,
     pub auth_failures: Family<ReasonLabel, Counter>,
     pub usage_dropped: Counter,
+    pub sightings_dropped: Counter,
     /// Requests refused by a limit, by reason.
     pub limited: Family<ReasonLabel, Counter>,
     /// Requests being served.
@@ -79,6 +80,7 @@ impl Metrics {
             retries: Family::<ReasonLabel, Counter>::default(),
             relay_diverted: Family::<ReasonLabel, Counter>::default(),
             usage_dropped: Counter::default(),
+            sightings_dropped: Counter::default(),
             tenants: Gauge::default(),
             bus_connected: Gauge::default(),
             policy_age: Gauge::<f64, AtomicU64>::default(),
@@ -132,6 +134,11 @@ impl Metrics {
             "usage_events_dropped",
             "Usage events dropped because the reporting queue was full",
             self.usage_dropped.clone(),
+        );
+        r.register(
+            "tool_sightings_dropped",
+            "Unpinned tool definitions not reported because the reporting queue was full",
+            self.sightings_dropped.clone(),
         );
         r.register(
             "tenants",

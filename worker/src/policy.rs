@@ -32,6 +32,8 @@ pub struct Connector {
     deny: GlobSet,
     /// Identifies this configuration; an upstream client made for another is replaced.
     pub fingerprint: u64,
+    /// The approved digest of each tool.
+    pub pins: crate::pins::Pins,
 }
 
 impl Connector {
@@ -50,6 +52,7 @@ impl Connector {
             allow: (!allow.is_empty()).then(|| globs(&list(allow))),
             deny: globs(&list(deny)),
             fingerprint: 0,
+            pins: crate::pins::Pins::default(),
         }
     }
 
@@ -161,6 +164,7 @@ fn to_system_time(t: &prost_types::Timestamp) -> Option<SystemTime> {
 /// One connector of tenant `tenant`, its header values opened; `None` (logged) when one
 /// does not open, or when it is of a kind this worker does not serve.
 fn connector(tenant: &str, c: pb::Connector, keys: &Keyring) -> Option<Connector> {
+    let pins = crate::pins::Pins::from_policy(&c);
     let Some(pb::connector::Kind::Mcp(mcp)) = c.kind else {
         return None;
     };
@@ -192,6 +196,7 @@ fn connector(tenant: &str, c: pb::Connector, keys: &Keyring) -> Option<Connector
         &material.iter().map(Vec::as_slice).collect::<Vec<_>>(),
     );
     Some(Connector {
+        pins,
         prefix: c.prefix,
         url: mcp.url,
         headers,

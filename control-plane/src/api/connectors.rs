@@ -50,6 +50,7 @@ pub(super) fn connector_pb(c: Connector) -> pb::Connector {
         update_time: Some(timestamp(c.updated_at)),
         etag: c.revision.to_string(),
         dropped_headers: Vec::new(),
+        auto_approve_tools: s.auto_approve_tools,
     }
 }
 
@@ -94,6 +95,7 @@ impl pb::connector_service_server::ConnectorService for Admin {
                         .map_err(|e| nest("connector", e))?,
                     breaker: apply_breaker(BreakerSettings::default(), c.breaker.as_ref())
                         .map_err(|e| nest("connector", e))?,
+                    auto_approve_tools: c.auto_approve_tools,
                 };
                 let keys = &self.keys;
                 if let Some(state) = self.store.tenant_state(&tenant).await? {
@@ -238,6 +240,9 @@ impl pb::connector_service_server::ConnectorService for Admin {
                         if let Some(enabled) = r.enabled {
                             c.enabled = enabled;
                         }
+                        if let Some(auto) = r.auto_approve_tools {
+                            c.settings.auto_approve_tools = auto;
+                        }
                         if let Some(p) = new_prefix {
                             c.settings.prefix = p;
                         }
@@ -290,5 +295,19 @@ impl pb::connector_service_server::ConnectorService for Admin {
             }
             .await,
         )
+    }
+
+    async fn list_connector_tools(
+        &self,
+        req: Request<pb::ListConnectorToolsRequest>,
+    ) -> Reply<pb::ListConnectorToolsResponse> {
+        reply(self.list_tools(req.into_inner()).await)
+    }
+
+    async fn approve_connector_tools(
+        &self,
+        req: Request<pb::ApproveConnectorToolsRequest>,
+    ) -> Reply<pb::ApproveConnectorToolsResponse> {
+        reply(self.approve_tools(req.into_inner()).await)
     }
 }

@@ -4,6 +4,7 @@
 //! update alike.
 
 mod connector_spec;
+mod connector_tools;
 mod connectors;
 mod fields;
 mod fleet;

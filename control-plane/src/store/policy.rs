@@ -21,6 +21,7 @@ impl Store {
             Err(e) => return Err(e),
         };
         let connectors = Self::connectors_in(&mut tx, slug).await?;
+        let tool_pins = Self::approved_pins_in(&mut tx, slug).await?;
         let rows = sqlx::query(concat!(
             "SELECT ",
             key_columns!(),
@@ -45,6 +46,7 @@ impl Store {
             connectors,
             keys,
             tool_calls_this_month: used.unwrap_or(0).max(0) as u64,
+            tool_pins,
         }))
     }
 }

@@ -206,6 +206,7 @@ impl ControlPlaneArgs {
                 bootstrap_token: args.bootstrap_token,
                 policy_bus: None,
                 usage_bus: None,
+                tool_bus: None,
                 fleet: None,
                 profiles,
                 kube: None,
@@ -230,6 +231,9 @@ pub async fn run_control_plane(args: ControlPlaneArgs) -> anyhow::Result<()> {
                 switchyard_bus::POLICY_BUCKET,
             )));
             settings.config.usage_bus = Some(std::sync::Arc::new(switchyard_bus::NatsUsage::new(
+                client.clone(),
+            )));
+            settings.config.tool_bus = Some(std::sync::Arc::new(switchyard_bus::NatsTools::new(
                 client.clone(),
             )));
             settings.config.fleet = Some(std::sync::Arc::new(switchyard_bus::NatsFleet::new(

@@ -40,6 +40,9 @@ pub struct ConnectorSettingsArgs {
     /// How long the breaker stays open, in milliseconds.
     #[arg(long)]
     breaker_open_ms: Option<u32>,
+    /// Approve changed tool definitions as they are seen instead of holding them.
+    #[arg(long)]
+    auto_approve_tools: Option<bool>,
 }
 
 impl ConnectorSettingsArgs {
@@ -135,6 +138,9 @@ pub enum ConnectorCommand {
         #[command(flatten)]
         settings: ConnectorSettingsArgs,
     },
+    /// Show the connector's tools as pinned, and changed definitions held for approval
+    /// (with a diff); `tools approve` approves them.
+    Tools(super::connector_tools::ToolsArgs),
     /// Remove a connector.
     Remove {
         #[arg(long)]
@@ -187,6 +193,7 @@ pub async fn connector(global: &GlobalArgs, cmd: ConnectorCommand) -> anyhow::Re
                         deny_tools: settings.deny.clone(),
                         retry: settings.retry(),
                         breaker: settings.breaker(),
+                        auto_approve_tools: settings.auto_approve_tools.unwrap_or(false),
                         ..Default::default()
                     }),
                     enabled: Some(!disabled),
@@ -238,6 +245,7 @@ pub async fn connector(global: &GlobalArgs, cmd: ConnectorCommand) -> anyhow::Re
                 }),
                 retry: settings.retry(),
                 breaker: settings.breaker(),
+                auto_approve_tools: settings.auto_approve_tools,
                 kind: None,
             };
             // Read first: the update applies to what was read (its etag), so a concurrent
@@ -296,6 +304,7 @@ pub async fn connector(global: &GlobalArgs, cmd: ConnectorCommand) -> anyhow::Re
             }
             updated
         }
+        ConnectorCommand::Tools(args) => return super::connector_tools::tools(global, args).await,
         ConnectorCommand::Remove { tenant, name, etag } => {
             client
                 .delete_connector(pb::DeleteConnectorRequest {

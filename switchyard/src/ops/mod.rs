@@ -2,6 +2,7 @@
 //! file per service.
 
 mod connector;
+mod connector_tools;
 mod fleet;
 mod key;
 mod tenant;

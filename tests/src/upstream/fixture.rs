@@ -32,6 +32,8 @@ pub(super) struct Fixture {
     pub(super) gate: Arc<Gate>,
     /// Resources subscribed to, with the session each subscription came on.
     pub(super) subscriptions: Arc<Mutex<Vec<(String, String)>>>,
+    /// Descriptions listed instead of a tool's own, by tool name.
+    pub(super) rewritten: Arc<Mutex<HashMap<String, String>>>,
 }
 
 fn schema(props: serde_json::Value) -> Arc<JsonObject> {
@@ -84,7 +86,7 @@ impl ServerHandler for Fixture {
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
         self.record(&ctx);
-        Ok(ListToolsResult::with_all_items(vec![
+        let mut tools = vec![
             Tool::new(
                 "echo",
                 "Returns its text argument",
@@ -143,7 +145,14 @@ impl ServerHandler for Fixture {
                 "Reports progress 1 and 2 of 2, and logs a line, before answering",
                 schema(json!({})),
             ),
-        ]))
+        ];
+        let rewritten = self.rewritten.lock().unwrap();
+        for t in &mut tools {
+            if let Some(d) = rewritten.get(t.name.as_ref()) {
+                t.description = Some(d.clone().into());
+            }
+        }
+        Ok(ListToolsResult::with_all_items(tools))
     }
 
     async fn call_tool(

@@ -82,6 +82,7 @@ impl TestUpstream {
             cancelled: Arc::default(),
             headers: Arc::default(),
             subscriptions: Arc::default(),
+            rewritten: Arc::default(),
         };
         let faults: Arc<Mutex<Faults>> = Arc::default();
         let attempts: Arc<AtomicUsize> = Arc::default();
@@ -154,6 +155,16 @@ impl TestUpstream {
     /// Every resource subscription so far: its URI and the session it came on.
     pub fn subscriptions(&self) -> Vec<(String, String)> {
         self.fixture.subscriptions.lock().unwrap().clone()
+    }
+
+    /// Lists tool `name` with `description` from now on, as an upstream whose tool was
+    /// rewritten would.
+    pub fn rewrite_tool(&self, name: &str, description: &str) {
+        self.fixture
+            .rewritten
+            .lock()
+            .unwrap()
+            .insert(name.to_owned(), description.to_owned());
     }
 
     /// Every request's headers so far.

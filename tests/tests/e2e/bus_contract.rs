@@ -59,6 +59,13 @@ contract!(
     a_consumer_started_again_gets_what_was_sent_meanwhile,
 );
 
+contract!(
+    tools,
+    switchyard_bus::MemoryTools::default(),
+    |client| switchyard_bus::NatsTools::new(client);
+    tool_sightings_arrive_once_per_definition,
+);
+
 /// How long a heartbeat lives in the fleet contract.
 const HEARTBEAT_TTL: Duration = Duration::from_secs(2);
 
@@ -252,7 +259,7 @@ fn usage_event(id: &str) -> switchyard_bus::UsageEvent {
     }
 }
 
-async fn usage_events_arrive_in_order_once_per_id(usage: Arc<dyn switchyard_bus::UsageBus>) {
+async fn usage_events_arrive_in_order_once_per_id(usage: Arc<switchyard_bus::UsageBus>) {
     // Repeats come before the last event: delivered in order, a repeat would show before it.
     for id in ["e1", "e2", "e1", "e3", "e2", "e4"] {
         usage.publish(&usage_event(id)).await.unwrap();
@@ -270,7 +277,7 @@ async fn usage_events_arrive_in_order_once_per_id(usage: Arc<dyn switchyard_bus:
 }
 
 async fn a_consumer_started_again_gets_what_was_sent_meanwhile(
-    usage: Arc<dyn switchyard_bus::UsageBus>,
+    usage: Arc<switchyard_bus::UsageBus>,
 ) {
     usage.publish(&usage_event("before")).await.unwrap();
     let mut deliveries = usage.consume().await.unwrap();
@@ -291,6 +298,46 @@ async fn a_consumer_started_again_gets_what_was_sent_meanwhile(
         .unwrap()
         .unwrap();
     assert_eq!(next.event.id, "meanwhile");
+}
+
+fn sighting(tenant: &str, tool: &str, digest: &str) -> switchyard_bus::ToolSighting {
+    switchyard_bus::ToolSighting {
+        id: format!("{tenant}/{tool}/{digest}"),
+        tenant: tenant.into(),
+        connector: "gh".into(),
+        tool: tool.into(),
+        digest: digest.into(),
+        definition: Some(format!(r#"{{"name":"{tool}"}}"#)),
+        worker: "w1".into(),
+        at_ms: 5,
+    }
+}
+
+/// Two workers that see the same definition report it once; each tenant's and each
+/// definition's sighting arrives, in order.
+async fn tool_sightings_arrive_once_per_definition(tools: Arc<switchyard_bus::ToolBus>) {
+    let sent = [
+        sighting("acme", "search", "d1"),
+        sighting("acme", "search", "d1"),
+        sighting("globex", "search", "d1"),
+        sighting("acme", "search", "d2"),
+        sighting("acme", "search", "d1"),
+    ];
+    for s in &sent {
+        tools.publish(s).await.unwrap();
+    }
+    let mut deliveries = tools.consume().await.unwrap();
+    for want in [&sent[0], &sent[2], &sent[3]] {
+        let got = tokio::time::timeout(Duration::from_secs(10), deliveries.next())
+            .await
+            .expect("a sighting within 10 s")
+            .unwrap()
+            .unwrap();
+        assert_eq!(&got.event, want);
+        got.ack().await.unwrap();
+    }
+    let more = tokio::time::timeout(Duration::from_millis(500), deliveries.next()).await;
+    assert!(more.is_err(), "repeats were delivered: {more:?}");
 }
 
 fn heartbeat(worker: &str, at_ms: i64) -> switchyard_bus::Heartbeat {
@@ -343,7 +390,7 @@ async fn heartbeats_list_the_live_fleet(fleet: Arc<dyn switchyard_bus::Fleet>) {
 /// NATS keeps usage events until the control plane acknowledges them, across restarts.
 #[tokio::test]
 async fn unacknowledged_usage_events_are_delivered_again() {
-    use switchyard_bus::UsageBus as _;
+    use switchyard_bus::Queue as _;
     let nats = switchyard_tests::Stack::nats_server().await;
     let usage = switchyard_bus::NatsUsage::new(nats.client().await);
     for id in ["e1", "e1", "e2"] {

@@ -21,6 +21,7 @@ mod resilience;
 mod secrets;
 mod store_contract;
 mod store_publish;
+mod tool_pins;
 mod upstream_bounds;
 mod upstream_restart;
 mod upstream_sessions;

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
-use switchyard_bus::{MemoryUsage, UsageBus as _, UsageEvent, UsageMethod};
+use switchyard_bus::{MemoryUsage, Queue as _, UsageEvent, UsageMethod};
 use switchyard_common::TenantSlug;
 use switchyard_control_plane::model::Quotas;
 use switchyard_tests::{assert_eventually, logs, sqlite_store};

@@ -12,7 +12,7 @@ use crate::policy::{Connector, Tenant};
 use crate::sync::lock;
 use futures::future::join_all;
 use rmcp::model::{Prompt, Resource, ResourceTemplate, Tool, ToolAnnotations};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -57,6 +57,21 @@ pub struct Catalog {
     template_by_uri: HashMap<String, String>,
     /// Connectors whose listing failed: name, prefix and what went wrong.
     unavailable: Vec<(String, String, String)>,
+    /// Exposed names of tools whose changed definition waits for approval.
+    held: HashSet<String>,
+    /// Tools listed with a definition their connector does not pin, to report; taken
+    /// before the catalog is kept.
+    pub sightings: Vec<Seen>,
+}
+
+/// A tool listed with a definition its connector's policy does not pin.
+#[derive(Debug)]
+pub struct Seen {
+    pub connector: String,
+    /// The upstream's own name for it.
+    pub tool: String,
+    pub definition: serde_json::Value,
+    pub digest: switchyard_common::pins::ToolDigest,
 }
 
 impl Catalog {
@@ -75,6 +90,7 @@ impl Catalog {
         let mut tool_defs = HashMap::new();
         let mut prompt_defs = HashMap::new();
         let mut tool_entries = Vec::new();
+        let mut held = HashSet::new();
         let mut prompt_entries = Vec::new();
         let empty = Listing::default();
         for (c, listing) in listings {
@@ -89,6 +105,19 @@ impl Catalog {
             };
             let mut names = Vec::new();
             for t in l.tools.iter().filter(|t| c.exposes(&t.name)) {
+                let (definition, digest) = crate::pins::definition_of(t);
+                let verdict = c.pins.check(&t.name, &digest);
+                if !verdict.shown {
+                    held.insert((c.name.clone(), t.name.to_string()));
+                }
+                if verdict.report {
+                    catalog.sightings.push(Seen {
+                        connector: c.name.clone(),
+                        tool: t.name.to_string(),
+                        definition,
+                        digest,
+                    });
+                }
                 names.push(t.name.to_string());
                 tool_defs.insert((c.name.clone(), t.name.to_string()), t.clone());
             }
@@ -115,7 +144,7 @@ impl Catalog {
         for name in prompt_names.collisions() {
             tracing::warn!(tenant, prompt = %name, "prompt name exposed by more than one connector; hidden");
         }
-        catalog.expose_tools(tool_order, &tool_defs);
+        catalog.expose_tools(tool_order, &tool_defs, &held);
         for (exposed, target) in prompt_order {
             if let Some(def) = prompt_defs.get(&(target.connector, target.upstream)) {
                 let mut p = def.clone();
@@ -159,8 +188,13 @@ impl Catalog {
         &mut self,
         order: Vec<(String, Target)>,
         defs: &HashMap<(String, String), Tool>,
+        held: &HashSet<(String, String)>,
     ) {
         for (exposed, target) in order {
+            if held.contains(&(target.connector.clone(), target.upstream.clone())) {
+                self.held.insert(exposed);
+                continue;
+            }
             if let Some(def) = defs.get(&(target.connector, target.upstream)) {
                 let mut t = def.clone();
                 if let Some(a) = &t.annotations {
@@ -199,6 +233,11 @@ impl Catalog {
                         .is_some_and(|rest| rest.starts_with("__"))
             })
             .map(|(connector, _, failure)| (connector.as_str(), failure.as_str()))
+    }
+
+    /// Whether the tool clients call `name` is held for approval of its changed definition.
+    pub fn is_held(&self, name: &str) -> bool {
+        self.held.contains(name)
     }
 
     /// The connector that listed the URI template `template`.
@@ -243,13 +282,30 @@ impl Gateway {
             (c.clone(), result)
         }))
         .await;
-        let catalog = Arc::new(Catalog::build(
-            tenant.slug.as_str(),
-            tenant.revision,
-            &listings,
-        ));
+        let mut catalog = Catalog::build(tenant.slug.as_str(), tenant.revision, &listings);
+        self.report_sightings(tenant, std::mem::take(&mut catalog.sightings));
+        let catalog = Arc::new(catalog);
         lock(&self.core.catalogs).insert(tenant.slug.to_string(), catalog.clone());
         catalog
+    }
+
+    /// Tells the control plane of definitions the tenant's policy does not pin (each at
+    /// most once a while from this worker).
+    fn report_sightings(&self, tenant: &Tenant, seen: Vec<Seen>) {
+        let reports = &self.core.reports;
+        for s in seen {
+            let sighting = crate::pins::sighting(
+                tenant.slug.as_str(),
+                &s.connector,
+                &s.tool,
+                &s.definition,
+                &s.digest,
+                &reports.worker,
+            );
+            if self.core.reported.due(&sighting.id) {
+                reports.tools.record(sighting);
+            }
+        }
     }
 
     /// The last catalog listed for `tenant`, however old; without one, a catalog whose

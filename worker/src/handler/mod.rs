@@ -41,7 +41,9 @@ use std::sync::{Arc, Mutex};
 struct Core {
     policies: Arc<Policies>,
     upstreams: Arc<Upstreams>,
-    usage: crate::usage::Reporter,
+    reports: crate::reports::Reports,
+    /// Tool sightings reported lately.
+    reported: crate::pins::Reported,
     /// Shared session records (upstream sessions of client sessions).
     sessions: Arc<SessionRecords>,
     catalogs: Mutex<HashMap<String, Arc<Catalog>>>,
@@ -96,7 +98,7 @@ impl Gateway {
     pub fn new(
         policies: Arc<Policies>,
         upstreams: Arc<Upstreams>,
-        usage: crate::usage::Reporter,
+        reports: crate::reports::Reports,
         sessions: Arc<SessionRecords>,
         metrics: Arc<crate::metrics::Metrics>,
     ) -> Self {
@@ -104,7 +106,8 @@ impl Gateway {
             core: Arc::new(Core {
                 policies,
                 upstreams,
-                usage,
+                reports,
+                reported: crate::pins::Reported::default(),
                 sessions,
                 catalogs: Mutex::default(),
                 listing: Mutex::default(),

@@ -92,7 +92,7 @@ real_work!(
 /// The usage report of one real call, sent when the call ends however it ends: a call its
 /// client cancelled was still attempted upstream, and counts.
 pub(super) struct Report {
-    usage: crate::usage::Reporter,
+    usage: crate::reports::Reporter<switchyard_bus::UsageEvent>,
     event: Option<switchyard_bus::UsageEvent>,
     started: Instant,
 }
@@ -160,7 +160,7 @@ impl Gateway {
         connector: &str,
     ) -> Report {
         Report {
-            usage: self.core.usage.clone(),
+            usage: self.core.reports.usage.clone(),
             event: Some(switchyard_bus::UsageEvent {
                 id: uuid::Uuid::new_v4().simple().to_string(),
                 tenant: principal.tenant.to_string(),

@@ -57,6 +57,12 @@ impl Gateway {
                 None => unknown(),
             });
         };
+        if catalog.is_held(name) {
+            return Err((
+                target.connector,
+                Error::ToolPendingApproval(name.to_owned()),
+            ));
+        }
         let connector = Self::connector(tenant, &target.connector)
             .cloned()
             .ok_or_else(unknown)?;

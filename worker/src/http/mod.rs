@@ -67,7 +67,7 @@ impl App {
         config: &Config,
         policies: Arc<Policies>,
         sessions: Arc<SessionRecords>,
-        usage: crate::usage::Reporter,
+        reports: crate::reports::Reports,
         metrics: Arc<Metrics>,
         cancel: CancellationToken,
     ) -> std::io::Result<Arc<Self>> {
@@ -83,7 +83,7 @@ impl App {
         let gateway = Gateway::new(
             policies.clone(),
             upstreams,
-            usage,
+            reports,
             sessions.clone(),
             metrics.clone(),
         );

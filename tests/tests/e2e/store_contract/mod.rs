@@ -8,6 +8,7 @@ use switchyard_control_plane::store::{NewApiKey, NewConnector, Store};
 mod connectors;
 mod keys;
 mod outbox;
+mod pins;
 mod tenants;
 mod usage;
 
@@ -30,6 +31,7 @@ pub(super) fn settings(url: &str) -> ConnectorSettings {
         deny_tools: vec![],
         retry: RetrySettings::default(),
         breaker: BreakerSettings::default(),
+        auto_approve_tools: false,
     }
 }
 

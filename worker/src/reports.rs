@@ -1,30 +1,59 @@
-//! Reports one usage event per real call to the control plane, off the request path: events
-//! go into a bounded queue that a background task publishes, retrying while the bus is
-//! away. A full queue drops events (counted in metrics) rather than slowing calls down.
+//! What a worker reports to the control plane, off the request path: one usage event per
+//! real call, and tool definitions its policy does not pin. Each kind of event goes into
+//! its own bounded queue that a background task publishes, retrying while the bus is away.
+//! A full queue drops events (counted in metrics) rather than slowing calls down.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
-use switchyard_bus::{UsageBus, UsageEvent};
+use switchyard_bus::{Event, Queue, ToolSighting, UsageEvent};
 use tokio::sync::mpsc;
 
 const QUEUE: usize = 10_000;
 
+/// Both of a worker's reporters.
 #[derive(Debug, Clone)]
-pub struct Reporter {
-    tx: mpsc::Sender<UsageEvent>,
+pub struct Reports {
+    pub usage: Reporter<UsageEvent>,
+    pub tools: Reporter<ToolSighting>,
+    /// This worker's id, which its reports carry.
+    pub worker: String,
+}
+
+impl Reports {
+    /// Waits up to `within` for what was recorded so far to be published (a stopping
+    /// worker's last calls still count); says whether it was.
+    pub async fn flush(&self, within: Duration) -> bool {
+        let usage = self.usage.flush(within).await;
+        self.tools.flush(within).await && usage
+    }
+}
+
+#[derive(Debug)]
+pub struct Reporter<E> {
+    tx: mpsc::Sender<E>,
     dropped: prometheus_client::metrics::counter::Counter,
     /// Events queued or being published.
     pending: Arc<AtomicUsize>,
 }
 
-impl Reporter {
+impl<E> Clone for Reporter<E> {
+    fn clone(&self) -> Self {
+        Self {
+            tx: self.tx.clone(),
+            dropped: self.dropped.clone(),
+            pending: self.pending.clone(),
+        }
+    }
+}
+
+impl<E: Event> Reporter<E> {
     /// Starts the publishing task; it ends when every `Reporter` clone is dropped.
     pub fn start(
-        bus: Arc<dyn UsageBus>,
+        bus: Arc<dyn Queue<E>>,
         dropped: prometheus_client::metrics::counter::Counter,
     ) -> Self {
-        let (tx, mut rx) = mpsc::channel::<UsageEvent>(QUEUE);
+        let (tx, mut rx) = mpsc::channel::<E>(QUEUE);
         let pending = Arc::new(AtomicUsize::new(0));
         let published = pending.clone();
         tokio::spawn(async move {
@@ -32,7 +61,7 @@ impl Reporter {
                 let mut backoff = Duration::from_millis(100);
                 // The same id on every attempt: the stream drops repeats.
                 while let Err(e) = bus.publish(&event).await {
-                    tracing::warn!(error = %e, "publishing a usage event failed; retrying");
+                    tracing::warn!(error = %e, stream = E::SPEC.stream, "publishing an event failed; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
@@ -46,7 +75,7 @@ impl Reporter {
         }
     }
 
-    pub fn record(&self, event: UsageEvent) {
+    pub fn record(&self, event: E) {
         self.pending.fetch_add(1, Ordering::SeqCst);
         if self.tx.try_send(event).is_err() {
             self.pending.fetch_sub(1, Ordering::SeqCst);
@@ -54,9 +83,7 @@ impl Reporter {
         }
     }
 
-    /// Waits up to `within` for the events recorded so far to be published (a stopping
-    /// worker's last calls still count); says whether they were.
-    pub async fn flush(&self, within: Duration) -> bool {
+    async fn flush(&self, within: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + within;
         while self.pending.load(Ordering::SeqCst) > 0 {
             if tokio::time::Instant::now() >= deadline {

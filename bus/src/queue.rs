@@ -1,0 +1,286 @@
+//! Event queues from workers to the control plane. Each kind of event has its own
+//! JetStream stream (a subject per tenant, repeats of an id within the duplicate window
+//! dropped by the server), read by the control plane with one durable consumer that
+//! acknowledges each event after acting on it. `switchyard dev` uses an in-process channel
+//! that drops repeats the same way. Workers never write to the database.
+
+use crate::{BusError, Result};
+use async_nats::jetstream;
+use futures::StreamExt as _;
+use futures::stream::BoxStream;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+const CONSUMER: &str = "control-plane";
+/// Ids of recently published events the in-process channel remembers, to drop repeats as
+/// NATS's duplicate window does.
+const RECENT_IDS: usize = 100_000;
+
+/// Where one kind of event travels on NATS.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueSpec {
+    pub stream: &'static str,
+    /// Events go to `{subject_prefix}.{tenant}`.
+    pub subject_prefix: &'static str,
+    pub description: &'static str,
+    pub max_age: Duration,
+    /// How long an event not acknowledged waits before it goes to the next consumer.
+    pub ack_wait: Duration,
+}
+
+/// An event a worker sends the control plane.
+pub trait Event:
+    Serialize + DeserializeOwned + Clone + Send + Sync + std::fmt::Debug + 'static
+{
+    const SPEC: QueueSpec;
+    /// Unique per event; a repeat carries the same id.
+    fn id(&self) -> &str;
+    fn tenant(&self) -> &str;
+}
+
+/// One received event; acknowledge it once it has been acted on.
+pub struct Delivery<E> {
+    pub event: E,
+    message: Option<jetstream::Message>,
+}
+
+impl<E: std::fmt::Debug> std::fmt::Debug for Delivery<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery")
+            .field("event", &self.event)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<E> Delivery<E> {
+    pub async fn ack(self) -> Result<()> {
+        if let Some(m) = self.message {
+            m.ack().await.map_err(unavailable)?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+pub trait Queue<E: Event>: Send + Sync + std::fmt::Debug + 'static {
+    async fn publish(&self, event: &E) -> Result<()>;
+    /// Events not yet acknowledged, then new ones as they come.
+    async fn consume(&self) -> Result<BoxStream<'static, Result<Delivery<E>>>>;
+}
+
+fn unavailable(e: impl std::fmt::Display) -> BusError {
+    BusError::Unavailable(e.to_string())
+}
+
+/// The in-process queue of `switchyard dev`: one consumer at a time; an event whose id
+/// was published recently is dropped.
+#[derive(Debug, Clone)]
+pub struct MemoryQueue<E> {
+    tx: mpsc::Sender<E>,
+    rx: Slot<E>,
+    recent: Arc<Mutex<Recent>>,
+}
+
+type Slot<E> = Arc<Mutex<Option<mpsc::Receiver<E>>>>;
+
+/// The consumer's end of the in-process channel; given back when dropped, so a consumer
+/// that stops and starts again gets the events sent meanwhile.
+struct Consuming<E> {
+    rx: Option<mpsc::Receiver<E>>,
+    slot: Slot<E>,
+}
+
+impl<E> futures::Stream for Consuming<E> {
+    type Item = Result<Delivery<E>>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        let Some(rx) = self.rx.as_mut() else {
+            return std::task::Poll::Ready(None);
+        };
+        rx.poll_recv(cx).map(|event| {
+            event.map(|event| {
+                Ok(Delivery {
+                    event,
+                    message: None,
+                })
+            })
+        })
+    }
+}
+
+impl<E> Unpin for Consuming<E> {}
+
+impl<E> Drop for Consuming<E> {
+    fn drop(&mut self) {
+        if let Some(rx) = self.rx.take() {
+            *self.slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(rx);
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Recent {
+    ids: std::collections::HashSet<String>,
+    order: std::collections::VecDeque<String>,
+}
+
+impl Recent {
+    /// Remembers `id`; false when it was already remembered.
+    fn insert(&mut self, id: &str) -> bool {
+        if !self.ids.insert(id.to_owned()) {
+            return false;
+        }
+        self.order.push_back(id.to_owned());
+        if self.order.len() > RECENT_IDS
+            && let Some(old) = self.order.pop_front()
+        {
+            self.ids.remove(&old);
+        }
+        true
+    }
+}
+
+impl<E> Default for MemoryQueue<E> {
+    fn default() -> Self {
+        let (tx, rx) = mpsc::channel(10_000);
+        Self {
+            tx,
+            rx: Arc::new(Mutex::new(Some(rx))),
+            recent: Arc::default(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl<E: Event> Queue<E> for MemoryQueue<E> {
+    async fn publish(&self, event: &E) -> Result<()> {
+        let recent = || self.recent.lock().unwrap_or_else(PoisonError::into_inner);
+        if !recent().insert(event.id()) {
+            return Ok(());
+        }
+        self.tx.try_send(event.clone()).map_err(|_| {
+            // Not sent: a retry of it is not a repeat.
+            recent().ids.remove(event.id());
+            BusError::Unavailable(format!("{} channel full", E::SPEC.stream))
+        })
+    }
+
+    async fn consume(&self) -> Result<BoxStream<'static, Result<Delivery<E>>>> {
+        let rx = self
+            .rx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .ok_or_else(|| {
+                BusError::Unavailable(format!("{} is already being consumed", E::SPEC.stream))
+            })?;
+        Ok(Consuming {
+            rx: Some(rx),
+            slot: self.rx.clone(),
+        }
+        .boxed())
+    }
+}
+
+/// The queue on NATS: the stream of `E::SPEC`, created on first use.
+#[derive(Debug)]
+pub struct NatsQueue<E> {
+    js: jetstream::Context,
+    stream: Arc<tokio::sync::OnceCell<jetstream::stream::Stream>>,
+    _events: std::marker::PhantomData<fn() -> E>,
+}
+
+impl<E> Clone for NatsQueue<E> {
+    fn clone(&self) -> Self {
+        Self {
+            js: self.js.clone(),
+            stream: self.stream.clone(),
+            _events: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<E: Event> NatsQueue<E> {
+    pub fn new(client: async_nats::Client) -> Self {
+        Self {
+            js: jetstream::new(client),
+            stream: Arc::default(),
+            _events: std::marker::PhantomData,
+        }
+    }
+
+    async fn stream(&self) -> Result<&jetstream::stream::Stream> {
+        let spec = E::SPEC;
+        self.stream
+            .get_or_try_init(|| async {
+                self.js
+                    .get_or_create_stream(jetstream::stream::Config {
+                        name: spec.stream.to_owned(),
+                        description: Some(spec.description.to_owned()),
+                        subjects: vec![format!("{}.>", spec.subject_prefix)],
+                        max_age: spec.max_age,
+                        duplicate_window: Duration::from_secs(120),
+                        ..Default::default()
+                    })
+                    .await
+                    .map_err(unavailable)
+            })
+            .await
+    }
+}
+
+#[async_trait::async_trait]
+impl<E: Event> Queue<E> for NatsQueue<E> {
+    async fn publish(&self, event: &E) -> Result<()> {
+        self.stream().await?;
+        let payload = serde_json::to_vec(event).map_err(unavailable)?;
+        let publish = jetstream::message::PublishMessage::build()
+            .payload(payload.into())
+            .message_id(event.id());
+        let subject = format!("{}.{}", E::SPEC.subject_prefix, event.tenant());
+        self.js
+            .send_publish(subject, publish)
+            .await
+            .map_err(unavailable)?
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn consume(&self) -> Result<BoxStream<'static, Result<Delivery<E>>>> {
+        let stream = self.stream().await?;
+        let consumer: jetstream::consumer::PullConsumer = stream
+            .get_or_create_consumer(
+                CONSUMER,
+                jetstream::consumer::pull::Config {
+                    durable_name: Some(CONSUMER.to_owned()),
+                    ack_policy: jetstream::consumer::AckPolicy::Explicit,
+                    ack_wait: E::SPEC.ack_wait,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(unavailable)?;
+        let messages = consumer.messages().await.map_err(unavailable)?;
+        Ok(messages
+            .map(|m| {
+                let message = m.map_err(unavailable)?;
+                let event: E =
+                    serde_json::from_slice(&message.payload).map_err(|e| BusError::Corrupt {
+                        key: message.subject.to_string(),
+                        reason: e.to_string(),
+                    })?;
+                Ok(Delivery {
+                    event,
+                    message: Some(message),
+                })
+            })
+            .boxed())
+    }
+}
