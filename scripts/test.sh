@@ -22,7 +22,7 @@ step "Dockerfile and Helm chart (hadolint, lint, Kubernetes schemas, checkov, sn
 bash scripts/chart.sh
 step "tests start the platform only through the harness's Stack"
 if grep -rnE '(NatsServer|ControlPlane|Worker)::(start|launch)|Command::new\("nats-server"\)' \
-    tests/tests tests/src/bin; then
+    tests/tests tests/src/bin switchyard/tests; then
     echo "start nats-server, the control plane and workers through switchyard_tests::Stack" >&2
     exit 1
 fi

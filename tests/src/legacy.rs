@@ -79,6 +79,20 @@ impl Session {
             .unwrap()
     }
 
+    /// Ends the session (DELETE); the status the server answered with.
+    pub async fn close(&self) -> u16 {
+        self.http
+            .delete(&self.endpoint)
+            .bearer_auth(&self.key)
+            .header("mcp-protocol-version", VERSION)
+            .header("mcp-session-id", &self.id)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     /// One `tools/call` of `tool` with `args` on the session.
     pub async fn call(&self, tool: &str, args: Value) -> Answer {
         let body = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",

@@ -36,6 +36,8 @@ pub struct UpstreamBounds {
     /// Most resource subscriptions one client session may hold on one connector (each is
     /// remembered, to renew it on a new upstream session).
     pub max_subscriptions: usize,
+    /// Most upstream sessions client sessions of one tenant hold open on this worker.
+    pub max_sessions_per_tenant: usize,
 }
 
 impl Default for UpstreamBounds {
@@ -44,6 +46,7 @@ impl Default for UpstreamBounds {
             max_response_bytes: 4 * 1024 * 1024,
             max_listed: 1000,
             max_subscriptions: 1000,
+            max_sessions_per_tenant: 1000,
         }
     }
 }

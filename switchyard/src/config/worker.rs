@@ -77,6 +77,10 @@ pub struct WorkerArgs {
     /// connector listing more is refused [default: 1000].
     #[arg(long, env = "SWITCHYARD_MAX_LISTED_PER_CONNECTOR")]
     max_listed_per_connector: Option<usize>,
+    /// Upstream sessions one tenant's client sessions may hold open on this worker; a
+    /// session over it is refused [default: 1000].
+    #[arg(long, env = "SWITCHYARD_MAX_UPSTREAM_SESSIONS_PER_TENANT")]
+    max_upstream_sessions_per_tenant: Option<usize>,
     /// Proxy every upstream connection goes through, e.g. http://egress:3128 [default: none;
     /// HTTP_PROXY and the like are ignored].
     #[arg(long, env = "SWITCHYARD_EGRESS_PROXY")]
@@ -130,6 +134,9 @@ impl WorkerArgs {
                     max_listed_per_connector: self
                         .max_listed_per_connector
                         .or(file.max_listed_per_connector),
+                    max_upstream_sessions_per_tenant: self
+                        .max_upstream_sessions_per_tenant
+                        .or(file.max_upstream_sessions_per_tenant),
                     trusted_proxies: self.trusted_proxies.or(file.trusted_proxies),
                     egress_proxy: self.egress_proxy.or(file.egress_proxy),
                     config: None,
@@ -292,6 +299,15 @@ fn upstream_bounds(args: &WorkerArgs) -> anyhow::Result<switchyard_worker::Upstr
         }
         b.max_listed = n;
     }
+    if let Some(n) = args.max_upstream_sessions_per_tenant {
+        if !(1..=1_000_000).contains(&n) {
+            bail!(
+                "max-upstream-sessions-per-tenant (SWITCHYARD_MAX_UPSTREAM_SESSIONS_PER_TENANT) \
+                 must be 1 to 1000000"
+            );
+        }
+        b.max_sessions_per_tenant = n;
+    }
     Ok(b)
 }
 
@@ -301,7 +317,7 @@ mod tests {
 
     #[test]
     fn bounds_out_of_range_are_refused_naming_the_flag() {
-        let cases: [(WorkerArgs, &str); 4] = [
+        let cases: [(WorkerArgs, &str); 5] = [
             (
                 WorkerArgs {
                     max_upstream_response_bytes: Some(1024),
@@ -315,6 +331,13 @@ mod tests {
                     ..Default::default()
                 },
                 "max-listed-per-connector",
+            ),
+            (
+                WorkerArgs {
+                    max_upstream_sessions_per_tenant: Some(0),
+                    ..Default::default()
+                },
+                "max-upstream-sessions-per-tenant",
             ),
             (
                 WorkerArgs {
@@ -341,9 +364,17 @@ mod tests {
         let ok = WorkerArgs {
             max_upstream_response_bytes: Some(65_536),
             max_listed_per_connector: Some(10),
+            max_upstream_sessions_per_tenant: Some(3),
             ..Default::default()
         };
         let b = upstream_bounds(&ok).unwrap();
-        assert_eq!((b.max_response_bytes, b.max_listed), (65_536, 10));
+        assert_eq!(
+            (
+                b.max_response_bytes,
+                b.max_listed,
+                b.max_sessions_per_tenant
+            ),
+            (65_536, 10, 3)
+        );
     }
 }

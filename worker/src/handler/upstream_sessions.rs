@@ -66,6 +66,13 @@ impl Gateway {
             .peer_info()
             .map(|i| i.capabilities.clone())
             .unwrap_or_default();
+        let max = self.core.upstreams.bounds.max_sessions_per_tenant;
+        if self.open_upstream_sessions(tenant.slug.as_str()) >= max {
+            return Err(UpstreamError::Bound(format!(
+                "the tenant's client sessions hold {max} upstream sessions on this worker, its \
+                 bound (an operator can raise --max-upstream-sessions-per-tenant)"
+            )));
+        }
         let hooks = Hooks { takeover, may_end };
         let session = Arc::new(
             self.core
@@ -96,6 +103,13 @@ impl Gateway {
         drop(sessions);
         self.settle(&client_session, c, &session).await;
         Ok(Upstream::Scoped(session))
+    }
+
+    /// How many upstream sessions client sessions of `tenant` hold open here.
+    fn open_upstream_sessions(&self, tenant: &str) -> usize {
+        let mut open = lock(&self.core.open);
+        open.retain(|(_, _, weak)| weak.upgrade().is_some_and(|s| !s.is_closed()));
+        open.iter().filter(|(t, _, _)| t == tenant).count()
     }
 
     /// The upstream session of `c` another worker (or this one, before the session went

@@ -8,4 +8,5 @@ mod operator_tokens;
 mod poison;
 mod revocation;
 mod subscriptions;
+mod upstream_sessions;
 mod url_change;
