@@ -5,6 +5,11 @@
 //! upstream's `initialize` answer), which another worker takes over. Records expire with
 //! the store's time to live unless the session is used; a used session touches them every
 //! few minutes.
+//!
+//! Records are keyed by tenant first (`{tenant}.{session}.owner`), so NATS credentials can
+//! let a tenant's dedicated workers read and write its sessions and no one else's. rmcp's
+//! own calls (`SessionStore`) name only the session; they run inside a request, whose
+//! tenant the HTTP layer sets in [`REQUEST_TENANT`].
 
 use crate::principal::Principal;
 use crate::sync::lock;
@@ -36,16 +41,21 @@ pub fn plausible_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-fn owner_key(id: &str) -> String {
-    format!("{id}.owner")
+tokio::task_local! {
+    /// The tenant whose request is being served, for rmcp's session store calls.
+    pub static REQUEST_TENANT: String;
 }
 
-fn init_key(id: &str) -> String {
-    format!("{id}.init")
+fn owner_key(tenant: &str, id: &str) -> String {
+    format!("{tenant}.{id}.owner")
 }
 
-fn upstreams_key(id: &str) -> String {
-    format!("{id}.upstreams")
+fn init_key(tenant: &str, id: &str) -> String {
+    format!("{tenant}.{id}.init")
+}
+
+fn upstreams_key(tenant: &str, id: &str) -> String {
+    format!("{tenant}.{id}.upstreams")
 }
 
 /// An upstream session opened for a client session.
@@ -80,8 +90,11 @@ impl SessionRecords {
 
     /// Who owns session `id`, if anyone. `None` also when the session was terminated. While
     /// the shared store is unreachable, sessions known here are trusted as they were.
-    pub async fn owner(&self, id: &str) -> Result<Option<Principal>, BusError> {
-        let local = lock(&self.known).get(id).cloned();
+    pub async fn owner(&self, tenant: &str, id: &str) -> Result<Option<Principal>, BusError> {
+        let local = lock(&self.known)
+            .get(id)
+            .filter(|(owner, _, _)| owner.tenant.as_str() == tenant)
+            .cloned();
         if let Some((owner, checked, touched)) = &local
             && checked.elapsed() < RECHECK_EVERY
         {
@@ -90,11 +103,13 @@ impl SessionRecords {
             }
             return Ok(Some(owner.clone()));
         }
-        let read = tokio::time::timeout(STORE_WAIT, self.kv.get(&owner_key(id)))
+        let read = tokio::time::timeout(STORE_WAIT, self.kv.get(&owner_key(tenant, id)))
             .await
             .unwrap_or_else(|_| Err(BusError::Unavailable("session store did not answer".into())));
         let stored = match read {
-            Ok(bytes) => bytes.and_then(|b| serde_json::from_slice::<Principal>(&b).ok()),
+            Ok(bytes) => bytes
+                .and_then(|b| serde_json::from_slice::<Principal>(&b).ok())
+                .filter(|owner| owner.tenant.as_str() == tenant),
             // The shared store is away: sessions this worker knows keep working.
             Err(e) => match local {
                 Some((owner, _, _)) => return Ok(Some(owner)),
@@ -110,7 +125,13 @@ impl SessionRecords {
                     touched.elapsed() > TOUCH_EVERY
                 }
                 None => {
-                    known.remove(id);
+                    // Terminated or expired; another tenant's session of that id stays.
+                    if known
+                        .get(id)
+                        .is_some_and(|(owner, _, _)| owner.tenant.as_str() == tenant)
+                    {
+                        known.remove(id);
+                    }
                     false
                 }
             }
@@ -124,15 +145,17 @@ impl SessionRecords {
     /// Records that `owner` opened session `id`.
     pub async fn bind(&self, id: &str, owner: &Principal) -> Result<(), BusError> {
         let bytes = serde_json::to_vec(owner).unwrap_or_default();
-        self.kv.put(&owner_key(id), Bytes::from(bytes)).await?;
+        let key = owner_key(owner.tenant.as_str(), id);
+        self.kv.put(&key, Bytes::from(bytes)).await?;
         self.remember(id, owner);
         Ok(())
     }
 
     /// The upstream sessions recorded for client session `id`, by connector (none when the
     /// store cannot say).
-    pub async fn upstreams(&self, id: &str) -> HashMap<String, UpstreamRecord> {
-        let read = tokio::time::timeout(STORE_WAIT, self.kv.get(&upstreams_key(id))).await;
+    pub async fn upstreams(&self, tenant: &str, id: &str) -> HashMap<String, UpstreamRecord> {
+        let key = upstreams_key(tenant, id);
+        let read = tokio::time::timeout(STORE_WAIT, self.kv.get(&key)).await;
         match read {
             Ok(Ok(Some(bytes))) => serde_json::from_slice(&bytes).unwrap_or_default(),
             _ => HashMap::new(),
@@ -140,32 +163,50 @@ impl SessionRecords {
     }
 
     /// Records the upstream session of `connector` for client session `id`.
-    pub async fn record_upstream(&self, id: &str, connector: &str, record: UpstreamRecord) {
-        let mut all = self.upstreams(id).await;
+    pub async fn record_upstream(
+        &self,
+        tenant: &str,
+        id: &str,
+        connector: &str,
+        record: UpstreamRecord,
+    ) {
+        let mut all = self.upstreams(tenant, id).await;
         all.insert(connector.to_owned(), record);
         let bytes = serde_json::to_vec(&all).unwrap_or_default();
-        if let Err(e) = self.kv.put(&upstreams_key(id), Bytes::from(bytes)).await {
+        let key = upstreams_key(tenant, id);
+        if let Err(e) = self.kv.put(&key, Bytes::from(bytes)).await {
             tracing::debug!(error = %e, "upstream session not recorded");
         }
     }
 
     /// Whether client session `id` has ended (terminated or expired). Unknown while the
     /// store is away: then it has not.
-    pub async fn ended(&self, id: &str) -> bool {
+    pub async fn ended(&self, tenant: &str, id: &str) -> bool {
         matches!(
-            tokio::time::timeout(STORE_WAIT, self.kv.get(&owner_key(id))).await,
+            tokio::time::timeout(STORE_WAIT, self.kv.get(&owner_key(tenant, id))).await,
             Ok(Ok(None))
         )
     }
 
     /// Forgets a terminated session.
-    pub async fn forget(&self, id: &str) {
+    pub async fn forget(&self, tenant: &str, id: &str) {
         lock(&self.known).remove(id);
-        for key in [owner_key(id), init_key(id), upstreams_key(id)] {
+        for key in [
+            owner_key(tenant, id),
+            init_key(tenant, id),
+            upstreams_key(tenant, id),
+        ] {
             if let Err(e) = self.kv.delete(&key).await {
                 tracing::warn!(error = %e, "could not delete a session record");
             }
         }
+    }
+
+    /// Whether this worker knows session `id` as another tenant's.
+    pub fn known_elsewhere(&self, tenant: &str, id: &str) -> bool {
+        lock(&self.known)
+            .get(id)
+            .is_some_and(|(owner, _, _)| owner.tenant.as_str() != tenant)
     }
 
     fn remember(&self, id: &str, owner: &Principal) {
@@ -182,15 +223,16 @@ impl SessionRecords {
     /// Writes the records again, restarting their time to live.
     async fn touch(&self, id: &str, owner: &Principal) {
         self.remember(id, owner);
+        let tenant = owner.tenant.as_str();
         let work = async {
-            let init = self.kv.get(&init_key(id)).await?;
-            let upstreams = self.kv.get(&upstreams_key(id)).await?;
+            let init = self.kv.get(&init_key(tenant, id)).await?;
+            let upstreams = self.kv.get(&upstreams_key(tenant, id)).await?;
             self.bind(id, owner).await?;
             if let Some(init) = init {
-                self.kv.put(&init_key(id), init).await?;
+                self.kv.put(&init_key(tenant, id), init).await?;
             }
             if let Some(upstreams) = upstreams {
-                self.kv.put(&upstreams_key(id), upstreams).await?;
+                self.kv.put(&upstreams_key(tenant, id), upstreams).await?;
             }
             Ok::<_, BusError>(())
         };
@@ -205,13 +247,21 @@ impl SessionRecords {
 #[derive(Debug)]
 struct InitStore(Arc<dyn SessionKv>);
 
+/// The key of session `id`'s `initialize` record, in the tenant of the request being
+/// served; an error outside one (rmcp calls its store only while serving a request).
+fn request_init_key(id: &str) -> Result<String, SessionStoreError> {
+    REQUEST_TENANT
+        .try_with(|tenant| init_key(tenant, id))
+        .map_err(|_| SessionStoreError::from(BusError::Unavailable("no request tenant".into())))
+}
+
 #[async_trait::async_trait]
 impl SessionStore for InitStore {
     async fn load(&self, session_id: &str) -> Result<Option<SessionState>, SessionStoreError> {
         if !plausible_id(session_id) {
             return Ok(None);
         }
-        match self.0.get(&init_key(session_id)).await? {
+        match self.0.get(&request_init_key(session_id)?).await? {
             Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
             None => Ok(None),
         }
@@ -220,13 +270,13 @@ impl SessionStore for InitStore {
     async fn store(&self, session_id: &str, state: &SessionState) -> Result<(), SessionStoreError> {
         let bytes = serde_json::to_vec(state)?;
         self.0
-            .put(&init_key(session_id), Bytes::from(bytes))
+            .put(&request_init_key(session_id)?, Bytes::from(bytes))
             .await?;
         Ok(())
     }
 
     async fn delete(&self, session_id: &str) -> Result<(), SessionStoreError> {
-        self.0.delete(&init_key(session_id)).await?;
+        self.0.delete(&request_init_key(session_id)?).await?;
         Ok(())
     }
 }

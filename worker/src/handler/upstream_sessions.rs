@@ -54,11 +54,11 @@ impl Gateway {
         let takeover = self.recorded(&client_session, c).await;
         let may_end: MayEnd = {
             let store = self.core.sessions.clone();
-            let id = client_session.clone();
+            let session = client_session.clone();
             Arc::new(move || {
                 let store = store.clone();
-                let id = id.clone();
-                Box::pin(async move { store.ended(&id).await })
+                let session = session.clone();
+                Box::pin(async move { store.ended(&session.tenant, &session.id).await })
             })
         };
         let caps = ctx
@@ -114,11 +114,11 @@ impl Gateway {
 
     /// The upstream session of `c` another worker (or this one, before the session went
     /// idle) opened for this client session and recorded, to carry on with.
-    async fn recorded(&self, client_session: &str, c: &Connector) -> Option<Takeover> {
+    async fn recorded(&self, client_session: &ClientSession, c: &Connector) -> Option<Takeover> {
         let recorded = self
             .core
             .sessions
-            .upstreams(client_session)
+            .upstreams(&client_session.tenant, &client_session.id)
             .await
             .remove(&c.name)
             .filter(|r| r.fingerprint == c.fingerprint)?;
@@ -141,7 +141,7 @@ impl Gateway {
         self.settle(&client_session_id(ctx), c, session).await;
     }
 
-    async fn settle(&self, client_session: &str, c: &Connector, session: &Session) {
+    async fn settle(&self, client_session: &ClientSession, c: &Connector, session: &Session) {
         if self.record(client_session, c, session).await {
             self.resubscribe(c, session).await;
         }
@@ -166,7 +166,12 @@ impl Gateway {
 
     /// Records the upstream session id of `c` with the client session, when it is new, so
     /// another worker carries on the same upstream session; whether it replaced another.
-    async fn record(&self, client_session: &str, c: &Connector, session: &Session) -> bool {
+    async fn record(
+        &self,
+        client_session: &ClientSession,
+        c: &Connector,
+        session: &Session,
+    ) -> bool {
         let Some(assigned) = lock(&session.assigned).clone() else {
             return false;
         };
@@ -184,7 +189,7 @@ impl Gateway {
         };
         self.core
             .sessions
-            .record_upstream(client_session, &c.name, record)
+            .record_upstream(&client_session.tenant, &client_session.id, &c.name, record)
             .await;
         lock(&self.client.recorded)
             .insert(c.name.clone(), assigned)
@@ -193,11 +198,24 @@ impl Gateway {
 }
 
 /// The id of the client session `ctx` belongs to (empty without one).
-fn client_session_id(ctx: &RequestContext<RoleServer>) -> String {
-    ctx.extensions
-        .get::<http::request::Parts>()
-        .and_then(|p| p.headers.get("mcp-session-id"))
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned()
+fn client_session_id(ctx: &RequestContext<RoleServer>) -> ClientSession {
+    let parts = ctx.extensions.get::<http::request::Parts>();
+    ClientSession {
+        tenant: parts
+            .and_then(|p| p.extensions.get::<crate::principal::Principal>())
+            .map(|p| p.tenant.to_string())
+            .unwrap_or_default(),
+        id: parts
+            .and_then(|p| p.headers.get("mcp-session-id"))
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
+    }
+}
+
+/// A client session: its tenant and id, which its shared records are kept under.
+#[derive(Debug, Clone)]
+struct ClientSession {
+    tenant: String,
+    id: String,
 }

@@ -77,9 +77,13 @@ pub async fn bind_session(
     if !plausible_id(id) {
         return Err(Error::SessionNotFound);
     }
-    match sessions.owner(id).await {
+    match sessions.owner(principal.tenant.as_str(), id).await {
         Ok(Some(owner)) if owner == *principal => Ok(SessionCheck::Bound),
         Ok(Some(_)) => Err(Error::SessionNotFound),
+        // Another tenant's session here is not this caller's to end.
+        Ok(None) if sessions.known_elsewhere(principal.tenant.as_str(), id) => {
+            Err(Error::SessionNotFound)
+        }
         Ok(None) => Ok(SessionCheck::Ended),
         Err(e) => {
             tracing::warn!(error = %e, "session store unavailable");

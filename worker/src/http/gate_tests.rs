@@ -99,6 +99,11 @@ async fn a_session_serves_only_the_principal_that_opened_it() {
         let refused = bind_session(&records, &other, "s1").await;
         assert!(matches!(refused, Err(Error::SessionNotFound)), "{other:?}");
     }
+    // Another tenant naming the session neither ends nor takes it.
+    assert_eq!(
+        bind_session(&records, &owner, "s1").await.unwrap(),
+        SessionCheck::Bound
+    );
     assert_eq!(
         bind_session(&records, &owner, "never-opened")
             .await

@@ -206,14 +206,14 @@ impl App {
         let stopped = self.breakers.enforce(slug, tenant.as_deref());
         let mut closed = 0;
         for id in self.admission.sessions_of(slug) {
-            let Ok(Some(owner)) = self.sessions.owner(&id).await else {
+            let Ok(Some(owner)) = self.sessions.owner(slug, &id).await else {
                 continue;
             };
             if crate::access::lost(&owner, tenant.as_deref()).is_none() {
                 continue;
             }
             // Forgotten first, so its upstream sessions are ended too (see `resume`).
-            self.sessions.forget(&id).await;
+            self.sessions.forget(slug, &id).await;
             self.admission.session_closed(&id);
             let _ = self.local_sessions.close_session(&id.clone().into()).await;
             closed += 1;
@@ -368,7 +368,7 @@ async fn forward(
     if is_delete && let Some(id) = &session {
         // Forgotten before rmcp closes the session, so its upstream sessions see that the
         // client ended it and end theirs too (see `resume`).
-        app.sessions.forget(id).await;
+        app.sessions.forget(principal.tenant.as_str(), id).await;
         app.admission.session_closed(id);
     }
     req.extensions_mut().insert(principal.clone());
@@ -377,7 +377,12 @@ async fn forward(
         // that goes away does not free them while the call goes on.
         req.extensions_mut().insert(admitted.clone());
     }
-    let mut response = app.mcp.handle(req).await.map(Body::new);
+    // rmcp's session store calls, made while it handles the request, need its tenant.
+    let tenant = principal.tenant.to_string();
+    let mut response = crate::sessions::REQUEST_TENANT
+        .scope(tenant, app.mcp.handle(req))
+        .await
+        .map(Body::new);
     if let Some(admitted) = admitted {
         use http_body_util::BodyExt as _;
         response = response.map(|body| {
