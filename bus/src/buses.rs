@@ -68,6 +68,21 @@ impl Buses {
         }
     }
 
+    /// The buses on NATS of a dedicated worker of `tenant`: its policy, its pool's
+    /// heartbeats and its sessions alone, as credentials limited to its keys allow.
+    pub fn nats_for_tenant(client: async_nats::Client, buckets: &Buckets, tenant: &str) -> Self {
+        Self {
+            policy: Arc::new(NatsBus::scoped(client.clone(), &buckets.policy, tenant)),
+            fleet: Arc::new(NatsFleet::scoped(
+                client.clone(),
+                &buckets.fleet,
+                buckets.heartbeat_ttl,
+                tenant,
+            )),
+            ..Self::nats(client, buckets)
+        }
+    }
+
     /// The buses in this process's memory, for one process running everything.
     pub fn in_memory() -> Self {
         Self {

@@ -1,6 +1,8 @@
 //! Worker heartbeats: each worker writes one every few seconds under its id; entries expire
 //! when a worker stops writing, so the bucket always lists the live fleet. The control plane
-//! and other workers read it (fleet membership, health).
+//! and other workers read it (fleet membership, health). Keys name the pool first
+//! (`shared.{worker}`, `dedicated.{tenant}.{worker}`), so a dedicated worker can read and
+//! write its own pool's heartbeats alone, which its NATS credentials may be limited to.
 
 use crate::{BusError, Result};
 use async_nats::jetstream::kv;
@@ -118,7 +120,20 @@ impl Fleet for MemoryFleet {
 #[derive(Debug, Clone)]
 pub struct NatsFleet {
     bucket: crate::LazyBucket,
+    /// The dedicated pool whose heartbeats this fleet reads alone, if scoped.
+    only: Option<String>,
 }
+
+/// Where `heartbeat` is kept: under its pool.
+fn fleet_key(heartbeat: &Heartbeat) -> String {
+    match &heartbeat.only_tenant {
+        Some(tenant) => format!("dedicated.{tenant}.{}", heartbeat.worker),
+        None => format!("shared.{}", heartbeat.worker),
+    }
+}
+
+/// How long a scoped read waits for a heartbeat when its pool may have none.
+const POOL_READ_WAIT: Duration = Duration::from_millis(500);
 
 impl NatsFleet {
     /// Entries in `bucket`, each expiring `ttl` after it was last written.
@@ -132,11 +147,42 @@ impl NatsFleet {
         };
         Self {
             bucket: crate::LazyBucket::new(client, config),
+            only: None,
+        }
+    }
+
+    /// A fleet that reads the heartbeats of tenant `tenant`'s dedicated pool alone.
+    pub fn scoped(client: async_nats::Client, bucket: &str, ttl: Duration, tenant: &str) -> Self {
+        Self {
+            only: Some(tenant.to_owned()),
+            ..Self::new(client, bucket, ttl)
         }
     }
 
     async fn kv(&self) -> Result<&kv::Store> {
         self.bucket.get().await
+    }
+
+    /// The live heartbeats of `tenant`'s dedicated pool.
+    async fn pool(&self, kv: &kv::Store, tenant: &str) -> Result<Vec<Heartbeat>> {
+        let mut watch = kv
+            .watch_with_history(format!("dedicated.{tenant}.>"))
+            .await
+            .map_err(unavailable)?;
+        let mut out = Vec::new();
+        // The last value of each key, then nothing more to wait for (or no key at all).
+        while let Ok(Some(entry)) = tokio::time::timeout(POOL_READ_WAIT, watch.next()).await {
+            let entry = entry.map_err(unavailable)?;
+            if entry.operation == kv::Operation::Put
+                && let Ok(hb) = serde_json::from_slice::<Heartbeat>(&entry.value)
+            {
+                out.push(hb);
+            }
+            if entry.delta == 0 {
+                break;
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -150,7 +196,7 @@ impl Fleet for NatsFleet {
         let bytes = serde_json::to_vec(heartbeat).map_err(unavailable)?;
         self.kv()
             .await?
-            .put(&heartbeat.worker, bytes.into())
+            .put(fleet_key(heartbeat), bytes.into())
             .await
             .map_err(unavailable)?;
         Ok(())
@@ -158,6 +204,9 @@ impl Fleet for NatsFleet {
 
     async fn members(&self) -> Result<Vec<Heartbeat>> {
         let kv = self.kv().await?;
+        if let Some(tenant) = &self.only {
+            return self.pool(kv, tenant).await;
+        }
         let mut keys = kv.keys().await.map_err(unavailable)?;
         let mut out = Vec::new();
         while let Some(key) = keys.next().await {

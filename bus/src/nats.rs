@@ -1,6 +1,8 @@
 //! The production bus: a NATS JetStream KV bucket, key per tenant, value the encoded
 //! `TenantPolicy`. Publishes use the bucket's compare-and-set (`create` / `update` against
-//! the entry's sequence), so concurrent publishers cannot move a key backwards.
+//! the entry's sequence), so concurrent publishers cannot move a key backwards. A bus
+//! scoped to one tenant (a dedicated worker's) reads that tenant's key alone, which its
+//! NATS credentials may be limited to.
 
 use crate::{BusError, LazyBucket, PolicyBus, PolicyEvent, Published, Result, decode};
 use async_nats::jetstream::kv::{self, Operation};
@@ -16,6 +18,8 @@ pub const POLICY_BUCKET: &str = "switchyard-policy";
 pub struct NatsBus {
     client: async_nats::Client,
     bucket: LazyBucket,
+    /// The one tenant this bus watches, if scoped.
+    only: Option<String>,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> BusError {
@@ -35,7 +39,36 @@ impl NatsBus {
         Self {
             bucket: LazyBucket::new(client.clone(), config),
             client,
+            only: None,
         }
+    }
+
+    /// A bus that watches tenant `tenant`'s key alone.
+    pub fn scoped(client: async_nats::Client, bucket: &str, tenant: &str) -> Self {
+        Self {
+            only: Some(tenant.to_owned()),
+            ..Self::new(client, bucket)
+        }
+    }
+
+    /// Whether the watched keys hold nothing yet (a watch of them then delivers nothing
+    /// until the first change).
+    async fn nothing_to_watch(&self, kv: &kv::Store) -> Result<bool> {
+        if let Some(tenant) = &self.only {
+            return Ok(kv
+                .entry(tenant.as_str())
+                .await
+                .map_err(unavailable)?
+                .is_none());
+        }
+        // `kv.status()` reports what the bucket held when it was opened; ask afresh.
+        let mut stream = self
+            .bucket
+            .jetstream()
+            .get_stream(format!("KV_{}", kv.name))
+            .await
+            .map_err(unavailable)?;
+        Ok(stream.info().await.map_err(unavailable)?.state.messages == 0)
     }
 
     async fn kv(&self) -> Result<&kv::Store> {
@@ -89,16 +122,10 @@ impl PolicyBus for NatsBus {
         // An empty bucket delivers nothing until the first change, so ask first whether
         // there is anything to wait for.
         let kv = self.kv().await?;
-        // `kv.status()` reports what the bucket held when it was opened; ask afresh.
-        let mut stream = self
-            .bucket
-            .jetstream()
-            .get_stream(format!("KV_{}", kv.name))
-            .await
-            .map_err(unavailable)?;
-        let empty = stream.info().await.map_err(unavailable)?.state.messages == 0;
+        let empty = self.nothing_to_watch(kv).await?;
         // Last value per key first (watch_all would start at new changes only).
-        let watch = kv.watch_with_history(">").await.map_err(unavailable)?;
+        let keys = self.only.as_deref().unwrap_or(">");
+        let watch = kv.watch_with_history(keys).await.map_err(unavailable)?;
         let mut synced = empty;
         let events = watch.flat_map(move |entry| {
             let mut out = Vec::with_capacity(2);

@@ -29,7 +29,6 @@ impl Worker {
     ) -> Self {
         capture_logs();
         install_tls();
-        let buses = switchyard_bus::Buses::nats(nats.client().await, &crate::nats::test_buckets());
         let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let (mcp, metrics_addr) = (http.local_addr().unwrap(), metrics.local_addr().unwrap());
@@ -38,6 +37,11 @@ impl Worker {
         // Heartbeats well within the test fleet bucket's 3 s time to live.
         config.heartbeat_every = std::time::Duration::from_secs(1);
         adjust(&mut config);
+        let (client, buckets) = (nats.client().await, crate::nats::test_buckets());
+        let buses = match &config.only_tenant {
+            Some(tenant) => switchyard_bus::Buses::nats_for_tenant(client, &buckets, tenant),
+            None => switchyard_bus::Buses::nats(client, &buckets),
+        };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let running = tokio::spawn(async move {
             switchyard_worker::run(config, http, metrics, buses, async {

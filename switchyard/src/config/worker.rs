@@ -216,7 +216,11 @@ pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
         .connect(settings.nats_url.as_str())
         .await
         .with_context(|| format!("nats-url {:?}", settings.nats_url))?;
-    let buses = switchyard_bus::Buses::nats(client, &switchyard_bus::Buckets::default());
+    let buckets = switchyard_bus::Buckets::default();
+    let buses = match &settings.config.only_tenant {
+        Some(tenant) => switchyard_bus::Buses::nats_for_tenant(client, &buckets, tenant),
+        None => switchyard_bus::Buses::nats(client, &buckets),
+    };
     let http = tokio::net::TcpListener::bind(settings.http_listen)
         .await
         .with_context(|| format!("binding http-listen {}", settings.http_listen))?;

@@ -422,3 +422,55 @@ async fn unacknowledged_usage_events_are_delivered_again() {
         .unwrap();
     assert_eq!(redelivered.event, usage_event("e2"));
 }
+
+/// A dedicated worker's policy bus watches its tenant's key alone: it is synced at once
+/// while that key is absent (other tenants' keys notwithstanding), then sees its tenant's
+/// changes and no one else's.
+#[tokio::test]
+async fn a_scoped_policy_bus_sees_its_tenant_alone() {
+    let nats = switchyard_tests::Stack::nats_server().await;
+    let client = nats.client().await;
+    let fleet_bus = NatsBus::new(client.clone(), "policy");
+    fleet_bus.publish(&policy("globex", 1)).await.unwrap();
+    let acme = NatsBus::scoped(client, "policy", "acme");
+    let mut watch = acme.watch().await.unwrap();
+    assert_eq!(next(&mut watch).await, PolicyEvent::Synced);
+    fleet_bus.publish(&policy("globex", 2)).await.unwrap();
+    fleet_bus.publish(&policy("acme", 3)).await.unwrap();
+    assert_eq!(put_of(next(&mut watch).await), ("acme".to_owned(), 3));
+    // Watched again with the key present: its value, then synced.
+    let mut again = acme.watch().await.unwrap();
+    assert_eq!(put_of(next(&mut again).await), ("acme".to_owned(), 3));
+    assert_eq!(next(&mut again).await, PolicyEvent::Synced);
+}
+
+/// A dedicated pool's fleet lists its own pool's heartbeats alone; the control plane's
+/// lists every pool.
+#[tokio::test]
+async fn a_scoped_fleet_lists_its_pool_alone() {
+    use switchyard_bus::Fleet as _;
+    let nats = switchyard_tests::Stack::nats_server().await;
+    let client = nats.client().await;
+    let ttl = Duration::from_secs(60);
+    let all = switchyard_bus::NatsFleet::new(client.clone(), "workers", ttl);
+    let acme = switchyard_bus::NatsFleet::scoped(client, "workers", ttl, "acme");
+    assert!(acme.members().await.unwrap().is_empty());
+    let dedicated = |worker: &str, tenant: &str| switchyard_bus::Heartbeat {
+        only_tenant: Some(tenant.to_owned()),
+        ..heartbeat(worker, 1)
+    };
+    all.beat(&heartbeat("shared-1", 1)).await.unwrap();
+    all.beat(&dedicated("acme-1", "acme")).await.unwrap();
+    all.beat(&dedicated("acme-2", "acme")).await.unwrap();
+    all.beat(&dedicated("globex-1", "globex")).await.unwrap();
+    let names = |hbs: Vec<switchyard_bus::Heartbeat>| {
+        let mut n: Vec<String> = hbs.into_iter().map(|h| h.worker).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(acme.members().await.unwrap()), ["acme-1", "acme-2"]);
+    assert_eq!(
+        names(all.members().await.unwrap()),
+        ["acme-1", "acme-2", "globex-1", "shared-1"]
+    );
+}
