@@ -120,8 +120,11 @@ impl Fleet for MemoryFleet {
 #[derive(Debug, Clone)]
 pub struct NatsFleet {
     bucket: crate::LazyBucket,
+    ttl: Duration,
     /// The dedicated pool whose heartbeats this fleet reads alone, if scoped.
     only: Option<String>,
+    /// A scoped fleet's view of its pool, kept from the heartbeats as they are written.
+    pool: Arc<tokio::sync::OnceCell<MemoryFleet>>,
 }
 
 /// Where `heartbeat` is kept: under its pool.
@@ -131,9 +134,6 @@ fn fleet_key(heartbeat: &Heartbeat) -> String {
         None => format!("shared.{}", heartbeat.worker),
     }
 }
-
-/// How long a scoped read waits for a heartbeat when its pool may have none.
-const POOL_READ_WAIT: Duration = Duration::from_millis(500);
 
 impl NatsFleet {
     /// Entries in `bucket`, each expiring `ttl` after it was last written.
@@ -147,7 +147,9 @@ impl NatsFleet {
         };
         Self {
             bucket: crate::LazyBucket::new(client, config),
+            ttl,
             only: None,
+            pool: Arc::default(),
         }
     }
 
@@ -163,26 +165,33 @@ impl NatsFleet {
         self.bucket.get().await
     }
 
-    /// The live heartbeats of `tenant`'s dedicated pool.
-    async fn pool(&self, kv: &kv::Store, tenant: &str) -> Result<Vec<Heartbeat>> {
-        let mut watch = kv
-            .watch_with_history(format!("dedicated.{tenant}.>"))
-            .await
-            .map_err(unavailable)?;
-        let mut out = Vec::new();
-        // The last value of each key, then nothing more to wait for (or no key at all).
-        while let Ok(Some(entry)) = tokio::time::timeout(POOL_READ_WAIT, watch.next()).await {
-            let entry = entry.map_err(unavailable)?;
-            if entry.operation == kv::Operation::Put
-                && let Ok(hb) = serde_json::from_slice::<Heartbeat>(&entry.value)
-            {
-                out.push(hb);
-            }
-            if entry.delta == 0 {
-                break;
-            }
-        }
-        Ok(out)
+    /// The live heartbeats of `tenant`'s dedicated pool, as core NATS delivers their
+    /// writes from the first call on (a JetStream consumer is not a permission that can be
+    /// limited to the pool's keys): each live worker is listed within a heartbeat period.
+    async fn pool(&self, tenant: &str) -> Result<Vec<Heartbeat>> {
+        let pool = self
+            .pool
+            .get_or_try_init(|| async {
+                let subject = self.bucket.subject(&format!("dedicated.{tenant}.>"));
+                let mut writes = self
+                    .bucket
+                    .client()
+                    .subscribe(subject)
+                    .await
+                    .map_err(unavailable)?;
+                let pool = MemoryFleet::with_ttl(self.ttl);
+                let seen = pool.clone();
+                tokio::spawn(async move {
+                    while let Some(m) = writes.next().await {
+                        if let Ok(hb) = serde_json::from_slice::<Heartbeat>(&m.payload) {
+                            seen.beat(&hb).await.ok();
+                        }
+                    }
+                });
+                Ok::<_, BusError>(pool)
+            })
+            .await?;
+        pool.members().await
     }
 }
 
@@ -203,10 +212,10 @@ impl Fleet for NatsFleet {
     }
 
     async fn members(&self) -> Result<Vec<Heartbeat>> {
-        let kv = self.kv().await?;
         if let Some(tenant) = &self.only {
-            return self.pool(kv, tenant).await;
+            return self.pool(tenant).await;
         }
+        let kv = self.kv().await?;
         let mut keys = kv.keys().await.map_err(unavailable)?;
         let mut out = Vec::new();
         while let Some(key) = keys.next().await {

@@ -82,6 +82,12 @@ pub trait PolicyBus: Send + Sync + std::fmt::Debug + 'static {
     }
 }
 
+/// The prefix of the reply subjects a dedicated worker of `tenant` uses, which its NATS
+/// credentials let it subscribe to (and no one else's).
+pub fn inbox_prefix(tenant: &str) -> String {
+    format!("_INBOX_{tenant}")
+}
+
 /// A tombstone: what is published when a tenant is deleted.
 pub fn tombstone(tenant: &str, revision: u64) -> TenantPolicy {
     TenantPolicy {
@@ -96,6 +102,7 @@ pub fn tombstone(tenant: &str, revision: u64) -> TenantPolicy {
 /// bus can be made before NATS is reachable.
 #[derive(Debug, Clone)]
 pub(crate) struct LazyBucket {
+    client: async_nats::Client,
     js: async_nats::jetstream::Context,
     config: async_nats::jetstream::kv::Config,
     kv: std::sync::Arc<tokio::sync::OnceCell<async_nats::jetstream::kv::Store>>,
@@ -107,7 +114,8 @@ impl LazyBucket {
         config: async_nats::jetstream::kv::Config,
     ) -> Self {
         Self {
-            js: async_nats::jetstream::new(client),
+            js: async_nats::jetstream::new(client.clone()),
+            client,
             config,
             kv: Default::default(),
         }
@@ -115,6 +123,16 @@ impl LazyBucket {
 
     pub(crate) fn jetstream(&self) -> &async_nats::jetstream::Context {
         &self.js
+    }
+
+    /// The connection the bucket is reached on.
+    pub(crate) fn client(&self) -> &async_nats::Client {
+        &self.client
+    }
+
+    /// The subject values of `key` are written to (core NATS subscribers see each write).
+    pub(crate) fn subject(&self, key: &str) -> String {
+        format!("$KV.{}.{key}", self.config.bucket)
     }
 
     pub(crate) async fn get(&self) -> Result<&async_nats::jetstream::kv::Store> {

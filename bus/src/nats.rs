@@ -13,6 +13,8 @@ use switchyard_proto::policy::v1::TenantPolicy;
 
 /// The default bucket name.
 pub const POLICY_BUCKET: &str = "switchyard-policy";
+/// How often a scoped watch reads its tenant's policy again.
+const SCOPED_REFRESH: std::time::Duration = std::time::Duration::from_secs(30);
 
 #[derive(Debug, Clone)]
 pub struct NatsBus {
@@ -51,16 +53,61 @@ impl NatsBus {
         }
     }
 
-    /// Whether the watched keys hold nothing yet (a watch of them then delivers nothing
-    /// until the first change).
+    /// One tenant's policy: its current value (or none), then each write to its key as
+    /// core NATS delivers it, and its current value again every [`SCOPED_REFRESH`] (a
+    /// write missed while disconnected is not lost; older revisions are ignored by the
+    /// follower). No JetStream consumer is made: creating one is not a permission that
+    /// can be limited to one key.
+    async fn watch_one(&self, tenant: &str) -> Result<BoxStream<'static, Result<PolicyEvent>>> {
+        let changes = self
+            .client
+            .subscribe(self.bucket.subject(tenant))
+            .await
+            .map_err(unavailable)?;
+        let current = self.get(tenant).await?;
+        let head = current
+            .map(|p| Ok(PolicyEvent::Put(Box::new(p))))
+            .into_iter()
+            .chain([Ok(PolicyEvent::Synced)]);
+        let key = tenant.to_owned();
+        let changes = changes.map(move |m| {
+            let op = m
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("KV-Operation"))
+                .map(|v| v.as_str().to_owned());
+            match op.as_deref() {
+                Some("DEL" | "PURGE") => Ok(PolicyEvent::Removed {
+                    tenant: key.clone(),
+                }),
+                _ => decode(&key, &m.payload).map(|p| PolicyEvent::Put(Box::new(p))),
+            }
+        });
+        let bus = self.clone();
+        let key = tenant.to_owned();
+        let refresh = tokio_stream::wrappers::IntervalStream::new(tokio::time::interval_at(
+            tokio::time::Instant::now() + SCOPED_REFRESH,
+            SCOPED_REFRESH,
+        ))
+        .then(move |_| {
+            let (bus, key) = (bus.clone(), key.clone());
+            async move { bus.get(&key).await }
+        })
+        .filter_map(|got| async move {
+            match got {
+                Ok(Some(p)) => Some(Ok(PolicyEvent::Put(Box::new(p)))),
+                Ok(None) => None,
+                Err(e) => Some(Err(e)),
+            }
+        });
+        Ok(futures::stream::iter(head)
+            .chain(futures::stream::select(changes, refresh))
+            .boxed())
+    }
+
+    /// Whether the bucket holds nothing yet (a watch of it then delivers nothing until
+    /// the first change).
     async fn nothing_to_watch(&self, kv: &kv::Store) -> Result<bool> {
-        if let Some(tenant) = &self.only {
-            return Ok(kv
-                .entry(tenant.as_str())
-                .await
-                .map_err(unavailable)?
-                .is_none());
-        }
         // `kv.status()` reports what the bucket held when it was opened; ask afresh.
         let mut stream = self
             .bucket
@@ -119,13 +166,15 @@ impl PolicyBus for NatsBus {
     }
 
     async fn watch(&self) -> Result<BoxStream<'static, Result<PolicyEvent>>> {
+        if let Some(tenant) = &self.only {
+            return self.watch_one(tenant).await;
+        }
         // An empty bucket delivers nothing until the first change, so ask first whether
         // there is anything to wait for.
         let kv = self.kv().await?;
         let empty = self.nothing_to_watch(kv).await?;
         // Last value per key first (watch_all would start at new changes only).
-        let keys = self.only.as_deref().unwrap_or(">");
-        let watch = kv.watch_with_history(keys).await.map_err(unavailable)?;
+        let watch = kv.watch_with_history(">").await.map_err(unavailable)?;
         let mut synced = empty;
         let events = watch.flat_map(move |entry| {
             let mut out = Vec::with_capacity(2);

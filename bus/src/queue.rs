@@ -237,20 +237,26 @@ impl<E: Event> NatsQueue<E> {
 
 #[async_trait::async_trait]
 impl<E: Event> Queue<E> for NatsQueue<E> {
+    /// Publishes to the event's subject. The stream is made only when the publish finds
+    /// none, so a publisher allowed nothing but its own subject (a dedicated worker) needs
+    /// no stream administration while the control plane has made it.
     async fn publish(&self, event: &E) -> Result<()> {
-        self.stream().await?;
-        let payload = serde_json::to_vec(event).map_err(unavailable)?;
-        let publish = jetstream::message::PublishMessage::build()
-            .payload(payload.into())
-            .message_id(event.id());
+        let payload: bytes::Bytes = serde_json::to_vec(event).map_err(unavailable)?.into();
         let subject = format!("{}.{}", E::SPEC.subject_prefix, event.tenant());
-        self.js
-            .send_publish(subject, publish)
-            .await
-            .map_err(unavailable)?
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        let send = || async {
+            let publish = jetstream::message::PublishMessage::build()
+                .payload(payload.clone())
+                .message_id(event.id());
+            self.js.send_publish(subject.clone(), publish).await?.await
+        };
+        match send().await {
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == jetstream::context::PublishErrorKind::StreamNotFound => {
+                self.stream().await?;
+                send().await.map(|_| ()).map_err(unavailable)
+            }
+            Err(e) => Err(unavailable(e)),
+        }
     }
 
     async fn consume(&self) -> Result<BoxStream<'static, Result<Delivery<E>>>> {

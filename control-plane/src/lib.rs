@@ -8,6 +8,7 @@ pub mod error;
 pub mod kube;
 pub mod metrics;
 pub mod model;
+pub mod nats_creds;
 pub mod publisher;
 pub mod server;
 pub mod sightings;

@@ -20,6 +20,7 @@ pub mod kube_fake;
 pub mod legacy;
 pub mod modern;
 mod nats;
+pub mod nats_accounts;
 pub mod proxy;
 pub mod python;
 mod stack;

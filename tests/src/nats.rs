@@ -1,11 +1,13 @@
 //! A private nats-server.
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// A private nats-server (JetStream on) on a random port; killed when dropped. It can be
 /// stopped and started again on the same port and storage, to test outages.
 pub struct NatsServer {
+    /// Operator mode's keys and credentials, when it runs in it.
+    pub accounts: Option<crate::nats_accounts::Accounts>,
     dir: tempfile::TempDir,
     port: AtomicU16,
     child: Mutex<Option<std::process::Child>>,
@@ -13,15 +15,21 @@ pub struct NatsServer {
 
 impl NatsServer {
     pub(crate) async fn start() -> Self {
-        Self::start_with(None).await
+        Self::start_with(None, false).await
     }
 
-    /// Like `start`, refusing messages over `max_payload` bytes when given.
-    pub(crate) async fn start_with(max_payload: Option<usize>) -> Self {
+    /// Like `start`, refusing messages over `max_payload` bytes when given, and in
+    /// operator mode (clients need credentials) when `accounts`.
+    pub(crate) async fn start_with(max_payload: Option<usize>, accounts: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let config = format!("max_payload: {}\n", max_payload.unwrap_or(1024 * 1024));
+        let accounts = accounts.then(crate::nats_accounts::Accounts::generate);
+        let mut config = format!("max_payload: {}\n", max_payload.unwrap_or(1024 * 1024));
+        if let Some(a) = &accounts {
+            config.push_str(&a.server_config);
+        }
         std::fs::write(dir.path().join("nats.conf"), config).unwrap();
         let server = Self {
+            accounts,
             dir,
             port: AtomicU16::new(0),
             child: Mutex::new(None),
@@ -76,13 +84,49 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port.load(Ordering::SeqCst))
     }
 
-    /// A client that keeps reconnecting across outages.
+    /// A client that keeps reconnecting across outages (with every permission, in
+    /// operator mode).
     pub async fn client(&self) -> async_nats::Client {
-        async_nats::ConnectOptions::new()
-            .retry_on_initial_connect()
-            .connect(self.url())
+        match &self.accounts {
+            Some(a) => self.client_as(&a.fleet_creds, None).await,
+            None => async_nats::ConnectOptions::new()
+                .retry_on_initial_connect()
+                .connect(self.url())
+                .await
+                .unwrap(),
+        }
+    }
+
+    /// A client with credentials `creds`, its replies on `inbox` when given.
+    pub async fn client_as(&self, creds: &str, inbox: Option<String>) -> async_nats::Client {
+        self.client_seeing_refusals(creds, inbox, Arc::default())
             .await
+    }
+
+    /// Like `client_as`, keeping every error the server reports (permission violations
+    /// among them) in `refusals`.
+    pub async fn client_seeing_refusals(
+        &self,
+        creds: &str,
+        inbox: Option<String>,
+        refusals: Arc<Mutex<Vec<String>>>,
+    ) -> async_nats::Client {
+        let mut options = async_nats::ConnectOptions::new()
+            .retry_on_initial_connect()
+            .credentials(creds)
             .unwrap()
+            .event_callback(move |event| {
+                let refusals = refusals.clone();
+                async move {
+                    if let async_nats::Event::ServerError(e) = event {
+                        refusals.lock().unwrap().push(e.to_string());
+                    }
+                }
+            });
+        if let Some(prefix) = inbox {
+            options = options.custom_inbox_prefix(prefix);
+        }
+        options.connect(self.url()).await.unwrap()
     }
 
     pub fn stop(&self) {

@@ -27,6 +27,7 @@ pub struct StackBuilder {
     workers: usize,
     nats: bool,
     max_payload: Option<usize>,
+    accounts: bool,
     store: Option<Store>,
     control_plane: ControlPlaneAdjust,
     worker: WorkerAdjust,
@@ -53,6 +54,13 @@ impl StackBuilder {
         self
     }
 
+    /// NATS in operator mode: every client needs credentials, and dedicated workers get
+    /// theirs from the control plane's signer, limited to their tenant's keys.
+    pub fn nats_accounts(mut self) -> Self {
+        self.accounts = true;
+        self
+    }
+
     /// The control plane on `store` rather than a fresh PostgreSQL database.
     pub fn store(mut self, store: Store) -> Self {
         self.store = Some(store);
@@ -76,7 +84,7 @@ impl StackBuilder {
 
     pub async fn start(self) -> Stack {
         let nats = if self.nats {
-            Some(NatsServer::start_with(self.max_payload).await)
+            Some(NatsServer::start_with(self.max_payload, self.accounts).await)
         } else {
             None
         };
@@ -119,6 +127,7 @@ impl Stack {
             workers: 1,
             nats: true,
             max_payload: None,
+            accounts: false,
             store: None,
             control_plane: Box::new(|_| {}),
             worker: Arc::new(|_| {}),

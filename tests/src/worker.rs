@@ -37,7 +37,15 @@ impl Worker {
         // Heartbeats well within the test fleet bucket's 3 s time to live.
         config.heartbeat_every = std::time::Duration::from_secs(1);
         adjust(&mut config);
-        let (client, buckets) = (nats.client().await, crate::nats::test_buckets());
+        let client = match (&nats.accounts, &config.only_tenant) {
+            (Some(accounts), Some(tenant)) => {
+                let creds = accounts.signer().dedicated_worker_creds(tenant).unwrap();
+                let inbox = switchyard_bus::inbox_prefix(tenant);
+                nats.client_as(&creds, Some(inbox)).await
+            }
+            _ => nats.client().await,
+        };
+        let buckets = crate::nats::test_buckets();
         let buses = match &config.only_tenant {
             Some(tenant) => switchyard_bus::Buses::nats_for_tenant(client, &buckets, tenant),
             None => switchyard_bus::Buses::nats(client, &buckets),

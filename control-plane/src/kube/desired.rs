@@ -37,7 +37,13 @@ pub struct Tenant<'a> {
     pub profile: &'a ComputeProfile,
     /// The tenant's own policy key (base64 text), held only by its dedicated workers.
     pub policy_key: &'a str,
+    /// The dedicated workers' NATS credentials (a `.creds` file), limited to the tenant's
+    /// keys; none: they connect without credentials of their own.
+    pub nats_creds: Option<&'a str>,
 }
+
+/// Where dedicated workers find their NATS credentials.
+const NATS_CREDS_DIR: &str = "/etc/switchyard/nats";
 
 pub fn http_route_resource() -> ApiResource {
     ApiResource {
@@ -231,6 +237,18 @@ pub fn pool(s: &KubeSettings, t: &Tenant<'_>) -> Vec<Object> {
     if let Some(url) = &s.public_url {
         envs.push(env("SWITCHYARD_PUBLIC_URL", url));
     }
+    let b64 = |v: &str| base64::engine::general_purpose::STANDARD.encode(v);
+    let mut secret = json!({"policy-key": b64(t.policy_key)});
+    let (mut volumes, mut mounts) = (Vec::new(), Vec::new());
+    if let Some(creds) = t.nats_creds {
+        secret["nats-creds"] = json!(b64(creds));
+        envs.push(env(
+            "SWITCHYARD_NATS_CREDS",
+            &format!("{NATS_CREDS_DIR}/nats.creds"),
+        ));
+        volumes.push(json!({"name": "nats", "secret": {"secretName": POOL, "items": [{"key": "nats-creds", "path": "nats.creds"}]}}));
+        mounts.push(json!({"name": "nats", "mountPath": NATS_CREDS_DIR, "readOnly": true}));
+    }
     if !s.upstream_allow.is_empty() {
         envs.push(env(
             "SWITCHYARD_UPSTREAM_ALLOW",
@@ -261,7 +279,7 @@ pub fn pool(s: &KubeSettings, t: &Tenant<'_>) -> Vec<Object> {
             json!({
                 "metadata": {"name": POOL, "namespace": ns, "labels": labels(t.slug)},
                 "type": "Opaque",
-                "data": {"policy-key": base64::engine::general_purpose::STANDARD.encode(t.policy_key)},
+                "data": secret,
             }),
         ),
         object::<apps::v1::Deployment>(
@@ -302,7 +320,9 @@ pub fn pool(s: &KubeSettings, t: &Tenant<'_>) -> Vec<Object> {
                                     "limits": {"cpu": p.container_cpu_limit, "memory": p.container_memory_limit},
                                 },
                                 "securityContext": security,
+                                "volumeMounts": mounts,
                             }],
+                            "volumes": volumes,
                         },
                     },
                 },

@@ -16,6 +16,7 @@ pub(crate) fn settings() -> KubeSettings {
         monitoring_namespace: "monitoring".into(),
         gateway: GatewayRef::parse("gateways/public/https"),
         resync: Duration::from_secs(300),
+        nats_signer: None,
     }
 }
 
@@ -25,6 +26,7 @@ fn tenant(profile: &ComputeProfile, suspended: bool) -> Tenant<'_> {
         suspended,
         profile,
         policy_key: "a2V5",
+        nats_creds: None,
     }
 }
 
@@ -104,6 +106,40 @@ fn dedicated_workers_serve_only_their_tenant_with_its_own_key() {
         POOL
     );
     assert_eq!(get("SWITCHYARD_HTTP_LISTEN")["value"], "0.0.0.0:8080");
+    assert_eq!(
+        get("SWITCHYARD_NATS_CREDS"),
+        Value::Null,
+        "no signer, no credentials"
+    );
+    assert_eq!(p[1].body["spec"]["template"]["spec"]["volumes"], json!([]));
+}
+
+#[test]
+fn dedicated_workers_get_their_nats_credentials_from_their_secret() {
+    let profile = ComputeProfile::default();
+    let mut t = tenant(&profile, false);
+    t.nats_creds = Some("CREDS");
+    let p = pool(&settings(), &t);
+    assert_eq!(p[0].body["data"]["nats-creds"], "Q1JFRFM=");
+    let spec = &p[1].body["spec"]["template"]["spec"];
+    let container = &spec["containers"][0];
+    let creds = container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "SWITCHYARD_NATS_CREDS")
+        .unwrap();
+    assert_eq!(creds["value"], "/etc/switchyard/nats/nats.creds");
+    assert_eq!(spec["volumes"][0]["secret"]["secretName"], POOL);
+    assert_eq!(
+        spec["volumes"][0]["secret"]["items"][0]["key"],
+        "nats-creds"
+    );
+    assert_eq!(
+        container["volumeMounts"][0]["mountPath"],
+        "/etc/switchyard/nats"
+    );
+    assert_eq!(container["volumeMounts"][0]["readOnly"], true);
 }
 
 #[test]

@@ -229,12 +229,24 @@ pub struct KubeSettings {
     pub gateway: Option<GatewayRef>,
     /// How often every tenant is reconciled even without a change (drift repair).
     pub resync: Duration,
+    /// Issues each dedicated pool NATS credentials limited to its tenant's keys; none:
+    /// dedicated workers connect without credentials of their own.
+    pub nats_signer: Option<std::sync::Arc<crate::nats_creds::NatsSigner>>,
 }
 
 impl KubeSettings {
     /// The namespace of `tenant`.
     pub fn namespace(&self, tenant: &str) -> String {
         format!("{}{tenant}", self.namespace_prefix)
+    }
+
+    /// NATS credentials for `tenant`'s dedicated workers, when a signer is configured.
+    pub fn nats_creds(&self, tenant: &str) -> Option<String> {
+        let signer = self.nats_signer.as_ref()?;
+        signer
+            .dedicated_worker_creds(tenant)
+            .inspect_err(|e| tracing::error!(tenant, error = %e, "cannot issue NATS credentials"))
+            .ok()
     }
 
     /// The tenant a namespace of this prefix belongs to, if it is one.

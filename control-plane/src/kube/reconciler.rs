@@ -203,11 +203,13 @@ impl Reconciler {
             })?;
         let key = self.policy_key.primary().for_tenant(tenant.slug.as_str());
         let key = key.to_base64();
+        let creds = self.settings.nats_creds(tenant.slug.as_str());
         let view = desired::Tenant {
             slug: tenant.slug.as_str(),
             suspended: tenant.status == TenantStatus::Suspended,
             profile,
             policy_key: &key,
+            nats_creds: creds.as_deref(),
         };
         for o in desired::base(&self.settings, &view) {
             self.apply(&o).await?;

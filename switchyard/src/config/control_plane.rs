@@ -21,6 +21,9 @@ pub struct ControlPlaneArgs {
     /// NATS server the compiled policies are published to, e.g. nats://nats:4222.
     #[arg(long, env = "SWITCHYARD_NATS_URL")]
     pub(super) nats_url: Option<String>,
+    /// NATS credentials file (.creds) when NATS authenticates with JWTs [default: none].
+    #[arg(long, env = "SWITCHYARD_NATS_CREDS")]
+    pub(super) nats_creds: Option<std::path::PathBuf>,
     /// The workers' public base URL (their --public-url): connectors may not point at it.
     #[arg(long, env = "SWITCHYARD_PUBLIC_URL")]
     public_url: Option<url::Url>,
@@ -68,6 +71,14 @@ pub struct ControlPlaneArgs {
     /// NATS as dedicated workers reach it [default: nats-url].
     #[arg(long, env = "SWITCHYARD_KUBE_NATS_URL")]
     pub(super) kube_nats_url: Option<String>,
+    /// File holding a signing key (seed, SA...) of the NATS account the fleet uses: with
+    /// it, each dedicated pool gets credentials limited to its tenant's keys [default:
+    /// none; dedicated workers then use NATS without credentials of their own].
+    #[arg(long, env = "SWITCHYARD_KUBE_NATS_SIGNING_KEY_FILE")]
+    pub(super) kube_nats_signing_key_file: Option<std::path::PathBuf>,
+    /// The public key (A...) of that account.
+    #[arg(long, env = "SWITCHYARD_KUBE_NATS_ACCOUNT")]
+    pub(super) kube_nats_account: Option<String>,
     /// The public base URL of the workers (their --public-url), for dedicated workers.
     #[arg(long, env = "SWITCHYARD_KUBE_PUBLIC_URL")]
     pub(super) kube_public_url: Option<String>,
@@ -114,6 +125,7 @@ fn read_file(path: &Path) -> anyhow::Result<ControlPlaneArgs> {
 pub struct ControlPlaneSettings {
     pub database_url: String,
     pub nats_url: Option<String>,
+    pub nats_creds: Option<std::path::PathBuf>,
     pub grpc_listen: SocketAddr,
     pub metrics_listen: SocketAddr,
     pub config: switchyard_control_plane::Config,
@@ -126,6 +138,7 @@ impl ControlPlaneArgs {
         Self {
             database_url: self.database_url.or(file.database_url),
             nats_url: self.nats_url.or(file.nats_url),
+            nats_creds: self.nats_creds.or(file.nats_creds),
             grpc_listen: self.grpc_listen.or(file.grpc_listen),
             metrics_listen: self.metrics_listen.or(file.metrics_listen),
             master_key: self.master_key.or(file.master_key),
@@ -139,6 +152,10 @@ impl ControlPlaneArgs {
             kube_identity: self.kube_identity.or(file.kube_identity),
             kube_worker_image: self.kube_worker_image.or(file.kube_worker_image),
             kube_nats_url: self.kube_nats_url.or(file.kube_nats_url),
+            kube_nats_signing_key_file: self
+                .kube_nats_signing_key_file
+                .or(file.kube_nats_signing_key_file),
+            kube_nats_account: self.kube_nats_account.or(file.kube_nats_account),
             kube_public_url: self.kube_public_url.or(file.kube_public_url),
             public_url: self.public_url.or(file.public_url),
             kube_gateway: self.kube_gateway.or(file.kube_gateway),
@@ -188,6 +205,7 @@ impl ControlPlaneArgs {
         Ok(ControlPlaneSettings {
             database_url,
             nats_url: args.nats_url,
+            nats_creds: args.nats_creds,
             grpc_listen: args
                 .grpc_listen
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 50051))),
@@ -221,11 +239,13 @@ pub async fn run_control_plane(args: ControlPlaneArgs) -> anyhow::Result<()> {
     match &settings.nats_url {
         Some(url) => {
             // Keep trying in the background: the publisher retries until NATS answers.
-            let client = async_nats::ConnectOptions::new()
-                .retry_on_initial_connect()
-                .connect(url.as_str())
-                .await
-                .with_context(|| format!("nats-url {url:?}"))?;
+            let client = super::connect_nats(
+                url,
+                settings.nats_creds.as_deref(),
+                "nats-creds (SWITCHYARD_NATS_CREDS)",
+                None,
+            )
+            .await?;
             settings.config.policy_bus = Some(std::sync::Arc::new(switchyard_bus::NatsBus::new(
                 client.clone(),
                 switchyard_bus::POLICY_BUCKET,

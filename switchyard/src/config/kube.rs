@@ -5,6 +5,7 @@ use super::control_plane::ControlPlaneArgs;
 use anyhow::{Context as _, bail};
 use std::time::Duration;
 use switchyard_control_plane::kube::{GatewayRef, KubeSettings, Profiles};
+use switchyard_control_plane::nats_creds::NatsSigner;
 
 /// Longest namespace prefix: with a 40-character slug the name stays a 63-character label.
 const PREFIX_MAX: usize = 23;
@@ -79,6 +80,19 @@ pub fn settings(args: &ControlPlaneArgs) -> anyhow::Result<Option<KubeSettings>>
             })
         })
         .transpose()?;
+    let nats_signer = match (&args.kube_nats_signing_key_file, &args.kube_nats_account) {
+        (None, None) => None,
+        (Some(path), Some(account)) => {
+            let flag = "kube-nats-signing-key-file (SWITCHYARD_KUBE_NATS_SIGNING_KEY_FILE)";
+            let seed = super::read_setting_file(flag, path)?;
+            let signer = NatsSigner::new(&seed, account, switchyard_bus::Buckets::default())
+                .map_err(|e| anyhow::anyhow!("{flag} / kube-nats-account: {e}"))?;
+            Some(std::sync::Arc::new(signer))
+        }
+        _ => bail!(
+            "kube-nats-signing-key-file and kube-nats-account (SWITCHYARD_KUBE_NATS_*) go together"
+        ),
+    };
     let resync = args.kube_resync_seconds.unwrap_or(300);
     if !(1..=86_400).contains(&resync) {
         bail!("kube-resync-seconds (SWITCHYARD_KUBE_RESYNC_SECONDS): 1 to 86400");
@@ -110,6 +124,7 @@ pub fn settings(args: &ControlPlaneArgs) -> anyhow::Result<Option<KubeSettings>>
             .unwrap_or_else(|| "monitoring".into()),
         gateway,
         resync: Duration::from_secs(resync),
+        nats_signer,
     }))
 }
 

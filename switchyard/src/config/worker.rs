@@ -15,6 +15,9 @@ pub struct WorkerArgs {
     /// NATS server the compiled policies are read from, e.g. nats://nats:4222.
     #[arg(long, env = "SWITCHYARD_NATS_URL")]
     nats_url: Option<String>,
+    /// NATS credentials file (.creds) when NATS authenticates with JWTs [default: none].
+    #[arg(long, env = "SWITCHYARD_NATS_CREDS")]
+    nats_creds: Option<std::path::PathBuf>,
     /// Address of the tenant-facing MCP endpoint [default: 127.0.0.1:8080].
     #[arg(long, env = "SWITCHYARD_HTTP_LISTEN")]
     http_listen: Option<SocketAddr>,
@@ -98,6 +101,7 @@ pub struct WorkerArgs {
 #[derive(Debug)]
 pub struct WorkerSettings {
     pub nats_url: String,
+    pub nats_creds: Option<std::path::PathBuf>,
     pub http_listen: SocketAddr,
     pub metrics_listen: SocketAddr,
     pub config: switchyard_worker::Config,
@@ -113,6 +117,7 @@ impl WorkerArgs {
                     .with_context(|| format!("config file {}", path.display()))?;
                 WorkerArgs {
                     nats_url: self.nats_url.or(file.nats_url),
+                    nats_creds: self.nats_creds.or(file.nats_creds),
                     http_listen: self.http_listen.or(file.http_listen),
                     metrics_listen: self.metrics_listen.or(file.metrics_listen),
                     policy_key: self.policy_key.or(file.policy_key),
@@ -198,6 +203,7 @@ impl WorkerArgs {
         }
         Ok(WorkerSettings {
             nats_url,
+            nats_creds: args.nats_creds,
             http_listen: args
                 .http_listen
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8080))),
@@ -211,11 +217,14 @@ impl WorkerArgs {
 
 pub async fn run_worker(args: WorkerArgs) -> anyhow::Result<()> {
     let settings = args.validate()?;
-    let client = async_nats::ConnectOptions::new()
-        .retry_on_initial_connect()
-        .connect(settings.nats_url.as_str())
-        .await
-        .with_context(|| format!("nats-url {:?}", settings.nats_url))?;
+    let only = settings.config.only_tenant.as_deref();
+    let client = super::connect_nats(
+        &settings.nats_url,
+        settings.nats_creds.as_deref(),
+        "nats-creds (SWITCHYARD_NATS_CREDS)",
+        only.map(switchyard_bus::inbox_prefix),
+    )
+    .await?;
     let buckets = switchyard_bus::Buckets::default();
     let buses = match &settings.config.only_tenant {
         Some(tenant) => switchyard_bus::Buses::nats_for_tenant(client, &buckets, tenant),

@@ -25,6 +25,7 @@ fn main() -> anyhow::Result<()> {
         monitoring_namespace: "monitoring".into(),
         gateway: GatewayRef::parse("gateways/public/https"),
         resync: Duration::from_secs(300),
+        nats_signer: None,
     };
     let small = ComputeProfile {
         workers: 1,
@@ -38,24 +39,28 @@ fn main() -> anyhow::Result<()> {
             suspended: false,
             profile: &default,
             policy_key: "a2V5",
+            nats_creds: None,
         },
         Tenant {
             slug: "isolated-co",
             suspended: false,
             profile: &default,
             policy_key: "a2V5",
+            nats_creds: Some("-----BEGIN NATS USER JWT-----"),
         },
         Tenant {
             slug: "small-co",
             suspended: false,
             profile: &small,
             policy_key: "a2V5",
+            nats_creds: None,
         },
         Tenant {
             slug: "paused-co",
             suspended: true,
             profile: &small,
             policy_key: "a2V5",
+            nats_creds: None,
         },
     ];
     let mut core = Vec::new();

@@ -444,8 +444,8 @@ async fn a_scoped_policy_bus_sees_its_tenant_alone() {
     assert_eq!(next(&mut again).await, PolicyEvent::Synced);
 }
 
-/// A dedicated pool's fleet lists its own pool's heartbeats alone; the control plane's
-/// lists every pool.
+/// A dedicated pool's fleet lists its own pool's heartbeats alone (as they are written,
+/// from its first look on); the control plane's lists every pool.
 #[tokio::test]
 async fn a_scoped_fleet_lists_its_pool_alone() {
     use switchyard_bus::Fleet as _;
@@ -459,16 +459,22 @@ async fn a_scoped_fleet_lists_its_pool_alone() {
         only_tenant: Some(tenant.to_owned()),
         ..heartbeat(worker, 1)
     };
-    all.beat(&heartbeat("shared-1", 1)).await.unwrap();
-    all.beat(&dedicated("acme-1", "acme")).await.unwrap();
-    all.beat(&dedicated("acme-2", "acme")).await.unwrap();
-    all.beat(&dedicated("globex-1", "globex")).await.unwrap();
     let names = |hbs: Vec<switchyard_bus::Heartbeat>| {
         let mut n: Vec<String> = hbs.into_iter().map(|h| h.worker).collect();
         n.sort();
         n
     };
-    assert_eq!(names(acme.members().await.unwrap()), ["acme-1", "acme-2"]);
+    switchyard_tests::assert_eventually!(
+        {
+            all.beat(&heartbeat("shared-1", 1)).await.unwrap();
+            all.beat(&dedicated("acme-1", "acme")).await.unwrap();
+            all.beat(&dedicated("acme-2", "acme")).await.unwrap();
+            all.beat(&dedicated("globex-1", "globex")).await.unwrap();
+            names(acme.members().await.unwrap()) == ["acme-1", "acme-2"]
+        },
+        Duration::from_secs(10),
+        "acme's pool is listed, and nothing else"
+    );
     assert_eq!(
         names(all.members().await.unwrap()),
         ["acme-1", "acme-2", "globex-1", "shared-1"]

@@ -32,6 +32,7 @@ fn settings() -> KubeSettings {
         monitoring_namespace: "monitoring".into(),
         gateway: GatewayRef::parse("gateways/public"),
         resync: Duration::from_secs(1),
+        nats_signer: None,
     }
 }
 

@@ -4,6 +4,7 @@
 mod connections;
 mod fairness;
 mod guessing;
+mod nats_credentials;
 mod operator_tokens;
 mod poison;
 mod revocation;

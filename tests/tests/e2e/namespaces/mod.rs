@@ -39,6 +39,7 @@ fn settings(identity: &str, resync: Duration) -> KubeSettings {
         monitoring_namespace: "monitoring".into(),
         gateway: GatewayRef::parse("gateways/public"),
         resync,
+        nats_signer: None,
     }
 }
 
