@@ -95,3 +95,28 @@ seccompProfile:
 - 100.64.0.0/10
 - 127.0.0.0/8
 {{- end -}}
+
+{{/* The NATS credentials file's env, mount and volume, when a credentials Secret is named. */}}
+{{- define "switchyard.natsCredsEnv" -}}
+{{- if .Values.nats.credentialsSecret }}
+- name: SWITCHYARD_NATS_CREDS
+  value: /etc/switchyard-nats/nats.creds
+{{- end }}
+{{- end }}
+{{- define "switchyard.natsCredsMount" -}}
+{{- if .Values.nats.credentialsSecret }}
+- name: nats-creds
+  mountPath: /etc/switchyard-nats
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- define "switchyard.natsCredsVolume" -}}
+{{- if .Values.nats.credentialsSecret }}
+- name: nats-creds
+  secret:
+    secretName: {{ .Values.nats.credentialsSecret }}
+    items:
+      - key: nats.creds
+        path: nats.creds
+{{- end }}
+{{- end }}
