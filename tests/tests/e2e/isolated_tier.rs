@@ -55,8 +55,10 @@ async fn stack(workers: usize) -> (KubeFake, Stack) {
     switchyard_tests::install_tls();
     let fake = KubeFake::start(1).await;
     let client = fake.client(0);
+    // NATS in operator mode: dedicated workers run on credentials limited to their tenant.
     let stack = Stack::builder()
         .workers(workers)
+        .nats_accounts()
         .control_plane(|c| {
             c.kube = Some(KubeConfig {
                 client,
