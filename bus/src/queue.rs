@@ -67,6 +67,14 @@ impl<E> Delivery<E> {
 #[async_trait::async_trait]
 pub trait Queue<E: Event>: Send + Sync + std::fmt::Debug + 'static {
     async fn publish(&self, event: &E) -> Result<()>;
+    /// Publishes `events`, all stored when it returns `Ok`. On an error some may have been
+    /// stored: publishing them again is harmless (repeats of an id are dropped).
+    async fn publish_batch(&self, events: &[E]) -> Result<()> {
+        for event in events {
+            self.publish(event).await?;
+        }
+        Ok(())
+    }
     /// Events not yet acknowledged, then new ones as they come.
     async fn consume(&self) -> Result<BoxStream<'static, Result<Delivery<E>>>>;
 }
@@ -237,6 +245,45 @@ impl<E: Event> NatsQueue<E> {
 
 #[async_trait::async_trait]
 impl<E: Event> Queue<E> for NatsQueue<E> {
+    /// Sends every event before waiting for any acknowledgement, so a batch costs one
+    /// round trip rather than one per event.
+    async fn publish_batch(&self, events: &[E]) -> Result<()> {
+        let mut acks = Vec::with_capacity(events.len());
+        for event in events {
+            let payload: bytes::Bytes = serde_json::to_vec(event).map_err(unavailable)?.into();
+            let publish = jetstream::message::PublishMessage::build()
+                .payload(payload)
+                .message_id(event.id());
+            let subject = format!("{}.{}", E::SPEC.subject_prefix, event.tenant());
+            acks.push(
+                self.js
+                    .send_publish(subject, publish)
+                    .await
+                    .map_err(unavailable)?,
+            );
+        }
+        let mut missing_stream = false;
+        let acks = acks.into_iter().map(std::future::IntoFuture::into_future);
+        for ack in futures::future::join_all(acks).await {
+            match ack {
+                Ok(_) => {}
+                Err(e) if e.kind() == jetstream::context::PublishErrorKind::StreamNotFound => {
+                    missing_stream = true;
+                }
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        if missing_stream {
+            // Made now; the caller's retry stores what was refused.
+            self.stream().await?;
+            return Err(BusError::Unavailable(format!(
+                "{} did not exist; created",
+                E::SPEC.stream
+            )));
+        }
+        Ok(())
+    }
+
     /// Publishes to the event's subject. The stream is made only when the publish finds
     /// none, so a publisher allowed nothing but its own subject (a dedicated worker) needs
     /// no stream administration while the control plane has made it.

@@ -53,6 +53,7 @@ pub use isolation::ReconcileState;
 pub use keys::NewApiKey;
 pub use pins::{MAX_DEFINITION_BYTES, MAX_TOOL_PINS, PendingTool, Sighting, ToolPin};
 pub use tenants::TenantChange;
+pub use usage::UsageRecord;
 
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
@@ -200,11 +201,24 @@ impl Store {
         rev: u64,
         tenant_exists: bool,
     ) -> Result<()> {
+        Self::record_change(&mut tx, tenant, rev, tenant_exists).await?;
+        tx.commit().await?;
+        self.changed.send_replace(rev);
+        Ok(())
+    }
+
+    /// Records in `tx` that `tenant`'s policy changed at `rev` (its outbox row).
+    async fn record_change(
+        tx: &mut Transaction<'static, Any>,
+        tenant: &TenantSlug,
+        rev: u64,
+        tenant_exists: bool,
+    ) -> Result<()> {
         if tenant_exists {
             sqlx::query("UPDATE tenants SET policy_revision = $1 WHERE slug = $2")
                 .bind(rev as i64)
                 .bind(tenant.as_str())
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
         sqlx::query(
@@ -213,10 +227,8 @@ impl Store {
         .bind(tenant.as_str())
         .bind(rev as i64)
         .bind(now_millis())
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?;
-        tx.commit().await?;
-        self.changed.send_replace(rev);
         Ok(())
     }
 

@@ -1,7 +1,9 @@
-//! Folds workers' usage reports into the store: each event sets its key's last-used time
-//! (never backwards) and counts a tool call toward its tenant's month. Event ids already
-//! folded in are skipped, so redeliveries count once. An event is acknowledged only after
-//! it is folded in; while the store or the bus is away the consumer retries.
+//! Folds workers' usage reports into the store in batches, one transaction per batch (what
+//! has arrived, up to 500 events): each event sets its key's last-used time (never
+//! backwards) and counts a tool call toward its tenant's month, aggregated per tenant and
+//! month. Event ids already folded in are skipped, so redeliveries count once. Events are
+//! acknowledged only after their batch is folded in; while the store or the bus is away the
+//! consumer retries.
 //!
 //! **Monthly quota.** Tool calls count per tenant and calendar month (UTC). The event that
 //! reaches `monthly_tool_calls` also gives the tenant a new policy revision in the same
@@ -15,34 +17,70 @@
 //! the tenant's rate times that delay, plus the calls in flight. Raising the quota
 //! publishes the policy without the stop.
 
-use crate::store::Store;
-use futures::StreamExt as _;
+use crate::store::{Store, UsageRecord};
+use futures::{FutureExt as _, StreamExt as _};
 use std::sync::Arc;
 use std::time::Duration;
-use switchyard_bus::UsageBus;
+use switchyard_bus::{Delivery, UsageBus};
 use switchyard_common::{KeyId, TenantSlug};
 
 /// How long folded event ids are remembered: well past the bus's redelivery of an event
 /// whose acknowledgement was lost.
 const REMEMBER_EVENTS: Duration = Duration::from_secs(3600);
 
-/// Folds `event` in, trying again (with backoff) while the store fails: the event is
+/// Events folded in one transaction at most.
+const BATCH: usize = 500;
+
+/// The record of `event`, if it names a valid tenant.
+fn record_of(event: &switchyard_bus::UsageEvent) -> Option<UsageRecord> {
+    Some(UsageRecord {
+        event_id: event.id.clone(),
+        tenant: TenantSlug::parse(&event.tenant).ok()?,
+        key: KeyId::parse(&event.key_id).ok(),
+        tool_call: event.method.is_tool_call(),
+        at: event.at_ms,
+    })
+}
+
+/// Folds `batch` in, trying again (with backoff) while the store fails: the events are
 /// kept in hand rather than given back, which an in-process bus could not redeliver.
-async fn record(store: &Store, event: &switchyard_bus::UsageEvent) {
-    let Ok(tenant) = TenantSlug::parse(&event.tenant) else {
-        return;
-    };
-    let key = KeyId::parse(&event.key_id).ok();
-    let tool_call = event.method.is_tool_call();
+async fn record(store: &Store, batch: &[Delivery<switchyard_bus::UsageEvent>]) {
+    let records: Vec<UsageRecord> = batch.iter().filter_map(|d| record_of(&d.event)).collect();
     let mut backoff = Duration::from_millis(100);
-    while let Err(e) = store
-        .record_usage(&event.id, &tenant, key.as_ref(), tool_call, event.at_ms)
-        .await
-    {
-        tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "recording usage failed");
+    while let Err(e) = store.record_usage_batch(&records).await {
+        tracing::warn!(error = %e, events = records.len(), retry_in_ms = backoff.as_millis() as u64, "recording usage failed");
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
     }
+}
+
+/// The next batch: one event (waited for), then whatever else has already arrived, up to
+/// [`BATCH`]. `None` when the stream ended or failed.
+async fn next_batch(
+    deliveries: &mut futures::stream::BoxStream<
+        'static,
+        switchyard_bus::Result<Delivery<switchyard_bus::UsageEvent>>,
+    >,
+) -> Option<Vec<Delivery<switchyard_bus::UsageEvent>>> {
+    let first = match deliveries.next().await? {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::warn!(error = %e, "usage stream failed");
+            return None;
+        }
+    };
+    let mut batch = vec![first];
+    while batch.len() < BATCH {
+        match deliveries.next().now_or_never() {
+            Some(Some(Ok(d))) => batch.push(d),
+            Some(Some(Err(e))) => {
+                tracing::warn!(error = %e, "usage stream failed");
+                break;
+            }
+            _ => break,
+        }
+    }
+    Some(batch)
 }
 
 /// Runs until the task is dropped.
@@ -52,15 +90,8 @@ pub async fn fold(store: Store, bus: Arc<UsageBus>) {
     loop {
         match bus.consume().await {
             Ok(mut deliveries) => {
-                while let Some(delivery) = deliveries.next().await {
-                    let delivery = match delivery {
-                        Ok(d) => d,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "usage stream failed");
-                            break;
-                        }
-                    };
-                    record(&store, &delivery.event).await;
+                while let Some(batch) = next_batch(&mut deliveries).await {
+                    record(&store, &batch).await;
                     if last_prune.elapsed() > Duration::from_secs(60) {
                         last_prune = std::time::Instant::now();
                         let before =
@@ -69,8 +100,10 @@ pub async fn fold(store: Store, bus: Arc<UsageBus>) {
                             tracing::debug!(error = %e, "pruning usage event ids failed");
                         }
                     }
-                    if let Err(e) = delivery.ack().await {
-                        tracing::warn!(error = %e, "acknowledging a usage event failed");
+                    for delivery in batch {
+                        if let Err(e) = delivery.ack().await {
+                            tracing::warn!(error = %e, "acknowledging a usage event failed");
+                        }
                     }
                     backoff = Duration::from_millis(100);
                 }

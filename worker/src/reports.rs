@@ -10,6 +10,9 @@ use switchyard_bus::{Event, Queue, ToolSighting, UsageEvent};
 use tokio::sync::mpsc;
 
 const QUEUE: usize = 10_000;
+/// Events published together, their acknowledgements awaited together: at most this many
+/// are in flight per reporter.
+const BATCH: usize = 256;
 
 /// Both of a worker's reporters.
 #[derive(Debug, Clone)]
@@ -57,15 +60,17 @@ impl<E: Event> Reporter<E> {
         let pending = Arc::new(AtomicUsize::new(0));
         let published = pending.clone();
         tokio::spawn(async move {
-            while let Some(event) = rx.recv().await {
+            let mut batch = Vec::with_capacity(BATCH);
+            while rx.recv_many(&mut batch, BATCH).await > 0 {
                 let mut backoff = Duration::from_millis(100);
-                // The same id on every attempt: the stream drops repeats.
-                while let Err(e) = bus.publish(&event).await {
-                    tracing::warn!(error = %e, stream = E::SPEC.stream, "publishing an event failed; retrying");
+                // The same ids on every attempt: the stream drops repeats.
+                while let Err(e) = bus.publish_batch(&batch).await {
+                    tracing::warn!(error = %e, stream = E::SPEC.stream, events = batch.len(), "publishing events failed; retrying");
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
-                published.fetch_sub(1, Ordering::SeqCst);
+                published.fetch_sub(batch.len(), Ordering::SeqCst);
+                batch.clear();
             }
         });
         Self {
@@ -79,7 +84,14 @@ impl<E: Event> Reporter<E> {
         self.pending.fetch_add(1, Ordering::SeqCst);
         if self.tx.try_send(event).is_err() {
             self.pending.fetch_sub(1, Ordering::SeqCst);
-            self.dropped.inc();
+            // Counted, and said once per thousand at error level: never silent.
+            if self.dropped.inc().is_multiple_of(1000) {
+                tracing::error!(
+                    stream = E::SPEC.stream,
+                    dropped_so_far = self.dropped.get(),
+                    "events dropped: the reporting queue is full (NATS away or too slow)"
+                );
+            }
         }
     }
 

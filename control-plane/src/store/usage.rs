@@ -2,12 +2,21 @@
 
 use super::*;
 
+/// One usage event to fold in.
+#[derive(Debug, Clone)]
+pub struct UsageRecord {
+    pub event_id: String,
+    pub tenant: TenantSlug,
+    pub key: Option<KeyId>,
+    pub tool_call: bool,
+    pub at: Millis,
+}
+
+/// Event ids one statement marks as seen.
+const IDS_PER_STATEMENT: usize = 200;
+
 impl Store {
-    /// Folds in one usage event: the key's last-used time (never backwards) and, for a
-    /// tool call, the tenant's count for the event's month. An event id already folded in
-    /// changes nothing, so redeliveries are harmless. The call that uses up the monthly
-    /// quota also takes the tenant a new policy revision, in the same transaction, so
-    /// workers learn of it. Returns whether the event was new.
+    /// Folds in one usage event (see [`Store::record_usage_batch`]); whether it was new.
     pub async fn record_usage(
         &self,
         event_id: &str,
@@ -16,66 +25,131 @@ impl Store {
         tool_call: bool,
         at: Millis,
     ) -> Result<bool> {
+        let record = UsageRecord {
+            event_id: event_id.to_owned(),
+            tenant: tenant.clone(),
+            key: key.cloned(),
+            tool_call,
+            at,
+        };
+        Ok(self.record_usage_batch(&[record]).await? == 1)
+    }
+
+    /// Folds in a batch of usage events in one transaction: each key's last-used time
+    /// (never backwards) and, for tool calls, each tenant's count for the event's month,
+    /// added once per tenant and month. An event id already folded in (here or in an
+    /// earlier batch) changes nothing, so redeliveries are harmless. A batch that uses up a
+    /// tenant's monthly quota also takes that tenant a new policy revision, in the same
+    /// transaction, so workers learn of it. Returns how many events were new.
+    pub async fn record_usage_batch(&self, events: &[UsageRecord]) -> Result<usize> {
         let mut tx = self.pool.begin().await?;
-        let fresh = sqlx::query(
-            "INSERT INTO usage_events_seen (event_id, seen_at) VALUES ($1, $2) \
-             ON CONFLICT (event_id) DO NOTHING",
-        )
-        .bind(event_id)
-        .bind(now_millis())
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if !fresh {
-            tx.commit().await?;
-            return Ok(false);
+        let fresh = Self::mark_seen(&mut tx, events).await?;
+        // Each new event once, even if the batch repeats it.
+        let mut counted = std::collections::HashSet::new();
+        let new: Vec<&UsageRecord> = events
+            .iter()
+            .filter(|e| fresh.contains(e.event_id.as_str()) && counted.insert(e.event_id.as_str()))
+            .collect();
+        let mut last_used: std::collections::BTreeMap<&str, Millis> = Default::default();
+        let mut calls: std::collections::BTreeMap<(&TenantSlug, String), i64> = Default::default();
+        for e in &new {
+            if let Some(k) = &e.key {
+                let at = last_used.entry(k.as_str()).or_insert(e.at);
+                *at = (*at).max(e.at);
+            }
+            if e.tool_call {
+                *calls.entry((&e.tenant, month_of(e.at).0)).or_default() += 1;
+            }
         }
-        if let Some(key) = key {
+        for (key, at) in last_used {
             sqlx::query(
                 "UPDATE api_keys SET last_used_at = $1 \
                  WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
             )
             .bind(at)
-            .bind(key.as_str())
+            .bind(key)
             .execute(&mut *tx)
             .await?;
         }
-        if !tool_call {
-            tx.commit().await?;
-            return Ok(true);
+        let mut used_up = Vec::new();
+        for ((tenant, period), n) in calls {
+            if Self::count_calls(&mut tx, tenant, &period, n).await? {
+                used_up.push(tenant.clone());
+            }
         }
+        if used_up.is_empty() {
+            tx.commit().await?;
+        } else {
+            // Used up: workers must refuse further tool calls until the month ends.
+            let mut last = 0;
+            for tenant in &used_up {
+                last = Self::next_revision(&mut tx).await?;
+                Self::record_change(&mut tx, tenant, last, true).await?;
+            }
+            tx.commit().await?;
+            self.changed.send_replace(last);
+        }
+        Ok(new.len())
+    }
+
+    /// Marks the batch's event ids seen; the ones that were not seen before.
+    async fn mark_seen(
+        tx: &mut Transaction<'static, Any>,
+        events: &[UsageRecord],
+    ) -> Result<std::collections::HashSet<String>> {
+        let now = now_millis();
+        // In one order, so batches folded at once by two replicas wait rather than deadlock.
+        let mut ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut fresh = std::collections::HashSet::new();
+        for chunk in ids.chunks(IDS_PER_STATEMENT) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| format!("(${}, $1)", i + 2))
+                .collect();
+            let sql = format!(
+                "INSERT INTO usage_events_seen (event_id, seen_at) VALUES {} \
+                 ON CONFLICT (event_id) DO NOTHING RETURNING event_id",
+                values.join(", ")
+            );
+            let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(now);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            fresh.extend(q.fetch_all(&mut **tx).await?);
+        }
+        Ok(fresh)
+    }
+
+    /// Adds `n` tool calls to `tenant`'s count for `period`; whether they used up its
+    /// quota for the current month.
+    async fn count_calls(
+        tx: &mut Transaction<'static, Any>,
+        tenant: &TenantSlug,
+        period: &str,
+        n: i64,
+    ) -> Result<bool> {
         let row = sqlx::query("SELECT id, monthly_tool_calls FROM tenants WHERE slug = $1")
             .bind(tenant.as_str())
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&mut **tx)
             .await?;
         let Some(row) = row else {
             // The tenant is gone; nothing to count against.
-            tx.commit().await?;
-            return Ok(true);
+            return Ok(false);
         };
         let (tenant_id, limit): (String, i64) = (row.try_get(0)?, row.try_get(1)?);
-        let (period, _) = month_of(at);
         let count: i64 = sqlx::query_scalar(
-            "INSERT INTO tenant_usage (tenant_id, period, tool_calls) VALUES ($1, $2, 1) \
-             ON CONFLICT (tenant_id, period) DO UPDATE SET tool_calls = tenant_usage.tool_calls + 1 \
-             RETURNING tool_calls",
+            "INSERT INTO tenant_usage (tenant_id, period, tool_calls) VALUES ($1, $2, $3) \
+             ON CONFLICT (tenant_id, period) DO UPDATE \
+             SET tool_calls = tenant_usage.tool_calls + $3 RETURNING tool_calls",
         )
         .bind(&tenant_id)
-        .bind(&period)
-        .fetch_one(&mut *tx)
+        .bind(period)
+        .bind(n)
+        .fetch_one(&mut **tx)
         .await?;
         let (current, _) = month_of(now_millis());
-        if limit > 0 && count == limit && period == current {
-            // Used up: workers must refuse further tool calls until the month ends.
-            let rev = Self::next_revision(&mut tx).await?;
-            return self
-                .commit_change(tx, tenant, rev, true)
-                .await
-                .map(|()| true);
-        }
-        tx.commit().await?;
-        Ok(true)
+        Ok(limit > 0 && count - n < limit && count >= limit && period == current)
     }
 
     /// Forgets usage event ids seen before `before`.

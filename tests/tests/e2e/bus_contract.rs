@@ -57,6 +57,7 @@ contract!(
     |client| switchyard_bus::NatsUsage::new(client);
     usage_events_arrive_in_order_once_per_id,
     a_consumer_started_again_gets_what_was_sent_meanwhile,
+    a_batch_arrives_whole_once_per_id,
 );
 
 contract!(
@@ -274,6 +275,27 @@ async fn usage_events_arrive_in_order_once_per_id(usage: Arc<switchyard_bus::Usa
         assert_eq!(got.event, usage_event(want));
         got.ack().await.unwrap();
     }
+}
+
+/// A batch (with repeats, of itself and of an earlier event) is stored whole before its
+/// publish returns, each id once, in order.
+async fn a_batch_arrives_whole_once_per_id(usage: Arc<switchyard_bus::UsageBus>) {
+    usage.publish(&usage_event("b0")).await.unwrap();
+    let ids: Vec<String> = (0..300).map(|i| format!("b{}", i % 250)).collect();
+    let batch: Vec<_> = ids.iter().map(|id| usage_event(id)).collect();
+    usage.publish_batch(&batch).await.unwrap();
+    let mut deliveries = usage.consume().await.unwrap();
+    for i in 0..250 {
+        let got = tokio::time::timeout(Duration::from_secs(10), deliveries.next())
+            .await
+            .expect("an event within 10 s")
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.event.id, format!("b{i}"));
+        got.ack().await.unwrap();
+    }
+    let more = tokio::time::timeout(Duration::from_millis(500), deliveries.next()).await;
+    assert!(more.is_err(), "a repeat was delivered: {more:?}");
 }
 
 async fn a_consumer_started_again_gets_what_was_sent_meanwhile(

@@ -1,11 +1,12 @@
 //! Usage in the store: each event counts once, and a used-up quota takes a revision.
 
-use super::{outbox_len, slug};
+use super::{new_key, outbox_len, slug};
 use switchyard_control_plane::model::*;
-use switchyard_control_plane::store::Store;
+use switchyard_control_plane::store::{Store, UsageRecord};
 
 switchyard_tests::store_contract!(
     usage_counts_each_event_once_and_a_used_up_quota_takes_a_revision,
+    a_batch_counts_each_new_event_once_and_takes_one_revision_per_used_up_tenant,
 );
 
 async fn usage_counts_each_event_once_and_a_used_up_quota_takes_a_revision(store: Store) {
@@ -50,4 +51,88 @@ async fn usage_counts_each_event_once_and_a_used_up_quota_takes_a_revision(store
     assert!(call("third").await.unwrap());
     assert_eq!(store.current_revision().await.unwrap(), revision);
     assert_eq!(store.usage(&acme).await.unwrap().tool_calls, 3);
+}
+
+fn record(id: &str, tenant: &str, at: Millis) -> UsageRecord {
+    UsageRecord {
+        event_id: id.to_owned(),
+        tenant: slug(tenant),
+        key: None,
+        tool_call: true,
+        at,
+    }
+}
+
+async fn a_batch_counts_each_new_event_once_and_takes_one_revision_per_used_up_tenant(
+    store: Store,
+) {
+    let quotas = |n| Quotas {
+        monthly_tool_calls: n,
+        ..Quotas::default()
+    };
+    store
+        .create_tenant(&slug("acme"), "", quotas(5))
+        .await
+        .unwrap();
+    store
+        .create_tenant(&slug("globex"), "", quotas(0))
+        .await
+        .unwrap();
+    let now = now_millis();
+    assert!(
+        store
+            .record_usage("e0", &slug("acme"), None, true, now)
+            .await
+            .unwrap()
+    );
+    let (revision, outbox) = (
+        store.current_revision().await.unwrap(),
+        outbox_len(&store).await,
+    );
+    // Repeats within the batch and of an earlier batch; acme goes from 1 to 5 (its quota,
+    // used up in this batch); globex is unlimited; a gone tenant counts nowhere.
+    let mut batch: Vec<UsageRecord> = ["e0", "e1", "e2", "e1", "e3", "e4"]
+        .iter()
+        .map(|id| record(id, "acme", now))
+        .collect();
+    batch.extend(
+        ["g1", "g2", "g1"]
+            .iter()
+            .map(|id| record(id, "globex", now)),
+    );
+    batch.push(record("x1", "nobody", now));
+    assert_eq!(store.record_usage_batch(&batch).await.unwrap(), 7);
+    let acme = store.usage(&slug("acme")).await.unwrap();
+    assert_eq!((acme.tool_calls, acme.exhausted()), (5, true));
+    assert_eq!(store.usage(&slug("globex")).await.unwrap().tool_calls, 2);
+    assert_eq!(
+        store.current_revision().await.unwrap(),
+        revision + 1,
+        "one revision, for the tenant that used up its quota"
+    );
+    assert_eq!(outbox_len(&store).await, outbox + 1);
+    // The same batch again changes nothing.
+    assert_eq!(store.record_usage_batch(&batch).await.unwrap(), 0);
+    assert_eq!(store.usage(&slug("acme")).await.unwrap().tool_calls, 5);
+    assert_eq!(store.current_revision().await.unwrap(), revision + 1);
+    // Many at once, over one statement's worth of ids.
+    let many: Vec<UsageRecord> = (0..450)
+        .map(|i| record(&format!("m{i}"), "globex", now))
+        .collect();
+    assert_eq!(store.record_usage_batch(&many).await.unwrap(), 450);
+    assert_eq!(store.usage(&slug("globex")).await.unwrap().tool_calls, 452);
+    // A key's last use is the latest in the batch, whatever the order.
+    let key = store
+        .create_api_key(&slug("globex"), new_key("abcdefghijkl"))
+        .await
+        .unwrap();
+    let used = |id: &str, at| UsageRecord {
+        key: Some(key.id.clone()),
+        tool_call: false,
+        ..record(id, "globex", at)
+    };
+    let batch = [used("k1", now - 10), used("k2", now), used("k3", now - 5)];
+    assert_eq!(store.record_usage_batch(&batch).await.unwrap(), 3);
+    let keys = store.list_api_keys(&slug("globex"), true).await.unwrap();
+    assert_eq!(keys[0].last_used_at, Some(now));
 }
