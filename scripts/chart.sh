@@ -78,6 +78,12 @@ for v in "${values[@]}"; do
   "$helm" lint --strict "$chart" "${args[@]}" | tail -1
   "$helm" template switchyard "$chart" --namespace switchyard "${args[@]}" >"$out/$name.yaml"
   mkdir -p "$out/$name"
+  # Helm renders large numbers as floats ("4.194304e+06") unless piped through int; the
+  # roles would refuse such a setting at start.
+  if grep -nE '[0-9]\.[0-9]+e\+[0-9]+' "$out/$name.yaml"; then
+    echo "$name: a number is rendered in exponent form; pipe it through int" >&2
+    exit 1
+  fi
   "$py" scripts/chart-checks.py "$out/$name.yaml" "$out/$name"
   validate_core "$out/$name/core.yaml"
   (cd scripts/node && "$node" custom-resources.mjs <"$out/$name/custom.json")

@@ -237,6 +237,7 @@ pub fn pool(s: &KubeSettings, t: &Tenant<'_>) -> Vec<Object> {
     if let Some(url) = &s.public_url {
         envs.push(env("SWITCHYARD_PUBLIC_URL", url));
     }
+    envs.extend(s.worker_env.iter().map(|(name, value)| env(name, value)));
     let b64 = |v: &str| base64::engine::general_purpose::STANDARD.encode(v);
     let mut secret = json!({"policy-key": b64(t.policy_key)});
     let (mut volumes, mut mounts) = (Vec::new(), Vec::new());

@@ -17,6 +17,7 @@ pub(crate) fn settings() -> KubeSettings {
         gateway: GatewayRef::parse("gateways/public/https"),
         resync: Duration::from_secs(300),
         nats_signer: None,
+        worker_env: Vec::new(),
     }
 }
 
@@ -112,6 +113,34 @@ fn dedicated_workers_serve_only_their_tenant_with_its_own_key() {
         "no signer, no credentials"
     );
     assert_eq!(p[1].body["spec"]["template"]["spec"]["volumes"], json!([]));
+}
+
+#[test]
+fn dedicated_workers_get_the_shared_workers_settings() {
+    let profile = ComputeProfile::default();
+    let s = KubeSettings {
+        worker_env: vec![
+            ("SWITCHYARD_MAX_HEADERS".into(), "32".into()),
+            ("SWITCHYARD_TRUSTED_PROXIES".into(), "10.0.0.0/8".into()),
+        ],
+        ..settings()
+    };
+    let p = pool(&s, &tenant(&profile, false));
+    let env = p[1].body["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let value = |name: &str| {
+        env.iter()
+            .find(|e| e["name"] == name)
+            .map(|e| e["value"].clone())
+    };
+    assert_eq!(value("SWITCHYARD_MAX_HEADERS"), Some(json!("32")));
+    assert_eq!(
+        value("SWITCHYARD_TRUSTED_PROXIES"),
+        Some(json!("10.0.0.0/8"))
+    );
+    assert_eq!(value("SWITCHYARD_ONLY_TENANT"), Some(json!("acme")));
 }
 
 #[test]

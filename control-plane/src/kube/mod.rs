@@ -232,6 +232,9 @@ pub struct KubeSettings {
     /// Issues each dedicated pool NATS credentials limited to its tenant's keys; none:
     /// dedicated workers connect without credentials of their own.
     pub nats_signer: Option<std::sync::Arc<crate::nats_creds::NatsSigner>>,
+    /// Settings dedicated workers get as the shared ones do (environment name, value):
+    /// connection and upstream bounds, trusted proxies, the egress proxy.
+    pub worker_env: Vec<(String, String)>,
 }
 
 impl KubeSettings {

@@ -101,6 +101,10 @@ pub struct ControlPlaneArgs {
     /// Compute profiles, by name (config file only: [compute-profiles.NAME]).
     #[arg(skip)]
     pub(super) compute_profiles: Option<BTreeMap<String, ComputeProfile>>,
+    /// Settings dedicated workers get, as the shared workers' environment names them
+    /// (config file only: [kube-worker-env], e.g. SWITCHYARD_MAX_HEADERS = "64").
+    #[arg(skip)]
+    pub(super) kube_worker_env: Option<BTreeMap<String, String>>,
     /// TOML file with the same keys as these flags (e.g. database-url = "...").
     #[arg(long, env = "SWITCHYARD_CONFIG")]
     #[serde(skip)]
@@ -168,6 +172,7 @@ impl ControlPlaneArgs {
                 .default_compute_profile
                 .or(file.default_compute_profile),
             compute_profiles: self.compute_profiles.or(file.compute_profiles),
+            kube_worker_env: self.kube_worker_env.or(file.kube_worker_env),
             config: None,
         }
     }
@@ -437,6 +442,13 @@ mod chart_tests {
         assert_eq!(profiles.get("").unwrap().workers, 1, "small is the default");
         assert_eq!(profiles.get("large").unwrap().pods, 40);
         assert_eq!(profiles.get("default").unwrap().pods, 6);
+        let env = super::super::kube::worker_env(file.kube_worker_env.unwrap()).unwrap();
+        let value = |name: &str| env.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+        assert_eq!(value("SWITCHYARD_MAX_HEADERS"), Some("64"));
+        assert_eq!(
+            value("SWITCHYARD_MAX_UPSTREAM_SESSIONS_PER_TENANT"),
+            Some("1000")
+        );
     }
 }
 

@@ -3,6 +3,7 @@
 
 use super::control_plane::ControlPlaneArgs;
 use anyhow::{Context as _, bail};
+use std::collections::BTreeMap;
 use std::time::Duration;
 use switchyard_control_plane::kube::{GatewayRef, KubeSettings, Profiles};
 use switchyard_control_plane::nats_creds::NatsSigner;
@@ -93,6 +94,7 @@ pub fn settings(args: &ControlPlaneArgs) -> anyhow::Result<Option<KubeSettings>>
             "kube-nats-signing-key-file and kube-nats-account (SWITCHYARD_KUBE_NATS_*) go together"
         ),
     };
+    let worker_env = worker_env(args.kube_worker_env.clone().unwrap_or_default())?;
     let resync = args.kube_resync_seconds.unwrap_or(300);
     if !(1..=86_400).contains(&resync) {
         bail!("kube-resync-seconds (SWITCHYARD_KUBE_RESYNC_SECONDS): 1 to 86400");
@@ -125,10 +127,69 @@ pub fn settings(args: &ControlPlaneArgs) -> anyhow::Result<Option<KubeSettings>>
         gateway,
         resync: Duration::from_secs(resync),
         nats_signer,
+        worker_env,
     }))
+}
+
+/// What the reconciler sets on dedicated workers itself; the configuration may not.
+const SET_BY_RECONCILER: [&str; 10] = [
+    "SWITCHYARD_POLICY_KEY",
+    "SWITCHYARD_ONLY_TENANT",
+    "SWITCHYARD_NATS_URL",
+    "SWITCHYARD_NATS_CREDS",
+    "SWITCHYARD_HTTP_LISTEN",
+    "SWITCHYARD_METRICS_LISTEN",
+    "SWITCHYARD_DRAIN_GRACE",
+    "SWITCHYARD_WORKER_ID",
+    "SWITCHYARD_PUBLIC_URL",
+    "SWITCHYARD_UPSTREAM_ALLOW",
+];
+
+/// The settings dedicated workers inherit ([kube-worker-env]): worker settings by their
+/// environment names, none of those the reconciler sets.
+pub fn worker_env(env: BTreeMap<String, String>) -> anyhow::Result<Vec<(String, String)>> {
+    for name in env.keys() {
+        let settable = name.strip_prefix("SWITCHYARD_").is_some_and(|rest| {
+            !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+        });
+        if !settable {
+            bail!("kube-worker-env: {name:?} is not a worker setting (SWITCHYARD_...)");
+        }
+        if SET_BY_RECONCILER.contains(&name.as_str()) {
+            bail!("kube-worker-env: {name} is set by the reconciler itself");
+        }
+    }
+    Ok(env.into_iter().collect())
 }
 
 fn uuid_like() -> String {
     let n: u64 = rand::random();
     format!("{n:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dedicated_workers_inherit_worker_settings_but_not_the_reconcilers_own() {
+        let env = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect::<BTreeMap<_, _>>()
+        };
+        let ok = worker_env(env(&[("SWITCHYARD_MAX_HEADERS", "64")])).unwrap();
+        assert_eq!(ok, [("SWITCHYARD_MAX_HEADERS".to_owned(), "64".to_owned())]);
+        for bad in [
+            "SWITCHYARD_POLICY_KEY",
+            "SWITCHYARD_ONLY_TENANT",
+            "PATH",
+            "SWITCHYARD_",
+            "switchyard_x",
+        ] {
+            let e = worker_env(env(&[(bad, "x")])).unwrap_err();
+            assert!(e.to_string().contains("kube-worker-env"), "{bad}: {e}");
+        }
+    }
 }

@@ -26,6 +26,13 @@ fn main() -> anyhow::Result<()> {
         gateway: GatewayRef::parse("gateways/public/https"),
         resync: Duration::from_secs(300),
         nats_signer: None,
+        worker_env: vec![
+            ("SWITCHYARD_MAX_HEADERS".into(), "64".into()),
+            (
+                "SWITCHYARD_TRUSTED_PROXIES".into(),
+                "10.0.0.0/8,192.168.0.0/16".into(),
+            ),
+        ],
     };
     let small = ComputeProfile {
         workers: 1,

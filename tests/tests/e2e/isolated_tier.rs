@@ -33,6 +33,7 @@ fn settings() -> KubeSettings {
         gateway: GatewayRef::parse("gateways/public"),
         resync: Duration::from_secs(1),
         nats_signer: None,
+        worker_env: Vec::new(),
     }
 }
 

@@ -40,6 +40,7 @@ fn settings(identity: &str, resync: Duration) -> KubeSettings {
         gateway: GatewayRef::parse("gateways/public"),
         resync,
         nats_signer: None,
+        worker_env: Vec::new(),
     }
 }
 
