@@ -13,7 +13,6 @@
 use crate::error::{Error, Result};
 use base64::Engine as _;
 use nkeys::{KeyPair, KeyPairType};
-use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use switchyard_bus::Buckets;
@@ -40,7 +39,7 @@ impl std::fmt::Debug for NatsSigner {
 }
 
 /// What a dedicated pool may publish and subscribe to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Permissions {
     pub publish: Vec<String>,
     pub subscribe: Vec<String>,

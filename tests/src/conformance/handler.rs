@@ -10,6 +10,14 @@ use rmcp::{ErrorData as McpError, ServerHandler};
 use serde_json::{Value, json};
 use std::time::Duration;
 
+/// The string argument `k` of a request (empty when absent or not a string).
+fn str_arg(args: &JsonObject, k: &str) -> String {
+    args.get(k)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
 impl ServerHandler for Conformance {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(
@@ -39,12 +47,7 @@ impl ServerHandler for Conformance {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         let args = request.arguments.clone().unwrap_or_default();
-        let arg = |k: &str| {
-            args.get(k)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
+        let arg = |k: &str| str_arg(&args, k);
         let name = request.name.to_string();
         let result: Value = match name.as_str() {
             "test_simple_text" => {
@@ -218,12 +221,7 @@ impl ServerHandler for Conformance {
         _ctx: RequestContext<RoleServer>,
     ) -> Result<GetPromptResponse, McpError> {
         let args = request.arguments.clone().unwrap_or_default();
-        let arg = |k: &str| {
-            args.get(k)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
-        };
+        let arg = |k: &str| str_arg(&args, k);
         let text = |t: String| json!({"role": "user", "content": {"type": "text", "text": t}});
         let messages = match request.name.as_str() {
             "test_simple_prompt" => json!([text("This is a simple prompt for testing.".into())]),

@@ -31,13 +31,25 @@ async fn tools_listed(stack: &Stack, http: &reqwest::Client, endpoint: &str, key
         .map_or(0, |t| t.iter().filter(|t| t["name"] == "a__whoami").count())
 }
 
-async fn carries_on_across_a_restart(mut up: TestUpstream, faults: Faults) {
-    up.set_faults(faults);
+/// A stack serving tenant acme's connector `a` at `up`: the stack, acme's key, a client
+/// and the worker's endpoint.
+async fn serving(up: &TestUpstream) -> (Stack, String, reqwest::Client, String) {
     let stack = Stack::start().await;
     let key = stack.tenant_with_connector("acme", "a", &up.url).await;
     stack.wait_serving("acme", &key).await;
-    let http = reqwest::Client::new();
     let endpoint = stack.worker().endpoint("acme");
+    (stack, key, reqwest::Client::new(), endpoint)
+}
+
+/// A call of `a__whoami` that must be answered within [`PROMPT`].
+async fn whoami_within(what: &str, call: impl std::future::Future<Output = modern::Answer>) {
+    let a = within(PROMPT, what, call).await;
+    assert!(a.ok(), "{what} failed: {a:?}");
+}
+
+async fn carries_on_across_a_restart(mut up: TestUpstream, faults: Faults) {
+    up.set_faults(faults);
+    let (stack, key, http, endpoint) = serving(&up).await;
     let session = legacy::Session::open(&http, &endpoint, &key).await;
     let before = session.call("a__whoami", json!({})).await;
     assert!(before.ok(), "{before:?}");
@@ -47,20 +59,16 @@ async fn carries_on_across_a_restart(mut up: TestUpstream, faults: Faults) {
     up.restart().await;
     assert_eq!(tools_listed(&stack, &http, &endpoint, &key).await, 1);
 
-    let a = within(
-        PROMPT,
+    whoami_within(
         "a legacy session's call after the restart",
         session.call("a__whoami", json!({})),
     )
     .await;
-    assert!(a.ok(), "the legacy session's call failed: {a:?}");
-    let m = within(
-        PROMPT,
+    whoami_within(
         "a 2026-07-28 call after the restart",
         modern::call(&http, &endpoint, &key, "a__whoami", json!({})),
     )
     .await;
-    assert!(m.ok(), "the 2026-07-28 call failed: {m:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,34 +98,24 @@ async fn a_restarted_upstream_answering_400_for_lost_sessions_serves_the_next_ca
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upstream_that_was_down_is_listed_as_soon_as_it_is_back() {
-    let stack = Stack::start().await;
     let mut up = TestUpstream::start_legacy("up").await;
-    let key = stack.tenant_with_connector("acme", "a", &up.url).await;
-    stack.wait_serving("acme", &key).await;
-    let http = reqwest::Client::new();
-    let endpoint = stack.worker().endpoint("acme");
+    let (stack, key, http, endpoint) = serving(&up).await;
 
     up.stop().await;
     assert_eq!(tools_listed(&stack, &http, &endpoint, &key).await, 0);
     up.resume().await;
     assert_eq!(tools_listed(&stack, &http, &endpoint, &key).await, 1);
-    let a = within(
-        PROMPT,
+    whoami_within(
         "a call once it is back",
         modern::call(&http, &endpoint, &key, "a__whoami", json!({})),
     )
     .await;
-    assert!(a.ok(), "{a:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_legacy_sessions_subscriptions_are_renewed_after_a_restart() {
-    let stack = Stack::start().await;
     let mut up = TestUpstream::start_legacy("up").await;
-    let key = stack.tenant_with_connector("acme", "a", &up.url).await;
-    stack.wait_serving("acme", &key).await;
-    let http = reqwest::Client::new();
-    let endpoint = stack.worker().endpoint("acme");
+    let (_stack, key, http, endpoint) = serving(&up).await;
     let session = legacy::Session::open(&http, &endpoint, &key).await;
     let uri = "test://up/info";
     let r = session
@@ -131,13 +129,11 @@ async fn a_legacy_sessions_subscriptions_are_renewed_after_a_restart() {
     assert_eq!(up.subscriptions().len(), 1, "{body}");
 
     up.restart().await;
-    let a = within(
-        PROMPT,
+    whoami_within(
         "a call after the restart",
         session.call("a__whoami", json!({})),
     )
     .await;
-    assert!(a.ok(), "{a:?}");
     let subs = up.subscriptions();
     assert_eq!(subs.len(), 2, "the subscription was not renewed: {subs:?}");
     assert_eq!(subs[1].0, uri);

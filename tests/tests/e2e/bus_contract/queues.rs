@@ -1,0 +1,174 @@
+//! The event queues from workers to the control plane: usage events and tool sightings,
+//! each id once, kept until acknowledged.
+
+use futures::StreamExt as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+contract!(
+    usage_contract,
+    switchyard_bus::MemoryUsage::default(),
+    |client| switchyard_bus::NatsUsage::new(client);
+    usage_events_arrive_in_order_once_per_id,
+    a_consumer_started_again_gets_what_was_sent_meanwhile,
+    a_batch_arrives_whole_once_per_id,
+);
+
+contract!(
+    tools_contract,
+    switchyard_bus::MemoryTools::default(),
+    |client| switchyard_bus::NatsTools::new(client);
+    tool_sightings_arrive_once_per_definition,
+);
+
+fn usage_event(id: &str) -> switchyard_bus::UsageEvent {
+    switchyard_bus::UsageEvent {
+        id: id.into(),
+        tenant: "acme".into(),
+        key_id: "abcdefghijkl".into(),
+        method: switchyard_bus::UsageMethod::ToolsCall,
+        target: "alpha__echo".into(),
+        connector: "alpha".into(),
+        ok: true,
+        at_ms: 1_000,
+        duration_ms: 3,
+    }
+}
+
+async fn usage_events_arrive_in_order_once_per_id(usage: Arc<switchyard_bus::UsageBus>) {
+    // Repeats come before the last event: delivered in order, a repeat would show before it.
+    for id in ["e1", "e2", "e1", "e3", "e2", "e4"] {
+        usage.publish(&usage_event(id)).await.unwrap();
+    }
+    let mut deliveries = usage.consume().await.unwrap();
+    for want in ["e1", "e2", "e3", "e4"] {
+        let got = tokio::time::timeout(Duration::from_secs(10), deliveries.next())
+            .await
+            .expect("an event within 10 s")
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.event, usage_event(want));
+        got.ack().await.unwrap();
+    }
+}
+
+/// A batch (with repeats, of itself and of an earlier event) is stored whole before its
+/// publish returns, each id once, in order.
+async fn a_batch_arrives_whole_once_per_id(usage: Arc<switchyard_bus::UsageBus>) {
+    usage.publish(&usage_event("b0")).await.unwrap();
+    let ids: Vec<String> = (0..300).map(|i| format!("b{}", i % 250)).collect();
+    let batch: Vec<_> = ids.iter().map(|id| usage_event(id)).collect();
+    usage.publish_batch(&batch).await.unwrap();
+    let mut deliveries = usage.consume().await.unwrap();
+    for i in 0..250 {
+        let got = tokio::time::timeout(Duration::from_secs(10), deliveries.next())
+            .await
+            .expect("an event within 10 s")
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.event.id, format!("b{i}"));
+        got.ack().await.unwrap();
+    }
+    let more = tokio::time::timeout(Duration::from_millis(500), deliveries.next()).await;
+    assert!(more.is_err(), "a repeat was delivered: {more:?}");
+}
+
+async fn a_consumer_started_again_gets_what_was_sent_meanwhile(
+    usage: Arc<switchyard_bus::UsageBus>,
+) {
+    usage.publish(&usage_event("before")).await.unwrap();
+    let mut deliveries = usage.consume().await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), deliveries.next())
+        .await
+        .expect("an event within 10 s")
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.event.id, "before");
+    first.ack().await.unwrap();
+    // The consumer stops (its stream failed, say) and starts again.
+    drop(deliveries);
+    usage.publish(&usage_event("meanwhile")).await.unwrap();
+    let mut deliveries = usage.consume().await.unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(10), deliveries.next())
+        .await
+        .expect("an event within 10 s")
+        .unwrap()
+        .unwrap();
+    assert_eq!(next.event.id, "meanwhile");
+}
+
+fn sighting(tenant: &str, tool: &str, digest: &str) -> switchyard_bus::ToolSighting {
+    switchyard_bus::ToolSighting {
+        id: format!("{tenant}/{tool}/{digest}"),
+        tenant: tenant.into(),
+        connector: "gh".into(),
+        tool: tool.into(),
+        digest: digest.into(),
+        definition: Some(format!(r#"{{"name":"{tool}"}}"#)),
+        worker: "w1".into(),
+        at_ms: 5,
+    }
+}
+
+/// Two workers that see the same definition report it once; each tenant's and each
+/// definition's sighting arrives, in order.
+async fn tool_sightings_arrive_once_per_definition(tools: Arc<switchyard_bus::ToolBus>) {
+    let sent = [
+        sighting("acme", "search", "d1"),
+        sighting("acme", "search", "d1"),
+        sighting("globex", "search", "d1"),
+        sighting("acme", "search", "d2"),
+        sighting("acme", "search", "d1"),
+    ];
+    for s in &sent {
+        tools.publish(s).await.unwrap();
+    }
+    let mut deliveries = tools.consume().await.unwrap();
+    for want in [&sent[0], &sent[2], &sent[3]] {
+        let got = tokio::time::timeout(Duration::from_secs(10), deliveries.next())
+            .await
+            .expect("a sighting within 10 s")
+            .unwrap()
+            .unwrap();
+        assert_eq!(&got.event, want);
+        got.ack().await.unwrap();
+    }
+    let more = tokio::time::timeout(Duration::from_millis(500), deliveries.next()).await;
+    assert!(more.is_err(), "repeats were delivered: {more:?}");
+}
+
+/// NATS keeps usage events until the control plane acknowledges them, across restarts.
+#[tokio::test]
+async fn unacknowledged_usage_events_are_delivered_again() {
+    use switchyard_bus::Queue as _;
+    let nats = switchyard_tests::Stack::nats_server().await;
+    let usage = switchyard_bus::NatsUsage::new(nats.client().await);
+    for id in ["e1", "e1", "e2"] {
+        usage.publish(&usage_event(id)).await.unwrap();
+    }
+    let mut deliveries = usage.consume().await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(10), deliveries.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.event.id, "e1");
+    first.ack().await.unwrap();
+    let second = tokio::time::timeout(Duration::from_secs(10), deliveries.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.event.id, "e2", "the repeated e1 was dropped");
+    // Not acknowledged: a new consumer (the control plane restarted) gets it again.
+    drop(second);
+    drop(deliveries);
+    let again = switchyard_bus::NatsUsage::new(nats.client().await);
+    let mut deliveries = again.consume().await.unwrap();
+    let redelivered = tokio::time::timeout(Duration::from_secs(60), deliveries.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(redelivered.event, usage_event("e2"));
+}
