@@ -151,13 +151,14 @@ impl Drop for NatsServer {
     }
 }
 
-/// The buckets the test stack uses: short lives, so expiry is seen within a test.
+/// The buckets the test stack uses: the production names (so a `switchyard worker` process
+/// can join a test stack), with short lives, so expiry is seen within a test.
 pub(crate) fn test_buckets() -> switchyard_bus::Buckets {
     switchyard_bus::Buckets {
-        policy: "policy".into(),
-        sessions: "sessions".into(),
+        policy: switchyard_bus::POLICY_BUCKET.into(),
+        sessions: switchyard_bus::SESSION_BUCKET.into(),
         session_ttl: std::time::Duration::from_secs(600),
-        fleet: "workers".into(),
+        fleet: switchyard_bus::FLEET_BUCKET.into(),
         heartbeat_ttl: std::time::Duration::from_secs(3),
     }
 }

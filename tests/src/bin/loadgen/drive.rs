@@ -1,6 +1,7 @@
 //! Driving requests at a concurrency and rate, and what came of them.
 
-use crate::{Client, Work, echo};
+use crate::Work;
+use crate::raw::Target;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -10,6 +11,8 @@ pub(crate) struct Outcome {
     latencies_us: Vec<u64>,
     errors: u64,
     elapsed: Duration,
+    /// Calls answered, the warm-up's included.
+    pub(crate) answered: u64,
 }
 
 impl Outcome {
@@ -26,22 +29,10 @@ impl Outcome {
     }
 }
 
-/// One request of `work` on `client`: whether it succeeded.
-pub(crate) async fn once(client: &Client, work: Work) -> bool {
-    match work {
-        Work::Call => client
-            .peer()
-            .call_tool(echo())
-            .await
-            .is_ok_and(|r| r.is_error != Some(true)),
-        Work::List => client.peer().list_tools(None).await.is_ok(),
-    }
-}
-
 /// Drives requests of `work` on `clients` with `concurrency` in flight (paced to `rate` a
 /// second if non-zero) for `duration`, after a warm-up.
 pub(crate) async fn drive(
-    clients: Arc<Vec<Client>>,
+    clients: Arc<Vec<Target>>,
     work: Work,
     concurrency: usize,
     rate: u64,
@@ -70,7 +61,8 @@ pub(crate) async fn drive(
                     if began >= end {
                         return out;
                     }
-                    let ok = once(client, work).await;
+                    let ok = client.once(work).await;
+                    out.answered += u64::from(ok);
                     if began >= measure_from {
                         if ok {
                             out.latencies_us.push(began.elapsed().as_micros() as u64);
@@ -87,15 +79,18 @@ pub(crate) async fn drive(
         let o = t.await.unwrap();
         all.latencies_us.extend(o.latencies_us);
         all.errors += o.errors;
+        all.answered += o.answered;
     }
     all.elapsed = duration;
     all.latencies_us.sort_unstable();
     all
 }
 
-pub(crate) fn report(name: &str, o: &Outcome) {
+/// One table row: `name`, the outcome, and `extra` cells after it.
+pub(crate) fn report(name: &str, o: &Outcome, extra: &[&str]) {
+    let extra: String = extra.iter().map(|c| format!(" {c} |")).collect();
     println!(
-        "| {name} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} |",
+        "| {name} | {:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {} |{extra}",
         o.throughput(),
         o.percentile(0.50),
         o.percentile(0.90),

@@ -3,8 +3,9 @@
 //! workers and the test upstream) and measures, in one run:
 //!
 //! - `latency`: throughput and latency percentiles of `tools/call` directly against the
-//!   upstream and through a worker, side by side, in either protocol era, with a number of
-//!   sessions, a concurrency and an optional target rate;
+//!   upstream (the test upstream or the npm reference server) and through a worker (a
+//!   `switchyard worker` process, its CPU read from `/proc`), side by side, in either
+//!   protocol era, with a number of sessions, a concurrency and an optional target rate;
 //! - `rate`: how closely two workers hold a tenant to its rate when load at a multiple of
 //!   it is split evenly between them;
 //! - `propagation`: how long after the admin API answers a revocation, a suspension and a
@@ -18,14 +19,16 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod drive;
+mod latency;
 mod metering;
+mod process;
 mod propagation;
 mod rate;
+mod raw;
 
 use rmcp::service::{ClientLifecycleMode, ClientServiceExt as _, RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchyard_tests::admin::*;
 use switchyard_tests::upstream::TestUpstream;
@@ -51,24 +54,7 @@ pub(crate) enum Work {
 #[derive(Debug, clap::Parser)]
 enum Cmd {
     /// Throughput and latency, directly against the upstream and through a worker.
-    Latency {
-        #[arg(long, value_enum, default_value = "legacy")]
-        era: Era,
-        /// Client sessions (connections) the calls are spread over.
-        #[arg(long, default_value_t = 8)]
-        sessions: usize,
-        /// Calls in flight at once, over all sessions.
-        #[arg(long, default_value_t = 32)]
-        concurrency: usize,
-        /// Calls a second to aim for (0: as fast as the concurrency allows).
-        #[arg(long, default_value_t = 0)]
-        rate: u64,
-        /// Seconds to measure each target for (after a one-second warm-up).
-        #[arg(long, default_value_t = 10)]
-        duration: u64,
-        #[arg(long, value_enum, default_value = "call")]
-        work: Work,
-    },
+    Latency(latency::Latency),
     /// How long after the admin API answers each of two workers enforces a change.
     Propagation {
         /// Times each change is measured.
@@ -132,12 +118,7 @@ pub(crate) async fn stack(workers: usize) -> (Stack, TestUpstream) {
     (stack, upstream)
 }
 
-pub(crate) async fn tenant(
-    cp: &ControlPlane,
-    upstream: &TestUpstream,
-    rps: u32,
-    burst: u32,
-) -> String {
+pub(crate) async fn tenant(cp: &ControlPlane, upstream_url: &str, rps: u32, burst: u32) -> String {
     cp.tenants()
         .create_tenant(CreateTenantRequest {
             slug: "bench".into(),
@@ -152,7 +133,7 @@ pub(crate) async fn tenant(
         })
         .await
         .unwrap();
-    let mut req = mcp_connector("bench", "b", &upstream.url, &[]);
+    let mut req = mcp_connector("bench", "b", upstream_url, &[]);
     req.connector.as_mut().unwrap().prefix = Some(String::new());
     cp.connectors().create_connector(req).await.unwrap();
     cp.api_key("bench").await
@@ -181,54 +162,13 @@ pub(crate) async fn served(endpoint: &str, key: &str) {
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()
-        .with_env_filter("error")
+        .with_env_filter("error,rmcp=off")
         .with_writer(std::io::stderr)
         .init();
     install_tls();
     let cmd = <Cmd as clap::Parser>::parse();
     match cmd {
-        Cmd::Latency {
-            era,
-            sessions,
-            concurrency,
-            rate,
-            duration,
-            work,
-        } => {
-            let (stack, upstream) = stack(1).await;
-            let (cp, workers) = (&stack.cp, &stack.workers);
-            let key = tenant(cp, &upstream, 100_000, 100_000).await;
-            let endpoint = workers[0].endpoint("bench");
-            served(&endpoint, &key).await;
-            let duration = Duration::from_secs(duration);
-            println!(
-                "{work:?}, era {era:?}, {sessions} sessions, {concurrency} in flight, target rate {}:",
-                if rate == 0 {
-                    "none".to_owned()
-                } else {
-                    format!("{rate}/s")
-                }
-            );
-            println!("| target | calls/s | p50 ms | p90 ms | p99 ms | max ms | errors |");
-            println!("|---|---|---|---|---|---|---|");
-            let mut direct = Vec::new();
-            for _ in 0..sessions {
-                direct.push(connect(&upstream.url, None, era).await);
-            }
-            let o = drive::drive(Arc::new(direct), work, concurrency, rate, duration).await;
-            drive::report("upstream directly", &o);
-            let mut through = Vec::new();
-            for _ in 0..sessions {
-                through.push(connect(&endpoint, Some(&key), era).await);
-            }
-            let w = drive::drive(Arc::new(through), work, concurrency, rate, duration).await;
-            drive::report("through a worker", &w);
-            println!(
-                "added latency: p50 {:+.2} ms, p99 {:+.2} ms",
-                w.percentile(0.5) - o.percentile(0.5),
-                w.percentile(0.99) - o.percentile(0.99)
-            );
-        }
+        Cmd::Latency(l) => latency::latency(l).await,
         Cmd::Propagation { runs } => propagation::propagation(runs).await,
         Cmd::Rate {
             limit,

@@ -21,7 +21,7 @@ struct Seen {
 pub(crate) async fn metering(duration: u64, concurrency: usize) {
     let (stack, upstream) = stack(2).await;
     let (cp, workers) = (&stack.cp, &stack.workers);
-    let key = tenant(cp, &upstream, 100_000, 100_000).await;
+    let key = tenant(cp, &upstream.url, 100_000, 100_000).await;
     let endpoints: Vec<String> = workers.iter().map(|w| w.endpoint("bench")).collect();
     for e in &endpoints {
         served(e, &key).await;

