@@ -225,7 +225,7 @@ impl Holds {
                 .and_then(Upstream::session)
                 .cloned()
                 .ok_or_else(|| Error::Internal("the upstream session is gone".into()))?;
-            let inflight = InFlight::start(session.peer(), request, call.meta.clone()).await?;
+            let inflight = InFlight::start(&session, request, call.meta.clone()).await?;
             let outcome = self
                 .drive(call, &mut upstream, inflight, Vec::new())
                 .await?;

@@ -27,7 +27,9 @@ use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::direct::Failed;
 use crate::metrics::ReasonLabel;
+use crate::upstream::Session;
 
 /// Events one call may have queued before its handler takes them; the upstream's stream is
 /// not read further until there is room, so a flood waits instead of growing memory.
@@ -249,38 +251,72 @@ pub struct InFlight {
     /// The answer, once it came, while events queued before it are still being taken.
     done: Option<Result<ServerResult, ServiceError>>,
     events: mpsc::Receiver<Event>,
-    id: RequestId,
+    /// The id the request went upstream under.
+    id: Arc<Mutex<RequestId>>,
     peer: Peer<RoleClient>,
 }
 
 impl std::fmt::Debug for InFlight {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InFlight")
-            .field("id", &self.id)
+            .field("id", &*crate::sync::lock(&self.id))
             .finish_non_exhaustive()
     }
 }
 
 impl InFlight {
-    /// Sends `request` on `upstream`, with `meta` added to its `_meta`.
+    /// Sends `request` on `upstream`, with `meta` added to its `_meta`: straight over HTTP
+    /// where the session allows (see `direct`), else through rmcp's client.
     pub async fn start(
-        upstream: &Peer<RoleClient>,
+        upstream: &Session,
         mut request: ClientRequest,
         meta: Option<RequestMetaObject>,
     ) -> Result<Self, ServiceError> {
         let (tag, events) = mpsc::channel(CALL_EVENTS);
         request.extensions_mut().insert(CallTag(tag));
-        let mut options = PeerRequestOptions::no_options();
-        options.meta = meta;
-        let handle = upstream.send_cancellable_request(request, options).await?;
-        let id = handle.id.clone();
-        Ok(Self {
-            answer: Some(Box::pin(handle.await_response())),
+        let peer = upstream.peer().clone();
+        let Some((session, version)) = crate::direct::route(upstream) else {
+            let (id, answer) = send(&peer, request, meta).await?;
+            return Ok(Self::new(answer, events, Arc::new(Mutex::new(id)), peer));
+        };
+        let id = crate::direct::next_id();
+        let sent = Arc::new(Mutex::new(id.clone()));
+        let direct = upstream.direct.clone();
+        let answer = {
+            let (peer, sent) = (peer.clone(), sent.clone());
+            async move {
+                let mut first = request.clone();
+                if let Some(meta) = meta.clone() {
+                    first.get_meta_mut().extend(meta);
+                }
+                match direct.send(session, &version, first, id).await {
+                    Ok(result) => Ok(result),
+                    Err(Failed::Service(e)) => Err(e),
+                    // Nothing ran: rmcp opens a new upstream session and sends it there.
+                    Err(Failed::Lost) => {
+                        let (id, answer) = send(&peer, request, meta).await?;
+                        *crate::sync::lock(&sent) = id;
+                        answer.await
+                    }
+                }
+            }
+        };
+        Ok(Self::new(Box::pin(answer), events, sent, peer))
+    }
+
+    fn new(
+        answer: BoxFuture<'static, Result<ServerResult, ServiceError>>,
+        events: mpsc::Receiver<Event>,
+        id: Arc<Mutex<RequestId>>,
+        peer: Peer<RoleClient>,
+    ) -> Self {
+        Self {
+            answer: Some(answer),
             done: None,
             events,
             id,
-            peer: upstream.clone(),
-        })
+            peer,
+        }
     }
 
     /// An event already queued, without waiting.
@@ -316,13 +352,31 @@ impl InFlight {
     }
 }
 
+/// Sends `request` (with `meta` added) through rmcp's client: its id, and its answer.
+async fn send(
+    peer: &Peer<RoleClient>,
+    request: ClientRequest,
+    meta: Option<RequestMetaObject>,
+) -> Result<
+    (
+        RequestId,
+        BoxFuture<'static, Result<ServerResult, ServiceError>>,
+    ),
+    ServiceError,
+> {
+    let mut options = PeerRequestOptions::no_options();
+    options.meta = meta;
+    let handle = peer.send_cancellable_request(request, options).await?;
+    Ok((handle.id.clone(), Box::pin(handle.await_response())))
+}
+
 impl Drop for InFlight {
     fn drop(&mut self) {
         if self.answer.is_some() {
             // Abandoned (timeout, client cancellation, shutdown): tell the upstream.
             let peer = self.peer.clone();
             let params = CancelledNotificationParam::new(
-                Some(self.id.clone()),
+                Some(crate::sync::lock(&self.id).clone()),
                 Some("the client's request was cancelled or timed out".into()),
             );
             if let Ok(rt) = tokio::runtime::Handle::try_current() {

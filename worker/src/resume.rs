@@ -297,3 +297,18 @@ impl StreamableHttpClient for SessionClient {
         Ok(self.router.session_stream(stream))
     }
 }
+
+/// `may_end`, unless the session is being ended on purpose (`ending`): then the upstream
+/// session is ended whatever `may_end` says.
+pub(crate) fn or_ending(may_end: MayEnd, ending: Arc<std::sync::atomic::AtomicBool>) -> MayEnd {
+    Arc::new(move || {
+        let ended = ending.load(std::sync::atomic::Ordering::Relaxed);
+        let asked = may_end();
+        Box::pin(async move { ended || asked.await })
+    })
+}
+
+/// Pooled sessions serve no client session: nothing else carries them on.
+pub(crate) fn always_end() -> MayEnd {
+    Arc::new(|| Box::pin(async { true }))
+}

@@ -7,9 +7,10 @@
 //! answer cannot point a connector into the platform's network). The connector's own
 //! headers are sent; the client's credential never is.
 
+use crate::direct::Direct;
 use crate::policy::Connector;
 use crate::relay::{Diverted, Recipient, Relay, RelayHandler};
-use crate::resume::{MayEnd, OnSession, SessionClient, Takeover};
+use crate::resume::{MayEnd, OnSession, SessionClient, Takeover, always_end, or_ending};
 use crate::route::Router;
 use rmcp::model::{ClientCapabilities, ClientConfig, Implementation, ProtocolVersion};
 use rmcp::service::{ClientLifecycleMode, ClientServiceExt as _, Peer, RoleClient, RunningService};
@@ -123,6 +124,8 @@ pub struct Session {
     ending: Arc<std::sync::atomic::AtomicBool>,
     /// Set when the upstream sent an event over the size bound.
     oversized: Arc<std::sync::atomic::AtomicBool>,
+    /// Its HTTP side, for calls sent without rmcp's client service.
+    pub direct: Direct,
 }
 
 /// How a client session's upstream session starts and ends.
@@ -381,15 +384,7 @@ impl Upstreams {
             *crate::sync::lock(&assigned) = Some(t.session_id.clone());
         }
         self.check_address(&c.url)?;
-        let headers = c
-            .headers
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect::<HashMap<_, _>>();
-        let config = StreamableHttpClientTransportConfig::with_uri(c.url.clone())
-            .custom_headers(headers)
-            .max_json_response_size(self.bounds.max_response_bytes)
-            .max_sse_event_size(self.bounds.max_response_bytes);
+        let config = transport_config(c, self.bounds.max_response_bytes);
         // A session client's upstream session speaks the session era too, so the upstream
         // may send it requests; requests without a session go out as 2026-07-28. Either way
         // an upstream that knows only the other era is spoken to in that one.
@@ -422,6 +417,7 @@ impl Upstreams {
                 may_end.clone(),
                 router,
             );
+            let direct = Direct::new(http.clone(), &config, self.bounds.max_response_bytes);
             let transport = StreamableHttpClientTransport::with_client(http, config.clone());
             let handler = RelayHandler {
                 relay: relay.clone(),
@@ -441,6 +437,7 @@ impl Upstreams {
                         broken: Default::default(),
                         ending,
                         oversized,
+                        direct,
                     });
                 }
             }
@@ -449,19 +446,17 @@ impl Upstreams {
     }
 }
 
-/// Pooled sessions serve no client session: nothing else carries them on.
-/// `may_end`, unless the session is being ended on purpose (`ending`): then the upstream
-/// session is ended whatever `may_end` says.
-fn or_ending(may_end: MayEnd, ending: Arc<std::sync::atomic::AtomicBool>) -> MayEnd {
-    Arc::new(move || {
-        let ended = ending.load(std::sync::atomic::Ordering::Relaxed);
-        let asked = may_end();
-        Box::pin(async move { ended || asked.await })
-    })
-}
-
-fn always_end() -> MayEnd {
-    Arc::new(|| Box::pin(async { true }))
+/// How rmcp's client reaches `c`: its URL and headers, answers bounded to `bound` bytes.
+fn transport_config(c: &Connector, bound: usize) -> StreamableHttpClientTransportConfig {
+    let headers = c
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect::<HashMap<_, _>>();
+    StreamableHttpClientTransportConfig::with_uri(c.url.clone())
+        .custom_headers(headers)
+        .max_json_response_size(bound)
+        .max_sse_event_size(bound)
 }
 
 #[cfg(test)]

@@ -227,7 +227,7 @@ async fn workers_announce_themselves_and_drop_out_when_they_stop() {
     let mut fleet = Stack::builder().workers(2).start().await;
     let members = switchyard_bus::NatsFleet::new(
         fleet.nats().client().await,
-        "workers",
+        switchyard_bus::FLEET_BUCKET,
         Duration::from_secs(3),
     );
     assert_eventually!(

@@ -78,7 +78,10 @@ async fn a_dedicated_workers_credentials_reach_its_tenants_keys_alone() {
     let js = async_nats::jetstream::ContextBuilder::new()
         .timeout(Duration::from_secs(2))
         .build(client.clone());
-    let policy = js.get_key_value("policy").await.unwrap();
+    let policy = js
+        .get_key_value(switchyard_bus::POLICY_BUCKET)
+        .await
+        .unwrap();
     assert!(
         policy.entry("acme").await.unwrap().is_some(),
         "its own policy"
@@ -91,7 +94,10 @@ async fn a_dedicated_workers_credentials_reach_its_tenants_keys_alone() {
         policy.watch_with_history(">").await.is_err(),
         "every policy was watched"
     );
-    let sessions = js.get_key_value("sessions").await.unwrap();
+    let sessions = js
+        .get_key_value(switchyard_bus::SESSION_BUCKET)
+        .await
+        .unwrap();
     assert!(
         sessions
             .put("globex.s1.owner", "forged".into())
@@ -115,9 +121,9 @@ async fn a_dedicated_workers_credentials_reach_its_tenants_keys_alone() {
             .any(|r| r.contains("Permissions Violation") && r.contains(subject))
     };
     assert_eventually!(
-        violations("$KV.sessions.globex.s1.owner")
+        violations("$KV.switchyard-sessions.globex.s1.owner")
             && violations("switchyard.usage.globex")
-            && violations("$KV.policy.globex"),
+            && violations("$KV.switchyard-policy.globex"),
         DEADLINE,
         "the server refused each for want of permission: {:?}",
         refusals.lock().unwrap()

@@ -1,0 +1,166 @@
+//! A call sent on a session-era upstream session straight over HTTP, without rmcp's client
+//! service: one POST through the session's own HTTP client (`resume::SessionClient`, so
+//! the call's stream is still read by `route.rs` first and its server requests are still
+//! answered there), its answer read from the JSON body or the stream. rmcp's client spends
+//! several task hops, channels and a full re-serialisation per request; a call needs none
+//! of them. An upstream that has forgotten the session is `Lost`: nothing ran, and the
+//! caller sends the request through rmcp, which opens a new upstream session and sends it
+//! again. 2026-07-28 upstreams, which take per-request headers, go through rmcp.
+
+use crate::resume::SessionClient;
+use crate::upstream::Session;
+use futures::StreamExt as _;
+use http::{HeaderName, HeaderValue};
+use rmcp::model::{
+    ClientJsonRpcMessage, ClientRequest, GetMeta as _, NumberOrString, ProgressToken,
+    ProtocolVersion, RequestId, ServerJsonRpcMessage, ServerResult,
+};
+use rmcp::service::ServiceError;
+use rmcp::transport::DynamicTransportError;
+use rmcp::transport::streamable_http_client::{
+    StreamableHttpClient as _, StreamableHttpClientTransportConfig, StreamableHttpError,
+    StreamableHttpPostResponse, StreamableHttpResponseLimits,
+};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// What sending a call directly came to.
+#[derive(Debug)]
+pub enum Failed {
+    /// The upstream does not know the session: the call did not run.
+    Lost,
+    /// It failed as rmcp's client would have reported it.
+    Service(ServiceError),
+}
+
+/// How to reach one upstream session over HTTP.
+#[derive(Debug, Clone)]
+pub struct Direct {
+    pub http: SessionClient,
+    pub uri: Arc<str>,
+    /// The connector's own headers (its secrets among them).
+    pub headers: HashMap<HeaderName, HeaderValue>,
+    pub limits: StreamableHttpResponseLimits,
+}
+
+/// The upstream session id and protocol version a call on `session` is sent directly
+/// with; `None` when it goes through rmcp (a 2026-07-28 upstream, or no session yet).
+pub fn route(session: &Session) -> Option<(Arc<str>, ProtocolVersion)> {
+    if session.is_closed() {
+        return None;
+    }
+    let version = session.peer().peer_info()?.protocol_version.clone();
+    if version >= ProtocolVersion::V_2026_07_28 {
+        return None;
+    }
+    let id = crate::sync::lock(&session.assigned).clone()?;
+    Some((id.into(), version))
+}
+
+/// A request id no rmcp client uses (they count with numbers), so a direct call's answer
+/// can never be taken for another request's on the same session.
+pub fn next_id() -> RequestId {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    NumberOrString::String(format!("sy-{n}").into())
+}
+
+impl Direct {
+    /// The HTTP side `http` of a session rmcp's client reaches with `config`, its answers
+    /// bounded to `bound` bytes (a JSON body, or one stream event) as rmcp bounds them.
+    pub fn new(
+        http: SessionClient,
+        config: &StreamableHttpClientTransportConfig,
+        bound: usize,
+    ) -> Self {
+        let mut limits = StreamableHttpResponseLimits::default();
+        limits.max_sse_event_size = bound;
+        limits.max_json_response_size = bound;
+        Self {
+            http,
+            uri: config.uri.clone(),
+            headers: config.custom_headers.clone(),
+            limits,
+        }
+    }
+
+    /// Sends `request` as `id` on upstream session `session` (spoken at `version`), with a
+    /// progress token of its own as rmcp's client gives each request; its answer.
+    pub async fn send(
+        &self,
+        session: Arc<str>,
+        version: &ProtocolVersion,
+        mut request: ClientRequest,
+        id: RequestId,
+    ) -> Result<ServerResult, Failed> {
+        let token = ProgressToken(id.clone());
+        request.get_meta_mut().set_progress_token(token);
+        let mut headers = self.headers.clone();
+        if let Ok(v) = HeaderValue::from_str(version.as_str()) {
+            headers.insert(HeaderName::from_static("mcp-protocol-version"), v);
+        }
+        let message = ClientJsonRpcMessage::request(request, id.clone());
+        let response = self
+            .http
+            .post_message_with_response_limits(
+                self.uri.clone(),
+                message,
+                Some(session),
+                None,
+                headers,
+                self.limits,
+            )
+            .await
+            .map_err(failed)?;
+        match response {
+            StreamableHttpPostResponse::Json(message, _) => {
+                answer(message, &id).unwrap_or(Err(unexpected()))
+            }
+            StreamableHttpPostResponse::Sse(mut stream, _) => {
+                while let Some(event) = stream.next().await {
+                    let event = event.map_err(|e| failed(StreamableHttpError::Sse(e)))?;
+                    let Some(data) = event.data.as_deref().filter(|d| !d.trim().is_empty()) else {
+                        continue;
+                    };
+                    let message: ServerJsonRpcMessage = serde_json::from_str(data)
+                        .map_err(|e| failed(StreamableHttpError::Deserialize(e)))?;
+                    if let Some(answer) = answer(message, &id) {
+                        return answer;
+                    }
+                }
+                // The stream ended before the answer: the call may have run.
+                Err(Failed::Service(ServiceError::TransportClosed))
+            }
+            _ => Err(unexpected()),
+        }
+    }
+}
+
+/// The answer `message` gives to request `id`, if it is that answer.
+fn answer(message: ServerJsonRpcMessage, id: &RequestId) -> Option<Result<ServerResult, Failed>> {
+    match message {
+        ServerJsonRpcMessage::Response(r) if r.id == *id => Some(Ok(r.result)),
+        ServerJsonRpcMessage::Error(e) if e.id.as_ref() == Some(id) => {
+            Some(Err(Failed::Service(ServiceError::McpError(e.error))))
+        }
+        _ => None,
+    }
+}
+
+fn unexpected() -> Failed {
+    Failed::Service(ServiceError::UnexpectedResponse)
+}
+
+fn failed(e: StreamableHttpError<reqwest::Error>) -> Failed {
+    if matches!(e, StreamableHttpError::SessionExpired) {
+        return Failed::Lost;
+    }
+    Failed::Service(ServiceError::TransportSend(
+        DynamicTransportError::from_parts(
+            "streamable-http",
+            std::any::TypeId::of::<SessionClient>(),
+            Box::new(e),
+        ),
+    ))
+}
