@@ -22,8 +22,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use switchyard_common::netguard::UpstreamGuard;
 
-/// Idle pooled sessions kept per tenant x connector.
-const POOL_IDLE_MAX: usize = 8;
+/// Idle pooled sessions kept per tenant x connector. A pooled session serves one request
+/// at a time, so a tenant with more calls in flight than this on one connector opens and
+/// ends an upstream session per call beyond it; how many are in flight at once is bounded
+/// by the tenant's concurrency quota.
+const POOL_IDLE_MAX: usize = 64;
 /// How long a pooled session may sit unused before it is closed.
 const POOL_IDLE_FOR: Duration = Duration::from_secs(120);
 

@@ -152,6 +152,11 @@ impl TestUpstream {
         self.gate.open.send_replace(true);
     }
 
+    /// Closes the gate again: calls of `hold` from now on wait for the next `release`.
+    pub fn hold_again(&self) {
+        self.gate.open.send_replace(false);
+    }
+
     /// Every resource subscription so far: its URI and the session it came on.
     pub fn subscriptions(&self) -> Vec<(String, String)> {
         self.fixture.subscriptions.lock().unwrap().clone()

@@ -1,5 +1,6 @@
 //! An open client session keeps its upstream session across policy changes the upstream
-//! does not see, and gets a new one, the old one ended, when it does.
+//! does not see, and gets a new one, the old one ended, when it does. Requests without a
+//! session reuse pooled upstream sessions however many were in flight.
 
 use rmcp::model::CallToolRequestParams;
 use std::collections::BTreeSet;
@@ -96,5 +97,67 @@ async fn a_policy_change_the_upstream_does_not_see_keeps_its_session() {
         up.ended.load(Ordering::SeqCst) >= 1,
         DEADLINE,
         "the replaced upstream session is ended"
+    );
+}
+
+#[tokio::test]
+async fn calls_without_a_session_reuse_every_pooled_upstream_session() {
+    const IN_FLIGHT: usize = 20;
+    let stack = Stack::start().await;
+    let up = TestUpstream::start_legacy("up").await;
+    stack
+        .tenant_with(CreateTenantRequest {
+            slug: "acme".into(),
+            quotas: Some(Quotas {
+                max_concurrent_requests: Some(64),
+                requests_per_second: Some(1000),
+                burst: Some(1000),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await;
+    stack.connector("acme", "a", &up.url).await;
+    let key = stack.key("acme").await;
+    stack.wait_serving("acme", &key).await;
+    let endpoint = stack.worker().endpoint("acme");
+    let http = reqwest::Client::new();
+    // Twice, IN_FLIGHT calls held at the upstream at once: each needs its own pooled
+    // upstream session, and the second time every one of them is one the first opened.
+    for wave in 1..=2 {
+        let calls: Vec<_> = (0..IN_FLIGHT)
+            .map(|_| {
+                switchyard_tests::modern::call(
+                    &http,
+                    &endpoint,
+                    &key,
+                    "a__hold",
+                    serde_json::json!({}),
+                )
+            })
+            .collect();
+        let answers = futures::future::join_all(calls);
+        let release = async {
+            assert_eventually!(
+                up.holding() == IN_FLIGHT,
+                DEADLINE,
+                "wave {wave}: every call reached the upstream"
+            );
+            up.release();
+        };
+        let (answers, ()) = tokio::join!(answers, release);
+        assert!(answers.iter().all(|a| a.ok()), "wave {wave}: {answers:?}");
+        up.hold_again();
+    }
+    let opened = session_ids(&up);
+    assert_eq!(
+        opened.len(),
+        IN_FLIGHT,
+        "the second wave opened upstream sessions instead of reusing the pooled ones"
+    );
+    assert_eq!(
+        up.ended.load(Ordering::SeqCst),
+        0,
+        "a pooled session was ended"
     );
 }
