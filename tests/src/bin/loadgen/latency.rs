@@ -47,6 +47,9 @@ pub(crate) struct Latency {
     duration: u64,
     #[arg(long, value_enum, default_value = "call")]
     work: Work,
+    /// Runtime threads of the worker process (default: one per core).
+    #[arg(long)]
+    worker_threads: Option<usize>,
     /// Times to measure each target, alternating (direct, worker, direct, ...).
     #[arg(long, default_value_t = 1)]
     rounds: usize,
@@ -72,7 +75,7 @@ pub(crate) async fn latency(l: Latency) {
     };
     let key = tenant(&stack.cp, &upstream_url, 100_000, 100_000).await;
     let worker = match l.worker {
-        WorkerIn::Process => Some(process::worker(&process::sibling_binary(), &stack).await),
+        WorkerIn::Process => Some(process::worker(&process::sibling_binary(), &stack, l.worker_threads).await),
         WorkerIn::Here => None,
     };
     let endpoint = match &worker {

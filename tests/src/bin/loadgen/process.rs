@@ -67,12 +67,16 @@ pub(crate) fn sibling_binary() -> PathBuf {
     bin
 }
 
-/// Starts `switchyard worker` (`bin`) on the stack's NATS with its policy key, and waits
-/// until it is ready.
-pub(crate) async fn worker(bin: &Path, stack: &Stack) -> Process {
+/// Starts `switchyard worker` (`bin`) on the stack's NATS with its policy key (and
+/// `threads` runtime threads, if given), and waits until it is ready.
+pub(crate) async fn worker(bin: &Path, stack: &Stack, threads: Option<usize>) -> Process {
     let (http, metrics) = (free_port(), free_port());
     let key = stack.cp.keys.policy.primary().to_base64();
-    let child = Command::new(bin)
+    let mut command = Command::new(bin);
+    if let Some(n) = threads {
+        command.env("TOKIO_WORKER_THREADS", n.to_string());
+    }
+    let child = command
         .arg("worker")
         .env("SWITCHYARD_NATS_URL", stack.nats().url())
         .env("SWITCHYARD_POLICY_KEY", key.as_str())
