@@ -75,7 +75,9 @@ pub(crate) async fn latency(l: Latency) {
     };
     let key = tenant(&stack.cp, &upstream_url, 100_000, 100_000).await;
     let worker = match l.worker {
-        WorkerIn::Process => Some(process::worker(&process::sibling_binary(), &stack, l.worker_threads).await),
+        WorkerIn::Process => {
+            Some(process::worker(&process::sibling_binary(), &stack, l.worker_threads).await)
+        }
         WorkerIn::Here => None,
     };
     let endpoint = match &worker {
