@@ -11,6 +11,7 @@ use crate::resume::SessionClient;
 use crate::upstream::Session;
 use futures::StreamExt as _;
 use http::{HeaderName, HeaderValue};
+use rmcp::model::ErrorData;
 use rmcp::model::{
     ClientJsonRpcMessage, ClientRequest, GetMeta as _, NumberOrString, ProgressToken,
     ProtocolVersion, RequestId, ServerJsonRpcMessage, ServerResult,
@@ -21,6 +22,7 @@ use rmcp::transport::streamable_http_client::{
     StreamableHttpClient as _, StreamableHttpClientTransportConfig, StreamableHttpError,
     StreamableHttpPostResponse, StreamableHttpResponseLimits,
 };
+use serde_json::value::RawValue;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -94,6 +96,7 @@ impl Direct {
         mut request: ClientRequest,
         id: RequestId,
     ) -> Result<ServerResult, Failed> {
+        let kind = Kind::of(&request);
         let token = ProgressToken(id.clone());
         request.get_meta_mut().set_progress_token(token);
         let mut headers = self.headers.clone();
@@ -123,9 +126,7 @@ impl Direct {
                     let Some(data) = event.data.as_deref().filter(|d| !d.trim().is_empty()) else {
                         continue;
                     };
-                    let message: ServerJsonRpcMessage = serde_json::from_str(data)
-                        .map_err(|e| failed(StreamableHttpError::Deserialize(e)))?;
-                    if let Some(answer) = answer(message, &id) {
+                    if let Some(answer) = read_event(data, &id, kind)? {
                         return answer;
                     }
                 }
@@ -135,6 +136,78 @@ impl Direct {
             _ => Err(unexpected()),
         }
     }
+}
+
+/// The kind of result a request is answered with.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Tool,
+    Prompt,
+    Resource,
+    Other,
+}
+
+impl Kind {
+    fn of(request: &ClientRequest) -> Self {
+        match request {
+            ClientRequest::CallToolRequest(_) => Self::Tool,
+            ClientRequest::GetPromptRequest(_) => Self::Prompt,
+            ClientRequest::ReadResourceRequest(_) => Self::Resource,
+            _ => Self::Other,
+        }
+    }
+}
+
+/// What a JSON-RPC message is told apart by, its result left unparsed.
+#[derive(serde::Deserialize)]
+struct Envelope<'a> {
+    #[serde(default)]
+    method: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    id: Option<RequestId>,
+    #[serde(default, borrow)]
+    result: Option<&'a RawValue>,
+    #[serde(default)]
+    error: Option<ErrorData>,
+}
+
+/// The answer to request `id` that stream event `data` carries, if it carries it.
+fn read_event(
+    data: &str,
+    id: &RequestId,
+    kind: Kind,
+) -> Result<Option<Result<ServerResult, Failed>>, Failed> {
+    let parse_error = |e| failed(StreamableHttpError::Deserialize(e));
+    let object = data.trim_start().starts_with('{');
+    let Some(envelope) = object
+        .then(|| serde_json::from_str::<Envelope<'_>>(data).ok())
+        .flatten()
+    else {
+        // Not one JSON-RPC object: let the general parser say what it is.
+        let message: ServerJsonRpcMessage = serde_json::from_str(data).map_err(parse_error)?;
+        return Ok(answer(message, id));
+    };
+    if envelope.method.is_some() || envelope.id.as_ref() != Some(id) {
+        return Ok(None);
+    }
+    if let Some(error) = envelope.error {
+        return Ok(Some(Err(Failed::Service(ServiceError::McpError(error)))));
+    }
+    let raw = envelope.result.map_or("null", RawValue::get);
+    Ok(Some(result(raw, kind).map_err(parse_error)))
+}
+
+/// A result of the kind the request expects, or of any kind. `ServerResult` is an untagged
+/// union of about twenty kinds, which serde tries one after another, so a call's result
+/// is parsed as a call's result first.
+fn result(raw: &str, kind: Kind) -> Result<ServerResult, serde_json::Error> {
+    let expected = match kind {
+        Kind::Tool => serde_json::from_str(raw).map(ServerResult::CallToolResult),
+        Kind::Prompt => serde_json::from_str(raw).map(ServerResult::GetPromptResult),
+        Kind::Resource => serde_json::from_str(raw).map(ServerResult::ReadResourceResult),
+        Kind::Other => serde_json::from_str(raw),
+    };
+    expected.or_else(|_| serde_json::from_str(raw))
 }
 
 /// The answer `message` gives to request `id`, if it is that answer.
@@ -163,4 +236,69 @@ fn failed(e: StreamableHttpError<reqwest::Error>) -> Failed {
             Box::new(e),
         ),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id() -> RequestId {
+        NumberOrString::String("sy-7".into())
+    }
+
+    fn read(data: &str, kind: Kind) -> Option<Result<ServerResult, Failed>> {
+        read_event(data, &id(), kind).unwrap()
+    }
+
+    #[test]
+    fn a_calls_answer_is_read_as_a_tool_result() {
+        let data = r#"{"jsonrpc":"2.0","id":"sy-7","result":{"content":[{"type":"text","text":"hi"}],"isError":true}}"#;
+        let Some(Ok(ServerResult::CallToolResult(r))) = read(data, Kind::Tool) else {
+            panic!("not a tool result");
+        };
+        assert_eq!(r.is_error, Some(true));
+    }
+
+    #[test]
+    fn other_messages_on_the_stream_are_not_the_answer() {
+        for data in [
+            r#"{"jsonrpc":"2.0","id":"sy-8","result":{"content":[]}}"#,
+            r#"{"jsonrpc":"2.0","id":7,"result":{"content":[]}}"#,
+            r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"sy-7","progress":1}}"#,
+            r#"{"jsonrpc":"2.0","id":"sy-7","method":"roots/list"}"#,
+        ] {
+            assert!(read(data, Kind::Tool).is_none(), "{data}");
+        }
+    }
+
+    #[test]
+    fn an_error_answer_is_the_upstreams_error() {
+        let data = r#"{"jsonrpc":"2.0","id":"sy-7","error":{"code":-32602,"message":"bad args"}}"#;
+        let Some(Err(Failed::Service(ServiceError::McpError(e)))) = read(data, Kind::Tool) else {
+            panic!("not the upstream's error");
+        };
+        assert_eq!(e.message, "bad args");
+    }
+
+    #[test]
+    fn a_result_of_another_kind_is_still_read() {
+        let data = r#"{"jsonrpc":"2.0","id":"sy-7","result":{"resultType":"input_required","inputRequests":{}}}"#;
+        let answer = read(data, Kind::Tool);
+        assert!(
+            matches!(answer, Some(Ok(ServerResult::InputRequiredResult(_)))),
+            "{answer:?}"
+        );
+    }
+
+    #[test]
+    fn what_is_not_json_rpc_is_refused_as_such() {
+        for data in ["[1,2]", "not json"] {
+            let refused = matches!(
+                read_event(data, &id(), Kind::Tool),
+                Err(Failed::Service(ServiceError::TransportSend(_)))
+                    | Ok(Some(Err(Failed::Service(ServiceError::TransportSend(_)))))
+            );
+            assert!(refused, "{data}");
+        }
+    }
 }
