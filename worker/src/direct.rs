@@ -8,6 +8,7 @@
 //! again. 2026-07-28 upstreams, which take per-request headers, go through rmcp.
 
 use crate::resume::SessionClient;
+use crate::route::SseStream;
 use crate::upstream::Session;
 use futures::StreamExt as _;
 use http::{HeaderName, HeaderValue};
@@ -26,6 +27,7 @@ use serde_json::value::RawValue;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// What sending a call directly came to.
 #[derive(Debug)]
@@ -37,13 +39,22 @@ pub enum Failed {
 }
 
 /// How to reach one upstream session over HTTP.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Direct {
-    pub http: SessionClient,
-    pub uri: Arc<str>,
-    /// The connector's own headers (its secrets among them).
-    pub headers: HashMap<HeaderName, HeaderValue>,
-    pub limits: StreamableHttpResponseLimits,
+    http: SessionClient,
+    uri: Arc<str>,
+    /// The connector's own headers (its secrets among them: never printed).
+    headers: HashMap<HeaderName, HeaderValue>,
+    limits: StreamableHttpResponseLimits,
+    /// The session's own count of direct calls (a count shared across sessions would show
+    /// an upstream how busy other tenants are).
+    sent: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Direct {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Direct").finish_non_exhaustive()
+    }
 }
 
 /// The upstream session id and protocol version a call on `session` is sent directly
@@ -58,14 +69,6 @@ pub fn route(session: &Session) -> Option<(Arc<str>, ProtocolVersion)> {
     }
     let id = crate::sync::lock(&session.assigned).clone()?;
     Some((id.into(), version))
-}
-
-/// A request id no rmcp client uses (they count with numbers), so a direct call's answer
-/// can never be taken for another request's on the same session.
-pub fn next_id() -> RequestId {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    NumberOrString::String(format!("sy-{n}").into())
 }
 
 impl Direct {
@@ -84,7 +87,24 @@ impl Direct {
             uri: config.uri.clone(),
             headers: config.custom_headers.clone(),
             limits,
+            sent: Arc::default(),
         }
+    }
+
+    /// The headers of a request on the session: the connector's, and the version spoken.
+    fn headers(&self, version: &ProtocolVersion) -> HashMap<HeaderName, HeaderValue> {
+        let mut headers = self.headers.clone();
+        if let Ok(v) = HeaderValue::from_str(version.as_str()) {
+            headers.insert(HeaderName::from_static("mcp-protocol-version"), v);
+        }
+        headers
+    }
+
+    /// A request id for the next call on this session, which rmcp's client never uses (it
+    /// counts with numbers), so a direct call's answer is never taken for another's.
+    pub fn next_id(&self) -> RequestId {
+        let n = self.sent.fetch_add(1, Ordering::Relaxed) + 1;
+        NumberOrString::String(format!("sy-{n}").into())
     }
 
     /// Sends `request` as `id` on upstream session `session` (spoken at `version`), with a
@@ -99,19 +119,15 @@ impl Direct {
         let kind = Kind::of(&request);
         let token = ProgressToken(id.clone());
         request.get_meta_mut().set_progress_token(token);
-        let mut headers = self.headers.clone();
-        if let Ok(v) = HeaderValue::from_str(version.as_str()) {
-            headers.insert(HeaderName::from_static("mcp-protocol-version"), v);
-        }
         let message = ClientJsonRpcMessage::request(request, id.clone());
         let response = self
             .http
             .post_message_with_response_limits(
                 self.uri.clone(),
                 message,
-                Some(session),
+                Some(session.clone()),
                 None,
-                headers,
+                self.headers(version),
                 self.limits,
             )
             .await
@@ -120,23 +136,72 @@ impl Direct {
             StreamableHttpPostResponse::Json(message, _) => {
                 answer(message, &id).unwrap_or(Err(unexpected()))
             }
-            StreamableHttpPostResponse::Sse(mut stream, _) => {
-                while let Some(event) = stream.next().await {
-                    let event = event.map_err(|e| failed(StreamableHttpError::Sse(e)))?;
-                    let Some(data) = event.data.as_deref().filter(|d| !d.trim().is_empty()) else {
-                        continue;
-                    };
-                    if let Some(answer) = read_event(data, &id, kind)? {
-                        return answer;
-                    }
-                }
-                // The stream ended before the answer: the call may have run.
-                Err(Failed::Service(ServiceError::TransportClosed))
+            StreamableHttpPostResponse::Sse(stream, _) => {
+                self.read_stream(stream, session, version, &id, kind).await
             }
             _ => Err(unexpected()),
         }
     }
 }
+
+impl Direct {
+    /// Reads the call's stream to its answer. An upstream may close the stream before it
+    /// answers and expect the client to come back (SEP-1699): it is resumed from the last
+    /// event it named, after the retry interval it asked for, as rmcp's client does.
+    async fn read_stream(
+        &self,
+        mut stream: SseStream,
+        session: Arc<str>,
+        version: &ProtocolVersion,
+        id: &RequestId,
+        kind: Kind,
+    ) -> Result<ServerResult, Failed> {
+        let (mut last_event, mut retry) = (None, DEFAULT_RETRY);
+        for resumed in 0..=MAX_RESUMES {
+            if resumed > 0 {
+                let Some(last) = last_event.clone() else {
+                    break;
+                };
+                tokio::time::sleep(retry).await;
+                stream = self
+                    .http
+                    .get_stream(
+                        self.uri.clone(),
+                        Some(session.clone()),
+                        Some(last),
+                        None,
+                        self.headers(version),
+                    )
+                    .await
+                    .map_err(failed)?;
+            }
+            while let Some(event) = stream.next().await {
+                let event = event.map_err(|e| failed(StreamableHttpError::Sse(e)))?;
+                if let Some(named) = event.id {
+                    last_event = Some(named);
+                }
+                if let Some(ms) = event.retry {
+                    retry = Duration::from_millis(ms).min(MAX_RETRY);
+                }
+                let Some(data) = event.data.as_deref().filter(|d| !d.trim().is_empty()) else {
+                    continue;
+                };
+                if let Some(answer) = read_event(data, id, kind)? {
+                    return answer;
+                }
+            }
+        }
+        // The stream ended before the answer, and could not be resumed: the call may
+        // have run.
+        Err(Failed::Service(ServiceError::TransportClosed))
+    }
+}
+
+/// Times a call's stream is resumed after the upstream closed it without answering.
+const MAX_RESUMES: usize = 3;
+/// How long to wait before resuming when the upstream named no interval, and at most.
+const DEFAULT_RETRY: Duration = Duration::from_secs(1);
+const MAX_RETRY: Duration = Duration::from_secs(10);
 
 /// The kind of result a request is answered with.
 #[derive(Debug, Clone, Copy)]

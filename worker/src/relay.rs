@@ -279,9 +279,9 @@ impl InFlight {
             let (id, answer) = send(&peer, request, meta).await?;
             return Ok(Self::new(answer, events, Arc::new(Mutex::new(id)), peer));
         };
-        let id = crate::direct::next_id();
-        let sent = Arc::new(Mutex::new(id.clone()));
         let direct = upstream.direct.clone();
+        let id = direct.next_id();
+        let sent = Arc::new(Mutex::new(id.clone()));
         let answer = {
             let (peer, sent) = (peer.clone(), sent.clone());
             async move {

@@ -29,6 +29,8 @@ pub(super) struct Fixture {
     pub(super) calls: Arc<AtomicUsize>,
     pub(super) cancelled: Arc<AtomicUsize>,
     pub(super) headers: Arc<Mutex<Vec<http::HeaderMap>>>,
+    /// The JSON-RPC id of each tool call, in arrival order.
+    pub(super) call_ids: Arc<Mutex<Vec<String>>>,
     pub(super) gate: Arc<Gate>,
     /// Resources subscribed to, with the session each subscription came on.
     pub(super) subscriptions: Arc<Mutex<Vec<(String, String)>>>,
@@ -161,6 +163,7 @@ impl ServerHandler for Fixture {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         self.record(&ctx);
+        self.call_ids.lock().unwrap().push(ctx.id.to_string());
         self.calls.fetch_add(1, Ordering::SeqCst);
         let args = request.arguments.unwrap_or_default();
         let text = match request.name.as_ref() {

@@ -81,6 +81,7 @@ impl TestUpstream {
             gate: Arc::default(),
             cancelled: Arc::default(),
             headers: Arc::default(),
+            call_ids: Arc::default(),
             subscriptions: Arc::default(),
             rewritten: Arc::default(),
         };
@@ -175,6 +176,11 @@ impl TestUpstream {
     /// Every request's headers so far.
     pub fn seen_headers(&self) -> Vec<http::HeaderMap> {
         self.headers.lock().unwrap().clone()
+    }
+
+    /// The JSON-RPC id of each tool call it received, in arrival order.
+    pub fn call_ids(&self) -> Vec<String> {
+        self.fixture.call_ids.lock().unwrap().clone()
     }
 
     /// Injects `faults` into the tool calls from now on.

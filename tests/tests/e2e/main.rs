@@ -24,6 +24,7 @@ mod store_publish;
 mod tool_pins;
 mod upstream_bounds;
 mod upstream_restart;
+mod upstream_resume;
 mod upstream_sessions;
 mod usage_fold;
 mod worker;

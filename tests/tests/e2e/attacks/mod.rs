@@ -7,6 +7,7 @@ mod guessing;
 mod nats_credentials;
 mod operator_tokens;
 mod poison;
+mod request_ids;
 mod revocation;
 mod subscriptions;
 mod upstream_sessions;
