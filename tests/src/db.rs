@@ -11,10 +11,17 @@ pub async fn postgres_database() -> String {
         "SWITCHYARD_TEST_DATABASE_URL is not set: run `bash scripts/test.sh`, which starts a \
          private PostgreSQL and sets it",
     );
-    let name = format!("sy_test_{}", uuid::Uuid::new_v4().simple());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let name = format!("sy_test_{now}_{}", uuid::Uuid::new_v4().simple());
     let mut conn = sqlx::PgConnection::connect(&admin_url)
         .await
         .expect("connecting to the test PostgreSQL server");
+    static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !SWEPT.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        drop_stale_databases(&mut conn, now).await;
+    }
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
         .execute(&mut conn)
         .await
@@ -22,6 +29,33 @@ pub async fn postgres_database() -> String {
     conn.close().await.ok();
     let (base, _) = admin_url.rsplit_once('/').unwrap();
     format!("{base}/{name}")
+}
+
+/// Test databases live as long as the server: a developer's long-lived one would gather
+/// thousands. The first test of each process drops those created more than this long ago
+/// (no test runs that long), named by their creation time.
+const STALE_AFTER_SECS: u64 = 6 * 3600;
+
+async fn drop_stale_databases(conn: &mut sqlx::PgConnection, now: u64) {
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'sy\\_test\\_%'")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap_or_default();
+    for name in names {
+        let created = name
+            .strip_prefix("sy_test_")
+            .and_then(|rest| rest.split_once('_'))
+            .and_then(|(secs, _)| secs.parse::<u64>().ok());
+        if created.is_some_and(|c| c + STALE_AFTER_SECS < now) {
+            // One still in use (it should not be) stays.
+            let drop = format!("DROP DATABASE IF EXISTS \"{name}\"");
+            sqlx::query(sqlx::AssertSqlSafe(drop))
+                .execute(&mut *conn)
+                .await
+                .ok();
+        }
+    }
 }
 
 /// A migrated store on a fresh PostgreSQL database.
