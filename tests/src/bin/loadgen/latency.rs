@@ -64,7 +64,8 @@ fn cpu_per_call(cpu: Duration, o: &Outcome) -> String {
 }
 
 pub(crate) async fn latency(l: Latency) {
-    let (stack, rmcp_upstream) = stack(1).await;
+    // An in-process worker only when the load goes to it.
+    let (stack, rmcp_upstream) = stack(usize::from(l.worker == WorkerIn::Here)).await;
     let everything = match l.upstream {
         Upstream::Everything => Some(process::everything().await),
         Upstream::Rmcp => None,
