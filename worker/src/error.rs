@@ -157,6 +157,9 @@ fn refused(r: &Refusal) -> String {
             "the tenant has as many open sessions as it may; close one or retry later".into()
         }
         Refusal::Saturated => "this worker is saturated; retry shortly".into(),
+        Refusal::WorkerSessions => "this worker holds as many sessions as it may; retry \
+                                    shortly (another worker may take it)"
+            .into(),
         Refusal::Others => "the tenant's listings, streams and other requests are all in use; \
                             retry shortly"
             .into(),
@@ -189,7 +192,7 @@ impl Error {
             | Self::UpstreamDown(_)
             | Self::UpstreamMisbehaved(_)
             | Self::UpstreamTooLarge(_)
-            | Self::Limited(Refusal::Saturated) => ErrorCode::Unavailable,
+            | Self::Limited(Refusal::Saturated | Refusal::WorkerSessions) => ErrorCode::Unavailable,
             Self::UnknownName { .. } => ErrorCode::InvalidArgument,
             Self::PermissionDenied(_) => ErrorCode::PermissionDenied,
             Self::NeedsSession(_) | Self::TenantGone | Self::ToolPendingApproval(_) => {
@@ -240,6 +243,7 @@ impl Error {
             Self::Limited(Refusal::Concurrency) => "concurrency_limited",
             Self::Limited(Refusal::Sessions) => "session_limit",
             Self::Limited(Refusal::Saturated) => "saturated",
+            Self::Limited(Refusal::WorkerSessions) => "worker_sessions_full",
             Self::Limited(Refusal::Others) => "other_requests_limited",
             Self::QuotaExhausted(_) => "quota_exhausted",
             Self::BadInput(_) => "invalid_input",
@@ -270,7 +274,7 @@ impl Error {
             | Self::TooManyAttempts(retry_after) => Some(*retry_after),
             Self::Limited(Refusal::Concurrency | Refusal::Sessions | Refusal::Others)
             | Self::AuthBusy => Some(CAP_RETRY_AFTER),
-            Self::Limited(Refusal::Saturated) => Some(SOON),
+            Self::Limited(Refusal::Saturated | Refusal::WorkerSessions) => Some(SOON),
             Self::QuotaExhausted(resets) => {
                 Some(resets.duration_since(SystemTime::now()).unwrap_or_default())
             }

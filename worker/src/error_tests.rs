@@ -145,6 +145,12 @@ pub(crate) fn examples() -> Vec<(Error, ErrorCode, &'static str, Option<bool>)> 
             None,
         ),
         (
+            Error::Limited(Refusal::WorkerSessions),
+            C::Unavailable,
+            "worker_sessions_full",
+            None,
+        ),
+        (
             Error::Limited(Refusal::Others),
             C::ConcurrencyLimited,
             "other_requests_limited",

@@ -15,6 +15,7 @@ pub mod limits;
 pub mod metrics;
 pub mod names;
 pub mod ordered;
+pub mod parking;
 pub mod pins;
 pub mod policy;
 pub mod principal;
@@ -57,8 +58,15 @@ pub struct Config {
     pub max_in_flight: usize,
     /// How long a draining worker (SIGTERM) lets requests in flight finish.
     pub drain_grace: std::time::Duration,
-    /// How long an idle session stays in this worker's memory (it can be restored later).
+    /// How long rmcp keeps a session without events in memory whatever is open on it
+    /// (it can be restored later).
     pub session_idle: std::time::Duration,
+    /// How long a session with nothing in use (no request, no GET stream) stays in memory
+    /// before it is parked (see `parking`).
+    pub session_park_after: std::time::Duration,
+    /// Sessions this worker holds in memory at most; a request that would bring in
+    /// another is refused (503, `Retry-After`), so clients land on another worker.
+    pub max_sessions: usize,
     /// How often this worker writes its heartbeat; the fleet bucket's entries should live
     /// about three times as long.
     pub heartbeat_every: std::time::Duration,
@@ -83,6 +91,8 @@ impl Config {
             max_in_flight: 512,
             drain_grace: std::time::Duration::from_secs(25),
             session_idle: std::time::Duration::from_secs(300),
+            session_park_after: DEFAULT_PARK_AFTER,
+            max_sessions: DEFAULT_MAX_SESSIONS,
             heartbeat_every: std::time::Duration::from_secs(5),
             only_tenant: None,
             bounds: http::Bounds::default(),
@@ -105,6 +115,11 @@ impl Config {
 pub use http::Bounds;
 pub use switchyard_bus::{Buckets, Buses};
 pub use upstream::UpstreamBounds;
+
+/// How long a session with nothing in use stays in memory by default.
+pub const DEFAULT_PARK_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+/// Sessions a worker holds in memory at most by default: about 1.1 GiB of live sessions.
+pub const DEFAULT_MAX_SESSIONS: usize = 10_000;
 
 /// How often a worker reads the fleet to re-share tenant limits.
 const FLEET_EVERY: std::time::Duration = std::time::Duration::from_secs(2);

@@ -44,6 +44,11 @@ pub struct Metrics {
     pub limited: Family<ReasonLabel, Counter>,
     /// Requests being served.
     pub in_flight: Gauge,
+    /// Client sessions in memory, and those parked (see `parking`).
+    pub sessions_live: Gauge,
+    pub sessions_parked: Counter,
+    /// The process's resident memory.
+    resident_memory: Gauge,
     /// Live workers this worker shares tenant limits with (itself included).
     pub fleet_size: Gauge,
     /// Circuit breakers: 0 closed, 1 half-open, 2 open.
@@ -75,6 +80,9 @@ impl Metrics {
             bus,
             limited: Family::<ReasonLabel, Counter>::default(),
             in_flight: Gauge::default(),
+            sessions_live: Gauge::default(),
+            sessions_parked: Counter::default(),
+            resident_memory: Gauge::default(),
             fleet_size: Gauge::default(),
             breakers: Family::<BreakerLabel, Gauge>::default(),
             retries: Family::<ReasonLabel, Counter>::default(),
@@ -108,11 +116,26 @@ impl Metrics {
             "Connections refused or closed early: connection_limit, header_timeout, headers_too_large, malformed, error",
             self.connections_closed.clone(),
         );
-        r.register("limited", "MCP requests refused by a limit (rate_limited, concurrency_limited, other_requests_limited, session_limit, quota_exhausted, saturated), by draining (draining), or handed to a tenant's dedicated workers (dedicated_workers)", self.limited.clone());
+        r.register("limited", "MCP requests refused by a limit (rate_limited, concurrency_limited, other_requests_limited, session_limit, quota_exhausted, saturated, worker_sessions_full), by draining (draining), or handed to a tenant's dedicated workers (dedicated_workers)", self.limited.clone());
         r.register(
             "in_flight",
             "MCP requests being served",
             self.in_flight.clone(),
+        );
+        r.register(
+            "sessions_live",
+            "Client sessions held in memory (idle ones are parked and restored on use)",
+            self.sessions_live.clone(),
+        );
+        r.register(
+            "sessions_parked",
+            "Idle client sessions let go of from memory, their records kept",
+            self.sessions_parked.clone(),
+        );
+        r.register(
+            "resident_memory_bytes",
+            "Resident memory of the worker process",
+            self.resident_memory.clone(),
         );
         r.register(
             "fleet_size",
@@ -180,6 +203,9 @@ impl Metrics {
         self.policy_age.set(age.as_secs_f64());
         self.tenants.set(self.policies.tenant_count() as i64);
         self.ready.set(i64::from(self.is_ready()));
+        if let Some(bytes) = resident_bytes() {
+            self.resident_memory.set(bytes);
+        }
     }
 
     pub fn render(&self) -> String {
@@ -199,4 +225,12 @@ impl Metrics {
     pub fn is_draining(&self) -> bool {
         self.draining.load(std::sync::atomic::Ordering::Relaxed)
     }
+}
+
+/// Resident memory of this process (`VmRSS` in `/proc/self/status`), where there is one.
+fn resident_bytes() -> Option<i64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: i64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }

@@ -53,6 +53,15 @@ pub struct WorkerArgs {
     /// Requests served at once; beyond it the worker sheds load with 503 [default: 512].
     #[arg(long, env = "SWITCHYARD_MAX_IN_FLIGHT")]
     max_in_flight: Option<usize>,
+    /// Client sessions held in memory at once; a request that would bring in another is
+    /// refused with 503 and Retry-After [default: 10000].
+    #[arg(long, env = "SWITCHYARD_MAX_SESSIONS")]
+    max_sessions: Option<usize>,
+    /// Seconds a session with no request in flight and no GET stream open stays in memory
+    /// before it is parked (restored from its records on its next request), 1 to 3600
+    /// [default: 30].
+    #[arg(long, env = "SWITCHYARD_SESSION_PARK_AFTER")]
+    session_park_after: Option<u64>,
     /// Seconds a draining worker (SIGTERM) lets requests in flight finish [default: 25].
     #[arg(long, env = "SWITCHYARD_DRAIN_GRACE")]
     drain_grace: Option<u64>,
@@ -127,6 +136,8 @@ impl WorkerArgs {
                     worker_id: self.worker_id.or(file.worker_id),
                     only_tenant: self.only_tenant.or(file.only_tenant),
                     max_in_flight: self.max_in_flight.or(file.max_in_flight),
+                    max_sessions: self.max_sessions.or(file.max_sessions),
+                    session_park_after: self.session_park_after.or(file.session_park_after),
                     drain_grace: self.drain_grace.or(file.drain_grace),
                     header_read_timeout: self.header_read_timeout.or(file.header_read_timeout),
                     body_read_timeout: self.body_read_timeout.or(file.body_read_timeout),
@@ -194,6 +205,20 @@ impl WorkerArgs {
                 bail!("max-in-flight (SWITCHYARD_MAX_IN_FLIGHT) must be at least 1");
             }
             config.max_in_flight = n;
+        }
+        if let Some(n) = args.max_sessions {
+            if n == 0 {
+                bail!("max-sessions (SWITCHYARD_MAX_SESSIONS) must be at least 1");
+            }
+            config.max_sessions = n;
+        }
+        if let Some(secs) = args.session_park_after {
+            if !(1..=3600).contains(&secs) {
+                bail!(
+                    "session-park-after (SWITCHYARD_SESSION_PARK_AFTER) is in seconds, 1 to 3600"
+                );
+            }
+            config.session_park_after = std::time::Duration::from_secs(secs);
         }
         if let Some(secs) = args.drain_grace {
             if secs > 3600 {
@@ -388,6 +413,31 @@ mod tests {
                 b.max_sessions_per_tenant
             ),
             (65_536, 10, 3)
+        );
+    }
+
+    #[test]
+    fn session_settings_out_of_range_are_refused_naming_the_flag() {
+        let key = switchyard_common::seal::SecretKey::generate().to_base64();
+        let args = |max_sessions, session_park_after| WorkerArgs {
+            nats_url: Some("nats://localhost:4222".into()),
+            policy_key: Some(key.as_str().to_owned()),
+            max_sessions,
+            session_park_after,
+            ..Default::default()
+        };
+        for (args, flag) in [
+            (args(Some(0), None), "max-sessions"),
+            (args(None, Some(0)), "session-park-after"),
+            (args(None, Some(3601)), "session-park-after"),
+        ] {
+            let e = args.validate().unwrap_err();
+            assert!(e.to_string().contains(flag), "{e} should name {flag}");
+        }
+        let config = args(Some(5), Some(2)).validate().unwrap().config;
+        assert_eq!(
+            (config.max_sessions, config.session_park_after),
+            (5, std::time::Duration::from_secs(2))
         );
     }
 }

@@ -12,6 +12,7 @@ mod isolated_tier;
 mod limits;
 mod namespaces;
 mod ordering;
+mod parking;
 mod placement;
 mod probes;
 mod publisher;

@@ -7,6 +7,7 @@
 //! tenant-facing port.
 
 mod admit;
+mod forward;
 pub(crate) mod gate;
 mod probes;
 mod serve;
@@ -18,11 +19,10 @@ use crate::Config;
 use crate::auth::Authenticator;
 use crate::error::Error;
 use crate::handler::Gateway;
-use crate::limits::{Admission, Admitted};
+use crate::limits::Admission;
 use crate::metrics::{Metrics, ReasonLabel, StatusLabel};
 use crate::ordered::OrderedSessions;
 use crate::policy::Policies;
-use crate::principal::Principal;
 use crate::sessions::SessionRecords;
 use crate::upstream::Upstreams;
 use axum::body::Body;
@@ -30,7 +30,7 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use axum::routing::any;
 use gate::SessionCheck;
-use http::{Request, StatusCode};
+use http::Request;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use std::sync::Arc;
@@ -61,6 +61,10 @@ pub struct App {
     /// about who serves it.
     dedicated: bool,
     bounds: Bounds,
+    /// Idle sessions leave memory (see `parking`).
+    parking: Arc<crate::parking::Parking>,
+    /// Sessions this worker holds in memory at most.
+    max_sessions: usize,
 }
 
 impl std::fmt::Debug for App {
@@ -140,21 +144,58 @@ impl App {
             breakers,
             dedicated: config.only_tenant.is_some(),
             bounds: config.bounds.clone(),
+            parking: crate::parking::Parking::new(config.session_park_after),
+            max_sessions: config.max_sessions,
         }))
     }
 
-    /// Drops sessions rmcp has let go (idle) from the per-tenant session counts.
+    /// The sessions in memory here.
+    async fn live_sessions(&self) -> Vec<String> {
+        let sessions = self.local_sessions.inner.sessions.read().await;
+        sessions.keys().map(|k| k.to_string()).collect()
+    }
+
+    /// Parks sessions idle for long enough (see `parking`), then drops sessions no longer
+    /// in memory from the per-tenant session counts.
     pub async fn prune_sessions(&self) {
-        let alive: std::collections::HashSet<String> = self
-            .local_sessions
-            .inner
-            .sessions
-            .read()
-            .await
-            .keys()
-            .map(|k| k.to_string())
-            .collect();
+        use rmcp::transport::streamable_http_server::session::SessionManager as _;
+        let live = self.live_sessions().await;
+        let idle = self.parking.idle(&live);
+        for id in &idle {
+            let _ = self.local_sessions.close_session(&id.as_str().into()).await;
+            self.parking.parked(id);
+        }
+        self.metrics.sessions_parked.inc_by(idle.len() as u64);
+        let alive: std::collections::HashSet<String> =
+            self.live_sessions().await.into_iter().collect();
+        self.metrics.sessions_live.set(alive.len() as i64);
         self.admission.retain_sessions(|id| alive.contains(id));
+    }
+
+    /// Refuses a request that would bring one more session into memory (`session`, when
+    /// it is parked, or a new one) over this worker's cap; one of `tenant`'s parked
+    /// sessions also over its own cap, as a new one would be.
+    async fn room_for(
+        &self,
+        tenant: &crate::policy::Tenant,
+        session: Option<&str>,
+    ) -> Result<(), Error> {
+        let sessions = self.local_sessions.inner.sessions.read().await;
+        if let Some(id) = session
+            && sessions.contains_key(id)
+        {
+            return Ok(());
+        }
+        if sessions.len() >= self.max_sessions {
+            return Err(Error::Limited(crate::limits::Refusal::WorkerSessions));
+        }
+        drop(sessions);
+        if session.is_some() {
+            self.admission
+                .room_for_session(tenant.slug.as_str(), tenant.quotas.max_sessions)
+                .map_err(Error::Limited)?;
+        }
+        Ok(())
     }
 
     /// Lets go of state nothing needs any more (see `Gateway::sweep`), and of sessions
@@ -307,7 +348,7 @@ async fn mcp_entry(
 /// and admission (see `gate` and `admit`); then rmcp.
 async fn mcp(app: &App, tenant: &str, mut req: Request<Body>) -> Result<Response, Refused> {
     gate::serving(app.metrics.is_draining(), app.policies.is_ready())?;
-    let client = client_address(&req, &app.bounds.trusted_proxies);
+    let client = forward::client_address(&req, &app.bounds.trusted_proxies);
     let policy = app.policies.get(tenant);
     let principal = gate::authenticate(&app.auth, policy.as_deref(), req.headers(), client).await?;
     // Authentication found the tenant's policy, so there is one.
@@ -326,6 +367,13 @@ async fn mcp(app: &App, tenant: &str, mut req: Request<Body>) -> Result<Response
         let _ = app.local_sessions.close_session(&id.clone().into()).await;
         return Err(Error::SessionNotFound.into());
     }
+    let in_use = match &session {
+        Some(id) => Some(app.parking.enter(id).await),
+        None => None,
+    };
+    if session.is_some() && req.method() != http::Method::DELETE {
+        app.room_for(&policy, session.as_deref()).await?;
+    }
     let mut admitted = None;
     if req.method() == http::Method::POST {
         let body = std::mem::take(req.body_mut());
@@ -337,6 +385,9 @@ async fn mcp(app: &App, tenant: &str, mut req: Request<Body>) -> Result<Response
         )
         .await?;
         if let Some(head) = head {
+            if session.is_none() && head.method.as_deref() == Some("initialize") {
+                app.room_for(&policy, None).await?;
+            }
             admitted = admit::admit(
                 &app.admission,
                 &policy,
@@ -350,74 +401,11 @@ async fn mcp(app: &App, tenant: &str, mut req: Request<Body>) -> Result<Response
     } else if req.method() == http::Method::GET {
         admitted = Some(admit::admit_stream(&app.admission, &policy)?);
     }
-    Ok(forward(app, req, principal, session, admitted.map(Arc::new)).await)
-}
-
-/// The client's address (see `serve::client_addr`), when the request came over TCP.
-fn client_address(req: &Request<Body>, trusted: &[ipnet::IpNet]) -> Option<std::net::IpAddr> {
-    let peer = req.extensions().get::<Peer>()?;
-    let forwarded = req
-        .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
-    Some(serve::client_addr(peer.0.ip(), forwarded, trusted))
-}
-
-/// Hands an admitted request to rmcp, holding its places until the answer (perhaps a
-/// stream) is finished, and records a session it opens.
-async fn forward(
-    app: &App,
-    mut req: Request<Body>,
-    principal: Principal,
-    session: Option<String>,
-    admitted: Option<Arc<Admitted>>,
-) -> Response {
-    let is_delete = req.method() == http::Method::DELETE;
-    if is_delete && let Some(id) = &session {
-        // Forgotten before rmcp closes the session, so its upstream sessions see that the
-        // client ended it and end theirs too (see `resume`).
-        app.sessions.forget(principal.tenant.as_str(), id).await;
-        app.admission.session_closed(id);
-    }
-    req.extensions_mut().insert(principal.clone());
-    if let Some(admitted) = &admitted {
-        // The handler holds the places too, until its upstream work has ended: a client
-        // that goes away does not free them while the call goes on.
-        req.extensions_mut().insert(admitted.clone());
-    }
-    // rmcp's session store calls, made while it handles the request, need its tenant.
-    let tenant = principal.tenant.to_string();
-    let mut response = crate::sessions::REQUEST_TENANT
-        .scope(tenant, app.mcp.handle(req))
-        .await
-        .map(Body::new);
-    if let Some(admitted) = admitted {
-        use http_body_util::BodyExt as _;
-        response = response.map(|body| {
-            Body::new(body.map_frame(move |frame| {
-                let _held = &admitted;
-                frame
-            }))
-        });
-    }
-    if is_delete && response.status() == StatusCode::ACCEPTED {
-        // Session termination is complete when rmcp answers; clients (the Python SDK
-        // among them) expect 200 or 204 and warn on 202.
-        *response.status_mut() = StatusCode::NO_CONTENT;
-    }
-    let issued = response
-        .headers()
-        .get(SESSION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    if let (Some(id), None) = (issued, &session) {
-        app.admission.session_opened(principal.tenant.as_str(), &id);
-        if let Err(e) = app.sessions.bind(&id, &principal).await {
-            // The session still works on this worker; others cannot carry it on.
-            tracing::warn!(error = %e, "could not share a new session");
-        }
-    }
-    response
+    let held = forward::Held {
+        admitted: admitted.map(Arc::new),
+        in_use,
+    };
+    Ok(forward::forward(app, req, principal, session, held).await)
 }
 
 pub fn router(app: Arc<App>) -> axum::Router {

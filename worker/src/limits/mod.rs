@@ -56,6 +56,8 @@ pub enum Refusal {
     Others,
     /// This worker is saturated.
     Saturated,
+    /// This worker holds as many live sessions as it may (another worker may have room).
+    WorkerSessions,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -302,9 +304,31 @@ impl Admission {
         Ok(())
     }
 
+    /// Whether `tenant` may have one more session live under its cap `max` (zero:
+    /// unlimited), as `open_session` counts, without taking a place: a parked session
+    /// coming back to memory counts again.
+    pub fn room_for_session(&self, tenant: &str, max: u32) -> Result<(), Refusal> {
+        if max == 0 {
+            return Ok(());
+        }
+        let here = lock(&self.here).get(tenant).map_or(0, |s| s.len() as u64);
+        let elsewhere = lock(&self.elsewhere).get(tenant).copied().unwrap_or(0);
+        let pending = lock(&self.opening).get(tenant).copied().unwrap_or(0);
+        if here + elsewhere + pending >= u64::from(max) {
+            return Err(Refusal::Sessions);
+        }
+        Ok(())
+    }
+
     pub fn session_opened(&self, tenant: &str, id: &str) {
-        lock(&self.here)
-            .entry(tenant.to_owned())
+        let mut here = lock(&self.here);
+        if let Some(sessions) = here.get_mut(tenant) {
+            if !sessions.contains(id) {
+                sessions.insert(id.to_owned());
+            }
+            return;
+        }
+        here.entry(tenant.to_owned())
             .or_default()
             .insert(id.to_owned());
     }

@@ -10,6 +10,7 @@
 //!   it is split evenly between them;
 //! - `propagation`: how long after the admin API answers a revocation, a suspension and a
 //!   connector's removal each of two workers enforces it;
+//! - `sessions`: a worker's resident memory per idle session and per GET stream;
 //! - `metering`: two workers at full load, then whether the tenant's monthly count equals
 //!   the calls answered.
 //!
@@ -25,6 +26,7 @@ mod process;
 mod propagation;
 mod rate;
 mod raw;
+mod sessions;
 
 use rmcp::service::{ClientLifecycleMode, ClientServiceExt as _, RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
@@ -55,6 +57,8 @@ pub(crate) enum Work {
 enum Cmd {
     /// Throughput and latency, directly against the upstream and through a worker.
     Latency(latency::Latency),
+    /// A worker's memory with many idle sessions open, and with GET streams on them.
+    Sessions(sessions::Sessions),
     /// How long after the admin API answers each of two workers enforces a change.
     Propagation {
         /// Times each change is measured.
@@ -126,7 +130,8 @@ pub(crate) async fn tenant(cp: &ControlPlane, upstream_url: &str, rps: u32, burs
                 requests_per_second: Some(rps),
                 burst: Some(burst),
                 max_concurrent_requests: Some(10_000),
-                max_sessions: Some(10_000),
+                max_sessions: Some(1_000_000),
+                max_concurrent_other_requests: Some(100_000),
                 ..Default::default()
             }),
             ..Default::default()
@@ -169,6 +174,7 @@ async fn main() {
     let cmd = <Cmd as clap::Parser>::parse();
     match cmd {
         Cmd::Latency(l) => latency::latency(l).await,
+        Cmd::Sessions(s) => sessions::sessions(s).await,
         Cmd::Propagation { runs } => propagation::propagation(runs).await,
         Cmd::Rate {
             limit,

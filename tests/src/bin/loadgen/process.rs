@@ -12,6 +12,8 @@ use switchyard_tests::Stack;
 pub(crate) struct Process {
     child: Child,
     pub(crate) port: u16,
+    /// The metrics listener's port (a worker's), if any.
+    pub(crate) metrics: Option<u16>,
 }
 
 impl Drop for Process {
@@ -25,6 +27,23 @@ impl Process {
     /// CPU time (user and system) the process has used so far.
     pub(crate) fn cpu(&self) -> Duration {
         cpu_of(self.child.id())
+    }
+
+    /// The value of metric `series` (name and labels as rendered) the process serves.
+    pub(crate) async fn metric(&self, series: &str) -> Option<f64> {
+        let url = format!("http://127.0.0.1:{}/metrics", self.metrics?);
+        let text = reqwest::get(url).await.ok()?.text().await.ok()?;
+        text.lines().find_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            (name == series).then(|| value.parse().ok())?
+        })
+    }
+
+    /// Resident memory (`VmRSS` in `/proc/PID/status`), in KiB.
+    pub(crate) fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
     }
 }
 
@@ -70,6 +89,16 @@ pub(crate) fn sibling_binary() -> PathBuf {
 /// Starts `switchyard worker` (`bin`) on the stack's NATS with its policy key (and
 /// `threads` runtime threads, if given), and waits until it is ready.
 pub(crate) async fn worker(bin: &Path, stack: &Stack, threads: Option<usize>) -> Process {
+    worker_with(bin, stack, threads, &[]).await
+}
+
+/// `worker`, with more settings in its environment.
+pub(crate) async fn worker_with(
+    bin: &Path,
+    stack: &Stack,
+    threads: Option<usize>,
+    env: &[(&str, String)],
+) -> Process {
     let (http, metrics) = (free_port(), free_port());
     let key = stack.cp.keys.policy.primary().to_base64();
     let mut command = Command::new(bin);
@@ -85,11 +114,16 @@ pub(crate) async fn worker(bin: &Path, stack: &Stack, threads: Option<usize>) ->
         .env("SWITCHYARD_UPSTREAM_ALLOW", "127.0.0.0/8")
         .env("SWITCHYARD_MAX_IN_FLIGHT", "10000")
         .env("SWITCHYARD_LOG", "warn")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let process = Process { child, port: http };
+    let process = Process {
+        child,
+        port: http,
+        metrics: Some(metrics),
+    };
     let ready = format!("http://127.0.0.1:{metrics}/readyz");
     wait_for(|| {
         let ready = ready.clone();
@@ -123,7 +157,11 @@ pub(crate) async fn everything() -> Process {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let process = Process { child, port };
+    let process = Process {
+        child,
+        port,
+        metrics: None,
+    };
     wait_for(|| async move {
         tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await

@@ -1,0 +1,243 @@
+//! What idle clients cost a worker: its resident memory (`VmRSS`) before and after opening
+//! idle legacy sessions (`initialize` and `notifications/initialized`, nothing more), just
+//! opened and once parked; with a GET stream open on some of them; and after 2026-07-28
+//! clients' requests (which hold no session).
+
+use crate::{process, served, stack, tenant};
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Sessions {
+    /// Idle sessions open at each step, ascending, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "10000,50000")]
+    counts: Vec<usize>,
+    /// Sessions that then open a GET stream each (one connection each).
+    #[arg(long, default_value_t = 10_000)]
+    streams: usize,
+    /// 2026-07-28 requests (`tools/list`, no session) sent at the end.
+    #[arg(long, default_value_t = 10_000)]
+    modern: usize,
+    /// Clients opening sessions at once (each on one kept-alive connection).
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// The worker's cap on sessions in memory (`SWITCHYARD_MAX_SESSIONS`).
+    #[arg(long, default_value_t = 100_000)]
+    cap: usize,
+    /// Seconds before an idle session is parked (`SWITCHYARD_SESSION_PARK_AFTER`).
+    #[arg(long, default_value_t = 30)]
+    park_after: u64,
+}
+
+const VERSION: &str = "2025-06-18";
+
+/// Opens `n` idle sessions at `endpoint` over `concurrency` kept-alive connections; their
+/// ids (every answer read to its end, so each connection is reused).
+async fn open(endpoint: &str, key: &str, n: usize, concurrency: usize) -> Vec<String> {
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (endpoint, key, next) = (endpoint.to_owned(), key.to_owned(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::builder()
+                .tcp_nodelay(true)
+                .build()
+                .unwrap();
+            let mut ids = Vec::new();
+            while next.fetch_add(1, Ordering::Relaxed) < n {
+                let r = http
+                    .post(&endpoint)
+                    .bearer_auth(&key)
+                    .header("accept", "application/json, text/event-stream")
+                    .header("mcp-protocol-version", VERSION)
+                    .json(
+                        &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+                        "protocolVersion": VERSION, "capabilities": {},
+                        "clientInfo": {"name": "loadgen", "version": "1"}}}),
+                    )
+                    .send()
+                    .await
+                    .unwrap();
+                let status = r.status();
+                let id = r
+                    .headers()
+                    .get("mcp-session-id")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                let body = r.bytes().await.unwrap();
+                let Some(id) = id else {
+                    panic!(
+                        "initialize refused: {status} {}",
+                        String::from_utf8_lossy(&body)
+                    );
+                };
+                let r = http
+                    .post(&endpoint)
+                    .bearer_auth(&key)
+                    .header("accept", "application/json, text/event-stream")
+                    .header("mcp-protocol-version", VERSION)
+                    .header("mcp-session-id", &id)
+                    .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(
+                    r.status().is_success(),
+                    "initialized refused: {}",
+                    r.status()
+                );
+                r.bytes().await.unwrap();
+                ids.push(id);
+            }
+            ids
+        }));
+    }
+    let mut ids = Vec::new();
+    for t in tasks {
+        ids.extend(t.await.unwrap());
+    }
+    ids
+}
+
+/// RSS of `worker` once it has settled (read until two readings a second apart agree
+/// within 1%), in KiB.
+async fn settled_rss(worker: &process::Process) -> u64 {
+    let mut last = worker.rss_kib();
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = worker.rss_kib();
+        if now.abs_diff(last) * 100 <= last {
+            return now;
+        }
+        last = now;
+    }
+}
+
+fn row(what: &str, sessions: usize, base: u64, now: u64, live: f64) -> f64 {
+    let per = now.saturating_sub(base) as f64 / sessions.max(1) as f64;
+    println!(
+        "| {what} | {sessions} | {live} | {:.1} | {:.1} | {per:.1} |",
+        base as f64 / 1024.0,
+        now as f64 / 1024.0
+    );
+    per
+}
+
+const LIVE: &str = "switchyard_worker_sessions_live";
+/// Requests served after parking, before memory is read.
+const ACTIVITY: usize = 2000;
+
+/// Waits until the worker holds no session in memory (all parked), then serves `activity`
+/// requests without a session: the allocator hands freed memory back to the system lazily,
+/// when the threads that freed it next allocate, as they do in service.
+async fn all_parked(worker: &process::Process, endpoint: &str, key: &str, activity: usize) {
+    loop {
+        if worker.metric(LIVE).await == Some(0.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let http = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .build()
+        .unwrap();
+    for _ in 0..activity {
+        assert!(
+            switchyard_tests::modern::list(&http, endpoint, key)
+                .await
+                .ok()
+        );
+    }
+}
+
+pub(crate) async fn sessions(s: Sessions) {
+    let (stack, upstream) = stack(0).await;
+    let key = tenant(&stack.cp, &upstream.url, 100_000, 100_000).await;
+    let worker = process::worker_with(
+        &process::sibling_binary(),
+        &stack,
+        None,
+        &[
+            ("SWITCHYARD_MAX_SESSIONS", s.cap.to_string()),
+            ("SWITCHYARD_SESSION_PARK_AFTER", s.park_after.to_string()),
+            ("SWITCHYARD_MAX_CONNECTIONS", (s.streams + 1000).to_string()),
+        ],
+    )
+    .await;
+    let endpoint = format!("http://127.0.0.1:{}/t/bench/mcp", worker.port);
+    served(&endpoint, &key).await;
+    all_parked(&worker, &endpoint, &key, ACTIVITY).await;
+    let base = settled_rss(&worker).await;
+    let live = || async { worker.metric(LIVE).await.unwrap_or(f64::NAN) };
+    println!(
+        "| step | sessions | live in memory | RSS before MiB | RSS after MiB | KiB per session |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let mut ids = Vec::new();
+    for &count in &s.counts {
+        let more = count.saturating_sub(ids.len());
+        ids.extend(open(&endpoint, &key, more, s.concurrency).await);
+        let now = settled_rss(&worker).await;
+        row(
+            "idle sessions, just opened",
+            ids.len(),
+            base,
+            now,
+            live().await,
+        );
+        all_parked(&worker, &endpoint, &key, ACTIVITY).await;
+        let now = settled_rss(&worker).await;
+        row("idle sessions, parked", ids.len(), base, now, live().await);
+    }
+    let before = settled_rss(&worker).await;
+    let streams = s.streams.min(ids.len());
+    let http = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .build()
+        .unwrap();
+    let mut open_streams = Vec::new();
+    for id in &ids[..streams] {
+        let r = http
+            .get(&endpoint)
+            .bearer_auth(&key)
+            .header("accept", "text/event-stream")
+            .header("mcp-protocol-version", VERSION)
+            .header("mcp-session-id", id)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "GET refused: {}", r.status());
+        open_streams.push(r.bytes_stream());
+    }
+    let now = settled_rss(&worker).await;
+    row(
+        "a GET stream open on each (each session back in memory)",
+        streams,
+        before,
+        now,
+        live().await,
+    );
+    drop(open_streams);
+    all_parked(&worker, &endpoint, &key, ACTIVITY).await;
+    let before = settled_rss(&worker).await;
+    let modern = reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .build()
+        .unwrap();
+    for _ in 0..s.modern {
+        assert!(
+            switchyard_tests::modern::list(&modern, &endpoint, &key)
+                .await
+                .ok()
+        );
+    }
+    let now = settled_rss(&worker).await;
+    row(
+        "2026-07-28 requests (no session)",
+        s.modern,
+        before,
+        now,
+        live().await,
+    );
+}

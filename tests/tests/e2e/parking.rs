@@ -1,0 +1,217 @@
+//! Idle sessions leave a worker's memory and come back on use; a worker holds a bounded
+//! number of sessions and refuses more with a reason rather than running out of memory.
+//! Attacks: a session with a GET stream open must never be cut off by parking, and a
+//! tenant must not get past its session cap by letting sessions park.
+
+use serde_json::json;
+use std::time::Duration;
+use switchyard_tests::admin::*;
+use switchyard_tests::upstream::TestUpstream;
+use switchyard_tests::{Stack, Worker, assert_eventually, install_tls, legacy, mcp_connector};
+
+const DEADLINE: Duration = Duration::from_secs(20);
+
+struct Env {
+    stack: Stack,
+    upstream: TestUpstream,
+    http: reqwest::Client,
+}
+
+impl Env {
+    async fn start() -> Self {
+        install_tls();
+        Self {
+            stack: Stack::builder().workers(0).start().await,
+            upstream: TestUpstream::start("A").await,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Tenant `slug` with at most `max_sessions` sessions (0: unlimited), connector `a`,
+    /// once `worker` serves it.
+    async fn tenant(&self, worker: &Worker, slug: &str, max_sessions: u32) -> String {
+        self.stack
+            .cp
+            .tenants()
+            .create_tenant(CreateTenantRequest {
+                slug: slug.into(),
+                quotas: Some(Quotas {
+                    max_sessions: (max_sessions > 0).then_some(max_sessions),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        self.stack
+            .cp
+            .connectors()
+            .create_connector(mcp_connector(slug, "a", &self.upstream.url, &[]))
+            .await
+            .unwrap();
+        let key = self.stack.cp.api_key(slug).await;
+        let endpoint = worker.endpoint(slug);
+        assert_eventually!(
+            switchyard_tests::modern::list(&self.http, &endpoint, &key)
+                .await
+                .ok(),
+            DEADLINE,
+            "{slug} is not served"
+        );
+        key
+    }
+
+    async fn open(&self, worker: &Worker, slug: &str, key: &str) -> legacy::Session {
+        legacy::Session::open(&self.http, &worker.endpoint(slug), key).await
+    }
+
+    /// The upstream session ids the upstream has seen requests on.
+    fn upstream_sessions(&self) -> std::collections::BTreeSet<String> {
+        self.upstream
+            .seen_headers()
+            .iter()
+            .filter_map(|h| h.get("mcp-session-id")?.to_str().ok().map(str::to_owned))
+            .collect()
+    }
+}
+
+async fn metric(worker: &Worker, series: &str) -> f64 {
+    worker.metric(series).await.unwrap_or(0.0)
+}
+
+const PARKED: &str = "switchyard_worker_sessions_parked_total";
+const LIVE: &str = "switchyard_worker_sessions_live";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_session_is_parked_and_its_next_call_brings_it_back_with_its_upstream_session() {
+    let env = Env::start().await;
+    let worker = env
+        .stack
+        .start_worker(|c| c.session_park_after = Duration::from_secs(1))
+        .await;
+    let key = env.tenant(&worker, "idle", 0).await;
+    let session = env.open(&worker, "idle", &key).await;
+    let first = session.call("a__echo", json!({"text": "one"})).await;
+    assert!(first.ok(), "{first:?}");
+    assert_eq!(env.upstream_sessions().len(), 1);
+
+    assert_eventually!(
+        metric(&worker, PARKED).await >= 1.0 && metric(&worker, LIVE).await == 0.0,
+        DEADLINE,
+        "the idle session was never parked"
+    );
+    let again = session.call("a__echo", json!({"text": "two"})).await;
+    assert!(again.ok(), "a parked session did not come back: {again:?}");
+    // It carried on with the upstream session it had.
+    let seen = env.upstream_sessions();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_with_a_get_stream_open_is_not_parked() {
+    let env = Env::start().await;
+    let worker = env
+        .stack
+        .start_worker(|c| c.session_park_after = Duration::from_secs(1))
+        .await;
+    let key = env.tenant(&worker, "streams", 0).await;
+    let watched = env.open(&worker, "streams", &key).await;
+    let idle = env.open(&worker, "streams", &key).await;
+    let stream = watched.stream().await;
+    assert_eq!(stream.status(), 200);
+    let mut stream = stream.bytes_stream();
+
+    // The idle session, opened after the watched one, is parked; the watched one, whose
+    // stream is open, stays.
+    assert_eventually!(
+        metric(&worker, PARKED).await >= 1.0,
+        DEADLINE,
+        "the idle session was never parked"
+    );
+    assert_eq!(metric(&worker, PARKED).await, 1.0);
+    assert_eq!(metric(&worker, LIVE).await, 1.0);
+    use futures::StreamExt as _;
+    let next = tokio::time::timeout(Duration::from_millis(200), stream.next()).await;
+    assert!(
+        !matches!(next, Ok(None) | Ok(Some(Err(_)))),
+        "the GET stream was ended: {next:?}"
+    );
+    assert!(idle.call("a__echo", json!({"text": "x"})).await.ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_over_the_workers_cap_are_refused_and_the_worker_goes_on() {
+    let env = Env::start().await;
+    let worker = env.stack.start_worker(|c| c.max_sessions = 2).await;
+    let key = env.tenant(&worker, "crowd", 0).await;
+    let endpoint = worker.endpoint("crowd");
+    let first = env.open(&worker, "crowd", &key).await;
+    let second = env.open(&worker, "crowd", &key).await;
+
+    let r = env
+        .http
+        .post(&endpoint)
+        .bearer_auth(&key)
+        .header("accept", "application/json, text/event-stream")
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "third", "version": "1"}}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().contains_key("retry-after"));
+    assert!(!r.headers().contains_key("mcp-session-id"));
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        body["error"]["data"]["reason"], "worker_sessions_full",
+        "{body}"
+    );
+    assert_eq!(
+        metric(
+            &worker,
+            "switchyard_worker_limited_total{reason=\"worker_sessions_full\"}"
+        )
+        .await,
+        1.0
+    );
+
+    for s in [&first, &second] {
+        assert!(s.call("a__echo", json!({"text": "x"})).await.ok());
+    }
+    // A session ended makes room for another.
+    assert_eq!(first.close().await, 204);
+    let third = env.open(&worker, "crowd", &key).await;
+    assert!(third.call("a__echo", json!({"text": "y"})).await.ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_parked_session_comes_back_only_under_its_tenants_session_cap() {
+    let env = Env::start().await;
+    let worker = env
+        .stack
+        .start_worker(|c| c.session_park_after = Duration::from_secs(1))
+        .await;
+    let key = env.tenant(&worker, "capped", 1).await;
+    let parked = env.open(&worker, "capped", &key).await;
+    assert_eventually!(
+        metric(&worker, PARKED).await >= 1.0,
+        DEADLINE,
+        "the idle session was never parked"
+    );
+    // Its place is free while it is parked: another session opens (and stays live while
+    // its GET stream is open)...
+    let other = env.open(&worker, "capped", &key).await;
+    let stream = other.stream().await;
+    assert_eq!(stream.status(), 200);
+    // ...and the parked one cannot come back past the cap while the other is live.
+    let refused = parked.call("a__echo", json!({"text": "x"})).await;
+    assert_eq!(refused.status, 429, "{refused:?}");
+    assert_eq!(refused.body["error"]["data"]["reason"], "session_limit");
+    drop(stream);
+    assert_eq!(other.close().await, 204);
+    let back = parked.call("a__echo", json!({"text": "x"})).await;
+    assert!(back.ok(), "{back:?}");
+}

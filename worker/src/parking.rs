@@ -1,0 +1,171 @@
+//! Idle client sessions leave memory. A live session costs its serving stack (rmcp's
+//! session worker and service loop, their channels, the client session's state: about
+//! 110 KiB); an idle one needs only its shared records (`sessions`), from which rmcp
+//! restores it on the worker its next request reaches, as it does after a hand-over.
+//!
+//! Each request on a session is in use from when it passes the gate until its answer
+//! (a stream included) ends; a session nobody has used for `after`, with nothing in use
+//! (no request in flight, no GET stream open), is parked: closed in memory, its records
+//! kept. A request arriving while its session is being parked waits until it is gone,
+//! then restores it, so parking never cuts a request off.
+
+use crate::sync::lock;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+#[derive(Debug)]
+struct Use {
+    /// Requests and streams of the session in use now.
+    in_use: usize,
+    /// When the last of them ended (or the session was first seen).
+    last: Instant,
+    /// Chosen to be parked: requests wait until it is.
+    parking: bool,
+}
+
+impl Use {
+    fn new() -> Self {
+        Self {
+            in_use: 0,
+            last: Instant::now(),
+            parking: false,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Parking {
+    after: Duration,
+    uses: Mutex<HashMap<String, Use>>,
+    parked: Notify,
+}
+
+/// A request or stream of a session in use; dropped when its answer has ended.
+#[derive(Debug)]
+pub struct InUse {
+    parking: Arc<Parking>,
+    id: String,
+}
+
+impl Drop for InUse {
+    fn drop(&mut self) {
+        if let Some(u) = lock(&self.parking.uses).get_mut(&self.id) {
+            u.in_use = u.in_use.saturating_sub(1);
+            u.last = Instant::now();
+        }
+    }
+}
+
+impl Parking {
+    /// Parks sessions nobody used for `after`.
+    pub fn new(after: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            after,
+            uses: Mutex::default(),
+            parked: Notify::new(),
+        })
+    }
+
+    /// Marks session `id` in use until the returned guard is dropped; waits first while it
+    /// is being parked.
+    pub async fn enter(self: &Arc<Self>, id: &str) -> InUse {
+        loop {
+            let wait = {
+                let mut uses = lock(&self.uses);
+                let u = uses.entry(id.to_owned()).or_insert_with(Use::new);
+                if !u.parking {
+                    u.in_use += 1;
+                    return InUse {
+                        parking: self.clone(),
+                        id: id.to_owned(),
+                    };
+                }
+                // Created under the lock, so the wake-up after parking is not missed.
+                self.parked.notified()
+            };
+            wait.await;
+        }
+    }
+
+    /// Records a session just opened, so its idle time counts from now.
+    pub fn opened(&self, id: &str) {
+        lock(&self.uses).insert(id.to_owned(), Use::new());
+    }
+
+    /// Of the sessions `live` in memory, those to park now (each marked as being parked:
+    /// `parked` must follow). Sessions no longer live are forgotten; live ones not seen
+    /// before count as used now.
+    pub fn idle(&self, live: &[String]) -> Vec<String> {
+        let mut uses = lock(&self.uses);
+        let live_set: std::collections::HashSet<&str> = live.iter().map(String::as_str).collect();
+        uses.retain(|id, u| u.in_use > 0 || live_set.contains(id.as_str()));
+        let mut idle = Vec::new();
+        for id in live {
+            let u = uses.entry(id.clone()).or_insert_with(Use::new);
+            if u.in_use == 0 && !u.parking && u.last.elapsed() >= self.after {
+                u.parking = true;
+                idle.push(id.clone());
+            }
+        }
+        idle
+    }
+
+    /// Session `id` has been closed in memory: requests waiting for it go on (and restore
+    /// it).
+    pub fn parked(&self, id: &str) {
+        lock(&self.uses).remove(id);
+        self.parked.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[tokio::test]
+    async fn only_sessions_idle_long_enough_with_nothing_in_use_are_parked() {
+        let parking = Parking::new(Duration::ZERO);
+        let busy = parking.enter("busy").await;
+        assert_eq!(parking.idle(&ids(&["busy", "quiet"])), ids(&["quiet"]));
+        // Chosen once: a second sweep before it is closed does not choose it again.
+        assert!(parking.idle(&ids(&["busy", "quiet"])).is_empty());
+        drop(busy);
+        assert_eq!(parking.idle(&ids(&["busy"])), ids(&["busy"]));
+
+        let patient = Parking::new(Duration::from_secs(3600));
+        patient.opened("new");
+        assert!(patient.idle(&ids(&["new", "unseen"])).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_request_on_a_session_being_parked_waits_until_it_is_gone() {
+        let parking = Parking::new(Duration::ZERO);
+        assert_eq!(parking.idle(&ids(&["s"])), ids(&["s"]));
+        let waiting = tokio::spawn({
+            let parking = parking.clone();
+            async move { parking.enter("s").await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "entered a session being parked");
+        parking.parked("s");
+        let in_use = waiting.await.unwrap();
+        // It is in use again (restored): not parked while the request goes on.
+        assert!(parking.idle(&ids(&["s"])).is_empty());
+        drop(in_use);
+    }
+
+    #[test]
+    fn sessions_gone_from_memory_are_forgotten() {
+        let parking = Parking::new(Duration::from_secs(3600));
+        parking.opened("a");
+        parking.opened("b");
+        parking.idle(&ids(&["a"]));
+        assert_eq!(lock(&parking.uses).len(), 1);
+    }
+}
