@@ -47,6 +47,8 @@ pub struct Metrics {
     /// Client sessions in memory, and those parked (see `parking`).
     pub sessions_live: Gauge,
     pub sessions_parked: Counter,
+    /// GET streams of sessions not in memory (see `http::quiet`).
+    pub quiet_streams: Gauge,
     /// The process's resident memory.
     resident_memory: Gauge,
     /// Live workers this worker shares tenant limits with (itself included).
@@ -82,6 +84,7 @@ impl Metrics {
             in_flight: Gauge::default(),
             sessions_live: Gauge::default(),
             sessions_parked: Counter::default(),
+            quiet_streams: Gauge::default(),
             resident_memory: Gauge::default(),
             fleet_size: Gauge::default(),
             breakers: Family::<BreakerLabel, Gauge>::default(),
@@ -101,6 +104,7 @@ impl Metrics {
             disconnected_since: Mutex::new(None),
         };
         metrics.register();
+        metrics.register_sessions();
         metrics
     }
 
@@ -121,21 +125,6 @@ impl Metrics {
             "in_flight",
             "MCP requests being served",
             self.in_flight.clone(),
-        );
-        r.register(
-            "sessions_live",
-            "Client sessions held in memory (idle ones are parked and restored on use)",
-            self.sessions_live.clone(),
-        );
-        r.register(
-            "sessions_parked",
-            "Idle client sessions let go of from memory, their records kept",
-            self.sessions_parked.clone(),
-        );
-        r.register(
-            "resident_memory_bytes",
-            "Resident memory of the worker process",
-            self.resident_memory.clone(),
         );
         r.register(
             "fleet_size",
@@ -185,6 +174,30 @@ impl Metrics {
             self.requests.clone(),
         );
         r.register("auth_failures", "MCP requests refused at authentication (missing_credential, invalid_credential, auth_busy, too_many_attempts, tenant_suspended)", self.auth_failures.clone());
+    }
+
+    fn register_sessions(&mut self) {
+        let r = &mut self.registry;
+        r.register(
+            "sessions_live",
+            "Client sessions held in memory (idle ones are parked and restored on use)",
+            self.sessions_live.clone(),
+        );
+        r.register(
+            "sessions_parked",
+            "Idle client sessions let go of from memory, their records kept",
+            self.sessions_parked.clone(),
+        );
+        r.register(
+            "quiet_streams",
+            "GET streams of parked sessions, answered without bringing the session back",
+            self.quiet_streams.clone(),
+        );
+        r.register(
+            "resident_memory_bytes",
+            "Resident memory of the worker process",
+            self.resident_memory.clone(),
+        );
     }
 
     /// Samples the bus connection; call about once a second.

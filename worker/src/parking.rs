@@ -4,10 +4,13 @@
 //! restores it on the worker its next request reaches, as it does after a hand-over.
 //!
 //! Each request on a session is in use from when it passes the gate until its answer
-//! (a stream included) ends; a session nobody has used for `after`, with nothing in use
-//! (no request in flight, no GET stream open), is parked: closed in memory, its records
-//! kept. A request arriving while its session is being parked waits until it is gone,
-//! then restores it, so parking never cuts a request off.
+//! (a stream included) ends; a session with no request in flight for `after` is parked:
+//! closed in memory, its records kept. A GET stream keeps its session in memory only while
+//! the session holds upstream sessions (`Anchor`), whose notifications the stream carries;
+//! otherwise rmcp ends the stream with the session and the client's next GET gets a quiet
+//! stream (`http::quiet`) that holds no session. A request arriving while its session is
+//! being parked waits until it is gone, then restores it, so parking never cuts a request
+//! off.
 
 use crate::sync::lock;
 use std::collections::HashMap;
@@ -17,22 +20,47 @@ use tokio::sync::Notify;
 
 #[derive(Debug)]
 struct Use {
-    /// Requests and streams of the session in use now.
-    in_use: usize,
-    /// When the last of them ended (or the session was first seen).
+    /// Requests of the session in flight now.
+    requests: usize,
+    /// GET streams of the session open now.
+    streams: usize,
+    /// When the last request or stream ended (or the session was first seen).
     last: Instant,
     /// Chosen to be parked: requests wait until it is.
     parking: bool,
+    /// The session holds upstream sessions in memory.
+    anchored: bool,
 }
 
 impl Use {
     fn new() -> Self {
         Self {
-            in_use: 0,
+            requests: 0,
+            streams: 0,
             last: Instant::now(),
             parking: false,
+            anchored: false,
         }
     }
+
+    fn in_use(&self) -> bool {
+        self.requests + self.streams > 0
+    }
+
+    /// Whether the session can be let go of now, given how long it must have been idle.
+    fn idle(&self, after: Duration) -> bool {
+        self.requests == 0
+            && (self.streams == 0 || !self.anchored)
+            && !self.parking
+            && self.last.elapsed() >= after
+    }
+}
+
+/// What a session is used by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Request,
+    Stream,
 }
 
 #[derive(Debug)]
@@ -47,13 +75,33 @@ pub struct Parking {
 pub struct InUse {
     parking: Arc<Parking>,
     id: String,
+    kind: Kind,
 }
 
 impl Drop for InUse {
     fn drop(&mut self) {
         if let Some(u) = lock(&self.parking.uses).get_mut(&self.id) {
-            u.in_use = u.in_use.saturating_sub(1);
+            match self.kind {
+                Kind::Request => u.requests = u.requests.saturating_sub(1),
+                Kind::Stream => u.streams = u.streams.saturating_sub(1),
+            }
             u.last = Instant::now();
+        }
+    }
+}
+
+/// Lets the handler of a request mark its session as holding upstream sessions.
+#[derive(Debug, Clone)]
+pub struct Anchor {
+    parking: Arc<Parking>,
+    id: String,
+}
+
+impl Anchor {
+    /// The session now holds an upstream session in memory.
+    pub fn hold(&self) {
+        if let Some(u) = lock(&self.parking.uses).get_mut(&self.id) {
+            u.anchored = true;
         }
     }
 }
@@ -68,24 +116,37 @@ impl Parking {
         })
     }
 
-    /// Marks session `id` in use until the returned guard is dropped; waits first while it
-    /// is being parked.
-    pub async fn enter(self: &Arc<Self>, id: &str) -> InUse {
+    /// Marks session `id` in use by a `kind` until the returned guard is dropped; waits
+    /// first while it is being parked.
+    pub async fn enter(self: &Arc<Self>, id: &str, kind: Kind) -> InUse {
         loop {
             let wait = {
                 let mut uses = lock(&self.uses);
                 let u = uses.entry(id.to_owned()).or_insert_with(Use::new);
                 if !u.parking {
-                    u.in_use += 1;
+                    match kind {
+                        Kind::Request => u.requests += 1,
+                        Kind::Stream => u.streams += 1,
+                    }
                     return InUse {
                         parking: self.clone(),
                         id: id.to_owned(),
+                        kind,
                     };
                 }
                 // Created under the lock, so the wake-up after parking is not missed.
                 self.parked.notified()
             };
             wait.await;
+        }
+    }
+
+    /// The handle a request's handler marks session `id` with when it opens an upstream
+    /// session for it.
+    pub fn anchor(self: &Arc<Self>, id: &str) -> Anchor {
+        Anchor {
+            parking: self.clone(),
+            id: id.to_owned(),
         }
     }
 
@@ -100,11 +161,11 @@ impl Parking {
     pub fn idle(&self, live: &[String]) -> Vec<String> {
         let mut uses = lock(&self.uses);
         let live_set: std::collections::HashSet<&str> = live.iter().map(String::as_str).collect();
-        uses.retain(|id, u| u.in_use > 0 || live_set.contains(id.as_str()));
+        uses.retain(|id, u| u.in_use() || live_set.contains(id.as_str()));
         let mut idle = Vec::new();
         for id in live {
             let u = uses.entry(id.clone()).or_insert_with(Use::new);
-            if u.in_use == 0 && !u.parking && u.last.elapsed() >= self.after {
+            if u.idle(self.after) {
                 u.parking = true;
                 idle.push(id.clone());
             }
@@ -131,7 +192,7 @@ mod tests {
     #[tokio::test]
     async fn only_sessions_idle_long_enough_with_nothing_in_use_are_parked() {
         let parking = Parking::new(Duration::ZERO);
-        let busy = parking.enter("busy").await;
+        let busy = parking.enter("busy", Kind::Request).await;
         assert_eq!(parking.idle(&ids(&["busy", "quiet"])), ids(&["quiet"]));
         // Chosen once: a second sweep before it is closed does not choose it again.
         assert!(parking.idle(&ids(&["busy", "quiet"])).is_empty());
@@ -149,7 +210,7 @@ mod tests {
         assert_eq!(parking.idle(&ids(&["s"])), ids(&["s"]));
         let waiting = tokio::spawn({
             let parking = parking.clone();
-            async move { parking.enter("s").await }
+            async move { parking.enter("s", Kind::Request).await }
         });
         tokio::task::yield_now().await;
         assert!(!waiting.is_finished(), "entered a session being parked");
@@ -167,5 +228,18 @@ mod tests {
         parking.opened("b");
         parking.idle(&ids(&["a"]));
         assert_eq!(lock(&parking.uses).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_get_stream_keeps_its_session_only_while_it_holds_upstream_sessions() {
+        let parking = Parking::new(Duration::ZERO);
+        let quiet = parking.enter("quiet", Kind::Stream).await;
+        let anchored = parking.enter("anchored", Kind::Stream).await;
+        let call = parking.enter("anchored", Kind::Request).await;
+        parking.anchor("anchored").hold();
+        drop(call);
+        assert_eq!(parking.idle(&ids(&["quiet", "anchored"])), ids(&["quiet"]));
+        drop((quiet, anchored));
+        assert_eq!(parking.idle(&ids(&["anchored"])), ids(&["anchored"]));
     }
 }

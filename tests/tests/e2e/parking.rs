@@ -1,13 +1,17 @@
 //! Idle sessions leave a worker's memory and come back on use; a worker holds a bounded
 //! number of sessions and refuses more with a reason rather than running out of memory.
-//! Attacks: a session with a GET stream open must never be cut off by parking, and a
-//! tenant must not get past its session cap by letting sessions park.
+//! A parked session's GET stream is answered without bringing it back. Attacks: a session
+//! whose stream relays upstream notifications must not be let go of, a revoked key's
+//! quiet stream must close, and a tenant must not get past its session cap by letting
+//! sessions park.
 
 use serde_json::json;
 use std::time::Duration;
 use switchyard_tests::admin::*;
 use switchyard_tests::upstream::TestUpstream;
-use switchyard_tests::{Stack, Worker, assert_eventually, install_tls, legacy, mcp_connector};
+use switchyard_tests::{
+    Stack, Worker, assert_eventually, install_tls, legacy, mcp_connector, within,
+};
 
 const DEADLINE: Duration = Duration::from_secs(20);
 
@@ -80,6 +84,24 @@ async fn metric(worker: &Worker, series: &str) -> f64 {
 }
 
 const PARKED: &str = "switchyard_worker_sessions_parked_total";
+
+/// Waits until `worker` has parked a session.
+async fn one_parked(worker: &Worker) {
+    assert_eventually!(
+        metric(worker, PARKED).await >= 1.0,
+        DEADLINE,
+        "no session was parked"
+    );
+}
+
+/// Waits until `worker` has `n` quiet streams open.
+async fn quiet_streams(worker: &Worker, n: f64) {
+    assert_eventually!(
+        metric(worker, "switchyard_worker_quiet_streams").await == n,
+        DEADLINE,
+        "not {n} quiet streams"
+    );
+}
 const LIVE: &str = "switchyard_worker_sessions_live";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,35 +130,100 @@ async fn an_idle_session_is_parked_and_its_next_call_brings_it_back_with_its_ups
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_session_with_a_get_stream_open_is_not_parked() {
+async fn a_get_stream_keeps_its_session_only_while_the_session_holds_upstream_sessions() {
     let env = Env::start().await;
     let worker = env
         .stack
         .start_worker(|c| c.session_park_after = Duration::from_secs(1))
         .await;
     let key = env.tenant(&worker, "streams", 0).await;
-    let watched = env.open(&worker, "streams", &key).await;
-    let idle = env.open(&worker, "streams", &key).await;
-    let stream = watched.stream().await;
-    assert_eq!(stream.status(), 200);
-    let mut stream = stream.bytes_stream();
-
-    // The idle session, opened after the watched one, is parked; the watched one, whose
-    // stream is open, stays.
-    assert_eventually!(
-        metric(&worker, PARKED).await >= 1.0,
-        DEADLINE,
-        "the idle session was never parked"
+    // One session has called a tool (it holds an upstream session whose notifications
+    // its stream relays); the other has not. Both have a GET stream open.
+    let relaying = env.open(&worker, "streams", &key).await;
+    assert!(relaying.call("a__echo", json!({"text": "x"})).await.ok());
+    let quiet = env.open(&worker, "streams", &key).await;
+    let relaying_stream = relaying.stream().await;
+    let quiet_stream = quiet.stream().await;
+    assert_eq!(
+        (
+            relaying_stream.status().as_u16(),
+            quiet_stream.status().as_u16()
+        ),
+        (200, 200)
     );
+    let mut relaying_stream = relaying_stream.bytes_stream();
+
+    // The quiet one is let go of, its stream with it; the relaying one stays, stream open.
+    within(
+        DEADLINE,
+        "the quiet session's stream ends",
+        quiet_stream.bytes(),
+    )
+    .await
+    .ok();
+    one_parked(&worker).await;
     assert_eq!(metric(&worker, PARKED).await, 1.0);
     assert_eq!(metric(&worker, LIVE).await, 1.0);
     use futures::StreamExt as _;
-    let next = tokio::time::timeout(Duration::from_millis(200), stream.next()).await;
+    let next = tokio::time::timeout(Duration::from_millis(200), relaying_stream.next()).await;
     assert!(
         !matches!(next, Ok(None) | Ok(Some(Err(_)))),
-        "the GET stream was ended: {next:?}"
+        "the relaying session's stream was ended: {next:?}"
     );
-    assert!(idle.call("a__echo", json!({"text": "x"})).await.ok());
+
+    // The client opens its GET stream again: the worker answers it without bringing the
+    // session back into memory.
+    let again = quiet.stream().await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(
+        again.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    quiet_streams(&worker, 1.0).await;
+    assert_eq!(metric(&worker, LIVE).await, 1.0);
+    // A request brings the session back and ends the quiet stream, so the client's next
+    // GET reaches the session.
+    let ended = tokio::spawn(again.bytes());
+    assert!(quiet.call("a__echo", json!({"text": "y"})).await.ok());
+    within(DEADLINE, "the quiet stream ends", ended)
+        .await
+        .unwrap()
+        .ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_keys_quiet_stream_is_closed() {
+    let env = Env::start().await;
+    let worker = env
+        .stack
+        .start_worker(|c| c.session_park_after = Duration::from_secs(1))
+        .await;
+    let key = env.tenant(&worker, "revoked", 0).await;
+    let session = env.open(&worker, "revoked", &key).await;
+    one_parked(&worker).await;
+    let stream = session.stream().await;
+    assert_eq!(stream.status(), 200);
+    quiet_streams(&worker, 1.0).await;
+    let ended = tokio::spawn(stream.bytes());
+    let key_id = switchyard_common::apikey::parse(&key)
+        .unwrap()
+        .0
+        .to_string();
+    env.stack
+        .cp
+        .keys_api()
+        .revoke_api_key(RevokeApiKeyRequest {
+            tenant: "revoked".into(),
+            id: key_id,
+        })
+        .await
+        .unwrap();
+    within(DEADLINE, "the quiet stream is closed", ended)
+        .await
+        .unwrap()
+        .ok();
+    let refused = session.stream().await;
+    assert_eq!(refused.status(), 401);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,14 +283,11 @@ async fn a_parked_session_comes_back_only_under_its_tenants_session_cap() {
         .await;
     let key = env.tenant(&worker, "capped", 1).await;
     let parked = env.open(&worker, "capped", &key).await;
-    assert_eventually!(
-        metric(&worker, PARKED).await >= 1.0,
-        DEADLINE,
-        "the idle session was never parked"
-    );
-    // Its place is free while it is parked: another session opens (and stays live while
-    // its GET stream is open)...
+    one_parked(&worker).await;
+    // Its place is free while it is parked: another session opens (and stays in memory
+    // while its GET stream may relay its upstream session)...
     let other = env.open(&worker, "capped", &key).await;
+    assert!(other.call("a__echo", json!({"text": "x"})).await.ok());
     let stream = other.stream().await;
     assert_eq!(stream.status(), 200);
     // ...and the parked one cannot come back past the cap while the other is live.

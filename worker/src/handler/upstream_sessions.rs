@@ -95,6 +95,7 @@ impl Gateway {
                 .await;
         }
         sessions.insert(c.name.clone(), session.clone());
+        anchor(ctx);
         lock(&self.core.open).push((
             tenant.slug.to_string(),
             c.name.clone(),
@@ -194,6 +195,18 @@ impl Gateway {
         lock(&self.client.recorded)
             .insert(c.name.clone(), assigned)
             .is_some()
+    }
+}
+
+/// Marks the client session of `ctx` as holding an upstream session: it is not let go of
+/// while its GET stream may relay this one's notifications (see `parking`).
+fn anchor(ctx: &RequestContext<RoleServer>) {
+    if let Some(anchor) = ctx
+        .extensions
+        .get::<http::request::Parts>()
+        .and_then(|p| p.extensions.get::<crate::parking::Anchor>())
+    {
+        anchor.hold();
     }
 }
 

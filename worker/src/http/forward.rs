@@ -47,6 +47,10 @@ pub(super) async fn forward(
         app.sessions.forget(principal.tenant.as_str(), id).await;
         app.admission.session_closed(id);
     }
+    if let Some(id) = &session {
+        // The handler marks the session when it opens an upstream session for it.
+        req.extensions_mut().insert(app.parking.anchor(id));
+    }
     req.extensions_mut().insert(principal.clone());
     if let Some(admitted) = &held.admitted {
         // The handler holds the places too, until its upstream work has ended: a client
@@ -59,6 +63,11 @@ pub(super) async fn forward(
         .scope(tenant, app.mcp.handle(req))
         .await
         .map(Body::new);
+    if let Some(id) = &session {
+        // The session is in memory now (or ended): its quiet streams end, and the client's
+        // next GET reaches the session itself.
+        app.quiet.close(id);
+    }
     if held.admitted.is_some() || held.in_use.is_some() {
         use http_body_util::BodyExt as _;
         response = response.map(|body| {

@@ -10,6 +10,8 @@ mod admit;
 mod forward;
 pub(crate) mod gate;
 mod probes;
+mod quiet;
+mod residency;
 mod serve;
 
 pub use probes::serve_metrics;
@@ -22,6 +24,7 @@ use crate::handler::Gateway;
 use crate::limits::Admission;
 use crate::metrics::{Metrics, ReasonLabel, StatusLabel};
 use crate::ordered::OrderedSessions;
+use crate::parking::Kind;
 use crate::policy::Policies;
 use crate::sessions::SessionRecords;
 use crate::upstream::Upstreams;
@@ -65,6 +68,10 @@ pub struct App {
     parking: Arc<crate::parking::Parking>,
     /// Sessions this worker holds in memory at most.
     max_sessions: usize,
+    /// GET streams of sessions not in memory.
+    quiet: Arc<quiet::Quiet>,
+    /// Ends when the worker drains.
+    cancel: CancellationToken,
 }
 
 impl std::fmt::Debug for App {
@@ -100,7 +107,7 @@ impl App {
         );
         let breakers = gateway.clone();
         let mut mcp_config = StreamableHttpServerConfig::default()
-            .with_cancellation_token(cancel)
+            .with_cancellation_token(cancel.clone())
             .with_max_request_body_bytes(config.max_body_bytes);
         // Sessions opened on another worker are restored from the shared store.
         mcp_config.session_store = Some(sessions.rmcp_store());
@@ -146,56 +153,9 @@ impl App {
             bounds: config.bounds.clone(),
             parking: crate::parking::Parking::new(config.session_park_after),
             max_sessions: config.max_sessions,
+            quiet: quiet::Quiet::new(config.session_idle),
+            cancel,
         }))
-    }
-
-    /// The sessions in memory here.
-    async fn live_sessions(&self) -> Vec<String> {
-        let sessions = self.local_sessions.inner.sessions.read().await;
-        sessions.keys().map(|k| k.to_string()).collect()
-    }
-
-    /// Parks sessions idle for long enough (see `parking`), then drops sessions no longer
-    /// in memory from the per-tenant session counts.
-    pub async fn prune_sessions(&self) {
-        use rmcp::transport::streamable_http_server::session::SessionManager as _;
-        let live = self.live_sessions().await;
-        let idle = self.parking.idle(&live);
-        for id in &idle {
-            let _ = self.local_sessions.close_session(&id.as_str().into()).await;
-            self.parking.parked(id);
-        }
-        self.metrics.sessions_parked.inc_by(idle.len() as u64);
-        let alive: std::collections::HashSet<String> =
-            self.live_sessions().await.into_iter().collect();
-        self.metrics.sessions_live.set(alive.len() as i64);
-        self.admission.retain_sessions(|id| alive.contains(id));
-    }
-
-    /// Refuses a request that would bring one more session into memory (`session`, when
-    /// it is parked, or a new one) over this worker's cap; one of `tenant`'s parked
-    /// sessions also over its own cap, as a new one would be.
-    async fn room_for(
-        &self,
-        tenant: &crate::policy::Tenant,
-        session: Option<&str>,
-    ) -> Result<(), Error> {
-        let sessions = self.local_sessions.inner.sessions.read().await;
-        if let Some(id) = session
-            && sessions.contains_key(id)
-        {
-            return Ok(());
-        }
-        if sessions.len() >= self.max_sessions {
-            return Err(Error::Limited(crate::limits::Refusal::WorkerSessions));
-        }
-        drop(sessions);
-        if session.is_some() {
-            self.admission
-                .room_for_session(tenant.slug.as_str(), tenant.quotas.max_sessions)
-                .map_err(Error::Limited)?;
-        }
-        Ok(())
     }
 
     /// Lets go of state nothing needs any more (see `Gateway::sweep`), and of sessions
@@ -267,6 +227,9 @@ impl App {
             let _ = self.local_sessions.close_session(&id.clone().into()).await;
             closed += 1;
         }
+        closed += self.quiet.close_lost(slug, |p| {
+            crate::access::lost(p, tenant.as_deref()).is_some()
+        });
         if stopped + closed > 0 {
             tracing::info!(
                 tenant = slug,
@@ -367,8 +330,22 @@ async fn mcp(app: &App, tenant: &str, mut req: Request<Body>) -> Result<Response
         let _ = app.local_sessions.close_session(&id.clone().into()).await;
         return Err(Error::SessionNotFound.into());
     }
+    let is_get = req.method() == http::Method::GET;
+    if is_get
+        && let Some(id) = &session
+        && quiet::wanted(req.headers())
+    {
+        let admitted = admit::admit_stream(&app.admission, &policy)?;
+        // Registered before the session is looked for, so a request bringing it back
+        // meanwhile ends this stream (see `quiet`).
+        let registration = app.quiet.register(id, &principal);
+        if !app.is_live(id).await {
+            return Ok(quiet::response(registration, admitted, app.cancel.clone()));
+        }
+    }
+    let kind = if is_get { Kind::Stream } else { Kind::Request };
     let in_use = match &session {
-        Some(id) => Some(app.parking.enter(id).await),
+        Some(id) => Some(app.parking.enter(id, kind).await),
         None => None,
     };
     if session.is_some() && req.method() != http::Method::DELETE {

@@ -101,8 +101,9 @@ async fn open(endpoint: &str, key: &str, n: usize, concurrency: usize) -> Vec<St
 }
 
 /// RSS of `worker` once it has settled (read until two readings a second apart agree
-/// within 1%), in KiB.
+/// within 1%, after one of the worker's sweeps, which update its session gauges), in KiB.
 async fn settled_rss(worker: &process::Process) -> u64 {
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     let mut last = worker.rss_kib();
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -154,17 +155,13 @@ async fn all_parked(worker: &process::Process, endpoint: &str, key: &str, activi
 pub(crate) async fn sessions(s: Sessions) {
     let (stack, upstream) = stack(0).await;
     let key = tenant(&stack.cp, &upstream.url, 100_000, 100_000).await;
-    let worker = process::worker_with(
-        &process::sibling_binary(),
-        &stack,
-        None,
-        &[
-            ("SWITCHYARD_MAX_SESSIONS", s.cap.to_string()),
-            ("SWITCHYARD_SESSION_PARK_AFTER", s.park_after.to_string()),
-            ("SWITCHYARD_MAX_CONNECTIONS", (s.streams + 1000).to_string()),
-        ],
-    )
-    .await;
+    let settings = [
+        ("SWITCHYARD_MAX_SESSIONS", s.cap.to_string()),
+        ("SWITCHYARD_SESSION_PARK_AFTER", s.park_after.to_string()),
+        ("SWITCHYARD_MAX_CONNECTIONS", (s.streams + 1000).to_string()),
+    ];
+    let bin = process::sibling_binary();
+    let worker = process::worker_with(&bin, &stack, None, &settings).await;
     let endpoint = format!("http://127.0.0.1:{}/t/bench/mcp", worker.port);
     served(&endpoint, &key).await;
     all_parked(&worker, &endpoint, &key, ACTIVITY).await;
@@ -190,7 +187,14 @@ pub(crate) async fn sessions(s: Sessions) {
         let now = settled_rss(&worker).await;
         row("idle sessions, parked", ids.len(), base, now, live().await);
     }
-    let before = settled_rss(&worker).await;
+    // The GET streams go to a second worker, which has not held these sessions: its
+    // memory before and after is what the streams cost, apart from what the first
+    // worker's allocator still keeps of the sessions it let go of.
+    let fresh = process::worker_with(&bin, &stack, None, &settings).await;
+    let fresh_endpoint = format!("http://127.0.0.1:{}/t/bench/mcp", fresh.port);
+    served(&fresh_endpoint, &key).await;
+    all_parked(&fresh, &fresh_endpoint, &key, 0).await;
+    let before = settled_rss(&fresh).await;
     let streams = s.streams.min(ids.len());
     let http = reqwest::Client::builder()
         .tcp_nodelay(true)
@@ -199,7 +203,7 @@ pub(crate) async fn sessions(s: Sessions) {
     let mut open_streams = Vec::new();
     for id in &ids[..streams] {
         let r = http
-            .get(&endpoint)
+            .get(&fresh_endpoint)
             .bearer_auth(&key)
             .header("accept", "text/event-stream")
             .header("mcp-protocol-version", VERSION)
@@ -210,13 +214,17 @@ pub(crate) async fn sessions(s: Sessions) {
         assert!(r.status().is_success(), "GET refused: {}", r.status());
         open_streams.push(r.bytes_stream());
     }
-    let now = settled_rss(&worker).await;
+    let now = settled_rss(&fresh).await;
+    let quiet = fresh
+        .metric("switchyard_worker_quiet_streams")
+        .await
+        .unwrap_or(f64::NAN);
     row(
-        "a GET stream open on each (each session back in memory)",
+        &format!("a GET stream on each, on a second worker ({quiet} quiet streams)"),
         streams,
         before,
         now,
-        live().await,
+        fresh.metric(LIVE).await.unwrap_or(f64::NAN),
     );
     drop(open_streams);
     all_parked(&worker, &endpoint, &key, ACTIVITY).await;
