@@ -61,8 +61,9 @@ pub struct Config {
     /// How long rmcp keeps a session without events in memory whatever is open on it
     /// (it can be restored later).
     pub session_idle: std::time::Duration,
-    /// How long a session with nothing in use (no request, no GET stream) stays in memory
-    /// before it is parked (see `parking`).
+    /// How long a session with no request in flight stays in memory before it is parked
+    /// (see `parking`); at least how long answers are kept for clients to resume
+    /// (`http::ANSWERED_KEPT_FOR`, 10 s), so a parked session has none to replay.
     pub session_park_after: std::time::Duration,
     /// Sessions this worker holds in memory at most; a request that would bring in
     /// another is refused (503, `Retry-After`), so clients land on another worker.

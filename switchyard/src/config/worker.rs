@@ -58,7 +58,7 @@ pub struct WorkerArgs {
     #[arg(long, env = "SWITCHYARD_MAX_SESSIONS")]
     max_sessions: Option<usize>,
     /// Seconds a session with no request in flight and no GET stream open stays in memory
-    /// before it is parked (restored from its records on its next request), 1 to 3600
+    /// before it is parked (restored from its records on its next request), 10 to 3600
     /// [default: 30].
     #[arg(long, env = "SWITCHYARD_SESSION_PARK_AFTER")]
     session_park_after: Option<u64>,
@@ -213,9 +213,10 @@ impl WorkerArgs {
             config.max_sessions = n;
         }
         if let Some(secs) = args.session_park_after {
-            if !(1..=3600).contains(&secs) {
+            if !(10..=3600).contains(&secs) {
                 bail!(
-                    "session-park-after (SWITCHYARD_SESSION_PARK_AFTER) is in seconds, 1 to 3600"
+                    "session-park-after (SWITCHYARD_SESSION_PARK_AFTER) is in seconds, 10 (how \
+                     long answers are kept for a client to resume) to 3600"
                 );
             }
             config.session_park_after = std::time::Duration::from_secs(secs);
@@ -429,15 +430,16 @@ mod tests {
         for (args, flag) in [
             (args(Some(0), None), "max-sessions"),
             (args(None, Some(0)), "session-park-after"),
+            (args(None, Some(9)), "session-park-after"),
             (args(None, Some(3601)), "session-park-after"),
         ] {
             let e = args.validate().unwrap_err();
             assert!(e.to_string().contains(flag), "{e} should name {flag}");
         }
-        let config = args(Some(5), Some(2)).validate().unwrap().config;
+        let config = args(Some(5), Some(12)).validate().unwrap().config;
         assert_eq!(
             (config.max_sessions, config.session_park_after),
-            (5, std::time::Duration::from_secs(2))
+            (5, std::time::Duration::from_secs(12))
         );
     }
 }

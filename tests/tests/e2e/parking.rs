@@ -299,3 +299,34 @@ async fn a_parked_session_comes_back_only_under_its_tenants_session_cap() {
     let back = parked.call("a__echo", json!({"text": "x"})).await;
     assert!(back.ok(), "{back:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sdk_client_carries_on_across_parking_with_its_get_stream() {
+    let env = Env::start().await;
+    let worker = env
+        .stack
+        .start_worker(|c| c.session_park_after = Duration::from_secs(1))
+        .await;
+    let key = env.tenant(&worker, "sdk", 0).await;
+    // rmcp's client: a session, and the GET stream it opens on it.
+    let client = switchyard_tests::mcp_client(&worker.endpoint("sdk"), &key)
+        .await
+        .unwrap();
+    one_parked(&worker).await;
+    // The client opens its GET stream again and gets a quiet one.
+    quiet_streams(&worker, 1.0).await;
+    assert_eq!(metric(&worker, LIVE).await, 0.0);
+
+    let tools = client.peer().list_all_tools().await.unwrap();
+    assert!(tools.iter().any(|t| t.name == "a__echo"), "{tools:?}");
+    let args = json!({"text": "back"}).as_object().unwrap().clone();
+    let result = client
+        .peer()
+        .call_tool(rmcp::model::CallToolRequestParams::new("a__echo").with_arguments(args))
+        .await
+        .unwrap();
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    // The session is back; the quiet stream ended, and the client's stream reaches it.
+    quiet_streams(&worker, 0.0).await;
+    client.cancel().await.unwrap();
+}

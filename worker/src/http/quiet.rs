@@ -186,15 +186,16 @@ pub fn response(
     response
 }
 
-/// Whether a GET can be answered with a quiet stream: it asks for an event stream and does
-/// not resume one (`Last-Event-ID`, which the session itself answers).
+/// Whether a GET can be answered with a quiet stream: it asks for an event stream. One that
+/// resumes a stream (`Last-Event-ID`) is answered so too: a parked session kept none of its
+/// events (it was parked only once its requests' answers were no longer kept, see
+/// `parking`), so there is nothing to replay.
 pub fn wanted(headers: &http::HeaderMap) -> bool {
-    let accepts = headers
+    headers
         .get_all(http::header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("text/event-stream"));
-    accepts && !headers.contains_key("last-event-id")
+        .any(|v| v.contains("text/event-stream"))
 }
 
 #[cfg(test)]
@@ -210,7 +211,7 @@ mod tests {
     }
 
     #[test]
-    fn only_a_fresh_event_stream_is_answered_quietly() {
+    fn only_a_request_for_an_event_stream_is_answered_quietly() {
         let mut headers = http::HeaderMap::new();
         assert!(!wanted(&headers));
         headers.insert("accept", "application/json".parse().unwrap());
@@ -218,10 +219,7 @@ mod tests {
         headers.insert("accept", "text/event-stream".parse().unwrap());
         assert!(wanted(&headers));
         headers.insert("last-event-id", "0".parse().unwrap());
-        assert!(
-            !wanted(&headers),
-            "a resumed stream is the session's to answer"
-        );
+        assert!(wanted(&headers), "a parked session has no events to replay");
     }
 
     #[test]
