@@ -20,6 +20,9 @@ pub(crate) struct Sessions {
     /// 2026-07-28 requests (`tools/list`, no session) sent at the end.
     #[arg(long, default_value_t = 10_000)]
     modern: usize,
+    /// Parked sessions called (twice each) to measure what bringing one back costs.
+    #[arg(long, default_value_t = 2_000)]
+    returns: usize,
     /// Clients opening sessions at once (each on one kept-alive connection).
     #[arg(long, default_value_t = 32)]
     concurrency: usize,
@@ -98,6 +101,50 @@ async fn open(endpoint: &str, key: &str, n: usize, concurrency: usize) -> Vec<St
         ids.extend(t.await.unwrap());
     }
     ids
+}
+
+/// Calls `echo` once on each of `ids` at `endpoint`, 32 at a time; the worker CPU it took
+/// per call, in microseconds.
+async fn call_each(worker: &process::Process, endpoint: &str, key: &str, ids: &[String]) -> f64 {
+    let next = Arc::new(AtomicUsize::new(0));
+    let ids = Arc::new(ids.to_vec());
+    let cpu = worker.cpu();
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let (endpoint, key, next, ids) = (
+            endpoint.to_owned(),
+            key.to_owned(),
+            next.clone(),
+            ids.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::builder()
+                .tcp_nodelay(true)
+                .build()
+                .unwrap();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(id) = ids.get(i) else { return };
+                let r = http
+                    .post(&endpoint)
+                    .bearer_auth(&key)
+                    .header("accept", "application/json, text/event-stream")
+                    .header("mcp-protocol-version", VERSION)
+                    .header("mcp-session-id", id)
+                    .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+                        "params": {"name": "echo", "arguments": {"text": "back"}}}))
+                    .send()
+                    .await
+                    .unwrap();
+                let answer = switchyard_tests::modern::answer(r).await;
+                assert!(answer.ok(), "a call on a session failed: {answer:?}");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    (worker.cpu() - cpu).as_secs_f64() * 1e6 / ids.len().max(1) as f64
 }
 
 /// RSS of `worker` once it has settled (read until two readings a second apart agree
@@ -187,7 +234,15 @@ pub(crate) async fn sessions(s: Sessions) {
         let now = settled_rss(&worker).await;
         row("idle sessions, parked", ids.len(), base, now, live().await);
     }
-    // The GET streams go to a second worker, which has not held these sessions: its
+    let returning = &ids[..s.returns.min(ids.len())];
+    let back = call_each(&worker, &endpoint, &key, returning).await;
+    let again = call_each(&worker, &endpoint, &key, returning).await;
+    println!(
+        "worker CPU per call, {} sessions: {back:.0} us on a parked session (brought back), \
+         {again:.0} us on the same session in memory",
+        returning.len()
+    );
+    // The GET streams go, which has not held these sessions: its
     // memory before and after is what the streams cost, apart from what the first
     // worker's allocator still keeps of the sessions it let go of.
     let fresh = process::worker_with(&bin, &stack, None, &settings).await;
