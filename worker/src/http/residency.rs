@@ -33,11 +33,12 @@ impl App {
             let _ = self.local_sessions.close_session(&id.as_str().into()).await;
             self.parking.parked(id);
         }
-        self.metrics.sessions_parked.inc_by(idle.len() as u64);
         let alive: std::collections::HashSet<String> =
             self.live_sessions().await.into_iter().collect();
+        // The gauges first: whoever sees the parked count move sees them current.
         self.metrics.sessions_live.set(alive.len() as i64);
         self.metrics.quiet_streams.set(self.quiet.len() as i64);
+        self.metrics.sessions_parked.inc_by(idle.len() as u64);
         self.admission.retain_sessions(|id| alive.contains(id));
     }
 
