@@ -24,7 +24,18 @@ impl Session {
             .expect("initialize is answered with a session")
     }
 
-    /// Like `open`, but `None` when `initialize` is refused.
+    /// The session `id` at `endpoint`, opened before (perhaps through another worker).
+    pub fn of(http: &reqwest::Client, endpoint: &str, key: &str, id: String) -> Self {
+        Self {
+            http: http.clone(),
+            endpoint: endpoint.to_owned(),
+            key: key.to_owned(),
+            id,
+        }
+    }
+
+    /// Like `open`, but `None` when `initialize` is refused. Each answer is read to its
+    /// end, so the connection is reused.
     pub async fn try_open(http: &reqwest::Client, endpoint: &str, key: &str) -> Option<Self> {
         let r = http
             .post(endpoint)
@@ -40,15 +51,14 @@ impl Session {
             .await
             .ok()?;
         let id = r.headers().get("mcp-session-id")?.to_str().ok()?.to_owned();
-        let session = Self {
-            http: http.clone(),
-            endpoint: endpoint.to_owned(),
-            key: key.to_owned(),
-            id,
-        };
+        r.bytes().await.ok()?;
+        let session = Self::of(http, endpoint, key, id);
         session
             .post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-            .await;
+            .await
+            .bytes()
+            .await
+            .ok()?;
         Some(session)
     }
 

@@ -122,7 +122,12 @@ impl Parking {
         loop {
             let wait = {
                 let mut uses = lock(&self.uses);
-                let u = uses.entry(id.to_owned()).or_insert_with(Use::new);
+                // Looked up before inserting: most requests find their session's entry,
+                // and need not copy its id for the lookup.
+                let u = match uses.get_mut(id) {
+                    Some(u) => u,
+                    None => uses.entry(id.to_owned()).or_insert_with(Use::new),
+                };
                 if !u.parking {
                     match kind {
                         Kind::Request => u.requests += 1,

@@ -29,6 +29,8 @@ pub(super) fn client_address(
 pub(super) struct Held {
     pub admitted: Option<Arc<Admitted>>,
     pub in_use: Option<InUse>,
+    /// The request brings its session back into memory (it was parked, or held elsewhere).
+    pub returning: bool,
 }
 
 /// Hands an admitted request to rmcp, holding what it `held` until the answer (perhaps a
@@ -68,6 +70,7 @@ pub(super) async fn forward(
         // next GET reaches the session itself.
         app.quiet.close(id);
     }
+    let returning = held.returning;
     if held.admitted.is_some() || held.in_use.is_some() {
         use http_body_util::BodyExt as _;
         response = response.map(|body| {
@@ -96,8 +99,9 @@ pub(super) async fn forward(
                 tracing::warn!(error = %e, "could not share a new session");
             }
         }
-        // A session used here counts here, a parked one brought back included.
-        (_, Some(id)) if !is_delete && response.status().is_success() => {
+        // A session brought back counts here again; one already in memory counts already
+        // (and one ended meanwhile must not be counted again).
+        (_, Some(id)) if returning && response.status().is_success() => {
             app.admission.session_opened(principal.tenant.as_str(), id);
         }
         _ => {}

@@ -348,9 +348,9 @@ async fn mcp(app: &App, tenant: &str, mut req: Request<Body>) -> Result<Response
         Some(id) => Some(app.parking.enter(id, kind).await),
         None => None,
     };
-    if session.is_some() && req.method() != http::Method::DELETE {
-        app.room_for(&policy, session.as_deref()).await?;
-    }
+    let returning = session.is_some()
+        && req.method() != http::Method::DELETE
+        && app.room_for(&policy, session.as_deref()).await?;
     let mut admitted = None;
     if req.method() == http::Method::POST {
         let body = std::mem::take(req.body_mut());
@@ -381,6 +381,7 @@ async fn mcp(app: &App, tenant: &str, mut req: Request<Body>) -> Result<Response
     let held = forward::Held {
         admitted: admitted.map(Arc::new),
         in_use,
+        returning,
     };
     Ok(forward::forward(app, req, principal, session, held).await)
 }

@@ -44,17 +44,18 @@ impl App {
 
     /// Refuses a request that would bring one more session into memory (`session`, when
     /// it is parked, or a new one) over this worker's cap; one of `tenant`'s parked
-    /// sessions also over its own cap, as a new one would be.
+    /// sessions also over its own cap, as a new one would be. Whether the request brings
+    /// `session` back (it is not in memory here).
     pub(super) async fn room_for(
         &self,
         tenant: &Tenant,
         session: Option<&str>,
-    ) -> Result<(), Error> {
+    ) -> Result<bool, Error> {
         let sessions = self.local_sessions.inner.sessions.read().await;
         if let Some(id) = session
             && sessions.contains_key(id)
         {
-            return Ok(());
+            return Ok(false);
         }
         if sessions.len() >= self.max_sessions {
             return Err(Error::Limited(Refusal::WorkerSessions));
@@ -65,6 +66,6 @@ impl App {
                 .room_for_session(tenant.slug.as_str(), tenant.quotas.max_sessions)
                 .map_err(Error::Limited)?;
         }
-        Ok(())
+        Ok(session.is_some())
     }
 }

@@ -8,6 +8,7 @@ use serde_json::json;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
+use switchyard_tests::legacy;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Sessions {
@@ -34,64 +35,19 @@ pub(crate) struct Sessions {
     park_after: u64,
 }
 
-const VERSION: &str = "2025-06-18";
-
 /// Opens `n` idle sessions at `endpoint` over `concurrency` kept-alive connections; their
-/// ids (every answer read to its end, so each connection is reused).
+/// ids.
 async fn open(endpoint: &str, key: &str, n: usize, concurrency: usize) -> Vec<String> {
     let next = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
         let (endpoint, key, next) = (endpoint.to_owned(), key.to_owned(), next.clone());
         tasks.push(tokio::spawn(async move {
-            let http = reqwest::Client::builder()
-                .tcp_nodelay(true)
-                .build()
-                .unwrap();
+            let http = client();
             let mut ids = Vec::new();
             while next.fetch_add(1, Ordering::Relaxed) < n {
-                let r = http
-                    .post(&endpoint)
-                    .bearer_auth(&key)
-                    .header("accept", "application/json, text/event-stream")
-                    .header("mcp-protocol-version", VERSION)
-                    .json(
-                        &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                        "protocolVersion": VERSION, "capabilities": {},
-                        "clientInfo": {"name": "loadgen", "version": "1"}}}),
-                    )
-                    .send()
-                    .await
-                    .unwrap();
-                let status = r.status();
-                let id = r
-                    .headers()
-                    .get("mcp-session-id")
-                    .map(|v| v.to_str().unwrap().to_owned());
-                let body = r.bytes().await.unwrap();
-                let Some(id) = id else {
-                    panic!(
-                        "initialize refused: {status} {}",
-                        String::from_utf8_lossy(&body)
-                    );
-                };
-                let r = http
-                    .post(&endpoint)
-                    .bearer_auth(&key)
-                    .header("accept", "application/json, text/event-stream")
-                    .header("mcp-protocol-version", VERSION)
-                    .header("mcp-session-id", &id)
-                    .json(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
-                    .send()
-                    .await
-                    .unwrap();
-                assert!(
-                    r.status().is_success(),
-                    "initialized refused: {}",
-                    r.status()
-                );
-                r.bytes().await.unwrap();
-                ids.push(id);
+                let session = legacy::Session::try_open(&http, &endpoint, &key).await;
+                ids.push(session.expect("initialize was refused").id);
             }
             ids
         }));
@@ -101,6 +57,13 @@ async fn open(endpoint: &str, key: &str, n: usize, concurrency: usize) -> Vec<St
         ids.extend(t.await.unwrap());
     }
     ids
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .tcp_nodelay(true)
+        .build()
+        .unwrap()
 }
 
 /// Calls `echo` once on each of `ids` at `endpoint`, 32 at a time; the worker CPU it took
@@ -118,25 +81,10 @@ async fn call_each(worker: &process::Process, endpoint: &str, key: &str, ids: &[
             ids.clone(),
         );
         tasks.push(tokio::spawn(async move {
-            let http = reqwest::Client::builder()
-                .tcp_nodelay(true)
-                .build()
-                .unwrap();
-            loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(id) = ids.get(i) else { return };
-                let r = http
-                    .post(&endpoint)
-                    .bearer_auth(&key)
-                    .header("accept", "application/json, text/event-stream")
-                    .header("mcp-protocol-version", VERSION)
-                    .header("mcp-session-id", id)
-                    .json(&json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-                        "params": {"name": "echo", "arguments": {"text": "back"}}}))
-                    .send()
-                    .await
-                    .unwrap();
-                let answer = switchyard_tests::modern::answer(r).await;
+            let http = client();
+            while let Some(id) = ids.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let session = legacy::Session::of(&http, &endpoint, &key, id.clone());
+                let answer = session.call("echo", json!({"text": "back"})).await;
                 assert!(answer.ok(), "a call on a session failed: {answer:?}");
             }
         }));
@@ -186,10 +134,7 @@ async fn all_parked(worker: &process::Process, endpoint: &str, key: &str, activi
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let http = reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .build()
-        .unwrap();
+    let http = client();
     for _ in 0..activity {
         assert!(
             switchyard_tests::modern::list(&http, endpoint, key)
@@ -251,21 +196,12 @@ pub(crate) async fn sessions(s: Sessions) {
     all_parked(&fresh, &fresh_endpoint, &key, 0).await;
     let before = settled_rss(&fresh).await;
     let streams = s.streams.min(ids.len());
-    let http = reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .build()
-        .unwrap();
+    let http = client();
     let mut open_streams = Vec::new();
     for id in &ids[..streams] {
-        let r = http
-            .get(&fresh_endpoint)
-            .bearer_auth(&key)
-            .header("accept", "text/event-stream")
-            .header("mcp-protocol-version", VERSION)
-            .header("mcp-session-id", id)
-            .send()
-            .await
-            .unwrap();
+        let r = legacy::Session::of(&http, &fresh_endpoint, &key, id.clone())
+            .stream()
+            .await;
         assert!(r.status().is_success(), "GET refused: {}", r.status());
         open_streams.push(r.bytes_stream());
     }
@@ -284,10 +220,7 @@ pub(crate) async fn sessions(s: Sessions) {
     drop(open_streams);
     all_parked(&worker, &endpoint, &key, ACTIVITY).await;
     let before = settled_rss(&worker).await;
-    let modern = reqwest::Client::builder()
-        .tcp_nodelay(true)
-        .build()
-        .unwrap();
+    let modern = client();
     for _ in 0..s.modern {
         assert!(
             switchyard_tests::modern::list(&modern, &endpoint, &key)
