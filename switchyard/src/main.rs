@@ -3,13 +3,9 @@
 use clap::Parser as _;
 use std::process::ExitCode;
 
-// A worker's request path allocates and frees many small, short-lived buffers across its
-// threads; mimalloc serves those with far less CPU than the system allocator.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> ExitCode {
+    switchyard_allocator::configure();
     // One TLS crypto provider for every client in the process (upstream MCP servers).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = switchyard::Cli::parse();

@@ -179,6 +179,32 @@ pub(crate) async fn sessions(s: Sessions) {
         let now = settled_rss(&worker).await;
         row("idle sessions, parked", ids.len(), base, now, live().await);
     }
+    // The GET streams, with every session parked: the worker's memory before and after is
+    // what the streams cost on top of the parked sessions.
+    let before = settled_rss(&worker).await;
+    let streams = s.streams.min(ids.len());
+    let http = client();
+    let mut open_streams = Vec::new();
+    for id in &ids[..streams] {
+        let r = legacy::Session::of(&http, &endpoint, &key, id.clone())
+            .stream()
+            .await;
+        assert!(r.status().is_success(), "GET refused: {}", r.status());
+        open_streams.push(r.bytes_stream());
+    }
+    let now = settled_rss(&worker).await;
+    let quiet = worker
+        .metric("switchyard_worker_quiet_streams")
+        .await
+        .unwrap_or(f64::NAN);
+    row(
+        &format!("a GET stream on each ({quiet} quiet streams)"),
+        streams,
+        before,
+        now,
+        live().await,
+    );
+    drop(open_streams);
     let returning = &ids[..s.returns.min(ids.len())];
     let back = call_each(&worker, &endpoint, &key, returning).await;
     let again = call_each(&worker, &endpoint, &key, returning).await;
@@ -187,37 +213,6 @@ pub(crate) async fn sessions(s: Sessions) {
          {again:.0} us on the same session in memory",
         returning.len()
     );
-    // The GET streams go, which has not held these sessions: its
-    // memory before and after is what the streams cost, apart from what the first
-    // worker's allocator still keeps of the sessions it let go of.
-    let fresh = process::worker_with(&bin, &stack, None, &settings).await;
-    let fresh_endpoint = format!("http://127.0.0.1:{}/t/bench/mcp", fresh.port);
-    served(&fresh_endpoint, &key).await;
-    all_parked(&fresh, &fresh_endpoint, &key, 0).await;
-    let before = settled_rss(&fresh).await;
-    let streams = s.streams.min(ids.len());
-    let http = client();
-    let mut open_streams = Vec::new();
-    for id in &ids[..streams] {
-        let r = legacy::Session::of(&http, &fresh_endpoint, &key, id.clone())
-            .stream()
-            .await;
-        assert!(r.status().is_success(), "GET refused: {}", r.status());
-        open_streams.push(r.bytes_stream());
-    }
-    let now = settled_rss(&fresh).await;
-    let quiet = fresh
-        .metric("switchyard_worker_quiet_streams")
-        .await
-        .unwrap_or(f64::NAN);
-    row(
-        &format!("a GET stream on each, on a second worker ({quiet} quiet streams)"),
-        streams,
-        before,
-        now,
-        fresh.metric(LIVE).await.unwrap_or(f64::NAN),
-    );
-    drop(open_streams);
     all_parked(&worker, &endpoint, &key, ACTIVITY).await;
     let before = settled_rss(&worker).await;
     let modern = client();
