@@ -2,6 +2,7 @@
 //! except grpc.health.v1 (probes carry no credentials). Tokens are high-entropy random
 //! strings, so the store keeps their SHA-256; known hashes are cached briefly.
 
+use crate::audit;
 use crate::store::Store;
 use http::{Request, Response};
 use sha2::{Digest, Sha256};
@@ -39,7 +40,8 @@ pub fn hash_token(token: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct OperatorAuth {
     store: Store,
-    known: Arc<Mutex<HashMap<String, Instant>>>,
+    /// Token hash to (token id, when it was found valid).
+    known: Arc<Mutex<HashMap<String, (String, Instant)>>>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -57,7 +59,8 @@ impl OperatorAuth {
         }
     }
 
-    pub async fn check(&self, authorization: Option<&str>) -> Result<(), AuthFailure> {
+    /// The id of the operator token `authorization` carries, if it is valid.
+    pub async fn check(&self, authorization: Option<&str>) -> Result<String, AuthFailure> {
         let token = authorization
             .and_then(|v| {
                 v.strip_prefix("Bearer ")
@@ -68,21 +71,21 @@ impl OperatorAuth {
             .ok_or(AuthFailure::Missing)?;
         let hash = hash_token(token);
         if let Ok(known) = self.known.lock()
-            && known.get(&hash).is_some_and(|t| t.elapsed() < CACHE_TTL)
+            && let Some((id, _)) = known.get(&hash).filter(|(_, t)| t.elapsed() < CACHE_TTL)
         {
-            return Ok(());
+            return Ok(id.clone());
         }
-        match self.store.operator_token_known(&hash).await {
-            Ok(true) => {
+        match self.store.operator_token_id(&hash).await {
+            Ok(Some(id)) => {
                 if let Ok(mut known) = self.known.lock() {
                     if known.len() >= CACHE_MAX {
                         known.clear();
                     }
-                    known.insert(hash, Instant::now());
+                    known.insert(hash, (id.clone(), Instant::now()));
                 }
-                Ok(())
+                Ok(id)
             }
-            Ok(false) => Err(AuthFailure::Invalid),
+            Ok(None) => Err(AuthFailure::Invalid),
             Err(e) => {
                 tracing::warn!(error = %e, "operator token check failed");
                 Err(AuthFailure::Unavailable)
@@ -140,7 +143,14 @@ where
                 .get(http::header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok());
             let status = match auth.check(header).await {
-                Ok(()) => return inner.call(req).await,
+                Ok(id) => {
+                    let method = req.uri().path().rsplit('/').next().unwrap_or_default();
+                    let caller = audit::Caller {
+                        actor: format!("operator:{id}"),
+                        method: method.to_owned(),
+                    };
+                    return audit::ACTOR.scope(caller, inner.call(req)).await;
+                }
                 Err(AuthFailure::Missing) => tonic::Status::unauthenticated(
                     "missing operator token: send `authorization: Bearer <token>`",
                 ),

@@ -2,6 +2,7 @@
 //! the policy compiler, and the transactional outbox of policy changes.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod compile;
 pub mod error;

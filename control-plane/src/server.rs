@@ -161,6 +161,9 @@ pub async fn serve(
         .set_serving::<pb::fleet_service_server::FleetServiceServer<Admin>>()
         .await;
     health
+        .set_serving::<pb::audit_service_server::AuditServiceServer<Admin>>()
+        .await;
+    health
         .set_serving::<pb::operator_token_service_server::OperatorTokenServiceServer<Admin>>()
         .await;
     // Both reflection versions: many deployed clients (grpcurl < 1.9) speak only v1alpha.
@@ -194,7 +197,10 @@ pub async fn serve(
         .add_service(
             pb::operator_token_service_server::OperatorTokenServiceServer::new(admin.clone()),
         )
-        .add_service(pb::fleet_service_server::FleetServiceServer::new(admin))
+        .add_service(pb::fleet_service_server::FleetServiceServer::new(
+            admin.clone(),
+        ))
+        .add_service(pb::audit_service_server::AuditServiceServer::new(admin))
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await
         .map_err(|e| Error::Internal(format!("gRPC server: {e}")));

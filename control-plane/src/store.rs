@@ -37,6 +37,7 @@ macro_rules! key_columns {
     };
 }
 
+mod audit;
 mod connectors;
 mod isolation;
 mod keys;
@@ -48,6 +49,7 @@ mod tenants;
 mod tokens;
 mod usage;
 
+pub use audit::{AuditFilter, NewRecord};
 pub use connectors::NewConnector;
 pub use isolation::ReconcileState;
 pub use keys::NewApiKey;

@@ -48,6 +48,9 @@ enum Command {
     /// Manage the admin API's operator tokens.
     #[command(subcommand)]
     Token(ops::TokenCommand),
+    /// Read and verify the audit trail.
+    #[command(subcommand)]
+    Audit(ops::AuditCommand),
     /// Check that admin APIs serve and readiness URLs answer 200.
     Health(health::HealthArgs),
 }
@@ -85,6 +88,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Key(cmd) => ops::key(&cli.global, cmd).await,
         Command::Fleet(cmd) => ops::fleet(&cli.global, cmd).await,
         Command::Token(cmd) => ops::token(&cli.global, cmd).await,
+        Command::Audit(cmd) => ops::audit(&cli.global, cmd).await,
         Command::Health(args) => health::run(args).await,
     }
 }

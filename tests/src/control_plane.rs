@@ -168,6 +168,10 @@ impl ControlPlane {
         pb::api_key_service_client::ApiKeyServiceClient::new(self.authed())
     }
 
+    pub fn audit(&self) -> pb::audit_service_client::AuditServiceClient<Authed> {
+        pb::audit_service_client::AuditServiceClient::new(self.authed())
+    }
+
     pub fn fleet(&self) -> pb::fleet_service_client::FleetServiceClient<Authed> {
         pb::fleet_service_client::FleetServiceClient::new(self.authed())
     }

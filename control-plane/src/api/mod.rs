@@ -3,6 +3,7 @@
 //! `fields` parses request fields, `connector_spec` a connector's settings for create and
 //! update alike.
 
+mod audit;
 mod connector_spec;
 mod connector_tools;
 mod connectors;

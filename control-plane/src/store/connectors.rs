@@ -1,6 +1,7 @@
 //! Connectors and their sealed header values.
 
 use super::*;
+use crate::audit::{Change, snapshot};
 
 /// A connector to create; `seal_headers` is given the tenant id and the new connector id,
 /// which sealed header values must be bound to.
@@ -153,7 +154,14 @@ impl Store {
             other => other?,
         };
         Self::write_headers(&mut tx, &id, &headers).await?;
-        self.commit_change(tx, slug, rev, true).await?;
+        let created = Self::connector_in(&mut tx, slug, &new.name).await?;
+        let change = Change::new(
+            "CreateConnector",
+            format!("connector/{slug}/{}", new.name),
+            None,
+            Some(snapshot::connector(&created)),
+        );
+        self.commit_audited(tx, slug, rev, true, change).await?;
         self.get_connector(slug, &new.name).await
     }
 
@@ -226,6 +234,7 @@ impl Store {
             etag,
             connector.revision,
         )?;
+        let before = snapshot::connector(&connector);
         change(&tenant_id, &mut connector)?;
         let settings = serde_json::to_string(&connector.settings)
             .map_err(|e| Error::Internal(format!("encoding connector settings: {e}")))?;
@@ -242,7 +251,13 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         Self::write_headers(&mut tx, &connector.id, &connector.headers).await?;
-        self.commit_change(tx, slug, rev, true).await?;
+        let change = Change::new(
+            "UpdateConnector",
+            format!("connector/{slug}/{name}"),
+            Some(before),
+            Some(snapshot::connector(&connector)),
+        );
+        self.commit_audited(tx, slug, rev, true, change).await?;
         self.get_connector(slug, name).await
     }
 
@@ -267,6 +282,12 @@ impl Store {
             .bind(&connector.id)
             .execute(&mut *tx)
             .await?;
-        self.commit_change(tx, slug, rev, true).await
+        let change = Change::new(
+            "DeleteConnector",
+            format!("connector/{slug}/{name}"),
+            Some(snapshot::connector(&connector)),
+            None,
+        );
+        self.commit_audited(tx, slug, rev, true, change).await
     }
 }

@@ -2,6 +2,7 @@
 //! whether a tenant's dedicated workers are ready to serve it.
 
 use super::{Store, corrupt};
+use crate::audit::Change;
 use crate::error::Result;
 use crate::model::{IsolationStatus, Millis, now_millis};
 use sqlx::Row;
@@ -125,7 +126,13 @@ impl Store {
             // Rolls the revision back with the transaction.
             return Ok(false);
         }
-        self.commit_change(tx, tenant, rev, true).await?;
+        let change = Change::new(
+            "SetPoolReady",
+            format!("tenant/{tenant}"),
+            Some(serde_json::json!({ "pool_ready": !ready })),
+            Some(serde_json::json!({ "pool_ready": ready })),
+        );
+        self.commit_audited(tx, tenant, rev, true, change).await?;
         Ok(true)
     }
 }

@@ -1,6 +1,7 @@
 //! API keys: argon2id verifiers, never the secret.
 
 use super::*;
+use crate::audit::{Change, snapshot};
 
 #[derive(Debug, Clone)]
 pub struct NewApiKey {
@@ -60,7 +61,14 @@ impl Store {
             }
             other => other?,
         };
-        self.commit_change(tx, slug, rev, true).await?;
+        let created = Self::key_in(&mut tx, slug, &key.id).await?;
+        let change = Change::new(
+            "CreateApiKey",
+            format!("key/{slug}/{}", key.id),
+            None,
+            Some(snapshot::api_key(&created)),
+        );
+        self.commit_audited(tx, slug, rev, true, change).await?;
         self.get_api_key(slug, &key.id).await
     }
 
@@ -121,7 +129,14 @@ impl Store {
             .bind(id.as_str())
             .execute(&mut *tx)
             .await?;
-        self.commit_change(tx, slug, rev, true).await?;
+        let revoked = Self::key_in(&mut tx, slug, id).await?;
+        let change = Change::new(
+            "RevokeApiKey",
+            format!("key/{slug}/{id}"),
+            Some(snapshot::api_key(&key)),
+            Some(snapshot::api_key(&revoked)),
+        );
+        self.commit_audited(tx, slug, rev, true, change).await?;
         self.get_api_key(slug, id).await
     }
 }

@@ -9,6 +9,7 @@
 //! those pins in one revision for many sightings.
 
 use super::*;
+use crate::audit::Change;
 
 /// Pins kept per connector. An upstream that lists more distinct tools over time than this
 /// gets no more pins: its tools without one are then held as pending, so it cannot grow
@@ -313,7 +314,26 @@ impl Store {
                 .await?;
             }
         }
-        self.commit_change(tx, slug, rev, true).await?;
+        let digests = |pending: bool| -> serde_json::Value {
+            chosen
+                .iter()
+                .map(|p| {
+                    let digest = match (&p.pending, pending) {
+                        (Some(next), true) => next.digest.clone(),
+                        _ => p.digest.clone(),
+                    };
+                    (p.tool.clone(), serde_json::Value::String(digest))
+                })
+                .collect::<serde_json::Map<_, _>>()
+                .into()
+        };
+        let change = Change::new(
+            "ApproveConnectorTools",
+            format!("connector/{slug}/{name}"),
+            Some(serde_json::json!({ "tools": digests(false) })),
+            Some(serde_json::json!({ "tools": digests(true) })),
+        );
+        self.commit_audited(tx, slug, rev, true, change).await?;
         Ok(chosen.into_iter().map(|p| p.tool.clone()).collect())
     }
 

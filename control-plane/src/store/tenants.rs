@@ -1,6 +1,7 @@
 //! Tenants: create, read, list, update (quotas merged inside the transaction), delete.
 
 use super::*;
+use crate::audit::{Change, snapshot};
 
 /// What a tenant update may change. `None` leaves a field as it is. The quota patch is
 /// applied to the stored quotas inside the transaction, so concurrent changes to other
@@ -95,7 +96,14 @@ impl Store {
             }
             other => other?,
         };
-        self.commit_change(tx, slug, rev, true).await?;
+        let created = Self::tenant_in(&mut tx, slug).await?;
+        let change = Change::new(
+            "CreateTenant",
+            format!("tenant/{slug}"),
+            None,
+            Some(snapshot::tenant(&created)),
+        );
+        self.commit_audited(tx, slug, rev, true, change).await?;
         self.get_tenant(slug).await
     }
 
@@ -152,6 +160,7 @@ impl Store {
         let (mut tx, rev) = self.begin_change().await?;
         let mut tenant = Self::tenant_in(&mut tx, slug).await?;
         check_etag(&format!("tenant {slug}"), etag, tenant.revision)?;
+        let before = snapshot::tenant(&tenant);
         if let Some(name) = change.display_name {
             tenant.display_name = name;
         }
@@ -211,7 +220,13 @@ impl Store {
         .bind(i64::from(q.max_concurrent_other_requests))
         .execute(&mut *tx)
         .await?;
-        self.commit_change(tx, slug, rev, true).await?;
+        let change = Change::new(
+            "UpdateTenant",
+            format!("tenant/{slug}"),
+            Some(before),
+            Some(snapshot::tenant(&tenant)),
+        );
+        self.commit_audited(tx, slug, rev, true, change).await?;
         self.get_tenant(slug).await
     }
 
@@ -229,6 +244,12 @@ impl Store {
         ] {
             sqlx::query(sql).bind(&tenant.id).execute(&mut *tx).await?;
         }
-        self.commit_change(tx, slug, rev, false).await
+        let change = Change::new(
+            "DeleteTenant",
+            format!("tenant/{slug}"),
+            Some(snapshot::tenant(&tenant)),
+            None,
+        );
+        self.commit_audited(tx, slug, rev, false, change).await
     }
 }

@@ -3,7 +3,9 @@
 //! given again (the bootstrap token at every start) stays revoked.
 
 use super::*;
+use crate::audit::{Change, PLATFORM_CHAIN};
 use crate::model::OperatorToken;
+use serde_json::json;
 
 const TOKEN_COLUMNS: &str = "id, name, created_at, expires_at, revoked_at";
 
@@ -27,6 +29,7 @@ impl Store {
         name: &str,
         expires_at: Option<Millis>,
     ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
         let result = sqlx::query(
             "INSERT INTO operator_tokens (token_hash, id, name, created_at, expires_at) \
              VALUES ($1, $2, $3, $4, $5)",
@@ -36,17 +39,28 @@ impl Store {
         .bind(name)
         .bind(now_millis())
         .bind(expires_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await;
         match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_unique_violation(&e) => Ok(false),
-            Err(e) => Err(e.into()),
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => return Ok(false),
+            Err(e) => return Err(e.into()),
         }
+        let after = json!({ "name": name, "expires_at": expires_at, "revoked_at": null });
+        let change = Change::new(
+            "CreateOperatorToken",
+            format!("operator-token/{id}"),
+            None,
+            Some(after),
+        );
+        Self::append_change(&mut tx, PLATFORM_CHAIN, change).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
-    /// Whether a token with this hash is valid now: known, not revoked, not expired.
-    pub async fn operator_token_known(&self, token_hash: &str) -> Result<bool> {
+    /// The id of the token with this hash if it is valid now: known, not revoked, not
+    /// expired.
+    pub async fn operator_token_id(&self, token_hash: &str) -> Result<Option<String>> {
         let found: Option<String> = sqlx::query_scalar(
             "SELECT id FROM operator_tokens WHERE token_hash = $1 AND revoked_at IS NULL \
              AND (expires_at IS NULL OR expires_at > $2)",
@@ -55,7 +69,7 @@ impl Store {
         .bind(now_millis())
         .fetch_optional(&self.pool)
         .await?;
-        Ok(found.is_some())
+        Ok(found)
     }
 
     pub async fn get_operator_token(&self, id: &str) -> Result<OperatorToken> {
@@ -126,6 +140,13 @@ impl Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+            let change = Change::new(
+                "RevokeOperatorToken",
+                format!("operator-token/{id}"),
+                Some(json!({ "revoked_at": null })),
+                Some(json!({ "revoked_at": now })),
+            );
+            Self::append_change(&mut tx, PLATFORM_CHAIN, change).await?;
         }
         tx.commit().await?;
         self.get_operator_token(id).await

@@ -1,6 +1,7 @@
 //! Operator commands: thin gRPC clients of the admin API that print tables or JSON, one
 //! file per service.
 
+mod audit;
 mod connector;
 mod connector_tools;
 mod fleet;
@@ -8,6 +9,7 @@ mod key;
 mod tenant;
 mod token;
 
+pub use audit::{AuditCommand, audit};
 pub use connector::{ConnectorCommand, connector};
 pub use fleet::{FleetCommand, fleet};
 pub use key::{KeyCommand, key};

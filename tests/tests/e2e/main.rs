@@ -4,6 +4,7 @@
 
 mod admin_api;
 mod attacks;
+mod audit;
 mod bad_input;
 mod bridging;
 mod bus_contract;

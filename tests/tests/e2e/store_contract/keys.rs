@@ -78,7 +78,7 @@ async fn api_key_lifecycle(store: Store) {
 
 async fn operator_tokens(store: Store) {
     assert!(!store.has_operator_tokens().await.unwrap());
-    assert!(!store.operator_token_known("h1").await.unwrap());
+    assert!(store.operator_token_id("h1").await.unwrap().is_none());
     assert!(
         store
             .add_operator_token("h1", "boot00000001", "bootstrap", None)
@@ -91,7 +91,7 @@ async fn operator_tokens(store: Store) {
             .await
             .unwrap()
     );
-    assert!(store.operator_token_known("h1").await.unwrap());
+    assert!(store.operator_token_id("h1").await.unwrap().is_some());
     // The last valid token cannot be revoked.
     let err = store
         .revoke_operator_token("boot00000001")
@@ -107,7 +107,7 @@ async fn operator_tokens(store: Store) {
         .add_operator_token("h2", "old000000001", "old", Some(past))
         .await
         .unwrap();
-    assert!(!store.operator_token_known("h2").await.unwrap());
+    assert!(store.operator_token_id("h2").await.unwrap().is_none());
     assert!(store.revoke_operator_token("boot00000001").await.is_err());
     store
         .add_operator_token("h3", "ci0000000001", "ci", None)
@@ -115,7 +115,7 @@ async fn operator_tokens(store: Store) {
         .unwrap();
     let revoked = store.revoke_operator_token("boot00000001").await.unwrap();
     assert!(revoked.revoked_at.is_some());
-    assert!(!store.operator_token_known("h1").await.unwrap());
+    assert!(store.operator_token_id("h1").await.unwrap().is_none());
     // Given again (a restart with the same bootstrap token), it stays revoked.
     assert!(
         !store
@@ -123,7 +123,7 @@ async fn operator_tokens(store: Store) {
             .await
             .unwrap()
     );
-    assert!(!store.operator_token_known("h1").await.unwrap());
+    assert!(store.operator_token_id("h1").await.unwrap().is_none());
     let valid: Vec<_> = store.list_operator_tokens(false).await.unwrap();
     assert_eq!(
         valid.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),

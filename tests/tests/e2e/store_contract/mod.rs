@@ -5,6 +5,7 @@ use switchyard_common::{ConnectorName, KeyId, TenantSlug};
 use switchyard_control_plane::model::*;
 use switchyard_control_plane::store::{NewApiKey, NewConnector, Store};
 
+mod audit;
 mod connectors;
 mod keys;
 mod outbox;

@@ -1,0 +1,185 @@
+//! The audit service: listing a chain's records and verifying a chain. Both are recorded in
+//! the chain they read, after reading it.
+
+use super::*;
+use crate::audit::{self, Record};
+use crate::compile::timestamp;
+use crate::store::{AuditFilter, NewRecord};
+use switchyard_common::TenantSlug;
+use tonic::Request;
+
+const DEFAULT_PAGE: u32 = 100;
+const MAX_PAGE: u32 = 1000;
+/// Records read at a time while verifying.
+const VERIFY_BATCH: u32 = 5000;
+
+/// The chain named by a request's `tenant` field: a slug, or empty for the platform's.
+fn chain_of(tenant: &str) -> Result<String> {
+    if tenant.is_empty() {
+        return Ok(audit::PLATFORM_CHAIN.to_owned());
+    }
+    TenantSlug::parse(tenant)
+        .map(|s| s.as_str().to_owned())
+        .map_err(|e| Error::invalid("tenant", e.to_string()))
+}
+
+fn optional(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+fn filter_of(r: &pb::ListAuditEventsRequest) -> Result<AuditFilter> {
+    let limit = match r.page_size {
+        0 => DEFAULT_PAGE,
+        n if n <= MAX_PAGE => n,
+        _ => return Err(Error::invalid("page_size", "must be at most 1000")),
+    };
+    let before_seq = match r.page_token.as_str() {
+        "" => None,
+        t => Some(
+            t.parse::<i64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| Error::invalid("page_token", "is not one this service gave"))?,
+        ),
+    };
+    let from = r
+        .start_time
+        .as_ref()
+        .map(|t| millis_of("start_time", t))
+        .transpose()?;
+    let to = r
+        .end_time
+        .as_ref()
+        .map(|t| millis_of("end_time", t))
+        .transpose()?;
+    if let (Some(from), Some(to)) = (from, to)
+        && to < from
+    {
+        return Err(Error::invalid("end_time", "is before start_time"));
+    }
+    Ok(AuditFilter {
+        chain: chain_of(&r.tenant)?,
+        from,
+        to,
+        actor: optional(&r.actor),
+        object: optional(&r.object),
+        outcome: optional(&r.outcome),
+        before_seq,
+        limit,
+    })
+}
+
+fn event_of(r: Record) -> pb::AuditEvent {
+    pb::AuditEvent {
+        tenant: r.chain,
+        seq: r.seq,
+        id: r.id,
+        time: Some(timestamp(r.at)),
+        kind: r.kind,
+        actor: r.actor,
+        action: r.action,
+        object: r.object,
+        outcome: r.outcome,
+        detail: r.detail,
+        trace_id: r.trace_id,
+        prev_hash: r.prev_hash,
+        hash: r.hash,
+    }
+}
+
+impl Admin {
+    /// Records in `chain` that the caller read it (`detail`: what they asked for).
+    async fn record_read(&self, chain: &str, detail: serde_json::Value) -> Result<()> {
+        let caller = audit::caller();
+        let new = NewRecord {
+            chain: chain.to_owned(),
+            kind: "audit_read".into(),
+            actor: caller
+                .as_ref()
+                .map_or_else(|| audit::SYSTEM.to_owned(), |c| c.actor.clone()),
+            action: caller.map_or_else(String::new, |c| c.method),
+            object: format!("audit/{chain}"),
+            outcome: "ok".into(),
+            detail: detail.to_string(),
+            trace_id: String::new(),
+        };
+        self.store.record_audit(new).await.map(drop)
+    }
+
+    async fn list(&self, r: pb::ListAuditEventsRequest) -> Result<pb::ListAuditEventsResponse> {
+        let filter = filter_of(&r)?;
+        let records = self.store.audit_events(&filter).await?;
+        let next_page_token = match records.last() {
+            Some(last) if records.len() == filter.limit as usize && last.seq > 1 => {
+                last.seq.to_string()
+            }
+            _ => String::new(),
+        };
+        let detail = serde_json::json!({
+            "actor": filter.actor, "object": filter.object, "outcome": filter.outcome,
+            "from": filter.from, "to": filter.to, "returned": records.len(),
+        });
+        self.record_read(&filter.chain, detail).await?;
+        Ok(pb::ListAuditEventsResponse {
+            events: records.into_iter().map(event_of).collect(),
+            next_page_token,
+        })
+    }
+
+    async fn verify(&self, r: pb::VerifyAuditChainRequest) -> Result<pb::VerifyAuditChainResponse> {
+        let chain = chain_of(&r.tenant)?;
+        let mut checked = 0u64;
+        let mut carried: Option<Record> = None;
+        let mut from = 1;
+        let outcome = loop {
+            let (page, head) = self.store.audit_chain(&chain, from, VERIFY_BATCH).await?;
+            let last_page = page.len() < VERIFY_BATCH as usize;
+            checked += page.len() as u64;
+            from = page.last().map_or(from, |r| r.seq + 1);
+            let run: Vec<Record> = carried.take().into_iter().chain(page).collect();
+            let head = head
+                .as_ref()
+                .filter(|_| last_page)
+                .map(|(s, h)| (*s, h.as_str()));
+            if let Err(broken) = audit::verify(&run, head) {
+                break Some(broken);
+            }
+            if last_page {
+                break None;
+            }
+            carried = run.into_iter().last();
+        };
+        let detail = serde_json::json!({ "records": checked, "intact": outcome.is_none() });
+        self.record_read(&chain, detail).await?;
+        Ok(match outcome {
+            None => pb::VerifyAuditChainResponse {
+                intact: true,
+                records: checked,
+                ..Default::default()
+            },
+            Some(broken) => pb::VerifyAuditChainResponse {
+                intact: false,
+                records: checked,
+                first_bad_seq: broken.seq,
+                reason: broken.reason,
+            },
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl pb::audit_service_server::AuditService for Admin {
+    async fn list_audit_events(
+        &self,
+        req: Request<pb::ListAuditEventsRequest>,
+    ) -> Reply<pb::ListAuditEventsResponse> {
+        reply(self.list(req.into_inner()).await)
+    }
+
+    async fn verify_audit_chain(
+        &self,
+        req: Request<pb::VerifyAuditChainRequest>,
+    ) -> Reply<pb::VerifyAuditChainResponse> {
+        reply(self.verify(req.into_inner()).await)
+    }
+}

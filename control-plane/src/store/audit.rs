@@ -1,0 +1,224 @@
+//! The audit trail's records: appended in the transaction of the change they record, one
+//! chain per tenant, each append holding its chain head's row lock until the transaction
+//! ends, so appends to one chain serialise and never fork it.
+
+use super::*;
+use crate::audit::{self, Change, Record};
+
+/// Which records to list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub chain: String,
+    /// Only records at or after this time (milliseconds since the epoch).
+    pub from: Option<Millis>,
+    /// Only records before this time.
+    pub to: Option<Millis>,
+    pub actor: Option<String>,
+    pub object: Option<String>,
+    pub outcome: Option<String>,
+    /// Only records before this sequence number (the page token).
+    pub before_seq: Option<i64>,
+    pub limit: u32,
+}
+
+/// A record to append; the store gives it its place in the chain.
+#[derive(Debug, Clone)]
+pub struct NewRecord {
+    pub chain: String,
+    pub kind: String,
+    pub actor: String,
+    pub action: String,
+    pub object: String,
+    pub outcome: String,
+    pub detail: String,
+    pub trace_id: String,
+}
+
+fn record_from_row(row: &AnyRow) -> Result<Record> {
+    Ok(Record {
+        chain: row.try_get(0)?,
+        seq: row.try_get(1)?,
+        id: row.try_get(2)?,
+        at: row.try_get(3)?,
+        kind: row.try_get(4)?,
+        actor: row.try_get(5)?,
+        action: row.try_get(6)?,
+        object: row.try_get(7)?,
+        outcome: row.try_get(8)?,
+        detail: row.try_get(9)?,
+        trace_id: row.try_get(10)?,
+        prev_hash: row.try_get(11)?,
+        hash: row.try_get(12)?,
+    })
+}
+
+macro_rules! record_columns {
+    () => {
+        "chain, seq, id, at, kind, actor, action, object, outcome, detail, trace_id, prev_hash, hash"
+    };
+}
+
+impl Store {
+    /// Appends `new` to its chain in `tx`.
+    pub(super) async fn append_audit(
+        tx: &mut Transaction<'static, Any>,
+        new: NewRecord,
+    ) -> Result<Record> {
+        sqlx::query(
+            "INSERT INTO audit_heads (chain, seq, hash) VALUES ($1, 0, '') \
+             ON CONFLICT (chain) DO NOTHING",
+        )
+        .bind(&new.chain)
+        .execute(&mut **tx)
+        .await?;
+        // Takes the head's row lock until the transaction ends.
+        let row = sqlx::query(
+            "UPDATE audit_heads SET seq = seq + 1 WHERE chain = $1 RETURNING seq, hash",
+        )
+        .bind(&new.chain)
+        .fetch_one(&mut **tx)
+        .await?;
+        let mut record = Record {
+            chain: new.chain,
+            seq: row.try_get(0)?,
+            id: uuid::Uuid::new_v4().to_string(),
+            at: now_millis(),
+            kind: new.kind,
+            actor: new.actor,
+            action: new.action,
+            object: new.object,
+            outcome: new.outcome,
+            detail: new.detail,
+            trace_id: new.trace_id,
+            prev_hash: row.try_get(1)?,
+            hash: String::new(),
+        };
+        record.hash = record.compute_hash();
+        sqlx::query(concat!(
+            "INSERT INTO audit_events (",
+            record_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        ))
+        .bind(&record.chain)
+        .bind(record.seq)
+        .bind(&record.id)
+        .bind(record.at)
+        .bind(&record.kind)
+        .bind(&record.actor)
+        .bind(&record.action)
+        .bind(&record.object)
+        .bind(&record.outcome)
+        .bind(&record.detail)
+        .bind(&record.trace_id)
+        .bind(&record.prev_hash)
+        .bind(&record.hash)
+        .execute(&mut **tx)
+        .await?;
+        sqlx::query("UPDATE audit_heads SET hash = $1 WHERE chain = $2")
+            .bind(&record.hash)
+            .bind(&record.chain)
+            .execute(&mut **tx)
+            .await?;
+        Ok(record)
+    }
+
+    /// Appends the record of an admin change to `chain` in `tx`, naming the admin call
+    /// being served (or the system) as its actor.
+    pub(super) async fn append_change(
+        tx: &mut Transaction<'static, Any>,
+        chain: &str,
+        change: Change,
+    ) -> Result<Record> {
+        let (actor, action) = match audit::caller() {
+            Some(c) => (c.actor, c.method),
+            None => (audit::SYSTEM.to_owned(), change.action.to_owned()),
+        };
+        let new = NewRecord {
+            chain: chain.to_owned(),
+            kind: "admin".into(),
+            actor,
+            action,
+            object: change.object.clone(),
+            outcome: "ok".into(),
+            detail: change.detail().to_string(),
+            trace_id: String::new(),
+        };
+        Self::append_audit(tx, new).await
+    }
+
+    /// Ends a change to `tenant`'s policy with its audit record: both commit or neither.
+    pub(super) async fn commit_audited(
+        &self,
+        mut tx: Transaction<'static, Any>,
+        tenant: &TenantSlug,
+        rev: u64,
+        tenant_exists: bool,
+        change: Change,
+    ) -> Result<()> {
+        Self::append_change(&mut tx, tenant.as_str(), change).await?;
+        self.commit_change(tx, tenant, rev, tenant_exists).await
+    }
+
+    /// Appends one record in a transaction of its own (reading the audit log, for one).
+    pub async fn record_audit(&self, new: NewRecord) -> Result<Record> {
+        let mut tx = self.pool.begin().await?;
+        let record = Self::append_audit(&mut tx, new).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// Records matching `filter`, newest first.
+    pub async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<Record>> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            record_columns!(),
+            " FROM audit_events WHERE chain = $1 \
+             AND ($2 IS NULL OR at >= $2) AND ($3 IS NULL OR at < $3) \
+             AND ($4 IS NULL OR actor = $4) AND ($5 IS NULL OR object = $5) \
+             AND ($6 IS NULL OR outcome = $6) AND ($7 IS NULL OR seq < $7) \
+             ORDER BY seq DESC LIMIT $8"
+        ))
+        .bind(&filter.chain)
+        .bind(filter.from)
+        .bind(filter.to)
+        .bind(filter.actor.as_deref())
+        .bind(filter.object.as_deref())
+        .bind(filter.outcome.as_deref())
+        .bind(filter.before_seq)
+        .bind(i64::from(filter.limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(record_from_row).collect()
+    }
+
+    /// A chain's records from sequence number `from_seq` on, in order (at most `limit`),
+    /// and its head (last sequence number and hash).
+    pub async fn audit_chain(
+        &self,
+        chain: &str,
+        from_seq: i64,
+        limit: u32,
+    ) -> Result<(Vec<Record>, Option<(i64, String)>)> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            record_columns!(),
+            " FROM audit_events WHERE chain = $1 AND seq >= $2 ORDER BY seq LIMIT $3"
+        ))
+        .bind(chain)
+        .bind(from_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let records = rows
+            .iter()
+            .map(record_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let head = sqlx::query("SELECT seq, hash FROM audit_heads WHERE chain = $1")
+            .bind(chain)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| Ok::<_, Error>((r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?)))
+            .transpose()?;
+        Ok((records, head))
+    }
+}
