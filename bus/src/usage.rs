@@ -26,6 +26,15 @@ impl UsageMethod {
     pub fn is_tool_call(self) -> bool {
         self == Self::ToolsCall
     }
+
+    /// The MCP method name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ToolsCall => "tools/call",
+            Self::ResourcesRead => "resources/read",
+            Self::PromptsGet => "prompts/get",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -55,7 +55,7 @@ pub use isolation::ReconcileState;
 pub use keys::NewApiKey;
 pub use pins::{MAX_DEFINITION_BYTES, MAX_TOOL_PINS, PendingTool, Sighting, ToolPin};
 pub use tenants::TenantChange;
-pub use usage::UsageRecord;
+pub use usage::{CallDetail, UsageRecord};
 
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");

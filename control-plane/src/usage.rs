@@ -3,7 +3,8 @@
 //! backwards) and counts a tool call toward its tenant's month, aggregated per tenant and
 //! month. Event ids already folded in are skipped, so redeliveries count once. Events are
 //! acknowledged only after their batch is folded in; while the store or the bus is away the
-//! consumer retries.
+//! consumer retries. Each new event's call is appended to its tenant's audit trail in the
+//! same transaction (see `Store::record_usage_batch`).
 //!
 //! **Monthly quota.** Tool calls count per tenant and calendar month (UTC). The event that
 //! reaches `monthly_tool_calls` also gives the tenant a new policy revision in the same
@@ -17,7 +18,7 @@
 //! the tenant's rate times that delay, plus the calls in flight. Raising the quota
 //! publishes the policy without the stop.
 
-use crate::store::{Store, UsageRecord};
+use crate::store::{CallDetail, Store, UsageRecord};
 use futures::{FutureExt as _, StreamExt as _};
 use std::sync::Arc;
 use std::time::Duration;
@@ -39,6 +40,13 @@ fn record_of(event: &switchyard_bus::UsageEvent) -> Option<UsageRecord> {
         key: KeyId::parse(&event.key_id).ok(),
         tool_call: event.method.is_tool_call(),
         at: event.at_ms,
+        call: Some(CallDetail {
+            method: event.method.as_str().to_owned(),
+            target: event.target.clone(),
+            connector: event.connector.clone(),
+            ok: event.ok,
+            duration_ms: event.duration_ms,
+        }),
     })
 }
 

@@ -58,68 +58,116 @@ macro_rules! record_columns {
     };
 }
 
+/// Records one INSERT writes (13 parameters each).
+const ROWS_PER_INSERT: usize = 100;
+
+async fn insert_records(tx: &mut Transaction<'static, Any>, records: &[Record]) -> Result<()> {
+    let rows: Vec<String> = (0..records.len())
+        .map(|i| {
+            let p: Vec<String> = (1..=13).map(|j| format!("${}", i * 13 + j)).collect();
+            format!("({})", p.join(", "))
+        })
+        .collect();
+    let sql = format!(
+        concat!(
+            "INSERT INTO audit_events (",
+            record_columns!(),
+            ") VALUES {}"
+        ),
+        rows.join(", ")
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for r in records {
+        q = q
+            .bind(&r.chain)
+            .bind(r.seq)
+            .bind(&r.id)
+            .bind(r.at)
+            .bind(&r.kind)
+            .bind(&r.actor)
+            .bind(&r.action)
+            .bind(&r.object)
+            .bind(&r.outcome)
+            .bind(&r.detail)
+            .bind(&r.trace_id)
+            .bind(&r.prev_hash)
+            .bind(&r.hash);
+    }
+    q.execute(&mut **tx).await?;
+    Ok(())
+}
+
 impl Store {
     /// Appends `new` to its chain in `tx`.
     pub(super) async fn append_audit(
         tx: &mut Transaction<'static, Any>,
         new: NewRecord,
     ) -> Result<Record> {
+        let chain = new.chain.clone();
+        let mut records = Self::append_audit_batch(tx, &chain, vec![new]).await?;
+        records
+            .pop()
+            .ok_or_else(|| Error::Internal("an audit append wrote nothing".into()))
+    }
+
+    /// Appends `batch` (records of `chain`, in order) in `tx`: the chain head is locked and
+    /// moved once, the records inserted a hundred to a statement.
+    pub(super) async fn append_audit_batch(
+        tx: &mut Transaction<'static, Any>,
+        chain: &str,
+        batch: Vec<NewRecord>,
+    ) -> Result<Vec<Record>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
         sqlx::query(
             "INSERT INTO audit_heads (chain, seq, hash) VALUES ($1, 0, '') \
              ON CONFLICT (chain) DO NOTHING",
         )
-        .bind(&new.chain)
+        .bind(chain)
         .execute(&mut **tx)
         .await?;
         // Takes the head's row lock until the transaction ends.
         let row = sqlx::query(
-            "UPDATE audit_heads SET seq = seq + 1 WHERE chain = $1 RETURNING seq, hash",
+            "UPDATE audit_heads SET seq = seq + $2 WHERE chain = $1 RETURNING seq, hash",
         )
-        .bind(&new.chain)
+        .bind(chain)
+        .bind(batch.len() as i64)
         .fetch_one(&mut **tx)
         .await?;
-        let mut record = Record {
-            chain: new.chain,
-            seq: row.try_get(0)?,
-            id: uuid::Uuid::new_v4().to_string(),
-            at: now_millis(),
-            kind: new.kind,
-            actor: new.actor,
-            action: new.action,
-            object: new.object,
-            outcome: new.outcome,
-            detail: new.detail,
-            trace_id: new.trace_id,
-            prev_hash: row.try_get(1)?,
-            hash: String::new(),
-        };
-        record.hash = record.compute_hash();
-        sqlx::query(concat!(
-            "INSERT INTO audit_events (",
-            record_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-        ))
-        .bind(&record.chain)
-        .bind(record.seq)
-        .bind(&record.id)
-        .bind(record.at)
-        .bind(&record.kind)
-        .bind(&record.actor)
-        .bind(&record.action)
-        .bind(&record.object)
-        .bind(&record.outcome)
-        .bind(&record.detail)
-        .bind(&record.trace_id)
-        .bind(&record.prev_hash)
-        .bind(&record.hash)
-        .execute(&mut **tx)
-        .await?;
+        let last: i64 = row.try_get(0)?;
+        let mut prev_hash: String = row.try_get(1)?;
+        let at = now_millis();
+        let mut records = Vec::with_capacity(batch.len());
+        for (seq, new) in (last - batch.len() as i64 + 1..).zip(batch) {
+            let mut record = Record {
+                chain: chain.to_owned(),
+                seq,
+                id: uuid::Uuid::new_v4().to_string(),
+                at,
+                kind: new.kind,
+                actor: new.actor,
+                action: new.action,
+                object: new.object,
+                outcome: new.outcome,
+                detail: new.detail,
+                trace_id: new.trace_id,
+                prev_hash: std::mem::take(&mut prev_hash),
+                hash: String::new(),
+            };
+            record.hash = record.compute_hash();
+            prev_hash.clone_from(&record.hash);
+            records.push(record);
+        }
+        for chunk in records.chunks(ROWS_PER_INSERT) {
+            insert_records(tx, chunk).await?;
+        }
         sqlx::query("UPDATE audit_heads SET hash = $1 WHERE chain = $2")
-            .bind(&record.hash)
-            .bind(&record.chain)
+            .bind(&prev_hash)
+            .bind(chain)
             .execute(&mut **tx)
             .await?;
-        Ok(record)
+        Ok(records)
     }
 
     /// Appends the record of an admin change to `chain` in `tx`, naming the admin call

@@ -1,5 +1,6 @@
 //! Usage folded from workers' events: tool calls per tenant and month, each event once.
 
+use super::audit::NewRecord;
 use super::*;
 
 /// One usage event to fold in.
@@ -10,6 +11,20 @@ pub struct UsageRecord {
     pub key: Option<KeyId>,
     pub tool_call: bool,
     pub at: Millis,
+    /// What the audit trail records of the call; `None` records nothing.
+    pub call: Option<CallDetail>,
+}
+
+/// A call as the audit trail records it.
+#[derive(Debug, Clone)]
+pub struct CallDetail {
+    /// `tools/call`, `resources/read` or `prompts/get`.
+    pub method: String,
+    /// The tool or prompt name, or resource URI, as the client gave it.
+    pub target: String,
+    pub connector: String,
+    pub ok: bool,
+    pub duration_ms: u64,
 }
 
 /// Event ids one statement marks as seen.
@@ -31,6 +46,7 @@ impl Store {
             key: key.cloned(),
             tool_call,
             at,
+            call: None,
         };
         Ok(self.record_usage_batch(&[record]).await? == 1)
     }
@@ -77,19 +93,55 @@ impl Store {
                 used_up.push(tenant.clone());
             }
         }
-        if used_up.is_empty() {
-            tx.commit().await?;
-        } else {
-            // Used up: workers must refuse further tool calls until the month ends.
-            let mut last = 0;
-            for tenant in &used_up {
-                last = Self::next_revision(&mut tx).await?;
-                Self::record_change(&mut tx, tenant, last, true).await?;
-            }
-            tx.commit().await?;
+        // Used up: workers must refuse further tool calls until the month ends.
+        let mut last = None;
+        for tenant in &used_up {
+            let rev = Self::next_revision(&mut tx).await?;
+            Self::record_change(&mut tx, tenant, rev, true).await?;
+            last = Some(rev);
+        }
+        // After the revision counter, as admin changes take their locks in that order.
+        Self::append_calls(&mut tx, &new).await?;
+        tx.commit().await?;
+        if let Some(last) = last {
             self.changed.send_replace(last);
         }
         Ok(new.len())
+    }
+
+    /// Appends the audit records of `events`' calls, chain by chain in name order (so two
+    /// replicas folding at once wait rather than deadlock).
+    async fn append_calls(
+        tx: &mut Transaction<'static, Any>,
+        events: &[&UsageRecord],
+    ) -> Result<()> {
+        let mut by_chain: std::collections::BTreeMap<&str, Vec<NewRecord>> = Default::default();
+        for e in events {
+            let Some(call) = &e.call else { continue };
+            let tenant = e.tenant.as_str();
+            by_chain.entry(tenant).or_default().push(NewRecord {
+                chain: tenant.to_owned(),
+                kind: "call".into(),
+                actor: e
+                    .key
+                    .as_ref()
+                    .map_or_else(|| "key:unknown".into(), |k| format!("key:{k}")),
+                action: call.method.clone(),
+                object: format!("connector/{tenant}/{}", call.connector),
+                outcome: if call.ok { "ok" } else { "error" }.into(),
+                detail: serde_json::json!({
+                    "target": call.target,
+                    "called_at": e.at,
+                    "duration_ms": call.duration_ms,
+                })
+                .to_string(),
+                trace_id: String::new(),
+            });
+        }
+        for (chain, records) in by_chain {
+            Self::append_audit_batch(tx, chain, records).await?;
+        }
+        Ok(())
     }
 
     /// Marks the batch's event ids seen; the ones that were not seen before.

@@ -334,3 +334,55 @@ async fn edits_removals_and_reorders_made_in_the_database_are_named() {
         assert!(r.reason.contains(why), "{tenant}: {r:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_through_a_worker_is_on_the_tenants_trail_with_its_key_and_outcome() {
+    use switchyard_tests::upstream::TestUpstream;
+    let stack = Stack::start().await;
+    let up = TestUpstream::start("up").await;
+    let key = stack.tenant_with_connector("acme", "gh", &up.url).await;
+    let (key_id, _) = switchyard_common::apikey::parse(&key).unwrap();
+    stack.wait_serving("acme", &key).await;
+    let http = reqwest::Client::new();
+    let endpoint = stack.worker().endpoint("acme");
+    let answer = switchyard_tests::modern::call(
+        &http,
+        &endpoint,
+        &key,
+        "gh__echo",
+        serde_json::json!({"text": "hi"}),
+    )
+    .await;
+    assert!(answer.ok(), "{answer:?}");
+    let cp = &stack.cp;
+    let mut calls: Vec<AuditEvent>;
+    switchyard_tests::assert_eventually!(
+        {
+            calls = list(
+                cp,
+                ListAuditEventsRequest {
+                    tenant: "acme".into(),
+                    object: "connector/acme/gh".into(),
+                    outcome: "ok".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .events
+            .into_iter()
+            .filter(|e| e.kind == "call")
+            .collect();
+            !calls.is_empty()
+        },
+        std::time::Duration::from_secs(20),
+        "the call reaches the audit trail"
+    );
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    let call = &calls[0];
+    assert_eq!(call.actor, format!("key:{}", key_id.as_str()));
+    assert_eq!(call.action, "tools/call");
+    let detail: serde_json::Value = serde_json::from_str(&call.detail).unwrap();
+    assert_eq!(detail["target"], "gh__echo");
+    assert!(!call.detail.contains(&key), "no key secret on record");
+    assert!(verify(cp, "acme").await.intact);
+}

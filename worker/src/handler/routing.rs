@@ -187,12 +187,12 @@ impl Gateway {
         client: &P,
         upstream: P,
     ) -> Result<Outcome> {
-        let report = self.report(
-            route.principal,
-            method,
-            &route.target,
-            &route.connector.name,
-        );
+        // The route's target is "<method> <name>"; the report carries the name alone.
+        let name = route
+            .target
+            .split_once(' ')
+            .map_or(route.target.as_str(), |(_, name)| name);
+        let report = self.report(route.principal, method, name, &route.connector.name);
         // A call whose caller loses access meanwhile is stopped (dropping it cancels the
         // upstream request) and answered with why.
         let mut watched = self.core.calls.watch(route.principal);

@@ -2,7 +2,7 @@
 
 use super::{new_key, outbox_len, slug};
 use switchyard_control_plane::model::*;
-use switchyard_control_plane::store::{Store, UsageRecord};
+use switchyard_control_plane::store::{CallDetail, Store, UsageRecord};
 
 switchyard_tests::store_contract!(
     usage_counts_each_event_once_and_a_used_up_quota_takes_a_revision,
@@ -53,6 +53,19 @@ async fn usage_counts_each_event_once_and_a_used_up_quota_takes_a_revision(store
     assert_eq!(store.usage(&acme).await.unwrap().tool_calls, 3);
 }
 
+/// The targets of the call records on `chain`, in order.
+async fn call_targets(store: &Store, chain: &str) -> Vec<String> {
+    let (records, _) = store.audit_chain(chain, 1, 1000).await.unwrap();
+    records
+        .iter()
+        .filter(|r| r.kind == "call")
+        .map(|r| {
+            let detail: serde_json::Value = serde_json::from_str(&r.detail).unwrap();
+            detail["target"].as_str().unwrap().to_owned()
+        })
+        .collect()
+}
+
 fn record(id: &str, tenant: &str, at: Millis) -> UsageRecord {
     UsageRecord {
         event_id: id.to_owned(),
@@ -60,6 +73,13 @@ fn record(id: &str, tenant: &str, at: Millis) -> UsageRecord {
         key: None,
         tool_call: true,
         at,
+        call: Some(CallDetail {
+            method: "tools/call".into(),
+            target: format!("echo-{id}"),
+            connector: "up".into(),
+            ok: true,
+            duration_ms: 3,
+        }),
     }
 }
 
@@ -115,6 +135,19 @@ async fn a_batch_counts_each_new_event_once_and_takes_one_revision_per_used_up_t
     assert_eq!(store.record_usage_batch(&batch).await.unwrap(), 0);
     assert_eq!(store.usage(&slug("acme")).await.unwrap().tool_calls, 5);
     assert_eq!(store.current_revision().await.unwrap(), revision + 1);
+    // Each new call on the tenant's audit trail once, in the batch's order, after its
+    // creation; the repeats not at all.
+    assert_eq!(
+        call_targets(&store, "acme").await,
+        ["echo-e1", "echo-e2", "echo-e3", "echo-e4"]
+    );
+    assert_eq!(call_targets(&store, "globex").await, ["echo-g1", "echo-g2"]);
+    let (records, head) = store.audit_chain("acme", 1, 100).await.unwrap();
+    let head = head.unwrap();
+    assert_eq!(
+        switchyard_control_plane::audit::verify(&records, Some((head.0, &head.1))),
+        Ok(())
+    );
     // Many at once, over one statement's worth of ids.
     let many: Vec<UsageRecord> = (0..450)
         .map(|i| record(&format!("m{i}"), "globex", now))
