@@ -39,6 +39,8 @@ pub struct Config {
     pub profiles: Profiles,
     /// Tenant namespaces on Kubernetes (`--kube-namespaces`); `None`: not reconciled.
     pub kube: Option<KubeConfig>,
+    /// How long audit records are kept; `None` keeps them (nothing is removed).
+    pub audit_retention: Option<std::time::Duration>,
 }
 
 /// What the namespace reconciler needs: a client of the cluster and its settings.
@@ -117,6 +119,9 @@ pub async fn serve(
     let sightings = config
         .tool_bus
         .map(|bus| tokio::spawn(crate::sightings::fold(store.clone(), bus)));
+    let pruning = config
+        .audit_retention
+        .map(|keep| tokio::spawn(crate::audit::retention::run(store.clone(), keep)));
     let isolation_unavailable = match &config.kube {
         None => Some("the control plane runs without --kube-namespaces".to_owned()),
         Some(k) if k.settings.gateway.is_none() => {
@@ -208,6 +213,7 @@ pub async fn serve(
         .into_iter()
         .chain(usage)
         .chain(sightings)
+        .chain(pruning)
         .chain(reconciler)
     {
         task.abort();

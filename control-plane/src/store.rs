@@ -49,7 +49,7 @@ mod tenants;
 mod tokens;
 mod usage;
 
-pub use audit::{AuditFilter, NewRecord};
+pub use audit::{AuditFilter, ChainHead, NewRecord};
 pub use connectors::NewConnector;
 pub use isolation::ReconcileState;
 pub use keys::NewApiKey;

@@ -166,6 +166,9 @@ pub async fn run(args: DevArgs, data_dir: &Path) -> anyhow::Result<()> {
         fleet: Some(buses.fleet.clone()),
         profiles: Default::default(),
         kube: None,
+        audit_retention: Some(switchyard_control_plane::audit::retention::days(
+            switchyard_control_plane::audit::retention::DEFAULT_DAYS,
+        )),
     };
     // Both stop on the same signal, which the control plane's shutdown passes on to the
     // worker.

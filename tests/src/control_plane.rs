@@ -95,6 +95,7 @@ impl ControlPlane {
             fleet: buses.fleet,
             profiles: Default::default(),
             kube: None,
+            audit_retention: None,
         };
         adjust(&mut config);
         // The token must be installed before the first request can arrive.

@@ -131,17 +131,21 @@ impl Admin {
         let mut checked = 0u64;
         let mut carried: Option<Record> = None;
         let mut from = 1;
+        let mut first = None;
         let outcome = loop {
             let (page, head) = self.store.audit_chain(&chain, from, VERIFY_BATCH).await?;
+            let start = *first.get_or_insert(head.as_ref().map_or(1, |h| h.pruned_through + 1));
             let last_page = page.len() < VERIFY_BATCH as usize;
             checked += page.len() as u64;
             from = page.last().map_or(from, |r| r.seq + 1);
+            // A later page is checked with the previous page's last record before it.
+            let run_first = carried.as_ref().map_or(start, |c| c.seq);
             let run: Vec<Record> = carried.take().into_iter().chain(page).collect();
             let head = head
                 .as_ref()
                 .filter(|_| last_page)
-                .map(|(s, h)| (*s, h.as_str()));
-            if let Err(broken) = audit::verify(&run, head) {
+                .map(|h| (h.seq, h.hash.as_str()));
+            if let Err(broken) = audit::verify(&run, run_first, head) {
                 break Some(broken);
             }
             if last_page {

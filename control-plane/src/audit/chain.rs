@@ -50,21 +50,24 @@ pub struct ChainBreak {
     pub reason: String,
 }
 
-/// Checks `records` (one chain, in sequence order). When `records` starts at the chain's
-/// first record, that record must have no predecessor; otherwise the first record's
-/// `prev_hash` is taken on trust. `head` is the chain head row (last sequence number and
-/// hash), which the records must reach when they run to the end of the chain.
-pub fn verify(records: &[Record], head: Option<(i64, &str)>) -> Result<(), ChainBreak> {
+/// Checks `records` (one chain, in sequence order), which must start at sequence number
+/// `first`: 1 for a whole chain, whose first record has no predecessor; later when older
+/// records were removed by retention (their successor's `prev_hash` is then taken on
+/// trust) or when only part of a chain is checked. `head` is the chain head row (last
+/// sequence number and hash), which the records must reach when they run to the end of the
+/// chain.
+pub fn verify(records: &[Record], first: i64, head: Option<(i64, &str)>) -> Result<(), ChainBreak> {
     let mut previous: Option<&Record> = None;
     for r in records {
         let broken = |reason: String| ChainBreak { seq: r.seq, reason };
+        let expected = previous.map_or(first, |p| p.seq + 1);
+        if r.seq != expected {
+            return Err(ChainBreak {
+                seq: expected,
+                reason: format!("missing (the next record found is {})", r.seq),
+            });
+        }
         match previous {
-            Some(p) if r.seq != p.seq + 1 => {
-                return Err(ChainBreak {
-                    seq: p.seq + 1,
-                    reason: format!("missing (the next record found is {})", r.seq),
-                });
-            }
             Some(p) if r.prev_hash != p.hash => {
                 return Err(broken(format!(
                     "links to {} but record {} hashes to {}",
@@ -88,19 +91,22 @@ pub fn verify(records: &[Record], head: Option<(i64, &str)>) -> Result<(), Chain
         }
         previous = Some(r);
     }
-    if let (Some((seq, hash)), Some(last)) = (head, previous)
-        && (last.seq < seq || (last.seq == seq && last.hash != hash))
-    {
-        return Err(ChainBreak {
-            seq: last.seq + 1,
-            reason: format!(
-                "the chain head is record {seq} ({}), the last record found is {}",
-                short(hash),
-                last.seq
-            ),
-        });
+    let next = previous.map_or(first, |p| p.seq + 1);
+    match head {
+        Some((seq, hash))
+            if seq >= next || previous.is_some_and(|p| p.seq == seq && p.hash != hash) =>
+        {
+            Err(ChainBreak {
+                seq: next.min(seq),
+                reason: format!(
+                    "the chain head is record {seq} ({}), the last record found is {}",
+                    short(hash),
+                    next - 1
+                ),
+            })
+        }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 fn short(hash: &str) -> &str {
@@ -142,8 +148,8 @@ mod tests {
     #[test]
     fn an_intact_chain_verifies_whole_and_from_any_record() {
         let c = chain(5);
-        assert_eq!(verify(&c, head(&c)), Ok(()));
-        assert_eq!(verify(&c[2..], head(&c)), Ok(()));
+        assert_eq!(verify(&c, 1, head(&c)), Ok(()));
+        assert_eq!(verify(&c[2..], 3, head(&c)), Ok(()));
     }
 
     #[test]
@@ -151,7 +157,7 @@ mod tests {
         let mut c = chain(5);
         let h = c[4].hash.clone();
         c[2].outcome = "refused".into();
-        assert_eq!(verify(&c, Some((5, &h))).map_err(|e| e.seq), Err(3));
+        assert_eq!(verify(&c, 1, Some((5, &h))).map_err(|e| e.seq), Err(3));
     }
 
     #[test]
@@ -160,7 +166,7 @@ mod tests {
         let h = c[4].hash.clone();
         c[2].actor = "operator:someone-else".into();
         c[2].hash = c[2].compute_hash();
-        let err = verify(&c, Some((5, &h))).unwrap_err();
+        let err = verify(&c, 1, Some((5, &h))).unwrap_err();
         assert_eq!(err.seq, 4, "{err}");
     }
 
@@ -169,7 +175,7 @@ mod tests {
         let mut c = chain(5);
         let h = c[4].hash.clone();
         c.remove(1);
-        let err = verify(&c, Some((5, &h))).unwrap_err();
+        let err = verify(&c, 1, Some((5, &h))).unwrap_err();
         assert_eq!((err.seq, err.reason.starts_with("missing")), (2, true));
     }
 
@@ -181,14 +187,25 @@ mod tests {
         c.swap(1, 2);
         c[1].seq = a;
         c[2].seq = b;
-        assert_eq!(verify(&c, Some((5, &h))).map_err(|e| e.seq), Err(2));
+        assert_eq!(verify(&c, 1, Some((5, &h))).map_err(|e| e.seq), Err(2));
+    }
+
+    #[test]
+    fn records_removed_from_the_start_are_missing_unless_retention_removed_them() {
+        let c = chain(5);
+        let h = c[4].hash.clone();
+        assert_eq!(verify(&c[2..], 3, Some((5, &h))), Ok(()));
+        let err = verify(&c[2..], 1, Some((5, &h))).unwrap_err();
+        assert_eq!((err.seq, err.reason.starts_with("missing")), (1, true));
+        let err = verify(&[], 1, Some((5, &h))).unwrap_err();
+        assert_eq!(err.seq, 1, "{err}");
     }
 
     #[test]
     fn a_removed_tail_is_detected_against_the_head() {
         let c = chain(5);
         let h = c[4].hash.clone();
-        let err = verify(&c[..3], Some((5, &h))).unwrap_err();
+        let err = verify(&c[..3], 1, Some((5, &h))).unwrap_err();
         assert_eq!(err.seq, 4, "{err}");
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod chain;
 mod diff;
+pub mod retention;
 pub mod snapshot;
 
 pub use chain::{ChainBreak, Record, verify};

@@ -21,6 +21,14 @@ pub struct AuditFilter {
     pub limit: u32,
 }
 
+/// A chain's head: its last record, and the last record retention removed (0: none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainHead {
+    pub seq: i64,
+    pub hash: String,
+    pub pruned_through: i64,
+}
+
 /// A record to append; the store gives it its place in the chain.
 #[derive(Debug, Clone)]
 pub struct NewRecord {
@@ -240,13 +248,13 @@ impl Store {
     }
 
     /// A chain's records from sequence number `from_seq` on, in order (at most `limit`),
-    /// and its head (last sequence number and hash).
+    /// and its head.
     pub async fn audit_chain(
         &self,
         chain: &str,
         from_seq: i64,
         limit: u32,
-    ) -> Result<(Vec<Record>, Option<(i64, String)>)> {
+    ) -> Result<(Vec<Record>, Option<ChainHead>)> {
         let rows = sqlx::query(concat!(
             "SELECT ",
             record_columns!(),
@@ -261,12 +269,85 @@ impl Store {
             .iter()
             .map(record_from_row)
             .collect::<Result<Vec<_>>>()?;
-        let head = sqlx::query("SELECT seq, hash FROM audit_heads WHERE chain = $1")
-            .bind(chain)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(|r| Ok::<_, Error>((r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?)))
-            .transpose()?;
+        let head =
+            sqlx::query("SELECT seq, hash, pruned_through FROM audit_heads WHERE chain = $1")
+                .bind(chain)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(|r| {
+                    Ok::<_, Error>(ChainHead {
+                        seq: r.try_get(0)?,
+                        hash: r.try_get(1)?,
+                        pruned_through: r.try_get(2)?,
+                    })
+                })
+                .transpose()?;
         Ok((records, head))
+    }
+
+    /// Removes the records made before `before` from the start of every chain, keeping
+    /// each chain's newest record; the records removed.
+    pub async fn prune_audit(&self, before: Millis) -> Result<u64> {
+        let chains: Vec<String> = sqlx::query_scalar("SELECT chain FROM audit_heads")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut removed = 0;
+        for chain in chains {
+            removed += self.prune_chain(&chain, before).await?;
+        }
+        Ok(removed)
+    }
+
+    async fn prune_chain(&self, chain: &str, before: Millis) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        // The head's row lock: appends to this chain wait.
+        let row = sqlx::query(
+            "UPDATE audit_heads SET pruned_through = pruned_through WHERE chain = $1 \
+             RETURNING seq, pruned_through",
+        )
+        .bind(chain)
+        .fetch_one(&mut *tx)
+        .await?;
+        let (last, pruned): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+        let expired: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(seq) FROM audit_events WHERE chain = $1 AND at < $2")
+                .bind(chain)
+                .bind(before)
+                .fetch_one(&mut *tx)
+                .await?;
+        let cut = expired.unwrap_or(0).min(last - 1);
+        if cut <= pruned {
+            return Ok(0);
+        }
+        match self.backend {
+            Backend::Postgres => {
+                sqlx::query("SET LOCAL switchyard.audit_pruning = 'on'")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            Backend::Sqlite => {
+                sqlx::query("INSERT INTO audit_pruning (active) VALUES (1)")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        let removed = sqlx::query("DELETE FROM audit_events WHERE chain = $1 AND seq <= $2")
+            .bind(chain)
+            .bind(cut)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if self.backend == Backend::Sqlite {
+            sqlx::query("DELETE FROM audit_pruning")
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE audit_heads SET pruned_through = $1 WHERE chain = $2")
+            .bind(cut)
+            .bind(chain)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(removed)
     }
 }

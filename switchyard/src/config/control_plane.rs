@@ -98,6 +98,9 @@ pub struct ControlPlaneArgs {
     /// The compute profile of tenants that name none [default: default].
     #[arg(long, env = "SWITCHYARD_DEFAULT_COMPUTE_PROFILE")]
     pub(super) default_compute_profile: Option<String>,
+    /// Days audit records are kept before the hourly job removes them [default: 365].
+    #[arg(long, env = "SWITCHYARD_AUDIT_RETENTION_DAYS")]
+    pub(super) audit_retention_days: Option<u32>,
     /// Compute profiles, by name (config file only: [compute-profiles.NAME]).
     #[arg(skip)]
     pub(super) compute_profiles: Option<BTreeMap<String, ComputeProfile>>,
@@ -171,6 +174,7 @@ impl ControlPlaneArgs {
             default_compute_profile: self
                 .default_compute_profile
                 .or(file.default_compute_profile),
+            audit_retention_days: self.audit_retention_days.or(file.audit_retention_days),
             compute_profiles: self.compute_profiles.or(file.compute_profiles),
             kube_worker_env: self.kube_worker_env.or(file.kube_worker_env),
             config: None,
@@ -233,10 +237,21 @@ impl ControlPlaneArgs {
                 fleet: None,
                 profiles,
                 kube: None,
+                audit_retention: Some(audit_retention(args.audit_retention_days)?),
             },
             kube,
         })
     }
+}
+
+/// How long audit records are kept: `days` (1 to 36,500), 365 when unset.
+fn audit_retention(days: Option<u32>) -> anyhow::Result<std::time::Duration> {
+    use switchyard_control_plane::audit::retention;
+    let days = days.unwrap_or(retention::DEFAULT_DAYS);
+    if !(1..=36_500).contains(&days) {
+        bail!("audit-retention-days must be between 1 and 36500, not {days}");
+    }
+    Ok(retention::days(days))
 }
 
 pub async fn run_control_plane(args: ControlPlaneArgs) -> anyhow::Result<()> {
@@ -316,6 +331,22 @@ pub async fn run_migrate(args: MigrateArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audit_retention_defaults_to_a_year_and_refuses_days_out_of_range() {
+        assert_eq!(
+            audit_retention(None).unwrap(),
+            std::time::Duration::from_secs(365 * 86_400)
+        );
+        assert_eq!(
+            audit_retention(Some(7)).unwrap(),
+            std::time::Duration::from_secs(7 * 86_400)
+        );
+        for bad in [0, 36_501] {
+            let e = audit_retention(Some(bad)).unwrap_err();
+            assert!(e.to_string().contains("audit-retention-days"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn the_public_url_must_name_an_http_host() {

@@ -145,7 +145,7 @@ async fn a_batch_counts_each_new_event_once_and_takes_one_revision_per_used_up_t
     let (records, head) = store.audit_chain("acme", 1, 100).await.unwrap();
     let head = head.unwrap();
     assert_eq!(
-        switchyard_control_plane::audit::verify(&records, Some((head.0, &head.1))),
+        switchyard_control_plane::audit::verify(&records, 1, Some((head.seq, &head.hash))),
         Ok(())
     );
     // Many at once, over one statement's worth of ids.
