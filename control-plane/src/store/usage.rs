@@ -27,6 +27,20 @@ pub struct CallDetail {
     pub duration_ms: u64,
 }
 
+/// The audit record of `key` (of `tenant`) used for the first time, at `at`.
+fn first_use(tenant: &TenantSlug, key: &str, at: Millis) -> NewRecord {
+    NewRecord {
+        chain: tenant.as_str().to_owned(),
+        kind: "key_first_use".into(),
+        actor: format!("key:{key}"),
+        action: "FirstUse".into(),
+        object: format!("key/{tenant}/{key}"),
+        outcome: "ok".into(),
+        detail: serde_json::json!({ "used_at": at }).to_string(),
+        trace_id: String::new(),
+    }
+}
+
 /// Event ids one statement marks as seen.
 const IDS_PER_STATEMENT: usize = 200;
 
@@ -66,21 +80,35 @@ impl Store {
             .iter()
             .filter(|e| fresh.contains(e.event_id.as_str()) && counted.insert(e.event_id.as_str()))
             .collect();
-        let mut last_used: std::collections::BTreeMap<&str, Millis> = Default::default();
+        let mut last_used: std::collections::BTreeMap<&str, (Millis, &TenantSlug)> =
+            Default::default();
         let mut calls: std::collections::BTreeMap<(&TenantSlug, String), i64> = Default::default();
         for e in &new {
             if let Some(k) = &e.key {
-                let at = last_used.entry(k.as_str()).or_insert(e.at);
+                let (at, _) = last_used.entry(k.as_str()).or_insert((e.at, &e.tenant));
                 *at = (*at).max(e.at);
             }
             if e.tool_call {
                 *calls.entry((&e.tenant, month_of(e.at).0)).or_default() += 1;
             }
         }
-        for (key, at) in last_used {
+        let mut first_uses = Vec::new();
+        for (key, (at, tenant)) in last_used {
+            let first = sqlx::query(
+                "UPDATE api_keys SET last_used_at = $1 WHERE id = $2 AND last_used_at IS NULL",
+            )
+            .bind(at)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0;
+            if first {
+                first_uses.push(first_use(tenant, key, at));
+                continue;
+            }
             sqlx::query(
-                "UPDATE api_keys SET last_used_at = $1 \
-                 WHERE id = $2 AND (last_used_at IS NULL OR last_used_at < $1)",
+                "UPDATE api_keys SET last_used_at = $1 WHERE id = $2 AND last_used_at < $1",
             )
             .bind(at)
             .bind(key)
@@ -101,7 +129,7 @@ impl Store {
             last = Some(rev);
         }
         // After the revision counter, as admin changes take their locks in that order.
-        Self::append_calls(&mut tx, &new).await?;
+        Self::append_calls(&mut tx, &new, first_uses).await?;
         tx.commit().await?;
         if let Some(last) = last {
             self.changed.send_replace(last);
@@ -109,37 +137,48 @@ impl Store {
         Ok(new.len())
     }
 
-    /// Appends the audit records of `events`' calls, chain by chain in name order (so two
-    /// replicas folding at once wait rather than deadlock).
+    /// Appends the audit records of keys used for the first time and of `events`' calls,
+    /// chain by chain in name order (so two replicas folding at once wait rather than
+    /// deadlock).
     async fn append_calls(
         tx: &mut Transaction<'static, Any>,
         events: &[&UsageRecord],
+        first_uses: Vec<NewRecord>,
     ) -> Result<()> {
-        let mut by_chain: std::collections::BTreeMap<&str, Vec<NewRecord>> = Default::default();
+        let mut by_chain: std::collections::BTreeMap<String, Vec<NewRecord>> = Default::default();
+        for record in first_uses {
+            by_chain
+                .entry(record.chain.clone())
+                .or_default()
+                .push(record);
+        }
         for e in events {
             let Some(call) = &e.call else { continue };
             let tenant = e.tenant.as_str();
-            by_chain.entry(tenant).or_default().push(NewRecord {
-                chain: tenant.to_owned(),
-                kind: "call".into(),
-                actor: e
-                    .key
-                    .as_ref()
-                    .map_or_else(|| "key:unknown".into(), |k| format!("key:{k}")),
-                action: call.method.clone(),
-                object: format!("connector/{tenant}/{}", call.connector),
-                outcome: if call.ok { "ok" } else { "error" }.into(),
-                detail: serde_json::json!({
-                    "target": call.target,
-                    "called_at": e.at,
-                    "duration_ms": call.duration_ms,
-                })
-                .to_string(),
-                trace_id: String::new(),
-            });
+            by_chain
+                .entry(tenant.to_owned())
+                .or_default()
+                .push(NewRecord {
+                    chain: tenant.to_owned(),
+                    kind: "call".into(),
+                    actor: e
+                        .key
+                        .as_ref()
+                        .map_or_else(|| "key:unknown".into(), |k| format!("key:{k}")),
+                    action: call.method.clone(),
+                    object: format!("connector/{tenant}/{}", call.connector),
+                    outcome: if call.ok { "ok" } else { "error" }.into(),
+                    detail: serde_json::json!({
+                        "target": call.target,
+                        "called_at": e.at,
+                        "duration_ms": call.duration_ms,
+                    })
+                    .to_string(),
+                    trace_id: String::new(),
+                });
         }
         for (chain, records) in by_chain {
-            Self::append_audit_batch(tx, chain, records).await?;
+            Self::append_audit_batch(tx, &chain, records).await?;
         }
         Ok(())
     }

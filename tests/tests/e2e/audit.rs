@@ -345,15 +345,17 @@ async fn a_call_through_a_worker_is_on_the_tenants_trail_with_its_key_and_outcom
     stack.wait_serving("acme", &key).await;
     let http = reqwest::Client::new();
     let endpoint = stack.worker().endpoint("acme");
-    let answer = switchyard_tests::modern::call(
-        &http,
-        &endpoint,
-        &key,
-        "gh__echo",
-        serde_json::json!({"text": "hi"}),
-    )
-    .await;
-    assert!(answer.ok(), "{answer:?}");
+    for text in ["hi", "again"] {
+        let answer = switchyard_tests::modern::call(
+            &http,
+            &endpoint,
+            &key,
+            "gh__echo",
+            serde_json::json!({ "text": text }),
+        )
+        .await;
+        assert!(answer.ok(), "{answer:?}");
+    }
     let cp = &stack.cp;
     let mut calls: Vec<AuditEvent>;
     switchyard_tests::assert_eventually!(
@@ -372,12 +374,26 @@ async fn a_call_through_a_worker_is_on_the_tenants_trail_with_its_key_and_outcom
             .into_iter()
             .filter(|e| e.kind == "call")
             .collect();
-            !calls.is_empty()
+            calls.len() >= 2
         },
         std::time::Duration::from_secs(20),
-        "the call reaches the audit trail"
+        "the calls reach the audit trail"
     );
-    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    let first_uses = list(
+        cp,
+        ListAuditEventsRequest {
+            tenant: "acme".into(),
+            object: format!("key/acme/{}", key_id.as_str()),
+            ..Default::default()
+        },
+    )
+    .await
+    .events
+    .into_iter()
+    .filter(|e| e.kind == "key_first_use")
+    .count();
+    assert_eq!(first_uses, 1, "the key's first use is on record once");
     let call = &calls[0];
     assert_eq!(call.actor, format!("key:{}", key_id.as_str()));
     assert_eq!(call.action, "tools/call");
