@@ -322,17 +322,39 @@ impl<E: Event> Queue<E> for NatsQueue<E> {
             .map_err(unavailable)?;
         let messages = consumer.messages().await.map_err(unavailable)?;
         Ok(messages
-            .map(|m| {
-                let message = m.map_err(unavailable)?;
-                let event: E =
-                    serde_json::from_slice(&message.payload).map_err(|e| BusError::Corrupt {
-                        key: message.subject.to_string(),
-                        reason: e.to_string(),
-                    })?;
-                Ok(Delivery {
+            .filter_map(|m| async move {
+                let message = match m {
+                    Ok(message) => message,
+                    Err(e) => return Some(Err(unavailable(e))),
+                };
+                let event: E = match serde_json::from_slice(&message.payload) {
+                    Ok(event) => event,
+                    Err(e) => {
+                        return Some(Err(BusError::Corrupt {
+                            key: message.subject.to_string(),
+                            reason: e.to_string(),
+                        }));
+                    }
+                };
+                // A publisher may write only its own tenant's subject (a dedicated pool's
+                // credentials allow no other): an event naming another tenant than its
+                // subject does is forged, and dropped.
+                let subject = format!("{}.{}", E::SPEC.subject_prefix, event.tenant());
+                if message.subject.as_str() != subject {
+                    tracing::warn!(
+                        subject = %message.subject,
+                        tenant = event.tenant(),
+                        "dropping an event that names another tenant than its subject"
+                    );
+                    if let Err(e) = message.ack().await {
+                        tracing::warn!(error = %e, "acknowledging a dropped event failed");
+                    }
+                    return None;
+                }
+                Some(Ok(Delivery {
                     event,
                     message: Some(message),
-                })
+                }))
             })
             .boxed())
     }

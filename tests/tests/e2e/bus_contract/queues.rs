@@ -172,3 +172,32 @@ async fn unacknowledged_usage_events_are_delivered_again() {
         .unwrap();
     assert_eq!(redelivered.event, usage_event("e2"));
 }
+
+/// A publisher allowed only its own tenant's subject cannot make an event count for another
+/// tenant by naming it in the body: such an event is dropped, and the queue goes on.
+#[tokio::test]
+async fn an_event_naming_another_tenant_than_its_subject_is_dropped() {
+    use switchyard_bus::Queue as _;
+    let nats = switchyard_tests::Stack::nats_server().await;
+    let client = nats.client().await;
+    let usage = switchyard_bus::NatsUsage::new(client.clone());
+    usage.publish(&usage_event("first")).await.unwrap();
+    let forged = serde_json::to_vec(&usage_event("forged")).unwrap();
+    async_nats::jetstream::new(client)
+        .publish("switchyard.usage.globex", forged.into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    usage.publish(&usage_event("last")).await.unwrap();
+    let mut deliveries = usage.consume().await.unwrap();
+    for want in ["first", "last"] {
+        let got = tokio::time::timeout(Duration::from_secs(10), deliveries.next())
+            .await
+            .expect("an event within 10 s")
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.event.id, want);
+        got.ack().await.unwrap();
+    }
+}
