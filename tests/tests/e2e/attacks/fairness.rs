@@ -147,7 +147,10 @@ async fn concurrent_handshakes_open_no_more_sessions_than_the_cap() {
     let results =
         futures::future::join_all((0..10).map(|_| open_session(&http, &endpoint, &key))).await;
     let more = results.iter().filter(|r| r.is_ok()).count();
-    assert_eq!(opened + more, 3, "{results:?}");
+    // A session of wait_serving's may still hold a place (closing one frees its place a
+    // moment later), so the ten may get one place fewer, never one more.
+    assert!(opened + more <= 3, "past the cap: {results:?}");
+    assert!(more >= 1, "the cap had room: {results:?}");
     assert!(
         results
             .iter()
