@@ -247,28 +247,16 @@ impl Store {
         rows.iter().map(record_from_row).collect()
     }
 
-    /// A chain's records from sequence number `from_seq` on, in order (at most `limit`),
-    /// and its head.
+    /// A chain's head and its records from sequence number `from_seq` up to the head's, in
+    /// order (at most `limit`). The head is read first and bounds the records, so appends
+    /// made meanwhile (the head row and its records commit together) are left out rather
+    /// than taken for records missing from the head.
     pub async fn audit_chain(
         &self,
         chain: &str,
         from_seq: i64,
         limit: u32,
     ) -> Result<(Vec<Record>, Option<ChainHead>)> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            record_columns!(),
-            " FROM audit_events WHERE chain = $1 AND seq >= $2 ORDER BY seq LIMIT $3"
-        ))
-        .bind(chain)
-        .bind(from_seq)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await?;
-        let records = rows
-            .iter()
-            .map(record_from_row)
-            .collect::<Result<Vec<_>>>()?;
         let head =
             sqlx::query("SELECT seq, hash, pruned_through FROM audit_heads WHERE chain = $1")
                 .bind(chain)
@@ -282,6 +270,22 @@ impl Store {
                     })
                 })
                 .transpose()?;
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            record_columns!(),
+            " FROM audit_events WHERE chain = $1 AND seq >= $2 AND seq <= $3 \
+             ORDER BY seq LIMIT $4"
+        ))
+        .bind(chain)
+        .bind(from_seq)
+        .bind(head.as_ref().map_or(0, |h| h.seq))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        let records = rows
+            .iter()
+            .map(record_from_row)
+            .collect::<Result<Vec<_>>>()?;
         Ok((records, head))
     }
 
