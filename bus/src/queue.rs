@@ -327,34 +327,28 @@ impl<E: Event> Queue<E> for NatsQueue<E> {
                     Ok(message) => message,
                     Err(e) => return Some(Err(unavailable(e))),
                 };
-                let event: E = match serde_json::from_slice(&message.payload) {
-                    Ok(event) => event,
-                    Err(e) => {
-                        return Some(Err(BusError::Corrupt {
-                            key: message.subject.to_string(),
-                            reason: e.to_string(),
+                // An event that cannot be read would come back at every redelivery: it is
+                // dropped. So is one naming another tenant than its subject does: a
+                // publisher may write only its own tenant's subject (a dedicated pool's
+                // credentials allow no other), so such an event is forged.
+                let why = match serde_json::from_slice::<E>(&message.payload) {
+                    Ok(event)
+                        if message.subject.as_str()
+                            == format!("{}.{}", E::SPEC.subject_prefix, event.tenant()) =>
+                    {
+                        return Some(Ok(Delivery {
+                            event,
+                            message: Some(message),
                         }));
                     }
+                    Ok(_) => "it names another tenant than its subject".to_owned(),
+                    Err(e) => format!("it cannot be read: {e}"),
                 };
-                // A publisher may write only its own tenant's subject (a dedicated pool's
-                // credentials allow no other): an event naming another tenant than its
-                // subject does is forged, and dropped.
-                let subject = format!("{}.{}", E::SPEC.subject_prefix, event.tenant());
-                if message.subject.as_str() != subject {
-                    tracing::warn!(
-                        subject = %message.subject,
-                        tenant = event.tenant(),
-                        "dropping an event that names another tenant than its subject"
-                    );
-                    if let Err(e) = message.ack().await {
-                        tracing::warn!(error = %e, "acknowledging a dropped event failed");
-                    }
-                    return None;
+                tracing::warn!(subject = %message.subject, reason = %why, "dropping a queued event");
+                if let Err(e) = message.ack().await {
+                    tracing::warn!(error = %e, "acknowledging a dropped event failed");
                 }
-                Some(Ok(Delivery {
-                    event,
-                    message: Some(message),
-                }))
+                None
             })
             .boxed())
     }

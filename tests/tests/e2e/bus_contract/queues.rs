@@ -174,21 +174,27 @@ async fn unacknowledged_usage_events_are_delivered_again() {
 }
 
 /// A publisher allowed only its own tenant's subject cannot make an event count for another
-/// tenant by naming it in the body: such an event is dropped, and the queue goes on.
+/// tenant by naming it in the body, nor hold the queue up with bytes that are no event:
+/// such events are dropped, and the queue goes on.
 #[tokio::test]
-async fn an_event_naming_another_tenant_than_its_subject_is_dropped() {
+async fn forged_and_unreadable_events_are_dropped() {
     use switchyard_bus::Queue as _;
     let nats = switchyard_tests::Stack::nats_server().await;
     let client = nats.client().await;
     let usage = switchyard_bus::NatsUsage::new(client.clone());
     usage.publish(&usage_event("first")).await.unwrap();
     let forged = serde_json::to_vec(&usage_event("forged")).unwrap();
-    async_nats::jetstream::new(client)
-        .publish("switchyard.usage.globex", forged.into())
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    let js = async_nats::jetstream::new(client);
+    for (subject, payload) in [
+        ("switchyard.usage.globex", forged),
+        ("switchyard.usage.acme", b"not an event".to_vec()),
+    ] {
+        js.publish(subject, payload.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
     usage.publish(&usage_event("last")).await.unwrap();
     let mut deliveries = usage.consume().await.unwrap();
     for want in ["first", "last"] {
