@@ -39,7 +39,12 @@ fn filter_of(r: &pb::ListAuditEventsRequest) -> Result<AuditFilter> {
             t.parse::<i64>()
                 .ok()
                 .filter(|n| *n > 0)
-                .ok_or_else(|| Error::invalid("page_token", "is not one this service gave"))?,
+                .ok_or_else(|| {
+                    Error::invalid(
+                        "page_token",
+                        "is not one this service gave: pass a next_page_token from an earlier answer, or none",
+                    )
+                })?,
         ),
     };
     let from = r
@@ -93,7 +98,7 @@ impl Admin {
         let caller = audit::caller();
         let new = NewRecord {
             chain: chain.to_owned(),
-            kind: "audit_read".into(),
+            kind: audit::kind::AUDIT_READ.into(),
             actor: caller
                 .as_ref()
                 .map_or_else(|| audit::SYSTEM.to_owned(), |c| c.actor.clone()),

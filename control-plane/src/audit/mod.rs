@@ -38,6 +38,18 @@ pub fn caller() -> Option<Caller> {
     ACTOR.try_with(Clone::clone).ok()
 }
 
+/// The kinds of record, as stored and listed.
+pub mod kind {
+    /// A change made through the admin API, or by the platform itself.
+    pub const ADMIN: &str = "admin";
+    /// A call a worker sent upstream.
+    pub const CALL: &str = "call";
+    /// An API key used for the first time.
+    pub const KEY_FIRST_USE: &str = "key_first_use";
+    /// The audit trail listed or verified.
+    pub const AUDIT_READ: &str = "audit_read";
+}
+
 /// The chain of changes that belong to no tenant (operator tokens).
 pub const PLATFORM_CHAIN: &str = "";
 

@@ -191,7 +191,7 @@ impl Store {
         };
         let new = NewRecord {
             chain: chain.to_owned(),
-            kind: "admin".into(),
+            kind: audit::kind::ADMIN.into(),
             actor,
             action,
             object: change.object.clone(),

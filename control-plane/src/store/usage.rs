@@ -2,6 +2,7 @@
 
 use super::audit::NewRecord;
 use super::*;
+use crate::audit;
 
 /// One usage event to fold in.
 #[derive(Debug, Clone)]
@@ -31,7 +32,7 @@ pub struct CallDetail {
 fn first_use(tenant: &TenantSlug, key: &str, at: Millis) -> NewRecord {
     NewRecord {
         chain: tenant.as_str().to_owned(),
-        kind: "key_first_use".into(),
+        kind: audit::kind::KEY_FIRST_USE.into(),
         actor: format!("key:{key}"),
         action: "FirstUse".into(),
         object: format!("key/{tenant}/{key}"),
@@ -160,7 +161,7 @@ impl Store {
                 .or_default()
                 .push(NewRecord {
                     chain: tenant.to_owned(),
-                    kind: "call".into(),
+                    kind: audit::kind::CALL.into(),
                     actor: e
                         .key
                         .as_ref()
