@@ -51,6 +51,18 @@ pub struct UsageEvent {
     /// Unix milliseconds when the call arrived.
     pub at_ms: i64,
     pub duration_ms: u64,
+    /// Why the call failed (an error reason such as `upstream_timeout`), when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// A digest of the client session's id (the id itself is a credential-like handle).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<String>,
+    /// The worker that served the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    /// The call's trace, while tracing is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 impl Event for UsageEvent {

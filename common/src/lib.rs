@@ -7,6 +7,7 @@ pub mod ids;
 pub mod netguard;
 pub mod pins;
 pub mod seal;
+pub mod trace;
 
 pub use error::ErrorCode;
 pub use ids::{ConnectorName, IdError, KeyId, TenantSlug};

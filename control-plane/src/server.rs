@@ -185,6 +185,17 @@ pub async fn serve(
         .map_err(|e| Error::Internal(format!("reflection: {e}")))?;
     let incoming = TcpIncoming::from(listeners.grpc).with_nodelay(Some(true));
     let served = tonic::transport::Server::builder()
+        .trace_fn(|request| {
+            let span = switchyard_common::span!(
+                "admin.call",
+                otel.kind = "server",
+                otel.name = %request.uri().path(),
+                rpc.system = "grpc",
+                trace_id = tracing::field::Empty,
+            );
+            switchyard_common::trace::adopt(&span, request.headers());
+            span
+        })
         .layer(CallMetricsLayer(metrics))
         .layer(OperatorAuth::new(store))
         .add_service(health_service)

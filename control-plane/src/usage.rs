@@ -32,6 +32,18 @@ const REMEMBER_EVENTS: Duration = Duration::from_secs(3600);
 /// Events folded in one transaction at most.
 const BATCH: usize = 500;
 
+/// Longest text taken from an event's field: a worker's report is not trusted to be small.
+const FIELD_MAX: usize = 256;
+
+/// `text` cut to [`FIELD_MAX`] bytes at a character boundary.
+fn clip(text: &str) -> String {
+    let mut end = text.len().min(FIELD_MAX);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
 /// The record of `event`, if it names a valid tenant.
 fn record_of(event: &switchyard_bus::UsageEvent) -> Option<UsageRecord> {
     Some(UsageRecord {
@@ -42,10 +54,18 @@ fn record_of(event: &switchyard_bus::UsageEvent) -> Option<UsageRecord> {
         at: event.at_ms,
         call: Some(CallDetail {
             method: event.method.as_str().to_owned(),
-            target: event.target.clone(),
-            connector: event.connector.clone(),
+            target: clip(&event.target),
+            connector: clip(&event.connector),
             ok: event.ok,
             duration_ms: event.duration_ms,
+            error: event.error.as_deref().map(clip),
+            session: event.session.as_deref().map(clip),
+            worker: event.worker.as_deref().map(clip),
+            // A trace id is 32 hex digits; anything else is not one.
+            trace_id: event
+                .trace_id
+                .clone()
+                .filter(|t| t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit())),
         }),
     })
 }

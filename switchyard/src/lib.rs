@@ -6,6 +6,7 @@ mod dev;
 mod health;
 mod ops;
 mod output;
+pub mod telemetry;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -21,6 +22,8 @@ pub struct Cli {
     command: Command,
     #[command(flatten)]
     global: ops::GlobalArgs,
+    #[command(flatten)]
+    telemetry: telemetry::TelemetryArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,26 +58,18 @@ enum Command {
     Health(health::HealthArgs),
 }
 
-/// Logs go to stderr; `SWITCHYARD_LOG` sets the filter (default `info` for servers and
-/// `warn` for operator commands), `SWITCHYARD_LOG_FORMAT=json` switches to JSON lines.
-pub fn init_tracing(cli: &Cli) {
-    let default = match cli.command {
-        Command::ControlPlane(_) | Command::Worker(_) | Command::Migrate(_) | Command::Dev(_) => {
-            "info,sqlx=warn"
-        }
-        _ => "warn",
+/// Sets up logs and traces (see `telemetry`): servers log at `info` and export spans
+/// when `--otlp-endpoint` is set; operator commands log at `warn` and export nothing.
+pub fn init_tracing(cli: &Cli) -> telemetry::Telemetry {
+    let service = match cli.command {
+        Command::ControlPlane(_) => Some("switchyard-control-plane"),
+        Command::Worker(_) => Some("switchyard-worker"),
+        Command::Dev(_) => Some("switchyard-dev"),
+        Command::Migrate(_) => None,
+        _ => return telemetry::init("warn", "switchyard", None),
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHYARD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr);
-    if std::env::var("SWITCHYARD_LOG_FORMAT").as_deref() == Ok("json") {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    let otlp = service.and(cli.telemetry.otlp_endpoint.as_ref());
+    telemetry::init("info,sqlx=warn", service.unwrap_or("switchyard"), otlp)
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {

@@ -9,12 +9,14 @@ async fn main() -> ExitCode {
     // One TLS crypto provider for every client in the process (upstream MCP servers).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = switchyard::Cli::parse();
-    switchyard::init_tracing(&cli);
-    match switchyard::run(cli).await {
+    let telemetry = switchyard::init_tracing(&cli);
+    let code = match switchyard::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    telemetry.shutdown();
+    code
 }

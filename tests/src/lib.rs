@@ -21,6 +21,7 @@ pub mod legacy;
 pub mod modern;
 mod nats;
 pub mod nats_accounts;
+pub mod otlp;
 pub mod proxy;
 pub mod python;
 mod stack;

@@ -52,7 +52,19 @@ pub async fn request(
     key: &str,
     method: &str,
     name: Option<&str>,
+    params: Value,
+) -> Answer {
+    request_with(http, endpoint, key, (method, name), params, &[]).await
+}
+
+/// Like `request`, with `headers` added.
+pub async fn request_with(
+    http: &reqwest::Client,
+    endpoint: &str,
+    key: &str,
+    (method, name): (&str, Option<&str>),
     mut params: Value,
+    headers: &[(&str, &str)],
 ) -> Answer {
     crate::install_tls();
     params["_meta"] = json!({
@@ -68,6 +80,9 @@ pub async fn request(
         .header("mcp-method", method);
     if let Some(n) = name {
         req = req.header("mcp-name", n);
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
     }
     answer(req.json(&body).send().await.unwrap()).await
 }

@@ -13,6 +13,7 @@ use crate::upstream::Session;
 use futures::StreamExt as _;
 use http::{HeaderName, HeaderValue};
 use rmcp::model::ErrorData;
+use rmcp::model::GetExtensions as _;
 use rmcp::model::{
     ClientJsonRpcMessage, ClientRequest, GetMeta as _, NumberOrString, ProgressToken,
     ProtocolVersion, RequestId, ServerJsonRpcMessage, ServerResult,
@@ -117,6 +118,8 @@ impl Direct {
         id: RequestId,
     ) -> Result<ServerResult, Failed> {
         let kind = Kind::of(&request);
+        let mut headers = self.headers(version);
+        crate::traced::add_headers(request.extensions(), &mut headers);
         let token = ProgressToken(id.clone());
         request.get_meta_mut().set_progress_token(token);
         let message = ClientJsonRpcMessage::request(request, id.clone());
@@ -127,7 +130,7 @@ impl Direct {
                 message,
                 Some(session.clone()),
                 None,
-                self.headers(version),
+                headers,
                 self.limits,
             )
             .await

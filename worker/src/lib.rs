@@ -26,6 +26,7 @@ pub mod resume;
 pub mod route;
 pub mod sessions;
 pub mod sync;
+pub mod traced;
 pub mod upstream;
 
 #[cfg(test)]

@@ -176,11 +176,14 @@ impl StreamableHttpClient for SessionClient {
         message: ClientJsonRpcMessage,
         session_id: Option<Arc<str>>,
         auth_header: Option<String>,
-        custom_headers: HashMap<HeaderName, HeaderValue>,
+        mut custom_headers: HashMap<HeaderName, HeaderValue>,
         limits: StreamableHttpResponseLimits,
     ) -> Result<StreamableHttpPostResponse, StreamableHttpError<Self::Error>> {
         if let Some(local) = self.intercept(&message) {
             return Ok(local);
+        }
+        if let ClientJsonRpcMessage::Request(r) = &message {
+            crate::traced::add_headers(r.request.extensions(), &mut custom_headers);
         }
         let on_session = session_id.is_some();
         let call = match &message {

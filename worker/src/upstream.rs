@@ -426,12 +426,16 @@ impl Upstreams {
                 relay: relay.clone(),
                 info: info.clone(),
             };
-            match tokio::time::timeout(left, handler.serve_with_lifecycle(transport, lifecycle))
-                .await
-            {
+            // A task of its own: the session's tasks outlive the call that opens it, and
+            // must not keep the call's span open (see `traced`).
+            let opening = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
+                handler.serve_with_lifecycle(transport, lifecycle),
+            ));
+            match tokio::time::timeout(left, opening).await {
                 Err(_) => return Err(UpstreamError::Timeout(c.timeout.as_millis() as u64)),
                 Ok(Err(e)) => last = UpstreamError::Connect(e.to_string()),
-                Ok(Ok(client)) => {
+                Ok(Ok(Err(e))) => last = UpstreamError::Connect(e.to_string()),
+                Ok(Ok(Ok(client))) => {
                     return Ok(Session {
                         client,
                         relay,

@@ -103,6 +103,25 @@ seccompProfile:
   value: /etc/switchyard-nats/nats.creds
 {{- end }}
 {{- end }}
+{{- define "switchyard.otlpEnv" -}}
+{{- with .Values.tracing.otlpEndpoint }}
+- name: SWITCHYARD_OTLP_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
+{{- end }}
+{{- /* Egress to the trace collector, when traces are exported. */}}
+{{- define "switchyard.otlpEgress" -}}
+{{- if .Values.tracing.otlpEndpoint }}
+{{- $np := .Values.networkPolicy }}
+- {{- with $np.otlp.to }}
+  to:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  ports:
+    - port: {{ $np.otlp.port }}
+      protocol: TCP
+{{- end }}
+{{- end }}
 {{- define "switchyard.natsCredsMount" -}}
 {{- if .Values.nats.credentialsSecret }}
 - name: nats-creds

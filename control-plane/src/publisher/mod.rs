@@ -18,6 +18,7 @@ use std::time::Duration;
 use switchyard_bus::{PolicyBus, Published, tombstone};
 use switchyard_common::TenantSlug;
 use switchyard_proto::policy::v1::TenantPolicy;
+use tracing::Instrument as _;
 
 mod retries;
 use retries::Retries;
@@ -147,7 +148,15 @@ impl Publisher {
         let mut written = 0;
         for (tenant, revision) in tenants {
             match self.policy_of(tenant, revision).await? {
-                Some(policy) => match self.publish(tenant, &policy).await {
+                Some(policy) => match self
+                    .publish(tenant, &policy)
+                    .instrument(switchyard_common::span!(
+                        "policy.publish",
+                        tenant = %tenant,
+                        revision,
+                    ))
+                    .await
+                {
                     Ok(()) => written += 1,
                     Err(e) => failed.push((tenant.clone(), e)),
                 },

@@ -26,6 +26,14 @@ pub struct CallDetail {
     pub connector: String,
     pub ok: bool,
     pub duration_ms: u64,
+    /// Why it failed, when it did.
+    pub error: Option<String>,
+    /// A digest of the client session's id.
+    pub session: Option<String>,
+    /// The worker that served it.
+    pub worker: Option<String>,
+    /// Its trace, when the worker traced it.
+    pub trace_id: Option<String>,
 }
 
 /// The audit record of `key` (of `tenant`) used for the first time, at `at`.
@@ -173,9 +181,12 @@ impl Store {
                         "target": call.target,
                         "called_at": e.at,
                         "duration_ms": call.duration_ms,
+                        "error": call.error,
+                        "session": call.session,
+                        "worker": call.worker,
                     })
                     .to_string(),
-                    trace_id: String::new(),
+                    trace_id: call.trace_id.clone().unwrap_or_default(),
                 });
         }
         for (chain, records) in by_chain {

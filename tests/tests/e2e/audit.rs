@@ -399,6 +399,45 @@ async fn a_call_through_a_worker_is_on_the_tenants_trail_with_its_key_and_outcom
     assert_eq!(call.action, "tools/call");
     let detail: serde_json::Value = serde_json::from_str(&call.detail).unwrap();
     assert_eq!(detail["target"], "gh__echo");
+    assert!(detail["worker"].is_string(), "{detail}");
+    assert!(
+        detail["error"].is_null() && detail["session"].is_null(),
+        "{detail}"
+    );
     assert!(!call.detail.contains(&key), "no key secret on record");
     assert!(verify(cp, "acme").await.intact);
+
+    // A session's failed call names why it failed, and the session by a digest only.
+    let session = switchyard_tests::legacy::Session::open(&http, &endpoint, &key).await;
+    up.set_faults(switchyard_tests::upstream::Faults {
+        reset_before: 1.0,
+        ..Default::default()
+    });
+    let failed = session
+        .call("gh__echo", serde_json::json!({"text": "x"}))
+        .await;
+    assert_eq!(failed.body["result"]["isError"], true, "{failed:?}");
+    let mut errors: Vec<AuditEvent>;
+    switchyard_tests::assert_eventually!(
+        {
+            errors = list(
+                cp,
+                ListAuditEventsRequest {
+                    tenant: "acme".into(),
+                    outcome: "error".into(),
+                    ..Default::default()
+                },
+            )
+            .await
+            .events;
+            !errors.is_empty()
+        },
+        std::time::Duration::from_secs(20),
+        "the failed call reaches the audit trail"
+    );
+    let detail: serde_json::Value = serde_json::from_str(&errors[0].detail).unwrap();
+    assert_eq!(detail["error"], "upstream_error", "{detail}");
+    let digest = detail["session"].as_str().unwrap_or_default();
+    assert_eq!(digest.len(), 16, "{detail}");
+    assert!(!errors[0].detail.contains(&session.id), "{detail}");
 }

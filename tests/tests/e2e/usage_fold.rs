@@ -21,6 +21,10 @@ fn event(id: &str) -> UsageEvent {
         ok: true,
         at_ms: switchyard_control_plane::model::now_millis(),
         duration_ms: 1,
+        error: None,
+        session: None,
+        worker: None,
+        trace_id: None,
     }
 }
 

@@ -18,6 +18,7 @@
 
 mod catalog;
 mod listing;
+mod report;
 mod routing;
 mod server;
 mod upstream_sessions;

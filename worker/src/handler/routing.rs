@@ -4,6 +4,7 @@
 //! bridging with held calls (`exchange`). Answers to this worker's own input requests stay
 //! here; an upstream's own input rounds pass through untouched.
 
+use super::report::{failure, reported};
 use super::{Gateway, complete, in_session};
 use crate::error::{Error, Result};
 use crate::exchange::{Call, Holder, Outcome, STATE_PREFIX};
@@ -14,7 +15,7 @@ use crate::resilience::Attempts;
 use crate::sync::lock;
 use rmcp::model::*;
 use rmcp::service::{RequestContext, RoleServer};
-use std::time::{Instant, SystemTime};
+use tracing::Instrument as _;
 
 /// The requests that are real work (`tools/call`, `prompts/get`, `resources/read`): they
 /// may carry a client's answers to input requests (MCP 2026-07-28), and each has its own
@@ -89,56 +90,6 @@ real_work!(
     "resource contents"
 );
 
-/// The usage report of one real call, sent when the call ends however it ends: a call its
-/// client cancelled was still attempted upstream, and counts.
-pub(super) struct Report {
-    usage: crate::reports::Reporter<switchyard_bus::UsageEvent>,
-    event: Option<switchyard_bus::UsageEvent>,
-    started: Instant,
-}
-
-impl Report {
-    /// The call ended with `outcome`: `None` when it is not to be reported (nothing was
-    /// sent upstream, or it continues a call reported already); otherwise whether it
-    /// succeeded.
-    pub(super) fn finish(mut self, outcome: Option<bool>) {
-        match outcome {
-            Some(ok) => self.send(ok),
-            None => self.event = None,
-        }
-    }
-
-    fn send(&mut self, ok: bool) {
-        if let Some(mut event) = self.event.take() {
-            event.ok = ok;
-            event.duration_ms = self.started.elapsed().as_millis() as u64;
-            self.usage.record(event);
-        }
-    }
-}
-
-impl Drop for Report {
-    fn drop(&mut self) {
-        self.send(false);
-    }
-}
-
-/// What to report of a call's first round: nothing for a call never sent, else whether
-/// it succeeded; a round that asks for input counts as the call (its continuations, which
-/// carry a `requestState`, are not reported again), so a call counts once whether its
-/// client answers or abandons it.
-pub(super) fn reported(outcome: &Result<Outcome>) -> Option<bool> {
-    match outcome {
-        Ok(Outcome::InputRequired(_) | Outcome::Result(ServerResult::InputRequiredResult(_))) => {
-            Some(true)
-        }
-        // A tool's own failure (`isError`) was a call that did not succeed.
-        Ok(Outcome::Result(ServerResult::CallToolResult(r))) => Some(r.is_error != Some(true)),
-        Ok(_) => Some(true),
-        Err(e) => e.attempted(),
-    }
-}
-
 /// One request to a connector: who asks, for what, and what was asked.
 pub(super) struct Route<'a> {
     pub ctx: &'a RequestContext<RoleServer>,
@@ -151,33 +102,6 @@ pub(super) struct Route<'a> {
 }
 
 impl Gateway {
-    /// Starts the usage report of a real call to `connector`.
-    pub(super) fn report(
-        &self,
-        principal: &Principal,
-        method: switchyard_bus::UsageMethod,
-        target: &str,
-        connector: &str,
-    ) -> Report {
-        Report {
-            usage: self.core.reports.usage.clone(),
-            event: Some(switchyard_bus::UsageEvent {
-                id: uuid::Uuid::new_v4().simple().to_string(),
-                tenant: principal.tenant.to_string(),
-                key_id: principal.key_id().to_string(),
-                method,
-                target: target.to_owned(),
-                connector: connector.to_owned(),
-                ok: false,
-                at_ms: SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as i64),
-                duration_ms: 0,
-            }),
-            started: Instant::now(),
-        }
-    }
-
     /// Carries a client's request (`client`, renamed for the upstream as `upstream`) along
     /// `route`, reporting the call's usage as `method`.
     pub(super) async fn call<P: RealWork>(
@@ -192,22 +116,43 @@ impl Gateway {
             .target
             .split_once(' ')
             .map_or(route.target.as_str(), |(_, name)| name);
-        let report = self.report(route.principal, method, name, &route.connector.name);
+        let span = switchyard_common::child_span!(
+            &crate::traced::request_span(route.ctx),
+            "mcp.call",
+            otel.name = %route.target,
+            mcp.method.name = method.as_str(),
+            connector = %route.connector.name,
+            error.type = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        let report = self.report(
+            route.ctx,
+            route.principal,
+            method,
+            (name, &route.connector.name),
+            &span,
+        );
         // A call whose caller loses access meanwhile is stopped (dropping it cancels the
         // upstream request) and answered with why.
         let mut watched = self.core.calls.watch(route.principal);
         let (outcome, stopped) = tokio::select! {
-            outcome = self.forward(&route, client, upstream) => (outcome, false),
+            outcome = self.forward(&route, client, upstream).instrument(span.clone()) => (outcome, false),
             Ok(why) = &mut watched.stop => (Err(why), true),
         };
         drop(watched);
-        report.finish(if client.state().is_some() {
+        let reported = if client.state().is_some() {
             None
         } else if stopped {
             Some(false)
         } else {
             reported(&outcome)
-        });
+        };
+        let error = failure(&outcome);
+        if let Some(reason) = error {
+            span.record("error.type", reason);
+            span.record("otel.status_code", "ERROR");
+        }
+        report.finish(reported, error);
         outcome
     }
 
@@ -294,6 +239,37 @@ impl Gateway {
         }
     }
 
+    /// One attempt of a call: `request` sent on an upstream session of `route`'s connector,
+    /// and its answer.
+    async fn attempt(
+        &self,
+        route: &Route<'_>,
+        call: &Call,
+        request: ClientRequest,
+        rebuild: &impl Fn(InputResponses, Option<String>) -> ClientRequest,
+    ) -> Result<Outcome> {
+        let (ctx, c) = (route.ctx, route.connector);
+        let bound = self.core.upstreams.bounds.max_response_bytes;
+        let upstream = self.upstream(ctx, route.tenant, c).await?;
+        let session = upstream.session().cloned();
+        let result = self
+            .core
+            .holds
+            .exchange(call, upstream, request, rebuild)
+            .await
+            .map_err(|e| match &session {
+                Some(s) if s.sent_too_much() => Error::UpstreamTooLarge(bound),
+                _ => e.sized(bound),
+            });
+        match (&result, session) {
+            (Err(e), Some(s)) if e.is_transient() => s.mark_broken(),
+            // The upstream may have re-opened the session during the call.
+            (Ok(_), Some(s)) if in_session(ctx) => self.settled(ctx, c, &s).await,
+            _ => {}
+        }
+        result
+    }
+
     /// Carries `request` along `route` and back (see `exchange`), or continues a call held
     /// for the client's input when `state` is one this worker issued.
     pub(super) async fn carry(
@@ -343,34 +319,26 @@ impl Gateway {
                 connector: c.name.clone(),
             })
             .clone();
-        let bound = self.core.upstreams.bounds.max_response_bytes;
-        self.guard(tenant.slug.as_str(), c)
+        // The call's span (see `traced`): each attempt is a child of it.
+        let traced = tracing::Span::current();
+        let tries = std::sync::atomic::AtomicU32::new(0);
+        let result = self
+            .guard(tenant.slug.as_str(), c)
             .run(
                 attempts,
-                || async {
-                    let upstream = self.upstream(ctx, tenant, c).await?;
-                    let session = upstream.session().cloned();
-                    let result = self
-                        .core
-                        .holds
-                        .exchange(&call, upstream, request.clone(), &rebuild)
-                        .await
-                        .map_err(|e| match &session {
-                            Some(s) if s.sent_too_much() => Error::UpstreamTooLarge(bound),
-                            _ => e.sized(bound),
-                        });
-                    match (&result, session) {
-                        (Err(e), Some(s)) if e.is_transient() => s.mark_broken(),
-                        // The upstream may have re-opened the session during the call.
-                        (Ok(_), Some(s)) if in_session(ctx) => self.settled(ctx, c, &s).await,
-                        _ => {}
-                    }
-                    result
+                || {
+                    let n = tries.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                    let (request, span) =
+                        crate::traced::attempt(&traced, &c.name, n, request.clone());
+                    self.attempt(route, &call, request, &rebuild)
+                        .instrument(span)
                 },
                 |state| {
                     gauge.set(state.gauge());
+                    crate::traced::breaker(&traced, state);
                 },
                 |retry, e, attempt| {
+                    crate::traced::retry(&traced, retry, e, attempt);
                     self.core
                         .metrics
                         .retries
@@ -381,7 +349,14 @@ impl Gateway {
                     tracing::debug!(tenant = %tenant.slug, connector = %c.name, attempt, error = %e, "retrying");
                 },
             )
-            .await
+            .await;
+        if let Err(Error::CircuitOpen(_)) = &result {
+            crate::traced::breaker(
+                &traced,
+                crate::resilience::BreakerState::Open(tokio::time::Instant::now()),
+            );
+        }
+        result
     }
 }
 

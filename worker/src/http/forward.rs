@@ -33,15 +33,40 @@ pub(super) struct Held {
     pub returning: bool,
 }
 
+/// A request through the gate, on its way to rmcp.
+pub(super) struct Ready {
+    pub req: Request<Body>,
+    pub principal: Principal,
+    /// Its session id, if it has one.
+    pub session: Option<String>,
+    pub held: Held,
+}
+
+impl Ready {
+    pub fn new(
+        req: Request<Body>,
+        principal: Principal,
+        session: Option<String>,
+        held: Held,
+    ) -> Self {
+        Self {
+            req,
+            principal,
+            session,
+            held,
+        }
+    }
+}
+
 /// Hands an admitted request to rmcp, holding what it `held` until the answer (perhaps a
 /// stream) is finished, and records a session it opens.
-pub(super) async fn forward(
-    app: &App,
-    mut req: Request<Body>,
-    principal: Principal,
-    session: Option<String>,
-    held: Held,
-) -> Response {
+pub(super) async fn forward(app: &App, ready: Ready) -> Response {
+    let Ready {
+        mut req,
+        principal,
+        session,
+        held,
+    } = ready;
     let is_delete = req.method() == http::Method::DELETE;
     if is_delete && let Some(id) = &session {
         // Forgotten before rmcp closes the session, so its upstream sessions see that the

@@ -42,10 +42,13 @@ pub async fn authenticate(
     headers: &HeaderMap,
     client: Option<IpAddr>,
 ) -> Result<Principal> {
+    use tracing::Instrument as _;
     let authorization = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    auth.authenticate(policy, authorization, client).await
+    auth.authenticate(policy, authorization, client)
+        .instrument(switchyard_common::span!("authenticate"))
+        .await
 }
 
 /// Whether this worker serves the tenant: a shared worker hands a tenant served by its

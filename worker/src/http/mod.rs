@@ -289,10 +289,27 @@ fn count(metrics: &Metrics, e: &Error) {
 async fn mcp_entry(
     State(app): State<Arc<App>>,
     Path(tenant): Path<String>,
-    req: Request<Body>,
+    mut req: Request<Body>,
 ) -> Response {
-    let response = match mcp(&app, &tenant, req).await {
-        Ok(response) => response,
+    use tracing::Instrument as _;
+    let span = switchyard_common::span!(
+        "mcp.request",
+        otel.kind = "server",
+        tenant = %tenant,
+        http.request.method = %req.method(),
+        http.response.status_code = tracing::field::Empty,
+        trace_id = tracing::field::Empty,
+    );
+    if !span.is_none() {
+        switchyard_common::trace::adopt(&span, req.headers());
+        req.extensions_mut()
+            .insert(crate::traced::RequestSpan(span.clone()));
+    }
+    // rmcp runs outside the request's span: a session it starts outlives the request and
+    // must not hold the span open (the handler finds the span in the request).
+    let response = match mcp(&app, &tenant, req).instrument(span.clone()).await {
+        Ok(Next::Answered(response)) => response,
+        Ok(Next::Forward(ready)) => forward::forward(&app, ready).await,
         Err(Refused(e, id)) => {
             count(&app.metrics, &e);
             e.response(id)
@@ -304,12 +321,23 @@ async fn mcp_entry(
             status: response.status().as_u16(),
         })
         .inc();
+    span.record("http.response.status_code", response.status().as_u16());
     response
+}
+
+/// Where a request goes after the gate.
+// Made once per request and moved straight out: not worth a box.
+#[allow(clippy::large_enum_variant)]
+enum Next {
+    /// Answered already (a GET stream of a parked session).
+    Answered(Response),
+    /// On to rmcp.
+    Forward(forward::Ready),
 }
 
 /// The request path, in order: serving, authentication, hand-over, session binding, body
 /// and admission (see `gate` and `admit`); then rmcp.
-async fn mcp(app: &App, tenant: &str, mut req: Request<Body>) -> Result<Response, Refused> {
+async fn mcp(app: &App, tenant: &str, mut req: Request<Body>) -> Result<Next, Refused> {
     gate::serving(app.metrics.is_draining(), app.policies.is_ready())?;
     let client = forward::client_address(&req, &app.bounds.trusted_proxies);
     let policy = app.policies.get(tenant);
@@ -340,7 +368,11 @@ async fn mcp(app: &App, tenant: &str, mut req: Request<Body>) -> Result<Response
         // meanwhile ends this stream (see `quiet`).
         let registration = app.quiet.register(id, &principal);
         if !app.is_live(id).await {
-            return Ok(quiet::response(registration, admitted, app.cancel.clone()));
+            return Ok(Next::Answered(quiet::response(
+                registration,
+                admitted,
+                app.cancel.clone(),
+            )));
         }
     }
     let kind = if is_get { Kind::Stream } else { Kind::Request };
@@ -365,6 +397,7 @@ async fn mcp(app: &App, tenant: &str, mut req: Request<Body>) -> Result<Response
             if session.is_none() && head.method.as_deref() == Some("initialize") {
                 app.room_for(&policy, None).await?;
             }
+            let _admit = switchyard_common::span!("admit").entered();
             admitted = admit::admit(
                 &app.admission,
                 &policy,
@@ -383,7 +416,9 @@ async fn mcp(app: &App, tenant: &str, mut req: Request<Body>) -> Result<Response
         in_use,
         returning,
     };
-    Ok(forward::forward(app, req, principal, session, held).await)
+    Ok(Next::Forward(forward::Ready::new(
+        req, principal, session, held,
+    )))
 }
 
 pub fn router(app: Arc<App>) -> axum::Router {

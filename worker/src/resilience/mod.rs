@@ -44,6 +44,15 @@ impl BreakerState {
             Self::Open(_) => 2,
         }
     }
+
+    /// The state's name: `closed`, `half_open` or `open`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::HalfOpen => "half_open",
+            Self::Open(_) => "open",
+        }
+    }
 }
 
 /// How many recent outcomes the failure share is computed over, at least.

@@ -32,6 +32,10 @@ fn usage_event(id: &str) -> switchyard_bus::UsageEvent {
         ok: true,
         at_ms: 1_000,
         duration_ms: 3,
+        error: None,
+        session: None,
+        worker: None,
+        trace_id: None,
     }
 }
 

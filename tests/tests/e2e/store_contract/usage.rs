@@ -79,6 +79,10 @@ fn record(id: &str, tenant: &str, at: Millis) -> UsageRecord {
             connector: "up".into(),
             ok: true,
             duration_ms: 3,
+            error: None,
+            session: None,
+            worker: Some("w-1".into()),
+            trace_id: None,
         }),
     }
 }

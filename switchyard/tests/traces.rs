@@ -1,0 +1,306 @@
+//! Traces as an SRE collects them: the real `switchyard worker` binary exporting to an
+//! OTLP/gRPC receiver the test runs, serving a tenant whose connector is a real MCP server.
+//! A call makes one trace from the client's `traceparent` through the worker's request,
+//! authentication, admission and call spans to each upstream attempt, and the upstream
+//! receives the attempt's `traceparent`; retries are events of the call's span; the trace
+//! id is on the call's audit record.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::json;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use switchyard_tests::admin::RetryPolicy;
+use switchyard_tests::otlp::{OtlpReceiver, Span};
+use switchyard_tests::upstream::{Faults, TestUpstream};
+use switchyard_tests::{Stack, assert_eventually, legacy, modern};
+
+/// A worker process; killed when dropped.
+struct WorkerProcess {
+    child: Child,
+    mcp: std::net::SocketAddr,
+}
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}
+
+async fn start_worker(stack: &Stack, otlp: &OtlpReceiver) -> WorkerProcess {
+    switchyard_tests::install_tls();
+    let (mcp, metrics) = (free_port(), free_port());
+    let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .arg("worker")
+        .args(["--nats-url", &stack.nats().url()])
+        .args(["--policy-key", &stack.cp.keys.policy.primary().to_base64()])
+        .args(["--http-listen", &mcp.to_string()])
+        .args(["--metrics-listen", &metrics.to_string()])
+        .args(["--upstream-allow", "127.0.0.0/8"])
+        .args(["--otlp-endpoint", &otlp.endpoint()])
+        .env("SWITCHYARD_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the switchyard binary runs");
+    // Killed however the test ends from here.
+    let worker = WorkerProcess { child, mcp };
+    let http = reqwest::Client::new();
+    assert_eventually!(
+        http.get(format!("http://{metrics}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200),
+        Duration::from_secs(30),
+        "worker ready"
+    );
+    worker
+}
+
+/// A client of `worker`'s endpoint for tenant acme, once it serves acme.
+async fn serving(worker: &WorkerProcess, key: &str) -> (reqwest::Client, String) {
+    let endpoint = format!("http://{}/t/acme/mcp", worker.mcp);
+    let http = reqwest::Client::new();
+    assert_eventually!(
+        modern::call(&http, &endpoint, key, "up__echo", json!({"text": "hi"}))
+            .await
+            .ok(),
+        Duration::from_secs(30),
+        "the worker serves acme"
+    );
+    (http, endpoint)
+}
+
+/// The spans of trace `trace`, once one named `name` has arrived.
+async fn trace_with(otlp: &OtlpReceiver, trace: &str, name: &str) -> Vec<Span> {
+    assert_eventually!(
+        otlp.spans()
+            .iter()
+            .any(|s| s.trace_id == trace && s.name == name),
+        Duration::from_secs(30),
+        "span {name} of trace {trace} received"
+    );
+    otlp.spans()
+        .into_iter()
+        .filter(|s| s.trace_id == trace)
+        .collect()
+}
+
+fn named<'a>(spans: &'a [Span], name: &str) -> Vec<&'a Span> {
+    spans.iter().filter(|s| s.name == name).collect()
+}
+
+fn one<'a>(spans: &'a [Span], name: &str) -> &'a Span {
+    let found = named(spans, name);
+    assert_eq!(found.len(), 1, "one {name} in {spans:#?}");
+    found[0]
+}
+
+/// The `traceparent` the upstream received last, as (trace id, parent span id).
+fn upstream_parent(up: &TestUpstream) -> (String, String) {
+    let seen = up.seen_headers();
+    let value = seen
+        .iter()
+        .rev()
+        .find_map(|h| h.get("traceparent"))
+        .expect("the upstream received a traceparent")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let parts: Vec<&str> = value.split('-').collect();
+    assert_eq!(parts.len(), 4, "{value}");
+    (parts[1].to_owned(), parts[2].to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_is_one_trace_from_the_client_through_the_worker_to_the_upstream() {
+    let otlp = OtlpReceiver::start().await;
+    let stack = Stack::builder().workers(0).start().await;
+    let up = TestUpstream::start("traced").await;
+    let key = stack.tenant_with_connector("acme", "up", &up.url).await;
+    let worker = start_worker(&stack, &otlp).await;
+    let (http, endpoint) = serving(&worker, &key).await;
+
+    // The client's trace is continued.
+    let client_trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let traceparent = format!("00-{client_trace}-00f067aa0ba902b7-01");
+    let answer = modern::request_with(
+        &http,
+        &endpoint,
+        &key,
+        ("tools/call", Some("up__echo")),
+        json!({"name": "up__echo", "arguments": {"text": "traced"}}),
+        &[("traceparent", &traceparent)],
+    )
+    .await;
+    assert_eq!(answer.text(), Some("traced"), "{answer:?}");
+    let spans = trace_with(&otlp, client_trace, "mcp.request").await;
+    let spans = if named(&spans, "upstream.attempt").is_empty() {
+        trace_with(&otlp, client_trace, "upstream.attempt").await
+    } else {
+        spans
+    };
+    let request = one(&spans, "mcp.request");
+    assert_eq!(request.parent_span_id, "00f067aa0ba902b7");
+    assert_eq!(request.service, "switchyard-worker");
+    assert_eq!(request.attributes["tenant"], "acme");
+    for step in ["authenticate", "admit", "tools/call up__echo"] {
+        assert_eq!(
+            one(&spans, step).parent_span_id,
+            request.span_id,
+            "{step} under the request"
+        );
+    }
+    // The call's span is named for what was called.
+    let call = one(&spans, "tools/call up__echo");
+    assert_eq!(call.attributes["mcp.method.name"], "tools/call");
+    let attempt = one(&spans, "upstream.attempt");
+    assert_eq!(attempt.parent_span_id, call.span_id);
+    assert_eq!(
+        upstream_parent(&up),
+        (client_trace.to_owned(), attempt.span_id.clone()),
+        "the upstream is told the attempt's span"
+    );
+    // No secret rides along: the key appears in no span.
+    for s in &spans {
+        assert!(!s.attributes.values().any(|v| v.contains(&key)), "{s:?}");
+    }
+
+    // A session client's call, sent straight to the upstream session, is traced too.
+    let session = legacy::Session::open(&http, &endpoint, &key).await;
+    let r = session.call("up__echo", json!({"text": "session"})).await;
+    assert_eq!(r.text(), Some("session"), "{r:?}");
+    let (trace, parent) = upstream_parent(&up);
+    let spans = trace_with(&otlp, &trace, "upstream.attempt").await;
+    assert_eq!(one(&spans, "upstream.attempt").span_id, parent);
+
+    // The call's audit record names its trace.
+    let filter = switchyard_control_plane::store::AuditFilter {
+        chain: "acme".into(),
+        limit: 100,
+        ..Default::default()
+    };
+    assert_eventually!(
+        stack
+            .cp
+            .store
+            .audit_events(&filter)
+            .await
+            .unwrap()
+            .iter()
+            .any(|r| r.kind == "call" && r.trace_id == client_trace),
+        Duration::from_secs(30),
+        "the call's audit record names trace {client_trace}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_are_events_of_the_calls_span_each_attempt_a_span_of_its_own() {
+    let otlp = OtlpReceiver::start().await;
+    let stack = Stack::builder().workers(0).start().await;
+    let up = TestUpstream::start("flaky").await;
+    stack.tenant("acme").await;
+    let mut req = switchyard_tests::mcp_connector("acme", "up", &up.url, &[]);
+    req.connector.as_mut().unwrap().retry = Some(RetryPolicy {
+        max_attempts: Some(3),
+        initial_backoff_ms: Some(5),
+        max_backoff_ms: Some(20),
+        retry_idempotent_tools: Some(true),
+    });
+    stack.cp.connectors().create_connector(req).await.unwrap();
+    let key = stack.key("acme").await;
+    let worker = start_worker(&stack, &otlp).await;
+    let (http, endpoint) = serving(&worker, &key).await;
+    up.set_faults(Faults {
+        reset_before: 1.0,
+        ..Default::default()
+    });
+    let trace = "5bf92f3577b34da6a3ce929d0e0e4737";
+    let failed = modern::request_with(
+        &http,
+        &endpoint,
+        &key,
+        ("tools/call", Some("up__record_idempotent")),
+        json!({"name": "up__record_idempotent", "arguments": {"nonce": "n1"}}),
+        &[("traceparent", &format!("00-{trace}-00f067aa0ba902b7-01"))],
+    )
+    .await;
+    assert!(
+        !failed.ok() || failed.body["result"]["isError"] == true,
+        "{failed:?}"
+    );
+    let name = "tools/call up__record_idempotent";
+    let spans = trace_with(&otlp, trace, name).await;
+    let call = one(&spans, name);
+    assert!(call.events.iter().any(|e| e == "retry"), "{call:?}");
+    assert!(call.attributes.contains_key("error.type"), "{call:?}");
+    let attempts = named(&spans, "upstream.attempt");
+    assert!(attempts.len() >= 2, "{spans:#?}");
+    assert!(attempts.iter().all(|a| a.parent_span_id == call.span_id));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_calls_and_policy_publishes_are_traced() {
+    let otlp = OtlpReceiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (grpc, http) = (free_port(), free_port());
+    let log = std::fs::File::create(dir.path().join("dev.log")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .arg("dev")
+        .args(["--grpc-listen", &grpc.to_string()])
+        .args(["--http-listen", &http.to_string()])
+        .args(["--otlp-endpoint", &otlp.endpoint()])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("SWITCHYARD_LOG", "warn")
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("the switchyard binary runs");
+    let _dev = WorkerProcess { child, mcp: http };
+    assert_eventually!(
+        std::fs::read_to_string(dir.path().join("dev.log"))
+            .unwrap_or_default()
+            .contains("Switchyard dev is running"),
+        Duration::from_secs(60),
+        "switchyard dev started"
+    );
+    let created = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["--server", &format!("http://{grpc}")])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--otlp-endpoint", &otlp.endpoint()])
+        .args(["tenant", "create", "acme"])
+        .output()
+        .unwrap();
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+    assert_eventually!(
+        otlp.spans().iter().any(|s| s.name == "policy.publish"),
+        Duration::from_secs(30),
+        "the publish traced"
+    );
+    let spans = otlp.spans();
+    let call = spans
+        .iter()
+        .find(|s| s.name.ends_with("TenantService/CreateTenant"))
+        .unwrap_or_else(|| panic!("no CreateTenant span in {spans:#?}"));
+    assert_eq!(call.service, "switchyard-dev");
+    assert!(call.parent_span_id.is_empty(), "{call:?}");
+    let publish = spans.iter().find(|s| s.name == "policy.publish").unwrap();
+    assert_eq!(publish.attributes["tenant"], "acme");
+    // Operator commands export nothing of their own, whatever they are told.
+    assert!(
+        spans.iter().all(|s| s.service == "switchyard-dev"),
+        "{spans:#?}"
+    );
+}
