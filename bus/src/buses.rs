@@ -2,9 +2,9 @@
 //! production path, in memory for `switchyard dev`.
 
 use crate::{
-    FLEET_BUCKET, Fleet, MemoryBus, MemoryFleet, MemorySessions, MemoryTools, MemoryUsage, NatsBus,
-    NatsFleet, NatsSessions, NatsTools, NatsUsage, POLICY_BUCKET, PolicyBus, SESSION_BUCKET,
-    SessionKv, ToolBus, UsageBus,
+    FLEET_BUCKET, Fleet, MemoryBus, MemoryFleet, MemoryRefusals, MemorySessions, MemoryTools,
+    MemoryUsage, NatsBus, NatsFleet, NatsRefusals, NatsSessions, NatsTools, NatsUsage,
+    POLICY_BUCKET, PolicyBus, RefusalBus, SESSION_BUCKET, SessionKv, ToolBus, UsageBus,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,6 +44,8 @@ pub struct Buses {
     pub usage: Arc<UsageBus>,
     /// Tool definitions found unpinned, for the control plane.
     pub tools: Arc<ToolBus>,
+    /// Refusals and authentication failures, tallied, for the audit trail.
+    pub refusals: Arc<RefusalBus>,
     /// Heartbeats of the live workers.
     pub fleet: Arc<dyn Fleet>,
 }
@@ -60,6 +62,7 @@ impl Buses {
             )),
             usage: Arc::new(NatsUsage::new(client.clone())),
             tools: Arc::new(NatsTools::new(client.clone())),
+            refusals: Arc::new(NatsRefusals::new(client.clone())),
             fleet: Arc::new(NatsFleet::new(
                 client,
                 &buckets.fleet,
@@ -90,6 +93,7 @@ impl Buses {
             sessions: Arc::new(MemorySessions::default()),
             usage: Arc::new(MemoryUsage::default()),
             tools: Arc::new(MemoryTools::default()),
+            refusals: Arc::new(MemoryRefusals::default()),
             fleet: Arc::new(MemoryFleet::default()),
         }
     }

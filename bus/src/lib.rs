@@ -12,6 +12,7 @@ pub mod fleet;
 mod memory;
 mod nats;
 pub mod queue;
+pub mod refusals;
 pub mod sessions;
 pub mod tools;
 pub mod usage;
@@ -23,6 +24,9 @@ pub use fleet::{
 pub use memory::MemoryBus;
 pub use nats::{NatsBus, POLICY_BUCKET};
 pub use queue::{Delivery, Event, MemoryQueue, NatsQueue, Queue, QueueSpec};
+pub use refusals::{
+    MemoryRefusals, NatsRefusals, REFUSALS_STREAM, RefusalBus, RefusalKind, RefusalReport,
+};
 pub use sessions::{MemorySessions, NatsSessions, SESSION_BUCKET, SessionKv};
 pub use tools::{MemoryTools, NatsTools, TOOLS_STREAM, ToolBus, ToolSighting};
 pub use usage::{MemoryUsage, NatsUsage, USAGE_STREAM, UsageBus, UsageEvent, UsageMethod};

@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod model;
 pub mod nats_creds;
 pub mod publisher;
+pub mod refusals;
 pub mod server;
 pub mod sightings;
 pub mod store;

@@ -117,6 +117,7 @@ impl NatsSigner {
                 // Its reports.
                 format!("switchyard.usage.{tenant}"),
                 format!("switchyard.tools.{tenant}"),
+                format!("switchyard.refusals.{tenant}"),
             ],
             subscribe: vec![
                 // Answers to its own requests.

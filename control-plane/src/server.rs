@@ -33,6 +33,8 @@ pub struct Config {
     pub usage_bus: Option<Arc<UsageBus>>,
     /// Where workers report tool definitions they hold no pin for; `None` pins nothing.
     pub tool_bus: Option<Arc<ToolBus>>,
+    /// Where workers report refusals, tallied; `None` leaves them off the audit trail.
+    pub refusal_bus: Option<Arc<switchyard_bus::RefusalBus>>,
     /// The workers' heartbeats, shown by the fleet service.
     pub fleet: Option<Arc<dyn switchyard_bus::Fleet>>,
     /// The compute profiles tenants may name.
@@ -119,6 +121,9 @@ pub async fn serve(
     let sightings = config
         .tool_bus
         .map(|bus| tokio::spawn(crate::sightings::fold(store.clone(), bus)));
+    let refusals = config
+        .refusal_bus
+        .map(|bus| tokio::spawn(crate::refusals::fold(store.clone(), bus)));
     let pruning = config
         .audit_retention
         .map(|keep| tokio::spawn(crate::audit::retention::run(store.clone(), keep)));
@@ -224,6 +229,7 @@ pub async fn serve(
         .into_iter()
         .chain(usage)
         .chain(sightings)
+        .chain(refusals)
         .chain(pruning)
         .chain(reconciler)
     {

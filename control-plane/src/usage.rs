@@ -36,7 +36,7 @@ const BATCH: usize = 500;
 const FIELD_MAX: usize = 256;
 
 /// `text` cut to [`FIELD_MAX`] bytes at a character boundary.
-fn clip(text: &str) -> String {
+pub(crate) fn clip(text: &str) -> String {
     let mut end = text.len().min(FIELD_MAX);
     while !text.is_char_boundary(end) {
         end -= 1;
@@ -84,12 +84,9 @@ async fn record(store: &Store, batch: &[Delivery<switchyard_bus::UsageEvent>]) {
 
 /// The next batch: one event (waited for), then whatever else has already arrived, up to
 /// [`BATCH`]. `None` when the stream ended or failed.
-async fn next_batch(
-    deliveries: &mut futures::stream::BoxStream<
-        'static,
-        switchyard_bus::Result<Delivery<switchyard_bus::UsageEvent>>,
-    >,
-) -> Option<Vec<Delivery<switchyard_bus::UsageEvent>>> {
+pub(crate) async fn next_batch<E: switchyard_bus::Event>(
+    deliveries: &mut futures::stream::BoxStream<'static, switchyard_bus::Result<Delivery<E>>>,
+) -> Option<Vec<Delivery<E>>> {
     let first = match deliveries.next().await? {
         Ok(d) => d,
         Err(e) => {

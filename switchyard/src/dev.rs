@@ -163,6 +163,7 @@ pub async fn run(args: DevArgs, data_dir: &Path) -> anyhow::Result<()> {
         policy_bus: Some(buses.policy.clone()),
         usage_bus: Some(buses.usage.clone()),
         tool_bus: Some(buses.tools.clone()),
+        refusal_bus: Some(buses.refusals.clone()),
         fleet: Some(buses.fleet.clone()),
         profiles: Default::default(),
         kube: None,

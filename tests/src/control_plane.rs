@@ -46,6 +46,7 @@ pub(crate) struct CpBuses {
     pub policy: Option<Arc<dyn PolicyBus>>,
     pub usage: Option<Arc<UsageBus>>,
     pub tools: Option<Arc<ToolBus>>,
+    pub refusals: Option<Arc<switchyard_bus::RefusalBus>>,
     pub fleet: Option<Arc<dyn Fleet>>,
 }
 
@@ -57,6 +58,7 @@ impl CpBuses {
             policy: Some(buses.policy),
             usage: Some(buses.usage),
             tools: Some(buses.tools),
+            refusals: Some(buses.refusals),
             fleet: Some(buses.fleet),
         }
     }
@@ -91,6 +93,7 @@ impl ControlPlane {
             bootstrap_token: Some(token.clone()),
             usage_bus: buses.policy.as_ref().and(buses.usage),
             tool_bus: buses.policy.as_ref().and(buses.tools),
+            refusal_bus: buses.policy.as_ref().and(buses.refusals),
             policy_bus: buses.policy,
             fleet: buses.fleet,
             profiles: Default::default(),

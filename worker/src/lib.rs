@@ -19,6 +19,7 @@ pub mod parking;
 pub mod pins;
 pub mod policy;
 pub mod principal;
+pub mod refusals;
 pub mod relay;
 pub mod reports;
 pub mod resilience;
@@ -72,6 +73,8 @@ pub struct Config {
     /// How often this worker writes its heartbeat; the fleet bucket's entries should live
     /// about three times as long.
     pub heartbeat_every: std::time::Duration,
+    /// How often refusal tallies are reported (see `refusals`).
+    pub refusal_tally_every: std::time::Duration,
     /// Serve this tenant only (an isolated tenant's dedicated worker); its `policy_keys` are
     /// that tenant's own.
     pub only_tenant: Option<String>,
@@ -96,6 +99,7 @@ impl Config {
             session_park_after: DEFAULT_PARK_AFTER,
             max_sessions: DEFAULT_MAX_SESSIONS,
             heartbeat_every: std::time::Duration::from_secs(5),
+            refusal_tally_every: refusals::INTERVAL,
             only_tenant: None,
             bounds: http::Bounds::default(),
             upstream_bounds: upstream::UpstreamBounds::default(),
@@ -240,16 +244,12 @@ pub async fn run(
         buses.policy.clone(),
     ));
     let changes = policies.changes();
+    let (reporter, tallying) = reports::Reports::start(&buses, &metrics_state, &config, &cancel);
     let follower = tokio::spawn(policy::follow(
         buses.policy,
         policies.clone(),
         cancel.clone(),
     ));
-    let reporter = reports::Reports {
-        usage: reports::Reporter::start(buses.usage, metrics_state.usage_dropped.clone()),
-        tools: reports::Reporter::start(buses.tools, metrics_state.sightings_dropped.clone()),
-        worker: config.worker_id.clone(),
-    };
     let sessions = Arc::new(sessions::SessionRecords::new(buses.sessions));
     let app = http::App::new(
         &config,
@@ -285,7 +285,7 @@ pub async fn run(
         }
         if !reporter.flush(std::time::Duration::from_secs(2)).await {
             tracing::warn!(
-                "usage events and tool sightings not yet published are lost with this worker"
+                "usage events, tool sightings and refusal tallies not yet published are lost with this worker"
             );
         }
         tracing::info!(
@@ -301,6 +301,7 @@ pub async fn run(
     follower.abort();
     enforcing.abort();
     beating.abort();
+    tallying.abort();
     metrics_server.await.ok();
     served
 }

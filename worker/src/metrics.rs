@@ -40,6 +40,7 @@ pub struct Metrics {
     pub auth_failures: Family<ReasonLabel, Counter>,
     pub usage_dropped: Counter,
     pub sightings_dropped: Counter,
+    pub refusals_dropped: Counter,
     /// Requests refused by a limit, by reason.
     pub limited: Family<ReasonLabel, Counter>,
     /// Requests being served.
@@ -92,6 +93,7 @@ impl Metrics {
             relay_diverted: Family::<ReasonLabel, Counter>::default(),
             usage_dropped: Counter::default(),
             sightings_dropped: Counter::default(),
+            refusals_dropped: Counter::default(),
             tenants: Gauge::default(),
             bus_connected: Gauge::default(),
             policy_age: Gauge::<f64, AtomicU64>::default(),
@@ -151,6 +153,11 @@ impl Metrics {
             "tool_sightings_dropped",
             "Unpinned tool definitions not reported because the reporting queue was full",
             self.sightings_dropped.clone(),
+        );
+        r.register(
+            "refusal_reports_dropped",
+            "Refusal tallies not reported because the reporting queue was full",
+            self.refusals_dropped.clone(),
         );
         r.register(
             "tenants",

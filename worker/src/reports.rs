@@ -1,5 +1,5 @@
 //! What a worker reports to the control plane, off the request path: one usage event per
-//! real call, and tool definitions its policy does not pin. Each kind of event goes into
+//! real call, tool definitions its policy does not pin, and tallies of refusals. Each kind of event goes into
 //! its own bounded queue that a background task publishes, retrying while the bus is away.
 //! A full queue drops events (counted in metrics) rather than slowing calls down.
 
@@ -19,16 +19,46 @@ const BATCH: usize = 256;
 pub struct Reports {
     pub usage: Reporter<UsageEvent>,
     pub tools: Reporter<ToolSighting>,
+    /// Refusals, tallied before they are reported.
+    pub refusals: Arc<crate::refusals::Refusals>,
     /// This worker's id, which its reports carry.
     pub worker: String,
 }
 
 impl Reports {
+    /// Starts the reporters on `buses`, counting what they drop in `metrics`, and the task
+    /// that reports refusal tallies until `cancel`.
+    pub fn start(
+        buses: &switchyard_bus::Buses,
+        metrics: &crate::metrics::Metrics,
+        config: &crate::Config,
+        cancel: &tokio_util::sync::CancellationToken,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
+        let refusals = Arc::new(crate::refusals::Refusals::new(
+            Reporter::start(buses.refusals.clone(), metrics.refusals_dropped.clone()),
+            config.worker_id.clone(),
+            config.refusal_tally_every,
+        ));
+        let tallying = {
+            let (refusals, cancel) = (refusals.clone(), cancel.clone());
+            tokio::spawn(async move { refusals.run(cancel).await })
+        };
+        let reports = Self {
+            usage: Reporter::start(buses.usage.clone(), metrics.usage_dropped.clone()),
+            tools: Reporter::start(buses.tools.clone(), metrics.sightings_dropped.clone()),
+            refusals,
+            worker: config.worker_id.clone(),
+        };
+        (reports, tallying)
+    }
+
     /// Waits up to `within` for what was recorded so far to be published (a stopping
     /// worker's last calls still count); says whether it was.
     pub async fn flush(&self, within: Duration) -> bool {
+        self.refusals.flush();
         let usage = self.usage.flush(within).await;
-        self.tools.flush(within).await && usage
+        let refusals = self.refusals.reporter().flush(within).await;
+        self.tools.flush(within).await && usage && refusals
     }
 }
 

@@ -120,6 +120,29 @@ impl Store {
 
     /// Appends `batch` (records of `chain`, in order) in `tx`: the chain head is locked and
     /// moved once, the records inserted a hundred to a statement.
+    /// Appends the records workers reported, each `(event id, record)` once however often
+    /// it is delivered, in one transaction; how many were new.
+    pub async fn append_reported(&self, reported: &[(String, NewRecord)]) -> Result<usize> {
+        let mut tx = self.pool.begin().await?;
+        let fresh = Self::mark_seen(&mut tx, reported.iter().map(|(id, _)| id.as_str())).await?;
+        let mut by_chain: std::collections::BTreeMap<String, Vec<NewRecord>> = Default::default();
+        let mut taken = std::collections::HashSet::new();
+        for (id, record) in reported {
+            if fresh.contains(id) && taken.insert(id.as_str()) {
+                by_chain
+                    .entry(record.chain.clone())
+                    .or_default()
+                    .push(record.clone());
+            }
+        }
+        // Chains in name order, so two replicas appending at once wait rather than deadlock.
+        for (chain, records) in by_chain {
+            Self::append_audit_batch(&mut tx, &chain, records).await?;
+        }
+        tx.commit().await?;
+        Ok(taken.len())
+    }
+
     pub(super) async fn append_audit_batch(
         tx: &mut Transaction<'static, Any>,
         chain: &str,

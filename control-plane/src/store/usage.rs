@@ -82,7 +82,7 @@ impl Store {
     /// transaction, so workers learn of it. Returns how many events were new.
     pub async fn record_usage_batch(&self, events: &[UsageRecord]) -> Result<usize> {
         let mut tx = self.pool.begin().await?;
-        let fresh = Self::mark_seen(&mut tx, events).await?;
+        let fresh = Self::mark_seen(&mut tx, events.iter().map(|e| e.event_id.as_str())).await?;
         // Each new event once, even if the batch repeats it.
         let mut counted = std::collections::HashSet::new();
         let new: Vec<&UsageRecord> = events
@@ -195,14 +195,14 @@ impl Store {
         Ok(())
     }
 
-    /// Marks the batch's event ids seen; the ones that were not seen before.
-    async fn mark_seen(
+    /// Marks a batch's event ids seen; the ones that were not seen before.
+    pub(super) async fn mark_seen<'a>(
         tx: &mut Transaction<'static, Any>,
-        events: &[UsageRecord],
+        ids: impl Iterator<Item = &'a str>,
     ) -> Result<std::collections::HashSet<String>> {
         let now = now_millis();
         // In one order, so batches folded at once by two replicas wait rather than deadlock.
-        let mut ids: Vec<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+        let mut ids: Vec<&str> = ids.collect();
         ids.sort_unstable();
         ids.dedup();
         let mut fresh = std::collections::HashSet::new();

@@ -234,6 +234,7 @@ impl ControlPlaneArgs {
                 policy_bus: None,
                 usage_bus: None,
                 tool_bus: None,
+                refusal_bus: None,
                 fleet: None,
                 profiles,
                 kube: None,
@@ -276,6 +277,9 @@ pub async fn run_control_plane(args: ControlPlaneArgs) -> anyhow::Result<()> {
             settings.config.tool_bus = Some(std::sync::Arc::new(switchyard_bus::NatsTools::new(
                 client.clone(),
             )));
+            settings.config.refusal_bus = Some(std::sync::Arc::new(
+                switchyard_bus::NatsRefusals::new(client.clone()),
+            ));
             settings.config.fleet = Some(std::sync::Arc::new(switchyard_bus::NatsFleet::new(
                 client,
                 switchyard_bus::FLEET_BUCKET,

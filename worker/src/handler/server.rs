@@ -113,12 +113,18 @@ impl Gateway {
         let connector = target.connector.name.clone();
         let role = tenant.keys.get(principal.key_id()).map(|k| k.role);
         if role == Some(Role::Viewer) && !target.read_only {
-            return Err((
-                connector,
-                Error::PermissionDenied(format!(
-                    "This API key has the viewer role, which may call only read-only tools; {name} is not marked read-only."
-                )),
+            let denied = Error::PermissionDenied(format!(
+                "This API key has the viewer role, which may call only read-only tools; {name} is not marked read-only."
             ));
+            self.core.reports.refusals.note(crate::refusals::Refused {
+                tenant: tenant.slug.as_str(),
+                kind: switchyard_bus::RefusalKind::Refusal,
+                key: Some(principal.key_id().as_str()),
+                reason: denied.reason(),
+                target: Some(&name),
+                source: None,
+            });
+            return Err((connector, denied));
         }
         let mut params = CallToolRequestParams::new(target.upstream_name.clone());
         params.arguments = request.arguments.clone();

@@ -51,6 +51,21 @@ pub async fn authenticate(
         .await
 }
 
+/// The key id `headers`' credential claims, when it has the form of a key.
+pub fn claimed_key(headers: &HeaderMap) -> Option<switchyard_common::KeyId> {
+    let authorization = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let token = crate::auth::bearer(Some(authorization))?;
+    Some(switchyard_common::apikey::parse(token)?.0)
+}
+
+/// The session id a request names, if any.
+pub fn session_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(super::SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
 /// Whether this worker serves the tenant: a shared worker hands a tenant served by its
 /// dedicated workers over (the client retries and reaches them); a dedicated worker serves
 /// its one tenant whatever the policy says.

@@ -72,6 +72,8 @@ pub struct App {
     quiet: Arc<quiet::Quiet>,
     /// Ends when the worker drains.
     cancel: CancellationToken,
+    /// Refusals tallied for the audit trail.
+    refusals: Arc<crate::refusals::Refusals>,
 }
 
 impl std::fmt::Debug for App {
@@ -98,6 +100,7 @@ impl App {
             )
             .map_err(|e| std::io::Error::other(e.to_string()))?,
         );
+        let refusals = reports.refusals.clone();
         let gateway = Gateway::new(
             policies.clone(),
             upstreams,
@@ -155,6 +158,7 @@ impl App {
             max_sessions: config.max_sessions,
             quiet: quiet::Quiet::new(config.session_idle),
             cancel,
+            refusals,
         }))
     }
 
@@ -307,11 +311,16 @@ async fn mcp_entry(
     }
     // rmcp runs outside the request's span: a session it starts outlives the request and
     // must not hold the span open (the handler finds the span in the request).
-    let response = match mcp(&app, &tenant, req).instrument(span.clone()).await {
+    let mut seen = Seen::default();
+    let response = match mcp(&app, &tenant, req, &mut seen)
+        .instrument(span.clone())
+        .await
+    {
         Ok(Next::Answered(response)) => response,
         Ok(Next::Forward(ready)) => forward::forward(&app, ready).await,
         Err(Refused(e, id)) => {
             count(&app.metrics, &e);
+            app.tally(&tenant, &seen, &e);
             e.response(id)
         }
     };
@@ -323,6 +332,41 @@ async fn mcp_entry(
         .inc();
     span.record("http.response.status_code", response.status().as_u16());
     response
+}
+
+/// Who a refused request came from, as far as the gate got.
+#[derive(Debug, Default)]
+struct Seen {
+    /// The key authenticated, or the key id a failed credential claimed.
+    key: Option<switchyard_common::KeyId>,
+    client: Option<std::net::IpAddr>,
+}
+
+impl App {
+    /// Tallies a refusal of a request to `tenant` for the audit trail (see `refusals`):
+    /// authentication failures by claimed key and address, and refusals by a limit by key.
+    fn tally(&self, tenant: &str, seen: &Seen, e: &Error) {
+        use switchyard_bus::RefusalKind;
+        let kind = match e {
+            Error::MissingCredential
+            | Error::InvalidCredential
+            | Error::TooManyAttempts(_)
+            | Error::Suspended(_) => RefusalKind::AuthFailure,
+            Error::Limited(_) | Error::QuotaExhausted(_) => RefusalKind::Refusal,
+            _ => return,
+        };
+        if self.policies.get(tenant).is_none() {
+            return;
+        }
+        self.refusals.note(crate::refusals::Refused {
+            tenant,
+            kind,
+            key: seen.key.as_ref().map(|k| k.as_str()),
+            reason: e.reason(),
+            target: None,
+            source: seen.client.filter(|_| kind == RefusalKind::AuthFailure),
+        });
+    }
 }
 
 /// Where a request goes after the gate.
@@ -337,19 +381,24 @@ enum Next {
 
 /// The request path, in order: serving, authentication, hand-over, session binding, body
 /// and admission (see `gate` and `admit`); then rmcp.
-async fn mcp(app: &App, tenant: &str, mut req: Request<Body>) -> Result<Next, Refused> {
+async fn mcp(
+    app: &App,
+    tenant: &str,
+    mut req: Request<Body>,
+    seen: &mut Seen,
+) -> Result<Next, Refused> {
     gate::serving(app.metrics.is_draining(), app.policies.is_ready())?;
     let client = forward::client_address(&req, &app.bounds.trusted_proxies);
+    seen.client = client;
     let policy = app.policies.get(tenant);
-    let principal = gate::authenticate(&app.auth, policy.as_deref(), req.headers(), client).await?;
+    let principal = gate::authenticate(&app.auth, policy.as_deref(), req.headers(), client)
+        .await
+        .inspect_err(|_| seen.key = gate::claimed_key(req.headers()))?;
+    seen.key = Some(principal.key_id().clone());
     // Authentication found the tenant's policy, so there is one.
     let policy = policy.ok_or(Error::TenantGone)?;
     gate::served_here(app.dedicated, &policy)?;
-    let session = req
-        .headers()
-        .get(SESSION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let session = gate::session_id(req.headers());
     if let Some(id) = &session
         && gate::bind_session(&app.sessions, &principal, id).await? == SessionCheck::Ended
     {

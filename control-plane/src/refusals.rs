@@ -1,0 +1,73 @@
+//! Folds workers' refusal tallies into the audit trail: each report becomes one record on
+//! its tenant's chain, kind `refusal` (a limit or a role refused an authenticated request)
+//! or `auth_failure`, written once per report id however often it is delivered. Reports
+//! are acknowledged after their batch is written; while the store is away the batch is
+//! kept in hand and retried.
+
+use crate::store::{NewRecord, Store};
+use crate::usage::{clip, next_batch};
+use std::sync::Arc;
+use std::time::Duration;
+use switchyard_bus::{RefusalBus, RefusalKind, RefusalReport};
+use switchyard_common::{KeyId, TenantSlug};
+
+/// The audit record of `report`, if it names a valid tenant.
+pub fn record_of(report: &RefusalReport) -> Option<NewRecord> {
+    let tenant = TenantSlug::parse(&report.tenant).ok()?;
+    // Only a well-formed key id is named: what an attacker sent as one is not echoed.
+    let key = report.key_id.as_deref().and_then(|k| KeyId::parse(k).ok());
+    let actor = key.map_or_else(|| "key:unknown".to_owned(), |k| format!("key:{k}"));
+    let object = match (report.kind, &report.target) {
+        (RefusalKind::Refusal, Some(target)) => format!("tool/{tenant}/{}", clip(target)),
+        _ => format!("tenant/{tenant}"),
+    };
+    Some(NewRecord {
+        chain: tenant.to_string(),
+        kind: report.kind.as_str().to_owned(),
+        actor,
+        action: clip(&report.reason),
+        object,
+        outcome: "refused".to_owned(),
+        detail: serde_json::json!({
+            "count": report.count,
+            "first_at": report.first_ms,
+            "last_at": report.last_ms,
+            "source": report.source.as_deref().map(clip),
+            "worker": clip(&report.worker),
+        })
+        .to_string(),
+        trace_id: String::new(),
+    })
+}
+
+/// Runs until the task is dropped.
+pub async fn fold(store: Store, bus: Arc<RefusalBus>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match bus.consume().await {
+            Ok(mut deliveries) => {
+                while let Some(batch) = next_batch(&mut deliveries).await {
+                    let records: Vec<(String, NewRecord)> = batch
+                        .iter()
+                        .filter_map(|d| Some((d.event.id.clone(), record_of(&d.event)?)))
+                        .collect();
+                    let mut wait = Duration::from_millis(100);
+                    while let Err(e) = store.append_reported(&records).await {
+                        tracing::warn!(error = %e, reports = records.len(), "recording refusals failed");
+                        tokio::time::sleep(wait).await;
+                        wait = (wait * 2).min(Duration::from_secs(5));
+                    }
+                    for delivery in batch {
+                        if let Err(e) = delivery.ack().await {
+                            tracing::warn!(error = %e, "acknowledging a refusal report failed");
+                        }
+                    }
+                    backoff = Duration::from_millis(100);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot consume refusal reports"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
