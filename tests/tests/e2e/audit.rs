@@ -441,3 +441,36 @@ async fn a_call_through_a_worker_is_on_the_tenants_trail_with_its_key_and_outcom
     assert_eq!(digest.len(), 16, "{detail}");
     assert!(!errors[0].detail.contains(&session.id), "{detail}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_appending_at_once_leave_one_chain_that_verifies() {
+    let stack = Stack::builder().without_nats().start().await;
+    stack.cp.create_tenant("acme").await;
+    let other = stack.replica(None).await;
+    let per_replica = 20;
+    let mut tasks = Vec::new();
+    for cp in [&stack.cp, &other] {
+        for _ in 0..per_replica {
+            let mut keys = cp.keys_api();
+            tasks.push(tokio::spawn(async move {
+                keys.create_api_key(CreateApiKeyRequest {
+                    tenant: "acme".into(),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            }));
+        }
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let keys = admin_events(&other, "acme")
+        .await
+        .into_iter()
+        .filter(|e| e.action.ends_with("CreateApiKey"))
+        .count();
+    assert_eq!(keys, 2 * per_replica, "every change on record once");
+    let checked = verify(&stack.cp, "acme").await;
+    assert!(checked.intact, "{checked:?}");
+}
