@@ -43,6 +43,10 @@ pub struct Config {
     pub kube: Option<KubeConfig>,
     /// How long audit records are kept; `None` keeps them (nothing is removed).
     pub audit_retention: Option<std::time::Duration>,
+    /// The key audit checkpoints are signed with; `None` signs none.
+    pub audit_signer: Option<crate::audit::checkpoint::Signer>,
+    /// How often chain heads are signed.
+    pub audit_checkpoint_every: std::time::Duration,
 }
 
 /// What the namespace reconciler needs: a client of the cluster and its settings.
@@ -127,6 +131,14 @@ pub async fn serve(
     let pruning = config
         .audit_retention
         .map(|keep| tokio::spawn(crate::audit::retention::run(store.clone(), keep)));
+    let audit_key = config.audit_signer.as_ref().map(|s| s.public());
+    let checkpoints = config.audit_signer.map(|signer| {
+        tokio::spawn(crate::audit::checkpoint::run(
+            store.clone(),
+            signer,
+            config.audit_checkpoint_every,
+        ))
+    });
     let isolation_unavailable = match &config.kube {
         None => Some("the control plane runs without --kube-namespaces".to_owned()),
         Some(k) if k.settings.gateway.is_none() => {
@@ -156,6 +168,7 @@ pub async fn serve(
         fleet: config.fleet,
         profiles: config.profiles,
         isolation_unavailable,
+        audit_key,
     };
     let (health, health_service) = tonic_health::server::health_reporter();
     health
@@ -231,6 +244,7 @@ pub async fn serve(
         .chain(sightings)
         .chain(refusals)
         .chain(pruning)
+        .chain(checkpoints)
         .chain(reconciler)
     {
         task.abort();

@@ -38,6 +38,7 @@ macro_rules! key_columns {
 }
 
 mod audit;
+mod checkpoints;
 mod connectors;
 mod isolation;
 mod keys;

@@ -98,6 +98,12 @@ pub async fn run(args: DevArgs, data_dir: &Path) -> anyhow::Result<()> {
     }
     let master = key_file(&dir.join("master-key"))?;
     let policy = key_file(&dir.join("policy-key"))?;
+    let audit_signer = switchyard_control_plane::audit::checkpoint::Signer::from_base64(
+        key_file(&dir.join("audit-signing-key"))?
+            .to_base64()
+            .as_str(),
+    )
+    .map_err(|e| anyhow::anyhow!("audit-signing-key {e}"))?;
     let db = dir.join("switchyard.db");
     let store = Store::connect(&format!("sqlite://{}", db.display()))
         .await
@@ -170,6 +176,8 @@ pub async fn run(args: DevArgs, data_dir: &Path) -> anyhow::Result<()> {
         audit_retention: Some(switchyard_control_plane::audit::retention::days(
             switchyard_control_plane::audit::retention::DEFAULT_DAYS,
         )),
+        audit_signer: Some(audit_signer),
+        audit_checkpoint_every: switchyard_control_plane::audit::checkpoint::DEFAULT_EVERY,
     };
     // Both stop on the same signal, which the control plane's shutdown passes on to the
     // worker.

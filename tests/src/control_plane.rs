@@ -99,6 +99,8 @@ impl ControlPlane {
             profiles: Default::default(),
             kube: None,
             audit_retention: None,
+            audit_signer: Some(test_signer(&token)),
+            audit_checkpoint_every: std::time::Duration::from_secs(1),
         };
         adjust(&mut config);
         // The token must be installed before the first request can arrive.
@@ -246,4 +248,16 @@ pub fn violated_field(status: &tonic::Status) -> Option<String> {
     status
         .get_details_bad_request()
         .and_then(|b| b.field_violations.first().map(|v| v.field.clone()))
+}
+
+/// The audit signing key of the control planes sharing operator token `token`: replicas
+/// of one deployment sign with one key.
+fn test_signer(token: &str) -> switchyard_control_plane::audit::checkpoint::Signer {
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let seed = sha2::Sha256::digest(format!("audit-signing-key:{token}"));
+    switchyard_control_plane::audit::checkpoint::Signer::from_base64(
+        &base64::engine::general_purpose::STANDARD.encode(seed),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
 }

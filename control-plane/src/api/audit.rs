@@ -2,7 +2,8 @@
 //! the chain they read, after reading it.
 
 use super::*;
-use crate::audit::{self, Record};
+use crate::audit::chain::ChainBreak;
+use crate::audit::{self, Record, checkpoint};
 use crate::compile::timestamp;
 use crate::store::{AuditFilter, NewRecord};
 use switchyard_common::TenantSlug;
@@ -131,9 +132,24 @@ impl Admin {
         })
     }
 
+    /// Checks the signed checkpoints at the records of `run` (a verified run of `chain`);
+    /// how many matched.
+    async fn checkpoints(&self, chain: &str, run: &[Record]) -> Result<Result<u64, ChainBreak>> {
+        let (Some(key), Some(first), Some(last)) = (&self.audit_key, run.first(), run.last())
+        else {
+            return Ok(Ok(0));
+        };
+        let checkpoints = self
+            .store
+            .audit_checkpoints(chain, first.seq, last.seq)
+            .await?;
+        Ok(checkpoint::check(run, &checkpoints, key).map(|n| n as u64))
+    }
+
     async fn verify(&self, r: pb::VerifyAuditChainRequest) -> Result<pb::VerifyAuditChainResponse> {
         let chain = chain_of(&r.tenant)?;
         let mut checked = 0u64;
+        let mut signed = 0u64;
         let mut carried: Option<Record> = None;
         let mut from = 1;
         let mut first = None;
@@ -153,6 +169,10 @@ impl Admin {
             if let Err(broken) = audit::verify(&run, run_first, head) {
                 break Some(broken);
             }
+            match self.checkpoints(&chain, &run).await? {
+                Ok(n) => signed += n,
+                Err(broken) => break Some(broken),
+            }
             if last_page {
                 break None;
             }
@@ -160,18 +180,20 @@ impl Admin {
         };
         let detail = serde_json::json!({ "records": checked, "intact": outcome.is_none() });
         self.record_read(&chain, detail).await?;
-        Ok(match outcome {
-            None => pb::VerifyAuditChainResponse {
-                intact: true,
-                records: checked,
-                ..Default::default()
-            },
-            Some(broken) => pb::VerifyAuditChainResponse {
-                intact: false,
-                records: checked,
-                first_bad_seq: broken.seq,
-                reason: broken.reason,
-            },
+        let key_id = self
+            .audit_key
+            .as_ref()
+            .map(checkpoint::key_id)
+            .unwrap_or_default();
+        let intact = outcome.is_none();
+        let (first_bad_seq, reason) = outcome.map_or((0, String::new()), |b| (b.seq, b.reason));
+        Ok(pb::VerifyAuditChainResponse {
+            intact,
+            records: checked,
+            first_bad_seq,
+            reason,
+            checkpoints: signed,
+            key_id,
         })
     }
 }
@@ -190,5 +212,21 @@ impl pb::audit_service_server::AuditService for Admin {
         req: Request<pb::VerifyAuditChainRequest>,
     ) -> Reply<pb::VerifyAuditChainResponse> {
         reply(self.verify(req.into_inner()).await)
+    }
+
+    async fn get_audit_signing_key(
+        &self,
+        _: Request<pb::GetAuditSigningKeyRequest>,
+    ) -> Reply<pb::AuditSigningKey> {
+        use base64::Engine as _;
+        reply(match &self.audit_key {
+            Some(key) => Ok(pb::AuditSigningKey {
+                public_key: base64::engine::general_purpose::STANDARD.encode(key.as_bytes()),
+                key_id: checkpoint::key_id(key),
+            }),
+            None => Err(Error::FailedPrecondition(
+                "this control plane has no audit signing key (--audit-signing-key)".into(),
+            )),
+        })
     }
 }

@@ -42,6 +42,8 @@ pub struct Admin {
     pub profiles: crate::kube::Profiles,
     /// Why the isolated tier is unavailable, if it is.
     pub isolation_unavailable: Option<String>,
+    /// The key audit checkpoints are checked against; `None` when none is configured.
+    pub audit_key: Option<ed25519_dalek::VerifyingKey>,
 }
 
 impl Admin {

@@ -7,6 +7,7 @@
 //! as a field-level diff of the object's [`snapshot`]s, in which secret values never appear.
 
 pub mod chain;
+pub mod checkpoint;
 mod diff;
 pub mod retention;
 pub mod snapshot;

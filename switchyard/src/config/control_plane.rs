@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use switchyard_common::netguard::UpstreamGuard;
 use switchyard_common::seal::Keyring;
+use switchyard_control_plane::audit::checkpoint::Signer;
 use switchyard_control_plane::kube::ComputeProfile;
 use switchyard_control_plane::{Store, compile::Keys};
 
@@ -101,6 +102,10 @@ pub struct ControlPlaneArgs {
     /// Days audit records are kept before the hourly job removes them [default: 365].
     #[arg(long, env = "SWITCHYARD_AUDIT_RETENTION_DAYS")]
     pub(super) audit_retention_days: Option<u32>,
+    /// Ed25519 key that signs audit checkpoints every 5 minutes: a 32-byte seed, base64
+    /// [default: none, no checkpoints].
+    #[arg(long, env = "SWITCHYARD_AUDIT_SIGNING_KEY", hide_env_values = true)]
+    pub(super) audit_signing_key: Option<String>,
     /// Compute profiles, by name (config file only: [compute-profiles.NAME]).
     #[arg(skip)]
     pub(super) compute_profiles: Option<BTreeMap<String, ComputeProfile>>,
@@ -175,6 +180,7 @@ impl ControlPlaneArgs {
                 .default_compute_profile
                 .or(file.default_compute_profile),
             audit_retention_days: self.audit_retention_days.or(file.audit_retention_days),
+            audit_signing_key: self.audit_signing_key.or(file.audit_signing_key),
             compute_profiles: self.compute_profiles.or(file.compute_profiles),
             kube_worker_env: self.kube_worker_env.or(file.kube_worker_env),
             config: None,
@@ -239,6 +245,15 @@ impl ControlPlaneArgs {
                 profiles,
                 kube: None,
                 audit_retention: Some(audit_retention(args.audit_retention_days)?),
+                audit_signer: args
+                    .audit_signing_key
+                    .as_deref()
+                    .map(Signer::from_base64)
+                    .transpose()
+                    .map_err(|e| {
+                        anyhow::anyhow!("audit-signing-key (SWITCHYARD_AUDIT_SIGNING_KEY) {e}")
+                    })?,
+                audit_checkpoint_every: switchyard_control_plane::audit::checkpoint::DEFAULT_EVERY,
             },
             kube,
         })
@@ -332,161 +347,6 @@ pub async fn run_migrate(args: MigrateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn audit_retention_defaults_to_a_year_and_refuses_days_out_of_range() {
-        assert_eq!(
-            audit_retention(None).unwrap(),
-            std::time::Duration::from_secs(365 * 86_400)
-        );
-        assert_eq!(
-            audit_retention(Some(7)).unwrap(),
-            std::time::Duration::from_secs(7 * 86_400)
-        );
-        for bad in [0, 36_501] {
-            let e = audit_retention(Some(bad)).unwrap_err();
-            assert!(e.to_string().contains("audit-retention-days"), "{bad}: {e}");
-        }
-    }
-
-    #[test]
-    fn the_public_url_must_name_an_http_host() {
-        let guard = || UpstreamGuard::new(Vec::new());
-        for bad in ["ftp://mcp.example.com/", "unix:/run/mcp.sock"] {
-            let url = bad.parse().unwrap();
-            let e = own_guard(guard(), Some(&url)).unwrap_err();
-            assert!(e.to_string().contains("public-url"), "{bad}: {e}");
-        }
-        let url = "https://mcp.example.com".parse().unwrap();
-        let g = own_guard(guard(), Some(&url)).unwrap();
-        assert!(g.is_own_host("mcp.example.com", 443));
-        assert!(
-            !own_guard(guard(), None)
-                .unwrap()
-                .is_own_host("mcp.example.com", 443)
-        );
-    }
-    use switchyard_common::seal::SecretKey;
-
-    fn key() -> String {
-        SecretKey::generate().to_base64().to_string()
-    }
-
-    #[test]
-    fn file_fills_what_flags_leave_unset() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cp.toml");
-        std::fs::write(
-            &path,
-            format!(
-                "database-url = \"postgres://file/db\"\ngrpc-listen = \"127.0.0.1:6000\"\n\
-                 master-key = \"{}\"\npolicy-key = \"{}\"\n",
-                key(),
-                key()
-            ),
-        )
-        .unwrap();
-        let args = ControlPlaneArgs {
-            database_url: Some("postgres://flag/db".into()),
-            config: Some(path),
-            ..Default::default()
-        };
-        let s = args.validate().unwrap();
-        assert_eq!(s.database_url, "postgres://flag/db");
-        assert_eq!(s.grpc_listen, "127.0.0.1:6000".parse().unwrap());
-    }
-
-    #[test]
-    fn unknown_file_keys_are_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("cp.toml");
-        std::fs::write(&path, "databse-url = \"x\"\n").unwrap();
-        let err = ControlPlaneArgs {
-            config: Some(path),
-            ..Default::default()
-        }
-        .validate()
-        .unwrap_err();
-        assert!(format!("{err:#}").contains("databse-url"), "{err:#}");
-    }
-
-    #[test]
-    fn bad_keys_are_named() {
-        let err = ControlPlaneArgs {
-            database_url: Some("postgres://x/y".into()),
-            master_key: Some("dG9vIHNob3J0".into()),
-            policy_key: Some(key()),
-            ..Default::default()
-        }
-        .validate()
-        .unwrap_err();
-        assert!(format!("{err:#}").contains("master-key"), "{err:#}");
-        let err = ControlPlaneArgs {
-            database_url: Some("postgres://x/y".into()),
-            policy_key: Some(key()),
-            ..Default::default()
-        }
-        .validate()
-        .unwrap_err();
-        assert!(format!("{err:#}").contains("master-key"), "{err:#}");
-    }
-}
-
-#[cfg(test)]
-mod chart_tests {
-    use super::*;
-
-    /// The control-plane.toml the Helm chart renders (its snapshot with every profile).
-    fn rendered_by_the_chart() -> String {
-        let snapshot = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../tests/chart/isolation.yaml"
-        ))
-        .unwrap();
-        let mut lines = snapshot
-            .lines()
-            .skip_while(|l| !l.trim_start().starts_with("control-plane.toml:"))
-            .skip(1);
-        let first = lines.next().unwrap();
-        let indent = first.len() - first.trim_start().len();
-        std::iter::once(first)
-            .chain(
-                lines.take_while(|l| {
-                    l.trim().is_empty() || l.len() - l.trim_start().len() >= indent
-                }),
-            )
-            .map(|l| l.get(indent..).unwrap_or(""))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    #[test]
-    fn the_charts_configuration_file_is_accepted() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("control-plane.toml");
-        std::fs::write(&path, rendered_by_the_chart()).unwrap();
-        let args = ControlPlaneArgs {
-            config: Some(path),
-            ..Default::default()
-        };
-        let file = read_file(args.config.as_ref().unwrap()).unwrap();
-        let profiles = super::super::kube::profiles(&file).unwrap();
-        assert_eq!(profiles.get("").unwrap().workers, 1, "small is the default");
-        assert_eq!(profiles.get("large").unwrap().pods, 40);
-        assert_eq!(profiles.get("default").unwrap().pods, 6);
-        let env = super::super::kube::worker_env(file.kube_worker_env.unwrap()).unwrap();
-        let value = |name: &str| env.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
-        assert_eq!(value("SWITCHYARD_MAX_HEADERS"), Some("64"));
-        assert_eq!(
-            value("SWITCHYARD_MAX_UPSTREAM_SESSIONS_PER_TENANT"),
-            Some("1000")
-        );
-    }
-}
-
 /// `guard`, also refusing the gateway's own endpoint at `public_url`.
 pub(crate) fn own_guard(
     guard: UpstreamGuard,
@@ -500,3 +360,7 @@ pub(crate) fn own_guard(
     }
     Ok(guard.with_own_url(url))
 }
+
+#[cfg(test)]
+#[path = "control_plane_tests.rs"]
+mod tests;

@@ -23,12 +23,15 @@ pub enum AuditCommand {
         #[arg(long, default_value = "")]
         page_token: String,
     },
-    /// Recompute a tenant's hash chain and name the first record that does not match.
+    /// Recompute a tenant's hash chain, check its signed checkpoints, and name the first
+    /// record that does not match.
     Verify {
         /// The tenant; omit for the platform's own chain.
         #[arg(long, default_value = "")]
         tenant: String,
     },
+    /// Print the public key audit checkpoints are signed with.
+    SigningKey,
 }
 
 const EVENT_COLUMNS: &[(&str, &str)] = &[
@@ -98,6 +101,8 @@ pub async fn audit(global: &GlobalArgs, cmd: AuditCommand) -> anyhow::Result<()>
                 "records": r.records,
                 "first_bad_seq": (!r.intact).then_some(r.first_bad_seq),
                 "reason": r.reason,
+                "checkpoints": r.checkpoints,
+                "key_id": r.key_id,
             });
             output::print_one(global.output, &result);
             if !r.intact {
@@ -107,6 +112,15 @@ pub async fn audit(global: &GlobalArgs, cmd: AuditCommand) -> anyhow::Result<()>
                     r.reason
                 );
             }
+        }
+        AuditCommand::SigningKey => {
+            let key = client
+                .get_audit_signing_key(pb::GetAuditSigningKeyRequest {})
+                .await
+                .map_err(server_error)?
+                .into_inner();
+            let result = json!({ "public_key": key.public_key, "key_id": key.key_id });
+            output::print_one(global.output, &result);
         }
     }
     Ok(())

@@ -32,7 +32,7 @@ async fn admin_events(cp: &ControlPlane, tenant: &str) -> Vec<AuditEvent> {
         .collect()
 }
 
-async fn verify(cp: &ControlPlane, tenant: &str) -> VerifyAuditChainResponse {
+pub(crate) async fn verify(cp: &ControlPlane, tenant: &str) -> VerifyAuditChainResponse {
     cp.audit()
         .verify_audit_chain(VerifyAuditChainRequest {
             tenant: tenant.into(),
@@ -257,7 +257,7 @@ async fn pages_cover_every_record_once_and_bad_requests_name_their_field() {
 }
 
 /// Four changes to `tenant` (records 1 to 4).
-async fn four_changes(cp: &ControlPlane, tenant: &str) {
+pub(crate) async fn four_changes(cp: &ControlPlane, tenant: &str) {
     cp.create_tenant(tenant).await;
     for rps in [11, 12, 13] {
         set_rate(cp, tenant, rps).await;

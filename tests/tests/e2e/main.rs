@@ -5,6 +5,7 @@
 mod admin_api;
 mod attacks;
 mod audit;
+mod audit_checkpoints;
 mod audit_refusals;
 mod bad_input;
 mod bridging;
