@@ -13,6 +13,19 @@ pub fn now_millis() -> Millis {
         .unwrap_or(0)
 }
 
+/// The UTC day of `at`, "YYYY-MM-DD".
+pub fn day_of(at: Millis) -> String {
+    let date = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .date();
+    format!(
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    )
+}
+
 /// The calendar month (UTC) that contains `at`, as "YYYY-MM", and when the next starts.
 pub fn month_of(at: Millis) -> (String, Millis) {
     let dt = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at) * 1_000_000)

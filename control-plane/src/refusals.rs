@@ -4,7 +4,7 @@
 //! are acknowledged after their batch is written; while the store is away the batch is
 //! kept in hand and retried.
 
-use crate::store::{NewRecord, Store};
+use crate::store::{DailyRefusals, NewRecord, Store};
 use crate::usage::{clip, next_batch};
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +40,16 @@ pub fn record_of(report: &RefusalReport) -> Option<NewRecord> {
     })
 }
 
+/// What `report` (recorded as `record`) adds to its tenant's day: the day its tally began.
+fn counted(report: &RefusalReport, record: &NewRecord) -> DailyRefusals {
+    DailyRefusals {
+        tenant: record.chain.clone(),
+        day: crate::model::day_of(report.first_ms),
+        reason: record.action.clone(),
+        count: i64::try_from(report.count).unwrap_or(i64::MAX),
+    }
+}
+
 /// Runs until the task is dropped.
 pub async fn fold(store: Store, bus: Arc<RefusalBus>) {
     let mut backoff = Duration::from_millis(100);
@@ -47,9 +57,13 @@ pub async fn fold(store: Store, bus: Arc<RefusalBus>) {
         match bus.consume().await {
             Ok(mut deliveries) => {
                 while let Some(batch) = next_batch(&mut deliveries).await {
-                    let records: Vec<(String, NewRecord)> = batch
+                    let records: Vec<(String, NewRecord, Option<DailyRefusals>)> = batch
                         .iter()
-                        .filter_map(|d| Some((d.event.id.clone(), record_of(&d.event)?)))
+                        .filter_map(|d| {
+                            let record = record_of(&d.event)?;
+                            let counted = counted(&d.event, &record);
+                            Some((d.event.id.clone(), record, Some(counted)))
+                        })
                         .collect();
                     let mut wait = Duration::from_millis(100);
                     while let Err(e) = store.append_reported(&records).await {

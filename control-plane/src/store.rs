@@ -40,6 +40,7 @@ macro_rules! key_columns {
 mod audit;
 mod checkpoints;
 mod connectors;
+mod daily;
 mod isolation;
 mod keys;
 mod outbox;
@@ -52,6 +53,7 @@ mod usage;
 
 pub use audit::{AuditFilter, ChainHead, NewRecord};
 pub use connectors::NewConnector;
+pub use daily::{DailyRefusals, UsageDay};
 pub use isolation::ReconcileState;
 pub use keys::NewApiKey;
 pub use pins::{MAX_DEFINITION_BYTES, MAX_TOOL_PINS, PendingTool, Sighting, ToolPin};

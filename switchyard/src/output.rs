@@ -1,5 +1,6 @@
-//! Rendering of admin API objects: one JSON shape per object, shown as JSON with `-o json`
-//! or as a table (lists) / key-value table (single objects) by default.
+//! Rendering of admin API objects: one JSON shape per object, shown as JSON with `-o json`,
+//! as CSV with `-o csv` (a header row, then a row per item; a single object as
+//! `field,value` rows), or as a table (lists) / key-value table (single objects) by default.
 
 use serde_json::{Value, json};
 use switchyard_proto::admin::v1 as pb;
@@ -8,6 +9,19 @@ use switchyard_proto::admin::v1 as pb;
 pub enum Format {
     Table,
     Json,
+    Csv,
+}
+
+/// Writes `rows` as CSV to stdout.
+fn print_csv<R: IntoIterator<Item = String>>(rows: impl IntoIterator<Item = R>) {
+    let mut out = csv::Writer::from_writer(std::io::stdout());
+    for row in rows {
+        if let Err(e) = out.write_record(row) {
+            eprintln!("error: writing CSV: {e}");
+            return;
+        }
+    }
+    let _ = out.flush();
 }
 
 pub fn time(ts: Option<&prost_types::Timestamp>) -> Value {
@@ -83,6 +97,21 @@ pub fn usage(u: &pb::TenantUsage) -> Value {
         "monthly_tool_calls": u.monthly_tool_calls,
         "exhausted": u.exhausted,
         "resets_at": time(u.resets_at.as_ref()),
+    })
+}
+
+/// One day of a tenant's usage; refusals as `reason=count` joined by `;`.
+pub fn usage_day(d: &pb::UsageDay) -> Value {
+    let mut refusals: Vec<(&String, &u64)> = d.refusals.iter().collect();
+    refusals.sort();
+    let refusals: Vec<String> = refusals.iter().map(|(r, n)| format!("{r}={n}")).collect();
+    json!({
+        "day": d.day,
+        "calls": d.calls,
+        "tool_calls": d.tool_calls,
+        "failed_calls": d.failed_calls,
+        "upstream_seconds": d.upstream_seconds,
+        "refusals": refusals.join(";"),
     })
 }
 
@@ -228,6 +257,16 @@ pub fn print_list(format: Format, name: &str, items: &[Value], columns: &[(&str,
             obj.insert(name.to_owned(), Value::Array(items.to_vec()));
             println!("{}", Value::Object(obj));
         }
+        Format::Csv => {
+            let header = vec![columns.iter().map(|(h, _)| (*h).to_owned()).collect()];
+            let rows = items.iter().map(|item| {
+                columns
+                    .iter()
+                    .map(|(_, path)| cell(field(item, path)))
+                    .collect::<Vec<_>>()
+            });
+            print_csv(header.into_iter().chain(rows));
+        }
         Format::Table => {
             let mut table = new_table();
             table.set_header(columns.iter().map(|(h, _)| *h));
@@ -243,6 +282,12 @@ pub fn print_list(format: Format, name: &str, items: &[Value], columns: &[(&str,
 pub fn print_one(format: Format, item: &Value) {
     match format {
         Format::Json => println!("{item}"),
+        Format::Csv => {
+            let mut rows = Vec::new();
+            flatten("", item, &mut rows);
+            let header = ["field".to_owned(), "value".to_owned()];
+            print_csv(std::iter::once(header).chain(rows.into_iter().map(|(k, v)| [k, v])));
+        }
         Format::Table => {
             let mut table = new_table();
             let mut rows = Vec::new();

@@ -4,19 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Command, Output};
+mod common;
+
+use common::cli;
+use std::process::Output;
 use switchyard_tests::Stack;
 use switchyard_tests::admin::{Quotas, UpdateTenantRequest};
-
-fn cli(stack: &Stack, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .arg("--server")
-        .arg(format!("http://{}", stack.cp.addr))
-        .env("SWITCHYARD_TOKEN", &stack.cp.token)
-        .args(args)
-        .output()
-        .expect("the switchyard binary runs")
-}
 
 fn json(out: &Output) -> serde_json::Value {
     assert!(

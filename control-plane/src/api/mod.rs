@@ -7,6 +7,7 @@ mod audit;
 mod connector_spec;
 mod connector_tools;
 mod connectors;
+mod daily_usage;
 mod fields;
 mod fleet;
 mod keys;

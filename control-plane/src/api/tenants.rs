@@ -263,6 +263,13 @@ impl pb::tenant_service_server::TenantService for Admin {
         )
     }
 
+    async fn get_daily_usage(
+        &self,
+        req: Request<pb::GetDailyUsageRequest>,
+    ) -> Reply<pb::DailyUsage> {
+        reply(self.daily_usage(req.into_inner()).await)
+    }
+
     async fn get_tenant_usage(
         &self,
         req: Request<pb::GetTenantUsageRequest>,

@@ -2,6 +2,7 @@
 //! chain per tenant, each append holding its chain head's row lock until the transaction
 //! ends, so appends to one chain serialise and never fork it.
 
+use super::daily::DailyRefusals;
 use super::*;
 use crate::audit::{self, Change, Record};
 
@@ -120,21 +121,27 @@ impl Store {
 
     /// Appends `batch` (records of `chain`, in order) in `tx`: the chain head is locked and
     /// moved once, the records inserted a hundred to a statement.
-    /// Appends the records workers reported, each `(event id, record)` once however often
-    /// it is delivered, in one transaction; how many were new.
-    pub async fn append_reported(&self, reported: &[(String, NewRecord)]) -> Result<usize> {
+    /// Appends the records workers reported, each `(event id, record, refusals to count)`
+    /// once however often it is delivered, in one transaction; how many were new.
+    pub async fn append_reported(
+        &self,
+        reported: &[(String, NewRecord, Option<DailyRefusals>)],
+    ) -> Result<usize> {
         let mut tx = self.pool.begin().await?;
-        let fresh = Self::mark_seen(&mut tx, reported.iter().map(|(id, _)| id.as_str())).await?;
+        let fresh = Self::mark_seen(&mut tx, reported.iter().map(|(id, ..)| id.as_str())).await?;
         let mut by_chain: std::collections::BTreeMap<String, Vec<NewRecord>> = Default::default();
         let mut taken = std::collections::HashSet::new();
-        for (id, record) in reported {
+        let mut refused = Vec::new();
+        for (id, record, counted) in reported {
             if fresh.contains(id) && taken.insert(id.as_str()) {
                 by_chain
                     .entry(record.chain.clone())
                     .or_default()
                     .push(record.clone());
+                refused.extend(counted);
             }
         }
+        Self::add_daily_refusals(&mut tx, &refused).await?;
         // Chains in name order, so two replicas appending at once wait rather than deadlock.
         for (chain, records) in by_chain {
             Self::append_audit_batch(&mut tx, &chain, records).await?;

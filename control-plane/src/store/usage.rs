@@ -139,6 +139,7 @@ impl Store {
         }
         // After the revision counter, as admin changes take their locks in that order.
         Self::append_calls(&mut tx, &new, first_uses).await?;
+        Self::add_daily_calls(&mut tx, &new).await?;
         tx.commit().await?;
         if let Some(last) = last {
             self.changed.send_replace(last);

@@ -111,11 +111,11 @@ pub async fn key(global: &GlobalArgs, cmd: KeyCommand) -> anyhow::Result<()> {
                 .into_inner();
             let mut item = created.key.as_ref().map(output::key).unwrap_or_default();
             match global.output {
-                Format::Json => {
+                Format::Json | Format::Csv => {
                     if let Some(obj) = item.as_object_mut() {
                         obj.insert("secret".into(), created.secret.into());
                     }
-                    println!("{item}");
+                    output::print_one(global.output, &item);
                 }
                 Format::Table => {
                     output::print_one(Format::Table, &item);

@@ -115,6 +115,6 @@ pub(super) fn server_error(status: tonic::Status) -> anyhow::Error {
 pub(super) fn print_done(format: Format, message: &str) {
     match format {
         Format::Json => println!("{}", serde_json::json!({ "ok": true, "message": message })),
-        Format::Table => println!("{message}"),
+        Format::Table | Format::Csv => println!("{message}"),
     }
 }

@@ -121,9 +121,30 @@ pub enum TenantCommand {
         #[arg(long, default_value = "")]
         etag: String,
     },
-    /// Show a tenant's tool calls this month against its monthly quota.
-    Usage { slug: String },
+    /// Show a tenant's tool calls this month against its monthly quota; with `--daily`,
+    /// its usage per UTC day (calls, failures, upstream time, refusals by reason).
+    Usage {
+        slug: String,
+        /// One row per day from `--from` to `--to`.
+        #[arg(long, requires_all = ["from", "to"])]
+        daily: bool,
+        /// First day, YYYY-MM-DD (UTC).
+        #[arg(long, requires = "daily")]
+        from: Option<String>,
+        /// Last day, YYYY-MM-DD (UTC), included; at most 366 days after `--from`.
+        #[arg(long, requires = "daily")]
+        to: Option<String>,
+    },
 }
+
+const DAY_COLUMNS: &[(&str, &str)] = &[
+    ("DAY", "day"),
+    ("CALLS", "calls"),
+    ("TOOL CALLS", "tool_calls"),
+    ("FAILED", "failed_calls"),
+    ("UPSTREAM SECONDS", "upstream_seconds"),
+    ("REFUSALS", "refusals"),
+];
 
 pub(super) const TENANT_COLUMNS: &[(&str, &str)] = &[
     ("SLUG", "slug"),
@@ -223,7 +244,26 @@ pub async fn tenant(global: &GlobalArgs, cmd: TenantCommand) -> anyhow::Result<(
             print_done(global.output, &format!("tenant {slug} deleted"));
             return Ok(());
         }
-        TenantCommand::Usage { slug } => {
+        TenantCommand::Usage {
+            slug,
+            daily: true,
+            from,
+            to,
+        } => {
+            let usage = client
+                .get_daily_usage(pb::GetDailyUsageRequest {
+                    slug,
+                    from: from.unwrap_or_default(),
+                    to: to.unwrap_or_default(),
+                })
+                .await
+                .map_err(server_error)?
+                .into_inner();
+            let days: Vec<_> = usage.days.iter().map(output::usage_day).collect();
+            output::print_list(global.output, "days", &days, DAY_COLUMNS);
+            return Ok(());
+        }
+        TenantCommand::Usage { slug, .. } => {
             let usage = client
                 .get_tenant_usage(pb::GetTenantUsageRequest { slug })
                 .await

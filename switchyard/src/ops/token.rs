@@ -54,7 +54,7 @@ pub async fn token(global: &GlobalArgs, cmd: TokenCommand) -> anyhow::Result<()>
                 .into_inner();
             let mut item = created.token.as_ref().map(token_json).unwrap_or_default();
             match global.output {
-                Format::Json => {
+                Format::Json | Format::Csv => {
                     if let Some(obj) = item.as_object_mut() {
                         obj.insert("secret".into(), created.secret.into());
                     }

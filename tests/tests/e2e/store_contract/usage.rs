@@ -146,6 +146,47 @@ async fn a_batch_counts_each_new_event_once_and_takes_one_revision_per_used_up_t
         ["echo-e1", "echo-e2", "echo-e3", "echo-e4"]
     );
     assert_eq!(call_targets(&store, "globex").await, ["echo-g1", "echo-g2"]);
+    // The day's figures count each call once (e0 came alone, without call details).
+    let today = day_of(now);
+    let days = store
+        .daily_usage(&slug("acme"), std::slice::from_ref(&today))
+        .await
+        .unwrap();
+    assert_eq!(
+        (days[0].calls, days[0].tool_calls, days[0].failed),
+        (4, 4, 0)
+    );
+    assert_eq!(days[0].upstream_ms, 4 * 3);
+    // Refusals reported once per report id count toward their day.
+    let refused = |id: &str| {
+        (
+            id.to_owned(),
+            switchyard_control_plane::store::NewRecord {
+                chain: "acme".into(),
+                kind: "refusal".into(),
+                actor: "key:unknown".into(),
+                action: "rate_limited".into(),
+                object: "tenant/acme".into(),
+                outcome: "refused".into(),
+                detail: "{}".into(),
+                trace_id: String::new(),
+            },
+            Some(switchyard_control_plane::store::DailyRefusals {
+                tenant: "acme".into(),
+                day: today.clone(),
+                reason: "rate_limited".into(),
+                count: 7,
+            }),
+        )
+    };
+    let reports = [refused("r1"), refused("r2"), refused("r1")];
+    assert_eq!(store.append_reported(&reports).await.unwrap(), 2);
+    assert_eq!(store.append_reported(&reports).await.unwrap(), 0);
+    let days = store
+        .daily_usage(&slug("acme"), std::slice::from_ref(&today))
+        .await
+        .unwrap();
+    assert_eq!(days[0].refusals.get("rate_limited"), Some(&14));
     let (records, head) = store.audit_chain("acme", 1, 100).await.unwrap();
     let head = head.unwrap();
     assert_eq!(

@@ -1,0 +1,15 @@
+//! What the binary's tests share: running the `switchyard` binary against a stack.
+
+use std::process::{Command, Output};
+use switchyard_tests::Stack;
+
+/// `switchyard ARGS` as an operator of `stack`'s control plane runs it.
+pub fn cli(stack: &Stack, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .arg("--server")
+        .arg(format!("http://{}", stack.cp.addr))
+        .env("SWITCHYARD_TOKEN", &stack.cp.token)
+        .args(args)
+        .output()
+        .expect("the switchyard binary runs")
+}
