@@ -8,7 +8,6 @@ use serde_json::json;
 mod common;
 
 use common::cli;
-use switchyard_tests::admin::CreateApiKeyRequest;
 use switchyard_tests::upstream::TestUpstream;
 use switchyard_tests::{Stack, assert_eventually, modern};
 
@@ -46,16 +45,7 @@ async fn daily_usage_exports_todays_calls_and_refusals_as_csv_and_refuses_bad_ra
         .start()
         .await;
     let up = TestUpstream::start("up").await;
-    stack.tenant("acme").await;
-    stack.connector("acme", "up", &up.url).await;
-    let key = stack
-        .key_with(CreateApiKeyRequest {
-            tenant: "acme".into(),
-            requests_per_second: Some(1),
-            ..Default::default()
-        })
-        .await;
-    stack.wait_serving("acme", &key).await;
+    let key = stack.tenant_with_slow_key("acme", "up", &up.url).await;
     let http = reqwest::Client::new();
     let endpoint = stack.worker().endpoint("acme");
     let (mut ok, mut refused) = (0, 0);

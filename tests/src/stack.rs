@@ -236,6 +236,22 @@ impl Stack {
         self.key(slug).await
     }
 
+    /// Tenant `slug` with MCP connector `name` at `url` and a key held to one request a
+    /// second, once the first worker serves it: the key.
+    pub async fn tenant_with_slow_key(&self, slug: &str, name: &str, url: &str) -> String {
+        self.tenant(slug).await;
+        self.connector(slug, name, url).await;
+        let key = self
+            .key_with(pb::CreateApiKeyRequest {
+                tenant: slug.into(),
+                requests_per_second: Some(1),
+                ..Default::default()
+            })
+            .await;
+        self.wait_serving(slug, &key).await;
+        key
+    }
+
     /// A new admin API key of `tenant`: the credential to send.
     pub async fn key(&self, tenant: &str) -> String {
         self.cp.api_key(tenant).await

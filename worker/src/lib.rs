@@ -11,6 +11,7 @@ pub mod error;
 pub mod exchange;
 pub mod handler;
 pub mod http;
+pub mod latency;
 pub mod limits;
 pub mod metrics;
 pub mod names;

@@ -64,6 +64,8 @@ pub struct Metrics {
     pub connections_closed: Family<ReasonLabel, Counter>,
     /// argon2 checks of API keys run, by result.
     pub key_checks: Family<ReasonLabel, Counter>,
+    /// Request and call latency (see `latency`).
+    pub latency: crate::latency::Latency,
     /// Set when the worker drains (SIGTERM): it is then no longer ready.
     pub draining: std::sync::atomic::AtomicBool,
     disconnected_since: Mutex<Option<Instant>>,
@@ -102,6 +104,7 @@ impl Metrics {
             auth_failures: Family::<ReasonLabel, Counter>::default(),
             connections_closed: Family::<ReasonLabel, Counter>::default(),
             key_checks: Family::<ReasonLabel, Counter>::default(),
+            latency: crate::latency::Latency::default(),
             draining: std::sync::atomic::AtomicBool::new(false),
             disconnected_since: Mutex::new(None),
         };
@@ -199,6 +202,16 @@ impl Metrics {
             "quiet_streams",
             "GET streams of parked sessions, answered without bringing the session back",
             self.quiet_streams.clone(),
+        );
+        r.register(
+            "request_duration_seconds",
+            "MCP requests by tenant (at most 500, then \"other\"; \"unauthenticated\"): time to the response's headers",
+            self.latency.requests.clone(),
+        );
+        r.register(
+            "call_duration_seconds",
+            "Real calls by tenant and connector (at most 500 pairs, then \"other\"): arrival to answer, retries included",
+            self.latency.calls.clone(),
         );
         r.register(
             "resident_memory_bytes",

@@ -55,17 +55,8 @@ async fn stack() -> Stack {
 async fn a_rate_limited_flood_is_one_tally_per_key_and_reason() {
     let stack = stack().await;
     let up = TestUpstream::start("up").await;
-    stack.tenant("acme").await;
-    stack.connector("acme", "up", &up.url).await;
-    let key = stack
-        .key_with(CreateApiKeyRequest {
-            tenant: "acme".into(),
-            requests_per_second: Some(1),
-            ..Default::default()
-        })
-        .await;
+    let key = stack.tenant_with_slow_key("acme", "up", &up.url).await;
     let (key_id, _) = switchyard_common::apikey::parse(&key).unwrap();
-    stack.wait_serving("acme", &key).await;
     let http = reqwest::Client::new();
     let endpoint = stack.worker().endpoint("acme");
     let mut refused = 0;

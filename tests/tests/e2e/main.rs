@@ -13,6 +13,7 @@ mod bus_contract;
 mod cross_worker;
 mod isolated_tier;
 mod limits;
+mod monitoring;
 mod namespaces;
 mod ordering;
 mod parking;

@@ -111,6 +111,7 @@ impl Gateway {
         client: &P,
         upstream: P,
     ) -> Result<Outcome> {
+        let started = std::time::Instant::now();
         // The route's target is "<method> <name>"; the report carries the name alone.
         let name = route
             .target
@@ -153,6 +154,11 @@ impl Gateway {
             span.record("otel.status_code", "ERROR");
         }
         report.finish(reported, error);
+        self.core.metrics.latency.call(
+            route.tenant.slug.as_str(),
+            &route.connector.name,
+            started.elapsed(),
+        );
         outcome
     }
 

@@ -311,6 +311,7 @@ async fn mcp_entry(
     }
     // rmcp runs outside the request's span: a session it starts outlives the request and
     // must not hold the span open (the handler finds the span in the request).
+    let started = std::time::Instant::now();
     let mut seen = Seen::default();
     let response = match mcp(&app, &tenant, req, &mut seen)
         .instrument(span.clone())
@@ -331,6 +332,8 @@ async fn mcp_entry(
         })
         .inc();
     span.record("http.response.status_code", response.status().as_u16());
+    let known = seen.key.is_some().then_some(tenant.as_str());
+    app.metrics.latency.request(known, started.elapsed());
     response
 }
 
