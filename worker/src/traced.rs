@@ -1,6 +1,7 @@
 //! A request's spans, while tracing is on (see `switchyard_common::trace`): the request's
 //! own (`mcp.request`, continuing the client's `traceparent`) with `authenticate` and
-//! `admit` under it; for real work, the call (`mcp.call`) and each attempt upstream
+//! `admit` under it; for real work, the call (named for what was called, such as
+//! `tools/call github__search`) and each attempt upstream
 //! (`upstream.attempt`), whose `traceparent` the upstream receives. Retries and breaker
 //! decisions are events of the call's span. rmcp handles a request in a task of its
 //! session, so the request's span travels to the handler in the request's extensions.

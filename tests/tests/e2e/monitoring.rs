@@ -76,6 +76,14 @@ async fn every_metric_the_alerts_and_the_dashboard_use_is_scraped() {
     assert!(limited, "a call was refused by the rate");
     let guessed = modern::call(&http, &endpoint, "sy_nope_nope", "up__echo", json!({})).await;
     assert_eq!(guessed.status, 401);
+    // Made-up tenants with a well-formed key take no series of their own.
+    let (key_id, _) = switchyard_common::apikey::parse(&key).unwrap();
+    let claimed = format!("sy_{}_{}", key_id.as_str(), "x".repeat(32));
+    for ghost in ["ghost-1", "ghost-2"] {
+        let endpoint = stack.worker().endpoint(ghost);
+        let a = modern::call(&http, &endpoint, &claimed, "up__echo", json!({})).await;
+        assert!(matches!(a.status, 401 | 429), "{a:?}");
+    }
 
     let watched = watched();
     assert!(watched.len() >= 10, "{watched:?}");
@@ -90,6 +98,10 @@ async fn every_metric_the_alerts_and_the_dashboard_use_is_scraped() {
                 .filter(|n| !sampled(&worker, n) && !sampled(&cp, n))
                 .cloned()
                 .collect();
+            assert!(
+                !worker.contains("ghost-"),
+                "a made-up tenant labels a series"
+            );
             missing.is_empty()
         },
         std::time::Duration::from_secs(20),

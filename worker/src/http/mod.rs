@@ -309,10 +309,10 @@ async fn mcp_entry(
         req.extensions_mut()
             .insert(crate::traced::RequestSpan(span.clone()));
     }
-    // rmcp runs outside the request's span: a session it starts outlives the request and
-    // must not hold the span open (the handler finds the span in the request).
     let started = std::time::Instant::now();
     let mut seen = Seen::default();
+    // rmcp runs outside the request's span: a session it starts outlives the request and
+    // must not hold the span open (the handler finds the span in the request).
     let response = match mcp(&app, &tenant, req, &mut seen)
         .instrument(span.clone())
         .await
@@ -332,7 +332,9 @@ async fn mcp_entry(
         })
         .inc();
     span.record("http.response.status_code", response.status().as_u16());
-    let known = seen.key.is_some().then_some(tenant.as_str());
+    // Only an authenticated request names its tenant: paths with made-up tenants must not
+    // take the histogram's label sets.
+    let known = seen.authenticated.then_some(tenant.as_str());
     app.metrics.latency.request(known, started.elapsed());
     response
 }
@@ -342,6 +344,8 @@ async fn mcp_entry(
 struct Seen {
     /// The key authenticated, or the key id a failed credential claimed.
     key: Option<switchyard_common::KeyId>,
+    /// Whether `key` authenticated.
+    authenticated: bool,
     client: Option<std::net::IpAddr>,
 }
 
@@ -398,6 +402,7 @@ async fn mcp(
         .await
         .inspect_err(|_| seen.key = gate::claimed_key(req.headers()))?;
     seen.key = Some(principal.key_id().clone());
+    seen.authenticated = true;
     // Authentication found the tenant's policy, so there is one.
     let policy = policy.ok_or(Error::TenantGone)?;
     gate::served_here(app.dedicated, &policy)?;
