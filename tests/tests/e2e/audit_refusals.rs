@@ -1,8 +1,8 @@
 //! Refusals on the audit trail, as a hostile client provokes them: a flood of rate-limited
 //! calls, guessed and missing credentials, and a viewer key calling a tool that changes
 //! things each end up as a few tallied records with the right counts (every refusal
-//! counted once), never a record each, and never with the guessed secret. Requests to a
-//! tenant that does not exist leave nothing.
+//! counted once), never a record each, and never with the guessed secret (in a record or
+//! a log line). Requests to a tenant that does not exist leave nothing.
 
 use switchyard_tests::admin::*;
 
@@ -163,6 +163,10 @@ async fn guessed_and_missing_credentials_are_tallied_by_claimed_key_and_address(
         );
     }
     assert!(records(&stack.cp, "ghost", "auth_failure").await.is_empty());
+    // Nor in any log line of the whole stack (control plane, worker, bus, at DEBUG).
+    let logs = switchyard_tests::logs();
+    assert!(!logs.is_empty(), "logs were captured");
+    assert!(!logs.contains(canary), "the guessed secret in the logs");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
