@@ -161,6 +161,8 @@ impl Admin {
             from = page.last().map_or(from, |r| r.seq + 1);
             // A later page is checked with the previous page's last record before it.
             let run_first = carried.as_ref().map_or(start, |c| c.seq);
+            // The carried record's checkpoint was checked with its own page.
+            let own = usize::from(carried.is_some());
             let run: Vec<Record> = carried.take().into_iter().chain(page).collect();
             let head = head
                 .as_ref()
@@ -169,7 +171,7 @@ impl Admin {
             if let Err(broken) = audit::verify(&run, run_first, head) {
                 break Some(broken);
             }
-            match self.checkpoints(&chain, &run).await? {
+            match self.checkpoints(&chain, &run[own..]).await? {
                 Ok(n) => signed += n,
                 Err(broken) => break Some(broken),
             }

@@ -11,6 +11,7 @@ mod forward;
 pub(crate) mod gate;
 mod probes;
 mod quiet;
+mod refused;
 mod residency;
 mod serve;
 
@@ -22,7 +23,7 @@ use crate::auth::Authenticator;
 use crate::error::Error;
 use crate::handler::Gateway;
 use crate::limits::Admission;
-use crate::metrics::{Metrics, ReasonLabel, StatusLabel};
+use crate::metrics::{Metrics, StatusLabel};
 use crate::ordered::OrderedSessions;
 use crate::parking::Kind;
 use crate::policy::Policies;
@@ -34,6 +35,7 @@ use axum::response::Response;
 use axum::routing::any;
 use gate::SessionCheck;
 use http::Request;
+use refused::{Refused, Seen, count};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use std::sync::Arc;
@@ -261,35 +263,6 @@ impl App {
     }
 }
 
-/// A refused request: what went wrong, and the id of the request it answers (`null` when
-/// it is not known yet).
-struct Refused(Error, serde_json::Value);
-
-impl From<Error> for Refused {
-    fn from(e: Error) -> Self {
-        Self(e, serde_json::Value::Null)
-    }
-}
-
-/// Counts a refusal in its metric, by its reason: credentials in `auth_failures`, limits
-/// and hand-overs in `limited`.
-fn count(metrics: &Metrics, e: &Error) {
-    let family = match e {
-        Error::MissingCredential
-        | Error::InvalidCredential
-        | Error::AuthBusy
-        | Error::TooManyAttempts(_)
-        | Error::Suspended(_) => &metrics.auth_failures,
-        Error::Draining | Error::Dedicated | Error::Limited(_) | Error::QuotaExhausted(_) => {
-            &metrics.limited
-        }
-        _ => return,
-    };
-    family
-        .get_or_create(&ReasonLabel { reason: e.reason() })
-        .inc();
-}
-
 async fn mcp_entry(
     State(app): State<Arc<App>>,
     Path(tenant): Path<String>,
@@ -337,43 +310,6 @@ async fn mcp_entry(
     let known = seen.authenticated.then_some(tenant.as_str());
     app.metrics.latency.request(known, started.elapsed());
     response
-}
-
-/// Who a refused request came from, as far as the gate got.
-#[derive(Debug, Default)]
-struct Seen {
-    /// The key authenticated, or the key id a failed credential claimed.
-    key: Option<switchyard_common::KeyId>,
-    /// Whether `key` authenticated.
-    authenticated: bool,
-    client: Option<std::net::IpAddr>,
-}
-
-impl App {
-    /// Tallies a refusal of a request to `tenant` for the audit trail (see `refusals`):
-    /// authentication failures by claimed key and address, and refusals by a limit by key.
-    fn tally(&self, tenant: &str, seen: &Seen, e: &Error) {
-        use switchyard_bus::RefusalKind;
-        let kind = match e {
-            Error::MissingCredential
-            | Error::InvalidCredential
-            | Error::TooManyAttempts(_)
-            | Error::Suspended(_) => RefusalKind::AuthFailure,
-            Error::Limited(_) | Error::QuotaExhausted(_) => RefusalKind::Refusal,
-            _ => return,
-        };
-        if self.policies.get(tenant).is_none() {
-            return;
-        }
-        self.refusals.note(crate::refusals::Refused {
-            tenant,
-            kind,
-            key: seen.key.as_ref().map(|k| k.as_str()),
-            reason: e.reason(),
-            target: None,
-            source: seen.client.filter(|_| kind == RefusalKind::AuthFailure),
-        });
-    }
 }
 
 /// Where a request goes after the gate.
@@ -482,48 +418,4 @@ pub fn router(app: Arc<App>) -> axum::Router {
     axum::Router::new()
         .route("/t/{tenant}/mcp", any(mcp_entry))
         .with_state(app)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use switchyard_common::seal::{Keyring, SecretKey};
-
-    #[test]
-    fn refusals_are_counted_under_their_reason() {
-        let policies = Arc::new(Policies::new(Keyring::new(SecretKey::generate())));
-        let metrics = Metrics::new(policies, Arc::new(switchyard_bus::MemoryBus::default()));
-        let examples = crate::error::tests::examples();
-        for (e, ..) in &examples {
-            count(&metrics, e);
-        }
-        let text = metrics.render();
-        let counted = |family: &str, reason: &str| {
-            text.contains(&format!(
-                "switchyard_worker_{family}_total{{reason=\"{reason}\"}}"
-            ))
-        };
-        for (e, ..) in &examples {
-            let reason = e.reason();
-            let family = match e {
-                Error::MissingCredential
-                | Error::InvalidCredential
-                | Error::AuthBusy
-                | Error::TooManyAttempts(_)
-                | Error::Suspended(_) => Some("auth_failures"),
-                Error::Draining
-                | Error::Dedicated
-                | Error::Limited(_)
-                | Error::QuotaExhausted(_) => Some("limited"),
-                _ => None,
-            };
-            match family {
-                Some(f) => assert!(counted(f, reason), "{reason} not in {f}:\n{text}"),
-                None => assert!(
-                    !counted("limited", reason) && !counted("auth_failures", reason),
-                    "{reason} counted as a refusal"
-                ),
-            }
-        }
-    }
 }
