@@ -47,6 +47,9 @@ pub struct Config {
     pub audit_signer: Option<crate::audit::checkpoint::Signer>,
     /// How often chain heads are signed.
     pub audit_checkpoint_every: std::time::Duration,
+    /// Public keys of signing keys used before the current one, which checkpoints signed
+    /// before a rotation are checked against.
+    pub audit_previous_keys: Vec<ed25519_dalek::VerifyingKey>,
 }
 
 /// What the namespace reconciler needs: a client of the cluster and its settings.
@@ -131,7 +134,10 @@ pub async fn serve(
     let pruning = config
         .audit_retention
         .map(|keep| tokio::spawn(crate::audit::retention::run(store.clone(), keep)));
-    let audit_key = config.audit_signer.as_ref().map(|s| s.public());
+    let audit_keys = crate::audit::checkpoint::Keyring {
+        current: config.audit_signer.as_ref().map(|s| s.public()),
+        previous: config.audit_previous_keys,
+    };
     let checkpoints = config.audit_signer.map(|signer| {
         tokio::spawn(crate::audit::checkpoint::run(
             store.clone(),
@@ -168,7 +174,7 @@ pub async fn serve(
         fleet: config.fleet,
         profiles: config.profiles,
         isolation_unavailable,
-        audit_key,
+        audit_keys,
     };
     let (health, health_service) = tonic_health::server::health_reporter();
     health

@@ -178,6 +178,7 @@ pub async fn run(args: DevArgs, data_dir: &Path) -> anyhow::Result<()> {
         )),
         audit_signer: Some(audit_signer),
         audit_checkpoint_every: switchyard_control_plane::audit::checkpoint::DEFAULT_EVERY,
+        audit_previous_keys: Vec::new(),
     };
     // Both stop on the same signal, which the control plane's shutdown passes on to the
     // worker.

@@ -6,19 +6,9 @@
 
 mod common;
 
-use common::cli;
-use std::process::Output;
+use common::{cli, json};
 use switchyard_tests::Stack;
 use switchyard_tests::admin::{Quotas, UpdateTenantRequest};
-
-fn json(out: &Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("JSON output")
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_list_shows_a_change_and_verify_names_an_edited_record() {

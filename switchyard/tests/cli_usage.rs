@@ -7,7 +7,7 @@
 use serde_json::json;
 mod common;
 
-use common::cli;
+use common::{cli, stdout};
 use switchyard_tests::upstream::TestUpstream;
 use switchyard_tests::{Stack, assert_eventually, modern};
 
@@ -19,12 +19,7 @@ fn today_row(stack: &Stack, today: &str) -> std::collections::HashMap<String, St
             "tenant", "usage", "acme", "--daily", "--from", today, "--to", today, "-o", "csv",
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut reader = csv::Reader::from_reader(out.stdout.as_slice());
+    let mut reader = csv::Reader::from_reader(stdout(&out));
     let header: Vec<String> = reader
         .headers()
         .unwrap()

@@ -101,6 +101,7 @@ impl ControlPlane {
             audit_retention: None,
             audit_signer: Some(test_signer(&token)),
             audit_checkpoint_every: std::time::Duration::from_secs(1),
+            audit_previous_keys: Vec::new(),
         };
         adjust(&mut config);
         // The token must be installed before the first request can arrive.

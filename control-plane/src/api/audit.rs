@@ -15,13 +15,28 @@ const MAX_PAGE: u32 = 1000;
 const VERIFY_BATCH: u32 = 5000;
 
 /// The chain named by a request's `tenant` field: a slug, or empty for the platform's.
-fn chain_of(tenant: &str) -> Result<String> {
+pub(super) fn chain_of(tenant: &str) -> Result<String> {
     if tenant.is_empty() {
         return Ok(audit::PLATFORM_CHAIN.to_owned());
     }
     TenantSlug::parse(tenant)
         .map(|s| s.as_str().to_owned())
         .map_err(|e| Error::invalid("tenant", e.to_string()))
+}
+
+/// A request's `start_time` and `end_time`, in milliseconds.
+pub(super) fn time_range(
+    start: Option<&prost_types::Timestamp>,
+    end: Option<&prost_types::Timestamp>,
+) -> Result<(Option<Millis>, Option<Millis>)> {
+    let from = start.map(|t| millis_of("start_time", t)).transpose()?;
+    let to = end.map(|t| millis_of("end_time", t)).transpose()?;
+    if let (Some(from), Some(to)) = (from, to)
+        && to < from
+    {
+        return Err(Error::invalid("end_time", "is before start_time"));
+    }
+    Ok((from, to))
 }
 
 fn optional(s: &str) -> Option<String> {
@@ -48,21 +63,7 @@ fn filter_of(r: &pb::ListAuditEventsRequest) -> Result<AuditFilter> {
                 })?,
         ),
     };
-    let from = r
-        .start_time
-        .as_ref()
-        .map(|t| millis_of("start_time", t))
-        .transpose()?;
-    let to = r
-        .end_time
-        .as_ref()
-        .map(|t| millis_of("end_time", t))
-        .transpose()?;
-    if let (Some(from), Some(to)) = (from, to)
-        && to < from
-    {
-        return Err(Error::invalid("end_time", "is before start_time"));
-    }
+    let (from, to) = time_range(r.start_time.as_ref(), r.end_time.as_ref())?;
     Ok(AuditFilter {
         chain: chain_of(&r.tenant)?,
         from,
@@ -75,7 +76,7 @@ fn filter_of(r: &pb::ListAuditEventsRequest) -> Result<AuditFilter> {
     })
 }
 
-fn event_of(r: Record) -> pb::AuditEvent {
+pub(super) fn event_of(r: Record) -> pb::AuditEvent {
     pb::AuditEvent {
         tenant: r.chain,
         seq: r.seq,
@@ -95,7 +96,7 @@ fn event_of(r: Record) -> pb::AuditEvent {
 
 impl Admin {
     /// Records in `chain` that the caller read it (`detail`: what they asked for).
-    async fn record_read(&self, chain: &str, detail: serde_json::Value) -> Result<()> {
+    pub(super) async fn record_read(&self, chain: &str, detail: serde_json::Value) -> Result<()> {
         let caller = audit::caller();
         let new = NewRecord {
             chain: chain.to_owned(),
@@ -135,15 +136,15 @@ impl Admin {
     /// Checks the signed checkpoints at the records of `run` (a verified run of `chain`);
     /// how many matched.
     async fn checkpoints(&self, chain: &str, run: &[Record]) -> Result<Result<u64, ChainBreak>> {
-        let (Some(key), Some(first), Some(last)) = (&self.audit_key, run.first(), run.last())
-        else {
+        let keys = self.audit_keys.all();
+        let (false, Some(first), Some(last)) = (keys.is_empty(), run.first(), run.last()) else {
             return Ok(Ok(0));
         };
         let checkpoints = self
             .store
             .audit_checkpoints(chain, first.seq, last.seq)
             .await?;
-        Ok(checkpoint::check(run, &checkpoints, key).map(|n| n as u64))
+        Ok(checkpoint::check(run, &checkpoints, &keys).map(|n| n as u64))
     }
 
     async fn verify(&self, r: pb::VerifyAuditChainRequest) -> Result<pb::VerifyAuditChainResponse> {
@@ -183,7 +184,8 @@ impl Admin {
         let detail = serde_json::json!({ "records": checked, "intact": outcome.is_none() });
         self.record_read(&chain, detail).await?;
         let key_id = self
-            .audit_key
+            .audit_keys
+            .current
             .as_ref()
             .map(checkpoint::key_id)
             .unwrap_or_default();
@@ -216,15 +218,28 @@ impl pb::audit_service_server::AuditService for Admin {
         reply(self.verify(req.into_inner()).await)
     }
 
+    type ExportAuditEventsStream = super::audit_export::ExportStream;
+
+    async fn export_audit_events(
+        &self,
+        req: Request<pb::ExportAuditEventsRequest>,
+    ) -> Reply<Self::ExportAuditEventsStream> {
+        reply(self.export(req.into_inner()).await)
+    }
+
     async fn get_audit_signing_key(
         &self,
         _: Request<pb::GetAuditSigningKeyRequest>,
     ) -> Reply<pb::AuditSigningKey> {
         use base64::Engine as _;
-        reply(match &self.audit_key {
+        let b64 = |key: &ed25519_dalek::VerifyingKey| {
+            base64::engine::general_purpose::STANDARD.encode(key.as_bytes())
+        };
+        reply(match &self.audit_keys.current {
             Some(key) => Ok(pb::AuditSigningKey {
-                public_key: base64::engine::general_purpose::STANDARD.encode(key.as_bytes()),
+                public_key: b64(key),
                 key_id: checkpoint::key_id(key),
+                previous_public_keys: self.audit_keys.previous.iter().map(b64).collect(),
             }),
             None => Err(Error::FailedPrecondition(
                 "this control plane has no audit signing key (--audit-signing-key)".into(),

@@ -4,6 +4,7 @@
 //! update alike.
 
 mod audit;
+mod audit_export;
 mod connector_spec;
 mod connector_tools;
 mod connectors;
@@ -43,8 +44,8 @@ pub struct Admin {
     pub profiles: crate::kube::Profiles,
     /// Why the isolated tier is unavailable, if it is.
     pub isolation_unavailable: Option<String>,
-    /// The key audit checkpoints are checked against; `None` when none is configured.
-    pub audit_key: Option<ed25519_dalek::VerifyingKey>,
+    /// The keys audit checkpoints are checked against; empty when none is configured.
+    pub audit_keys: crate::audit::checkpoint::Keyring,
 }
 
 impl Admin {

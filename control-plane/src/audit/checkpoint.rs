@@ -9,7 +9,8 @@
 use super::chain::{ChainBreak, Record};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
-use ed25519_dalek::{Signer as _, SigningKey, Verifier as _, VerifyingKey};
+pub use ed25519_dalek::VerifyingKey;
+use ed25519_dalek::{Signer as _, SigningKey, Verifier as _};
 use sha2::{Digest as _, Sha256};
 use std::time::Duration;
 
@@ -44,6 +45,21 @@ pub fn key_id(key: &VerifyingKey) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// The public keys checkpoints are checked against: the signing key's, and those of keys
+/// it replaced (so checkpoints signed before a rotation still check).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Keyring {
+    pub current: Option<VerifyingKey>,
+    pub previous: Vec<VerifyingKey>,
+}
+
+impl Keyring {
+    /// Every key, the current one first.
+    pub fn all(&self) -> Vec<VerifyingKey> {
+        self.current.iter().chain(&self.previous).copied().collect()
+    }
 }
 
 /// The audit signing key.
@@ -104,19 +120,38 @@ pub fn signed_by(cp: &Checkpoint, key: &VerifyingKey) -> bool {
     key.verify(&cp.payload(), &signature).is_ok()
 }
 
+/// The Ed25519 public key `text` holds in base64.
+pub fn public_key_from_base64(text: &str) -> Result<VerifyingKey, String> {
+    let bytes = B64
+        .decode(text.trim())
+        .map_err(|_| "is not base64".to_owned())?;
+    let bytes: [u8; 32] = bytes
+        .try_into()
+        .map_err(|_| "must be 32 bytes (an Ed25519 public key) in base64".to_owned())?;
+    VerifyingKey::from_bytes(&bytes).map_err(|_| "is not an Ed25519 public key".to_owned())
+}
+
 /// Checks `checkpoints` against `records` (a verified run of one chain): each must be
-/// signed by `key` and, where its record is in the run, name that record's hash. How many
-/// matched, or the first that did not.
+/// signed by the key of `keys` it names and, where its record is in the run, name that
+/// record's hash. How many matched, or the first that did not.
 pub fn check(
     records: &[Record],
     checkpoints: &[Checkpoint],
-    key: &VerifyingKey,
+    keys: &[VerifyingKey],
 ) -> Result<usize, ChainBreak> {
     let mut matched = 0;
     for cp in checkpoints {
         let broken = |reason: String| ChainBreak {
             seq: cp.seq,
             reason,
+        };
+        let Some(key) = keys.iter().find(|k| key_id(k) == cp.key_id) else {
+            let known: Vec<String> = keys.iter().map(key_id).collect();
+            return Err(broken(format!(
+                "the checkpoint at this record names the key {}, which is not one of the audit keys ({})",
+                cp.key_id,
+                known.join(", ")
+            )));
         };
         if !signed_by(cp, key) {
             return Err(broken(format!(
@@ -185,16 +220,23 @@ mod tests {
         let cp = s.sign("acme", 2, "bbbb", 10);
         let records = [record(1, "aaaa"), record(2, "bbbb")];
         assert_eq!(
-            check(&records, std::slice::from_ref(&cp), &s.public()),
+            check(&records, std::slice::from_ref(&cp), &[s.public()]),
             Ok(1)
         );
 
         let rewritten = [record(1, "aaaa"), record(2, "cccc")];
-        let e = check(&rewritten, std::slice::from_ref(&cp), &s.public()).unwrap_err();
+        let e = check(&rewritten, std::slice::from_ref(&cp), &[s.public()]).unwrap_err();
         assert_eq!(e.seq, 2);
 
         let other = Signer::from_base64(&B64.encode([8u8; 32])).unwrap_or_else(|e| panic!("{e}"));
-        assert!(check(&records, std::slice::from_ref(&cp), &other.public()).is_err());
+        let e = check(&records, std::slice::from_ref(&cp), &[other.public()]).unwrap_err();
+        assert!(e.reason.contains("not one of the audit keys"), "{e}");
+
+        // A checkpoint that names a known key but was signed by another.
+        let mut relabelled = other.sign("acme", 2, "bbbb", 10);
+        relabelled.key_id = cp.key_id.clone();
+        let e = check(&records, &[relabelled], &[s.public(), other.public()]).unwrap_err();
+        assert!(e.reason.contains("not signed by"), "{e}");
 
         let mut forged = cp.clone();
         forged.hash = "cccc".into();
@@ -205,9 +247,30 @@ mod tests {
     }
 
     #[test]
+    fn checkpoints_signed_before_a_key_rotation_check_with_the_previous_key() {
+        let old = signer();
+        let new = Signer::from_base64(&B64.encode([9u8; 32])).unwrap_or_else(|e| panic!("{e}"));
+        let records = [record(1, "aaaa"), record(2, "bbbb")];
+        let checkpoints = [
+            old.sign("acme", 1, "aaaa", 10),
+            new.sign("acme", 2, "bbbb", 20),
+        ];
+        assert_eq!(
+            check(&records, &checkpoints, &[new.public(), old.public()]),
+            Ok(2)
+        );
+        let e = check(&records, &checkpoints, &[new.public()]).unwrap_err();
+        assert_eq!(e.seq, 1, "the previous key's checkpoint is not skipped");
+    }
+
+    #[test]
     fn a_bad_key_is_refused_with_why() {
         assert!(Signer::from_base64("not base64!").is_err());
         let short = Signer::from_base64(&B64.encode([1u8; 16])).unwrap_err();
         assert!(short.contains("32 bytes"), "{short}");
+        let public = public_key_from_base64(&B64.encode([1u8; 31])).unwrap_err();
+        assert!(public.contains("32 bytes"), "{public}");
+        let roundtrip = public_key_from_base64(&B64.encode(signer().public().as_bytes()));
+        assert_eq!(roundtrip, Ok(signer().public()));
     }
 }

@@ -277,6 +277,28 @@ impl Store {
         rows.iter().map(record_from_row).collect()
     }
 
+    /// The first and last sequence numbers of `chain`'s records made at or after `from` and
+    /// before `to` (either open when `None`); `None` when there are none.
+    pub async fn audit_seq_range(
+        &self,
+        chain: &str,
+        from: Option<Millis>,
+        to: Option<Millis>,
+    ) -> Result<Option<(i64, i64)>> {
+        let row = sqlx::query(
+            "SELECT MIN(seq), MAX(seq) FROM audit_events WHERE chain = $1 \
+             AND ($2 IS NULL OR at >= $2) AND ($3 IS NULL OR at < $3)",
+        )
+        .bind(chain)
+        .bind(from)
+        .bind(to)
+        .fetch_one(&self.pool)
+        .await?;
+        let first: Option<i64> = row.try_get(0)?;
+        let last: Option<i64> = row.try_get(1)?;
+        Ok(first.zip(last))
+    }
+
     /// A chain's head and its records from sequence number `from_seq` up to the head's, in
     /// order (at most `limit`). The head is read first and bounds the records, so appends
     /// made meanwhile (the head row and its records commit together) are left out rather

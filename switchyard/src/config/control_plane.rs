@@ -106,6 +106,14 @@ pub struct ControlPlaneArgs {
     /// [default: none, no checkpoints].
     #[arg(long, env = "SWITCHYARD_AUDIT_SIGNING_KEY", hide_env_values = true)]
     pub(super) audit_signing_key: Option<String>,
+    /// Public keys (base64, comma-separated) of audit signing keys replaced by the current
+    /// one: checkpoints they signed still check.
+    #[arg(
+        long,
+        env = "SWITCHYARD_AUDIT_PREVIOUS_PUBLIC_KEYS",
+        value_delimiter = ','
+    )]
+    pub(super) audit_previous_public_keys: Option<Vec<String>>,
     /// Compute profiles, by name (config file only: [compute-profiles.NAME]).
     #[arg(skip)]
     pub(super) compute_profiles: Option<BTreeMap<String, ComputeProfile>>,
@@ -181,6 +189,9 @@ impl ControlPlaneArgs {
                 .or(file.default_compute_profile),
             audit_retention_days: self.audit_retention_days.or(file.audit_retention_days),
             audit_signing_key: self.audit_signing_key.or(file.audit_signing_key),
+            audit_previous_public_keys: self
+                .audit_previous_public_keys
+                .or(file.audit_previous_public_keys),
             compute_profiles: self.compute_profiles.or(file.compute_profiles),
             kube_worker_env: self.kube_worker_env.or(file.kube_worker_env),
             config: None,
@@ -254,10 +265,31 @@ impl ControlPlaneArgs {
                         anyhow::anyhow!("audit-signing-key (SWITCHYARD_AUDIT_SIGNING_KEY) {e}")
                     })?,
                 audit_checkpoint_every: switchyard_control_plane::audit::checkpoint::DEFAULT_EVERY,
+                audit_previous_keys: previous_audit_keys(args.audit_previous_public_keys)?,
             },
             kube,
         })
     }
+}
+
+/// The public keys of replaced audit signing keys.
+fn previous_audit_keys(
+    keys: Option<Vec<String>>,
+) -> anyhow::Result<Vec<switchyard_control_plane::audit::checkpoint::VerifyingKey>> {
+    use switchyard_control_plane::audit::checkpoint::public_key_from_base64;
+    let keys = keys.unwrap_or_default();
+    keys.iter()
+        .filter(|k| !k.trim().is_empty())
+        .enumerate()
+        .map(|(i, k)| {
+            public_key_from_base64(k).map_err(|e| {
+                anyhow::anyhow!(
+                    "audit-previous-public-keys (SWITCHYARD_AUDIT_PREVIOUS_PUBLIC_KEYS): key {} {e}",
+                    i + 1
+                )
+            })
+        })
+        .collect()
 }
 
 /// How long audit records are kept: `days` (1 to 36,500), 365 when unset.

@@ -100,6 +100,33 @@ fn bad_keys_are_named() {
     assert!(format!("{err:#}").contains("master-key"), "{err:#}");
 }
 
+#[test]
+fn previous_audit_keys_are_checked_and_the_bad_one_named() {
+    let public = |seed: u8| {
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let signer = Signer::from_base64(&b64.encode([seed; 32])).unwrap();
+        b64.encode(signer.public().as_bytes())
+    };
+    let args = |keys: Vec<String>| ControlPlaneArgs {
+        database_url: Some("postgres://x/y".into()),
+        master_key: Some(key()),
+        policy_key: Some(key()),
+        audit_previous_public_keys: Some(keys),
+        ..Default::default()
+    };
+    let s = args(vec![public(1), public(2)]).validate().unwrap();
+    assert_eq!(s.config.audit_previous_keys.len(), 2);
+    let err = args(vec![public(1), "c2hvcnQ=".into()])
+        .validate()
+        .unwrap_err();
+    let err = format!("{err:#}");
+    assert!(
+        err.contains("audit-previous-public-keys") && err.contains("key 2"),
+        "{err}"
+    );
+}
+
 mod chart_tests {
     use super::*;
 

@@ -2,6 +2,7 @@
 //! file per service.
 
 mod audit;
+mod audit_file;
 mod connector;
 mod connector_tools;
 mod fleet;

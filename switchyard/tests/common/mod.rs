@@ -13,3 +13,19 @@ pub fn cli(stack: &Stack, args: &[&str]) -> Output {
         .output()
         .expect("the switchyard binary runs")
 }
+
+/// What a command printed, once it succeeded.
+pub fn stdout(out: &Output) -> &[u8] {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    &out.stdout
+}
+
+/// The JSON a successful command printed.
+#[allow(dead_code, reason = "not every test binary reads JSON")]
+pub fn json(out: &Output) -> serde_json::Value {
+    serde_json::from_slice(stdout(out)).expect("JSON output")
+}
