@@ -19,7 +19,7 @@
 //! publishes the policy without the stop.
 
 use crate::store::{CallDetail, Store, UsageRecord};
-use futures::{FutureExt as _, StreamExt as _};
+use futures::StreamExt as _;
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_bus::{Delivery, UsageBus};
@@ -31,6 +31,11 @@ const REMEMBER_EVENTS: Duration = Duration::from_secs(3600);
 
 /// Events folded in one transaction at most.
 const BATCH: usize = 500;
+
+/// How long a batch waits for more events after its first: a transaction's fixed cost
+/// (a dozen statements) is then shared by many events under load, at the price of events
+/// reaching the store this much later.
+const LINGER: Duration = Duration::from_millis(50);
 
 /// Longest text taken from an event's field: a worker's report is not trusted to be small.
 const FIELD_MAX: usize = 256;
@@ -82,8 +87,8 @@ async fn record(store: &Store, batch: &[Delivery<switchyard_bus::UsageEvent>]) {
     }
 }
 
-/// The next batch: one event (waited for), then whatever else has already arrived, up to
-/// [`BATCH`]. `None` when the stream ended or failed.
+/// The next batch: one event (waited for), then whatever else arrives within [`LINGER`],
+/// up to [`BATCH`]. `None` when the stream ended or failed.
 pub(crate) async fn next_batch<E: switchyard_bus::Event>(
     deliveries: &mut futures::stream::BoxStream<'static, switchyard_bus::Result<Delivery<E>>>,
 ) -> Option<Vec<Delivery<E>>> {
@@ -95,14 +100,15 @@ pub(crate) async fn next_batch<E: switchyard_bus::Event>(
         }
     };
     let mut batch = vec![first];
+    let until = tokio::time::Instant::now() + LINGER;
     while batch.len() < BATCH {
-        match deliveries.next().now_or_never() {
-            Some(Some(Ok(d))) => batch.push(d),
-            Some(Some(Err(e))) => {
+        match tokio::time::timeout_at(until, deliveries.next()).await {
+            Ok(Some(Ok(d))) => batch.push(d),
+            Ok(Some(Err(e))) => {
                 tracing::warn!(error = %e, "usage stream failed");
                 break;
             }
-            _ => break,
+            Ok(None) | Err(_) => break,
         }
     }
     Some(batch)

@@ -131,6 +131,18 @@ impl OtlpReceiver {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
+
+    /// Forgets the spans received so far; how many there were.
+    pub fn clear(&self) -> usize {
+        let mut spans = self
+            .received
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let n = spans.len();
+        spans.clear();
+        n
+    }
 }
 
 impl Drop for OtlpReceiver {

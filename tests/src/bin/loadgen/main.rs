@@ -11,6 +11,8 @@
 //! - `propagation`: how long after the admin API answers a revocation, a suspension and a
 //!   connector's removal each of two workers enforces it;
 //! - `sessions`: a worker's resident memory per idle session and per GET stream;
+//! - `observability`: throughput and latency through workers with auditing on and off and
+//!   tracing on and off, beside the upstream directly;
 //! - `metering`: two workers at full load, then whether the tenant's monthly count equals
 //!   the calls answered.
 //!
@@ -22,6 +24,7 @@
 mod drive;
 mod latency;
 mod metering;
+mod observability;
 mod process;
 mod propagation;
 mod rate;
@@ -57,6 +60,7 @@ pub(crate) enum Work {
 enum Cmd {
     /// Throughput and latency, directly against the upstream and through a worker.
     Latency(latency::Latency),
+    Observability(observability::Observability),
     /// A worker's memory with many idle sessions open, and with GET streams on them.
     Sessions(sessions::Sessions),
     /// How long after the admin API answers each of two workers enforces a change.
@@ -174,6 +178,7 @@ async fn main() {
     let cmd = <Cmd as clap::Parser>::parse();
     match cmd {
         Cmd::Latency(l) => latency::latency(l).await,
+        Cmd::Observability(o) => observability::observability(o).await,
         Cmd::Sessions(s) => sessions::sessions(s).await,
         Cmd::Propagation { runs } => propagation::propagation(runs).await,
         Cmd::Rate {

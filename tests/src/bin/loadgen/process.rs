@@ -50,12 +50,37 @@ impl Process {
 /// User plus system time of process `pid`, from `/proc/PID/stat` (fields 14 and 15, in
 /// clock ticks).
 fn cpu_of(pid: u32) -> Duration {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    try_cpu_of(pid).unwrap()
+}
+
+/// `cpu_of`, `None` if the process is gone.
+fn try_cpu_of(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) may hold spaces; the fields after it do not.
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let after = stat.get(stat.rfind(')')? + 2..)?;
     let fields: Vec<&str> = after.split(' ').collect();
-    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-    Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64)
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_secs_f64(ticks as f64 / clock_ticks() as f64))
+}
+
+/// CPU time used so far by every process whose command is `name` (e.g. all of PostgreSQL's
+/// backends); processes that ended meanwhile are not counted.
+pub(crate) fn cpu_of_all(name: &str) -> Duration {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Duration::ZERO;
+    };
+    dir.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == name)
+        })
+        .filter_map(try_cpu_of)
+        .sum()
+}
+
+/// CPU time this process has used so far.
+pub(crate) fn own_cpu() -> Duration {
+    cpu_of(std::process::id())
 }
 
 fn clock_ticks() -> u64 {
