@@ -49,8 +49,8 @@ pub(crate) fn clip(text: &str) -> String {
     text[..end].to_owned()
 }
 
-/// The record of `event`, if it names a valid tenant.
-fn record_of(event: &switchyard_bus::UsageEvent) -> Option<UsageRecord> {
+/// The record of `event` as the fold writes it, if it names a valid tenant.
+pub fn record_of(event: &switchyard_bus::UsageEvent) -> Option<UsageRecord> {
     Some(UsageRecord {
         event_id: event.id.clone(),
         tenant: TenantSlug::parse(&event.tenant).ok()?,

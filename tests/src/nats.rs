@@ -97,6 +97,11 @@ impl NatsServer {
         }
     }
 
+    /// The buses a worker or control plane of a stack on this server uses.
+    pub async fn buses(&self) -> switchyard_bus::Buses {
+        switchyard_bus::Buses::nats(self.client().await, &test_buckets())
+    }
+
     /// A client with credentials `creds`, its replies on `inbox` when given.
     pub async fn client_as(&self, creds: &str, inbox: Option<String>) -> async_nats::Client {
         self.client_seeing_refusals(creds, inbox, Arc::default())

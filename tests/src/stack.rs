@@ -185,6 +185,13 @@ impl Stack {
             .await
     }
 
+    /// Another replica on the same database and token that consumes and publishes on the
+    /// stack's NATS as the first does (a replica taking over from one that stopped).
+    pub async fn replica_on_nats(&self) -> ControlPlane {
+        let buses = CpBuses::nats(self.nats()).await;
+        self.cp.replica(self.cp.keys.clone(), buses).await
+    }
+
     /// A replica with other keys (a policy key being rotated).
     pub async fn replica_with_keys(
         &self,

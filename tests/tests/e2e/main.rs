@@ -6,6 +6,7 @@ mod admin_api;
 mod attacks;
 mod audit;
 mod audit_checkpoints;
+mod audit_redelivery;
 mod audit_refusals;
 mod bad_input;
 mod bridging;
