@@ -63,6 +63,13 @@ pub struct UsageEvent {
     /// The call's trace, while tracing is on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// `sha256:` and the digest of the arguments, when the tenant records digests (or
+    /// redacted arguments too large to redact).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments_digest: Option<String>,
+    /// The arguments redacted (JSON text, at most 4 KiB), when the tenant records them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arguments: Option<String>,
 }
 
 impl Event for UsageEvent {

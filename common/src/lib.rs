@@ -4,6 +4,7 @@
 pub mod apikey;
 pub mod error;
 pub mod ids;
+pub mod logfilter;
 pub mod netguard;
 pub mod pins;
 pub mod seal;

@@ -147,5 +147,11 @@ pub fn compile(state: &TenantState, keys: &Keys, now: Millis) -> Result<pb::Tena
         tool_calls_exhausted_until,
         dedicated: t.dedicated(),
         tenant_sealed,
+        argument_audit: match t.audit.arguments {
+            crate::model::ArgumentAudit::None => pb::ArgumentAudit::None,
+            crate::model::ArgumentAudit::Digest => pb::ArgumentAudit::Digest,
+            crate::model::ArgumentAudit::Redacted => pb::ArgumentAudit::Redacted,
+        } as i32,
+        sensitive_keys: t.audit.sensitive_keys.clone(),
     })
 }

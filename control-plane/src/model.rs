@@ -190,6 +190,39 @@ pub struct Placement {
     pub compute_profile: String,
 }
 
+/// What a tenant's call records keep of the call's arguments.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArgumentAudit {
+    #[default]
+    None,
+    /// The SHA-256 of their canonical JSON.
+    Digest,
+    /// The arguments, sensitive values and recognisable secrets masked.
+    Redacted,
+}
+
+impl ArgumentAudit {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Digest => "digest",
+            Self::Redacted => "redacted",
+        }
+    }
+}
+
+/// What a tenant's audit trail keeps, and for how long.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuditSettings {
+    pub arguments: ArgumentAudit,
+    /// Argument names whose values are masked, beside the built-in ones.
+    pub sensitive_keys: Vec<String>,
+    /// Days records are kept; 0: the control plane's default.
+    pub retention_days: u32,
+}
+
 #[derive(Debug, Clone)]
 pub struct Tenant {
     pub id: String,
@@ -201,6 +234,7 @@ pub struct Tenant {
     pub placement: Placement,
     /// The tenant's dedicated workers are ready and serve it (isolated tier only).
     pub pool_ready: bool,
+    pub audit: AuditSettings,
     pub revision: u64,
     pub policy_revision: u64,
     pub created_at: Millis,

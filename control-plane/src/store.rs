@@ -20,7 +20,7 @@ macro_rules! tenant_columns {
         "id, slug, display_name, status, suspend_reason, requests_per_second, burst, \
          max_concurrent_requests, max_sessions, monthly_tool_calls, max_connectors, revision, \
          policy_revision, created_at, updated_at, tier, compute_profile, pool_ready, \
-         max_concurrent_other_requests"
+         max_concurrent_other_requests, audit"
     };
 }
 
@@ -47,6 +47,7 @@ mod outbox;
 mod pins;
 mod policy;
 mod publish;
+mod retention;
 mod tenants;
 mod tokens;
 mod usage;

@@ -49,6 +49,23 @@ pub(crate) fn clip(text: &str) -> String {
     text[..end].to_owned()
 }
 
+/// Longest redacted arguments taken from an event (a worker cuts them at 4 KiB).
+const ARGUMENTS_MAX: usize = 4200;
+
+/// Redacted arguments as recorded: their JSON, or (cut to size) their text.
+fn arguments_of(text: &str) -> serde_json::Value {
+    if text.len() <= ARGUMENTS_MAX
+        && let Ok(value) = serde_json::from_str(text)
+    {
+        return value;
+    }
+    let mut end = text.len().min(ARGUMENTS_MAX);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    serde_json::Value::String(text[..end].to_owned())
+}
+
 /// The record of `event` as the fold writes it, if it names a valid tenant.
 pub fn record_of(event: &switchyard_bus::UsageEvent) -> Option<UsageRecord> {
     Some(UsageRecord {
@@ -71,6 +88,11 @@ pub fn record_of(event: &switchyard_bus::UsageEvent) -> Option<UsageRecord> {
                 .trace_id
                 .clone()
                 .filter(|t| t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit())),
+            arguments_digest: event.arguments_digest.clone().filter(|d| {
+                d.strip_prefix("sha256:")
+                    .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            }),
+            arguments: event.arguments.as_deref().map(arguments_of),
         }),
     })
 }

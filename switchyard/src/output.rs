@@ -53,6 +53,15 @@ pub fn tenant(t: &pb::Tenant) -> Value {
         "state": state,
         "tier": tier,
         "compute_profile": t.compute_profile,
+        "audit": t.audit.as_ref().map(|a| json!({
+            "arguments": match pb::AuditArguments::try_from(a.arguments) {
+                Ok(pb::AuditArguments::Digest) => "digest",
+                Ok(pb::AuditArguments::Redacted) => "redacted",
+                _ => "none",
+            },
+            "sensitive_keys": a.sensitive_keys,
+            "retention_days": a.retention_days,
+        })),
         "suspend_reason": t.suspend_reason,
         "quotas": {
             "requests_per_second": q.requests_per_second,

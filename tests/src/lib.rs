@@ -128,14 +128,15 @@ impl Write for Buffer {
 
 static LOGS: OnceLock<Buffer> = OnceLock::new();
 
-/// Captures every log line of this test process at DEBUG level (and echoes it to stderr,
-/// which the test runner shows only for failing tests).
+/// Captures every log line of this test process at DEBUG level, but for the libraries the
+/// binary also keeps quiet (their payload-bearing debug output), and echoes it to stderr,
+/// which the test runner shows only for failing tests.
 pub fn capture_logs() {
     LOGS.get_or_init(|| {
         let buffer = Buffer::default();
         let writer = buffer.clone();
         tracing_subscriber::fmt()
-            .with_env_filter("debug")
+            .with_env_filter(switchyard_common::logfilter::with_payloads_quiet("debug"))
             .with_ansi(false)
             .with_writer(move || writer.clone())
             .try_init()

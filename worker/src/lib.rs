@@ -20,6 +20,7 @@ pub mod parking;
 pub mod pins;
 pub mod policy;
 pub mod principal;
+pub mod redact;
 pub mod refusals;
 pub mod relay;
 pub mod reports;

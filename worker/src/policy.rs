@@ -84,6 +84,8 @@ pub struct Tenant {
     pub tool_calls_exhausted_until: Option<SystemTime>,
     /// Served by its dedicated workers: shared workers hand its requests over (503).
     pub dedicated: bool,
+    /// What its call records keep of the arguments.
+    pub arguments: crate::redact::Arguments,
 }
 
 impl Tenant {
@@ -100,6 +102,7 @@ impl Tenant {
             keys: HashMap::new(),
             tool_calls_exhausted_until: None,
             dedicated: false,
+            arguments: crate::redact::Arguments::None,
         }
     }
 }
@@ -241,6 +244,8 @@ fn build(policy: pb::TenantPolicy, keys: &Keyring) -> Option<Tenant> {
     };
     let status = policy.status();
     let dedicated = policy.dedicated;
+    let arguments =
+        crate::redact::Arguments::from_policy(policy.argument_audit(), &policy.sensitive_keys);
     let connectors = policy
         .connectors
         .into_iter()
@@ -265,6 +270,7 @@ fn build(policy: pb::TenantPolicy, keys: &Keyring) -> Option<Tenant> {
             .as_ref()
             .and_then(to_system_time),
         dedicated,
+        arguments,
     })
 }
 

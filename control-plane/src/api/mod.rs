@@ -5,6 +5,7 @@
 
 mod audit;
 mod audit_export;
+mod audit_settings;
 mod connector_spec;
 mod connector_tools;
 mod connectors;

@@ -1,5 +1,6 @@
 //! The tenant service.
 
+use super::audit_settings::audit_settings;
 use super::*;
 use crate::compile::timestamp;
 use crate::error::{Error, Result};
@@ -39,6 +40,7 @@ pub(super) fn tenant_pb(t: Tenant) -> pb::Tenant {
             Tier::Isolated => pb::TenantTier::Isolated,
         } as i32,
         compute_profile: t.placement.compute_profile,
+        audit: Some(super::audit_settings::audit_pb(&t.audit)),
     }
 }
 
@@ -95,9 +97,15 @@ impl pb::tenant_service_server::TenantService for Admin {
                     tier: self.tier(r.tier)?,
                     compute_profile: self.compute_profile(&r.compute_profile)?,
                 };
+                let audit = r
+                    .audit
+                    .as_ref()
+                    .map(audit_settings)
+                    .transpose()?
+                    .unwrap_or_default();
                 let t = self
                     .store
-                    .create_placed_tenant(&slug, &display_name, quotas, placement)
+                    .create_placed_tenant(&slug, &display_name, quotas, placement, audit)
                     .await?;
                 tracing::info!(tenant = %slug, revision = t.policy_revision, "tenant created");
                 Ok(tenant_pb(t))
@@ -184,14 +192,16 @@ impl pb::tenant_service_server::TenantService for Admin {
                     .as_deref()
                     .map(|p| self.compute_profile(p))
                     .transpose()?;
+                let audit = r.audit.as_ref().map(audit_settings).transpose()?;
                 if display_name.is_none()
                     && quotas.is_none()
                     && tier.is_none()
                     && compute_profile.is_none()
+                    && audit.is_none()
                 {
                     return Err(Error::invalid(
                         "display_name",
-                        "nothing to update: set display_name, quotas, tier and/or compute_profile",
+                        "nothing to update: set display_name, quotas, tier, compute_profile and/or audit",
                     ));
                 }
                 let change = TenantChange {
@@ -200,6 +210,7 @@ impl pb::tenant_service_server::TenantService for Admin {
                     status: None,
                     tier,
                     compute_profile,
+                    audit,
                 };
                 Ok(tenant_pb(
                     self.store.update_tenant(&slug, etag, change).await?,

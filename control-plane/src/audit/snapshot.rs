@@ -24,6 +24,11 @@ pub fn tenant(t: &Tenant) -> Value {
         },
         "tier": t.placement.tier.as_str(),
         "compute_profile": t.placement.compute_profile,
+        "audit": {
+            "arguments": t.audit.arguments.as_str(),
+            "sensitive_keys": t.audit.sensitive_keys,
+            "retention_days": t.audit.retention_days,
+        },
     })
 }
 

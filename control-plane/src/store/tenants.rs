@@ -13,6 +13,7 @@ pub struct TenantChange {
     pub status: Option<(TenantStatus, String)>,
     pub tier: Option<Tier>,
     pub compute_profile: Option<String>,
+    pub audit: Option<AuditSettings>,
 }
 
 pub(super) fn tenant_from_row(row: &AnyRow) -> Result<Tenant> {
@@ -39,11 +40,17 @@ pub(super) fn tenant_from_row(row: &AnyRow) -> Result<Tenant> {
             compute_profile: row.try_get("compute_profile")?,
         },
         pool_ready: row.try_get::<i64, _>("pool_ready")? != 0,
+        audit: serde_json::from_str(&row.try_get::<String, _>("audit")?)
+            .map_err(|_| corrupt("tenant audit settings"))?,
         revision: row.try_get::<i64, _>("revision")? as u64,
         policy_revision: row.try_get::<i64, _>("policy_revision")? as u64,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
+}
+
+fn audit_json(audit: &AuditSettings) -> String {
+    serde_json::to_string(audit).unwrap_or_else(|_| "{}".to_owned())
 }
 
 impl Store {
@@ -53,8 +60,14 @@ impl Store {
         display_name: &str,
         quotas: Quotas,
     ) -> Result<Tenant> {
-        self.create_placed_tenant(slug, display_name, quotas, Placement::default())
-            .await
+        self.create_placed_tenant(
+            slug,
+            display_name,
+            quotas,
+            Placement::default(),
+            AuditSettings::default(),
+        )
+        .await
     }
 
     pub async fn create_placed_tenant(
@@ -63,6 +76,7 @@ impl Store {
         display_name: &str,
         quotas: Quotas,
         placement: Placement,
+        audit: AuditSettings,
     ) -> Result<Tenant> {
         let (mut tx, rev) = self.begin_change().await?;
         let now = now_millis();
@@ -71,8 +85,8 @@ impl Store {
             "INSERT INTO tenants (id, slug, display_name, status, suspend_reason, \
              requests_per_second, burst, max_concurrent_requests, max_sessions, \
              monthly_tool_calls, max_connectors, revision, policy_revision, created_at, updated_at, \
-             tier, compute_profile, pool_ready, max_concurrent_other_requests) \
-             VALUES ($1, $2, $3, 'active', '', $4, $5, $6, $7, $8, $9, $10, $10, $11, $11, $12, $13, 0, $14)",
+             tier, compute_profile, pool_ready, max_concurrent_other_requests, audit) \
+             VALUES ($1, $2, $3, 'active', '', $4, $5, $6, $7, $8, $9, $10, $10, $11, $11, $12, $13, 0, $14, $15)",
         )
         .bind(&id)
         .bind(slug.as_str())
@@ -88,6 +102,7 @@ impl Store {
         .bind(placement.tier.as_str())
         .bind(&placement.compute_profile)
         .bind(i64::from(quotas.max_concurrent_other_requests))
+        .bind(audit_json(&audit))
         .execute(&mut *tx)
         .await;
         match inserted {
@@ -194,13 +209,16 @@ impl Store {
         if let Some(profile) = change.compute_profile {
             tenant.placement.compute_profile = profile;
         }
+        if let Some(audit) = change.audit {
+            tenant.audit = audit;
+        }
         let q = tenant.quotas;
         sqlx::query(
             "UPDATE tenants SET display_name = $1, status = $2, suspend_reason = $3, \
              requests_per_second = $4, burst = $5, max_concurrent_requests = $6, \
              max_sessions = $7, monthly_tool_calls = $8, max_connectors = $9, revision = $10, \
              updated_at = $11, tier = $13, compute_profile = $14, pool_ready = $15, \
-             max_concurrent_other_requests = $16 WHERE id = $12",
+             max_concurrent_other_requests = $16, audit = $17 WHERE id = $12",
         )
         .bind(&tenant.display_name)
         .bind(tenant.status.as_str())
@@ -218,6 +236,7 @@ impl Store {
         .bind(&tenant.placement.compute_profile)
         .bind(i64::from(tenant.pool_ready))
         .bind(i64::from(q.max_concurrent_other_requests))
+        .bind(audit_json(&tenant.audit))
         .execute(&mut *tx)
         .await?;
         let change = Change::new(

@@ -34,6 +34,30 @@ pub struct CallDetail {
     pub worker: Option<String>,
     /// Its trace, when the worker traced it.
     pub trace_id: Option<String>,
+    /// A digest of its arguments, when its tenant records digests.
+    pub arguments_digest: Option<String>,
+    /// Its arguments redacted, when its tenant records them: their JSON, or the text of
+    /// arguments cut to size.
+    pub arguments: Option<serde_json::Value>,
+}
+
+/// A call record's detail.
+fn call_detail(call: &CallDetail, at: Millis) -> serde_json::Value {
+    let mut detail = serde_json::json!({
+        "target": call.target,
+        "called_at": at,
+        "duration_ms": call.duration_ms,
+        "error": call.error,
+        "session": call.session,
+        "worker": call.worker,
+    });
+    if let Some(digest) = &call.arguments_digest {
+        detail["arguments_digest"] = digest.clone().into();
+    }
+    if let Some(arguments) = &call.arguments {
+        detail["arguments"] = arguments.clone();
+    }
+    detail
 }
 
 /// The audit record of `key` (of `tenant`) used for the first time, at `at`.
@@ -178,15 +202,7 @@ impl Store {
                     action: call.method.clone(),
                     object: format!("connector/{tenant}/{}", call.connector),
                     outcome: if call.ok { "ok" } else { "error" }.into(),
-                    detail: serde_json::json!({
-                        "target": call.target,
-                        "called_at": e.at,
-                        "duration_ms": call.duration_ms,
-                        "error": call.error,
-                        "session": call.session,
-                        "worker": call.worker,
-                    })
-                    .to_string(),
+                    detail: call_detail(call, e.at).to_string(),
                     trace_id: call.trace_id.clone().unwrap_or_default(),
                 });
         }

@@ -8,6 +8,7 @@ mod connector_tools;
 mod fleet;
 mod key;
 mod tenant;
+mod tenant_audit;
 mod token;
 
 pub use audit::{AuditCommand, audit};

@@ -1,5 +1,6 @@
 //! `switchyard tenant ...`
 
+use super::tenant_audit::AuditArgs;
 use super::*;
 
 #[derive(Debug, clap::Args)]
@@ -73,6 +74,8 @@ pub enum TenantCommand {
         /// A compute profile the control plane defines [default: its default profile].
         #[arg(long, default_value = "")]
         compute_profile: String,
+        #[command(flatten)]
+        audit: AuditArgs,
     },
     /// Show a tenant.
     Get { slug: String },
@@ -97,6 +100,8 @@ pub enum TenantCommand {
         tier: Option<TierArg>,
         #[arg(long)]
         compute_profile: Option<String>,
+        #[command(flatten)]
+        audit: AuditArgs,
         /// Fail if the tenant changed since this etag was read.
         #[arg(long, default_value = "")]
         etag: String,
@@ -168,9 +173,11 @@ pub async fn tenant(global: &GlobalArgs, cmd: TenantCommand) -> anyhow::Result<(
             quotas,
             tier,
             compute_profile,
+            audit,
         } => {
             client
                 .create_tenant(pb::CreateTenantRequest {
+                    audit: audit.over(None),
                     slug,
                     display_name,
                     quotas: quotas.to_pb(),
@@ -210,10 +217,25 @@ pub async fn tenant(global: &GlobalArgs, cmd: TenantCommand) -> anyhow::Result<(
             quotas,
             tier,
             compute_profile,
+            audit,
             etag,
         } => {
+            // The settings are replaced as a whole: the flags given go over the current ones.
+            let audit = match audit.over(None) {
+                None => None,
+                Some(_) => {
+                    let current = client
+                        .get_tenant(pb::GetTenantRequest { slug: slug.clone() })
+                        .await
+                        .map_err(server_error)?
+                        .into_inner()
+                        .audit;
+                    audit.over(current)
+                }
+            };
             client
                 .update_tenant(pb::UpdateTenantRequest {
+                    audit,
                     slug,
                     etag,
                     display_name,

@@ -23,6 +23,8 @@ fn event(n: usize) -> UsageEvent {
         session: None,
         worker: Some("w1".into()),
         trace_id: None,
+        arguments_digest: None,
+        arguments: None,
     }
 }
 

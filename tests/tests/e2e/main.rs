@@ -5,6 +5,7 @@
 mod admin_api;
 mod attacks;
 mod audit;
+mod audit_arguments;
 mod audit_checkpoints;
 mod audit_redelivery;
 mod audit_refusals;

@@ -25,6 +25,8 @@ fn event(id: &str) -> UsageEvent {
         session: None,
         worker: None,
         trace_id: None,
+        arguments_digest: None,
+        arguments: None,
     }
 }
 

@@ -35,6 +35,14 @@ impl Report {
         }
     }
 
+    /// What the record keeps of the call's arguments.
+    pub(super) fn arguments(&mut self, recorded: crate::redact::Recorded) {
+        if let Some(event) = &mut self.event {
+            event.arguments_digest = recorded.digest;
+            event.arguments = recorded.redacted;
+        }
+    }
+
     fn send(&mut self, ok: bool) {
         if let Some(mut event) = self.event.take() {
             event.ok = ok;
@@ -119,6 +127,8 @@ impl Gateway {
                 session: session_digest(ctx),
                 worker: Some(self.core.reports.worker.clone()),
                 trace_id: switchyard_common::trace::trace_id(span),
+                arguments_digest: None,
+                arguments: None,
             }),
             started: Instant::now(),
         }

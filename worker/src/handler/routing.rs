@@ -28,13 +28,15 @@ pub(super) trait RealWork: Clone {
     fn answers(&self) -> Option<&InputResponses>;
     fn set_input(&mut self, answers: Option<InputResponses>, state: Option<String>);
     fn into_request(self) -> ClientRequest;
+    /// The arguments the client gave, for the audit record.
+    fn arguments(&self) -> Option<serde_json::Value>;
     /// The client's answer to `outcome`; `None` when the upstream answered with a result
     /// of another kind.
     fn answer(outcome: Outcome) -> Option<Self::Response>;
 }
 
 macro_rules! real_work {
-    ($params:ty, $variant:ident, $response:ident, $result:ident, $expected:literal) => {
+    ($params:ty, $variant:ident, $response:ident, $result:ident, $expected:literal, $args:expr) => {
         impl RealWork for $params {
             type Response = $response;
             const EXPECTED: &'static str = $expected;
@@ -50,6 +52,10 @@ macro_rules! real_work {
             }
             fn into_request(self) -> ClientRequest {
                 ClientRequest::$variant(Request::new(self))
+            }
+            fn arguments(&self) -> Option<serde_json::Value> {
+                let arguments: fn(&Self) -> Option<serde_json::Value> = $args;
+                arguments(self)
             }
             fn answer(outcome: Outcome) -> Option<$response> {
                 match outcome {
@@ -73,21 +79,24 @@ real_work!(
     CallToolRequest,
     CallToolResponse,
     CallToolResult,
-    "a tool result"
+    "a tool result",
+    |p| p.arguments.clone().map(serde_json::Value::Object)
 );
 real_work!(
     GetPromptRequestParams,
     GetPromptRequest,
     GetPromptResponse,
     GetPromptResult,
-    "a prompt"
+    "a prompt",
+    |p| serde_json::to_value(p.arguments.as_ref()?).ok()
 );
 real_work!(
     ReadResourceRequestParams,
     ReadResourceRequest,
     ReadResourceResponse,
     ReadResourceResult,
-    "resource contents"
+    "resource contents",
+    |_| None
 );
 
 /// One request to a connector: who asks, for what, and what was asked.
@@ -126,13 +135,16 @@ impl Gateway {
             error.type = tracing::field::Empty,
             otel.status_code = tracing::field::Empty,
         );
-        let report = self.report(
+        let mut report = self.report(
             route.ctx,
             route.principal,
             method,
             (name, &route.connector.name),
             &span,
         );
+        if route.tenant.arguments != crate::redact::Arguments::None {
+            report.arguments(route.tenant.arguments.record(client.arguments().as_ref()));
+        }
         // A call whose caller loses access meanwhile is stopped (dropping it cancels the
         // upstream request) and answered with why.
         let mut watched = self.core.calls.watch(route.principal);

@@ -36,6 +36,8 @@ fn usage_event(id: &str) -> switchyard_bus::UsageEvent {
         session: None,
         worker: None,
         trace_id: None,
+        arguments_digest: None,
+        arguments: None,
     }
 }
 

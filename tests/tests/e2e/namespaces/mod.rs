@@ -117,7 +117,7 @@ impl Env {
             compute_profile: profile.into(),
         };
         self.store
-            .create_placed_tenant(&slug, "", Quotas::default(), placement)
+            .create_placed_tenant(&slug, "", Quotas::default(), placement, Default::default())
             .await
             .unwrap();
         slug

@@ -83,6 +83,8 @@ fn record(id: &str, tenant: &str, at: Millis) -> UsageRecord {
             session: None,
             worker: Some("w-1".into()),
             trace_id: None,
+            arguments_digest: None,
+            arguments: None,
         }),
     }
 }
