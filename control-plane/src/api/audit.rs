@@ -64,13 +64,31 @@ fn filter_of(r: &pb::ListAuditEventsRequest) -> Result<AuditFilter> {
         ),
     };
     let (from, to) = time_range(r.start_time.as_ref(), r.end_time.as_ref())?;
+    let chain = chain_of(&r.tenant)?;
+    let key_actor = match r.key.as_str() {
+        "" => None,
+        k => Some(format!("key:{}", key_id("key", k)?)),
+    };
+    let connector_object = match r.connector.as_str() {
+        "" => None,
+        c => Some(format!(
+            "connector/{chain}/{}",
+            connector_name("connector", c)?
+        )),
+    };
+    if r.tool.len() > 256 {
+        return Err(Error::invalid("tool", "must be at most 256 bytes"));
+    }
     Ok(AuditFilter {
-        chain: chain_of(&r.tenant)?,
+        chain,
         from,
         to,
         actor: optional(&r.actor),
         object: optional(&r.object),
         outcome: optional(&r.outcome),
+        key_actor,
+        connector_object,
+        tool: optional(&r.tool),
         before_seq,
         limit,
     })
@@ -124,6 +142,7 @@ impl Admin {
         };
         let detail = serde_json::json!({
             "actor": filter.actor, "object": filter.object, "outcome": filter.outcome,
+            "key": filter.key_actor, "connector": filter.connector_object, "tool": filter.tool,
             "from": filter.from, "to": filter.to, "returned": records.len(),
         });
         self.record_read(&filter.chain, detail).await?;

@@ -17,6 +17,13 @@ pub struct AuditFilter {
     pub actor: Option<String>,
     pub object: Option<String>,
     pub outcome: Option<String>,
+    /// Only records of this actor too (a key's, `key:<id>`).
+    pub key_actor: Option<String>,
+    /// Only records about this object too (a connector, `connector/<tenant>/<name>`: its
+    /// changes and the calls to it).
+    pub connector_object: Option<String>,
+    /// Only calls to this tool (as their detail's `target`) and refusals of it.
+    pub tool: Option<String>,
     /// Only records before this sequence number (the page token).
     pub before_seq: Option<i64>,
     pub limit: u32,
@@ -255,6 +262,20 @@ impl Store {
 
     /// Records matching `filter`, newest first.
     pub async fn audit_events(&self, filter: &AuditFilter) -> Result<Vec<Record>> {
+        // A call names its tool in its detail's JSON (`"target":"<name>"`), a refusal in its
+        // object.
+        let tool_in_detail = filter.tool.as_ref().map(|t| {
+            let quoted = serde_json::to_string(t).unwrap_or_default();
+            let escaped = quoted
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("%\"target\":{escaped}%")
+        });
+        let tool_object = filter
+            .tool
+            .as_ref()
+            .map(|t| format!("tool/{}/{t}", filter.chain));
         let rows = sqlx::query(concat!(
             "SELECT ",
             record_columns!(),
@@ -262,6 +283,8 @@ impl Store {
              AND ($2 IS NULL OR at >= $2) AND ($3 IS NULL OR at < $3) \
              AND ($4 IS NULL OR actor = $4) AND ($5 IS NULL OR object = $5) \
              AND ($6 IS NULL OR outcome = $6) AND ($7 IS NULL OR seq < $7) \
+             AND ($9 IS NULL OR actor = $9) AND ($10 IS NULL OR object = $10) \
+             AND ($11 IS NULL OR object = $12 OR (kind = 'call' AND detail LIKE $11 ESCAPE '\\')) \
              ORDER BY seq DESC LIMIT $8"
         ))
         .bind(&filter.chain)
@@ -272,6 +295,10 @@ impl Store {
         .bind(filter.outcome.as_deref())
         .bind(filter.before_seq)
         .bind(i64::from(filter.limit))
+        .bind(filter.key_actor.as_deref())
+        .bind(filter.connector_object.as_deref())
+        .bind(tool_in_detail)
+        .bind(tool_object)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(record_from_row).collect()

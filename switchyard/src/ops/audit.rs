@@ -17,6 +17,24 @@ pub enum AuditCommand {
         /// Only records about this object (`tenant/acme`, `connector/acme/github`).
         #[arg(long, default_value = "")]
         object: String,
+        /// Only records of this API key (its id): calls, refusals, first use.
+        #[arg(long, default_value = "")]
+        key: String,
+        /// Only records about this connector: its changes and the calls to it.
+        #[arg(long, default_value = "")]
+        connector: String,
+        /// Only calls to, and refusals of, this tool (as clients name it).
+        #[arg(long, default_value = "")]
+        tool: String,
+        /// Only records with this outcome (`ok`, `error`, `refused`).
+        #[arg(long, default_value = "")]
+        outcome: String,
+        /// Only records made at or after this time (RFC 3339, or YYYY-MM-DD in UTC).
+        #[arg(long)]
+        from: Option<String>,
+        /// Only records made before this time.
+        #[arg(long)]
+        to: Option<String>,
         /// At most this many records (1 to 1000).
         #[arg(long, default_value_t = 100)]
         limit: u32,
@@ -185,6 +203,12 @@ pub async fn audit(global: &GlobalArgs, cmd: AuditCommand) -> anyhow::Result<()>
             tenant,
             actor,
             object,
+            key,
+            connector,
+            tool,
+            outcome,
+            from,
+            to,
             limit,
             page_token,
         } => {
@@ -193,9 +217,14 @@ pub async fn audit(global: &GlobalArgs, cmd: AuditCommand) -> anyhow::Result<()>
                     tenant,
                     actor,
                     object,
+                    key,
+                    connector,
+                    tool,
+                    outcome,
+                    start_time: from.as_deref().map(|t| instant("from", t)).transpose()?,
+                    end_time: to.as_deref().map(|t| instant("to", t)).transpose()?,
                     page_size: limit,
                     page_token,
-                    ..Default::default()
                 })
                 .await
                 .map_err(server_error)?

@@ -219,6 +219,22 @@ async fn a_viewer_calling_a_tool_that_changes_things_is_on_record_with_the_tool(
     assert_eq!(t.action, "permission_denied");
     assert_eq!(t.object, "tool/acme/up__echo");
     assert_eq!(count(t), 3);
+    // Listing by the tool finds the refusal.
+    let by_tool = stack
+        .cp
+        .audit()
+        .list_audit_events(ListAuditEventsRequest {
+            tenant: "acme".into(),
+            tool: "up__echo".into(),
+            key: viewer_id.to_string(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events;
+    assert_eq!(by_tool.len(), 1, "{by_tool:#?}");
+    assert_eq!(by_tool[0].kind, "refusal");
     let verified = stack
         .cp
         .audit()

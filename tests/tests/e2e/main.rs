@@ -7,6 +7,7 @@ mod attacks;
 mod audit;
 mod audit_arguments;
 mod audit_checkpoints;
+mod audit_filters;
 mod audit_redelivery;
 mod audit_refusals;
 mod bad_input;
