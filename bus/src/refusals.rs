@@ -18,6 +18,9 @@ pub enum RefusalKind {
     Refusal,
     /// A request whose credential was missing, wrong, or of a suspended tenant.
     AuthFailure,
+    /// Calls served whose usage events (their audit records) were lost: the worker's
+    /// queue was full.
+    AuditGap,
 }
 
 impl RefusalKind {
@@ -25,6 +28,7 @@ impl RefusalKind {
         match self {
             Self::Refusal => "refusal",
             Self::AuthFailure => "auth_failure",
+            Self::AuditGap => "audit_gap",
         }
     }
 }

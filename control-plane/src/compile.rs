@@ -153,5 +153,6 @@ pub fn compile(state: &TenantState, keys: &Keys, now: Millis) -> Result<pb::Tena
             crate::model::ArgumentAudit::Redacted => pb::ArgumentAudit::Redacted,
         } as i32,
         sensitive_keys: t.audit.sensitive_keys.clone(),
+        audit_fail_closed: t.audit.fail_closed,
     })
 }

@@ -221,6 +221,8 @@ pub struct AuditSettings {
     pub sensitive_keys: Vec<String>,
     /// Days records are kept; 0: the control plane's default.
     pub retention_days: u32,
+    /// Calls are refused while their records cannot be queued.
+    pub fail_closed: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -1,6 +1,7 @@
 //! Folds workers' refusal tallies into the audit trail: each report becomes one record on
-//! its tenant's chain, kind `refusal` (a limit or a role refused an authenticated request)
-//! or `auth_failure`, written once per report id however often it is delivered. Reports
+//! its tenant's chain, kind `refusal` (a limit or a role refused an authenticated request),
+//! `auth_failure`, or `audit_gap` (calls served whose own records a worker lost), written
+//! once per report id however often it is delivered. Reports
 //! are acknowledged after their batch is written; while the store is away the batch is
 //! kept in hand and retried.
 
@@ -27,7 +28,11 @@ pub fn record_of(report: &RefusalReport) -> Option<NewRecord> {
         actor,
         action: clip(&report.reason),
         object,
-        outcome: "refused".to_owned(),
+        outcome: match report.kind {
+            RefusalKind::AuditGap => "lost",
+            RefusalKind::Refusal | RefusalKind::AuthFailure => "refused",
+        }
+        .to_owned(),
         detail: serde_json::json!({
             "count": report.count,
             "first_at": report.first_ms,
@@ -61,8 +66,10 @@ pub async fn fold(store: Store, bus: Arc<RefusalBus>) {
                         .iter()
                         .filter_map(|d| {
                             let record = record_of(&d.event)?;
-                            let counted = counted(&d.event, &record);
-                            Some((d.event.id.clone(), record, Some(counted)))
+                            // A gap counts no refusal: its calls were counted, if at all, as calls.
+                            let counted = (d.event.kind != RefusalKind::AuditGap)
+                                .then(|| counted(&d.event, &record));
+                            Some((d.event.id.clone(), record, counted))
                         })
                         .collect();
                     let mut wait = Duration::from_millis(100);

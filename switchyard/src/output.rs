@@ -61,6 +61,7 @@ pub fn tenant(t: &pb::Tenant) -> Value {
             },
             "sensitive_keys": a.sensitive_keys,
             "retention_days": a.retention_days,
+            "fail_closed": a.fail_closed,
         })),
         "suspend_reason": t.suspend_reason,
         "quotas": {

@@ -95,6 +95,11 @@ pub enum Error {
         "its answer was larger than the {0}-byte bound (an operator can raise --max-upstream-response-bytes)"
     )]
     UpstreamTooLarge(usize),
+    /// The tenant refuses calls that could not be audited, and this one could not be queued.
+    #[error(
+        "this call cannot be put on the tenant's audit trail right now, and the tenant refuses calls that are not; retry shortly"
+    )]
+    AuditUnavailable,
     #[error("{0}")]
     Internal(String),
 }
@@ -192,6 +197,7 @@ impl Error {
             | Self::UpstreamDown(_)
             | Self::UpstreamMisbehaved(_)
             | Self::UpstreamTooLarge(_)
+            | Self::AuditUnavailable
             | Self::Limited(Refusal::Saturated | Refusal::WorkerSessions) => ErrorCode::Unavailable,
             Self::UnknownName { .. } => ErrorCode::InvalidArgument,
             Self::PermissionDenied(_) => ErrorCode::PermissionDenied,
@@ -262,6 +268,7 @@ impl Error {
             Self::CircuitOpen(_) => "circuit_open",
             Self::UpstreamMisbehaved(_) => "upstream_protocol",
             Self::UpstreamTooLarge(_) => "upstream_too_large",
+            Self::AuditUnavailable => "audit_unavailable",
             Self::Internal(_) => "internal",
         }
     }
@@ -269,7 +276,11 @@ impl Error {
     /// How long the client should wait before trying again, if it should.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::Draining | Self::Starting | Self::Dedicated | Self::SessionStore => Some(SOON),
+            Self::Draining
+            | Self::Starting
+            | Self::Dedicated
+            | Self::SessionStore
+            | Self::AuditUnavailable => Some(SOON),
             Self::Limited(Refusal::Rate { retry_after, .. })
             | Self::TooManyAttempts(retry_after) => Some(*retry_after),
             Self::Limited(Refusal::Concurrency | Refusal::Sessions | Refusal::Others)

@@ -35,9 +35,10 @@ fn variant(e: &Error) -> usize {
         Error::CredentialRevoked => 27,
         Error::UpstreamTooLarge(_) => 28,
         Error::ToolPendingApproval(_) => 29,
+        Error::AuditUnavailable => 30,
     }
 }
-const VARIANTS: usize = 30;
+const VARIANTS: usize = 31;
 
 /// One or more examples of every variant, and what each must say: its code, its reason,
 /// and whether the call it ends counts as attempted upstream.
@@ -63,6 +64,12 @@ pub(crate) fn examples() -> Vec<(Error, ErrorCode, &'static str, Option<bool>)> 
     vec![
         (Error::Draining, C::Unavailable, "draining", None),
         (Error::Starting, C::Unavailable, "starting", None),
+        (
+            Error::AuditUnavailable,
+            C::Unavailable,
+            "audit_unavailable",
+            None,
+        ),
         (
             Error::MissingCredential,
             C::Unauthenticated,

@@ -77,6 +77,8 @@ pub struct Config {
     pub heartbeat_every: std::time::Duration,
     /// How often refusal tallies are reported (see `refusals`).
     pub refusal_tally_every: std::time::Duration,
+    /// Events each reporter queues at most while NATS is away or slow (see `reports`).
+    pub report_queue: usize,
     /// Serve this tenant only (an isolated tenant's dedicated worker); its `policy_keys` are
     /// that tenant's own.
     pub only_tenant: Option<String>,
@@ -102,6 +104,7 @@ impl Config {
             max_sessions: DEFAULT_MAX_SESSIONS,
             heartbeat_every: std::time::Duration::from_secs(5),
             refusal_tally_every: refusals::INTERVAL,
+            report_queue: reports::QUEUE,
             only_tenant: None,
             bounds: http::Bounds::default(),
             upstream_bounds: upstream::UpstreamBounds::default(),

@@ -86,6 +86,8 @@ pub struct Tenant {
     pub dedicated: bool,
     /// What its call records keep of the arguments.
     pub arguments: crate::redact::Arguments,
+    /// Calls are refused while their usage events cannot be queued.
+    pub audit_fail_closed: bool,
 }
 
 impl Tenant {
@@ -103,6 +105,7 @@ impl Tenant {
             tool_calls_exhausted_until: None,
             dedicated: false,
             arguments: crate::redact::Arguments::None,
+            audit_fail_closed: false,
         }
     }
 }
@@ -244,6 +247,7 @@ fn build(policy: pb::TenantPolicy, keys: &Keyring) -> Option<Tenant> {
     };
     let status = policy.status();
     let dedicated = policy.dedicated;
+    let audit_fail_closed = policy.audit_fail_closed;
     let arguments =
         crate::redact::Arguments::from_policy(policy.argument_audit(), &policy.sensitive_keys);
     let connectors = policy
@@ -271,6 +275,7 @@ fn build(policy: pb::TenantPolicy, keys: &Keyring) -> Option<Tenant> {
             .and_then(to_system_time),
         dedicated,
         arguments,
+        audit_fail_closed,
     })
 }
 

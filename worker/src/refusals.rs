@@ -109,6 +109,19 @@ impl Refusals {
         tally.last_ms = now;
     }
 
+    /// Counts a call of `key` (of `tenant`) whose usage event was lost: the audit trail gets
+    /// a gap record for it.
+    pub fn lost(&self, tenant: &str, key: &str) {
+        self.note(Refused {
+            tenant,
+            kind: RefusalKind::AuditGap,
+            key: Some(key),
+            reason: "report_queue_full",
+            target: None,
+            source: None,
+        });
+    }
+
     /// Sends every tally as a report and starts again.
     pub fn flush(&self) {
         let groups = std::mem::take(&mut *lock(&self.groups));
@@ -150,7 +163,7 @@ mod tests {
 
     fn refusals() -> (Refusals, Arc<switchyard_bus::MemoryRefusals>) {
         let bus = Arc::new(switchyard_bus::MemoryRefusals::default());
-        let reporter = Reporter::start(bus.clone(), Default::default());
+        let reporter = Reporter::start(bus.clone(), Default::default(), 100);
         (Refusals::new(reporter, "w-1".into(), INTERVAL), bus)
     }
 

@@ -1,7 +1,10 @@
 //! What a worker reports to the control plane, off the request path: one usage event per
 //! real call, tool definitions its policy does not pin, and tallies of refusals. Each kind of event goes into
 //! its own bounded queue that a background task publishes, retrying while the bus is away.
-//! A full queue drops events (counted in metrics) rather than slowing calls down.
+//! A full queue drops events (counted in metrics) rather than slowing calls down. A call
+//! takes its usage event's place in the queue when it starts ([`Reporter::reserve`]), so an
+//! event is lost only when the queue was already full then: the loss is tallied for a gap
+//! record, and a tenant that fails closed has such a call refused instead.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,7 +12,8 @@ use std::time::Duration;
 use switchyard_bus::{Event, Queue, ToolSighting, UsageEvent};
 use tokio::sync::mpsc;
 
-const QUEUE: usize = 10_000;
+/// Events a reporter's queue holds unless the worker is told otherwise.
+pub const QUEUE: usize = 10_000;
 /// Events published together, their acknowledgements awaited together: at most this many
 /// are in flight per reporter.
 const BATCH: usize = 256;
@@ -34,8 +38,13 @@ impl Reports {
         config: &crate::Config,
         cancel: &tokio_util::sync::CancellationToken,
     ) -> (Self, tokio::task::JoinHandle<()>) {
+        let queue = config.report_queue;
         let refusals = Arc::new(crate::refusals::Refusals::new(
-            Reporter::start(buses.refusals.clone(), metrics.refusals_dropped.clone()),
+            Reporter::start(
+                buses.refusals.clone(),
+                metrics.refusals_dropped.clone(),
+                queue,
+            ),
             config.worker_id.clone(),
             config.refusal_tally_every,
         ));
@@ -44,8 +53,12 @@ impl Reports {
             tokio::spawn(async move { refusals.run(cancel).await })
         };
         let reports = Self {
-            usage: Reporter::start(buses.usage.clone(), metrics.usage_dropped.clone()),
-            tools: Reporter::start(buses.tools.clone(), metrics.sightings_dropped.clone()),
+            usage: Reporter::start(buses.usage.clone(), metrics.usage_dropped.clone(), queue),
+            tools: Reporter::start(
+                buses.tools.clone(),
+                metrics.sightings_dropped.clone(),
+                queue,
+            ),
             refusals,
             worker: config.worker_id.clone(),
         };
@@ -59,6 +72,20 @@ impl Reports {
         let usage = self.usage.flush(within).await;
         let refusals = self.refusals.reporter().flush(within).await;
         self.tools.flush(within).await && usage && refusals
+    }
+}
+
+/// A place held in a reporter's queue.
+#[derive(Debug)]
+pub struct Reserved<E> {
+    permit: mpsc::OwnedPermit<E>,
+    pending: Arc<AtomicUsize>,
+}
+
+impl<E> Reserved<E> {
+    pub fn send(self, event: E) {
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        self.permit.send(event);
     }
 }
 
@@ -81,12 +108,14 @@ impl<E> Clone for Reporter<E> {
 }
 
 impl<E: Event> Reporter<E> {
-    /// Starts the publishing task; it ends when every `Reporter` clone is dropped.
+    /// Starts the publishing task, with a queue of `queue` events; it ends when every
+    /// `Reporter` clone is dropped.
     pub fn start(
         bus: Arc<dyn Queue<E>>,
         dropped: prometheus_client::metrics::counter::Counter,
+        queue: usize,
     ) -> Self {
-        let (tx, mut rx) = mpsc::channel::<E>(QUEUE);
+        let (tx, mut rx) = mpsc::channel::<E>(queue.max(1));
         let pending = Arc::new(AtomicUsize::new(0));
         let published = pending.clone();
         tokio::spawn(async move {
@@ -110,9 +139,25 @@ impl<E: Event> Reporter<E> {
         }
     }
 
-    pub fn record(&self, event: E) {
+    /// A place in the queue for one event, if there is one: what is recorded with it is
+    /// never dropped.
+    pub fn reserve(&self) -> Option<Reserved<E>> {
+        let permit = self.tx.clone().try_reserve_owned().ok()?;
+        Some(Reserved {
+            permit,
+            pending: self.pending.clone(),
+        })
+    }
+
+    /// Queues `event`; whether it was (else it is dropped, and counted).
+    pub fn record(&self, event: E) -> bool {
+        self.try_record(event).is_ok()
+    }
+
+    /// Queues `event`, or gives it back when the queue is full (it is counted as dropped).
+    pub fn try_record(&self, event: E) -> Result<(), E> {
         self.pending.fetch_add(1, Ordering::SeqCst);
-        if self.tx.try_send(event).is_err() {
+        if let Err(e) = self.tx.try_send(event) {
             self.pending.fetch_sub(1, Ordering::SeqCst);
             // Counted, and said once per thousand at error level: never silent.
             if self.dropped.inc().is_multiple_of(1000) {
@@ -122,7 +167,9 @@ impl<E: Event> Reporter<E> {
                     "events dropped: the reporting queue is full (NATS away or too slow)"
                 );
             }
+            return Err(e.into_inner());
         }
+        Ok(())
     }
 
     async fn flush(&self, within: Duration) -> bool {

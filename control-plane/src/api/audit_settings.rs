@@ -17,6 +17,7 @@ pub(super) fn audit_pb(a: &AuditSettings) -> pb::AuditSettings {
         } as i32,
         sensitive_keys: a.sensitive_keys.clone(),
         retention_days: a.retention_days,
+        fail_closed: a.fail_closed,
     }
 }
 
@@ -62,5 +63,6 @@ pub(super) fn audit_settings(a: &pb::AuditSettings) -> Result<AuditSettings> {
         arguments,
         sensitive_keys,
         retention_days: a.retention_days,
+        fail_closed: a.fail_closed,
     })
 }

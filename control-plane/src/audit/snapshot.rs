@@ -28,6 +28,7 @@ pub fn tenant(t: &Tenant) -> Value {
             "arguments": t.audit.arguments.as_str(),
             "sensitive_keys": t.audit.sensitive_keys,
             "retention_days": t.audit.retention_days,
+            "fail_closed": t.audit.fail_closed,
         },
     })
 }

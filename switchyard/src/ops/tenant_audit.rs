@@ -22,6 +22,10 @@ pub struct AuditArgs {
     /// Days the tenant's audit records are kept (0: the control plane's default).
     #[arg(long)]
     audit_retention_days: Option<u32>,
+    /// Refuse the tenant's calls while their audit records cannot be queued (true), or
+    /// serve them and leave a gap record for the records lost (false, the default).
+    #[arg(long)]
+    audit_fail_closed: Option<bool>,
 }
 
 impl AuditArgs {
@@ -30,6 +34,7 @@ impl AuditArgs {
         if self.audit_arguments.is_none()
             && self.audit_sensitive_keys.is_empty()
             && self.audit_retention_days.is_none()
+            && self.audit_fail_closed.is_none()
         {
             return None;
         }
@@ -48,6 +53,9 @@ impl AuditArgs {
         }
         if let Some(days) = self.audit_retention_days {
             settings.retention_days = days;
+        }
+        if let Some(closed) = self.audit_fail_closed {
+            settings.fail_closed = closed;
         }
         Some(settings)
     }

@@ -8,6 +8,7 @@ mod audit;
 mod audit_arguments;
 mod audit_checkpoints;
 mod audit_filters;
+mod audit_gaps;
 mod audit_redelivery;
 mod audit_refusals;
 mod bad_input;

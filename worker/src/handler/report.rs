@@ -13,6 +13,10 @@ use std::time::{Instant, SystemTime};
 /// client cancelled was still attempted upstream, and counts.
 pub(super) struct Report {
     usage: crate::reports::Reporter<switchyard_bus::UsageEvent>,
+    /// The event's place in the queue, held from the call's start.
+    reserved: Option<crate::reports::Reserved<switchyard_bus::UsageEvent>>,
+    /// Where a lost event is counted, for a gap record.
+    gaps: std::sync::Arc<crate::refusals::Refusals>,
     event: Option<switchyard_bus::UsageEvent>,
     started: Instant,
 }
@@ -43,11 +47,23 @@ impl Report {
         }
     }
 
+    /// Whether the event has its place in the queue (else it may be lost).
+    pub(super) fn has_place(&self) -> bool {
+        self.reserved.is_some()
+    }
+
     fn send(&mut self, ok: bool) {
         if let Some(mut event) = self.event.take() {
             event.ok = ok;
             event.duration_ms = self.started.elapsed().as_millis() as u64;
-            self.usage.record(event);
+            match self.reserved.take() {
+                Some(place) => place.send(event),
+                None => {
+                    if let Err(lost) = self.usage.try_record(event) {
+                        self.gaps.lost(&lost.tenant, &lost.key_id);
+                    }
+                }
+            }
         }
     }
 }
@@ -109,8 +125,11 @@ impl Gateway {
         (target, connector): (&str, &str),
         span: &tracing::Span,
     ) -> Report {
+        let usage = &self.core.reports.usage;
         Report {
-            usage: self.core.reports.usage.clone(),
+            usage: usage.clone(),
+            reserved: usage.reserve(),
+            gaps: self.core.reports.refusals.clone(),
             event: Some(switchyard_bus::UsageEvent {
                 id: uuid::Uuid::new_v4().simple().to_string(),
                 tenant: principal.tenant.to_string(),

@@ -142,6 +142,20 @@ impl Gateway {
             (name, &route.connector.name),
             &span,
         );
+        // A tenant that refuses unaudited calls: none is sent without a place for its record.
+        if route.tenant.audit_fail_closed && !report.has_place() {
+            report.finish(None, None);
+            let refused = Error::AuditUnavailable;
+            self.core.reports.refusals.note(crate::refusals::Refused {
+                tenant: route.tenant.slug.as_str(),
+                kind: switchyard_bus::RefusalKind::Refusal,
+                key: Some(route.principal.key_id().as_str()),
+                reason: refused.reason(),
+                target: Some(name),
+                source: None,
+            });
+            return Err(refused);
+        }
         if route.tenant.arguments != crate::redact::Arguments::None {
             report.arguments(route.tenant.arguments.record(client.arguments().as_ref()));
         }

@@ -49,7 +49,7 @@ pub(super) fn count(metrics: &Metrics, e: &Error) {
     let family = match classify(e) {
         Some((RefusalKind::AuthFailure, _)) => &metrics.auth_failures,
         Some((RefusalKind::Refusal, _)) => &metrics.limited,
-        None => return,
+        Some((RefusalKind::AuditGap, _)) | None => return,
     };
     family
         .get_or_create(&ReasonLabel { reason: e.reason() })

@@ -1,0 +1,156 @@
+//! Calls whose records cannot be queued, with NATS away and a worker's small queue full: a
+//! tenant that keeps serving gets a gap record counting the records lost (so every call is
+//! either on record or counted in a gap); a tenant that fails closed has its calls refused
+//! (`audit_unavailable`, on record as refusals) until its records can be queued again.
+
+use switchyard_tests::admin::*;
+use switchyard_tests::upstream::TestUpstream;
+use switchyard_tests::{ControlPlane, Stack, assert_eventually};
+
+async fn records(cp: &ControlPlane, tenant: &str, kind: &str) -> Vec<AuditEvent> {
+    cp.audit()
+        .list_audit_events(ListAuditEventsRequest {
+            tenant: tenant.into(),
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .events
+        .into_iter()
+        .filter(|e| e.kind == kind)
+        .collect()
+}
+
+fn count(e: &AuditEvent) -> u64 {
+    let detail: serde_json::Value = serde_json::from_str(&e.detail).unwrap();
+    detail["count"].as_u64().unwrap_or_default()
+}
+
+/// The reason a worker gave for refusing a call, from a tool result or a JSON-RPC error.
+fn reason(body: &serde_json::Value) -> Option<&str> {
+    body["result"]["_meta"]["reason"]
+        .as_str()
+        .or_else(|| body["error"]["data"]["reason"].as_str())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_records_leave_a_gap_and_a_fail_closed_tenant_is_refused_instead() {
+    let stack = Stack::builder()
+        .worker_config(|c| {
+            c.report_queue = 2;
+            c.refusal_tally_every = std::time::Duration::from_millis(200);
+        })
+        .start()
+        .await;
+    let up = TestUpstream::start("up").await;
+    let open = stack.tenant_with_connector("open", "up", &up.url).await;
+    stack
+        .tenant_with(CreateTenantRequest {
+            slug: "closed".into(),
+            audit: Some(AuditSettings {
+                fail_closed: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await;
+    stack.connector("closed", "up", &up.url).await;
+    let closed = stack.key("closed").await;
+    stack.wait_serving("open", &open).await;
+    stack.wait_serving("closed", &closed).await;
+    let http = reqwest::Client::new();
+    let call = |tenant: &'static str, key: String| {
+        let (http, endpoint) = (http.clone(), stack.worker().endpoint(tenant));
+        async move {
+            switchyard_tests::modern::call(
+                &http,
+                &endpoint,
+                &key,
+                "up__echo",
+                serde_json::json!({"text": "x"}),
+            )
+            .await
+        }
+    };
+
+    stack.nats().stop();
+    for _ in 0..6 {
+        let served = call("open", open.clone()).await;
+        assert!(
+            served.ok(),
+            "a tenant that fails open is served: {served:?}"
+        );
+    }
+    let upstream_calls = up.calls.load(std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..2 {
+        let refused = call("closed", closed.clone()).await;
+        assert_eq!(
+            reason(&refused.body),
+            Some("audit_unavailable"),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(
+        up.calls.load(std::sync::atomic::Ordering::SeqCst),
+        upstream_calls,
+        "no refused call went upstream"
+    );
+    stack.nats().restart().await;
+
+    // Every call served is on record or counted in a gap, and there is a gap.
+    let (mut calls, mut gaps): (Vec<AuditEvent>, Vec<AuditEvent>);
+    assert_eventually!(
+        {
+            calls = records(&stack.cp, "open", "call").await;
+            gaps = records(&stack.cp, "open", "audit_gap").await;
+            calls.len() as u64 + gaps.iter().map(count).sum::<u64>() >= 6
+        },
+        std::time::Duration::from_secs(30),
+        "the open tenant's calls on record or in a gap"
+    );
+    let lost: u64 = gaps.iter().map(count).sum();
+    assert_eq!(calls.len() as u64 + lost, 6, "{calls:#?} {gaps:#?}");
+    assert!(lost >= 1, "a two-event queue cannot hold six calls' events");
+    let (open_id, _) = switchyard_common::apikey::parse(&open).unwrap();
+    for gap in &gaps {
+        assert_eq!(gap.outcome, "lost");
+        assert_eq!(gap.action, "report_queue_full");
+        assert_eq!(gap.actor, format!("key:{open_id}"));
+    }
+
+    // The closed tenant's refused calls are on record as refusals; once records can be
+    // queued again, its calls are served.
+    let mut refusals: Vec<AuditEvent>;
+    assert_eventually!(
+        {
+            refusals = records(&stack.cp, "closed", "refusal").await;
+            refusals.iter().map(count).sum::<u64>() >= 2
+        },
+        std::time::Duration::from_secs(30),
+        "the refusals on record"
+    );
+    assert!(
+        refusals.iter().all(|r| r.action == "audit_unavailable"),
+        "{refusals:#?}"
+    );
+    assert!(records(&stack.cp, "closed", "call").await.is_empty());
+    assert_eventually!(
+        call("closed", closed.clone()).await.ok(),
+        std::time::Duration::from_secs(30),
+        "the closed tenant is served again"
+    );
+    for tenant in ["open", "closed"] {
+        let verified = stack
+            .cp
+            .audit()
+            .verify_audit_chain(VerifyAuditChainRequest {
+                tenant: tenant.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(verified.intact, "{verified:?}");
+    }
+}
