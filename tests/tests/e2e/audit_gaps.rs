@@ -3,30 +3,10 @@
 //! either on record or counted in a gap); a tenant that fails closed has its calls refused
 //! (`audit_unavailable`, on record as refusals) until its records can be queued again.
 
+use crate::audit_refusals::{count, records};
 use switchyard_tests::admin::*;
 use switchyard_tests::upstream::TestUpstream;
-use switchyard_tests::{ControlPlane, Stack, assert_eventually};
-
-async fn records(cp: &ControlPlane, tenant: &str, kind: &str) -> Vec<AuditEvent> {
-    cp.audit()
-        .list_audit_events(ListAuditEventsRequest {
-            tenant: tenant.into(),
-            page_size: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .events
-        .into_iter()
-        .filter(|e| e.kind == kind)
-        .collect()
-}
-
-fn count(e: &AuditEvent) -> u64 {
-    let detail: serde_json::Value = serde_json::from_str(&e.detail).unwrap();
-    detail["count"].as_u64().unwrap_or_default()
-}
+use switchyard_tests::{Stack, assert_eventually};
 
 /// The reason a worker gave for refusing a call, from a tool result or a JSON-RPC error.
 fn reason(body: &serde_json::Value) -> Option<&str> {

@@ -9,7 +9,7 @@ use switchyard_tests::admin::*;
 use switchyard_tests::upstream::TestUpstream;
 use switchyard_tests::{ControlPlane, Stack, assert_eventually, modern};
 
-async fn records(cp: &ControlPlane, tenant: &str, kind: &str) -> Vec<AuditEvent> {
+pub(crate) async fn records(cp: &ControlPlane, tenant: &str, kind: &str) -> Vec<AuditEvent> {
     cp.audit()
         .list_audit_events(ListAuditEventsRequest {
             tenant: tenant.into(),
@@ -25,7 +25,7 @@ async fn records(cp: &ControlPlane, tenant: &str, kind: &str) -> Vec<AuditEvent>
         .collect()
 }
 
-fn count(e: &AuditEvent) -> u64 {
+pub(crate) fn count(e: &AuditEvent) -> u64 {
     let detail: serde_json::Value = serde_json::from_str(&e.detail).unwrap();
     detail["count"].as_u64().unwrap_or_default()
 }
