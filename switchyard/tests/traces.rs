@@ -298,6 +298,22 @@ async fn admin_calls_and_policy_publishes_are_traced() {
     assert!(call.parent_span_id.is_empty(), "{call:?}");
     let publish = spans.iter().find(|s| s.name == "policy.publish").unwrap();
     assert_eq!(publish.attributes["tenant"], "acme");
+    // The change's audit record names the admin call's trace.
+    let listed = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+        .args(["--server", &format!("http://{grpc}")])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["audit", "list", "--tenant", "acme", "-o", "json"])
+        .output()
+        .unwrap();
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let created = listed["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "CreateTenant")
+        .unwrap_or_else(|| panic!("no CreateTenant record in {listed}"));
+    assert_eq!(created["trace_id"], call.trace_id.as_str(), "{created}");
     // Operator commands export nothing of their own, whatever they are told.
     assert!(
         spans.iter().all(|s| s.service == "switchyard-dev"),

@@ -126,7 +126,7 @@ impl Admin {
             object: format!("audit/{chain}"),
             outcome: "ok".into(),
             detail: detail.to_string(),
-            trace_id: String::new(),
+            trace_id: audit::current_trace_id(),
         };
         self.store.record_audit(new).await.map(drop)
     }

@@ -34,6 +34,11 @@ tokio::task_local! {
 /// The actor of changes made outside an admin call (the reconciler, the publisher).
 pub const SYSTEM: &str = "system";
 
+/// The trace of the admin call being served, while tracing is on; else empty.
+pub fn current_trace_id() -> String {
+    switchyard_common::trace::trace_id(&tracing::Span::current()).unwrap_or_default()
+}
+
 /// The admin call being served, if any.
 pub fn caller() -> Option<Caller> {
     ACTOR.try_with(Clone::clone).ok()

@@ -234,7 +234,7 @@ impl Store {
             object: change.object.clone(),
             outcome: "ok".into(),
             detail: change.detail().to_string(),
-            trace_id: String::new(),
+            trace_id: audit::current_trace_id(),
         };
         Self::append_audit(tx, new).await
     }
