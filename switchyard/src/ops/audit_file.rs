@@ -168,9 +168,120 @@ pub struct Checked {
     pub reason: String,
 }
 
-/// Reads a JSON export: its records and checkpoints, in file order.
-fn read(file: impl BufRead) -> anyhow::Result<(Vec<Record>, Vec<Checkpoint>)> {
-    let (mut records, mut checkpoints) = (Vec::new(), Vec::new());
+/// Records checked at a time: an export of any length is checked in this much memory.
+const PAGE: usize = 5000;
+
+/// Checks an export's lines as they are read, a page of records at a time, each page with
+/// the previous page's last record before it.
+struct Verifier<'k> {
+    keys: &'k [VerifyingKey],
+    page_size: usize,
+    checked: Checked,
+    page: Vec<Record>,
+    /// Whether the page's first record is the previous page's last (checked already).
+    carried: bool,
+    checkpoints: Vec<Checkpoint>,
+}
+
+impl Verifier<'_> {
+    fn chain(&mut self, chain: &str, seq: i64) -> Result<(), audit::ChainBreak> {
+        if self.checked.tenant.is_empty() && self.checked.records == 0 {
+            chain.clone_into(&mut self.checked.tenant);
+        }
+        if chain != self.checked.tenant {
+            return Err(audit::ChainBreak {
+                seq,
+                reason: format!(
+                    "belongs to the chain {chain:?}, not {:?}",
+                    self.checked.tenant
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn event(&mut self, record: Record) -> Result<(), audit::ChainBreak> {
+        self.chain(&record.chain, record.seq)?;
+        if self.page.len() >= self.page_size + usize::from(self.carried) {
+            self.flush()?;
+        }
+        if self.checked.records == 0 {
+            self.checked.first_seq = record.seq;
+        }
+        self.checked.records += 1;
+        self.checked.last_seq = record.seq;
+        self.page.push(record);
+        Ok(())
+    }
+
+    fn checkpoint(&mut self, cp: Checkpoint) -> Result<(), audit::ChainBreak> {
+        self.chain(&cp.chain, cp.seq)?;
+        self.checkpoints.push(cp);
+        Ok(())
+    }
+
+    /// Checks the page read so far, and keeps its last record for the next.
+    fn flush(&mut self) -> Result<(), audit::ChainBreak> {
+        let (Some(first), Some(last)) = (self.page.first(), self.page.last()) else {
+            return Ok(());
+        };
+        let (first, last) = (first.seq, last.seq);
+        audit::verify(&self.page, first, None)?;
+        let own = usize::from(self.carried);
+        let matched = checkpoint::check(&self.page[own..], &self.checkpoints, self.keys)?;
+        self.checked.checkpoints += matched as u64;
+        let newest = self
+            .checkpoints
+            .iter()
+            .filter(|c| (first..=last).contains(&c.seq))
+            .map(|c| c.seq)
+            .max();
+        self.checked.signed_through = self.checked.signed_through.max(newest.unwrap_or(0));
+        self.checkpoints.clear();
+        let kept = self.page.pop();
+        self.page.clear();
+        self.page.extend(kept);
+        self.carried = true;
+        Ok(())
+    }
+}
+
+/// Checks an exported file against `keys` without the service: the chain recomputes, every
+/// checkpoint is signed by one of the keys and matches its record, and at least one
+/// checkpoint signs a record of the file (else nothing ties the file to the signer).
+pub fn verify(file: impl BufRead, keys: &[VerifyingKey]) -> anyhow::Result<Checked> {
+    verify_in_pages(file, keys, PAGE)
+}
+
+fn verify_in_pages(
+    file: impl BufRead,
+    keys: &[VerifyingKey],
+    page_size: usize,
+) -> anyhow::Result<Checked> {
+    if keys.is_empty() {
+        bail!(
+            "--public-key: give the audit signing key's public key (`switchyard audit signing-key`)"
+        );
+    }
+    let mut v = Verifier {
+        keys,
+        page_size: page_size.max(1),
+        checked: Checked {
+            intact: false,
+            tenant: String::new(),
+            records: 0,
+            first_seq: 0,
+            last_seq: 0,
+            checkpoints: 0,
+            signed_through: 0,
+            first_bad_seq: None,
+            reason: String::new(),
+        },
+        page: Vec::new(),
+        carried: false,
+        checkpoints: Vec::new(),
+    };
+    let mut outcome = Ok(());
     for (n, line) in file.lines().enumerate() {
         let line = line.context("reading the export")?;
         if line.trim().is_empty() {
@@ -178,9 +289,9 @@ fn read(file: impl BufRead) -> anyhow::Result<(Vec<Record>, Vec<Checkpoint>)> {
         }
         let parsed: Line = serde_json::from_str(&line)
             .map_err(|e| anyhow!("line {}: not a line of a JSON audit export: {e}", n + 1))?;
-        match parsed {
-            Line::Event(e) => records.push(e.record()),
-            Line::Checkpoint(c) => checkpoints.push(Checkpoint {
+        outcome = match parsed {
+            Line::Event(e) => v.event(e.record()),
+            Line::Checkpoint(c) => v.checkpoint(Checkpoint {
                 chain: c.tenant,
                 seq: c.seq,
                 hash: c.hash,
@@ -188,65 +299,23 @@ fn read(file: impl BufRead) -> anyhow::Result<(Vec<Record>, Vec<Checkpoint>)> {
                 key_id: c.key_id,
                 signature: c.signature,
             }),
+        };
+        if outcome.is_err() {
+            break;
         }
     }
-    Ok((records, checkpoints))
-}
-
-/// Checks an exported file against `keys` without the service: the chain recomputes, every
-/// checkpoint is signed by one of the keys and matches its record, and at least one
-/// checkpoint signs a record of the file (else nothing ties the file to the signer).
-pub fn verify(file: impl BufRead, keys: &[VerifyingKey]) -> anyhow::Result<Checked> {
-    if keys.is_empty() {
-        bail!(
-            "--public-key: give the audit signing key's public key (`switchyard audit signing-key`)"
-        );
-    }
-    let (records, checkpoints) = read(file)?;
-    let (Some(first), Some(last)) = (records.first(), records.last()) else {
+    if v.checked.records == 0 {
         bail!("the file holds no audit records");
-    };
-    let tenant = first.chain.clone();
-    let mut checked = Checked {
-        intact: false,
-        tenant: tenant.clone(),
-        records: records.len() as u64,
-        first_seq: first.seq,
-        last_seq: last.seq,
-        checkpoints: 0,
-        signed_through: 0,
-        first_bad_seq: None,
-        reason: String::new(),
-    };
-    let stranger = records
-        .iter()
-        .map(|r| (r.seq, &r.chain))
-        .chain(checkpoints.iter().map(|c| (c.seq, &c.chain)))
-        .find(|(_, chain)| **chain != tenant);
-    let outcome = match stranger {
-        Some((seq, chain)) => Err(audit::ChainBreak {
-            seq,
-            reason: format!("belongs to the chain {chain:?}, not {tenant:?}"),
-        }),
-        None => audit::verify(&records, first.seq, None)
-            .and_then(|()| checkpoint::check(&records, &checkpoints, keys)),
-    };
+    }
+    let outcome = outcome.and_then(|()| v.flush());
+    let mut checked = v.checked;
     match outcome {
-        Ok(0) => {
+        Ok(()) if checked.checkpoints == 0 => {
             checked.reason = "no signed checkpoint covers these records: nothing ties them to \
                               the audit key"
                 .into();
         }
-        Ok(n) => {
-            checked.intact = true;
-            checked.checkpoints = n as u64;
-            checked.signed_through = checkpoints
-                .iter()
-                .filter(|c| c.seq <= last.seq)
-                .map(|c| c.seq)
-                .max()
-                .unwrap_or(0);
-        }
+        Ok(()) => checked.intact = true,
         Err(broken) => {
             checked.first_bad_seq = Some(broken.seq);
             checked.reason = broken.reason;
@@ -254,3 +323,7 @@ pub fn verify(file: impl BufRead, keys: &[VerifyingKey]) -> anyhow::Result<Check
     }
     Ok(checked)
 }
+
+#[cfg(test)]
+#[path = "audit_file_tests.rs"]
+mod tests;
