@@ -170,6 +170,8 @@ pub(crate) async fn served(endpoint: &str, key: &str) {
 
 #[tokio::main]
 async fn main() {
+    // The control plane, workers and upstream run here on the allocator the binary uses.
+    switchyard_allocator::configure();
     tracing_subscriber::fmt()
         .with_env_filter("error,rmcp=off")
         .with_writer(std::io::stderr)
