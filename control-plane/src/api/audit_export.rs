@@ -52,7 +52,8 @@ async fn send(
                 return;
             }
         };
-        if records.is_empty() {
+        // None left in the run (records removed from the database end it early).
+        if records.first().is_none_or(|r| r.seq > last) {
             return;
         }
         let mut checkpoints = checkpoints.into_iter().peekable();
