@@ -145,6 +145,28 @@ pub fn capture_logs() {
     });
 }
 
+/// The usage event of a successful tool call `a__echo` on connector `a` of `tenant`, by key
+/// id `abcdefghijkl`, made at `at_ms`, with id `id`: what a worker publishes.
+pub fn usage_event(id: &str, tenant: &str, at_ms: i64) -> switchyard_bus::UsageEvent {
+    switchyard_bus::UsageEvent {
+        id: id.into(),
+        tenant: tenant.into(),
+        key_id: "abcdefghijkl".into(),
+        method: switchyard_bus::UsageMethod::ToolsCall,
+        target: "a__echo".into(),
+        connector: "a".into(),
+        ok: true,
+        at_ms,
+        duration_ms: 1,
+        error: None,
+        session: None,
+        worker: None,
+        trace_id: None,
+        arguments_digest: None,
+        arguments: None,
+    }
+}
+
 /// Everything logged so far by this test process.
 pub fn logs() -> String {
     LOGS.get()

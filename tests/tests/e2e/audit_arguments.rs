@@ -13,19 +13,10 @@ async fn call_details(cp: &ControlPlane, tenant: &str, n: usize) -> Vec<serde_js
     let mut details: Vec<serde_json::Value>;
     assert_eventually!(
         {
-            details = cp
-                .audit()
-                .list_audit_events(ListAuditEventsRequest {
-                    tenant: tenant.into(),
-                    ..Default::default()
-                })
+            details = crate::audit_refusals::records(cp, tenant, "call")
                 .await
-                .unwrap()
-                .into_inner()
-                .events
                 .into_iter()
                 .rev()
-                .filter(|e| e.kind == "call")
                 .map(|e| serde_json::from_str(&e.detail).unwrap())
                 .collect();
             details.len() >= n

@@ -4,27 +4,15 @@
 //! redelivers the whole batch to the replica that takes over.
 
 use futures::StreamExt as _;
-use switchyard_bus::{UsageEvent, UsageMethod};
+use switchyard_bus::UsageEvent;
 use switchyard_control_plane::usage::record_of;
 use switchyard_tests::{ControlPlane, Stack, assert_eventually};
 
 fn event(n: usize) -> UsageEvent {
+    let at = switchyard_control_plane::model::now_millis();
     UsageEvent {
-        id: format!("call-{n:03}"),
-        tenant: "acme".into(),
-        key_id: String::new(),
-        method: UsageMethod::ToolsCall,
         target: format!("a__tool{n}"),
-        connector: "a".into(),
-        ok: true,
-        at_ms: switchyard_control_plane::model::now_millis(),
-        duration_ms: 1,
-        error: None,
-        session: None,
-        worker: Some("w1".into()),
-        trace_id: None,
-        arguments_digest: None,
-        arguments: None,
+        ..switchyard_tests::usage_event(&format!("call-{n:03}"), "acme", at)
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
-use switchyard_bus::{MemoryUsage, Queue as _, UsageEvent, UsageMethod};
+use switchyard_bus::{MemoryUsage, Queue as _, UsageEvent};
 use switchyard_common::TenantSlug;
 use switchyard_control_plane::model::Quotas;
 use switchyard_tests::{assert_eventually, logs, sqlite_store};
@@ -11,23 +11,7 @@ use switchyard_tests::{assert_eventually, logs, sqlite_store};
 const DEADLINE: Duration = Duration::from_secs(20);
 
 fn event(id: &str) -> UsageEvent {
-    UsageEvent {
-        id: id.into(),
-        tenant: "acme".into(),
-        key_id: "abcdefghijkl".into(),
-        method: UsageMethod::ToolsCall,
-        target: "a__echo".into(),
-        connector: "a".into(),
-        ok: true,
-        at_ms: switchyard_control_plane::model::now_millis(),
-        duration_ms: 1,
-        error: None,
-        session: None,
-        worker: None,
-        trace_id: None,
-        arguments_digest: None,
-        arguments: None,
-    }
+    switchyard_tests::usage_event(id, "acme", switchyard_control_plane::model::now_millis())
 }
 
 #[tokio::test]

@@ -1,10 +1,65 @@
 //! Driving requests at a concurrency and rate, and what came of them.
 
-use crate::Work;
 use crate::raw::Target;
+use crate::{Era, Work};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+/// The load a measurement drives, the same for every target it compares.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Load {
+    #[arg(long, value_enum, default_value = "legacy")]
+    pub(crate) era: Era,
+    /// Client sessions (connections) the calls are spread over.
+    #[arg(long, default_value_t = 8)]
+    pub(crate) sessions: usize,
+    /// Calls in flight at once, over all sessions.
+    #[arg(long, default_value_t = 32)]
+    pub(crate) concurrency: usize,
+    /// Calls a second to aim for (0: as fast as the concurrency allows).
+    #[arg(long, default_value_t = 0)]
+    pub(crate) rate: u64,
+    /// Seconds to measure each target for (after a one-second warm-up).
+    #[arg(long, default_value_t = 10)]
+    pub(crate) duration: u64,
+    /// Times to measure each target, alternating.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) rounds: usize,
+}
+
+impl Load {
+    /// The target rate, as a run's heading says it.
+    pub(crate) fn rate_text(&self) -> String {
+        if self.rate == 0 {
+            "none".to_owned()
+        } else {
+            format!("{}/s", self.rate)
+        }
+    }
+
+    /// `sessions` clients of `endpoint` (with `key`) in `era`, each on its own connection.
+    pub(crate) async fn clients(
+        &self,
+        endpoint: &str,
+        key: Option<&str>,
+        era: Era,
+    ) -> Arc<Vec<Target>> {
+        let mut clients = Vec::with_capacity(self.sessions);
+        for _ in 0..self.sessions {
+            clients.push(Target::connect(endpoint, key, era).await);
+        }
+        Arc::new(clients)
+    }
+}
+
+/// CPU a process used per call answered in `o`, in microseconds.
+pub(crate) fn cpu_per_call(cpu: Duration, o: &Outcome) -> String {
+    if o.answered == 0 {
+        return "-".into();
+    }
+    format!("{:.0}", cpu.as_secs_f64() * 1e6 / o.answered as f64)
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct Outcome {

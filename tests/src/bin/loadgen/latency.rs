@@ -1,10 +1,8 @@
 //! Throughput and added latency: the same load directly against an upstream and through a
 //! worker, in one run, with the worker's CPU per call.
 
-use crate::drive::{self, Outcome};
-use crate::raw::Target;
+use crate::drive::{self, Load, cpu_per_call};
 use crate::{Era, Work, process, served, stack, tenant};
-use std::sync::Arc;
 use std::time::Duration;
 
 /// The upstream the load goes to.
@@ -25,42 +23,20 @@ pub(crate) enum WorkerIn {
     Here,
 }
 
+/// Throughput and latency directly against an upstream and through a worker.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Latency {
-    #[arg(long, value_enum, default_value = "legacy")]
-    era: Era,
+    #[command(flatten)]
+    load: Load,
     #[arg(long, value_enum, default_value = "rmcp")]
     upstream: Upstream,
     #[arg(long, value_enum, default_value = "process")]
     worker: WorkerIn,
-    /// Client sessions (connections) the calls are spread over.
-    #[arg(long, default_value_t = 8)]
-    sessions: usize,
-    /// Calls in flight at once, over all sessions.
-    #[arg(long, default_value_t = 32)]
-    concurrency: usize,
-    /// Calls a second to aim for (0: as fast as the concurrency allows).
-    #[arg(long, default_value_t = 0)]
-    rate: u64,
-    /// Seconds to measure each target for (after a one-second warm-up).
-    #[arg(long, default_value_t = 10)]
-    duration: u64,
     #[arg(long, value_enum, default_value = "call")]
     work: Work,
     /// Runtime threads of the worker process (default: one per core).
     #[arg(long)]
     worker_threads: Option<usize>,
-    /// Times to measure each target, alternating (direct, worker, direct, ...).
-    #[arg(long, default_value_t = 1)]
-    rounds: usize,
-}
-
-/// CPU a process used per call answered, in microseconds.
-fn cpu_per_call(cpu: Duration, o: &Outcome) -> String {
-    if o.answered == 0 {
-        return "-".into();
-    }
-    format!("{:.0}", cpu.as_secs_f64() * 1e6 / o.answered as f64)
 }
 
 pub(crate) async fn latency(l: Latency) {
@@ -86,19 +62,16 @@ pub(crate) async fn latency(l: Latency) {
         None => stack.workers[0].endpoint("bench"),
     };
     served(&endpoint, &key).await;
-    let duration = Duration::from_secs(l.duration);
+    let load = &l.load;
+    let duration = Duration::from_secs(load.duration);
     println!(
         "{:?}, upstream {:?}, era {:?}, {} sessions, {} in flight, target rate {}, worker {:?}:",
         l.work,
         l.upstream,
-        l.era,
-        l.sessions,
-        l.concurrency,
-        if l.rate == 0 {
-            "none".to_owned()
-        } else {
-            format!("{}/s", l.rate)
-        },
+        load.era,
+        load.sessions,
+        load.concurrency,
+        load.rate_text(),
         l.worker,
     );
     println!(
@@ -109,23 +82,15 @@ pub(crate) async fn latency(l: Latency) {
     // the direct baseline whichever era reaches the worker.
     let direct_era = match l.upstream {
         Upstream::Everything => Era::Legacy,
-        Upstream::Rmcp => l.era,
+        Upstream::Rmcp => load.era,
     };
-    let mut direct = Vec::new();
-    for _ in 0..l.sessions {
-        direct.push(Target::connect(&upstream_url, None, direct_era).await);
-    }
-    let direct = Arc::new(direct);
-    let mut through = Vec::new();
-    for _ in 0..l.sessions {
-        through.push(Target::connect(&endpoint, Some(&key), l.era).await);
-    }
-    let through = Arc::new(through);
+    let direct = load.clients(&upstream_url, None, direct_era).await;
+    let through = load.clients(&endpoint, Some(&key), load.era).await;
     let upstream_cpu = || everything.as_ref().map(process::Process::cpu);
     let worker_cpu = || worker.as_ref().map(process::Process::cpu);
-    for _ in 0..l.rounds {
+    for _ in 0..load.rounds {
         let mut rows = Vec::new();
-        let direct_name = if direct_era == l.era {
+        let direct_name = if direct_era == load.era {
             "upstream directly"
         } else {
             "upstream directly (sessions)"
@@ -135,7 +100,7 @@ pub(crate) async fn latency(l: Latency) {
             ("through a worker", through.clone()),
         ] {
             let (w0, u0) = (worker_cpu(), upstream_cpu());
-            let o = drive::drive(clients, l.work, l.concurrency, l.rate, duration).await;
+            let o = drive::drive(clients, l.work, load.concurrency, load.rate, duration).await;
             let (w1, u1) = (worker_cpu(), upstream_cpu());
             let per_call = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
                 (Some(a), Some(b)) => cpu_per_call(b - a, &o),

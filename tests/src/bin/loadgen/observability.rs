@@ -12,34 +12,20 @@
 //! Before each run the audit-on control plane is let catch up with the calls already made,
 //! so no run pays for the backlog of the one before.
 
-use crate::drive::{self, Outcome};
+use crate::drive::{self, Load, Outcome, cpu_per_call};
 use crate::raw::Target;
-use crate::{Era, Work, process, served, tenant};
+use crate::{Work, process, served, tenant};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchyard_tests::otlp::OtlpReceiver;
 use switchyard_tests::upstream::TestUpstream;
 use switchyard_tests::{ControlPlane, Stack};
 
+/// Throughput and latency through workers with auditing and tracing on and off.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Observability {
-    #[arg(long, value_enum, default_value = "legacy")]
-    era: Era,
-    /// Client sessions (connections) the calls are spread over.
-    #[arg(long, default_value_t = 8)]
-    sessions: usize,
-    /// Calls in flight at once, over all sessions.
-    #[arg(long, default_value_t = 32)]
-    concurrency: usize,
-    /// Calls a second to aim for (0: as fast as the concurrency allows).
-    #[arg(long, default_value_t = 0)]
-    rate: u64,
-    /// Seconds to measure each target for (after a one-second warm-up).
-    #[arg(long, default_value_t = 8)]
-    duration: u64,
-    /// Times to measure each target, alternating.
-    #[arg(long, default_value_t = 2)]
-    rounds: usize,
+    #[command(flatten)]
+    load: Load,
 }
 
 /// Call records on the `bench` tenant's audit chain.
@@ -74,14 +60,6 @@ fn others() -> [Duration; 3] {
     ]
 }
 
-/// `cpu` per call answered in `o`, in microseconds.
-fn cpu_per_call(cpu: Duration, o: &Outcome) -> String {
-    if o.answered == 0 {
-        return "-".into();
-    }
-    format!("{:.0}", cpu.as_secs_f64() * 1e6 / o.answered as f64)
-}
-
 struct Variant {
     name: &'static str,
     clients: Arc<Vec<Target>>,
@@ -89,33 +67,26 @@ struct Variant {
     audited: bool,
 }
 
-async fn clients(endpoint: &str, key: Option<&str>, o: &Observability) -> Arc<Vec<Target>> {
-    let mut clients = Vec::new();
-    for _ in 0..o.sessions {
-        clients.push(Target::connect(endpoint, key, o.era).await);
-    }
-    Arc::new(clients)
-}
-
 /// A worker process on `stack` (with `env`), and clients of it with `key`.
 async fn through(
     (name, audited): (&'static str, bool),
     (stack, key): (&Stack, &str),
     env: &[(&str, String)],
-    o: &Observability,
+    load: &Load,
 ) -> Variant {
     let worker = process::worker_with(&process::sibling_binary(), stack, None, env).await;
     let endpoint = format!("http://127.0.0.1:{}/t/bench/mcp", worker.port);
     served(&endpoint, key).await;
     Variant {
         name,
-        clients: clients(&endpoint, Some(key), o).await,
+        clients: load.clients(&endpoint, Some(key), load.era).await,
         worker: Some(worker),
         audited,
     }
 }
 
 pub(crate) async fn observability(o: Observability) {
+    let load = &o.load;
     let upstream = TestUpstream::start("bench").await;
     let on = Stack::builder().workers(0).start().await;
     let off = Stack::builder()
@@ -133,31 +104,39 @@ pub(crate) async fn observability(o: Observability) {
     let variants = vec![
         Variant {
             name: "upstream directly",
-            clients: clients(&upstream.url, None, &o).await,
+            clients: load.clients(&upstream.url, None, load.era).await,
             worker: None,
             audited: false,
         },
-        through(("audit on, tracing off", true), (&on, &key_on), &[], &o).await,
-        through(("audit off, tracing off", false), (&off, &key_off), &[], &o).await,
-        through(("audit on, tracing on", true), (&on, &key_on), &traced, &o).await,
+        through(("audit on, tracing off", true), (&on, &key_on), &[], load).await,
+        through(
+            ("audit off, tracing off", false),
+            (&off, &key_off),
+            &[],
+            load,
+        )
+        .await,
+        through(
+            ("audit on, tracing on", true),
+            (&on, &key_on),
+            &traced,
+            load,
+        )
+        .await,
     ];
     println!(
         "upstream rmcp, era {:?}, {} sessions, {} in flight, target rate {}:",
-        o.era,
-        o.sessions,
-        o.concurrency,
-        if o.rate == 0 {
-            "none".to_owned()
-        } else {
-            format!("{}/s", o.rate)
-        }
+        load.era,
+        load.sessions,
+        load.concurrency,
+        load.rate_text()
     );
     println!(
         "| target | calls/s | p50 ms | p90 ms | p99 ms | max ms | errors | worker CPU us/call | PostgreSQL CPU us/call | NATS CPU us/call | load generator CPU us/call | spans exported | audit records written |"
     );
     println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut recorded = 0i64;
-    for _ in 0..o.rounds {
+    for _ in 0..load.rounds {
         for v in &variants {
             caught_up(&on.cp, recorded).await;
             receiver.clear();
@@ -166,9 +145,9 @@ pub(crate) async fn observability(o: Observability) {
             let out: Outcome = drive::drive(
                 v.clients.clone(),
                 Work::Call,
-                o.concurrency,
-                o.rate,
-                Duration::from_secs(o.duration),
+                load.concurrency,
+                load.rate,
+                Duration::from_secs(load.duration),
             )
             .await;
             let cpu = v.worker.as_ref().map(process::Process::cpu);

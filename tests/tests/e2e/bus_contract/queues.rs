@@ -22,23 +22,7 @@ contract!(
 );
 
 fn usage_event(id: &str) -> switchyard_bus::UsageEvent {
-    switchyard_bus::UsageEvent {
-        id: id.into(),
-        tenant: "acme".into(),
-        key_id: "abcdefghijkl".into(),
-        method: switchyard_bus::UsageMethod::ToolsCall,
-        target: "alpha__echo".into(),
-        connector: "alpha".into(),
-        ok: true,
-        at_ms: 1_000,
-        duration_ms: 3,
-        error: None,
-        session: None,
-        worker: None,
-        trace_id: None,
-        arguments_digest: None,
-        arguments: None,
-    }
+    switchyard_tests::usage_event(id, "acme", 1_000)
 }
 
 async fn usage_events_arrive_in_order_once_per_id(usage: Arc<switchyard_bus::UsageBus>) {
