@@ -21,6 +21,27 @@ pub(super) enum Era {
     Stateless,
 }
 
+/// What the fixture records of each request, the most recent [`Recent::KEPT`] only: a load
+/// generator sends it millions.
+#[derive(Debug, Default)]
+pub(super) struct Recent<T>(Mutex<std::collections::VecDeque<T>>);
+
+impl<T: Clone> Recent<T> {
+    const KEPT: usize = 10_000;
+
+    pub(super) fn push(&self, item: T) {
+        let mut items = self.0.lock().unwrap();
+        if items.len() == Self::KEPT {
+            items.pop_front();
+        }
+        items.push_back(item);
+    }
+
+    pub(super) fn all(&self) -> Vec<T> {
+        self.0.lock().unwrap().iter().cloned().collect()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(super) struct Fixture {
     pub(super) label: String,
@@ -28,9 +49,9 @@ pub(super) struct Fixture {
     pub(super) executions: Arc<Mutex<HashMap<String, usize>>>,
     pub(super) calls: Arc<AtomicUsize>,
     pub(super) cancelled: Arc<AtomicUsize>,
-    pub(super) headers: Arc<Mutex<Vec<http::HeaderMap>>>,
+    pub(super) headers: Arc<Recent<http::HeaderMap>>,
     /// The JSON-RPC id of each tool call, in arrival order.
-    pub(super) call_ids: Arc<Mutex<Vec<String>>>,
+    pub(super) call_ids: Arc<Recent<String>>,
     pub(super) gate: Arc<Gate>,
     /// Resources subscribed to, with the session each subscription came on.
     pub(super) subscriptions: Arc<Mutex<Vec<(String, String)>>>,
@@ -48,7 +69,7 @@ fn schema(props: serde_json::Value) -> Arc<JsonObject> {
 impl Fixture {
     fn record(&self, ctx: &RequestContext<RoleServer>) {
         if let Some(parts) = ctx.extensions.get::<http::request::Parts>() {
-            self.headers.lock().unwrap().push(parts.headers.clone());
+            self.headers.push(parts.headers.clone());
         }
     }
 }
@@ -163,7 +184,7 @@ impl ServerHandler for Fixture {
         ctx: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, McpError> {
         self.record(&ctx);
-        self.call_ids.lock().unwrap().push(ctx.id.to_string());
+        self.call_ids.push(ctx.id.to_string());
         self.calls.fetch_add(1, Ordering::SeqCst);
         let args = request.arguments.unwrap_or_default();
         let text = match request.name.as_ref() {

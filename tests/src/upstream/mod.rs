@@ -46,7 +46,7 @@ pub struct TestUpstream {
     pub attempts: Arc<AtomicUsize>,
     /// Sessions its clients ended (DELETE).
     pub ended: Arc<AtomicUsize>,
-    headers: Arc<Mutex<Vec<http::HeaderMap>>>,
+    headers: Arc<fixture::Recent<http::HeaderMap>>,
     executions: Arc<Mutex<HashMap<String, usize>>>,
     faults: Arc<Mutex<Faults>>,
     stop: CancellationToken,
@@ -173,14 +173,14 @@ impl TestUpstream {
             .insert(name.to_owned(), description.to_owned());
     }
 
-    /// Every request's headers so far.
+    /// The headers of every request so far (of the last 10,000).
     pub fn seen_headers(&self) -> Vec<http::HeaderMap> {
-        self.headers.lock().unwrap().clone()
+        self.headers.all()
     }
 
-    /// The JSON-RPC id of each tool call it received, in arrival order.
+    /// The JSON-RPC id of each tool call it received, in arrival order (of the last 10,000).
     pub fn call_ids(&self) -> Vec<String> {
-        self.fixture.call_ids.lock().unwrap().clone()
+        self.fixture.call_ids.all()
     }
 
     /// Injects `faults` into the tool calls from now on.
