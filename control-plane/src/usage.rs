@@ -111,7 +111,7 @@ async fn record(store: &Store, batch: &[Delivery<switchyard_bus::UsageEvent>]) {
 
 /// The next batch: one event (waited for), then whatever else arrives within [`LINGER`],
 /// up to [`BATCH`]. `None` when the stream ended or failed.
-pub(crate) async fn next_batch<E: switchyard_bus::Event>(
+pub async fn next_batch<E: switchyard_bus::Event>(
     deliveries: &mut futures::stream::BoxStream<'static, switchyard_bus::Result<Delivery<E>>>,
 ) -> Option<Vec<Delivery<E>>> {
     let first = match deliveries.next().await? {

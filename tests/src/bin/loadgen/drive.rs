@@ -26,6 +26,12 @@ pub(crate) struct Load {
     /// Times to measure each target, alternating.
     #[arg(long, default_value_t = 1)]
     pub(crate) rounds: usize,
+    /// Pins each worker process to these CPUs (a `taskset` list, such as `0`), so it runs
+    /// as on a node of its own: start the load generator itself under `taskset -c` with
+    /// the other CPUs, and move PostgreSQL there too, to keep the rest of the system off
+    /// them.
+    #[arg(long)]
+    pub(crate) worker_cpus: Option<String>,
 }
 
 impl Load {

@@ -57,6 +57,9 @@ pub(crate) async fn latency(l: Latency) {
         }
         WorkerIn::Here => None,
     };
+    if let (Some(w), Some(cpus)) = (&worker, &l.load.worker_cpus) {
+        w.pin(cpus);
+    }
     let endpoint = match &worker {
         Some(w) => format!("http://127.0.0.1:{}/t/bench/mcp", w.port),
         None => stack.workers[0].endpoint("bench"),

@@ -39,6 +39,21 @@ impl Process {
         })
     }
 
+    /// Pins every thread of the process to `cpus` (a `taskset` CPU list, such as `0`);
+    /// threads it starts later inherit that from the thread that starts them.
+    pub(crate) fn pin(&self, cpus: &str) {
+        let status = Command::new("taskset")
+            .args(["--all-tasks", "--pid", "--cpu-list", cpus])
+            .arg(self.child.id().to_string())
+            .stdout(Stdio::null())
+            .status()
+            .expect("taskset (util-linux) runs");
+        assert!(
+            status.success(),
+            "taskset could not pin the worker to {cpus}"
+        );
+    }
+
     /// Resident memory (`VmRSS` in `/proc/PID/status`), in KiB.
     pub(crate) fn rss_kib(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
