@@ -6,8 +6,10 @@
 //! Each request on a session is in use from when it passes the gate until its answer
 //! (a stream included) ends; a session with no request in flight for `after` is parked:
 //! closed in memory, its records kept. A GET stream keeps its session in memory only while
-//! the session holds upstream sessions (`Anchor`), whose notifications the stream carries;
-//! otherwise rmcp ends the stream with the session and the client's next GET gets a quiet
+//! the session holds an upstream session that may send it something unasked, which the
+//! stream carries (`Anchor`: one that announces list changes, one the client subscribed to
+//! resources on, or one whose log messages it asked for); otherwise rmcp ends the stream
+//! with the session and the client's next GET gets a quiet
 //! stream (`http::quiet`) that holds no session. A request arriving while its session is
 //! being parked waits until it is gone, then restores it, so parking never cuts a request
 //! off.
@@ -28,7 +30,7 @@ struct Use {
     last: Instant,
     /// Chosen to be parked: requests wait until it is.
     parking: bool,
-    /// The session holds upstream sessions in memory.
+    /// The session holds an upstream session that may send it something unasked.
     anchored: bool,
 }
 
@@ -90,7 +92,8 @@ impl Drop for InUse {
     }
 }
 
-/// Lets the handler of a request mark its session as holding upstream sessions.
+/// Lets the handler of a request mark its session as holding an upstream session that may
+/// send it something unasked.
 #[derive(Debug, Clone)]
 pub struct Anchor {
     parking: Arc<Parking>,
@@ -98,7 +101,7 @@ pub struct Anchor {
 }
 
 impl Anchor {
-    /// The session now holds an upstream session in memory.
+    /// The session now holds an upstream session that may send it something unasked.
     pub fn hold(&self) {
         if let Some(u) = lock(&self.parking.uses).get_mut(&self.id) {
             u.anchored = true;
@@ -146,8 +149,8 @@ impl Parking {
         }
     }
 
-    /// The handle a request's handler marks session `id` with when it opens an upstream
-    /// session for it.
+    /// The handle a request's handler marks session `id` with when an upstream session of
+    /// it may send it something unasked.
     pub fn anchor(self: &Arc<Self>, id: &str) -> Anchor {
         Anchor {
             parking: self.clone(),

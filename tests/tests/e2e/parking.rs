@@ -130,18 +130,28 @@ async fn an_idle_session_is_parked_and_its_next_call_brings_it_back_with_its_ups
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_get_stream_keeps_its_session_only_while_the_session_holds_upstream_sessions() {
+async fn a_get_stream_keeps_its_session_only_while_an_upstream_may_send_it_something() {
     let env = Env::start().await;
     let worker = env
         .stack
         .start_worker(|c| c.session_park_after = Duration::from_secs(1))
         .await;
     let key = env.tenant(&worker, "streams", 0).await;
-    // One session has called a tool (it holds an upstream session whose notifications
-    // its stream relays); the other has not. Both have a GET stream open.
+    // One session subscribed to a resource (its upstream session may send it updates, which
+    // its stream relays); the other only called a tool (its upstream session announces no
+    // list changes, and it asked for no log messages). Both have a GET stream open.
     let relaying = env.open(&worker, "streams", &key).await;
-    assert!(relaying.call("a__echo", json!({"text": "x"})).await.ok());
+    let subscribed = relaying
+        .post(
+            json!({"jsonrpc": "2.0", "id": 3, "method": "resources/subscribe",
+            "params": {"uri": "test://A/info"}}),
+        )
+        .await;
+    assert_eq!(subscribed.status(), 200);
+    assert!(!subscribed.text().await.unwrap().contains("\"error\""));
+    assert_eq!(env.upstream.subscriptions().len(), 1);
     let quiet = env.open(&worker, "streams", &key).await;
+    assert!(quiet.call("a__echo", json!({"text": "x"})).await.ok());
     let relaying_stream = relaying.stream().await;
     let quiet_stream = quiet.stream().await;
     assert_eq!(

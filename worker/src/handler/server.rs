@@ -348,7 +348,7 @@ impl ServerHandler for Gateway {
     async fn set_level(
         &self,
         request: SetLevelRequestParams,
-        _ctx: RequestContext<RoleServer>,
+        ctx: RequestContext<RoleServer>,
     ) -> Result<(), McpError> {
         *lock(&self.client.log_level) = Some(request.level);
         let sessions: Vec<_> = self
@@ -361,6 +361,8 @@ impl ServerHandler for Gateway {
             .collect();
         for s in sessions.iter().filter(|s| s.logs()) {
             let _ = s.peer().set_level(request.clone()).await;
+            // Its log messages now reach the client's GET stream.
+            super::upstream_sessions::anchor(&ctx);
         }
         Ok(())
     }
@@ -433,6 +435,10 @@ impl Gateway {
         )
         .await
         .map_err(|e| e.into_mcp(&connector.name))?;
+        if subscribing {
+            // Its updates reach the client's GET stream.
+            super::upstream_sessions::anchor(ctx);
+        }
         let mut subscribed = lock(&self.client.subscribed);
         let uris = subscribed.entry(connector.name.clone()).or_default();
         if subscribing {

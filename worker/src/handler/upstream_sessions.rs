@@ -85,6 +85,21 @@ impl Gateway {
             wants_logs: true,
             session: true,
         }));
+        self.unasked(ctx, &session).await;
+        sessions.insert(c.name.clone(), session.clone());
+        lock(&self.core.open).push((
+            tenant.slug.to_string(),
+            c.name.clone(),
+            Arc::downgrade(&session),
+        ));
+        drop(sessions);
+        self.settle(&client_session, c, &session).await;
+        Ok(Upstream::Scoped(session))
+    }
+
+    /// Sets up what new upstream session `session` may send the client of `ctx` unasked:
+    /// the log level the client asked for, and whether its GET stream keeps it in memory.
+    async fn unasked(&self, ctx: &RequestContext<RoleServer>, session: &crate::upstream::Session) {
         let level = *lock(&self.client.log_level);
         if let Some(level) = level
             && session.logs()
@@ -94,16 +109,9 @@ impl Gateway {
                 .set_level(SetLevelRequestParams::new(level))
                 .await;
         }
-        sessions.insert(c.name.clone(), session.clone());
-        anchor(ctx);
-        lock(&self.core.open).push((
-            tenant.slug.to_string(),
-            c.name.clone(),
-            Arc::downgrade(&session),
-        ));
-        drop(sessions);
-        self.settle(&client_session, c, &session).await;
-        Ok(Upstream::Scoped(session))
+        if pushes(session, level.is_some()) {
+            anchor(ctx);
+        }
     }
 
     /// How many upstream sessions client sessions of `tenant` hold open here.
@@ -198,9 +206,30 @@ impl Gateway {
     }
 }
 
-/// Marks the client session of `ctx` as holding an upstream session: it is not let go of
-/// while its GET stream may relay this one's notifications (see `parking`).
-fn anchor(ctx: &RequestContext<RoleServer>) {
+/// Whether upstream session `session` may send its client something unasked for, which
+/// the client's GET stream would carry: it announces changes to its lists, or the client
+/// asked for log messages (`logs_asked`) and it sends them. Resource updates follow a
+/// subscription, which anchors its session itself; server requests and progress belong to
+/// a call and travel on the call's own stream.
+fn pushes(session: &crate::upstream::Session, logs_asked: bool) -> bool {
+    session.peer().peer_info().is_some_and(|info| {
+        let c = &info.capabilities;
+        c.tools
+            .as_ref()
+            .is_some_and(|t| t.list_changed == Some(true))
+            || c.prompts
+                .as_ref()
+                .is_some_and(|p| p.list_changed == Some(true))
+            || c.resources
+                .as_ref()
+                .is_some_and(|r| r.list_changed == Some(true))
+            || (logs_asked && c.logging.is_some())
+    })
+}
+
+/// Marks the client session of `ctx` as holding an upstream session that may send it
+/// something: it is not let go of while its GET stream may relay that (see `parking`).
+pub(super) fn anchor(ctx: &RequestContext<RoleServer>) {
     if let Some(anchor) = ctx
         .extensions
         .get::<http::request::Parts>()

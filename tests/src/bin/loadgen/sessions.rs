@@ -134,6 +134,34 @@ async fn all_parked(worker: &process::Process, endpoint: &str, key: &str, activi
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    busy(endpoint, key, activity).await;
+}
+
+type Stream = std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>;
+
+/// A GET stream on session `id`.
+async fn open_stream(http: &reqwest::Client, endpoint: &str, key: &str, id: &str) -> Stream {
+    let r = legacy::Session::of(http, endpoint, key, id.to_owned())
+        .stream()
+        .await;
+    assert!(r.status().is_success(), "GET refused: {}", r.status());
+    Box::pin(r.bytes_stream())
+}
+
+/// Whether `stream` has ended (read through what it has sent so far).
+async fn ends(stream: &mut Stream) -> bool {
+    use futures::StreamExt as _;
+    loop {
+        match tokio::time::timeout(Duration::from_millis(5), stream.next()).await {
+            Ok(Some(Ok(_))) => continue,
+            Ok(None | Some(Err(_))) => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+/// Serves `activity` requests without a session.
+async fn busy(endpoint: &str, key: &str, activity: usize) {
     let http = client();
     for _ in 0..activity {
         assert!(
@@ -150,7 +178,10 @@ pub(crate) async fn sessions(s: Sessions) {
     let settings = [
         ("SWITCHYARD_MAX_SESSIONS", s.cap.to_string()),
         ("SWITCHYARD_SESSION_PARK_AFTER", s.park_after.to_string()),
-        ("SWITCHYARD_MAX_CONNECTIONS", (s.streams + 1000).to_string()),
+        (
+            "SWITCHYARD_MAX_CONNECTIONS",
+            (s.streams + s.returns + 1000).to_string(),
+        ),
     ];
     let bin = process::sibling_binary();
     let worker = process::worker_with(&bin, &stack, None, &settings).await;
@@ -186,11 +217,7 @@ pub(crate) async fn sessions(s: Sessions) {
     let http = client();
     let mut open_streams = Vec::new();
     for id in &ids[..streams] {
-        let r = legacy::Session::of(&http, &endpoint, &key, id.clone())
-            .stream()
-            .await;
-        assert!(r.status().is_success(), "GET refused: {}", r.status());
-        open_streams.push(r.bytes_stream());
+        open_streams.push(open_stream(&http, &endpoint, &key, id).await);
     }
     let now = settled_rss(&worker).await;
     let quiet = worker
@@ -213,8 +240,46 @@ pub(crate) async fn sessions(s: Sessions) {
          {again:.0} us on the same session in memory",
         returning.len()
     );
+    // The same sessions, each now holding an upstream session, with a GET stream open
+    // on each past the park delay: a session stays in memory only if an upstream session
+    // of it may send it something unasked (which the test upstream does not announce), so
+    // the worker parks them and ends their streams; each client then opens its GET stream
+    // again, as clients do. Compared with all of them parked and their connections closed
+    // afterwards.
+    let mut open_streams = Vec::new();
+    for id in returning {
+        open_streams.push(open_stream(&http, &endpoint, &key, id).await);
+    }
+    tokio::time::sleep(Duration::from_secs(s.park_after + 3)).await;
+    busy(&endpoint, &key, ACTIVITY).await;
+    let mut ended = 0;
+    for (stream, id) in open_streams.iter_mut().zip(returning) {
+        if ends(stream).await {
+            ended += 1;
+            *stream = open_stream(&http, &endpoint, &key, id).await;
+        }
+    }
+    let listening = settled_rss(&worker).await;
+    let (quiet, live_then) = (
+        worker
+            .metric("switchyard_worker_quiet_streams")
+            .await
+            .unwrap_or(f64::NAN),
+        live().await,
+    );
+    drop(open_streams);
     all_parked(&worker, &endpoint, &key, ACTIVITY).await;
     let before = settled_rss(&worker).await;
+    row(
+        &format!(
+            "called sessions, a GET stream on each past the park delay ({ended} ended by \
+             the worker and opened again: {quiet} quiet streams)"
+        ),
+        returning.len(),
+        before,
+        listening,
+        live_then,
+    );
     let modern = client();
     for _ in 0..s.modern {
         assert!(
