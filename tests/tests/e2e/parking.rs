@@ -1,7 +1,8 @@
 //! Idle sessions leave a worker's memory and come back on use; a worker holds a bounded
 //! number of sessions and refuses more with a reason rather than running out of memory.
 //! A parked session's GET stream is answered without bringing it back. Attacks: a session
-//! whose stream relays upstream notifications must not be let go of, a revoked key's
+//! whose stream may relay upstream notifications (a subscription's updates, log messages it
+//! asked for) must not be let go of, a revoked key's
 //! quiet stream must close, and a tenant must not get past its session cap by letting
 //! sessions park.
 
@@ -199,6 +200,64 @@ async fn a_get_stream_keeps_its_session_only_while_an_upstream_may_send_it_somet
         .await
         .unwrap()
         .ok();
+}
+
+/// Asks for the upstreams' log messages on `session`.
+async fn ask_for_logs(session: &legacy::Session) {
+    let r = session
+        .post(
+            json!({"jsonrpc": "2.0", "id": 4, "method": "logging/setLevel",
+            "params": {"level": "info"}}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert!(!body.contains("\"error\""), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_get_stream_keeps_a_session_that_asked_for_log_messages_whenever_it_asked() {
+    let env = Env::start().await;
+    let worker = env
+        .stack
+        .start_worker(|c| c.session_park_after = Duration::from_secs(1))
+        .await;
+    let key = env.tenant(&worker, "logs", 0).await;
+    // One asks for log messages before its upstream session opens, one after; the third
+    // never asks. All three called a tool and keep a GET stream open.
+    let before = env.open(&worker, "logs", &key).await;
+    ask_for_logs(&before).await;
+    assert!(before.call("a__echo", json!({"text": "x"})).await.ok());
+    let after = env.open(&worker, "logs", &key).await;
+    assert!(after.call("a__echo", json!({"text": "x"})).await.ok());
+    ask_for_logs(&after).await;
+    let silent = env.open(&worker, "logs", &key).await;
+    assert!(silent.call("a__echo", json!({"text": "x"})).await.ok());
+    let streams = (
+        before.stream().await,
+        after.stream().await,
+        silent.stream().await,
+    );
+    assert_eq!(
+        (
+            streams.0.status().as_u16(),
+            streams.1.status().as_u16(),
+            streams.2.status().as_u16()
+        ),
+        (200, 200, 200)
+    );
+
+    // Only the silent one is let go of, its stream with it.
+    within(
+        DEADLINE,
+        "the silent session's stream ends",
+        streams.2.bytes(),
+    )
+    .await
+    .ok();
+    one_parked(&worker).await;
+    assert_eq!(metric(&worker, PARKED).await, 1.0);
+    assert_eq!(metric(&worker, LIVE).await, 2.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
