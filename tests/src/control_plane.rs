@@ -207,6 +207,15 @@ impl ControlPlane {
             .unwrap()
             .into_inner()
     }
+
+    /// Tenant `slug` as `GetTenant` answers it.
+    pub async fn tenant(&self, slug: &str) -> pb::Tenant {
+        self.tenants()
+            .get_tenant(pb::GetTenantRequest { slug: slug.into() })
+            .await
+            .unwrap()
+            .into_inner()
+    }
 }
 
 impl Drop for ControlPlane {

@@ -227,15 +227,7 @@ async fn bad_audit_settings_are_refused_naming_the_field() {
             "{refused:?}"
         );
     }
-    let tenant = stack
-        .cp
-        .tenants()
-        .get_tenant(GetTenantRequest {
-            slug: "acme".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let tenant = stack.cp.tenant("acme").await;
     let audit = tenant.audit.unwrap();
     assert_eq!(
         (

@@ -201,14 +201,7 @@ async fn an_isolated_tenant_is_handed_to_its_dedicated_workers_and_back() {
         Some("upstream other-up"),
         "other tenants are untouched"
     );
-    let t = cp
-        .tenants()
-        .get_tenant(GetTenantRequest {
-            slug: "acme".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let t = cp.tenant("acme").await;
     assert_eq!(t.tier, TenantTier::Isolated as i32);
     let isolation = t.status.unwrap().isolation.unwrap();
     assert_eq!(isolation.namespace, ns);

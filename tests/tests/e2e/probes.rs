@@ -123,15 +123,7 @@ async fn a_failing_publish_shows_in_the_tenant_status_until_it_succeeds() {
     let stack = Stack::builder().workers(0).start().await;
     stack.cp.create_tenant("acme").await;
     let cp = &stack.cp;
-    let get_tenant = || async {
-        cp.tenants()
-            .get_tenant(GetTenantRequest {
-                slug: "acme".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-    };
+    let get_tenant = || cp.tenant("acme");
     assert_eventually!(
         {
             let t = get_tenant().await;

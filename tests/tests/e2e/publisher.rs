@@ -261,14 +261,7 @@ async fn a_new_policy_key_seals_every_tenant_again() {
     let policy = bus.get("acme").await.unwrap().unwrap();
     let opened = keys.policy.open(&aad, &header(&policy)).unwrap();
     assert_eq!(&opened[..], b"Bearer sealed");
-    let t = new
-        .tenants()
-        .get_tenant(GetTenantRequest {
-            slug: "acme".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let t = new.tenant("acme").await;
     assert_eq!(
         t.policy_revision, policy.revision,
         "a new revision, not a new change"

@@ -42,17 +42,7 @@ async fn a_policy_the_bus_refuses_stops_only_its_tenant() {
         .create_connector(connector_with("big", "up", &up.url, &big_headers(10)))
         .await
         .unwrap();
-    let status = || async {
-        stack
-            .cp
-            .tenants()
-            .get_tenant(GetTenantRequest { slug: "big".into() })
-            .await
-            .unwrap()
-            .into_inner()
-            .status
-            .unwrap_or_default()
-    };
+    let status = || async { stack.cp.tenant("big").await.status.unwrap_or_default() };
     assert_eventually!(
         !status().await.publish_error.is_empty(),
         DEADLINE,
