@@ -23,7 +23,7 @@ pub use fleet::{
 };
 pub use memory::MemoryBus;
 pub use nats::{NatsBus, POLICY_BUCKET};
-pub use queue::{Delivery, Event, MemoryQueue, NatsQueue, Queue, QueueSpec};
+pub use queue::{Delivery, Event, MemoryQueue, NatsQueue, Queue, QueueSpec, Rejected};
 pub use refusals::{
     MemoryRefusals, NatsRefusals, REFUSALS_STREAM, RefusalBus, RefusalKind, RefusalReport,
 };

@@ -10,6 +10,7 @@ use futures::StreamExt as _;
 use futures::stream::BoxStream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -77,6 +78,26 @@ pub trait Queue<E: Event>: Send + Sync + std::fmt::Debug + 'static {
     }
     /// Events not yet acknowledged, then new ones as they come.
     async fn consume(&self) -> Result<BoxStream<'static, Result<Delivery<E>>>>;
+    /// Events this queue's consumers dropped since it was made, by why (see `Rejected`).
+    fn rejected(&self) -> Rejected {
+        Rejected::default()
+    }
+}
+
+/// Queued events a consumer dropped rather than pass on. The in-process queue carries
+/// typed events from this process alone, so it drops none.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Rejected {
+    /// Events naming another tenant than the subject they were published on.
+    pub forged: u64,
+    /// Payloads that are no event of the queue's kind.
+    pub unreadable: u64,
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    forged: std::sync::atomic::AtomicU64,
+    unreadable: std::sync::atomic::AtomicU64,
 }
 
 fn unavailable(e: impl std::fmt::Display) -> BusError {
@@ -201,6 +222,7 @@ impl<E: Event> Queue<E> for MemoryQueue<E> {
 pub struct NatsQueue<E> {
     js: jetstream::Context,
     stream: Arc<tokio::sync::OnceCell<jetstream::stream::Stream>>,
+    rejected: Arc<Tally>,
     _events: std::marker::PhantomData<fn() -> E>,
 }
 
@@ -209,6 +231,7 @@ impl<E> Clone for NatsQueue<E> {
         Self {
             js: self.js.clone(),
             stream: self.stream.clone(),
+            rejected: self.rejected.clone(),
             _events: std::marker::PhantomData,
         }
     }
@@ -219,6 +242,7 @@ impl<E: Event> NatsQueue<E> {
         Self {
             js: jetstream::new(client),
             stream: Arc::default(),
+            rejected: Arc::default(),
             _events: std::marker::PhantomData,
         }
     }
@@ -321,35 +345,56 @@ impl<E: Event> Queue<E> for NatsQueue<E> {
             .await
             .map_err(unavailable)?;
         let messages = consumer.messages().await.map_err(unavailable)?;
+        let tally = self.rejected.clone();
         Ok(messages
-            .filter_map(|m| async move {
-                let message = match m {
-                    Ok(message) => message,
-                    Err(e) => return Some(Err(unavailable(e))),
-                };
-                // An event that cannot be read would come back at every redelivery: it is
-                // dropped. So is one naming another tenant than its subject does: a
-                // publisher may write only its own tenant's subject (a dedicated pool's
-                // credentials allow no other), so such an event is forged.
-                let why = match serde_json::from_slice::<E>(&message.payload) {
-                    Ok(event)
-                        if message.subject.as_str()
-                            == format!("{}.{}", E::SPEC.subject_prefix, event.tenant()) =>
-                    {
-                        return Some(Ok(Delivery {
-                            event,
-                            message: Some(message),
-                        }));
-                    }
-                    Ok(_) => "it names another tenant than its subject".to_owned(),
-                    Err(e) => format!("it cannot be read: {e}"),
-                };
-                tracing::warn!(subject = %message.subject, reason = %why, "dropping a queued event");
-                if let Err(e) = message.ack().await {
-                    tracing::warn!(error = %e, "acknowledging a dropped event failed");
-                }
-                None
-            })
+            .filter_map(move |m| accept(m, tally.clone()))
             .boxed())
     }
+
+    fn rejected(&self) -> Rejected {
+        Rejected {
+            forged: self.rejected.forged.load(Ordering::Relaxed),
+            unreadable: self.rejected.unreadable.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A message off a queue's stream as a delivery, or `None` for an event dropped (see
+/// `NatsQueue::consume`), tallied in `tally` and acknowledged so it does not come back.
+async fn accept<E: Event>(
+    m: std::result::Result<jetstream::Message, jetstream::consumer::pull::MessagesError>,
+    tally: Arc<Tally>,
+) -> Option<Result<Delivery<E>>> {
+    let message = match m {
+        Ok(message) => message,
+        Err(e) => return Some(Err(unavailable(e))),
+    };
+    // An event that cannot be read would come back at every redelivery: it is
+    // dropped. So is one naming another tenant than its subject does: a
+    // publisher may write only its own tenant's subject (a dedicated pool's
+    // credentials allow no other), so such an event is forged.
+    let why = match serde_json::from_slice::<E>(&message.payload) {
+        Ok(event)
+            if message.subject.as_str()
+                == format!("{}.{}", E::SPEC.subject_prefix, event.tenant()) =>
+        {
+            return Some(Ok(Delivery {
+                event,
+                message: Some(message),
+            }));
+        }
+        Ok(_) => {
+            tally.forged.fetch_add(1, Ordering::Relaxed);
+            "it names another tenant than its subject".to_owned()
+        }
+        Err(e) => {
+            tally.unreadable.fetch_add(1, Ordering::Relaxed);
+            format!("it cannot be read: {e}")
+        }
+    };
+    tracing::warn!(subject = %message.subject, reason = %why, "dropping a queued event");
+    if let Err(e) = message.ack().await {
+        tracing::warn!(error = %e, "acknowledging a dropped event failed");
+    }
+    None
 }

@@ -35,8 +35,21 @@ pub struct CallLabel {
     pub code: &'static str,
 }
 
+/// A queue the control plane consumes, and why it dropped an event of it.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectedLabel {
+    pub queue: &'static str,
+    pub reason: &'static str,
+}
+
+/// Reads how many events a queue's consumers dropped so far.
+type RejectedSoFar = Box<dyn Fn() -> switchyard_bus::Rejected + Send + Sync>;
+
 pub struct Metrics {
     registry: Registry,
+    /// Queued events dropped by this control plane's consumers (see `watch_queue`).
+    rejected: Family<RejectedLabel, Counter>,
+    queues: std::sync::Mutex<Vec<(&'static str, RejectedSoFar)>>,
     /// Policies the publisher tried to put on the bus.
     pub publish_attempts: Counter,
     /// Publishing that failed, by reason: `bus`, `compile`, `store`.
@@ -66,6 +79,12 @@ impl Default for Metrics {
         let oldest_age = Gauge::<f64, AtomicU64>::default();
         let ready = Gauge::default();
         let sealed_with_other_key = Gauge::default();
+        let rejected = Family::<RejectedLabel, Counter>::default();
+        registry.register(
+            "queued_events_rejected",
+            "Events taken off a worker queue (usage, tools, refusals) and dropped unfolded, by reason (forged: it names another tenant than its subject; unreadable: no event of the queue's kind). Any is an event a worker did not write: a call missing from usage counts and the audit trail",
+            rejected.clone(),
+        );
         registry.register(
             "policies_sealed_with_other_key",
             "Tenants found, at the last sweep (every minute), with their policy sealed under another policy key; 0 once a key change is complete",
@@ -103,6 +122,8 @@ impl Default for Metrics {
         );
         Self {
             registry,
+            rejected,
+            queues: std::sync::Mutex::default(),
             publish_attempts,
             publish_failures,
             admin_calls,
@@ -121,8 +142,38 @@ impl Metrics {
             .inc();
     }
 
-    /// The metrics in Prometheus text format, with the store sampled now.
+    /// Counts, from now on, the events `bus`'s consumers drop, as queue `name`.
+    pub fn watch_queue<E: switchyard_bus::Event>(
+        &self,
+        name: &'static str,
+        bus: Arc<dyn switchyard_bus::Queue<E>>,
+    ) {
+        self.queues
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((name, Box::new(move || bus.rejected())));
+    }
+
+    /// Brings the rejected-events counters up to the queues' own tallies.
+    fn sample_queues(&self) {
+        let queues = self
+            .queues
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (queue, so_far) in queues.iter() {
+            let so_far = so_far();
+            for (reason, n) in [("forged", so_far.forged), ("unreadable", so_far.unreadable)] {
+                let counter = self
+                    .rejected
+                    .get_or_create(&RejectedLabel { queue, reason });
+                counter.inc_by(n.saturating_sub(counter.get()));
+            }
+        }
+    }
+
+    /// The metrics in Prometheus text format, with the store and queues sampled now.
     pub async fn render(&self, store: &Store) -> String {
+        self.sample_queues();
         let ready = is_ready(store).await;
         self.ready.set(i64::from(ready));
         if let Ok(Ok(backlog)) = tokio::time::timeout(STORE_WAIT, store.outbox_backlog()).await {

@@ -122,15 +122,18 @@ pub async fn serve(
         let publisher = Publisher::new(store.clone(), bus, config.keys.clone(), metrics.clone());
         tokio::spawn(publisher.run(std::future::pending()))
     });
-    let usage = config
-        .usage_bus
-        .map(|bus| tokio::spawn(crate::usage::fold(store.clone(), bus)));
-    let sightings = config
-        .tool_bus
-        .map(|bus| tokio::spawn(crate::sightings::fold(store.clone(), bus)));
-    let refusals = config
-        .refusal_bus
-        .map(|bus| tokio::spawn(crate::refusals::fold(store.clone(), bus)));
+    let usage = config.usage_bus.map(|bus| {
+        metrics.watch_queue("usage", bus.clone());
+        tokio::spawn(crate::usage::fold(store.clone(), bus))
+    });
+    let sightings = config.tool_bus.map(|bus| {
+        metrics.watch_queue("tools", bus.clone());
+        tokio::spawn(crate::sightings::fold(store.clone(), bus))
+    });
+    let refusals = config.refusal_bus.map(|bus| {
+        metrics.watch_queue("refusals", bus.clone());
+        tokio::spawn(crate::refusals::fold(store.clone(), bus))
+    });
     let pruning = config
         .audit_retention
         .map(|keep| tokio::spawn(crate::audit::retention::run(store.clone(), keep)));

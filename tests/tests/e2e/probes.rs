@@ -183,3 +183,47 @@ async fn a_failing_publish_shows_in_the_tenant_status_until_it_succeeds() {
         "published again once NATS is back"
     );
 }
+
+/// Events no worker wrote, put on the usage queue by someone holding NATS credentials
+/// that allow it, are dropped unfolded, and counted by why on the control plane's metrics.
+#[tokio::test]
+async fn events_dropped_off_a_queue_are_counted_by_why() {
+    let stack = Stack::start().await;
+    let forged =
+        serde_json::to_vec(&switchyard_tests::usage_event("forged", "acme", 1_000)).unwrap();
+    let js = async_nats::jetstream::new(stack.nats().client().await);
+    for (subject, payload) in [
+        ("switchyard.usage.globex", forged),
+        ("switchyard.usage.acme", b"not an event".to_vec()),
+        ("switchyard.usage.acme", b"{}".to_vec()),
+    ] {
+        js.publish(subject, payload.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let url = format!("http://{}/metrics", stack.cp.metrics);
+    let series = |reason: &str| {
+        format!(
+            "switchyard_control_plane_queued_events_rejected_total{{queue=\"usage\",reason=\"{reason}\"}}"
+        )
+    };
+    let mut metrics: String;
+    assert_eventually!(
+        {
+            metrics = get(&url).await.1;
+            value(&metrics, &series("forged")) == Some(1.0)
+                && value(&metrics, &series("unreadable")) == Some(2.0)
+        },
+        DEADLINE,
+        "one forged and two unreadable usage events counted: {metrics}"
+    );
+    // Every queue the control plane consumes has its series from the start, for alerts.
+    for queue in ["tools", "refusals"] {
+        let none = format!(
+            "switchyard_control_plane_queued_events_rejected_total{{queue=\"{queue}\",reason=\"forged\"}}"
+        );
+        assert_eq!(value(&metrics, &none), Some(0.0), "{metrics}");
+    }
+}

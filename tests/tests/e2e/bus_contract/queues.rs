@@ -165,7 +165,7 @@ async fn unacknowledged_usage_events_are_delivered_again() {
 
 /// A publisher allowed only its own tenant's subject cannot make an event count for another
 /// tenant by naming it in the body, nor hold the queue up with bytes that are no event:
-/// such events are dropped, and the queue goes on.
+/// such events are dropped, counted by why, and the queue goes on.
 #[tokio::test]
 async fn forged_and_unreadable_events_are_dropped() {
     use switchyard_bus::Queue as _;
@@ -196,4 +196,11 @@ async fn forged_and_unreadable_events_are_dropped() {
         assert_eq!(got.event.id, want);
         got.ack().await.unwrap();
     }
+    let dropped = switchyard_bus::Rejected {
+        forged: 1,
+        unreadable: 1,
+    };
+    assert_eq!(usage.rejected(), dropped);
+    // Clones share the tally, as the control plane's metrics and its consumer do.
+    assert_eq!(usage.clone().rejected(), dropped);
 }
