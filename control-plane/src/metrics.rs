@@ -82,7 +82,7 @@ impl Default for Metrics {
         let rejected = Family::<RejectedLabel, Counter>::default();
         registry.register(
             "queued_events_rejected",
-            "Events taken off a worker queue (usage, tools, refusals) and dropped unfolded, by reason (forged: it names another tenant than its subject; unreadable: no event of the queue's kind). Any is an event a worker did not write: a call missing from usage counts and the audit trail",
+            "Events taken off a worker queue (usage, tools, refusals) and dropped unfolded, by reason (forged: it names another tenant than its subject; unreadable: no event of the queue's kind). Any is an event missing from usage counts and the audit trail",
             rejected.clone(),
         );
         registry.register(
