@@ -97,6 +97,19 @@ impl NatsServer {
         }
     }
 
+    /// Puts each `(subject, payload)` on JetStream as it is, as a client holding NATS
+    /// credentials for the subject could, waiting for each to be stored.
+    pub async fn publish_raw(&self, messages: Vec<(&str, Vec<u8>)>) {
+        let js = async_nats::jetstream::new(self.client().await);
+        for (subject, payload) in messages {
+            js.publish(subject.to_owned(), payload.into())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        }
+    }
+
     /// The buses a worker or control plane of a stack on this server uses.
     pub async fn buses(&self) -> switchyard_bus::Buses {
         switchyard_bus::Buses::nats(self.client().await, &test_buckets())

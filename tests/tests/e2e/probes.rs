@@ -191,18 +191,14 @@ async fn events_dropped_off_a_queue_are_counted_by_why() {
     let stack = Stack::start().await;
     let forged =
         serde_json::to_vec(&switchyard_tests::usage_event("forged", "acme", 1_000)).unwrap();
-    let js = async_nats::jetstream::new(stack.nats().client().await);
-    for (subject, payload) in [
-        ("switchyard.usage.globex", forged),
-        ("switchyard.usage.acme", b"not an event".to_vec()),
-        ("switchyard.usage.acme", b"{}".to_vec()),
-    ] {
-        js.publish(subject, payload.into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-    }
+    stack
+        .nats()
+        .publish_raw(vec![
+            ("switchyard.usage.globex", forged),
+            ("switchyard.usage.acme", b"not an event".to_vec()),
+            ("switchyard.usage.acme", b"{}".to_vec()),
+        ])
+        .await;
     let url = format!("http://{}/metrics", stack.cp.metrics);
     let series = |reason: &str| {
         format!(

@@ -170,21 +170,14 @@ async fn unacknowledged_usage_events_are_delivered_again() {
 async fn forged_and_unreadable_events_are_dropped() {
     use switchyard_bus::Queue as _;
     let nats = switchyard_tests::Stack::nats_server().await;
-    let client = nats.client().await;
-    let usage = switchyard_bus::NatsUsage::new(client.clone());
+    let usage = switchyard_bus::NatsUsage::new(nats.client().await);
     usage.publish(&usage_event("first")).await.unwrap();
     let forged = serde_json::to_vec(&usage_event("forged")).unwrap();
-    let js = async_nats::jetstream::new(client);
-    for (subject, payload) in [
+    nats.publish_raw(vec![
         ("switchyard.usage.globex", forged),
         ("switchyard.usage.acme", b"not an event".to_vec()),
-    ] {
-        js.publish(subject, payload.into())
-            .await
-            .unwrap()
-            .await
-            .unwrap();
-    }
+    ])
+    .await;
     usage.publish(&usage_event("last")).await.unwrap();
     let mut deliveries = usage.consume().await.unwrap();
     for want in ["first", "last"] {
