@@ -37,6 +37,16 @@ impl Session {
     /// Like `open`, but `None` when `initialize` is refused. Each answer is read to its
     /// end, so the connection is reused.
     pub async fn try_open(http: &reqwest::Client, endpoint: &str, key: &str) -> Option<Self> {
+        Self::try_open_with(http, endpoint, key, json!({})).await
+    }
+
+    /// Like `try_open`, for a client declaring `capabilities`.
+    pub async fn try_open_with(
+        http: &reqwest::Client,
+        endpoint: &str,
+        key: &str,
+        capabilities: Value,
+    ) -> Option<Self> {
         let r = http
             .post(endpoint)
             .bearer_auth(key)
@@ -44,7 +54,7 @@ impl Session {
             .header("mcp-protocol-version", VERSION)
             .json(
                 &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                "protocolVersion": VERSION, "capabilities": {},
+                "protocolVersion": VERSION, "capabilities": capabilities,
                 "clientInfo": {"name": "switchyard-tests", "version": "1"}}}),
             )
             .send()

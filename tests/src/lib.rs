@@ -24,6 +24,7 @@ pub mod nats_accounts;
 pub mod otlp;
 pub mod proxy;
 pub mod python;
+pub mod sse;
 mod stack;
 pub mod upstream;
 mod worker;

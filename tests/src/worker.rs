@@ -102,6 +102,23 @@ impl Worker {
         format!("http://{}{path}", self.metrics)
     }
 
+    /// The lines of the worker's `/metrics` whose series is `name`'s.
+    pub async fn series(&self, name: &str) -> Vec<String> {
+        let text = reqwest::get(self.metrics_url("/metrics"))
+            .await
+            .expect("the worker's metrics answer")
+            .text()
+            .await
+            .expect("the worker's metrics are text");
+        text.lines()
+            .filter(|l| {
+                l.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with(['{', ' ']))
+            })
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Stops the worker as SIGTERM would and waits until it has finished.
     pub async fn shutdown(&mut self) {
         if let Some(stop) = self.stop.take() {

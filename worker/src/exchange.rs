@@ -237,12 +237,14 @@ impl Holds {
                 {
                     let mut answers = InputResponses::new();
                     for (key, ask) in asked.input_requests.iter().flatten() {
-                        let answer = ask_client(&call.client, ask).await.map_err(|e| {
-                            Error::BadInput(format!(
-                                "the client did not answer the upstream's request: {}",
-                                e.message
-                            ))
-                        })?;
+                        let answer = ask_client(&call.client, Some(&call.request_id), ask)
+                            .await
+                            .map_err(|e| {
+                                Error::BadInput(format!(
+                                    "the client did not answer the upstream's request: {}",
+                                    e.message
+                                ))
+                            })?;
                         answers.insert(key.clone(), answer);
                     }
                     request = rebuild(answers, asked.request_state);
@@ -327,7 +329,8 @@ impl Holds {
                 }
                 Ok(Step::Done(result)) => return Ok(Outcome::Result(result?)),
                 Ok(Step::Event(Event::Ask(ask))) if call.session_client => {
-                    let answer = ask_client(&call.client, &ask.request).await;
+                    let answer =
+                        ask_client(&call.client, Some(&call.request_id), &ask.request).await;
                     let _ = ask.reply.send(answer);
                 }
                 Ok(Step::Event(Event::Ask(ask))) => open.push((input_key(), ask)),

@@ -18,6 +18,7 @@ use rmcp::model::{
     ClientJsonRpcMessage, GetExtensions as _, JsonRpcMessage, RequestId, ServerJsonRpcMessage,
     ServerNotification,
 };
+use rmcp::service::OriginatingRequestId;
 use rmcp::transport::Transport;
 use rmcp::transport::streamable_http_server::session::{
     EventStore, RestoreOutcome, ServerSseMessage, SessionId, SessionManager,
@@ -48,6 +49,9 @@ const SIDE_QUEUE: usize = 64;
 struct Side {
     next: AtomicU64,
     requests: Mutex<HashMap<RequestId, mpsc::Sender<(u64, ServerJsonRpcMessage)>>>,
+    /// Requests served inline (see `handler::inline`): rmcp's session knows nothing of
+    /// them, so what the handler asks the client for them comes here too.
+    inline: Mutex<std::collections::HashSet<RequestId>>,
 }
 
 impl Side {
@@ -101,6 +105,27 @@ impl<M: SessionManager> OrderedSessions<M> {
 
     fn side(&self, id: &SessionId) -> Option<Arc<Side>> {
         crate::sync::lock(&self.sides).get(id)?.upgrade()
+    }
+
+    /// Takes what the handler sends for request `request` of session `session`, a request
+    /// served inline: its log messages and the requests it makes of the client. `None`
+    /// when the session is not here or a request with that id is open.
+    pub fn inline(&self, session: &str, request: &RequestId) -> Option<Inline> {
+        let side = self.side(&SessionId::from(session.to_owned()))?;
+        let (tx, rx) = mpsc::channel(SIDE_QUEUE);
+        {
+            let mut requests = crate::sync::lock(&side.requests);
+            if requests.contains_key(request) {
+                return None;
+            }
+            requests.insert(request.clone(), tx);
+        }
+        crate::sync::lock(&side.inline).insert(request.clone());
+        Some(Inline(Registration {
+            side,
+            id: request.clone(),
+            logs: rx,
+        }))
     }
 }
 
@@ -252,6 +277,11 @@ impl<T: Transport<RoleServer>> Transport<RoleServer> for OrderedTransport<T> {
                 n.notification.extensions_mut().insert(Seq(seq));
             }
             JsonRpcMessage::Request(r) => {
+                if let Some(origin) = r.request.extensions().get::<OriginatingRequestId>()
+                    && crate::sync::lock(&self.side.inline).contains(&origin.0)
+                {
+                    taken = self.side.queue(&origin.0);
+                }
                 r.request.extensions_mut().insert(Seq(seq));
             }
             _ => {}
@@ -291,6 +321,28 @@ impl Drop for Registration {
             let mut requests = crate::sync::lock(&self.side.requests);
             requests.remove(&self.id);
         }
+        crate::sync::lock(&self.side.inline).remove(&self.id);
+    }
+}
+
+/// What the handler sends for a request served inline, until this is dropped.
+pub struct Inline(Registration);
+
+impl std::fmt::Debug for Inline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Inline").field(&self.0.id).finish()
+    }
+}
+
+impl Inline {
+    /// The next message, in the order the handler sent them.
+    pub async fn next(&mut self) -> Option<ServerJsonRpcMessage> {
+        self.0.logs.recv().await.map(|(_, m)| m)
+    }
+
+    /// A message already queued, if any.
+    pub fn queued(&mut self) -> Option<ServerJsonRpcMessage> {
+        self.0.logs.try_recv().ok().map(|(_, m)| m)
     }
 }
 

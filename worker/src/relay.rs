@@ -90,14 +90,21 @@ const ASK_FOR: std::time::Duration = std::time::Duration::from_secs(300);
 /// Asks a session client one server-to-client request; the answer as JSON.
 pub async fn ask_client(
     peer: &Peer<RoleServer>,
+    origin: Option<&RequestId>,
     request: &InputRequest,
 ) -> Result<Value, McpError> {
-    let request = match request.clone() {
+    let mut request = match request.clone() {
         InputRequest::CreateMessage(r) => ServerRequest::CreateMessageRequest(r),
         InputRequest::Elicitation(r) => ServerRequest::ElicitRequest(r),
         InputRequest::ListRoots(r) => ServerRequest::ListRootsRequest(r),
         _ => return Err(McpError::invalid_request("unsupported input request", None)),
     };
+    // It rides the stream of the client's request it is asked for.
+    if let Some(origin) = origin {
+        request
+            .extensions_mut()
+            .insert(rmcp::service::OriginatingRequestId(origin.clone()));
+    }
     let answer = tokio::time::timeout(ASK_FOR, peer.send_request(request))
         .await
         .map_err(|_| McpError::internal_error("the client did not answer in time", None))?
@@ -198,7 +205,7 @@ impl RelayHandler {
             .as_ref()
             .filter(|o| o.session)
             .map(|o| o.peer.clone());
-        let value = ask_client(&session.ok_or_else(unroutable)?, &request).await?;
+        let value = ask_client(&session.ok_or_else(unroutable)?, None, &request).await?;
         serde_json::from_value(value).map_err(|e| {
             McpError::internal_error(format!("the client's answer is malformed: {e}"), None)
         })

@@ -8,42 +8,27 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use switchyard_tests::admin::{CreateTenantRequest, Quotas};
 use switchyard_tests::python::{BusyCpus, PythonUpstream};
+use switchyard_tests::sse::messages;
 use switchyard_tests::{Stack, mcp_connector};
 
 const NOTICES: usize = 20;
 const CALLS: usize = 30;
 
-/// The JSON-RPC messages of a response body: one for a JSON answer, each SSE event's for a
-/// stream (priming events carry none).
-fn messages(body: &str) -> Vec<Value> {
-    if let Ok(v) = serde_json::from_str::<Value>(body) {
-        return vec![v];
-    }
-    body.split("\n\n")
-        .filter_map(|event| {
-            let data: Vec<&str> = event
-                .lines()
-                .filter_map(|l| l.strip_prefix("data:"))
-                .map(str::trim_start)
-                .collect();
-            (!data.is_empty() && !data.concat().is_empty())
-                .then(|| serde_json::from_str(&data.join("\n")).expect("event data is JSON"))
-        })
-        .collect()
-}
-
-/// What the client must see for one call: progress and log message interleaved as the
-/// upstream sent them, then the result.
-fn check(messages: &[Value], token: &str, id: u64, what: &str) {
+/// What the client must see for one call: progress (when it follows it, under `token`) and
+/// log messages interleaved as the upstream sent them, then the result.
+fn check(messages: &[Value], token: Option<&str>, id: u64, what: &str) {
     let expected: Vec<String> = (1..=NOTICES)
-        .flat_map(|i| [format!("progress {i}"), format!("log line {i}")])
+        .flat_map(|i| {
+            let progress = token.map(|_| format!("progress {i}"));
+            progress.into_iter().chain([format!("log line {i}")])
+        })
         .chain([format!("result {id}")])
         .collect();
     let seen: Vec<String> = messages
         .iter()
         .map(|m| match m["method"].as_str() {
             Some("notifications/progress") => {
-                assert_eq!(m["params"]["progressToken"], token, "{what}: {m}");
+                assert_eq!(m["params"]["progressToken"], json!(token), "{what}: {m}");
                 format!(
                     "progress {}",
                     m["params"]["progress"].as_f64().unwrap_or(-1.0)
@@ -130,10 +115,13 @@ impl Client {
         client
     }
 
-    /// Calls `tool` asking for progress under `token` and for log messages; every message
-    /// of the answer, in order.
-    async fn burst(&self, tool: &str, id: u64, token: &str) -> Vec<Value> {
-        let mut meta = json!({"progressToken": token});
+    /// Calls `tool` asking for log messages, and for progress under `token` if given;
+    /// every message of the answer, in order.
+    async fn burst(&self, tool: &str, id: u64, token: Option<&str>) -> Vec<Value> {
+        let mut meta = json!({});
+        if let Some(token) = token {
+            meta["progressToken"] = json!(token);
+        }
         if self.session.is_none() {
             meta["io.modelcontextprotocol/protocolVersion"] = json!("2026-07-28");
             meta["io.modelcontextprotocol/clientCapabilities"] = json!({});
@@ -209,22 +197,24 @@ async fn upstream_notifications_reach_the_client_in_order_before_the_result_in_e
             for n in 0..CALLS {
                 let id = 100 + n as u64;
                 let token = format!("t-{tool}-{n}");
-                let got = client.burst(tool, id, &token).await;
-                check(&got, &token, id, &format!("{era}, {tool}, call {n}"));
+                let got = client.burst(tool, id, Some(&token)).await;
+                check(&got, Some(&token), id, &format!("{era}, {tool}, call {n}"));
             }
+        }
+    }
+    // A session client's call that follows no progress is served inline; its log messages
+    // still come on its stream, in order, before the result.
+    for tool in ["old__burst", "new__burst"] {
+        for n in 0..CALLS {
+            let id = 500 + n as u64;
+            let got = legacy.burst(tool, id, None).await;
+            check(&got, None, id, &format!("plain call, {tool}, call {n}"));
         }
     }
 
     // Nothing was dropped or sent off its request's stream.
-    let metrics = reqwest::get(worker.metrics_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let diverted: Vec<&str> = metrics
-        .lines()
-        .filter(|l| l.starts_with("switchyard_worker_relay_diverted_total"))
-        .collect();
+    let diverted = worker
+        .series("switchyard_worker_relay_diverted_total")
+        .await;
     assert!(diverted.is_empty(), "{diverted:?}");
 }

@@ -17,6 +17,7 @@
 #![allow(deprecated)]
 
 mod catalog;
+mod inline;
 mod listing;
 mod report;
 mod routing;
@@ -59,6 +60,8 @@ struct Core {
     /// Client sessions' upstream sessions, by tenant and connector, to end those whose
     /// connector goes away.
     open: Mutex<Vec<(String, String, std::sync::Weak<Session>)>>,
+    /// Client sessions rmcp holds in memory here, by session id (see `direct`).
+    live: Mutex<HashMap<String, std::sync::Weak<ClientSession>>>,
 }
 
 /// What belongs to one client session.
@@ -73,6 +76,9 @@ struct ClientSession {
     /// The resources the client subscribed to, by connector name: renewed on an upstream
     /// session that replaces another.
     subscribed: Mutex<HashMap<String, std::collections::BTreeSet<String>>>,
+    /// The client, as rmcp's session serves it: calls served without rmcp's session
+    /// machinery (see `direct`) reach the client through it.
+    peer: std::sync::OnceLock<rmcp::service::Peer<RoleServer>>,
 }
 
 #[derive(Debug, Clone)]
@@ -117,6 +123,7 @@ impl Gateway {
                 metrics,
                 calls: crate::access::Calls::default(),
                 open: Mutex::default(),
+                live: Mutex::default(),
             }),
             client: Arc::default(),
         }
@@ -132,6 +139,7 @@ impl Gateway {
 
     /// The authenticated principal and the tenant's current policy.
     fn tenant(&self, ctx: &RequestContext<RoleServer>) -> Result<(Principal, Arc<Tenant>)> {
+        self.remember(ctx);
         let principal = ctx
             .extensions
             .get::<http::request::Parts>()
@@ -216,5 +224,6 @@ impl Gateway {
         lock(&self.core.guards).retain(|(t, c), _| exists(t, c));
         lock(&self.core.catalogs).retain(|tenant, _| policies.get(tenant).is_some());
         lock(&self.core.listing).retain(|tenant, _| policies.get(tenant).is_some());
+        lock(&self.core.live).retain(|_, client| client.strong_count() > 0);
     }
 }

@@ -40,6 +40,8 @@ pub(super) struct Ready {
     /// Its session id, if it has one.
     pub session: Option<String>,
     pub held: Held,
+    /// Its body, when it may be a call to serve inline (see `inline`).
+    pub inline: Option<bytes::Bytes>,
 }
 
 impl Ready {
@@ -54,6 +56,7 @@ impl Ready {
             principal,
             session,
             held,
+            inline: None,
         }
     }
 }
@@ -66,6 +69,7 @@ pub(super) async fn forward(app: &App, ready: Ready) -> Response {
         principal,
         session,
         held,
+        inline,
     } = ready;
     let is_delete = req.method() == http::Method::DELETE;
     if is_delete && let Some(id) = &session {
@@ -86,10 +90,17 @@ pub(super) async fn forward(app: &App, ready: Ready) -> Response {
     }
     // rmcp's session store calls, made while it handles the request, need its tenant.
     let tenant = principal.tenant.to_string();
-    let mut response = crate::sessions::REQUEST_TENANT
-        .scope(tenant, app.mcp.handle(req))
-        .await
-        .map(Body::new);
+    let served = match (&session, &inline) {
+        (Some(id), Some(bytes)) => super::inline::serve(app, id, req, bytes).await,
+        _ => Err(req),
+    };
+    let mut response = match served {
+        Ok(response) => response,
+        Err(req) => crate::sessions::REQUEST_TENANT
+            .scope(tenant, app.mcp.handle(req))
+            .await
+            .map(Body::new),
+    };
     if let Some(id) = &session {
         // The session is in memory now (or ended): its quiet streams end, and the client's
         // next GET reaches the session itself.

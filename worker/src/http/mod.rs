@@ -9,6 +9,7 @@
 mod admit;
 mod forward;
 pub(crate) mod gate;
+mod inline;
 mod probes;
 mod quiet;
 mod refused;
@@ -76,6 +77,10 @@ pub struct App {
     cancel: CancellationToken,
     /// Refusals tallied for the audit trail.
     refusals: Arc<crate::refusals::Refusals>,
+    /// The `Host`s requests may name (rmcp's check, which calls served inline skip).
+    hosts: Vec<String>,
+    /// Calls served inline now (see `inline`).
+    inline_calls: Arc<inline::Calls>,
 }
 
 impl std::fmt::Debug for App {
@@ -116,14 +121,15 @@ impl App {
             .with_max_request_body_bytes(config.max_body_bytes);
         // Sessions opened on another worker are restored from the shared store.
         mcp_config.session_store = Some(sessions.rmcp_store());
+        let mut hosts = mcp_config.allowed_hosts.clone();
         if let Some(public) = &config.public_url {
             let host = public.host_str().unwrap_or_default().to_owned();
-            let mut hosts = vec![host.clone()];
+            hosts = vec![host.clone()];
             if let Some(port) = public.port() {
                 hosts.push(format!("{host}:{port}"));
             }
             mcp_config = mcp_config
-                .with_allowed_hosts(hosts)
+                .with_allowed_hosts(hosts.clone())
                 .with_allowed_origins([public.origin().ascii_serialization()])
                 .enforce_origin_validation();
         } else {
@@ -161,6 +167,8 @@ impl App {
             quiet: quiet::Quiet::new(config.session_idle),
             cancel,
             refusals,
+            hosts,
+            inline_calls: Arc::default(),
         }))
     }
 
@@ -377,30 +385,10 @@ async fn mcp(
         && req.method() != http::Method::DELETE
         && app.room_for(&policy, session.as_deref()).await?;
     let mut admitted = None;
+    let mut inline = None;
     if req.method() == http::Method::POST {
-        let body = std::mem::take(req.body_mut());
-        let (bytes, head) = gate::read_body(
-            req.headers(),
-            body,
-            app.max_body_bytes,
-            app.bounds.body_read_timeout,
-        )
-        .await?;
-        if let Some(head) = head {
-            if session.is_none() && head.method.as_deref() == Some("initialize") {
-                app.room_for(&policy, None).await?;
-            }
-            let _admit = switchyard_common::span!("admit").entered();
-            admitted = admit::admit(
-                &app.admission,
-                &policy,
-                &principal,
-                session.is_none(),
-                &head,
-            )
-            .map_err(|e| Refused(e, head.id.clone().unwrap_or_default()))?;
-        }
-        *req.body_mut() = Body::from(bytes);
+        (admitted, inline) =
+            read_post(app, &mut req, &policy, &principal, session.is_some()).await?;
     } else if req.method() == http::Method::GET {
         admitted = Some(admit::admit_stream(&app.admission, &policy)?);
     }
@@ -409,9 +397,43 @@ async fn mcp(
         in_use,
         returning,
     };
-    Ok(Next::Forward(forward::Ready::new(
-        req, principal, session, held,
-    )))
+    let mut ready = forward::Ready::new(req, principal, session, held);
+    ready.inline = inline;
+    Ok(Next::Forward(ready))
+}
+
+/// A POST's body (read, and put back for rmcp) and its admission; the body again when it
+/// is for `inline`.
+async fn read_post(
+    app: &App,
+    req: &mut Request<Body>,
+    policy: &crate::policy::Tenant,
+    principal: &crate::principal::Principal,
+    in_session: bool,
+) -> Result<(Option<crate::limits::Admitted>, Option<bytes::Bytes>), Refused> {
+    let body = std::mem::take(req.body_mut());
+    let (bytes, head) = gate::read_body(
+        req.headers(),
+        body,
+        app.max_body_bytes,
+        app.bounds.body_read_timeout,
+    )
+    .await?;
+    let mut admitted = None;
+    let mut inline = None;
+    if let Some(head) = head {
+        if !in_session && head.method.as_deref() == Some("initialize") {
+            app.room_for(policy, None).await?;
+        }
+        let _admit = switchyard_common::span!("admit").entered();
+        admitted = admit::admit(&app.admission, policy, principal, !in_session, &head)
+            .map_err(|e| Refused(e, head.id.clone().unwrap_or_default()))?;
+        if in_session && inline::wanted(head.method.as_deref(), req.headers(), &app.hosts) {
+            inline = Some(bytes.clone());
+        }
+    }
+    *req.body_mut() = Body::from(bytes);
+    Ok((admitted, inline))
 }
 
 pub fn router(app: Arc<App>) -> axum::Router {
