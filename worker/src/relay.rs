@@ -87,7 +87,8 @@ impl Diverted {
 /// answers must not hold its places (and perhaps a breaker's probe) forever.
 const ASK_FOR: std::time::Duration = std::time::Duration::from_secs(300);
 
-/// Asks a session client one server-to-client request; the answer as JSON.
+/// Asks a session client one server-to-client request, for its request `origin` if any
+/// (the request rides that request's stream); the answer as JSON.
 pub async fn ask_client(
     peer: &Peer<RoleServer>,
     origin: Option<&RequestId>,
@@ -99,7 +100,6 @@ pub async fn ask_client(
         InputRequest::ListRoots(r) => ServerRequest::ListRootsRequest(r),
         _ => return Err(McpError::invalid_request("unsupported input request", None)),
     };
-    // It rides the stream of the client's request it is asked for.
     if let Some(origin) = origin {
         request
             .extensions_mut()

@@ -60,7 +60,7 @@ struct Core {
     /// Client sessions' upstream sessions, by tenant and connector, to end those whose
     /// connector goes away.
     open: Mutex<Vec<(String, String, std::sync::Weak<Session>)>>,
-    /// Client sessions rmcp holds in memory here, by session id (see `direct`).
+    /// Client sessions rmcp holds in memory here, by session id (see `inline`).
     live: Mutex<HashMap<String, std::sync::Weak<ClientSession>>>,
 }
 
@@ -77,7 +77,7 @@ struct ClientSession {
     /// session that replaces another.
     subscribed: Mutex<HashMap<String, std::collections::BTreeSet<String>>>,
     /// The client, as rmcp's session serves it: calls served without rmcp's session
-    /// machinery (see `direct`) reach the client through it.
+    /// machinery (see `inline`) reach the client through it.
     peer: std::sync::OnceLock<rmcp::service::Peer<RoleServer>>,
 }
 
