@@ -80,6 +80,58 @@ async fn a_plain_call_is_answered_with_json_and_a_call_following_progress_with_i
 }
 
 #[tokio::test]
+async fn a_plain_resource_read_and_prompt_get_are_answered_with_json() {
+    let stack = Stack::start().await;
+    let up = TestUpstream::start("A").await;
+    let (session, key) = session(&stack, &up, json!({})).await;
+    let listed = |method: &'static str| {
+        let session = session.clone();
+        async move {
+            let r = session
+                .post(json!({"jsonrpc": "2.0", "id": 50, "method": method}))
+                .await;
+            messages(&r.text().await.unwrap()).remove(0)
+        }
+    };
+    let uri = listed("resources/list").await["result"]["resources"][0]["uri"].clone();
+    let prompt = listed("prompts/list").await["result"]["prompts"][0]["name"].clone();
+
+    let r = session
+        .post(
+            json!({"jsonrpc": "2.0", "id": 51, "method": "resources/read",
+            "params": {"uri": uri}}),
+        )
+        .await;
+    assert_eq!(content_type(&r), "application/json");
+    let read: Value = r.json().await.unwrap();
+    assert_eq!(read["result"]["contents"][0]["text"], "info of A", "{read}");
+
+    let r = session
+        .post(json!({"jsonrpc": "2.0", "id": 52, "method": "prompts/get",
+            "params": {"name": prompt}}))
+        .await;
+    assert_eq!(content_type(&r), "application/json");
+    let got: Value = r.json().await.unwrap();
+    assert_eq!(
+        got["result"]["messages"][0]["content"]["text"], "hello from A",
+        "{got}"
+    );
+
+    // A resource no connector has is the client's error, the same as rmcp answers it (a
+    // session's first request goes through rmcp).
+    let missing = json!({"jsonrpc": "2.0", "id": 53, "method": "resources/read",
+        "params": {"uri": "test://nobody/info"}});
+    let inline = session.post(missing.clone()).await;
+    assert_eq!(content_type(&inline), "application/json");
+    let inline: Value = inline.json().await.unwrap();
+    let endpoint = stack.worker().endpoint("acme");
+    let fresh = legacy::Session::open(&reqwest::Client::new(), &endpoint, &key).await;
+    let through_rmcp = messages(&fresh.post(missing).await.text().await.unwrap()).remove(0);
+    assert!(inline["error"]["code"].is_i64(), "{inline}");
+    assert_eq!(inline, through_rmcp);
+}
+
+#[tokio::test]
 async fn a_request_the_upstream_makes_during_a_plain_call_rides_the_calls_stream() {
     let stack = Stack::start().await;
     let up = TestUpstream::start("A").await;

@@ -1,9 +1,10 @@
 //! Calls of a session in memory here, served inline (see `handler::inline`): without rmcp's
 //! session worker and the channels between it, the service and the request's stream, each
-//! call on one task of its own. Only a plain case is taken: one `tools/call` of a session
-//! era client that follows no progress, from no browser (no `Origin`), to an allowed
-//! `Host`, with the media types and protocol version rmcp would accept. Everything else
-//! goes to rmcp, which checks and answers it as before.
+//! call on one task of its own. Only a plain case is taken: one `tools/call`,
+//! `resources/read` or `prompts/get` of a session era client that follows no progress,
+//! from no browser (no `Origin`), to an allowed `Host`, with the media types and protocol
+//! version rmcp would accept. Everything else goes to rmcp, which checks and answers it as
+//! before.
 //!
 //! The answer is one JSON body, unless the handler sends the client something first (a
 //! log message for the call, a request for input): then it is a stream, those first and
@@ -27,10 +28,10 @@ use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
 /// Whether a session's request with JSON-RPC method `method` and `headers` is one for this
-/// module: a call that may be served inline, or a cancellation (of such a call, perhaps).
+/// module: real work that may be served inline, or a cancellation (of such a call, perhaps).
 pub(super) fn wanted(method: Option<&str>, headers: &HeaderMap, hosts: &[String]) -> bool {
     match method {
-        Some("tools/call") => plain(headers, hosts),
+        Some("tools/call" | "resources/read" | "prompts/get") => plain(headers, hosts),
         Some("notifications/cancelled") => true,
         _ => false,
     }
@@ -177,7 +178,13 @@ pub(super) async fn serve(
         }
         _ => return Err(req),
     };
-    let plain_call = matches!(message.request, ClientRequest::CallToolRequest(_))
+    let real_work = matches!(
+        message.request,
+        ClientRequest::CallToolRequest(_)
+            | ClientRequest::ReadResourceRequest(_)
+            | ClientRequest::GetPromptRequest(_)
+    );
+    let plain_call = real_work
         && message.request.get_meta().get_progress_token().is_none()
         && message.request.get_meta().protocol_version().is_none();
     if !plain_call {
