@@ -6,7 +6,7 @@
 
 use super::{ClientSession, Gateway, lock};
 use rmcp::model::{ClientRequest, RequestId, ServerJsonRpcMessage};
-use rmcp::service::{RequestContext, RoleServer, Service as _};
+use rmcp::service::{Peer, RequestContext, RoleServer, Service as _};
 use std::sync::Arc;
 
 impl Gateway {
@@ -28,31 +28,28 @@ impl Gateway {
         }
     }
 
-    /// The gateway of session `id`, when rmcp holds it in memory here and has served it.
-    pub fn session(&self, id: &str) -> Option<Gateway> {
+    /// The gateway of session `id` and its peer, when rmcp holds the session in memory here
+    /// and has served it.
+    pub fn session(&self, id: &str) -> Option<(Gateway, Peer<RoleServer>)> {
         let client: Arc<ClientSession> = lock(&self.core.live).get(id)?.upgrade()?;
-        client.peer.get()?;
-        Some(Gateway {
+        let peer = client.peer.get()?.clone();
+        let gateway = Gateway {
             core: self.core.clone(),
             client,
-        })
+        };
+        Some((gateway, peer))
     }
 
-    /// Serves `request` (`id`) of this session inline; `parts` is its HTTP request's head,
-    /// carrying what the gate found (the principal, its places).
+    /// Serves `request` (`id`) of this session, whose client is `peer`, inline; `parts` is
+    /// its HTTP request's head, carrying what the gate found (the principal, its places).
     pub async fn serve_inline(
         &self,
+        peer: Peer<RoleServer>,
         id: RequestId,
         mut request: ClientRequest,
         parts: http::request::Parts,
     ) -> ServerJsonRpcMessage {
         use rmcp::model::{GetExtensions as _, GetMeta as _};
-        let Some(peer) = self.client.peer.get().cloned() else {
-            return ServerJsonRpcMessage::error(
-                rmcp::model::ErrorData::internal_error("session not served here", None),
-                Some(id),
-            );
-        };
         let mut ctx = RequestContext::new(id.clone(), peer);
         ctx.meta = std::mem::take(request.get_meta_mut());
         ctx.extensions = std::mem::take(request.extensions_mut());

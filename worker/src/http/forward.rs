@@ -44,23 +44,6 @@ pub(super) struct Ready {
     pub inline: Option<bytes::Bytes>,
 }
 
-impl Ready {
-    pub fn new(
-        req: Request<Body>,
-        principal: Principal,
-        session: Option<String>,
-        held: Held,
-    ) -> Self {
-        Self {
-            req,
-            principal,
-            session,
-            held,
-            inline: None,
-        }
-    }
-}
-
 /// Hands an admitted request to rmcp, holding what it `held` until the answer (perhaps a
 /// stream) is finished, and records a session it opens.
 pub(super) async fn forward(app: &App, ready: Ready) -> Response {

@@ -111,6 +111,8 @@ fn allowed_host(headers: &HeaderMap, hosts: &[String]) -> bool {
 }
 
 /// Calls served inline now, by session and request id, to stop one its client cancels.
+/// An entry lives as long as its call's task, which outlives the answer's stream (and its
+/// `ordered::Inline`) when the client goes away: the client may still cancel it.
 #[derive(Debug, Default)]
 pub(super) struct Calls(Mutex<HashMap<(String, RequestId), CancellationToken>>);
 
@@ -190,7 +192,7 @@ pub(super) async fn serve(
     if !plain_call {
         return Err(req);
     }
-    let Some(gateway) = app.breakers.session(session) else {
+    let Some((gateway, peer)) = app.breakers.session(session) else {
         return Err(req);
     };
     let id = message.id;
@@ -201,14 +203,14 @@ pub(super) async fn serve(
         return Err(req);
     };
     let (parts, _) = req.into_parts();
-    let call = run(gateway, id, message.request, parts, (entry, token));
+    let call = run((gateway, peer), id, message.request, parts, (entry, token));
     Ok(answer(taken, call).await)
 }
 
 /// The call on its own task, so it goes on when its client goes away; `None` when the
 /// client cancelled it.
 fn run(
-    gateway: Gateway,
+    (gateway, peer): (Gateway, rmcp::service::Peer<rmcp::service::RoleServer>),
     id: RequestId,
     request: ClientRequest,
     parts: http::request::Parts,
@@ -218,7 +220,7 @@ fn run(
         let _entry = entry;
         tokio::select! {
             () = token.cancelled() => None,
-            answer = gateway.serve_inline(id, request, parts) => Some(answer),
+            answer = gateway.serve_inline(peer, id, request, parts) => Some(answer),
         }
     })
 }
@@ -239,26 +241,18 @@ async fn answer(mut taken: Inline, mut call: Call) -> Response {
             };
         }
     };
-    let rest = futures::stream::unfold(
-        (Some(taken), Some(call)),
-        |(mut taken, mut call)| async move {
-            let (Some(messages), Some(handle)) = (taken.as_mut(), call.as_mut()) else {
-                return None;
-            };
-            if let Some(m) = messages.queued() {
-                return Some((Some(m), (taken, call)));
-            }
-            tokio::select! {
-                biased;
-                Some(m) = messages.next() => Some((Some(m), (taken, call))),
-                answer = handle => {
-                    // Anything sent before the answer goes out first.
-                    let answer = answer.ok().flatten();
-                    Some((answer, (taken, None)))
-                }
-            }
-        },
-    )
+    let rest = futures::stream::unfold((taken, Some(call)), |(mut taken, call)| async move {
+        let mut handle = call?;
+        if let Some(m) = taken.queued() {
+            return Some((Some(m), (taken, Some(handle))));
+        }
+        tokio::select! {
+            biased;
+            Some(m) = taken.next() => Some((Some(m), (taken, Some(handle)))),
+            // Anything sent before the answer has gone out by now.
+            answer = &mut handle => Some((answer.ok().flatten(), (taken, None))),
+        }
+    })
     .filter_map(|m| async move { m });
     stream(
         futures::stream::once(async move { first })

@@ -397,9 +397,13 @@ async fn mcp(
         in_use,
         returning,
     };
-    let mut ready = forward::Ready::new(req, principal, session, held);
-    ready.inline = inline;
-    Ok(Next::Forward(ready))
+    Ok(Next::Forward(forward::Ready {
+        req,
+        principal,
+        session,
+        held,
+        inline,
+    }))
 }
 
 /// A POST's body (read, and put back for rmcp) and its admission; the body again when it
