@@ -151,9 +151,12 @@ async fn guessed_and_missing_credentials_are_tallied_by_claimed_key_and_address(
         .iter()
         .filter(|t| t.action == "missing_credential")
         .collect();
-    assert_eq!(missing.len(), 1, "{tallies:#?}");
-    assert_eq!(missing[0].actor, "key:unknown");
-    assert_eq!(count(missing[0]), 5);
+    // Five requests may straddle a tally window; however they split, they add up.
+    assert!(
+        missing.iter().all(|t| t.actor == "key:unknown"),
+        "{tallies:#?}"
+    );
+    assert_eq!(missing.iter().map(|t| count(t)).sum::<u64>(), 5);
     for t in &tallies {
         let detail: serde_json::Value = serde_json::from_str(&t.detail).unwrap();
         assert_eq!(detail["source"], "127.0.0.1", "{t:?}");
@@ -212,13 +215,15 @@ async fn a_viewer_calling_a_tool_that_changes_things_is_on_record_with_the_tool(
             "{denied:?}"
         );
     }
+    // The three refusals may straddle a tally window: whatever the split, they are
+    // counted once each, all on the viewer's key, the reason and the tool.
     let tallies = tallied(&stack.cp, "acme", "refusal", 3).await;
-    assert_eq!(tallies.len(), 1, "{tallies:#?}");
-    let t = &tallies[0];
-    assert_eq!(t.actor, format!("key:{}", viewer_id.as_str()));
-    assert_eq!(t.action, "permission_denied");
-    assert_eq!(t.object, "tool/acme/up__echo");
-    assert_eq!(count(t), 3);
+    assert_eq!(tallies.iter().map(count).sum::<u64>(), 3, "{tallies:#?}");
+    for t in &tallies {
+        assert_eq!(t.actor, format!("key:{}", viewer_id.as_str()));
+        assert_eq!(t.action, "permission_denied");
+        assert_eq!(t.object, "tool/acme/up__echo");
+    }
     // Listing by the tool finds the refusal.
     let by_tool = stack
         .cp
@@ -233,8 +238,9 @@ async fn a_viewer_calling_a_tool_that_changes_things_is_on_record_with_the_tool(
         .unwrap()
         .into_inner()
         .events;
-    assert_eq!(by_tool.len(), 1, "{by_tool:#?}");
-    assert_eq!(by_tool[0].kind, "refusal");
+    assert_eq!(by_tool.len(), tallies.len(), "{by_tool:#?}");
+    assert!(by_tool.iter().all(|e| e.kind == "refusal"), "{by_tool:#?}");
+    assert_eq!(by_tool.iter().map(count).sum::<u64>(), 3, "{by_tool:#?}");
     let verified = stack
         .cp
         .audit()
