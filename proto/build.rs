@@ -8,6 +8,7 @@ use prost::Message as _;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "switchyard/admin/v1/tenants.proto",
+        "switchyard/admin/v1/identity.proto",
         "switchyard/admin/v1/connectors.proto",
         "switchyard/admin/v1/keys.proto",
         "switchyard/admin/v1/fleet.proto",

@@ -110,11 +110,7 @@ pub fn compile(state: &TenantState, keys: &Keys, now: Millis) -> Result<pb::Tena
         .map(|k| pb::KeyVerifier {
             id: k.id.to_string(),
             verifier: k.verifier.clone(),
-            role: match k.role {
-                Role::Viewer => pb::Role::Viewer,
-                Role::Editor => pb::Role::Editor,
-                Role::Admin => pb::Role::Admin,
-            } as i32,
+            role: role(k.role) as i32,
             requests_per_second: k.requests_per_second.unwrap_or(0),
             burst: k.burst.unwrap_or(0),
             expire_time: k.expires_at.map(timestamp),
@@ -154,5 +150,37 @@ pub fn compile(state: &TenantState, keys: &Keys, now: Millis) -> Result<pb::Tena
         } as i32,
         sensitive_keys: t.audit.sensitive_keys.clone(),
         audit_fail_closed: t.audit.fail_closed,
+        identity: Some(identity(&t.identity)),
     })
+}
+
+/// What workers need of a tenant's identity settings, with the defaults filled in.
+fn identity(i: &crate::model::IdentitySettings) -> pb::Identity {
+    use crate::model::{DEFAULT_ACCESS_TOKEN_SECONDS, DEFAULT_REFRESH_TOKEN_SECONDS};
+    let provider = i.provider.clone().unwrap_or_default();
+    let or = |v: u32, default: u32| if v == 0 { default } else { v };
+    pb::Identity {
+        api_keys_disabled: i.api_keys_disabled,
+        issuer: provider.issuer,
+        audience: provider.audience,
+        role_claim: provider.role_claim,
+        roles: provider
+            .roles
+            .into_iter()
+            .map(|m| pb::RoleGrant {
+                value: m.value,
+                role: role(m.role) as i32,
+            })
+            .collect(),
+        access_token_seconds: or(i.access_token_seconds, DEFAULT_ACCESS_TOKEN_SECONDS),
+        refresh_token_seconds: or(i.refresh_token_seconds, DEFAULT_REFRESH_TOKEN_SECONDS),
+    }
+}
+
+fn role(role: Role) -> pb::Role {
+    match role {
+        Role::Viewer => pb::Role::Viewer,
+        Role::Editor => pb::Role::Editor,
+        Role::Admin => pb::Role::Admin,
+    }
 }

@@ -3,6 +3,9 @@
 use serde::{Deserialize, Serialize};
 use switchyard_common::{ConnectorName, KeyId, TenantSlug};
 
+mod identity;
+pub use identity::*;
+
 /// Unix time in milliseconds.
 pub type Millis = i64;
 
@@ -237,6 +240,7 @@ pub struct Tenant {
     /// The tenant's dedicated workers are ready and serve it (isolated tier only).
     pub pool_ready: bool,
     pub audit: AuditSettings,
+    pub identity: IdentitySettings,
     pub revision: u64,
     pub policy_revision: u64,
     pub created_at: Millis,
@@ -356,7 +360,8 @@ pub struct Connector {
     pub updated_at: Millis,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     Viewer,
     Editor,

@@ -20,7 +20,7 @@ macro_rules! tenant_columns {
         "id, slug, display_name, status, suspend_reason, requests_per_second, burst, \
          max_concurrent_requests, max_sessions, monthly_tool_calls, max_connectors, revision, \
          policy_revision, created_at, updated_at, tier, compute_profile, pool_ready, \
-         max_concurrent_other_requests, audit"
+         max_concurrent_other_requests, audit, identity"
     };
 }
 

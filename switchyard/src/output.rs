@@ -63,6 +63,7 @@ pub fn tenant(t: &pb::Tenant) -> Value {
             "retention_days": a.retention_days,
             "fail_closed": a.fail_closed,
         })),
+        "identity": t.identity.as_ref().map(identity),
         "suspend_reason": t.suspend_reason,
         "quotas": {
             "requests_per_second": q.requests_per_second,
@@ -202,13 +203,31 @@ pub fn connector(c: &pb::Connector) -> Value {
     })
 }
 
-pub fn key(k: &pb::ApiKey) -> Value {
-    let role = match pb::ApiKeyRole::try_from(k.role) {
+fn role(role: i32) -> &'static str {
+    match pb::ApiKeyRole::try_from(role) {
         Ok(pb::ApiKeyRole::Viewer) => "viewer",
         Ok(pb::ApiKeyRole::Editor) => "editor",
         Ok(pb::ApiKeyRole::Admin) => "admin",
         _ => "unknown",
-    };
+    }
+}
+
+fn identity(i: &pb::IdentitySettings) -> Value {
+    json!({
+        "api_keys_disabled": i.api_keys_disabled,
+        "provider": i.provider.as_ref().map(|p| json!({
+            "issuer": p.issuer,
+            "audience": p.audience,
+            "role_claim": p.role_claim,
+            "roles": p.roles.iter().map(|m| json!({"value": m.value, "role": role(m.role)})).collect::<Vec<_>>(),
+        })),
+        "access_token_seconds": i.access_token_seconds,
+        "refresh_token_seconds": i.refresh_token_seconds,
+    })
+}
+
+pub fn key(k: &pb::ApiKey) -> Value {
+    let role = role(k.role);
     json!({
         "id": k.id,
         "tenant": k.tenant,

@@ -22,6 +22,9 @@ pub fn lost(principal: &Principal, tenant: Option<&Tenant>) -> Option<Error> {
     if tenant.status == Status::Suspended {
         return Some(Error::Suspended(tenant.suspend_reason.clone()));
     }
+    if tenant.api_keys_disabled {
+        return Some(Error::ApiKeysDisabled);
+    }
     match tenant.keys.get(principal.key_id()) {
         Some(k) if k.expires.is_none_or(|e| e > SystemTime::now()) => None,
         _ => Some(Error::CredentialRevoked),
@@ -143,6 +146,12 @@ mod tests {
         assert!(matches!(
             lost(&p, Some(&suspended)),
             Some(Error::Suspended(_))
+        ));
+        let mut keys_off = tenant_with(&["abcdef123456"]);
+        keys_off.api_keys_disabled = true;
+        assert!(matches!(
+            lost(&p, Some(&keys_off)),
+            Some(Error::ApiKeysDisabled)
         ));
     }
 

@@ -24,6 +24,9 @@ pub enum Error {
     MissingCredential,
     #[error("the API key is not valid for this endpoint")]
     InvalidCredential,
+    /// The tenant accepts no API keys at its endpoint (its identity settings).
+    #[error("this tenant does not accept API keys at its endpoint")]
+    ApiKeysDisabled,
     #[error("{}", suspended(.0))]
     Suspended(String),
     #[error("too many key checks of this tenant are waiting; retry shortly")]
@@ -204,9 +207,10 @@ impl Error {
             Self::NeedsSession(_) | Self::TenantGone | Self::ToolPendingApproval(_) => {
                 ErrorCode::FailedPrecondition
             }
-            Self::MissingCredential | Self::InvalidCredential | Self::CredentialRevoked => {
-                ErrorCode::Unauthenticated
-            }
+            Self::MissingCredential
+            | Self::InvalidCredential
+            | Self::ApiKeysDisabled
+            | Self::CredentialRevoked => ErrorCode::Unauthenticated,
             Self::Suspended(_) => ErrorCode::PermissionDenied,
             Self::AuthBusy
             | Self::Capacity(_)
@@ -236,6 +240,7 @@ impl Error {
             Self::Starting => "starting",
             Self::MissingCredential => "missing_credential",
             Self::InvalidCredential => "invalid_credential",
+            Self::ApiKeysDisabled => "api_keys_disabled",
             Self::Suspended(_) => "tenant_suspended",
             Self::AuthBusy => "auth_busy",
             Self::TooManyAttempts(_) => "too_many_attempts",
@@ -402,7 +407,9 @@ impl Error {
         }
         let challenge = match self {
             Self::MissingCredential => Some("Bearer realm=\"switchyard\""),
-            Self::InvalidCredential => Some("Bearer realm=\"switchyard\", error=\"invalid_token\""),
+            Self::InvalidCredential | Self::ApiKeysDisabled => {
+                Some("Bearer realm=\"switchyard\", error=\"invalid_token\"")
+            }
             _ => None,
         };
         if let Some(c) = challenge {

@@ -36,6 +36,7 @@ fn variant(e: &Error) -> usize {
         Error::UpstreamTooLarge(_) => 28,
         Error::ToolPendingApproval(_) => 29,
         Error::AuditUnavailable => 30,
+        Error::ApiKeysDisabled => 31,
     }
 }
 const VARIANTS: usize = 31;
@@ -206,6 +207,12 @@ pub(crate) fn examples() -> Vec<(Error, ErrorCode, &'static str, Option<bool>)> 
             Error::CredentialRevoked,
             C::Unauthenticated,
             "credential_revoked",
+            None,
+        ),
+        (
+            Error::ApiKeysDisabled,
+            C::Unauthenticated,
+            "api_keys_disabled",
             None,
         ),
         (

@@ -88,6 +88,8 @@ pub struct Tenant {
     pub arguments: crate::redact::Arguments,
     /// Calls are refused while their usage events cannot be queued.
     pub audit_fail_closed: bool,
+    /// API keys are refused as bearer credentials (the tenant's identity settings).
+    pub api_keys_disabled: bool,
 }
 
 impl Tenant {
@@ -106,6 +108,7 @@ impl Tenant {
             dedicated: false,
             arguments: crate::redact::Arguments::None,
             audit_fail_closed: false,
+            api_keys_disabled: false,
         }
     }
 }
@@ -248,6 +251,10 @@ fn build(policy: pb::TenantPolicy, keys: &Keyring) -> Option<Tenant> {
     let status = policy.status();
     let dedicated = policy.dedicated;
     let audit_fail_closed = policy.audit_fail_closed;
+    let api_keys_disabled = policy
+        .identity
+        .as_ref()
+        .is_some_and(|i| i.api_keys_disabled);
     let arguments =
         crate::redact::Arguments::from_policy(policy.argument_audit(), &policy.sensitive_keys);
     let connectors = policy
@@ -276,6 +283,7 @@ fn build(policy: pb::TenantPolicy, keys: &Keyring) -> Option<Tenant> {
         dedicated,
         arguments,
         audit_fail_closed,
+        api_keys_disabled,
     })
 }
 

@@ -12,6 +12,7 @@ mod connectors;
 mod daily_usage;
 mod fields;
 mod fleet;
+mod identity_settings;
 mod keys;
 mod operator_tokens;
 mod policy_size;

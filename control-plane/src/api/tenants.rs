@@ -1,6 +1,7 @@
 //! The tenant service.
 
 use super::audit_settings::audit_settings;
+use super::identity_settings::identity_settings;
 use super::*;
 use crate::compile::timestamp;
 use crate::error::{Error, Result};
@@ -41,6 +42,7 @@ pub(super) fn tenant_pb(t: Tenant) -> pb::Tenant {
         } as i32,
         compute_profile: t.placement.compute_profile,
         audit: Some(super::audit_settings::audit_pb(&t.audit)),
+        identity: Some(super::identity_settings::identity_pb(&t.identity)),
     }
 }
 
@@ -103,9 +105,15 @@ impl pb::tenant_service_server::TenantService for Admin {
                     .map(audit_settings)
                     .transpose()?
                     .unwrap_or_default();
+                let identity = r
+                    .identity
+                    .as_ref()
+                    .map(identity_settings)
+                    .transpose()?
+                    .unwrap_or_default();
                 let t = self
                     .store
-                    .create_placed_tenant(&slug, &display_name, quotas, placement, audit)
+                    .create_placed_tenant(&slug, &display_name, quotas, placement, audit, identity)
                     .await?;
                 tracing::info!(tenant = %slug, revision = t.policy_revision, "tenant created");
                 Ok(tenant_pb(t))
@@ -193,15 +201,17 @@ impl pb::tenant_service_server::TenantService for Admin {
                     .map(|p| self.compute_profile(p))
                     .transpose()?;
                 let audit = r.audit.as_ref().map(audit_settings).transpose()?;
+                let identity = r.identity.as_ref().map(identity_settings).transpose()?;
                 if display_name.is_none()
                     && quotas.is_none()
                     && tier.is_none()
                     && compute_profile.is_none()
                     && audit.is_none()
+                    && identity.is_none()
                 {
                     return Err(Error::invalid(
                         "display_name",
-                        "nothing to update: set display_name, quotas, tier, compute_profile and/or audit",
+                        "nothing to update: set display_name, quotas, tier, compute_profile, audit and/or identity",
                     ));
                 }
                 let change = TenantChange {
@@ -211,6 +221,7 @@ impl pb::tenant_service_server::TenantService for Admin {
                     tier,
                     compute_profile,
                     audit,
+                    identity,
                 };
                 Ok(tenant_pb(
                     self.store.update_tenant(&slug, etag, change).await?,

@@ -30,6 +30,8 @@ pub fn tenant(t: &Tenant) -> Value {
             "retention_days": t.audit.retention_days,
             "fail_closed": t.audit.fail_closed,
         },
+        // No secrets here: the issuer and audience are public, the role map is policy.
+        "identity": t.identity,
     })
 }
 

@@ -14,6 +14,7 @@ pub struct TenantChange {
     pub tier: Option<Tier>,
     pub compute_profile: Option<String>,
     pub audit: Option<AuditSettings>,
+    pub identity: Option<IdentitySettings>,
 }
 
 pub(super) fn tenant_from_row(row: &AnyRow) -> Result<Tenant> {
@@ -42,6 +43,8 @@ pub(super) fn tenant_from_row(row: &AnyRow) -> Result<Tenant> {
         pool_ready: row.try_get::<i64, _>("pool_ready")? != 0,
         audit: serde_json::from_str(&row.try_get::<String, _>("audit")?)
             .map_err(|_| corrupt("tenant audit settings"))?,
+        identity: serde_json::from_str(&row.try_get::<String, _>("identity")?)
+            .map_err(|_| corrupt("tenant identity settings"))?,
         revision: row.try_get::<i64, _>("revision")? as u64,
         policy_revision: row.try_get::<i64, _>("policy_revision")? as u64,
         created_at: row.try_get("created_at")?,
@@ -49,8 +52,9 @@ pub(super) fn tenant_from_row(row: &AnyRow) -> Result<Tenant> {
     })
 }
 
-fn audit_json(audit: &AuditSettings) -> String {
-    serde_json::to_string(audit).unwrap_or_else(|_| "{}".to_owned())
+/// `settings` as stored in a JSON column.
+fn json_column(settings: &impl serde::Serialize) -> String {
+    serde_json::to_string(settings).unwrap_or_else(|_| "{}".to_owned())
 }
 
 impl Store {
@@ -66,6 +70,7 @@ impl Store {
             quotas,
             Placement::default(),
             AuditSettings::default(),
+            IdentitySettings::default(),
         )
         .await
     }
@@ -77,6 +82,7 @@ impl Store {
         quotas: Quotas,
         placement: Placement,
         audit: AuditSettings,
+        identity: IdentitySettings,
     ) -> Result<Tenant> {
         let (mut tx, rev) = self.begin_change().await?;
         let now = now_millis();
@@ -85,8 +91,8 @@ impl Store {
             "INSERT INTO tenants (id, slug, display_name, status, suspend_reason, \
              requests_per_second, burst, max_concurrent_requests, max_sessions, \
              monthly_tool_calls, max_connectors, revision, policy_revision, created_at, updated_at, \
-             tier, compute_profile, pool_ready, max_concurrent_other_requests, audit) \
-             VALUES ($1, $2, $3, 'active', '', $4, $5, $6, $7, $8, $9, $10, $10, $11, $11, $12, $13, 0, $14, $15)",
+             tier, compute_profile, pool_ready, max_concurrent_other_requests, audit, identity) \
+             VALUES ($1, $2, $3, 'active', '', $4, $5, $6, $7, $8, $9, $10, $10, $11, $11, $12, $13, 0, $14, $15, $16)",
         )
         .bind(&id)
         .bind(slug.as_str())
@@ -102,7 +108,8 @@ impl Store {
         .bind(placement.tier.as_str())
         .bind(&placement.compute_profile)
         .bind(i64::from(quotas.max_concurrent_other_requests))
-        .bind(audit_json(&audit))
+        .bind(json_column(&audit))
+        .bind(json_column(&identity))
         .execute(&mut *tx)
         .await;
         match inserted {
@@ -212,13 +219,16 @@ impl Store {
         if let Some(audit) = change.audit {
             tenant.audit = audit;
         }
+        if let Some(identity) = change.identity {
+            tenant.identity = identity;
+        }
         let q = tenant.quotas;
         sqlx::query(
             "UPDATE tenants SET display_name = $1, status = $2, suspend_reason = $3, \
              requests_per_second = $4, burst = $5, max_concurrent_requests = $6, \
              max_sessions = $7, monthly_tool_calls = $8, max_connectors = $9, revision = $10, \
              updated_at = $11, tier = $13, compute_profile = $14, pool_ready = $15, \
-             max_concurrent_other_requests = $16, audit = $17 WHERE id = $12",
+             max_concurrent_other_requests = $16, audit = $17, identity = $18 WHERE id = $12",
         )
         .bind(&tenant.display_name)
         .bind(tenant.status.as_str())
@@ -236,7 +246,8 @@ impl Store {
         .bind(&tenant.placement.compute_profile)
         .bind(i64::from(tenant.pool_ready))
         .bind(i64::from(q.max_concurrent_other_requests))
-        .bind(audit_json(&tenant.audit))
+        .bind(json_column(&tenant.audit))
+        .bind(json_column(&tenant.identity))
         .execute(&mut *tx)
         .await?;
         let change = Change::new(

@@ -9,6 +9,7 @@ mod fleet;
 mod key;
 mod tenant;
 mod tenant_audit;
+mod tenant_identity;
 mod token;
 
 pub use audit::{AuditCommand, audit};

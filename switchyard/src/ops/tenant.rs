@@ -1,6 +1,7 @@
 //! `switchyard tenant ...`
 
 use super::tenant_audit::AuditArgs;
+use super::tenant_identity::IdentityArgs;
 use super::*;
 
 #[derive(Debug, clap::Args)]
@@ -76,6 +77,8 @@ pub enum TenantCommand {
         compute_profile: String,
         #[command(flatten)]
         audit: AuditArgs,
+        #[command(flatten)]
+        identity: IdentityArgs,
     },
     /// Show a tenant.
     Get { slug: String },
@@ -88,7 +91,8 @@ pub enum TenantCommand {
         #[arg(long, default_value = "")]
         page_token: String,
     },
-    /// Change a tenant's display name, quotas, tier or compute profile.
+    /// Change a tenant's display name, quotas, tier, compute profile, audit or identity
+    /// settings.
     Update {
         slug: String,
         #[arg(long)]
@@ -102,6 +106,8 @@ pub enum TenantCommand {
         compute_profile: Option<String>,
         #[command(flatten)]
         audit: AuditArgs,
+        #[command(flatten)]
+        identity: IdentityArgs,
         /// Fail if the tenant changed since this etag was read.
         #[arg(long, default_value = "")]
         etag: String,
@@ -174,10 +180,12 @@ pub async fn tenant(global: &GlobalArgs, cmd: TenantCommand) -> anyhow::Result<(
             tier,
             compute_profile,
             audit,
+            identity,
         } => {
             client
                 .create_tenant(pb::CreateTenantRequest {
                     audit: audit.over(None),
+                    identity: identity.over(None),
                     slug,
                     display_name,
                     quotas: quotas.to_pb(),
@@ -218,24 +226,23 @@ pub async fn tenant(global: &GlobalArgs, cmd: TenantCommand) -> anyhow::Result<(
             tier,
             compute_profile,
             audit,
+            identity,
             etag,
         } => {
             // The settings are replaced as a whole: the flags given go over the current ones.
-            let audit = match audit.over(None) {
-                None => None,
-                Some(_) => {
-                    let current = client
-                        .get_tenant(pb::GetTenantRequest { slug: slug.clone() })
-                        .await
-                        .map_err(server_error)?
-                        .into_inner()
-                        .audit;
-                    audit.over(current)
-                }
+            let current = if audit.over(None).is_some() || identity.over(None).is_some() {
+                client
+                    .get_tenant(pb::GetTenantRequest { slug: slug.clone() })
+                    .await
+                    .map_err(server_error)?
+                    .into_inner()
+            } else {
+                pb::Tenant::default()
             };
             client
                 .update_tenant(pb::UpdateTenantRequest {
-                    audit,
+                    audit: audit.over(current.audit),
+                    identity: identity.over(current.identity),
                     slug,
                     etag,
                     display_name,

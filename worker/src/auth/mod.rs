@@ -173,6 +173,9 @@ impl Authenticator {
         let token = bearer(authorization).ok_or(Error::MissingCredential)?;
         let (id, secret) = apikey::parse(token).ok_or(Error::InvalidCredential)?;
         let tenant = tenant.ok_or(Error::InvalidCredential)?;
+        if tenant.api_keys_disabled {
+            return Err(Error::ApiKeysDisabled);
+        }
         let key = tenant.keys.get(&id).ok_or(Error::InvalidCredential)?;
         if key.expires.is_some_and(|e| e <= SystemTime::now()) {
             return Err(Error::InvalidCredential);

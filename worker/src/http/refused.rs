@@ -34,6 +34,7 @@ fn classify(e: &Error) -> Option<(RefusalKind, bool)> {
     Some(match e {
         Error::MissingCredential
         | Error::InvalidCredential
+        | Error::ApiKeysDisabled
         | Error::TooManyAttempts(_)
         | Error::Suspended(_) => (RefusalKind::AuthFailure, true),
         Error::AuthBusy => (RefusalKind::AuthFailure, false),
@@ -104,6 +105,7 @@ mod tests {
             let family = match e {
                 Error::MissingCredential
                 | Error::InvalidCredential
+                | Error::ApiKeysDisabled
                 | Error::AuthBusy
                 | Error::TooManyAttempts(_)
                 | Error::Suspended(_) => Some("auth_failures"),

@@ -117,7 +117,14 @@ impl Env {
             compute_profile: profile.into(),
         };
         self.store
-            .create_placed_tenant(&slug, "", Quotas::default(), placement, Default::default())
+            .create_placed_tenant(
+                &slug,
+                "",
+                Quotas::default(),
+                placement,
+                Default::default(),
+                Default::default(),
+            )
             .await
             .unwrap();
         slug

@@ -15,6 +15,7 @@ switchyard_tests::store_contract!(
     list_pages_in_slug_order,
     tenant_state_is_complete,
     quota_patch_keeps_other_fields,
+    identity_settings_are_kept_and_other_changes_leave_them,
 );
 
 async fn tenant_lifecycle(store: Store) {
@@ -286,4 +287,60 @@ async fn quota_patch_keeps_other_fields(store: Store) {
     let q = store.get_tenant(&slug("acme")).await.unwrap().quotas;
     assert_eq!((q.requests_per_second, q.burst), (3, 9));
     assert_eq!(q.max_sessions, Quotas::default().max_sessions);
+}
+
+async fn identity_settings_are_kept_and_other_changes_leave_them(store: Store) {
+    let identity = IdentitySettings {
+        api_keys_disabled: true,
+        provider: Some(IdentityProvider {
+            issuer: "https://idp.example.com/o/acme".into(),
+            audience: "api://acme".into(),
+            role_claim: "groups".into(),
+            roles: vec![RoleMapping {
+                value: "sre".into(),
+                role: Role::Admin,
+            }],
+        }),
+        access_token_seconds: 600,
+        refresh_token_seconds: 0,
+    };
+    let created = store
+        .create_placed_tenant(
+            &slug("acme"),
+            "",
+            Quotas::default(),
+            Placement::default(),
+            AuditSettings::default(),
+            identity.clone(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(created.identity, identity);
+    store
+        .update_tenant(
+            &slug("acme"),
+            None,
+            TenantChange {
+                display_name: Some("Acme".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_tenant(&slug("acme")).await.unwrap().identity,
+        identity
+    );
+    let cleared = store
+        .update_tenant(
+            &slug("acme"),
+            None,
+            TenantChange {
+                identity: Some(IdentitySettings::default()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(cleared.identity, IdentitySettings::default());
 }

@@ -1,0 +1,39 @@
+//! A tenant's identity settings: which credentials its endpoint accepts, and its OpenID
+//! Connect provider.
+
+use super::Role;
+use serde::{Deserialize, Serialize};
+
+/// Access-token lifetime when the tenant sets none.
+pub const DEFAULT_ACCESS_TOKEN_SECONDS: u32 = 3600;
+/// Refresh-token lifetime when the tenant sets none (30 days).
+pub const DEFAULT_REFRESH_TOKEN_SECONDS: u32 = 30 * 24 * 3600;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IdentitySettings {
+    /// API keys are refused as bearer credentials at the endpoint.
+    pub api_keys_disabled: bool,
+    pub provider: Option<IdentityProvider>,
+    /// 0: `DEFAULT_ACCESS_TOKEN_SECONDS`.
+    pub access_token_seconds: u32,
+    /// 0: `DEFAULT_REFRESH_TOKEN_SECONDS`.
+    pub refresh_token_seconds: u32,
+}
+
+/// An OpenID Connect provider, found by discovery under its issuer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct IdentityProvider {
+    pub issuer: String,
+    /// Empty: the tenant's resource URL.
+    pub audience: String,
+    pub role_claim: String,
+    pub roles: Vec<RoleMapping>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleMapping {
+    pub value: String,
+    pub role: Role,
+}
