@@ -7,6 +7,7 @@
 pub mod access;
 pub mod auth;
 pub mod direct;
+pub mod egress;
 pub mod error;
 pub mod exchange;
 pub mod handler;

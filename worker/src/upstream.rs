@@ -17,7 +17,6 @@ use rmcp::service::{ClientLifecycleMode, ClientServiceExt as _, Peer, RoleClient
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use switchyard_common::netguard::UpstreamGuard;
@@ -85,30 +84,6 @@ impl UpstreamError {
             Self::Bound(what) => what.clone(),
             Self::OwnEndpoint => self.to_string(),
         }
-    }
-}
-
-/// A DNS resolver that drops addresses the guard refuses.
-#[derive(Debug, Clone)]
-struct GuardedResolver(UpstreamGuard);
-
-impl reqwest::dns::Resolve for GuardedResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let guard = self.0.clone();
-        Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .filter(|a| guard.permits(a.ip()))
-                .collect();
-            if addrs.is_empty() {
-                return Err(
-                    format!("{host} resolves only to addresses this worker may not reach").into(),
-                );
-            }
-            let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
-            Ok(addrs)
-        })
     }
 }
 
@@ -279,7 +254,7 @@ impl Upstreams {
             builder = builder.proxy(p);
         }
         let http = builder
-            .dns_resolver(Arc::new(GuardedResolver(guard.clone())))
+            .dns_resolver(Arc::new(crate::egress::GuardedResolver(guard.clone())))
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(90))
             .redirect(reqwest::redirect::Policy::none())
@@ -343,23 +318,7 @@ impl Upstreams {
     /// Refuses a connector URL that points at this gateway, or whose host is a literal
     /// address in a guarded range (names are checked when they resolve).
     fn check_address(&self, raw: &str) -> Result<(), UpstreamError> {
-        let url = url::Url::parse(raw).map_err(|e| UpstreamError::Connect(e.to_string()))?;
-        if let Some(host) = url.host_str()
-            && self
-                .guard
-                .is_own_host(host, url.port_or_known_default().unwrap_or(80))
-        {
-            return Err(UpstreamError::OwnEndpoint);
-        }
-        let literal: Option<IpAddr> = match url.host() {
-            Some(url::Host::Ipv4(ip)) => Some(ip.into()),
-            Some(url::Host::Ipv6(ip)) => Some(ip.into()),
-            _ => None,
-        };
-        match literal {
-            Some(ip) if !self.guard.permits(ip) => Err(UpstreamError::Forbidden(ip.to_string())),
-            _ => Ok(()),
-        }
+        crate::egress::check_address(&self.guard, raw)
     }
 
     /// Opens (or takes over) an upstream session for `c`, presenting `info` (the

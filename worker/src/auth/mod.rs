@@ -8,6 +8,7 @@
 //! the cache are limited per key id and per client address (`attempts`).
 
 mod attempts;
+pub mod tokens;
 
 use crate::error::{Error, Result};
 use crate::metrics::ReasonLabel;
