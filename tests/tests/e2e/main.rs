@@ -21,6 +21,7 @@ mod isolated_tier;
 mod limits;
 mod monitoring;
 mod namespaces;
+mod oidc_tokens;
 mod ordering;
 mod parking;
 mod placement;
