@@ -119,6 +119,16 @@ status_of() { curl -s -o /dev/null -w '%{http_code}' -X POST "http://$http_addr/
 is_status() { [ "$(status_of)" = "$1" ]; }
 [ "$(switchyard tenant update acme --display-name 'Acme Inc' --monthly-calls 1000 -o json | json_field quotas.monthly_tool_calls)" = 1000 ]
 [ "$(switchyard tenant get acme -o json | json_field display_name)" = "Acme Inc" ]
+# Keys off: the endpoint refuses them; back on, the same keys work again.
+switchyard tenant update acme --api-keys-disabled true >/dev/null
+eventually is_status 401
+switchyard tenant update acme --api-keys-disabled false >/dev/null
+eventually is_status 200
+# An identity provider, checked field by field, and removed again.
+[ "$(switchyard tenant update acme --idp-issuer https://login.example.com/acme --idp-role mcp-users=editor -o json | json_field identity.provider.roles.0.role)" = editor ]
+if switchyard tenant update acme --idp-issuer http://login.example.com 2>err.out; then echo "plain http issuer accepted" >&2; exit 1; fi
+grep -q 'identity.provider.issuer' err.out
+[ "$(switchyard tenant update acme --no-idp -o json | json_field identity.provider)" = None ]
 # The quick start's tool calls are counted (usage is folded in as it arrives).
 calls() { [ "$(switchyard tenant usage acme -o json | json_field tool_calls)" -ge 2 ]; }
 eventually calls

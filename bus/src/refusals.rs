@@ -43,6 +43,9 @@ pub struct RefusalReport {
     /// The key refused, or the key id an authentication failure claimed (`None`: no
     /// credential, or not one of the platform's keys).
     pub key_id: Option<String>,
+    /// The subject of the access token refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
     /// The error reason (`rate_limited`, `permission_denied`, `invalid_credential`, ...).
     pub reason: String,
     /// The tool refused, for a refusal by role.

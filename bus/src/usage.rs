@@ -42,7 +42,11 @@ pub struct UsageEvent {
     /// Unique per call; repeats carry the same id.
     pub id: String,
     pub tenant: String,
+    /// The API key the call was made with; empty for a call made with an access token.
     pub key_id: String,
+    /// The subject of the access token the call was made with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
     pub method: UsageMethod,
     /// The name (or URI) the client asked for.
     pub target: String,

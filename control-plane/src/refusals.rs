@@ -17,7 +17,11 @@ pub fn record_of(report: &RefusalReport) -> Option<NewRecord> {
     let tenant = TenantSlug::parse(&report.tenant).ok()?;
     // Only a well-formed key id is named: what an attacker sent as one is not echoed.
     let key = report.key_id.as_deref().and_then(|k| KeyId::parse(k).ok());
-    let actor = key.map_or_else(|| "key:unknown".to_owned(), |k| format!("key:{k}"));
+    let actor = match (key, &report.subject) {
+        (Some(k), _) => format!("key:{k}"),
+        (None, Some(subject)) => format!("user:{}", clip(subject)),
+        (None, None) => "key:unknown".to_owned(),
+    };
     let object = match (report.kind, &report.target) {
         (RefusalKind::Refusal, Some(target)) => format!("tool/{tenant}/{}", clip(target)),
         _ => format!("tenant/{tenant}"),

@@ -75,6 +75,7 @@ pub fn record_of(event: &switchyard_bus::UsageEvent) -> Option<UsageRecord> {
         tool_call: event.method.is_tool_call(),
         at: event.at_ms,
         call: Some(CallDetail {
+            subject: event.subject.as_deref().map(clip),
             method: event.method.as_str().to_owned(),
             target: clip(&event.target),
             connector: clip(&event.connector),

@@ -154,6 +154,7 @@ pub fn usage_event(id: &str, tenant: &str, at_ms: i64) -> switchyard_bus::UsageE
         id: id.into(),
         tenant: tenant.into(),
         key_id: "abcdefghijkl".into(),
+        subject: None,
         method: switchyard_bus::UsageMethod::ToolsCall,
         target: "a__echo".into(),
         connector: "a".into(),

@@ -22,10 +22,18 @@ pub fn lost(principal: &Principal, tenant: Option<&Tenant>) -> Option<Error> {
     if tenant.status == Status::Suspended {
         return Some(Error::Suspended(tenant.suspend_reason.clone()));
     }
+    let Some(key) = principal.key_id() else {
+        // A token: its caller keeps access while the tenant still takes its provider's
+        // tokens (each request's token is checked again).
+        return tenant
+            .provider
+            .is_none()
+            .then_some(Error::CredentialRevoked);
+    };
     if tenant.api_keys_disabled {
         return Some(Error::ApiKeysDisabled);
     }
-    match tenant.keys.get(principal.key_id()) {
+    match tenant.keys.get(key) {
         Some(k) if k.expires.is_none_or(|e| e > SystemTime::now()) => None,
         _ => Some(Error::CredentialRevoked),
     }

@@ -27,6 +27,12 @@ pub enum Error {
     /// The tenant accepts no API keys at its endpoint (its identity settings).
     #[error("this tenant does not accept API keys at its endpoint")]
     ApiKeysDisabled,
+    /// A valid access token whose role claim (named) gives no role at this tenant.
+    #[error("the access token's {0} claim gives no role at this tenant")]
+    InsufficientScope(String),
+    /// The tenant's identity provider's keys could not be had to check an access token.
+    #[error("the tenant's identity provider cannot be reached to check the token; retry shortly")]
+    IdentityProviderUnavailable,
     #[error("{}", suspended(.0))]
     Suspended(String),
     #[error("too many key checks of this tenant are waiting; retry shortly")]
@@ -211,6 +217,8 @@ impl Error {
             | Self::InvalidCredential
             | Self::ApiKeysDisabled
             | Self::CredentialRevoked => ErrorCode::Unauthenticated,
+            Self::InsufficientScope(_) => ErrorCode::PermissionDenied,
+            Self::IdentityProviderUnavailable => ErrorCode::Unavailable,
             Self::Suspended(_) => ErrorCode::PermissionDenied,
             Self::AuthBusy
             | Self::Capacity(_)
@@ -241,6 +249,8 @@ impl Error {
             Self::MissingCredential => "missing_credential",
             Self::InvalidCredential => "invalid_credential",
             Self::ApiKeysDisabled => "api_keys_disabled",
+            Self::InsufficientScope(_) => "insufficient_scope",
+            Self::IdentityProviderUnavailable => "identity_provider_unavailable",
             Self::Suspended(_) => "tenant_suspended",
             Self::AuthBusy => "auth_busy",
             Self::TooManyAttempts(_) => "too_many_attempts",
@@ -285,7 +295,8 @@ impl Error {
             | Self::Starting
             | Self::Dedicated
             | Self::SessionStore
-            | Self::AuditUnavailable => Some(SOON),
+            | Self::AuditUnavailable
+            | Self::IdentityProviderUnavailable => Some(SOON),
             Self::Limited(Refusal::Rate { retry_after, .. })
             | Self::TooManyAttempts(retry_after) => Some(*retry_after),
             Self::Limited(Refusal::Concurrency | Refusal::Sessions | Refusal::Others)
@@ -354,115 +365,6 @@ impl Error {
         }
     }
 
-    /// JSON-RPC error data: the reason and what else a client needs to act on it.
-    pub fn data(&self) -> Value {
-        let mut data = json!({"reason": self.reason()});
-        if let Some(wait) = self.retry_after() {
-            data["retryAfterMs"] = json!(wait.as_millis() as u64);
-        }
-        match self {
-            Self::Limited(Refusal::Rate { scope, retry_after }) => {
-                data["scope"] = json!(scope_str(*scope));
-                data["retryAfterMs"] = json!(retry_after.as_millis().max(1) as u64);
-            }
-            Self::UnknownName { kind, name } => {
-                data["name"] = json!(name);
-                if *kind == "resource" {
-                    data["uri"] = json!(name);
-                }
-            }
-            Self::QuotaExhausted(resets) => {
-                data["quota"] = json!("monthly_tool_calls");
-                data["resetsAt"] = json!(rfc3339(*resets));
-                if let Some(m) = data.as_object_mut() {
-                    m.remove("retryAfterMs");
-                }
-            }
-            _ => {}
-        }
-        data
-    }
-
-    /// The HTTP answer to request `id` (`null` when it is not known yet): the status of the
-    /// error's code, a JSON-RPC error with its data, `Retry-After` when there is a wait, and
-    /// a bearer challenge for a missing or invalid credential.
-    pub fn response(&self, id: Value) -> Response {
-        let code = self.code();
-        let error =
-            json!({"code": code.jsonrpc(), "message": self.to_string(), "data": self.data()});
-        let body = json!({"jsonrpc": "2.0", "id": id, "error": error});
-        let status =
-            StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut resp = (
-            status,
-            [(http::header::CONTENT_TYPE, "application/json")],
-            body.to_string(),
-        )
-            .into_response();
-        if let Some(wait) = self.retry_after() {
-            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                resp.headers_mut().insert(http::header::RETRY_AFTER, v);
-            }
-        }
-        let challenge = match self {
-            Self::MissingCredential => Some("Bearer realm=\"switchyard\""),
-            Self::InvalidCredential | Self::ApiKeysDisabled => {
-                Some("Bearer realm=\"switchyard\", error=\"invalid_token\"")
-            }
-            _ => None,
-        };
-        if let Some(c) = challenge {
-            resp.headers_mut()
-                .insert(http::header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
-        }
-        resp
-    }
-
-    /// As the JSON-RPC error of an MCP request other than `tools/call` to connector
-    /// `connector`: an upstream's own JSON-RPC error passes through unchanged.
-    pub fn into_mcp(self, connector: &str) -> McpError {
-        match self {
-            Self::Service(ServiceError::McpError(e)) => e,
-            other => {
-                let message = if other.is_upstream() {
-                    format!("the {connector} connector failed: {}", other.public())
-                } else {
-                    other.to_string()
-                };
-                McpError::new(
-                    rmcp::model::ErrorCode(other.code().jsonrpc()),
-                    message,
-                    Some(other.data()),
-                )
-            }
-        }
-    }
-
-    /// As the result of a `tools/call` to connector `connector`, which the model reads:
-    /// `isError`, a text naming the connector and what happened, and `_meta` with the
-    /// reason, the connector and, when there is one, the wait.
-    pub fn tool_result(&self, connector: &str) -> rmcp::model::CallToolResult {
-        let text = if self.is_upstream() {
-            format!(
-                "The {connector} connector failed: {}. Other tools still work; try again later.",
-                self.public()
-            )
-        } else {
-            self.to_string()
-        };
-        let mut meta = serde_json::Map::new();
-        meta.insert("reason".into(), json!(self.reason()));
-        meta.insert("connector".into(), json!(connector));
-        if let Some(wait) = self.retry_after() {
-            meta.insert("retryAfterMs".into(), json!(wait.as_millis() as u64));
-        }
-        let mut result =
-            rmcp::model::CallToolResult::error(vec![rmcp::model::ContentBlock::text(text)]);
-        result.meta = Some(rmcp::model::MetaObject(meta));
-        result
-    }
-
     /// Whether the upstream, not the client or this worker, is at fault.
     fn is_upstream(&self) -> bool {
         matches!(
@@ -480,6 +382,8 @@ impl Error {
 fn scope_str(scope: RateScope) -> &'static str {
     scope.as_str()
 }
+
+mod answers;
 
 #[cfg(test)]
 #[path = "error_tests.rs"]

@@ -37,6 +37,8 @@ fn variant(e: &Error) -> usize {
         Error::ToolPendingApproval(_) => 29,
         Error::AuditUnavailable => 30,
         Error::ApiKeysDisabled => 31,
+        Error::InsufficientScope(_) => 32,
+        Error::IdentityProviderUnavailable => 33,
     }
 }
 const VARIANTS: usize = 31;
@@ -213,6 +215,18 @@ pub(crate) fn examples() -> Vec<(Error, ErrorCode, &'static str, Option<bool>)> 
             Error::ApiKeysDisabled,
             C::Unauthenticated,
             "api_keys_disabled",
+            None,
+        ),
+        (
+            Error::InsufficientScope("groups".into()),
+            C::PermissionDenied,
+            "insufficient_scope",
+            None,
+        ),
+        (
+            Error::IdentityProviderUnavailable,
+            C::Unavailable,
+            "identity_provider_unavailable",
             None,
         ),
         (

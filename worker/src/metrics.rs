@@ -183,7 +183,7 @@ impl Metrics {
             "MCP endpoint requests by HTTP status",
             self.requests.clone(),
         );
-        r.register("auth_failures", "MCP requests refused at authentication (missing_credential, invalid_credential, api_keys_disabled, auth_busy, too_many_attempts, tenant_suspended)", self.auth_failures.clone());
+        r.register("auth_failures", "MCP requests refused at authentication (missing_credential, invalid_credential, api_keys_disabled, insufficient_scope, identity_provider_unavailable, auth_busy, too_many_attempts, tenant_suspended)", self.auth_failures.clone());
     }
 
     fn register_sessions(&mut self) {

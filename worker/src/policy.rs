@@ -90,6 +90,8 @@ pub struct Tenant {
     pub audit_fail_closed: bool,
     /// API keys are refused as bearer credentials (the tenant's identity settings).
     pub api_keys_disabled: bool,
+    /// The identity provider whose access tokens the tenant takes.
+    pub provider: Option<Arc<crate::auth::tokens::Provider>>,
 }
 
 impl Tenant {
@@ -109,6 +111,7 @@ impl Tenant {
             arguments: crate::redact::Arguments::None,
             audit_fail_closed: false,
             api_keys_disabled: false,
+            provider: None,
         }
     }
 }
@@ -255,6 +258,11 @@ fn build(policy: pb::TenantPolicy, keys: &Keyring) -> Option<Tenant> {
         .identity
         .as_ref()
         .is_some_and(|i| i.api_keys_disabled);
+    let provider = policy
+        .identity
+        .as_ref()
+        .and_then(crate::auth::tokens::Provider::from_policy)
+        .map(Arc::new);
     let arguments =
         crate::redact::Arguments::from_policy(policy.argument_audit(), &policy.sensitive_keys);
     let connectors = policy
@@ -284,6 +292,7 @@ fn build(policy: pb::TenantPolicy, keys: &Keyring) -> Option<Tenant> {
         arguments,
         audit_fail_closed,
         api_keys_disabled,
+        provider,
     })
 }
 

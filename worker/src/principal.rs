@@ -3,6 +3,7 @@
 //! and names the owner of calls held for the caller's input. A session id is never a
 //! credential: a request on a session must come from the principal that opened it.
 
+use crate::policy::Role;
 use serde::{Deserialize, Serialize};
 pub use switchyard_common::ids::{KeyId, TenantSlug};
 
@@ -11,57 +12,134 @@ pub use switchyard_common::ids::{KeyId, TenantSlug};
 pub enum Credential {
     /// An API key of the tenant, by its public id.
     ApiKey(KeyId),
+    /// An access token of the tenant's identity provider, by its subject.
+    Token(String),
 }
 
-/// The authenticated caller of a request.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// The authenticated caller of a request. Two principals are the same caller when tenant
+/// and credential are: a token's role may change from one token to the next (the user's
+/// groups changed) without the caller's sessions changing hands.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(try_from = "Stored", into = "Stored")]
 pub struct Principal {
     pub tenant: TenantSlug,
     pub credential: Credential,
+    /// The role a token's claims give (a key's role is in the tenant's policy).
+    pub token_role: Option<Role>,
 }
+
+impl PartialEq for Principal {
+    fn eq(&self, other: &Self) -> bool {
+        self.tenant == other.tenant && self.credential == other.credential
+    }
+}
+
+impl Eq for Principal {}
+
+impl std::hash::Hash for Principal {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.tenant.hash(state);
+        self.credential.hash(state);
+    }
+}
+
+/// Longest token subject kept; a longer one is refused before it is used.
+pub const MAX_SUBJECT_LEN: usize = 255;
 
 impl Principal {
     pub fn api_key(tenant: TenantSlug, key: KeyId) -> Self {
         Self {
             tenant,
             credential: Credential::ApiKey(key),
+            token_role: None,
         }
     }
 
-    /// The API key id, for usage records and rate limits.
-    pub fn key_id(&self) -> &KeyId {
+    pub fn token(tenant: TenantSlug, subject: String, role: Role) -> Self {
+        Self {
+            tenant,
+            credential: Credential::Token(subject),
+            token_role: Some(role),
+        }
+    }
+
+    /// The API key, for usage records and a key's own rate limit.
+    pub fn key_id(&self) -> Option<&KeyId> {
         match &self.credential {
-            Credential::ApiKey(id) => id,
+            Credential::ApiKey(id) => Some(id),
+            Credential::Token(_) => None,
+        }
+    }
+
+    /// A token's subject.
+    pub fn subject(&self) -> Option<&str> {
+        match &self.credential {
+            Credential::ApiKey(_) => None,
+            Credential::Token(s) => Some(s),
+        }
+    }
+
+    /// Who the caller is, for rate limits: `key:{id}` or `user:{subject}`.
+    pub fn actor(&self) -> String {
+        match &self.credential {
+            Credential::ApiKey(id) => format!("key:{id}"),
+            Credential::Token(s) => format!("user:{s}"),
+        }
+    }
+
+    /// The caller's role under `tenant`'s current policy: a key's from the policy (none
+    /// once it is gone), a token's from its claims.
+    pub fn role(&self, tenant: &crate::policy::Tenant) -> Option<Role> {
+        match &self.credential {
+            Credential::ApiKey(id) => tenant.keys.get(id).map(|k| k.role),
+            Credential::Token(_) => self.token_role,
         }
     }
 }
 
-/// How a principal is kept in the shared session store (the form workers have always
-/// written, so sessions survive a rolling upgrade).
+/// How a principal is kept in the shared session store: the form workers have always
+/// written for keys (so sessions survive a rolling upgrade), a subject for tokens.
 #[derive(Serialize, Deserialize)]
 struct Stored {
     tenant: String,
-    key_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    subject: Option<String>,
 }
 
 impl TryFrom<Stored> for Principal {
     type Error = switchyard_common::ids::IdError;
 
     fn try_from(s: Stored) -> Result<Self, Self::Error> {
-        Ok(Self::api_key(
-            TenantSlug::parse(&s.tenant)?,
-            KeyId::parse(&s.key_id)?,
-        ))
+        let tenant = TenantSlug::parse(&s.tenant)?;
+        match (s.key_id, s.subject) {
+            (Some(key), None) => Ok(Self::api_key(tenant, KeyId::parse(&key)?)),
+            // The role is not kept: each request's token gives it again.
+            (None, Some(subject)) if !subject.is_empty() && subject.len() <= MAX_SUBJECT_LEN => {
+                Ok(Self {
+                    tenant,
+                    credential: Credential::Token(subject),
+                    token_role: None,
+                })
+            }
+            _ => Err(switchyard_common::ids::IdError(
+                "a stored principal names one key id or one subject".into(),
+            )),
+        }
     }
 }
 
 impl From<Principal> for Stored {
     fn from(p: Principal) -> Self {
-        let key_id = p.key_id().to_string();
+        let (key_id, subject) = match p.credential {
+            Credential::ApiKey(id) => (Some(id.to_string()), None),
+            Credential::Token(s) => (None, Some(s)),
+        };
         Self {
             tenant: p.tenant.to_string(),
             key_id,
+            subject,
         }
     }
 }
@@ -94,6 +172,8 @@ mod tests {
             serde_json::json!({"tenant": "Acme", "key_id": "abcdef123456"}),
             serde_json::json!({"tenant": "acme", "key_id": "short"}),
             serde_json::json!({"tenant": "acme"}),
+            serde_json::json!({"tenant": "acme", "subject": ""}),
+            serde_json::json!({"tenant": "acme", "key_id": "abcdef123456", "subject": "u"}),
         ] {
             assert!(
                 serde_json::from_value::<Principal>(bad.clone()).is_err(),
@@ -107,6 +187,25 @@ mod tests {
         let p = principal("acme", "abcdef123456");
         assert_ne!(p, principal("other", "abcdef123456"));
         assert_ne!(p, principal("acme", "abcdef654321"));
-        assert_eq!(p.key_id().as_str(), "abcdef123456");
+        assert_eq!(p.key_id().map(KeyId::as_str), Some("abcdef123456"));
+    }
+
+    #[test]
+    fn a_tokens_caller_is_its_subject_whatever_role_its_token_gives() {
+        let acme = TenantSlug::parse("acme").unwrap();
+        let admin = Principal::token(acme.clone(), "alice".into(), Role::Admin);
+        let viewer = Principal::token(acme.clone(), "alice".into(), Role::Viewer);
+        assert_eq!(admin, viewer, "the same caller, sessions and all");
+        assert_ne!(admin, Principal::token(acme, "bob".into(), Role::Admin));
+        assert_eq!(admin.actor(), "user:alice");
+        assert!(admin.key_id().is_none());
+        let json = serde_json::to_value(&admin).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"tenant": "acme", "subject": "alice"})
+        );
+        let back: Principal = serde_json::from_value(json).unwrap();
+        assert_eq!(back, admin);
+        assert_eq!(back.token_role, None, "a stored session keeps no role");
     }
 }

@@ -76,7 +76,7 @@ proptest! {
         let record = serde_json::json!({"tenant": tenant, "key_id": key});
         if let Ok(p) = serde_json::from_value::<Principal>(record) {
             prop_assert_eq!(p.tenant.as_str(), tenant.as_str());
-            prop_assert_eq!(p.key_id().as_str(), key.as_str());
+            prop_assert_eq!(p.key_id().map(|k| k.as_str()), Some(key.as_str()));
         }
     }
 }

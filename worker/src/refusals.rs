@@ -27,6 +27,7 @@ struct Group {
     tenant: String,
     kind: RefusalKind,
     key: Option<String>,
+    subject: Option<String>,
     reason: &'static str,
     target: Option<String>,
     source: Option<String>,
@@ -46,6 +47,8 @@ pub struct Refused<'a> {
     pub kind: RefusalKind,
     /// The key refused, or the key id a failed credential claimed.
     pub key: Option<&'a str>,
+    /// The subject of the access token refused.
+    pub subject: Option<&'a str>,
     /// The error's reason.
     pub reason: &'static str,
     /// The tool, for a refusal by role.
@@ -89,6 +92,7 @@ impl Refusals {
             tenant: refused.tenant.to_owned(),
             kind: refused.kind,
             key: refused.key.map(str::to_owned),
+            subject: refused.subject.map(str::to_owned),
             reason: refused.reason,
             target: refused.target.map(str::to_owned),
             source: refused.source.map(|ip| ip.to_string()),
@@ -96,7 +100,8 @@ impl Refusals {
         let now = now_ms();
         let mut groups = lock(&self.groups);
         if groups.len() >= MAX_GROUPS && !groups.contains_key(&group) {
-            group.key = Some(OTHER.to_owned());
+            group.key = group.key.map(|_| OTHER.to_owned());
+            group.subject = group.subject.map(|_| OTHER.to_owned());
             group.target = group.target.map(|_| OTHER.to_owned());
             group.source = group.source.map(|_| OTHER.to_owned());
         }
@@ -109,13 +114,14 @@ impl Refusals {
         tally.last_ms = now;
     }
 
-    /// Counts a call of `key` (of `tenant`) whose usage event was lost: the audit trail gets
-    /// a gap record for it.
-    pub fn lost(&self, tenant: &str, key: &str) {
+    /// Counts a call whose usage event `lost` was lost: the audit trail gets a gap record
+    /// for it, under the caller's key or token subject.
+    pub fn lost(&self, lost: &switchyard_bus::UsageEvent) {
         self.note(Refused {
-            tenant,
+            tenant: &lost.tenant,
             kind: RefusalKind::AuditGap,
-            key: Some(key),
+            key: Some(lost.key_id.as_str()).filter(|k| !k.is_empty()),
+            subject: lost.subject.as_deref(),
             reason: "report_queue_full",
             target: None,
             source: None,
@@ -131,6 +137,7 @@ impl Refusals {
                 tenant: group.tenant,
                 kind: group.kind,
                 key_id: group.key,
+                subject: group.subject,
                 reason: group.reason.to_owned(),
                 target: group.target,
                 source: group.source,
@@ -172,6 +179,7 @@ mod tests {
             tenant: "acme",
             kind: RefusalKind::Refusal,
             key: Some(key),
+            subject: None,
             reason: "rate_limited",
             target: None,
             source: None,

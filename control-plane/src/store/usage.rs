@@ -19,6 +19,9 @@ pub struct UsageRecord {
 /// A call as the audit trail records it.
 #[derive(Debug, Clone)]
 pub struct CallDetail {
+    /// The subject of the access token the call was made with (its actor), for a call
+    /// not made with an API key.
+    pub subject: Option<String>,
     /// `tools/call`, `resources/read` or `prompts/get`.
     pub method: String,
     /// The tool or prompt name, or resource URI, as the client gave it.
@@ -195,10 +198,11 @@ impl Store {
                 .push(NewRecord {
                     chain: tenant.to_owned(),
                     kind: audit::kind::CALL.into(),
-                    actor: e
-                        .key
-                        .as_ref()
-                        .map_or_else(|| "key:unknown".into(), |k| format!("key:{k}")),
+                    actor: match (&e.key, &call.subject) {
+                        (Some(k), _) => format!("key:{k}"),
+                        (None, Some(subject)) => format!("user:{subject}"),
+                        (None, None) => "key:unknown".into(),
+                    },
                     action: call.method.clone(),
                     object: format!("connector/{tenant}/{}", call.connector),
                     outcome: if call.ok { "ok" } else { "error" }.into(),

@@ -73,6 +73,8 @@ pub struct Authenticator {
     attempts: attempts::Attempts,
     /// argon2 checks run, by result (`verified`, `rejected`).
     checks: Option<Family<ReasonLabel, Counter>>,
+    /// Checks access tokens of tenants' identity providers.
+    tokens: Option<tokens::Tokens>,
 }
 
 impl Default for Authenticator {
@@ -105,12 +107,20 @@ impl Authenticator {
             gates: Mutex::default(),
             attempts: attempts::Attempts::default(),
             checks: None,
+            tokens: None,
         }
     }
 
     /// Counts the argon2 checks it runs in `checks`, by result.
     pub fn counting(mut self, checks: Family<ReasonLabel, Counter>) -> Self {
         self.checks = Some(checks);
+        self
+    }
+
+    /// Takes access tokens of tenants' identity providers too, checked with `tokens`.
+    #[must_use]
+    pub fn with_tokens(mut self, tokens: tokens::Tokens) -> Self {
+        self.tokens = Some(tokens);
         self
     }
 
@@ -165,14 +175,19 @@ impl Authenticator {
         .unwrap_or(false))
     }
 
+    /// Authenticates a request to `tenant` (at `resource`, its URL) bearing
+    /// `authorization`: an API key, or an access token of the tenant's provider.
     pub async fn authenticate(
         &self,
         tenant: Option<&Tenant>,
         authorization: Option<&str>,
         client: Option<IpAddr>,
+        resource: &str,
     ) -> Result<Principal> {
         let token = bearer(authorization).ok_or(Error::MissingCredential)?;
-        let (id, secret) = apikey::parse(token).ok_or(Error::InvalidCredential)?;
+        let Some((id, secret)) = apikey::parse(token) else {
+            return self.access_token(tenant, token, resource).await;
+        };
         let tenant = tenant.ok_or(Error::InvalidCredential)?;
         if tenant.api_keys_disabled {
             return Err(Error::ApiKeysDisabled);
@@ -224,6 +239,46 @@ impl Authenticator {
             return Err(Error::Suspended(tenant.suspend_reason.clone()));
         }
         Ok(Principal::api_key(tenant.slug.clone(), id))
+    }
+}
+
+impl Authenticator {
+    /// Authenticates `token`, not an API key, as an access token of `tenant`'s provider.
+    async fn access_token(
+        &self,
+        tenant: Option<&Tenant>,
+        token: &str,
+        resource: &str,
+    ) -> Result<Principal> {
+        let tenant = tenant.ok_or(Error::InvalidCredential)?;
+        let (Some(tokens), Some(provider)) = (&self.tokens, &tenant.provider) else {
+            return Err(Error::InvalidCredential);
+        };
+        let verified = tokens
+            .verify(provider, resource, token)
+            .await
+            .map_err(|e| {
+                tracing::debug!(tenant = %tenant.slug, error = %e, "access token refused");
+                match e {
+                    tokens::TokenError::Invalid(_) => Error::InvalidCredential,
+                    tokens::TokenError::NoRole(claim) => Error::InsufficientScope(claim),
+                    tokens::TokenError::Unavailable(_) => Error::IdentityProviderUnavailable,
+                }
+            })?;
+        if verified.subject.is_empty()
+            || verified.subject.len() > crate::principal::MAX_SUBJECT_LEN
+            || verified.subject.chars().any(char::is_control)
+        {
+            return Err(Error::InvalidCredential);
+        }
+        if tenant.status == Status::Suspended {
+            return Err(Error::Suspended(tenant.suspend_reason.clone()));
+        }
+        Ok(Principal::token(
+            tenant.slug.clone(),
+            verified.subject,
+            verified.role,
+        ))
     }
 }
 

@@ -60,7 +60,7 @@ impl Report {
                 Some(place) => place.send(event),
                 None => {
                     if let Err(lost) = self.usage.try_record(event) {
-                        self.gaps.lost(&lost.tenant, &lost.key_id);
+                        self.gaps.lost(&lost);
                     }
                 }
             }
@@ -133,7 +133,11 @@ impl Gateway {
             event: Some(switchyard_bus::UsageEvent {
                 id: uuid::Uuid::new_v4().simple().to_string(),
                 tenant: principal.tenant.to_string(),
-                key_id: principal.key_id().to_string(),
+                key_id: principal
+                    .key_id()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                subject: principal.subject().map(str::to_owned),
                 method,
                 target: target.to_owned(),
                 connector: connector.to_owned(),

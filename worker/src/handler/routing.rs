@@ -149,7 +149,11 @@ impl Gateway {
             self.core.reports.refusals.note(crate::refusals::Refused {
                 tenant: route.tenant.slug.as_str(),
                 kind: switchyard_bus::RefusalKind::Refusal,
-                key: Some(route.principal.key_id().as_str()),
+                key: route
+                    .principal
+                    .key_id()
+                    .map(crate::principal::KeyId::as_str),
+                subject: route.principal.subject(),
                 reason: refused.reason(),
                 target: Some(name),
                 source: None,

@@ -111,7 +111,7 @@ impl Gateway {
         let name = request.name.to_string();
         let target = self.tool(tenant, &name).await?;
         let connector = target.connector.name.clone();
-        let role = tenant.keys.get(principal.key_id()).map(|k| k.role);
+        let role = principal.role(tenant);
         if role == Some(Role::Viewer) && !target.read_only {
             let denied = Error::PermissionDenied(format!(
                 "This API key has the viewer role, which may call only read-only tools; {name} is not marked read-only."
@@ -119,7 +119,8 @@ impl Gateway {
             self.core.reports.refusals.note(crate::refusals::Refused {
                 tenant: tenant.slug.as_str(),
                 kind: switchyard_bus::RefusalKind::Refusal,
-                key: Some(principal.key_id().as_str()),
+                key: principal.key_id().map(crate::principal::KeyId::as_str),
+                subject: principal.subject(),
                 reason: denied.reason(),
                 target: Some(&name),
                 source: None,

@@ -16,9 +16,9 @@ const REAL_WORK: [&str; 3] = ["tools/call", "resources/read", "prompts/get"];
 /// The limits `principal`'s requests to `tenant` are admitted under.
 fn limits(tenant: &Tenant, principal: &Principal) -> Limits {
     let quotas = &tenant.quotas;
-    let key_rate = tenant
-        .keys
-        .get(principal.key_id())
+    let key_rate = principal
+        .key_id()
+        .and_then(|id| tenant.keys.get(id))
         .map_or(Rate::default(), |k| Rate {
             per_second: k.requests_per_second,
             burst: k.burst,
@@ -78,7 +78,7 @@ pub fn admit(
         return Err(Error::QuotaExhausted(until));
     }
     admission
-        .admit(slug, principal.key_id().as_str(), limits(tenant, principal))
+        .admit(slug, &principal.actor(), limits(tenant, principal))
         .map(Some)
         .map_err(Error::Limited)
 }
@@ -124,7 +124,7 @@ mod tests {
         t.quotas.max_concurrent_requests = concurrent;
         t.quotas.max_sessions = sessions;
         t.keys.insert(
-            caller().key_id().clone(),
+            caller().key_id().unwrap().clone(),
             Key {
                 verifier: String::new(),
                 role: Role::Admin,

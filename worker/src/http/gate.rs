@@ -41,14 +41,31 @@ pub async fn authenticate(
     policy: Option<&Tenant>,
     headers: &HeaderMap,
     client: Option<IpAddr>,
+    resource: &str,
 ) -> Result<Principal> {
     use tracing::Instrument as _;
     let authorization = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    auth.authenticate(policy, authorization, client)
+    auth.authenticate(policy, authorization, client, resource)
         .instrument(switchyard_common::span!("authenticate"))
         .await
+}
+
+/// Tenant `tenant`'s resource URL (RFC 8707), which its access tokens must be for: its
+/// endpoint under the worker's public URL, or, with none configured, under the request's
+/// `Host` (only loopback hosts are served then).
+pub fn resource_url(public: Option<&url::Url>, headers: &HeaderMap, tenant: &str) -> String {
+    match public {
+        Some(url) => format!("{}/t/{tenant}/mcp", url.as_str().trim_end_matches('/')),
+        None => {
+            let host = headers
+                .get(http::header::HOST)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("localhost");
+            format!("http://{host}/t/{tenant}/mcp")
+        }
+    }
 }
 
 /// The key id `headers`' credential claims, when it has the form of a key.

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use switchyard_bus::{BusError, MemorySessions, SessionKv};
 use switchyard_common::apikey;
 
+const RESOURCE: &str = "http://127.0.0.1:8080/t/acme/mcp";
+
 fn principal(tenant: &str, key: &str) -> Principal {
     Principal::api_key(
         TenantSlug::parse(tenant).unwrap(),
@@ -50,28 +52,82 @@ fn a_draining_or_starting_worker_refuses_and_says_which() {
 async fn authentication_names_the_caller_or_the_credential_problem() {
     let auth = Authenticator::default();
     let (tenant, credential) = tenant_with_key();
-    let p = authenticate(&auth, Some(&tenant), &bearer(&credential), None)
+    let p = authenticate(&auth, Some(&tenant), &bearer(&credential), None, RESOURCE)
         .await
         .unwrap();
     assert_eq!(p.tenant.as_str(), "acme");
-    assert_eq!(credential.split('_').nth(1), Some(p.key_id().as_str()));
+    assert_eq!(credential.split('_').nth(1), p.key_id().map(|k| k.as_str()));
 
-    let missing = authenticate(&auth, Some(&tenant), &HeaderMap::new(), None).await;
+    let missing = authenticate(&auth, Some(&tenant), &HeaderMap::new(), None, RESOURCE).await;
     assert!(matches!(missing, Err(Error::MissingCredential)));
     // The same key id with another secret (its last character changed).
     let last = if credential.ends_with('x') { 'y' } else { 'x' };
     let wrong = format!("{}{last}", &credential[..credential.len() - 1]);
-    let invalid = authenticate(&auth, Some(&tenant), &bearer(&wrong), None).await;
+    let invalid = authenticate(&auth, Some(&tenant), &bearer(&wrong), None, RESOURCE).await;
     assert!(matches!(invalid, Err(Error::InvalidCredential)));
     // A good key for an unknown tenant is as invalid as a wrong one.
-    let unknown = authenticate(&auth, None, &bearer(&credential), None).await;
+    let unknown = authenticate(&auth, None, &bearer(&credential), None, RESOURCE).await;
     assert!(matches!(unknown, Err(Error::InvalidCredential)));
 
     let mut suspended = tenant;
     suspended.status = Status::Suspended;
     suspended.suspend_reason = "unpaid".into();
-    let refused = authenticate(&auth, Some(&suspended), &bearer(&credential), None).await;
+    let refused = authenticate(
+        &auth,
+        Some(&suspended),
+        &bearer(&credential),
+        None,
+        RESOURCE,
+    )
+    .await;
     assert!(matches!(refused, Err(Error::Suspended(r)) if r == "unpaid"));
+}
+
+#[tokio::test]
+async fn a_bearer_that_is_not_a_key_is_invalid_where_no_provider_takes_it() {
+    let (mut tenant, _) = tenant_with_key();
+    let token = bearer("eyJhbGciOiJSUzI1NiJ9.e30.c2ln");
+    // No token check configured, or a tenant without a provider: as invalid as a bad key.
+    let plain = Authenticator::default();
+    let refused = authenticate(&plain, Some(&tenant), &token, None, RESOURCE).await;
+    assert!(matches!(refused, Err(Error::InvalidCredential)));
+    let tokens = crate::auth::tokens::Tokens::new(Default::default()).unwrap();
+    let checking = Authenticator::default().with_tokens(tokens);
+    let refused = authenticate(&checking, Some(&tenant), &token, None, RESOURCE).await;
+    assert!(matches!(refused, Err(Error::InvalidCredential)));
+    // With a provider, a malformed token is refused without reaching it.
+    tenant.provider = Some(Arc::new(crate::auth::tokens::Provider {
+        issuer: "https://idp.example.com".into(),
+        audience: String::new(),
+        role_claim: "groups".into(),
+        roles: Vec::new(),
+    }));
+    let refused = authenticate(
+        &checking,
+        Some(&tenant),
+        &bearer("not.a.jwt"),
+        None,
+        RESOURCE,
+    )
+    .await;
+    assert!(matches!(refused, Err(Error::InvalidCredential)));
+}
+
+#[test]
+fn a_tenants_resource_url_is_its_endpoint_under_the_public_url_or_the_host() {
+    let public = url::Url::parse("https://mcp.example.com/").unwrap();
+    let mut headers = HeaderMap::new();
+    headers.insert(http::header::HOST, "evil.example".parse().unwrap());
+    assert_eq!(
+        resource_url(Some(&public), &headers, "acme"),
+        "https://mcp.example.com/t/acme/mcp",
+        "a configured public URL wins over what the request says"
+    );
+    headers.insert(http::header::HOST, "127.0.0.1:8080".parse().unwrap());
+    assert_eq!(
+        resource_url(None, &headers, "acme"),
+        "http://127.0.0.1:8080/t/acme/mcp"
+    );
 }
 
 #[test]

@@ -81,6 +81,8 @@ pub struct App {
     hosts: Vec<String>,
     /// Calls served inline now (see `inline`).
     inline_calls: Arc<inline::Calls>,
+    /// The public base URL, under which tenants' resource URLs are.
+    public_url: Option<url::Url>,
 }
 
 impl std::fmt::Debug for App {
@@ -154,7 +156,12 @@ impl App {
             policies,
             local_sessions,
             max_body_bytes: config.max_body_bytes,
-            auth: Authenticator::default().counting(metrics.key_checks.clone()),
+            auth: Authenticator::default()
+                .counting(metrics.key_checks.clone())
+                .with_tokens(
+                    crate::auth::tokens::Tokens::new(config.guard())
+                        .map_err(|e| std::io::Error::other(e.to_string()))?,
+                ),
             mcp,
             sessions,
             metrics,
@@ -169,6 +176,7 @@ impl App {
             refusals,
             hosts,
             inline_calls: Arc::default(),
+            public_url: config.public_url.clone(),
         }))
     }
 
@@ -342,10 +350,18 @@ async fn mcp(
     let client = forward::client_address(&req, &app.bounds.trusted_proxies);
     seen.client = client;
     let policy = app.policies.get(tenant);
-    let principal = gate::authenticate(&app.auth, policy.as_deref(), req.headers(), client)
-        .await
-        .inspect_err(|_| seen.key = gate::claimed_key(req.headers()))?;
-    seen.key = Some(principal.key_id().clone());
+    let resource = gate::resource_url(app.public_url.as_ref(), req.headers(), tenant);
+    let principal = gate::authenticate(
+        &app.auth,
+        policy.as_deref(),
+        req.headers(),
+        client,
+        &resource,
+    )
+    .await
+    .inspect_err(|_| seen.key = gate::claimed_key(req.headers()))?;
+    seen.key = principal.key_id().cloned();
+    seen.subject = principal.subject().map(str::to_owned);
     seen.authenticated = true;
     // Authentication found the tenant's policy, so there is one.
     let policy = policy.ok_or(Error::TenantGone)?;

@@ -242,7 +242,7 @@ mod tests {
 
         // Key a of acme lost access: only acme's streams opened with it end.
         let _s4 = quiet.register("s4", &a);
-        let lost = |p: &Principal| p.key_id().as_str() == "aaaaaaaaaaaa";
+        let lost = |p: &Principal| p.key_id().is_some_and(|k| k.as_str() == "aaaaaaaaaaaa");
         assert_eq!(quiet.close_lost("acme", lost), 1);
         assert!(s2.stop.try_recv().is_err());
         assert!(s3.stop.try_recv().is_err());

@@ -22,6 +22,8 @@ impl From<Error> for Refused {
 pub(super) struct Seen {
     /// The key authenticated, or the key id a failed credential claimed.
     pub key: Option<switchyard_common::KeyId>,
+    /// The subject of the access token authenticated.
+    pub subject: Option<String>,
     /// Whether `key` authenticated.
     pub authenticated: bool,
     pub client: Option<std::net::IpAddr>,
@@ -35,9 +37,10 @@ fn classify(e: &Error) -> Option<(RefusalKind, bool)> {
         Error::MissingCredential
         | Error::InvalidCredential
         | Error::ApiKeysDisabled
+        | Error::InsufficientScope(_)
         | Error::TooManyAttempts(_)
         | Error::Suspended(_) => (RefusalKind::AuthFailure, true),
-        Error::AuthBusy => (RefusalKind::AuthFailure, false),
+        Error::AuthBusy | Error::IdentityProviderUnavailable => (RefusalKind::AuthFailure, false),
         Error::Limited(_) | Error::QuotaExhausted(_) => (RefusalKind::Refusal, true),
         Error::Draining | Error::Dedicated => (RefusalKind::Refusal, false),
         _ => return None,
@@ -72,6 +75,7 @@ impl App {
             tenant,
             kind,
             key: seen.key.as_ref().map(|k| k.as_str()),
+            subject: seen.subject.as_deref(),
             reason: e.reason(),
             target: None,
             source: seen.client.filter(|_| kind == RefusalKind::AuthFailure),
@@ -106,6 +110,8 @@ mod tests {
                 Error::MissingCredential
                 | Error::InvalidCredential
                 | Error::ApiKeysDisabled
+                | Error::InsufficientScope(_)
+                | Error::IdentityProviderUnavailable
                 | Error::AuthBusy
                 | Error::TooManyAttempts(_)
                 | Error::Suspended(_) => Some("auth_failures"),

@@ -74,6 +74,7 @@ fn record(id: &str, tenant: &str, at: Millis) -> UsageRecord {
         tool_call: true,
         at,
         call: Some(CallDetail {
+            subject: None,
             method: "tools/call".into(),
             target: format!("echo-{id}"),
             connector: "up".into(),
