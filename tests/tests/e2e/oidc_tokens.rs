@@ -151,6 +151,13 @@ async fn a_tenants_endpoint_takes_its_providers_tokens_for_it_and_no_other() {
         denied.body["result"]["_meta"]["reason"], "permission_denied",
         "{denied:?}"
     );
+    let text = denied.body["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        text.contains("This access token has the viewer role"),
+        "{text}"
+    );
     // Groups that give no role: 403 with an insufficient_scope challenge.
     let intern = idp.client_token(&INTERN, &endpoint).await;
     let refused = http

@@ -113,8 +113,13 @@ impl Gateway {
         let connector = target.connector.name.clone();
         let role = principal.role(tenant);
         if role == Some(Role::Viewer) && !target.read_only {
+            let caller = if principal.key_id().is_some() {
+                "This API key"
+            } else {
+                "This access token"
+            };
             let denied = Error::PermissionDenied(format!(
-                "This API key has the viewer role, which may call only read-only tools; {name} is not marked read-only."
+                "{caller} has the viewer role, which may call only read-only tools; {name} is not marked read-only."
             ));
             self.core.reports.refusals.note(crate::refusals::Refused {
                 tenant: tenant.slug.as_str(),
