@@ -265,12 +265,6 @@ impl Authenticator {
                     tokens::TokenError::Unavailable(_) => Error::IdentityProviderUnavailable,
                 }
             })?;
-        if verified.subject.is_empty()
-            || verified.subject.len() > crate::principal::MAX_SUBJECT_LEN
-            || verified.subject.chars().any(char::is_control)
-        {
-            return Err(Error::InvalidCredential);
-        }
         if tenant.status == Status::Suspended {
             return Err(Error::Suspended(tenant.suspend_reason.clone()));
         }

@@ -213,6 +213,15 @@ impl Tokens {
         let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation)
             .map_err(invalid)?
             .claims;
+        // The subject names the caller on the audit trail and binds its sessions.
+        if claims.sub.is_empty()
+            || claims.sub.len() > crate::principal::MAX_SUBJECT_LEN
+            || claims.sub.chars().any(char::is_control)
+        {
+            return Err(TokenError::Invalid(
+                "the subject is empty, too long or has control characters".into(),
+            ));
+        }
         let role = provider
             .role(&claims.rest)
             .ok_or_else(|| TokenError::NoRole(provider.role_claim.clone()))?;

@@ -207,6 +207,15 @@ async fn tokens_for_another_resource_issuer_or_time_are_refused() {
         ("no expiry", with(c(), "exp", Value::Null)),
         ("not yet valid", with(c(), "nbf", json!(now() + 600))),
         ("no subject", with(c(), "sub", Value::Null)),
+        ("an empty subject", with(c(), "sub", json!(""))),
+        (
+            "a subject too long",
+            with(c(), "sub", json!("u".repeat(256))),
+        ),
+        (
+            "a subject with a line break",
+            with(c(), "sub", json!("alice\nkey:abcdefabcdef")),
+        ),
     ];
     for (what, claims) in cases {
         let refused = t.verify(&p, RESOURCE, &key.sign(&claims)).await;
