@@ -79,14 +79,6 @@ impl Principal {
         }
     }
 
-    /// Who the caller is, for rate limits: `key:{id}` or `user:{subject}`.
-    pub fn actor(&self) -> String {
-        match &self.credential {
-            Credential::ApiKey(id) => format!("key:{id}"),
-            Credential::Token(s) => format!("user:{s}"),
-        }
-    }
-
     /// The caller's role under `tenant`'s current policy: a key's from the policy (none
     /// once it is gone), a token's from its claims.
     pub fn role(&self, tenant: &crate::policy::Tenant) -> Option<Role> {
@@ -197,7 +189,7 @@ mod tests {
         let viewer = Principal::token(acme.clone(), "alice".into(), Role::Viewer);
         assert_eq!(admin, viewer, "the same caller, sessions and all");
         assert_ne!(admin, Principal::token(acme, "bob".into(), Role::Admin));
-        assert_eq!(admin.actor(), "user:alice");
+        assert_eq!(admin.subject(), Some("alice"));
         assert!(admin.key_id().is_none());
         let json = serde_json::to_value(&admin).unwrap();
         assert_eq!(

@@ -175,18 +175,18 @@ impl Authenticator {
         .unwrap_or(false))
     }
 
-    /// Authenticates a request to `tenant` (at `resource`, its URL) bearing
-    /// `authorization`: an API key, or an access token of the tenant's provider.
+    /// Authenticates a request to `tenant` bearing `authorization`: an API key, or an
+    /// access token of the tenant's provider for the tenant's URL, which `resource` gives.
     pub async fn authenticate(
         &self,
         tenant: Option<&Tenant>,
         authorization: Option<&str>,
         client: Option<IpAddr>,
-        resource: &str,
+        resource: impl FnOnce() -> String + Send,
     ) -> Result<Principal> {
         let token = bearer(authorization).ok_or(Error::MissingCredential)?;
         let Some((id, secret)) = apikey::parse(token) else {
-            return self.access_token(tenant, token, resource).await;
+            return self.access_token(tenant, token, &resource()).await;
         };
         let tenant = tenant.ok_or(Error::InvalidCredential)?;
         if tenant.api_keys_disabled {

@@ -78,7 +78,12 @@ pub fn admit(
         return Err(Error::QuotaExhausted(until));
     }
     admission
-        .admit(slug, &principal.actor(), limits(tenant, principal))
+        // Only a key has a rate of its own, so only a key's id is ever used here.
+        .admit(
+            slug,
+            principal.key_id().map_or("", |k| k.as_str()),
+            limits(tenant, principal),
+        )
         .map(Some)
         .map_err(Error::Limited)
 }

@@ -41,7 +41,7 @@ pub async fn authenticate(
     policy: Option<&Tenant>,
     headers: &HeaderMap,
     client: Option<IpAddr>,
-    resource: &str,
+    resource: impl FnOnce() -> String + Send,
 ) -> Result<Principal> {
     use tracing::Instrument as _;
     let authorization = headers

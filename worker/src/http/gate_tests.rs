@@ -5,7 +5,9 @@ use std::sync::Arc;
 use switchyard_bus::{BusError, MemorySessions, SessionKv};
 use switchyard_common::apikey;
 
-const RESOURCE: &str = "http://127.0.0.1:8080/t/acme/mcp";
+fn resource() -> String {
+    "http://127.0.0.1:8080/t/acme/mcp".into()
+}
 
 fn principal(tenant: &str, key: &str) -> Principal {
     Principal::api_key(
@@ -52,21 +54,21 @@ fn a_draining_or_starting_worker_refuses_and_says_which() {
 async fn authentication_names_the_caller_or_the_credential_problem() {
     let auth = Authenticator::default();
     let (tenant, credential) = tenant_with_key();
-    let p = authenticate(&auth, Some(&tenant), &bearer(&credential), None, RESOURCE)
+    let p = authenticate(&auth, Some(&tenant), &bearer(&credential), None, resource)
         .await
         .unwrap();
     assert_eq!(p.tenant.as_str(), "acme");
     assert_eq!(credential.split('_').nth(1), p.key_id().map(|k| k.as_str()));
 
-    let missing = authenticate(&auth, Some(&tenant), &HeaderMap::new(), None, RESOURCE).await;
+    let missing = authenticate(&auth, Some(&tenant), &HeaderMap::new(), None, resource).await;
     assert!(matches!(missing, Err(Error::MissingCredential)));
     // The same key id with another secret (its last character changed).
     let last = if credential.ends_with('x') { 'y' } else { 'x' };
     let wrong = format!("{}{last}", &credential[..credential.len() - 1]);
-    let invalid = authenticate(&auth, Some(&tenant), &bearer(&wrong), None, RESOURCE).await;
+    let invalid = authenticate(&auth, Some(&tenant), &bearer(&wrong), None, resource).await;
     assert!(matches!(invalid, Err(Error::InvalidCredential)));
     // A good key for an unknown tenant is as invalid as a wrong one.
-    let unknown = authenticate(&auth, None, &bearer(&credential), None, RESOURCE).await;
+    let unknown = authenticate(&auth, None, &bearer(&credential), None, resource).await;
     assert!(matches!(unknown, Err(Error::InvalidCredential)));
 
     let mut suspended = tenant;
@@ -77,7 +79,7 @@ async fn authentication_names_the_caller_or_the_credential_problem() {
         Some(&suspended),
         &bearer(&credential),
         None,
-        RESOURCE,
+        resource,
     )
     .await;
     assert!(matches!(refused, Err(Error::Suspended(r)) if r == "unpaid"));
@@ -89,11 +91,11 @@ async fn a_bearer_that_is_not_a_key_is_invalid_where_no_provider_takes_it() {
     let token = bearer("eyJhbGciOiJSUzI1NiJ9.e30.c2ln");
     // No token check configured, or a tenant without a provider: as invalid as a bad key.
     let plain = Authenticator::default();
-    let refused = authenticate(&plain, Some(&tenant), &token, None, RESOURCE).await;
+    let refused = authenticate(&plain, Some(&tenant), &token, None, resource).await;
     assert!(matches!(refused, Err(Error::InvalidCredential)));
     let tokens = crate::auth::tokens::Tokens::new(Default::default()).unwrap();
     let checking = Authenticator::default().with_tokens(tokens);
-    let refused = authenticate(&checking, Some(&tenant), &token, None, RESOURCE).await;
+    let refused = authenticate(&checking, Some(&tenant), &token, None, resource).await;
     assert!(matches!(refused, Err(Error::InvalidCredential)));
     // With a provider, a malformed token is refused without reaching it.
     tenant.provider = Some(Arc::new(crate::auth::tokens::Provider {
@@ -107,7 +109,7 @@ async fn a_bearer_that_is_not_a_key_is_invalid_where_no_provider_takes_it() {
         Some(&tenant),
         &bearer("not.a.jwt"),
         None,
-        RESOURCE,
+        resource,
     )
     .await;
     assert!(matches!(refused, Err(Error::InvalidCredential)));

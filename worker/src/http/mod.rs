@@ -350,13 +350,16 @@ async fn mcp(
     let client = forward::client_address(&req, &app.bounds.trusted_proxies);
     seen.client = client;
     let policy = app.policies.get(tenant);
-    let resource = gate::resource_url(app.public_url.as_ref(), req.headers(), tenant);
     let principal = gate::authenticate(
         &app.auth,
         policy.as_deref(),
         req.headers(),
         client,
-        &resource,
+        // Only a bearer that is not an API key needs it.
+        {
+            let headers = req.headers();
+            move || gate::resource_url(app.public_url.as_ref(), headers, tenant)
+        },
     )
     .await
     .inspect_err(|_| seen.key = gate::claimed_key(req.headers()))?;
