@@ -169,9 +169,19 @@ impl WorkerArgs {
             bail!("policy-key (SWITCHYARD_POLICY_KEY) is required: the control plane's policy key");
         };
         if let Some(url) = &args.public_url
-            && (url.host_str().is_none() || !matches!(url.scheme(), "http" | "https"))
+            && (url.host_str().is_none()
+                || !matches!(url.scheme(), "http" | "https")
+                || url.path() != "/"
+                || url.query().is_some()
+                || url.fragment().is_some()
+                || url.username() != ""
+                || url.password().is_some())
         {
-            bail!("public-url (SWITCHYARD_PUBLIC_URL) must be an http(s) URL with a host");
+            bail!(
+                "public-url (SWITCHYARD_PUBLIC_URL) must be an http(s) origin such as \
+                 https://mcp.example.com: tenants' endpoints and their sign-in metadata are \
+                 at its root"
+            );
         }
         let previous = args
             .previous_policy_keys
@@ -351,95 +361,5 @@ fn upstream_bounds(args: &WorkerArgs) -> anyhow::Result<switchyard_worker::Upstr
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bounds_out_of_range_are_refused_naming_the_flag() {
-        let cases: [(WorkerArgs, &str); 5] = [
-            (
-                WorkerArgs {
-                    max_upstream_response_bytes: Some(1024),
-                    ..Default::default()
-                },
-                "max-upstream-response-bytes",
-            ),
-            (
-                WorkerArgs {
-                    max_listed_per_connector: Some(0),
-                    ..Default::default()
-                },
-                "max-listed-per-connector",
-            ),
-            (
-                WorkerArgs {
-                    max_upstream_sessions_per_tenant: Some(0),
-                    ..Default::default()
-                },
-                "max-upstream-sessions-per-tenant",
-            ),
-            (
-                WorkerArgs {
-                    max_headers: Some(2),
-                    ..Default::default()
-                },
-                "max-headers",
-            ),
-            (
-                WorkerArgs {
-                    header_read_timeout: Some(0),
-                    ..Default::default()
-                },
-                "header-read-timeout",
-            ),
-        ];
-        for (args, flag) in cases {
-            let e = bounds(&args)
-                .map(|_| ())
-                .and_then(|()| upstream_bounds(&args).map(|_| ()))
-                .unwrap_err();
-            assert!(e.to_string().contains(flag), "{e} should name {flag}");
-        }
-        let ok = WorkerArgs {
-            max_upstream_response_bytes: Some(65_536),
-            max_listed_per_connector: Some(10),
-            max_upstream_sessions_per_tenant: Some(3),
-            ..Default::default()
-        };
-        let b = upstream_bounds(&ok).unwrap();
-        assert_eq!(
-            (
-                b.max_response_bytes,
-                b.max_listed,
-                b.max_sessions_per_tenant
-            ),
-            (65_536, 10, 3)
-        );
-    }
-
-    #[test]
-    fn session_settings_out_of_range_are_refused_naming_the_flag() {
-        let key = switchyard_common::seal::SecretKey::generate().to_base64();
-        let args = |max_sessions, session_park_after| WorkerArgs {
-            nats_url: Some("nats://localhost:4222".into()),
-            policy_key: Some(key.as_str().to_owned()),
-            max_sessions,
-            session_park_after,
-            ..Default::default()
-        };
-        for (args, flag) in [
-            (args(Some(0), None), "max-sessions"),
-            (args(None, Some(0)), "session-park-after"),
-            (args(None, Some(9)), "session-park-after"),
-            (args(None, Some(3601)), "session-park-after"),
-        ] {
-            let e = args.validate().unwrap_err();
-            assert!(e.to_string().contains(flag), "{e} should name {flag}");
-        }
-        let config = args(Some(5), Some(12)).validate().unwrap().config;
-        assert_eq!(
-            (config.max_sessions, config.session_park_after),
-            (5, std::time::Duration::from_secs(12))
-        );
-    }
-}
+#[path = "worker_tests.rs"]
+mod tests;

@@ -30,6 +30,7 @@ mod publisher;
 mod python_sdk;
 mod reflection_health;
 mod resilience;
+mod resource_metadata;
 mod secrets;
 mod store_contract;
 mod store_publish;

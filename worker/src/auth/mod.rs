@@ -176,17 +176,19 @@ impl Authenticator {
     }
 
     /// Authenticates a request to `tenant` bearing `authorization`: an API key, or an
-    /// access token of the tenant's provider for the tenant's URL, which `resource` gives.
+    /// access token of the tenant's provider for the tenant's URL, which `resource` gives
+    /// (`None` when the request names no endpoint a token can be for).
     pub async fn authenticate(
         &self,
         tenant: Option<&Tenant>,
         authorization: Option<&str>,
         client: Option<IpAddr>,
-        resource: impl FnOnce() -> String + Send,
+        resource: impl FnOnce() -> Option<String> + Send,
     ) -> Result<Principal> {
         let token = bearer(authorization).ok_or(Error::MissingCredential)?;
         let Some((id, secret)) = apikey::parse(token) else {
-            return self.access_token(tenant, token, &resource()).await;
+            let resource = resource().ok_or(Error::InvalidCredential)?;
+            return self.access_token(tenant, token, &resource).await;
         };
         let tenant = tenant.ok_or(Error::InvalidCredential)?;
         if tenant.api_keys_disabled {

@@ -35,8 +35,14 @@ impl Error {
 
     /// The HTTP answer to request `id` (`null` when it is not known yet): the status of the
     /// error's code, a JSON-RPC error with its data, `Retry-After` when there is a wait, and
-    /// a bearer challenge for a missing or invalid credential.
+    /// a bearer challenge for a missing, invalid or insufficient credential.
     pub fn response(&self, id: Value) -> Response {
+        self.response_at(id, None)
+    }
+
+    /// Like `response`, with `endpoint`'s parameters (its metadata and scopes, see
+    /// `http::discovery`) in the bearer challenge.
+    pub fn response_at(&self, id: Value, endpoint: Option<&str>) -> Response {
         let code = self.code();
         let error =
             json!({"code": code.jsonrpc(), "message": self.to_string(), "data": self.data()});
@@ -55,21 +61,35 @@ impl Error {
                 resp.headers_mut().insert(http::header::RETRY_AFTER, v);
             }
         }
-        let challenge = match self {
-            Self::MissingCredential => Some("Bearer realm=\"switchyard\""),
-            Self::InvalidCredential | Self::ApiKeysDisabled => {
-                Some("Bearer realm=\"switchyard\", error=\"invalid_token\"")
-            }
-            Self::InsufficientScope(_) => {
-                Some("Bearer realm=\"switchyard\", error=\"insufficient_scope\"")
-            }
-            _ => None,
+        let error = match self {
+            Self::MissingCredential => None,
+            Self::InvalidCredential | Self::ApiKeysDisabled => Some("invalid_token"),
+            Self::InsufficientScope(_) => Some("insufficient_scope"),
+            _ => return resp,
         };
-        if let Some(c) = challenge {
-            resp.headers_mut()
-                .insert(http::header::WWW_AUTHENTICATE, HeaderValue::from_static(c));
+        let mut challenge = String::from("Bearer realm=\"switchyard\"");
+        for part in [endpoint, error.map(|e| format!("error=\"{e}\"")).as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            challenge.push_str(", ");
+            challenge.push_str(part);
+        }
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            resp.headers_mut().insert(http::header::WWW_AUTHENTICATE, v);
         }
         resp
+    }
+
+    /// Whether the answer carries a bearer challenge (see `response_at`).
+    pub fn challenges(&self) -> bool {
+        matches!(
+            self,
+            Self::MissingCredential
+                | Self::InvalidCredential
+                | Self::ApiKeysDisabled
+                | Self::InsufficientScope(_)
+        )
     }
 
     /// As the JSON-RPC error of an MCP request other than `tools/call` to connector

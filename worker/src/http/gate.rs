@@ -41,7 +41,7 @@ pub async fn authenticate(
     policy: Option<&Tenant>,
     headers: &HeaderMap,
     client: Option<IpAddr>,
-    resource: impl FnOnce() -> String + Send,
+    resource: impl FnOnce() -> Option<String> + Send,
 ) -> Result<Principal> {
     use tracing::Instrument as _;
     let authorization = headers
@@ -50,22 +50,6 @@ pub async fn authenticate(
     auth.authenticate(policy, authorization, client, resource)
         .instrument(switchyard_common::span!("authenticate"))
         .await
-}
-
-/// Tenant `tenant`'s resource URL (RFC 8707), which its access tokens must be for: its
-/// endpoint under the worker's public URL, or, with none configured, under the request's
-/// `Host` (only loopback hosts are served then).
-pub fn resource_url(public: Option<&url::Url>, headers: &HeaderMap, tenant: &str) -> String {
-    match public {
-        Some(url) => format!("{}/t/{tenant}/mcp", url.as_str().trim_end_matches('/')),
-        None => {
-            let host = headers
-                .get(http::header::HOST)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("localhost");
-            format!("http://{host}/t/{tenant}/mcp")
-        }
-    }
 }
 
 /// The key id `headers`' credential claims, when it has the form of a key.

@@ -87,10 +87,20 @@ pub(super) fn plain(headers: &HeaderMap, hosts: &[String]) -> bool {
 
 /// Whether the request's one `Host` is one of `hosts` (an entry without a port allows any).
 fn allowed_host(headers: &HeaderMap, hosts: &[String]) -> bool {
+    single_host(headers).is_some_and(|value| allowed_authority(value, hosts))
+}
+
+/// The request's `Host`, when it names exactly one.
+pub(super) fn single_host(headers: &HeaderMap) -> Option<&http::HeaderValue> {
     let mut values = headers.get_all(header::HOST).iter();
-    let (Some(value), None) = (values.next(), values.next()) else {
-        return false;
-    };
+    match (values.next(), values.next()) {
+        (Some(value), None) => Some(value),
+        _ => None,
+    }
+}
+
+/// Whether `Host` value `value` is one of `hosts` (an entry without a port allows any).
+pub(super) fn allowed_authority(value: &http::HeaderValue, hosts: &[String]) -> bool {
     let Ok(authority) = value
         .to_str()
         .unwrap_or_default()

@@ -7,6 +7,7 @@
 //! tenant-facing port.
 
 mod admit;
+mod discovery;
 mod forward;
 pub(crate) mod gate;
 mod inline;
@@ -277,6 +278,15 @@ impl App {
     pub fn in_flight(&self) -> usize {
         self.admission.in_flight()
     }
+
+    /// Tenant `tenant`'s endpoint as a request with `headers` reaches it.
+    fn endpoint(
+        &self,
+        host: Option<&http::HeaderValue>,
+        tenant: &str,
+    ) -> Option<discovery::Endpoint> {
+        discovery::Endpoint::of(self.public_url.as_ref(), host, &self.hosts, tenant)
+    }
 }
 
 async fn mcp_entry(
@@ -300,6 +310,8 @@ async fn mcp_entry(
     }
     let started = std::time::Instant::now();
     let mut seen = Seen::default();
+    // Kept for a refusal's challenge, which names the endpoint (see `discovery`).
+    let host = inline::single_host(req.headers()).cloned();
     // rmcp runs outside the request's span: a session it starts outlives the request and
     // must not hold the span open (the handler finds the span in the request).
     let response = match mcp(&app, &tenant, req, &mut seen)
@@ -311,7 +323,11 @@ async fn mcp_entry(
         Err(Refused(e, id)) => {
             count(&app.metrics, &e);
             app.tally(&tenant, &seen, &e);
-            e.response(id)
+            let endpoint = e
+                .challenges()
+                .then(|| app.endpoint(host.as_ref(), &tenant))
+                .flatten();
+            e.response_at(id, endpoint.map(|e| e.challenge()).as_deref())
         }
     };
     app.metrics
@@ -358,7 +374,10 @@ async fn mcp(
         // Only a bearer that is not an API key needs it.
         {
             let headers = req.headers();
-            move || gate::resource_url(app.public_url.as_ref(), headers, tenant)
+            move || {
+                app.endpoint(inline::single_host(headers), tenant)
+                    .map(|e| e.resource())
+            }
         },
     )
     .await
@@ -462,5 +481,6 @@ async fn read_post(
 pub fn router(app: Arc<App>) -> axum::Router {
     axum::Router::new()
         .route("/t/{tenant}/mcp", any(mcp_entry))
+        .merge(discovery::routes())
         .with_state(app)
 }
