@@ -48,6 +48,8 @@ pub struct Buses {
     pub refusals: Arc<RefusalBus>,
     /// Heartbeats of the live workers.
     pub fleet: Arc<dyn Fleet>,
+    /// The built-in authorization server's codes, grants and signing keys.
+    pub grants: crate::GrantStores,
 }
 
 impl Buses {
@@ -64,10 +66,11 @@ impl Buses {
             tools: Arc::new(NatsTools::new(client.clone())),
             refusals: Arc::new(NatsRefusals::new(client.clone())),
             fleet: Arc::new(NatsFleet::new(
-                client,
+                client.clone(),
                 &buckets.fleet,
                 buckets.heartbeat_ttl,
             )),
+            grants: crate::GrantStores::nats(client),
         }
     }
 
@@ -95,6 +98,7 @@ impl Buses {
             tools: Arc::new(MemoryTools::default()),
             refusals: Arc::new(MemoryRefusals::default()),
             fleet: Arc::new(MemoryFleet::default()),
+            grants: crate::GrantStores::in_memory(),
         }
     }
 }

@@ -9,6 +9,7 @@
 
 mod buses;
 pub mod fleet;
+pub mod grants;
 mod memory;
 mod nats;
 pub mod queue;
@@ -21,6 +22,7 @@ pub use buses::{Buckets, Buses};
 pub use fleet::{
     BreakerReport, BreakerStatus, FLEET_BUCKET, Fleet, Heartbeat, MemoryFleet, NatsFleet,
 };
+pub use grants::{CasKv, GrantStores, MemoryCas, NatsCas, Versioned};
 pub use memory::MemoryBus;
 pub use nats::{NatsBus, POLICY_BUCKET};
 pub use queue::{Delivery, Event, MemoryQueue, NatsQueue, Queue, QueueSpec, Rejected};

@@ -30,6 +30,7 @@ macro_rules! contract {
 }
 
 mod fleet;
+mod grants;
 mod policy;
 mod queues;
 mod sessions;
