@@ -21,6 +21,10 @@ pub enum RefusalKind {
     /// Calls served whose usage events (their audit records) were lost: the worker's
     /// queue was full.
     AuditGap,
+    /// A decision of the built-in authorization server about a client: a sign-in allowed
+    /// (`signed_in`) or declined, a replayed refresh token that ended its grant. The
+    /// target is the client's ID.
+    Authorization,
 }
 
 impl RefusalKind {
@@ -29,6 +33,7 @@ impl RefusalKind {
             Self::Refusal => "refusal",
             Self::AuthFailure => "auth_failure",
             Self::AuditGap => "audit_gap",
+            Self::Authorization => "authorization",
         }
     }
 }
@@ -48,7 +53,7 @@ pub struct RefusalReport {
     pub subject: Option<String>,
     /// The error reason (`rate_limited`, `permission_denied`, `invalid_credential`, ...).
     pub reason: String,
-    /// The tool refused, for a refusal by role.
+    /// The tool refused, for a refusal by role; the client, for an authorization.
     pub target: Option<String>,
     /// The client's address, for authentication failures.
     pub source: Option<String>,

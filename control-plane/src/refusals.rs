@@ -1,6 +1,7 @@
 //! Folds workers' refusal tallies into the audit trail: each report becomes one record on
 //! its tenant's chain, kind `refusal` (a limit or a role refused an authenticated request),
-//! `auth_failure`, or `audit_gap` (calls served whose own records a worker lost), written
+//! `auth_failure`, `audit_gap` (calls served whose own records a worker lost), or
+//! `authorization` (the built-in authorization server allowed or refused a client), written
 //! once per report id however often it is delivered. Reports
 //! are acknowledged after their batch is written; while the store is away the batch is
 //! kept in hand and retried.
@@ -24,6 +25,9 @@ pub fn record_of(report: &RefusalReport) -> Option<NewRecord> {
     };
     let object = match (report.kind, &report.target) {
         (RefusalKind::Refusal, Some(target)) => format!("tool/{tenant}/{}", clip(target)),
+        (RefusalKind::Authorization | RefusalKind::AuthFailure, Some(client)) => {
+            format!("client/{tenant}/{}", clip(client))
+        }
         _ => format!("tenant/{tenant}"),
     };
     Some(NewRecord {
@@ -32,11 +36,7 @@ pub fn record_of(report: &RefusalReport) -> Option<NewRecord> {
         actor,
         action: clip(&report.reason),
         object,
-        outcome: match report.kind {
-            RefusalKind::AuditGap => "lost",
-            RefusalKind::Refusal | RefusalKind::AuthFailure => "refused",
-        }
-        .to_owned(),
+        outcome: outcome(report).to_owned(),
         detail: serde_json::json!({
             "count": report.count,
             "first_at": report.first_ms,
@@ -48,6 +48,18 @@ pub fn record_of(report: &RefusalReport) -> Option<NewRecord> {
         trace_id: String::new(),
     })
 }
+
+/// What came of what `report` tallies.
+fn outcome(report: &RefusalReport) -> &'static str {
+    match report.kind {
+        RefusalKind::AuditGap => "lost",
+        RefusalKind::Authorization if report.reason == ALLOWED => "allowed",
+        RefusalKind::Refusal | RefusalKind::AuthFailure | RefusalKind::Authorization => "refused",
+    }
+}
+
+/// The reason of an authorization that let a client in.
+const ALLOWED: &str = "signed_in";
 
 /// What `report` (recorded as `record`) adds to its tenant's day: the day its tally began.
 fn counted(report: &RefusalReport, record: &NewRecord) -> DailyRefusals {
@@ -70,9 +82,10 @@ pub async fn fold(store: Store, bus: Arc<RefusalBus>) {
                         .iter()
                         .filter_map(|d| {
                             let record = record_of(&d.event)?;
-                            // A gap counts no refusal: its calls were counted, if at all, as calls.
-                            let counted = (d.event.kind != RefusalKind::AuditGap)
-                                .then(|| counted(&d.event, &record));
+                            // A gap counts no refusal (its calls were counted, if at all, as
+                            // calls), nor does a sign-in allowed.
+                            let counted =
+                                (record.outcome == "refused").then(|| counted(&d.event, &record));
                             Some((d.event.id.clone(), record, counted))
                         })
                         .collect();
@@ -94,5 +107,62 @@ pub async fn fold(store: Store, bus: Arc<RefusalBus>) {
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(kind: RefusalKind, reason: &str, target: Option<&str>) -> RefusalReport {
+        RefusalReport {
+            id: "r1".into(),
+            tenant: "acme".into(),
+            kind,
+            key_id: Some("abcdef123456".into()),
+            subject: None,
+            reason: reason.into(),
+            target: target.map(str::to_owned),
+            source: Some("192.0.2.1".into()),
+            count: 1,
+            first_ms: 0,
+            last_ms: 0,
+            worker: "w".into(),
+        }
+    }
+
+    #[test]
+    fn an_authorization_names_the_client_and_only_a_sign_in_is_allowed() {
+        let client = "https://app.example/client.json";
+        let allowed = record_of(&report(
+            RefusalKind::Authorization,
+            "signed_in",
+            Some(client),
+        ))
+        .unwrap();
+        assert_eq!(
+            (allowed.kind.as_str(), allowed.outcome.as_str()),
+            ("authorization", "allowed")
+        );
+        assert_eq!(allowed.object, format!("client/acme/{client}"));
+        assert_eq!(allowed.actor, "key:abcdef123456");
+        for reason in ["sign_in_declined", "refresh_token_reused"] {
+            let r = record_of(&report(RefusalKind::Authorization, reason, Some(client))).unwrap();
+            assert_eq!(r.outcome, "refused", "{reason}");
+        }
+        let failed = record_of(&report(
+            RefusalKind::AuthFailure,
+            "invalid_credential",
+            Some(client),
+        ))
+        .unwrap();
+        assert_eq!(failed.object, format!("client/acme/{client}"));
+        let tool = record_of(&report(
+            RefusalKind::Refusal,
+            "permission_denied",
+            Some("t"),
+        ))
+        .unwrap();
+        assert_eq!(tool.object, "tool/acme/t");
     }
 }

@@ -22,6 +22,7 @@ pub mod legacy;
 pub mod modern;
 mod nats;
 pub mod nats_accounts;
+pub mod oauth;
 pub mod otlp;
 pub mod proxy;
 pub mod python;

@@ -16,6 +16,7 @@ pub mod latency;
 pub mod limits;
 pub mod metrics;
 pub mod names;
+pub mod oauth;
 pub mod ordered;
 pub mod parking;
 pub mod pins;
@@ -260,6 +261,7 @@ pub async fn run(
     let app = http::App::new(
         &config,
         policies.clone(),
+        &buses.grants,
         sessions,
         reporter.clone(),
         metrics_state.clone(),

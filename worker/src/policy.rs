@@ -50,6 +50,8 @@ pub struct Tenant {
     pub api_keys_disabled: bool,
     /// The identity provider whose access tokens the tenant takes.
     pub provider: Option<Arc<crate::auth::tokens::Provider>>,
+    /// How long the built-in authorization server's access and refresh tokens live.
+    pub token_lifetimes: (Duration, Duration),
 }
 
 impl Tenant {
@@ -70,6 +72,7 @@ impl Tenant {
             audit_fail_closed: false,
             api_keys_disabled: false,
             provider: None,
+            token_lifetimes: DEFAULT_TOKEN_LIFETIMES,
         }
     }
 }
@@ -120,6 +123,22 @@ fn build(policy: pb::TenantPolicy, keys: &Keyring) -> Option<Tenant> {
         .as_ref()
         .and_then(crate::auth::tokens::Provider::from_policy)
         .map(Arc::new);
+    let token_lifetimes = policy
+        .identity
+        .as_ref()
+        .map_or(DEFAULT_TOKEN_LIFETIMES, |i| {
+            let secs = |s: u32, default: Duration| {
+                if s == 0 {
+                    default
+                } else {
+                    Duration::from_secs(s.into())
+                }
+            };
+            (
+                secs(i.access_token_seconds, DEFAULT_TOKEN_LIFETIMES.0),
+                secs(i.refresh_token_seconds, DEFAULT_TOKEN_LIFETIMES.1),
+            )
+        });
     let arguments =
         crate::redact::Arguments::from_policy(policy.argument_audit(), &policy.sensitive_keys);
     let connectors = policy
@@ -150,8 +169,13 @@ fn build(policy: pb::TenantPolicy, keys: &Keyring) -> Option<Tenant> {
         audit_fail_closed,
         api_keys_disabled,
         provider,
+        token_lifetimes,
     })
 }
+
+/// Token lifetimes of a policy that sets none: an hour, and 30 days.
+pub const DEFAULT_TOKEN_LIFETIMES: (Duration, Duration) =
+    (Duration::from_secs(3600), Duration::from_secs(30 * 86_400));
 
 /// All tenants this worker serves.
 #[derive(Debug)]

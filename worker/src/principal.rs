@@ -63,6 +63,21 @@ impl Principal {
         }
     }
 
+    /// A caller signed in with API key `key` through the built-in authorization server:
+    /// the key, its role capped by `scope_role` (the scopes granted).
+    pub fn granted(tenant: TenantSlug, key: KeyId, scope_role: Role) -> Self {
+        Self {
+            tenant,
+            credential: Credential::ApiKey(key),
+            token_role: Some(scope_role),
+        }
+    }
+
+    /// Whether the caller came with an access token rather than an API key itself.
+    pub fn by_token(&self) -> bool {
+        self.token_role.is_some()
+    }
+
     /// The API key, for usage records and a key's own rate limit.
     pub fn key_id(&self) -> Option<&KeyId> {
         match &self.credential {
@@ -83,7 +98,14 @@ impl Principal {
     /// once it is gone), a token's from its claims.
     pub fn role(&self, tenant: &crate::policy::Tenant) -> Option<Role> {
         match &self.credential {
-            Credential::ApiKey(id) => tenant.keys.get(id).map(|k| k.role),
+            Credential::ApiKey(id) => {
+                let key = tenant.keys.get(id)?.role;
+                // Granted scopes cap the key's role (the enum orders roles by power).
+                Some(match self.token_role {
+                    Some(cap) if (cap as i32) < (key as i32) => cap,
+                    _ => key,
+                })
+            }
             Credential::Token(_) => self.token_role,
         }
     }

@@ -12,6 +12,7 @@ pub mod tokens;
 
 use crate::error::{Error, Result};
 use crate::metrics::ReasonLabel;
+use crate::oauth::KID_PREFIX;
 use crate::policy::{Status, Tenant};
 use crate::principal::Principal;
 use crate::sync::lock;
@@ -75,6 +76,8 @@ pub struct Authenticator {
     checks: Option<Family<ReasonLabel, Counter>>,
     /// Checks access tokens of tenants' identity providers.
     tokens: Option<tokens::Tokens>,
+    /// Checks access tokens of the built-in authorization server.
+    server: Option<Arc<crate::oauth::Server>>,
 }
 
 impl Default for Authenticator {
@@ -108,6 +111,7 @@ impl Authenticator {
             attempts: attempts::Attempts::default(),
             checks: None,
             tokens: None,
+            server: None,
         }
     }
 
@@ -121,6 +125,13 @@ impl Authenticator {
     #[must_use]
     pub fn with_tokens(mut self, tokens: tokens::Tokens) -> Self {
         self.tokens = Some(tokens);
+        self
+    }
+
+    /// Takes access tokens of the built-in authorization server too.
+    #[must_use]
+    pub fn with_server(mut self, server: Arc<crate::oauth::Server>) -> Self {
+        self.server = Some(server);
         self
     }
 
@@ -186,14 +197,27 @@ impl Authenticator {
         resource: impl FnOnce() -> Option<String> + Send,
     ) -> Result<Principal> {
         let token = bearer(authorization).ok_or(Error::MissingCredential)?;
-        let Some((id, secret)) = apikey::parse(token) else {
+        if apikey::parse(token).is_none() {
             let resource = resource().ok_or(Error::InvalidCredential)?;
             return self.access_token(tenant, token, &resource).await;
-        };
+        }
         let tenant = tenant.ok_or(Error::InvalidCredential)?;
         if tenant.api_keys_disabled {
             return Err(Error::ApiKeysDisabled);
         }
+        let id = self.key(tenant, token, client).await?;
+        Ok(Principal::api_key(tenant.slug.clone(), id))
+    }
+
+    /// Checks `token` as one of `tenant`'s API keys, whether or not the tenant takes keys
+    /// at its endpoint (the built-in authorization server signs users in with them).
+    pub async fn key(
+        &self,
+        tenant: &Tenant,
+        token: &str,
+        client: Option<IpAddr>,
+    ) -> Result<crate::principal::KeyId> {
+        let (id, secret) = apikey::parse(token).ok_or(Error::InvalidCredential)?;
         let key = tenant.keys.get(&id).ok_or(Error::InvalidCredential)?;
         if key.expires.is_some_and(|e| e <= SystemTime::now()) {
             return Err(Error::InvalidCredential);
@@ -240,7 +264,7 @@ impl Authenticator {
         if tenant.status == Status::Suspended {
             return Err(Error::Suspended(tenant.suspend_reason.clone()));
         }
-        Ok(Principal::api_key(tenant.slug.clone(), id))
+        Ok(id)
     }
 }
 
@@ -253,6 +277,17 @@ impl Authenticator {
         resource: &str,
     ) -> Result<Principal> {
         let tenant = tenant.ok_or(Error::InvalidCredential)?;
+        // A token of the built-in authorization server names one of its keys.
+        if let Some(server) = &self.server
+            && let Ok(header) = jsonwebtoken::decode_header(token)
+            && let Some(kid) = header.kid.as_deref().filter(|k| k.starts_with(KID_PREFIX))
+        {
+            let principal = server.verify(tenant, resource, kid, token).await?;
+            if tenant.status == Status::Suspended {
+                return Err(Error::Suspended(tenant.suspend_reason.clone()));
+            }
+            return Ok(principal);
+        }
         let (Some(tokens), Some(provider)) = (&self.tokens, &tenant.provider) else {
             return Err(Error::InvalidCredential);
         };

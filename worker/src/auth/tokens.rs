@@ -141,8 +141,7 @@ struct Issuer {
 
 #[derive(Debug)]
 pub struct Tokens {
-    http: reqwest::Client,
-    guard: UpstreamGuard,
+    fetcher: crate::egress::JsonFetcher,
     timing: Timing,
     issuers: Mutex<HashMap<String, Arc<Issuer>>>,
     /// Key sets fetched, for tests and metrics.
@@ -152,17 +151,10 @@ pub struct Tokens {
 impl Tokens {
     /// Checks tokens of providers reached through `guard`.
     pub fn new(guard: UpstreamGuard) -> Result<Self, TokenError> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .dns_resolver(Arc::new(crate::egress::GuardedResolver(guard.clone())))
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(FETCH_TIMEOUT)
-            .build()
+        let fetcher = crate::egress::JsonFetcher::new(guard, FETCH_TIMEOUT)
             .map_err(|e| TokenError::Unavailable(e.to_string()))?;
         Ok(Self {
-            http,
-            guard,
+            fetcher,
             timing: Timing::default(),
             issuers: Mutex::default(),
             fetches: std::sync::atomic::AtomicU64::new(0),
@@ -321,27 +313,10 @@ impl Tokens {
     }
 
     async fn get_json(&self, url: &str) -> Result<serde_json::Value, TokenError> {
-        let unavailable =
-            |e: &dyn std::fmt::Display| TokenError::Unavailable(format!("{url}: {e}"));
-        crate::egress::check_address(&self.guard, url).map_err(|e| unavailable(&e))?;
-        let mut response = self
-            .http
-            .get(url)
-            .header(http::header::ACCEPT, "application/json")
-            .send()
+        self.fetcher
+            .get(url, MAX_DOCUMENT_BYTES)
             .await
-            .map_err(|e| unavailable(&e))?;
-        if !response.status().is_success() {
-            return Err(unavailable(&response.status()));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| unavailable(&e))? {
-            if body.len() + chunk.len() > MAX_DOCUMENT_BYTES {
-                return Err(unavailable(&format!("over {MAX_DOCUMENT_BYTES} bytes")));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        serde_json::from_slice(&body).map_err(|e| unavailable(&e))
+            .map_err(TokenError::Unavailable)
     }
 }
 

@@ -11,9 +11,7 @@ use serde_json::json;
 use std::sync::Arc;
 use switchyard_common::ids::TenantSlug;
 
-/// The scopes a tenant's access tokens carry: `tools:read` lists everything and calls the
-/// tools that change nothing; `tools:write` calls the others too.
-pub const SCOPES: [&str; 2] = ["tools:read", "tools:write"];
+use crate::oauth::scopes::ALL as SCOPES;
 
 /// Where tenant `tenant`'s endpoint is reached, and the URLs that follow from it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,14 +121,19 @@ fn not_found() -> Response {
         .into_response()
 }
 
-/// The metadata routes, readable from any browser origin (they hold nothing private, and
-/// browser-based clients such as MCP Inspector fetch them).
-pub(super) fn routes() -> axum::Router<Arc<super::App>> {
-    use axum::routing::get;
-    let cors = tower_http::cors::CorsLayer::new()
+/// What lets any browser origin read a metadata document: they hold nothing private, and
+/// browser-based clients such as MCP Inspector fetch them.
+pub fn readable_anywhere() -> tower_http::cors::CorsLayer {
+    tower_http::cors::CorsLayer::new()
         .allow_origin(tower_http::cors::Any)
         .allow_methods([http::Method::GET])
-        .allow_headers(tower_http::cors::Any);
+        .allow_headers(tower_http::cors::Any)
+}
+
+/// The metadata routes, readable from any browser origin.
+pub(super) fn routes() -> axum::Router<Arc<super::App>> {
+    use axum::routing::get;
+    let cors = readable_anywhere();
     axum::Router::new()
         .route(
             "/.well-known/oauth-protected-resource/t/{tenant}/mcp",

@@ -8,6 +8,7 @@
 
 mod admit;
 mod discovery;
+mod for_oauth;
 mod forward;
 pub(crate) mod gate;
 mod inline;
@@ -17,6 +18,7 @@ mod refused;
 mod residency;
 mod serve;
 
+pub use discovery::{Endpoint, readable_anywhere};
 pub use probes::serve_metrics;
 pub use serve::{Bounds, Peer, serve};
 
@@ -84,6 +86,8 @@ pub struct App {
     inline_calls: Arc<inline::Calls>,
     /// The public base URL, under which tenants' resource URLs are.
     public_url: Option<url::Url>,
+    /// The built-in authorization server.
+    oauth: Arc<crate::oauth::Server>,
 }
 
 impl std::fmt::Debug for App {
@@ -96,6 +100,7 @@ impl App {
     pub fn new(
         config: &Config,
         policies: Arc<Policies>,
+        grants: &switchyard_bus::GrantStores,
         sessions: Arc<SessionRecords>,
         reports: crate::reports::Reports,
         metrics: Arc<Metrics>,
@@ -148,6 +153,12 @@ impl App {
             Arc::new(local_sessions),
             crate::relay::Diverted(metrics.relay_diverted.clone()),
         ));
+        let oauth = Arc::new(crate::oauth::Server::new(
+            grants,
+            config.policy_keys.clone(),
+            config.only_tenant.is_some(),
+            config.guard(),
+        )?);
         let mcp = StreamableHttpService::new(
             move || Ok(gateway.fork()),
             local_sessions.clone(),
@@ -157,12 +168,8 @@ impl App {
             policies,
             local_sessions,
             max_body_bytes: config.max_body_bytes,
-            auth: Authenticator::default()
-                .counting(metrics.key_checks.clone())
-                .with_tokens(
-                    crate::auth::tokens::Tokens::new(config.guard())
-                        .map_err(|e| std::io::Error::other(e.to_string()))?,
-                ),
+            auth: for_oauth::authenticator(config, &metrics, oauth.clone())?,
+            oauth,
             mcp,
             sessions,
             metrics,
@@ -186,6 +193,7 @@ impl App {
     pub async fn sweep(&self) {
         self.breakers.sweep();
         self.auth.sweep();
+        self.oauth.sweep();
         self.sessions.sweep();
         self.admission.sweep();
         self.prune_sessions().await;
@@ -482,5 +490,6 @@ pub fn router(app: Arc<App>) -> axum::Router {
     axum::Router::new()
         .route("/t/{tenant}/mcp", any(mcp_entry))
         .merge(discovery::routes())
+        .merge(crate::oauth::Server::routes())
         .with_state(app)
 }

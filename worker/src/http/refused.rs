@@ -53,7 +53,7 @@ pub(super) fn count(metrics: &Metrics, e: &Error) {
     let family = match classify(e) {
         Some((RefusalKind::AuthFailure, _)) => &metrics.auth_failures,
         Some((RefusalKind::Refusal, _)) => &metrics.limited,
-        Some((RefusalKind::AuditGap, _)) | None => return,
+        Some((RefusalKind::AuditGap | RefusalKind::Authorization, _)) | None => return,
     };
     family
         .get_or_create(&ReasonLabel { reason: e.reason() })

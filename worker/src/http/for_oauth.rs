@@ -1,0 +1,81 @@
+//! What the built-in authorization server's routes (`crate::oauth`) use of the worker:
+//! where a tenant's endpoint is, its current policy, the key check, and who is asking; and
+//! the authenticator that checks its tokens beside API keys and providers' tokens.
+
+use super::{App, Peer, discovery};
+use http::HeaderMap;
+use std::sync::Arc;
+
+impl App {
+    /// Tenant `tenant`'s endpoint as a request with `headers` reaches it.
+    pub(crate) fn endpoint_of(
+        &self,
+        headers: &HeaderMap,
+        tenant: &str,
+    ) -> Option<discovery::Endpoint> {
+        self.endpoint(super::inline::single_host(headers), tenant)
+    }
+
+    pub(crate) fn oauth(&self) -> &crate::oauth::Server {
+        &self.oauth
+    }
+
+    pub(crate) fn auth(&self) -> &crate::auth::Authenticator {
+        &self.auth
+    }
+
+    /// Puts a decision of the authorization server about a client of `tenant` (one this
+    /// worker serves) on the audit trail: `reason` for API key `key`, client `client`,
+    /// from address `source`.
+    pub(crate) fn audit_authorization(
+        &self,
+        tenant: &str,
+        kind: switchyard_bus::RefusalKind,
+        reason: &'static str,
+        key: Option<&str>,
+        client: &str,
+        source: Option<std::net::IpAddr>,
+    ) {
+        if self.policies.get(tenant).is_none() {
+            return;
+        }
+        self.refusals.note(crate::refusals::Refused {
+            tenant,
+            kind,
+            key,
+            subject: None,
+            reason,
+            target: Some(client),
+            source,
+        });
+    }
+
+    /// Tenant `tenant`'s current policy, if this worker serves it.
+    pub(crate) fn policy(&self, tenant: &str) -> Option<Arc<crate::policy::Tenant>> {
+        self.policies.get(tenant)
+    }
+
+    /// The client's address (see `serve::client_addr`) of a request from `peer`.
+    pub(crate) fn client_address(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<&Peer>,
+    ) -> Option<std::net::IpAddr> {
+        let forwarded = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+        peer.map(|p| super::serve::client_addr(p.0.ip(), forwarded, &self.bounds.trusted_proxies))
+    }
+}
+
+/// Checks API keys, and access tokens of tenants' providers and of the built-in server.
+pub(super) fn authenticator(
+    config: &crate::Config,
+    metrics: &crate::metrics::Metrics,
+    oauth: Arc<crate::oauth::Server>,
+) -> std::io::Result<crate::auth::Authenticator> {
+    let tokens = crate::auth::tokens::Tokens::new(config.guard())
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    Ok(crate::auth::Authenticator::default()
+        .counting(metrics.key_checks.clone())
+        .with_tokens(tokens)
+        .with_server(oauth))
+}

@@ -1,0 +1,253 @@
+//! The keys the built-in authorization server signs a tenant's access tokens with: one
+//! ES256 key per tenant, so that whoever holds one tenant's key (a dedicated worker) can
+//! mint tokens for that tenant alone. A tenant's keys are kept in the shared keys store,
+//! sealed with the tenant's policy key; the first worker to need them makes them (a
+//! create-once write, so racing workers agree on one) and every worker caches them. The
+//! first key signs; the others still verify, so a key rotated out logs nobody out.
+
+use crate::sync::lock;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use switchyard_bus::CasKv;
+use switchyard_common::seal::Keyring;
+
+/// Key ids of the built-in server start with this, so a token names which checks it needs.
+pub const KID_PREFIX: &str = "sy-";
+/// How long cached keys are used before they are read again (a rotation reaches every
+/// worker within this).
+const FRESH: Duration = Duration::from_secs(60);
+/// How soon keys are read again for a token naming a key not among them: a flood of
+/// tokens with made-up key ids costs the store one read per this.
+const REREAD_AFTER: Duration = Duration::from_secs(5);
+
+/// A tenant's keys as stored: the first signs.
+#[derive(Debug, Serialize, Deserialize)]
+struct Stored {
+    keys: Vec<StoredKey>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredKey {
+    kid: String,
+    /// The PKCS#8 private key, sealed, base64.
+    sealed: String,
+    /// The public point's coordinates, base64url.
+    x: String,
+    y: String,
+}
+
+/// One usable key.
+struct Key {
+    kid: String,
+    signing: EncodingKey,
+    verifying: DecodingKey,
+    x: String,
+    y: String,
+}
+
+struct Cached {
+    keys: Arc<Vec<Key>>,
+    read: Instant,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("the keys store is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the stored keys cannot be used: {0}")]
+    Corrupt(String),
+}
+
+/// Tenants' signing keys.
+pub struct SigningKeys {
+    store: Arc<dyn CasKv>,
+    /// Opens and seals a tenant's keys (see `sealer`).
+    policy_keys: Keyring,
+    /// Whether `policy_keys` is one tenant's already (a dedicated worker's).
+    derived: bool,
+    cache: Mutex<HashMap<String, Cached>>,
+}
+
+impl std::fmt::Debug for SigningKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningKeys").finish_non_exhaustive()
+    }
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+impl SigningKeys {
+    pub fn new(store: Arc<dyn CasKv>, policy_keys: Keyring, derived: bool) -> Self {
+        Self {
+            store,
+            policy_keys,
+            derived,
+            cache: Mutex::default(),
+        }
+    }
+
+    fn sealer(&self, tenant: &str) -> Keyring {
+        if self.derived {
+            self.policy_keys.clone()
+        } else {
+            self.policy_keys.for_tenant(tenant)
+        }
+    }
+
+    fn aad(tenant: &str, kid: &str) -> Vec<u8> {
+        switchyard_common::seal::associated_data("oauth-signing-key", &[tenant, kid])
+    }
+
+    /// A new key for `tenant`, as stored.
+    fn generate(&self, tenant: &str) -> Result<StoredKey, KeyError> {
+        let rng = SystemRandom::new();
+        let corrupt = |e: ring::error::Unspecified| KeyError::Corrupt(e.to_string());
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+            .map_err(corrupt)?;
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .map_err(|e| KeyError::Corrupt(e.to_string()))?;
+        // An uncompressed point: 0x04, then x and y of 32 bytes each.
+        let point = pair.public_key().as_ref();
+        let mut id = [0u8; 12];
+        ring::rand::SecureRandom::fill(&rng, &mut id).map_err(corrupt)?;
+        let kid = format!("{KID_PREFIX}{}", b64url(&id));
+        let sealed = self
+            .sealer(tenant)
+            .seal(&Self::aad(tenant, &kid), pkcs8.as_ref());
+        use base64::Engine as _;
+        Ok(StoredKey {
+            sealed: base64::engine::general_purpose::STANDARD.encode(sealed),
+            x: b64url(&point[1..33]),
+            y: b64url(&point[33..65]),
+            kid,
+        })
+    }
+
+    fn open(&self, tenant: &str, stored: &StoredKey) -> Result<Key, KeyError> {
+        use base64::Engine as _;
+        let corrupt = |e: &dyn std::fmt::Display| KeyError::Corrupt(e.to_string());
+        let sealed = base64::engine::general_purpose::STANDARD
+            .decode(&stored.sealed)
+            .map_err(|e| corrupt(&e))?;
+        let pkcs8 = self
+            .sealer(tenant)
+            .open(&Self::aad(tenant, &stored.kid), &sealed)
+            .map_err(|e| corrupt(&e))?;
+        Ok(Key {
+            kid: stored.kid.clone(),
+            signing: EncodingKey::from_ec_der(&pkcs8),
+            verifying: DecodingKey::from_ec_components(&stored.x, &stored.y)
+                .map_err(|e| corrupt(&e))?,
+            x: stored.x.clone(),
+            y: stored.y.clone(),
+        })
+    }
+
+    /// `tenant`'s keys, from the cache while fresh (`refresh`: unless read a while ago),
+    /// else from the store, made if none are.
+    async fn keys(&self, tenant: &str, refresh: bool) -> Result<Arc<Vec<Key>>, KeyError> {
+        let within = if refresh { REREAD_AFTER } else { FRESH };
+        if let Some(c) = lock(&self.cache).get(tenant)
+            && c.read.elapsed() < within
+        {
+            return Ok(c.keys.clone());
+        }
+        let unavailable = |e: switchyard_bus::BusError| KeyError::Unavailable(e.to_string());
+        let name = format!("{tenant}.signing");
+        let stored = loop {
+            if let Some(entry) = self.store.get(&name).await.map_err(unavailable)? {
+                break serde_json::from_slice::<Stored>(&entry.value)
+                    .map_err(|e| KeyError::Corrupt(e.to_string()))?;
+            }
+            let first = Stored {
+                keys: vec![self.generate(tenant)?],
+            };
+            let bytes = serde_json::to_vec(&first).map_err(|e| KeyError::Corrupt(e.to_string()))?;
+            if self
+                .store
+                .create(&name, bytes.into())
+                .await
+                .map_err(unavailable)?
+            {
+                break first;
+            }
+            // Another worker made them first: use theirs.
+        };
+        let keys = stored
+            .keys
+            .iter()
+            .map(|k| self.open(tenant, k))
+            .collect::<Result<Vec<_>, _>>()?;
+        if keys.is_empty() {
+            return Err(KeyError::Corrupt("no keys stored".into()));
+        }
+        let keys = Arc::new(keys);
+        let mut cache = lock(&self.cache);
+        if cache.len() >= 10_000 {
+            cache.clear();
+        }
+        cache.insert(
+            tenant.to_owned(),
+            Cached {
+                keys: keys.clone(),
+                read: Instant::now(),
+            },
+        );
+        Ok(keys)
+    }
+
+    /// `claims` signed with `tenant`'s current key.
+    pub async fn sign(&self, tenant: &str, claims: &impl Serialize) -> Result<String, KeyError> {
+        let keys = self.keys(tenant, false).await?;
+        let key = &keys[0];
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(key.kid.clone());
+        header.typ = Some("at+jwt".into());
+        jsonwebtoken::encode(&header, claims, &key.signing)
+            .map_err(|e| KeyError::Corrupt(e.to_string()))
+    }
+
+    /// The key `kid` of `tenant` to check a token with: read again once when it is not
+    /// among the cached keys (a key made since).
+    pub async fn verifying(
+        &self,
+        tenant: &str,
+        kid: &str,
+    ) -> Result<Option<DecodingKey>, KeyError> {
+        for refresh in [false, true] {
+            let keys = self.keys(tenant, refresh).await?;
+            if let Some(k) = keys.iter().find(|k| k.kid == kid) {
+                return Ok(Some(k.verifying.clone()));
+            }
+        }
+        Ok(None)
+    }
+
+    /// `tenant`'s public keys as a JWK set.
+    pub async fn jwks(&self, tenant: &str) -> Result<serde_json::Value, KeyError> {
+        let keys = self.keys(tenant, false).await?;
+        let keys: Vec<_> = keys
+            .iter()
+            .map(|k| {
+                serde_json::json!({
+                    "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig",
+                    "kid": k.kid, "x": k.x, "y": k.y,
+                })
+            })
+            .collect();
+        Ok(serde_json::json!({ "keys": keys }))
+    }
+}
+
+/// Validation for a token of the built-in server: ES256 only.
+pub fn validation() -> Validation {
+    Validation::new(Algorithm::ES256)
+}

@@ -1,0 +1,153 @@
+//! The pages a signing-in user sees: the consent page and errors. Every value on them is
+//! escaped; they may not be framed (clickjacking), load nothing from elsewhere, post only
+//! to this server, and are never cached.
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+
+/// What the consent page shows and carries.
+pub struct Consent<'a> {
+    pub tenant: &'a str,
+    pub client_name: &'a str,
+    pub redirect_host: &'a str,
+    pub scopes: &'a [&'a str],
+    pub signin: &'a str,
+    pub csrf: &'a str,
+    /// Why the last try failed, if it did.
+    pub problem: Option<&'a str>,
+}
+
+/// `s` with the characters HTML gives meaning to escaped.
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn scope_text(scope: &str) -> &'static str {
+    match scope {
+        super::scopes::READ => {
+            "see its tools, resources and prompts, and call the tools that change nothing"
+        }
+        super::scopes::WRITE => "call every tool, including those that change things",
+        _ => "an unknown permission",
+    }
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem}\
+    input[type=password]{width:100%;padding:.5rem}button{padding:.5rem 1rem;margin:.5rem .5rem 0 0}\
+    .problem{color:#a00}";
+
+fn html(status: StatusCode, title: &str, body: &str) -> Response {
+    let page = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{}</title>\
+         <style>{STYLE}</style></head><body>{body}</body></html>",
+        escape(title)
+    );
+    let mut resp = (status, page).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    resp
+}
+
+/// The consent page.
+pub fn consent(c: &Consent<'_>) -> Response {
+    let scopes: String = c
+        .scopes
+        .iter()
+        .map(|s| format!("<li><code>{}</code>: {}</li>", escape(s), scope_text(s)))
+        .collect();
+    let problem = c
+        .problem
+        .map(|p| format!("<p class=\"problem\">{}</p>", escape(p)))
+        .unwrap_or_default();
+    let body = format!(
+        "<h1>Sign in to {tenant}</h1>\
+         <p><strong>{client}</strong> asks to use the MCP endpoint of <strong>{tenant}</strong> \
+         on your behalf. You will be sent back to <strong>{host}</strong>.</p>\
+         <p>It asks to:</p><ul>{scopes}</ul>{problem}\
+         <form method=\"post\">\
+         <input type=\"hidden\" name=\"signin\" value=\"{signin}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <label>Sign in with one of {tenant}'s API keys<br>\
+         <input type=\"password\" name=\"api_key\" autocomplete=\"off\"></label><br>\
+         <button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button>\
+         <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button>\
+         </form><p>The access it gets has the key's role at most, and ends when the key is revoked.</p>",
+        tenant = escape(c.tenant),
+        client = escape(c.client_name),
+        host = escape(c.redirect_host),
+        signin = escape(c.signin),
+        csrf = escape(c.csrf),
+    );
+    let status = if c.problem.is_some() {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::OK
+    };
+    html(status, "Sign in", &body)
+}
+
+/// An error shown to the user, for what cannot be sent back to the client.
+pub fn error(status: StatusCode, message: &str) -> Response {
+    html(
+        status,
+        "Sign-in failed",
+        &format!("<h1>Sign-in failed</h1><p>{}</p>", escape(message)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_client_names_itself_cannot_become_markup() {
+        let page = consent(&Consent {
+            tenant: "acme",
+            client_name: "<script>alert(1)</script>\"'",
+            redirect_host: "a\"b",
+            scopes: &["tools:read"],
+            signin: "s",
+            csrf: "c",
+            problem: Some("<b>x</b>"),
+        });
+        assert_eq!(page.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(page.headers()[header::X_FRAME_OPTIONS], "DENY");
+        assert!(
+            page.headers()[header::CONTENT_SECURITY_POLICY]
+                .to_str()
+                .unwrap()
+                .contains("frame-ancestors 'none'")
+        );
+        assert_eq!(escape("<script>\"'&"), "&lt;script&gt;&quot;&#39;&amp;");
+    }
+}
