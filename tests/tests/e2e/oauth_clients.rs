@@ -143,6 +143,16 @@ async fn registration_takes_public_clients_with_safe_redirects_and_is_bounded() 
     assert_eq!(statuses, [201; 8]);
     let (status, answer) = register(&http, &issuer, &good).await;
     assert_eq!((status, answer["error"].as_str()), (429, Some("slow_down")));
+    // An address may begin 30 sign-ins a minute (one was begun above, at `other`).
+    let url = format!(
+        "{issuer}/oauth/authorize?response_type=code&client_id={id}&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&code_challenge={challenge}&code_challenge_method=S256"
+    );
+    let mut opened = Vec::new();
+    for _ in 0..30 {
+        opened.push(Page::open(&browser(), &url).await.status);
+    }
+    assert_eq!(opened[..29], [200; 29]);
+    assert_eq!(opened[29], 429, "the 31st sign-in is refused");
     // The endpoint itself still serves the tenant's key.
     let echo = modern::call(
         &http,

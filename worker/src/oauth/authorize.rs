@@ -100,12 +100,22 @@ pub async fn page(
     State(app): State<Arc<App>>,
     Path(tenant): Path<String>,
     headers: HeaderMap,
+    peer: Option<axum::Extension<crate::http::Peer>>,
     Query(req): Query<Request>,
 ) -> Response {
     let Some(endpoint) = app.endpoint_of(&headers, &tenant) else {
         return page::error(StatusCode::NOT_FOUND, "there is no such sign-in page");
     };
     let server = app.oauth();
+    if !server
+        .limits
+        .sign_in(app.client_address(&headers, peer.as_deref()))
+    {
+        return page::error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many sign-ins from this address; wait a minute and try again",
+        );
+    }
     let client = match server.client(&tenant, &req.client_id).await {
         Ok(c) => c,
         Err(e) => return page::error(StatusCode::BAD_REQUEST, &e.to_string()),

@@ -10,6 +10,7 @@
 mod authorize;
 mod clients;
 pub mod keys;
+mod limits;
 mod metadata;
 mod page;
 mod register;
@@ -32,7 +33,7 @@ pub struct Server {
     codes: Arc<dyn CasKv>,
     grants: Arc<dyn CasKv>,
     clients: clients::Clients,
-    registrations: register::Limits,
+    limits: limits::Limits,
 }
 
 impl Server {
@@ -47,7 +48,7 @@ impl Server {
             codes: stores.codes.clone(),
             grants: stores.grants.clone(),
             clients: clients::Clients::new(guard)?,
-            registrations: register::Limits::default(),
+            limits: limits::Limits::default(),
         })
     }
 
@@ -93,7 +94,7 @@ impl Server {
     /// Forgets registration limits that are full again (entries of the stores expire in
     /// the stores themselves).
     pub fn sweep(&self) {
-        self.registrations.sweep();
+        self.limits.sweep();
     }
 
     /// The client `id` names at `tenant`'s server: a client ID metadata document's URL, or

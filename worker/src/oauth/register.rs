@@ -2,19 +2,16 @@
 //! metadata document. Registrations are public clients only, kept in the shared grants
 //! store under the tenant; one not used for a sign-in within a day expires, one used lives
 //! on as long as a refresh token may. Registering is rate-limited per address and per
-//! tenant, and is answered alike whether or not the tenant exists (a registration for a
+//! tenant (`limits`), and is answered alike whether or not the tenant exists (a registration for a
 //! tenant that does not exist is kept, unused, until it expires).
 
 use super::{now_secs, random_id};
 use crate::http::App;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
-use governor::{Quota, RateLimiter};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::net::IpAddr;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 
 /// How long a registration nobody signed in with lives.
@@ -32,42 +29,6 @@ pub(super) struct Registered {
     pub redirect_uris: Vec<String>,
     /// When it expires unless used, in seconds since the epoch.
     pub expires: u64,
-}
-
-type Keyed<K> = governor::DefaultKeyedRateLimiter<K>;
-
-/// Registration limits: per client address, and per tenant.
-#[derive(Debug)]
-pub struct Limits {
-    per_address: Keyed<IpAddr>,
-    per_tenant: Keyed<String>,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        let quota = |n: u32, per: std::time::Duration| {
-            Quota::with_period(per / n)
-                .unwrap_or_else(|| Quota::per_minute(NonZeroU32::MIN))
-                .allow_burst(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN))
-        };
-        Self {
-            per_address: RateLimiter::keyed(quota(10, std::time::Duration::from_secs(3600))),
-            per_tenant: RateLimiter::keyed(quota(100, std::time::Duration::from_secs(3600))),
-        }
-    }
-}
-
-impl Limits {
-    fn allow(&self, tenant: &str, address: Option<IpAddr>) -> bool {
-        address.is_none_or(|a| self.per_address.check_key(&a).is_ok())
-            && self.per_tenant.check_key(&tenant.to_owned()).is_ok()
-    }
-
-    /// Forgets limits that are full again.
-    pub fn sweep(&self) {
-        self.per_address.retain_recent();
-        self.per_tenant.retain_recent();
-    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -163,8 +124,8 @@ pub async fn register(
     }
     let server = app.oauth();
     if !server
-        .registrations
-        .allow(&tenant, app.client_address(&headers, peer.as_deref()))
+        .limits
+        .register(&tenant, app.client_address(&headers, peer.as_deref()))
     {
         return error(
             StatusCode::TOO_MANY_REQUESTS,
@@ -280,16 +241,5 @@ mod tests {
             .0,
             "invalid_client_metadata"
         );
-    }
-
-    #[test]
-    fn an_address_gets_ten_registrations_an_hour() {
-        let limits = Limits::default();
-        let a = Some(IpAddr::from([192, 0, 2, 1]));
-        for _ in 0..10 {
-            assert!(limits.allow("acme", a));
-        }
-        assert!(!limits.allow("acme", a), "the eleventh is refused");
-        assert!(limits.allow("acme", Some(IpAddr::from([192, 0, 2, 2]))));
     }
 }
