@@ -3,7 +3,12 @@
 //! mint tokens for that tenant alone. A tenant's keys are kept in the shared keys store,
 //! sealed with the tenant's policy key; the first worker to need them makes them (a
 //! create-once write, so racing workers agree on one) and every worker caches them. The
-//! first key signs; the others still verify, so a key rotated out logs nobody out.
+//! first key signs; the others still verify, so a key rotated out logs nobody out. Keys
+//! rotate on their own: once the newest key is older than the rotation period, the first
+//! worker to read them puts a new one first (a compare-and-set, so one rotation wins). The
+//! new key signs only once every worker has read it (workers read the keys again at least
+//! every minute), so no worker refuses its tokens; a replaced key is kept until every
+//! token it signed has expired.
 
 use crate::sync::lock;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -24,6 +29,14 @@ const FRESH: Duration = Duration::from_secs(60);
 /// How soon keys are read again for a token naming a key not among them: a flood of
 /// tokens with made-up key ids costs the store one read per this.
 const REREAD_AFTER: Duration = Duration::from_secs(5);
+/// How long a key signs before a new one takes over.
+pub const ROTATE_AFTER: Duration = Duration::from_secs(30 * 86_400);
+/// How long after it is made a key starts signing: every worker has read it by then.
+pub const ACTIVATE_AFTER: Duration = Duration::from_secs(180);
+const _: () = assert!(ACTIVATE_AFTER.as_secs() > FRESH.as_secs() + REREAD_AFTER.as_secs());
+/// How long a replaced key still verifies: until it stops signing, then the longest
+/// access token lifetime, and skew.
+const RETAIN_FOR: Duration = Duration::from_secs(180 + 86_400 + 120);
 
 /// A tenant's keys as stored: the first signs.
 #[derive(Debug, Serialize, Deserialize)]
@@ -39,11 +52,15 @@ struct StoredKey {
     /// The public point's coordinates, base64url.
     x: String,
     y: String,
+    /// When it was made, in seconds since the epoch.
+    #[serde(default)]
+    created: u64,
 }
 
 /// One usable key.
 struct Key {
     kid: String,
+    created: u64,
     signing: EncodingKey,
     verifying: DecodingKey,
     x: String,
@@ -70,6 +87,8 @@ pub struct SigningKeys {
     policy_keys: Keyring,
     /// Whether `policy_keys` is one tenant's already (a dedicated worker's).
     derived: bool,
+    rotate_after: Duration,
+    activate_after: Duration,
     cache: Mutex<HashMap<String, Cached>>,
 }
 
@@ -90,8 +109,18 @@ impl SigningKeys {
             store,
             policy_keys,
             derived,
+            rotate_after: ROTATE_AFTER,
+            activate_after: ACTIVATE_AFTER,
             cache: Mutex::default(),
         }
+    }
+
+    /// Makes a new key once the newest is `rotate_after` old, signing `activate_after` later.
+    #[must_use]
+    pub fn with_rotation(mut self, rotate_after: Duration, activate_after: Duration) -> Self {
+        self.rotate_after = rotate_after;
+        self.activate_after = activate_after;
+        self
     }
 
     fn sealer(&self, tenant: &str) -> Keyring {
@@ -128,6 +157,7 @@ impl SigningKeys {
             x: b64url(&point[1..33]),
             y: b64url(&point[33..65]),
             kid,
+            created: super::now_secs(),
         })
     }
 
@@ -143,6 +173,7 @@ impl SigningKeys {
             .map_err(|e| corrupt(&e))?;
         Ok(Key {
             kid: stored.kid.clone(),
+            created: stored.created,
             signing: EncodingKey::from_ec_der(&pkcs8),
             verifying: DecodingKey::from_ec_components(&stored.x, &stored.y)
                 .map_err(|e| corrupt(&e))?,
@@ -160,27 +191,7 @@ impl SigningKeys {
         {
             return Ok(c.keys.clone());
         }
-        let unavailable = |e: switchyard_bus::BusError| KeyError::Unavailable(e.to_string());
-        let name = format!("{tenant}.signing");
-        let stored = loop {
-            if let Some(entry) = self.store.get(&name).await.map_err(unavailable)? {
-                break serde_json::from_slice::<Stored>(&entry.value)
-                    .map_err(|e| KeyError::Corrupt(e.to_string()))?;
-            }
-            let first = Stored {
-                keys: vec![self.generate(tenant)?],
-            };
-            let bytes = serde_json::to_vec(&first).map_err(|e| KeyError::Corrupt(e.to_string()))?;
-            if self
-                .store
-                .create(&name, bytes.into())
-                .await
-                .map_err(unavailable)?
-            {
-                break first;
-            }
-            // Another worker made them first: use theirs.
-        };
+        let stored = self.stored(tenant).await?;
         let keys = stored
             .keys
             .iter()
@@ -204,10 +215,66 @@ impl SigningKeys {
         Ok(keys)
     }
 
+    /// `tenant`'s keys as stored: made if there are none, rotated if the signing one is old.
+    async fn stored(&self, tenant: &str) -> Result<Stored, KeyError> {
+        let unavailable = |e: switchyard_bus::BusError| KeyError::Unavailable(e.to_string());
+        let corrupt = |e: serde_json::Error| KeyError::Corrupt(e.to_string());
+        let name = format!("{tenant}.signing");
+        loop {
+            let Some(entry) = self.store.get(&name).await.map_err(unavailable)? else {
+                let first = Stored {
+                    keys: vec![self.generate(tenant)?],
+                };
+                let bytes = serde_json::to_vec(&first).map_err(corrupt)?;
+                if self
+                    .store
+                    .create(&name, bytes.into())
+                    .await
+                    .map_err(unavailable)?
+                {
+                    return Ok(first);
+                }
+                // Another worker made them first: use theirs.
+                continue;
+            };
+            let stored: Stored = serde_json::from_slice(&entry.value).map_err(corrupt)?;
+            let now = super::now_secs();
+            let due = stored
+                .keys
+                .first()
+                .is_none_or(|k| k.created + self.rotate_after.as_secs() <= now);
+            if !due {
+                return Ok(stored);
+            }
+            let rotated = Stored {
+                keys: std::iter::once(self.generate(tenant)?)
+                    .chain(retained(stored.keys, now))
+                    .collect(),
+            };
+            let bytes = serde_json::to_vec(&rotated).map_err(corrupt)?;
+            if self
+                .store
+                .update(&name, bytes.into(), entry.revision)
+                .await
+                .map_err(unavailable)?
+            {
+                tracing::info!(tenant, "signing key rotated");
+                return Ok(rotated);
+            }
+            // Another worker rotated them first: read theirs.
+        }
+    }
+
     /// `claims` signed with `tenant`'s current key.
     pub async fn sign(&self, tenant: &str, claims: &impl Serialize) -> Result<String, KeyError> {
         let keys = self.keys(tenant, false).await?;
-        let key = &keys[0];
+        // The newest key every worker knows by now; the oldest when none is that old (a
+        // tenant's first key signs at once: no worker holds others of it).
+        let now = super::now_secs();
+        let active = |k: &&Key| k.created + self.activate_after.as_secs() <= now;
+        let Some(key) = keys.iter().find(active).or(keys.last()) else {
+            return Err(KeyError::Corrupt("no keys stored".into()));
+        };
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(key.kid.clone());
         header.typ = Some("at+jwt".into());
@@ -247,7 +314,27 @@ impl SigningKeys {
     }
 }
 
+/// Of `keys` (newest first) being replaced now (`now`), those that may still have signed a
+/// live token: each was replaced when the one before it was made.
+fn retained(keys: Vec<StoredKey>, now: u64) -> Vec<StoredKey> {
+    let mut replaced_at = now;
+    let mut kept = Vec::new();
+    for key in keys {
+        if replaced_at + RETAIN_FOR.as_secs() > now {
+            replaced_at = key.created;
+            kept.push(key);
+        } else {
+            break;
+        }
+    }
+    kept
+}
+
 /// Validation for a token of the built-in server: ES256 only.
 pub fn validation() -> Validation {
     Validation::new(Algorithm::ES256)
 }
+
+#[cfg(test)]
+#[path = "keys_tests.rs"]
+mod tests;

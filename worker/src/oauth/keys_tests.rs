@@ -1,0 +1,118 @@
+use super::*;
+use switchyard_bus::MemoryCas;
+use switchyard_common::seal::SecretKey;
+
+fn store() -> Arc<dyn CasKv> {
+    Arc::new(MemoryCas::new(Duration::from_secs(3600)))
+}
+
+#[derive(Serialize, serde::Deserialize)]
+struct Claims {
+    sub: String,
+    exp: u64,
+}
+
+fn claims() -> Claims {
+    Claims {
+        sub: "key:abcdef123456".into(),
+        exp: super::super::now_secs() + 60,
+    }
+}
+
+/// The key id `token` names.
+fn kid(token: &str) -> String {
+    jsonwebtoken::decode_header(token).unwrap().kid.unwrap()
+}
+
+async fn verifies(keys: &SigningKeys, tenant: &str, token: &str) -> bool {
+    let Ok(Some(key)) = keys.verifying(tenant, &kid(token)).await else {
+        return false;
+    };
+    let mut v = validation();
+    v.validate_aud = false;
+    v.required_spec_claims.clear();
+    jsonwebtoken::decode::<Claims>(token, &key, &v).is_ok()
+}
+
+#[tokio::test]
+async fn workers_agree_on_one_key_per_tenant_and_check_each_others_tokens() {
+    let (kv, policy) = (store(), Keyring::new(SecretKey::generate()));
+    let a = SigningKeys::new(kv.clone(), policy.clone(), false);
+    let b = SigningKeys::new(kv.clone(), policy.clone(), false);
+    let c = claims();
+    let (ta, tb) = tokio::join!(a.sign("acme", &c), b.sign("acme", &c));
+    let (ta, tb) = (ta.unwrap(), tb.unwrap());
+    assert_eq!(kid(&ta), kid(&tb), "racing workers made one key");
+    assert!(kid(&ta).starts_with(KID_PREFIX));
+    assert!(verifies(&b, "acme", &ta).await);
+    // Another tenant has a key of its own; acme's token names no key of it.
+    let other = a.sign("other", &claims()).await.unwrap();
+    assert_ne!(kid(&other), kid(&ta));
+    assert!(!verifies(&a, "other", &ta).await);
+    let jwks = a.jwks("acme").await.unwrap();
+    assert_eq!(jwks["keys"][0]["kid"], kid(&ta).as_str());
+    assert!(jwks["keys"][0].get("d").is_none(), "no private part");
+}
+
+#[tokio::test]
+async fn a_dedicated_worker_opens_its_tenants_keys_and_no_others() {
+    let (kv, policy) = (store(), Keyring::new(SecretKey::generate()));
+    let shared = SigningKeys::new(kv.clone(), policy.clone(), false);
+    let acme_token = shared.sign("acme", &claims()).await.unwrap();
+    shared.sign("other", &claims()).await.unwrap();
+    let dedicated = SigningKeys::new(kv, policy.for_tenant("acme"), true);
+    assert!(verifies(&dedicated, "acme", &acme_token).await);
+    assert!(matches!(
+        dedicated.sign("other", &claims()).await,
+        Err(KeyError::Corrupt(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_new_key_is_published_before_it_signs_and_the_old_one_keeps_checking() {
+    let (kv, policy) = (store(), Keyring::new(SecretKey::generate()));
+    let hour = Duration::from_secs(3600);
+    let first = SigningKeys::new(kv.clone(), policy.clone(), false);
+    let old = first.sign("acme", &claims()).await.unwrap();
+    // A worker reading them once the period is over puts a new key first, which does
+    // not sign yet: other workers may not have read it.
+    let rotating =
+        SigningKeys::new(kv.clone(), policy.clone(), false).with_rotation(Duration::ZERO, hour);
+    let still = rotating.sign("acme", &claims()).await.unwrap();
+    assert_eq!(
+        kid(&still),
+        kid(&old),
+        "the old key signs until the new one is known"
+    );
+    let published = rotating.jwks("acme").await.unwrap();
+    assert_eq!(published["keys"].as_array().unwrap().len(), 2);
+    // Once it is active, the new key signs, and the old key's tokens still check.
+    let later =
+        SigningKeys::new(kv.clone(), policy.clone(), false).with_rotation(hour, Duration::ZERO);
+    let new = later.sign("acme", &claims()).await.unwrap();
+    assert_eq!(kid(&new), published["keys"][0]["kid"].as_str().unwrap());
+    assert!(
+        verifies(&later, "acme", &old).await,
+        "the old key still checks"
+    );
+    // A fresh worker checks both.
+    let fresh = SigningKeys::new(kv, policy, false);
+    assert!(verifies(&fresh, "acme", &new).await && verifies(&fresh, "acme", &old).await);
+}
+
+#[test]
+fn a_replaced_key_is_kept_until_its_tokens_have_expired() {
+    let now = 10_000_000;
+    let key = |created: u64| StoredKey {
+        kid: format!("k{created}"),
+        sealed: String::new(),
+        x: String::new(),
+        y: String::new(),
+        created,
+    };
+    let retain = RETAIN_FOR.as_secs();
+    // Newest first: the signer, one replaced a moment ago, one replaced long ago.
+    let keys = vec![key(now - 10), key(now - 2 * retain), key(now - 3 * retain)];
+    let kept: Vec<u64> = retained(keys, now).iter().map(|k| k.created).collect();
+    assert_eq!(kept, vec![now - 10, now - 2 * retain]);
+}
