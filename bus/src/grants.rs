@@ -27,6 +27,11 @@ pub struct Versioned {
 
 #[async_trait::async_trait]
 pub trait CasKv: Send + Sync + std::fmt::Debug + 'static {
+    /// Makes the store ready (a bucket created if missing), so that users allowed to read
+    /// and write it but not to create it can use it.
+    async fn open(&self) -> Result<()> {
+        Ok(())
+    }
     async fn get(&self, key: &str) -> Result<Option<Versioned>>;
     /// Stores `value` under `key` unless it holds one; `false` if it does.
     async fn create(&self, key: &str, value: Bytes) -> Result<bool>;
@@ -164,6 +169,10 @@ fn unavailable(e: impl std::fmt::Display) -> BusError {
 
 #[async_trait::async_trait]
 impl CasKv for NatsCas {
+    async fn open(&self) -> Result<()> {
+        self.bucket.get().await.map(|_| ())
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Versioned>> {
         let entry = self
             .bucket
@@ -230,6 +239,13 @@ pub const CODE_TTL: Duration = Duration::from_secs(600);
 pub const GRANT_TTL: Duration = Duration::from_secs(90 * 86_400);
 
 impl GrantStores {
+    /// Makes every store ready (see `CasKv::open`).
+    pub async fn open(&self) -> Result<()> {
+        self.codes.open().await?;
+        self.grants.open().await?;
+        self.keys.open().await
+    }
+
     pub fn nats(client: async_nats::Client) -> Self {
         Self {
             codes: Arc::new(NatsCas::new(client.clone(), CODES_BUCKET, Some(CODE_TTL))),

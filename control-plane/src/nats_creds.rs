@@ -101,24 +101,37 @@ impl NatsSigner {
             ..
         } = &self.buckets;
         let api = "$JS.API";
+        let mut publish = vec![
+            // Opening the buckets (no values in a stream's info).
+            format!("{api}.STREAM.INFO.KV_{policy}"),
+            format!("{api}.STREAM.INFO.KV_{sessions}"),
+            format!("{api}.STREAM.INFO.KV_{fleet}"),
+            // Its policy: read (and its writes followed, below).
+            format!("{api}.DIRECT.GET.KV_{policy}.$KV.{policy}.{tenant}"),
+            // Its sessions: read and written.
+            format!("{api}.DIRECT.GET.KV_{sessions}.$KV.{sessions}.{tenant}.>"),
+            format!("$KV.{sessions}.{tenant}.>"),
+            // Its pool's heartbeats: written (and followed, below).
+            format!("$KV.{fleet}.dedicated.{tenant}.>"),
+            // Its reports.
+            format!("switchyard.usage.{tenant}"),
+            format!("switchyard.tools.{tenant}"),
+            format!("switchyard.refusals.{tenant}"),
+        ];
+        // Its authorization server's state: read and written.
+        for bucket in [
+            switchyard_bus::grants::CODES_BUCKET,
+            switchyard_bus::grants::GRANTS_BUCKET,
+            switchyard_bus::grants::KEYS_BUCKET,
+        ] {
+            publish.push(format!("{api}.STREAM.INFO.KV_{bucket}"));
+            publish.push(format!(
+                "{api}.DIRECT.GET.KV_{bucket}.$KV.{bucket}.{tenant}.>"
+            ));
+            publish.push(format!("$KV.{bucket}.{tenant}.>"));
+        }
         Permissions {
-            publish: vec![
-                // Opening the buckets (no values in a stream's info).
-                format!("{api}.STREAM.INFO.KV_{policy}"),
-                format!("{api}.STREAM.INFO.KV_{sessions}"),
-                format!("{api}.STREAM.INFO.KV_{fleet}"),
-                // Its policy: read (and its writes followed, below).
-                format!("{api}.DIRECT.GET.KV_{policy}.$KV.{policy}.{tenant}"),
-                // Its sessions: read and written.
-                format!("{api}.DIRECT.GET.KV_{sessions}.$KV.{sessions}.{tenant}.>"),
-                format!("$KV.{sessions}.{tenant}.>"),
-                // Its pool's heartbeats: written (and followed, below).
-                format!("$KV.{fleet}.dedicated.{tenant}.>"),
-                // Its reports.
-                format!("switchyard.usage.{tenant}"),
-                format!("switchyard.tools.{tenant}"),
-                format!("switchyard.refusals.{tenant}"),
-            ],
+            publish,
             subscribe: vec![
                 // Answers to its own requests.
                 format!("{}.>", switchyard_bus::inbox_prefix(tenant)),

@@ -189,3 +189,26 @@ pub async fn token(
     );
     (status, resp.json().await.unwrap_or(Value::Null))
 }
+
+/// Redeems `code` at `issuer`'s token endpoint as `client_id` would, with `verifier` and
+/// `client`'s redirect URI: the status and the JSON answer.
+pub async fn redeem(
+    issuer: &str,
+    client: &ClientDoc,
+    client_id: &str,
+    code: &str,
+    verifier: &str,
+) -> (u16, Value) {
+    token(
+        &reqwest::Client::new(),
+        &format!("{issuer}/oauth/token"),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", &client.redirect_uri),
+            ("code_verifier", verifier),
+            ("client_id", client_id),
+        ],
+    )
+    .await
+}

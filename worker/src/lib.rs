@@ -129,6 +129,16 @@ pub use http::Bounds;
 pub use switchyard_bus::{Buckets, Buses};
 pub use upstream::UpstreamBounds;
 
+/// Makes the authorization server's buckets in the background: shared workers do, so that
+/// dedicated workers, which may use them but not make them, find them.
+fn open_grant_stores(grants: switchyard_bus::GrantStores) {
+    tokio::spawn(async move {
+        if let Err(e) = grants.open().await {
+            tracing::warn!(error = %e, "the authorization server's stores are not ready");
+        }
+    });
+}
+
 /// How long a session with nothing in use stays in memory by default.
 pub const DEFAULT_PARK_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 /// Sessions a worker holds in memory at most by default: about 1.1 GiB of live sessions.
@@ -258,6 +268,9 @@ pub async fn run(
         cancel.clone(),
     ));
     let sessions = Arc::new(sessions::SessionRecords::new(buses.sessions));
+    if config.only_tenant.is_none() {
+        open_grant_stores(buses.grants.clone());
+    }
     let app = http::App::new(
         &config,
         policies.clone(),

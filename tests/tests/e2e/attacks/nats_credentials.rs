@@ -58,6 +58,11 @@ async fn a_dedicated_workers_credentials_reach_its_tenants_keys_alone() {
         "the dedicated worker's heartbeat is seen beside the shared one's"
     );
 
+    // Its tenant's clients sign in with the dedicated worker's own authorization server.
+    let access = sign_in_at(&dedicated.endpoint("acme"), &acme).await;
+    let call = modern::call(&http, &endpoint, &access, "a__echo", json!({"text": "t"})).await;
+    assert_eq!(call.text(), Some("t"), "{call:?}");
+
     // The same credentials, used directly.
     let nats = stack.nats();
     let creds = nats
@@ -106,6 +111,26 @@ async fn a_dedicated_workers_credentials_reach_its_tenants_keys_alone() {
         "another's session was forged"
     );
     assert!(sessions.entry("globex.s1.owner").await.is_err());
+    let grants = js
+        .get_key_value(switchyard_bus::grants::GRANTS_BUCKET)
+        .await
+        .unwrap();
+    assert!(
+        grants
+            .put("globex.grant.g1", "forged".into())
+            .await
+            .is_err(),
+        "another's grant was forged"
+    );
+    assert!(grants.entry("globex.grant.g1").await.is_err());
+    let keys = js
+        .get_key_value(switchyard_bus::grants::KEYS_BUCKET)
+        .await
+        .unwrap();
+    assert!(
+        keys.entry("globex.signing").await.is_err(),
+        "another's signing keys were read"
+    );
     let forged = async {
         js.publish("switchyard.usage.globex", "{}".into())
             .await?
@@ -146,4 +171,21 @@ async fn a_dedicated_workers_credentials_reach_its_tenants_keys_alone() {
     )
     .await;
     assert_eq!(other.text(), Some("ok"));
+}
+
+/// An access token of `endpoint`'s tenant, signed in on its consent page with `key`.
+async fn sign_in_at(endpoint: &str, key: &str) -> String {
+    use switchyard_tests::oauth::{ClientDoc, Page, authorize_url, browser, param, pkce, redeem};
+    let issuer = endpoint.trim_end_matches("/mcp");
+    let client = ClientDoc::serve("Agent", None).await;
+    let (verifier, challenge) = pkce();
+    let url = authorize_url(issuer, &client, &challenge, "s");
+    let browser = browser();
+    let page = Page::open(&browser, &url).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let answer = page.submit(&browser, &url, key, "allow", None).await;
+    let code = param(answer.headers()["location"].to_str().unwrap(), "code").unwrap();
+    let (status, tokens) = redeem(issuer, &client, &client.id, &code, &verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    tokens["access_token"].as_str().unwrap().to_owned()
 }
