@@ -30,6 +30,12 @@ pub enum Error {
     /// A valid access token whose role claim (named) gives no role at this tenant.
     #[error("the access token's {0} claim gives no role at this tenant")]
     InsufficientScope(String),
+    /// An access token whose scopes do not cover calling tool (named), which changes
+    /// things, though the key it was granted with may: the client can ask for more.
+    #[error(
+        "this access token was granted tools:read only, and {0} is not read-only; sign in again granting tools:write"
+    )]
+    ScopeNeeded(String),
     /// The tenant's identity provider's keys could not be had to check an access token.
     #[error("the tenant's identity provider cannot be reached to check the token; retry shortly")]
     IdentityProviderUnavailable,
@@ -217,7 +223,7 @@ impl Error {
             | Self::InvalidCredential
             | Self::ApiKeysDisabled
             | Self::CredentialRevoked => ErrorCode::Unauthenticated,
-            Self::InsufficientScope(_) => ErrorCode::PermissionDenied,
+            Self::InsufficientScope(_) | Self::ScopeNeeded(_) => ErrorCode::PermissionDenied,
             Self::IdentityProviderUnavailable => ErrorCode::Unavailable,
             Self::Suspended(_) => ErrorCode::PermissionDenied,
             Self::AuthBusy
@@ -249,7 +255,7 @@ impl Error {
             Self::MissingCredential => "missing_credential",
             Self::InvalidCredential => "invalid_credential",
             Self::ApiKeysDisabled => "api_keys_disabled",
-            Self::InsufficientScope(_) => "insufficient_scope",
+            Self::InsufficientScope(_) | Self::ScopeNeeded(_) => "insufficient_scope",
             Self::IdentityProviderUnavailable => "identity_provider_unavailable",
             Self::Suspended(_) => "tenant_suspended",
             Self::AuthBusy => "auth_busy",

@@ -39,9 +39,10 @@ fn variant(e: &Error) -> usize {
         Error::ApiKeysDisabled => 31,
         Error::InsufficientScope(_) => 32,
         Error::IdentityProviderUnavailable => 33,
+        Error::ScopeNeeded(_) => 34,
     }
 }
-const VARIANTS: usize = 31;
+const VARIANTS: usize = 35;
 
 /// One or more examples of every variant, and what each must say: its code, its reason,
 /// and whether the call it ends counts as attempted upstream.
@@ -219,6 +220,12 @@ pub(crate) fn examples() -> Vec<(Error, ErrorCode, &'static str, Option<bool>)> 
         ),
         (
             Error::InsufficientScope("groups".into()),
+            C::PermissionDenied,
+            "insufficient_scope",
+            None,
+        ),
+        (
+            Error::ScopeNeeded("up__write".into()),
             C::PermissionDenied,
             "insufficient_scope",
             None,

@@ -73,6 +73,18 @@ impl Principal {
         }
     }
 
+    /// Whether the caller is a token granted with a key whose role under `tenant` is more
+    /// than the token's scopes allow: signing in again could give it more.
+    pub fn scope_capped(&self, tenant: &crate::policy::Tenant) -> bool {
+        match (&self.credential, self.token_role) {
+            (Credential::ApiKey(id), Some(cap)) => tenant
+                .keys
+                .get(id)
+                .is_some_and(|k| (cap as i32) < (k.role as i32)),
+            _ => false,
+        }
+    }
+
     /// Whether the caller came with an access token rather than an API key itself.
     pub fn by_token(&self) -> bool {
         self.token_role.is_some()

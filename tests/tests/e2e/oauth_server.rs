@@ -6,7 +6,9 @@
 use serde_json::{Value, json};
 use std::time::Duration;
 use switchyard_tests::admin::*;
-use switchyard_tests::oauth::{ClientDoc, Page, authorize_url, browser, param, pkce, token};
+use switchyard_tests::oauth::{
+    ClientDoc, Page, authorize_url, browser, param, pkce, redeem, token,
+};
 use switchyard_tests::upstream::TestUpstream;
 use switchyard_tests::{Stack, assert_eventually, modern};
 
@@ -191,16 +193,82 @@ fn as_refs<'a>(form: &'a [(&'static str, String); 3]) -> [(&'static str, &'a str
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stolen_code_is_useless_without_the_verifier_and_the_client() {
+async fn a_token_granted_read_only_cannot_call_a_tool_that_changes_things() {
     let (stack, _up, key) = acme().await;
     let http = reqwest::Client::new();
+    let endpoint = stack.worker().endpoint("acme");
+    let issuer = endpoint.trim_end_matches("/mcp").to_owned();
+    let client = ClientDoc::serve("Reader", None).await;
+    let (verifier, challenge) = pkce();
+    let browser = browser();
+    let url = authorize_url(&issuer, &client, &challenge, "s") + "&scope=tools%3Aread";
+    let page = Page::open(&browser, &url).await;
+    assert!(page.body.contains("tools:read"), "{}", page.body);
+    assert!(
+        !page.body.contains("tools:write"),
+        "it shows only what is asked"
+    );
+    let answer = page.submit(&browser, &url, &key, "allow", None).await;
+    let code = param(answer.headers()["location"].to_str().unwrap(), "code").unwrap();
+    let (status, tokens) = redeem(&issuer, &client, &client.id, &code, &verifier).await;
+    assert_eq!(
+        (status, tokens["scope"].as_str()),
+        (200, Some("tools:read"))
+    );
+    let access = tokens["access_token"].as_str().unwrap();
+    // The key may write; the token was granted reading only: 403 and a challenge asking for
+    // the scope, so the client can sign in again for more (step-up), in both eras.
+    let denied = http
+        .post(&endpoint)
+        .bearer_auth(access)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-protocol-version", "2026-07-28")
+        .json(&json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+            "params": {"name": "up__echo", "arguments": {"text": "x"}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 403);
+    let challenge = denied.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        challenge.contains("error=\"insufficient_scope\""),
+        "{challenge}"
+    );
+    assert!(
+        challenge.contains("scope=\"tools:read tools:write\""),
+        "{challenge}"
+    );
+    assert!(challenge.contains("resource_metadata="), "{challenge}");
+    let body: Value = denied.json().await.unwrap();
+    assert_eq!(
+        body["error"]["data"]["reason"], "insufficient_scope",
+        "{body}"
+    );
+    let session = switchyard_tests::legacy::Session::open(&http, &endpoint, access).await;
+    let in_session = session.call("up__echo", json!({"text": "x"})).await;
+    assert_eq!(in_session.status, 403, "{in_session:?}");
+    // Reading stays allowed.
+    let listed = modern::list(&http, &endpoint, access).await;
+    assert!(listed.ok(), "{listed:?}");
+    assert!(
+        modern::call(&http, &endpoint, &key, "up__echo", json!({"text": "x"}))
+            .await
+            .ok()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stolen_code_is_useless_without_the_verifier_and_the_client() {
+    let (stack, _up, key) = acme().await;
     let issuer = stack
         .worker()
         .endpoint("acme")
         .trim_end_matches("/mcp")
         .to_owned();
     let client = ClientDoc::serve("Test Agent", None).await;
-    let token_endpoint = format!("{issuer}/oauth/token");
     let (verifier, challenge) = pkce();
     let (other_verifier, _) = pkce();
     for (client_id, verifier_sent) in [
@@ -209,35 +277,13 @@ async fn a_stolen_code_is_useless_without_the_verifier_and_the_client() {
     ] {
         let callback = sign_in(&issuer, &client, &key, &challenge).await;
         let code = param(&callback, "code").unwrap();
-        let (status, body) = token(
-            &http,
-            &token_endpoint,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", &client.redirect_uri),
-                ("code_verifier", verifier_sent),
-                ("client_id", client_id),
-            ],
-        )
-        .await;
+        let (status, body) = redeem(&issuer, &client, client_id, &code, verifier_sent).await;
         assert_eq!(
             (status, body["error"].as_str()),
             (400, Some("invalid_grant"))
         );
         // Nor does a second try with the right values: the code was spent.
-        let (status, _) = token(
-            &http,
-            &token_endpoint,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", &client.redirect_uri),
-                ("code_verifier", &verifier),
-                ("client_id", &client.id),
-            ],
-        )
-        .await;
+        let (status, _) = redeem(&issuer, &client, &client.id, &code, &verifier).await;
         assert_eq!(status, 400);
     }
 }

@@ -64,7 +64,7 @@ impl Error {
         let error = match self {
             Self::MissingCredential => None,
             Self::InvalidCredential | Self::ApiKeysDisabled => Some("invalid_token"),
-            Self::InsufficientScope(_) => Some("insufficient_scope"),
+            Self::InsufficientScope(_) | Self::ScopeNeeded(_) => Some("insufficient_scope"),
             _ => return resp,
         };
         let mut challenge = String::from("Bearer realm=\"switchyard\"");
@@ -89,6 +89,7 @@ impl Error {
                 | Self::InvalidCredential
                 | Self::ApiKeysDisabled
                 | Self::InsufficientScope(_)
+                | Self::ScopeNeeded(_)
         )
     }
 

@@ -35,6 +35,12 @@ struct ToolTarget {
 }
 
 impl Gateway {
+    /// Whether tool `name` of `tenant` changes things (is not marked read-only); `false`
+    /// for a tool not found, whose call is refused for that later.
+    pub async fn changes_things(&self, tenant: &Tenant, name: &str) -> bool {
+        self.tool(tenant, name).await.is_ok_and(|t| !t.read_only)
+    }
+
     /// The connector serving the tool the client calls `name`, or why none does: a tool
     /// of a connector that is down fails with that connector's name.
     async fn tool(&self, tenant: &Tenant, name: &str) -> Result<ToolTarget, Failed> {
@@ -113,10 +119,10 @@ impl Gateway {
         let connector = target.connector.name.clone();
         let role = principal.role(tenant);
         if role == Some(Role::Viewer) && !target.read_only {
-            let caller = if principal.key_id().is_some() {
-                "This API key"
-            } else {
+            let caller = if principal.by_token() {
                 "This access token"
+            } else {
+                "This API key"
             };
             let denied = Error::PermissionDenied(format!(
                 "{caller} has the viewer role, which may call only read-only tools; {name} is not marked read-only."

@@ -112,6 +112,7 @@ mod tests {
         Head {
             id: Some(serde_json::json!(1)),
             method: Some(method.into()),
+            params: None,
         }
     }
 
@@ -149,14 +150,17 @@ mod tests {
         let answer = Head {
             id: Some(serde_json::json!(1)),
             method: None,
+            params: None,
         };
         let cancel = Head {
             id: None,
             method: Some("notifications/cancelled".into()),
+            params: None,
         };
         let note = Head {
             id: None,
             method: Some("notifications/initialized".into()),
+            params: None,
         };
         // The tenant's one place for other requests is taken (a listing)...
         let listing = admit(&admission, &t, &caller(), false, &head("tools/list"))

@@ -79,3 +79,25 @@ pub(super) fn authenticator(
         .with_tokens(tokens)
         .with_server(oauth))
 }
+
+/// Refuses a `tools/call` of a tool that changes things by a token whose scopes were
+/// capped below its key's role, with 403 and an `insufficient_scope` challenge, so that the
+/// client can sign in again for more (API keys get the tool's own refusal instead).
+pub(super) async fn step_up(
+    app: &App,
+    policy: &crate::policy::Tenant,
+    principal: &crate::principal::Principal,
+    head: &super::gate::Head,
+) -> Result<(), super::Refused> {
+    let Some(tool) = head.tool() else {
+        return Ok(());
+    };
+    if principal.scope_capped(policy) && app.breakers.changes_things(policy, tool).await {
+        let id = head.id.clone().unwrap_or_default();
+        return Err(super::Refused(
+            crate::error::Error::ScopeNeeded(tool.to_owned()),
+            id,
+        ));
+    }
+    Ok(())
+}

@@ -20,6 +20,86 @@ use std::time::Duration;
 pub struct Head {
     pub id: Option<serde_json::Value>,
     pub method: Option<String>,
+    /// The name a request's parameters give (a tool's, a prompt's).
+    #[serde(default)]
+    pub params: Option<HeadParams>,
+}
+
+/// What the head keeps of a message's parameters. Any JSON is accepted (parameters of the
+/// wrong shape are for rmcp to refuse, after admission); only a string `name` is kept.
+#[derive(Debug, Default)]
+pub struct HeadParams {
+    pub name: Option<String>,
+}
+
+impl<'de> serde::Deserialize<'de> for HeadParams {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(ParamsVisitor)
+    }
+}
+
+struct ParamsVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ParamsVisitor {
+    type Value = HeadParams;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<HeadParams, A::Error> {
+        use serde::de::IgnoredAny;
+        let mut params = HeadParams::default();
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == "name" {
+                let value: serde_json::Value = map.next_value()?;
+                params.name = value.as_str().map(str::to_owned);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(params)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<HeadParams, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(HeadParams::default())
+    }
+
+    fn visit_bool<E>(self, _: bool) -> std::result::Result<HeadParams, E> {
+        Ok(HeadParams::default())
+    }
+    fn visit_i64<E>(self, _: i64) -> std::result::Result<HeadParams, E> {
+        Ok(HeadParams::default())
+    }
+    fn visit_u64<E>(self, _: u64) -> std::result::Result<HeadParams, E> {
+        Ok(HeadParams::default())
+    }
+    fn visit_f64<E>(self, _: f64) -> std::result::Result<HeadParams, E> {
+        Ok(HeadParams::default())
+    }
+    fn visit_str<E>(self, _: &str) -> std::result::Result<HeadParams, E> {
+        Ok(HeadParams::default())
+    }
+    fn visit_unit<E>(self) -> std::result::Result<HeadParams, E> {
+        Ok(HeadParams::default())
+    }
+}
+
+impl Head {
+    /// The tool a `tools/call` calls.
+    pub fn tool(&self) -> Option<&str> {
+        if self.method.as_deref() != Some("tools/call") {
+            return None;
+        }
+        self.params.as_ref()?.name.as_deref()
+    }
 }
 
 /// Whether this worker takes requests at all: not while it drains, and not before it has

@@ -222,3 +222,29 @@ async fn a_body_that_trickles_past_its_time_is_refused() {
     assert!(matches!(refused, Err(Error::BodyTimeout(_))));
     drop(tx);
 }
+
+#[test]
+fn the_head_names_a_calls_tool_whatever_shape_the_parameters_have() {
+    let head = |body: &str| serde_json::from_str::<Head>(body).unwrap();
+    let call = head(
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"arguments":{"name":"not this"},"name":"up__echo"}}"#,
+    );
+    assert_eq!(call.tool(), Some("up__echo"));
+    let prompt = head(r#"{"id":1,"method":"prompts/get","params":{"name":"p"}}"#);
+    assert_eq!(prompt.tool(), None, "only a tools/call names a tool");
+    for odd in [
+        r#"{"id":1,"method":"tools/call","params":[1,{"name":"x"}]}"#,
+        r#"{"id":1,"method":"tools/call","params":"x"}"#,
+        r#"{"id":1,"method":"tools/call","params":null}"#,
+        r#"{"id":1,"method":"tools/call","params":{"name":7}}"#,
+        r#"{"id":1,"method":"tools/call"}"#,
+    ] {
+        let h = head(odd);
+        assert_eq!(
+            h.method.as_deref(),
+            Some("tools/call"),
+            "{odd}: still admitted"
+        );
+        assert_eq!(h.tool(), None, "{odd}");
+    }
+}

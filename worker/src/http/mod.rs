@@ -475,6 +475,7 @@ async fn read_post(
         if !in_session && head.method.as_deref() == Some("initialize") {
             app.room_for(policy, None).await?;
         }
+        for_oauth::step_up(app, policy, principal, &head).await?;
         let _admit = switchyard_common::span!("admit").entered();
         admitted = admit::admit(&app.admission, policy, principal, !in_session, &head)
             .map_err(|e| Refused(e, head.id.clone().unwrap_or_default()))?;

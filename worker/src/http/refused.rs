@@ -38,6 +38,7 @@ fn classify(e: &Error) -> Option<(RefusalKind, bool)> {
         | Error::InvalidCredential
         | Error::ApiKeysDisabled
         | Error::InsufficientScope(_)
+        | Error::ScopeNeeded(_)
         | Error::TooManyAttempts(_)
         | Error::Suspended(_) => (RefusalKind::AuthFailure, true),
         Error::AuthBusy | Error::IdentityProviderUnavailable => (RefusalKind::AuthFailure, false),
@@ -111,6 +112,7 @@ mod tests {
                 | Error::InvalidCredential
                 | Error::ApiKeysDisabled
                 | Error::InsufficientScope(_)
+                | Error::ScopeNeeded(_)
                 | Error::IdentityProviderUnavailable
                 | Error::AuthBusy
                 | Error::TooManyAttempts(_)
