@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 pub const CODES_BUCKET: &str = "switchyard-oauth-codes";
 pub const GRANTS_BUCKET: &str = "switchyard-oauth-grants";
 pub const KEYS_BUCKET: &str = "switchyard-oauth-keys";
+pub const CLIENTS_BUCKET: &str = "switchyard-oauth-clients";
 
 /// A value and the revision it was written at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,10 +231,14 @@ pub struct GrantStores {
     pub grants: Arc<dyn CasKv>,
     /// Signing keys: until rotated out.
     pub keys: Arc<dyn CasKv>,
+    /// Client registrations nobody has signed in with yet: a day.
+    pub clients: Arc<dyn CasKv>,
 }
 
 /// How long a code or a sign-in in progress lives.
 pub const CODE_TTL: Duration = Duration::from_secs(600);
+/// How long a registration nobody signs in with lives.
+pub const UNUSED_CLIENT_TTL: Duration = Duration::from_secs(86_400);
 /// How long a grant nobody refreshes lives: the longest refresh token lifetime a tenant
 /// can set.
 pub const GRANT_TTL: Duration = Duration::from_secs(90 * 86_400);
@@ -243,6 +248,7 @@ impl GrantStores {
     pub async fn open(&self) -> Result<()> {
         self.codes.open().await?;
         self.grants.open().await?;
+        self.clients.open().await?;
         self.keys.open().await
     }
 
@@ -250,6 +256,11 @@ impl GrantStores {
         Self {
             codes: Arc::new(NatsCas::new(client.clone(), CODES_BUCKET, Some(CODE_TTL))),
             grants: Arc::new(NatsCas::new(client.clone(), GRANTS_BUCKET, Some(GRANT_TTL))),
+            clients: Arc::new(NatsCas::new(
+                client.clone(),
+                CLIENTS_BUCKET,
+                Some(UNUSED_CLIENT_TTL),
+            )),
             keys: Arc::new(NatsCas::new(client, KEYS_BUCKET, None)),
         }
     }
@@ -258,6 +269,7 @@ impl GrantStores {
         Self {
             codes: Arc::new(MemoryCas::new(CODE_TTL)),
             grants: Arc::new(MemoryCas::new(GRANT_TTL)),
+            clients: Arc::new(MemoryCas::new(UNUSED_CLIENT_TTL)),
             keys: Arc::new(MemoryCas::new(Duration::MAX)),
         }
     }

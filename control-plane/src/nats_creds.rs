@@ -123,6 +123,7 @@ impl NatsSigner {
             switchyard_bus::grants::CODES_BUCKET,
             switchyard_bus::grants::GRANTS_BUCKET,
             switchyard_bus::grants::KEYS_BUCKET,
+            switchyard_bus::grants::CLIENTS_BUCKET,
         ] {
             publish.push(format!("{api}.STREAM.INFO.KV_{bucket}"));
             publish.push(format!(

@@ -77,10 +77,11 @@ impl Principal {
     /// than the token's scopes allow: signing in again could give it more.
     pub fn scope_capped(&self, tenant: &crate::policy::Tenant) -> bool {
         match (&self.credential, self.token_role) {
+            // Scopes give at most the editor role: an admin key's full grant is not capped.
             (Credential::ApiKey(id), Some(cap)) => tenant
                 .keys
                 .get(id)
-                .is_some_and(|k| (cap as i32) < (k.role as i32)),
+                .is_some_and(|k| (cap as i32) < (k.role as i32).min(Role::Editor as i32)),
             _ => false,
         }
     }
@@ -233,5 +234,49 @@ mod tests {
         let back: Principal = serde_json::from_value(json).unwrap();
         assert_eq!(back, admin);
         assert_eq!(back.token_role, None, "a stored session keeps no role");
+    }
+
+    #[test]
+    fn a_grant_is_capped_only_when_signing_in_again_could_give_more() {
+        let mut tenant = crate::policy::Tenant::for_test("acme");
+        let key = |id: &str, role| {
+            let id = KeyId::parse(id).unwrap();
+            let k = crate::policy::Key {
+                verifier: String::new(),
+                role,
+                requests_per_second: 0,
+                burst: 0,
+                expires: None,
+            };
+            (id, k)
+        };
+        for (id, role) in [
+            ("aaaaaaaaaaaa", Role::Admin),
+            ("eeeeeeeeeeee", Role::Editor),
+            ("vvvvvvvvvvvv", Role::Viewer),
+        ] {
+            let (id, k) = key(id, role);
+            tenant.keys.insert(id, k);
+        }
+        let grant = |id: &str, scope| {
+            Principal::granted(tenant.slug.clone(), KeyId::parse(id).unwrap(), scope)
+        };
+        // The scopes give at most the editor role: an admin key's full grant is whole.
+        assert!(!grant("aaaaaaaaaaaa", Role::Editor).scope_capped(&tenant));
+        assert!(grant("aaaaaaaaaaaa", Role::Viewer).scope_capped(&tenant));
+        assert!(grant("eeeeeeeeeeee", Role::Viewer).scope_capped(&tenant));
+        assert!(!grant("vvvvvvvvvvvv", Role::Viewer).scope_capped(&tenant));
+        // A key used itself is never capped.
+        let key_itself =
+            Principal::api_key(tenant.slug.clone(), KeyId::parse("eeeeeeeeeeee").unwrap());
+        assert!(!key_itself.scope_capped(&tenant));
+        assert_eq!(
+            grant("eeeeeeeeeeee", Role::Viewer).role(&tenant),
+            Some(Role::Viewer)
+        );
+        assert_eq!(
+            grant("vvvvvvvvvvvv", Role::Editor).role(&tenant),
+            Some(Role::Viewer)
+        );
     }
 }

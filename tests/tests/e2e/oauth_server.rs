@@ -253,6 +253,23 @@ async fn a_token_granted_read_only_cannot_call_a_tool_that_changes_things() {
     // Reading stays allowed.
     let listed = modern::list(&http, &endpoint, access).await;
     assert!(listed.ok(), "{listed:?}");
+    // An admin key's full grant is whole, though scopes give at most the editor role: it is
+    // not sent round asking for more.
+    let admin = stack
+        .key_with(CreateApiKeyRequest {
+            tenant: "acme".into(),
+            role: ApiKeyRole::Admin as i32,
+            ..Default::default()
+        })
+        .await;
+    let (verifier, challenge) = pkce();
+    let callback = sign_in(&issuer, &client, &admin, &challenge).await;
+    let code = param(&callback, "code").unwrap();
+    let (status, tokens) = redeem(&issuer, &client, &client.id, &code, &verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    let full = tokens["access_token"].as_str().unwrap();
+    let call = modern::call(&http, &endpoint, full, "up__echo", json!({"text": "x"})).await;
+    assert!(call.ok(), "{call:?}");
     assert!(
         modern::call(&http, &endpoint, &key, "up__echo", json!({"text": "x"}))
             .await

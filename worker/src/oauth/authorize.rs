@@ -16,6 +16,8 @@ use std::sync::Arc;
 use switchyard_bus::RefusalKind;
 
 const COOKIE: &str = "sy_signin";
+/// Longest `state` kept and sent back.
+const MAX_STATE: usize = 512;
 
 #[derive(Debug, Deserialize)]
 pub struct Request {
@@ -126,6 +128,9 @@ pub async fn page(
             "the redirect URI is not one the client's metadata document lists",
         );
     }
+    if req.state.as_ref().is_some_and(|s| s.len() > MAX_STATE) {
+        return page::error(StatusCode::BAD_REQUEST, "the state parameter is too long");
+    }
     if let Some((error, description)) = check(&req, &endpoint) {
         return refuse(&req, &endpoint.issuer(), error, &description);
     }
@@ -145,13 +150,17 @@ pub async fn page(
             "the sign-in cannot be kept",
         );
     };
-    if !matches!(
-        server
-            .codes
-            .create(&signin_key(&tenant, &signin), bytes.into())
-            .await,
-        Ok(true)
-    ) {
+    // A tenant this worker does not serve gets the same page, and nothing is kept: its
+    // form can only expire.
+    let kept = app.policy(&tenant).is_none()
+        || matches!(
+            server
+                .codes
+                .create(&signin_key(&tenant, &signin), bytes.into())
+                .await,
+            Ok(true)
+        );
+    if !kept {
         return page::error(
             StatusCode::SERVICE_UNAVAILABLE,
             "sign-in is unavailable; try again shortly",
@@ -192,14 +201,17 @@ fn show(tenant: &str, s: &SignIn, signin: &str, csrf: &str, problem: Option<&str
     } else {
         s.scope.split(' ').filter(|x| !x.is_empty()).collect()
     };
-    let host = url::Url::parse(&s.redirect_uri)
-        .ok()
+    let redirect = url::Url::parse(&s.redirect_uri).ok();
+    let host = redirect
+        .as_ref()
         .and_then(|u| u.host_str().map(str::to_owned))
         .unwrap_or_default();
+    let origin = redirect.map_or_else(String::new, |u| u.origin().ascii_serialization());
     page::consent(&Consent {
         tenant,
         client_name: &s.client_name,
         redirect_host: &host,
+        redirect_origin: &origin,
         scopes: &asked,
         signin,
         csrf,

@@ -89,6 +89,8 @@ pub struct SigningKeys {
     derived: bool,
     rotate_after: Duration,
     activate_after: Duration,
+    /// How long read keys are used before they are read again.
+    fresh: Duration,
     cache: Mutex<HashMap<String, Cached>>,
 }
 
@@ -111,6 +113,7 @@ impl SigningKeys {
             derived,
             rotate_after: ROTATE_AFTER,
             activate_after: ACTIVATE_AFTER,
+            fresh: FRESH,
             cache: Mutex::default(),
         }
     }
@@ -185,13 +188,27 @@ impl SigningKeys {
     /// `tenant`'s keys, from the cache while fresh (`refresh`: unless read a while ago),
     /// else from the store, made if none are.
     async fn keys(&self, tenant: &str, refresh: bool) -> Result<Arc<Vec<Key>>, KeyError> {
-        let within = if refresh { REREAD_AFTER } else { FRESH };
+        let within = if refresh {
+            REREAD_AFTER.min(self.fresh)
+        } else {
+            self.fresh
+        };
         if let Some(c) = lock(&self.cache).get(tenant)
             && c.read.elapsed() < within
         {
             return Ok(c.keys.clone());
         }
-        let stored = self.stored(tenant).await?;
+        let stored = match self.stored(tenant).await {
+            Ok(stored) => stored,
+            Err(e @ KeyError::Unavailable(_)) => {
+                // The store is away: the keys read last go on checking and signing.
+                return match lock(&self.cache).get(tenant) {
+                    Some(c) => Ok(c.keys.clone()),
+                    None => Err(e),
+                };
+            }
+            Err(e) => return Err(e),
+        };
         let keys = stored
             .keys
             .iter()

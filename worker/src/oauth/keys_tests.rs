@@ -116,3 +116,69 @@ fn a_replaced_key_is_kept_until_its_tokens_have_expired() {
     let kept: Vec<u64> = retained(keys, now).iter().map(|k| k.created).collect();
     assert_eq!(kept, vec![now - 10, now - 2 * retain]);
 }
+
+/// A store that can be taken away.
+#[derive(Debug)]
+struct Flaky {
+    inner: MemoryCas,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl Flaky {
+    fn check(&self) -> switchyard_bus::Result<()> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(switchyard_bus::BusError::Unavailable("down".into()));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl CasKv for Flaky {
+    async fn get(&self, key: &str) -> switchyard_bus::Result<Option<switchyard_bus::Versioned>> {
+        self.check()?;
+        self.inner.get(key).await
+    }
+    async fn create(&self, key: &str, value: bytes::Bytes) -> switchyard_bus::Result<bool> {
+        self.check()?;
+        self.inner.create(key, value).await
+    }
+    async fn update(
+        &self,
+        key: &str,
+        value: bytes::Bytes,
+        revision: u64,
+    ) -> switchyard_bus::Result<bool> {
+        self.check()?;
+        self.inner.update(key, value, revision).await
+    }
+    async fn take(&self, key: &str, revision: u64) -> switchyard_bus::Result<bool> {
+        self.check()?;
+        self.inner.take(key, revision).await
+    }
+    async fn delete(&self, key: &str) -> switchyard_bus::Result<()> {
+        self.check()?;
+        self.inner.delete(key).await
+    }
+}
+
+#[tokio::test]
+async fn while_the_store_is_away_the_keys_read_last_go_on() {
+    let flaky = Arc::new(Flaky {
+        inner: MemoryCas::new(Duration::from_secs(3600)),
+        down: false.into(),
+    });
+    let mut keys = SigningKeys::new(flaky.clone(), Keyring::new(SecretKey::generate()), false);
+    // Read the store on every use.
+    keys.fresh = Duration::ZERO;
+    let before = keys.sign("acme", &claims()).await.unwrap();
+    flaky.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let during = keys.sign("acme", &claims()).await.unwrap();
+    assert_eq!(kid(&during), kid(&before));
+    assert!(verifies(&keys, "acme", &before).await);
+    // A tenant whose keys were never read has none to go on with.
+    assert!(matches!(
+        keys.sign("other", &claims()).await,
+        Err(KeyError::Unavailable(_))
+    ));
+}

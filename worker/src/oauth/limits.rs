@@ -1,6 +1,7 @@
 //! What callers who have signed nothing yet may make the authorization server keep or
 //! fetch: sign-ins begun (each a stored entry, and perhaps a client's metadata document
-//! fetched) per address, and client registrations per address and per tenant. Failed key
+//! fetched) per address, and client registrations per address, per tenant and in all. Each
+//! worker keeps its own count, so a fleet of N allows N times as many. Failed key
 //! guesses on the consent page are bounded by the key checks' own attempt limits.
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -14,12 +15,16 @@ pub const SIGN_INS_PER_MINUTE: u32 = 30;
 pub const REGISTRATIONS_PER_ADDRESS: u32 = 10;
 /// Registrations a tenant takes per hour.
 pub const REGISTRATIONS_PER_TENANT: u32 = 100;
+/// Registrations a worker takes per hour, all tenants together (made-up tenant names
+/// included): what unused registrations can take of the store is bounded.
+pub const REGISTRATIONS_PER_WORKER: u32 = 1000;
 
 #[derive(Debug)]
 pub struct Limits {
     sign_ins: DefaultKeyedRateLimiter<IpAddr>,
     per_address: DefaultKeyedRateLimiter<IpAddr>,
     per_tenant: DefaultKeyedRateLimiter<String>,
+    per_worker: governor::DefaultDirectRateLimiter,
 }
 
 /// `n` per `per`, all of them at once if need be.
@@ -37,6 +42,7 @@ impl Default for Limits {
             sign_ins: RateLimiter::keyed(quota(SIGN_INS_PER_MINUTE, Duration::from_secs(60))),
             per_address: RateLimiter::keyed(quota(REGISTRATIONS_PER_ADDRESS, hour)),
             per_tenant: RateLimiter::keyed(quota(REGISTRATIONS_PER_TENANT, hour)),
+            per_worker: RateLimiter::direct(quota(REGISTRATIONS_PER_WORKER, hour)),
         }
     }
 }
@@ -51,6 +57,7 @@ impl Limits {
     pub fn register(&self, tenant: &str, address: Option<IpAddr>) -> bool {
         address.is_none_or(|a| self.per_address.check_key(&a).is_ok())
             && self.per_tenant.check_key(&tenant.to_owned()).is_ok()
+            && self.per_worker.check().is_ok()
     }
 
     /// Forgets limits that are full again.
@@ -80,6 +87,18 @@ mod tests {
         }
         assert!(!limits.sign_in(a));
         assert!(limits.sign_in(b));
+    }
+
+    #[test]
+    fn a_worker_takes_its_share_of_registrations_for_all_tenants() {
+        let limits = Limits::default();
+        let mut taken = 0;
+        for i in 0..REGISTRATIONS_PER_WORKER + 10 {
+            let tenant = format!("t{i}");
+            let address = IpAddr::from([10, 1, (i / 250) as u8, (i % 250) as u8]);
+            taken += u32::from(limits.register(&tenant, Some(address)));
+        }
+        assert_eq!(taken, REGISTRATIONS_PER_WORKER);
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct Server {
     pub keys: SigningKeys,
     codes: Arc<dyn CasKv>,
     grants: Arc<dyn CasKv>,
+    /// Registrations not used yet (see `register`).
+    registered: Arc<dyn CasKv>,
     clients: clients::Clients,
     limits: limits::Limits,
 }
@@ -47,6 +49,7 @@ impl Server {
             keys: SigningKeys::new(stores.keys.clone(), policy_keys, derived),
             codes: stores.codes.clone(),
             grants: stores.grants.clone(),
+            registered: stores.clients.clone(),
             clients: clients::Clients::new(guard)?,
             limits: limits::Limits::default(),
         })
@@ -111,12 +114,21 @@ impl Server {
         if !plausible_id(id) {
             return Err(unknown());
         }
-        let entry = self
-            .grants
-            .get(&register::client_key(tenant, id))
-            .await
-            .map_err(|e| clients::ClientError::Unreachable(e.to_string()))?
-            .ok_or_else(unknown)?;
+        let key = register::client_key(tenant, id);
+        let unavailable = |e: switchyard_bus::BusError| {
+            tracing::warn!(tenant, error = %e, "registrations unavailable");
+            clients::ClientError::Unavailable
+        };
+        // A used registration is with the grants; a new one with the registrations.
+        let entry = match self.grants.get(&key).await.map_err(unavailable)? {
+            Some(entry) => entry,
+            None => self
+                .registered
+                .get(&key)
+                .await
+                .map_err(unavailable)?
+                .ok_or_else(unknown)?,
+        };
         let r: register::Registered =
             serde_json::from_slice(&entry.value).map_err(|_| unknown())?;
         if r.expires <= now_secs() {
@@ -129,20 +141,39 @@ impl Server {
         }))
     }
 
-    /// Keeps registration `id` of `tenant`, if it is one, for as long as a used one lives.
+    /// Keeps registration `id` of `tenant`, if it is one, for as long as a used one lives:
+    /// with the grants, written again at each sign-in.
     async fn used(&self, tenant: &str, id: &str) {
         if !plausible_id(id) {
             return;
         }
         let key = register::client_key(tenant, id);
-        if let Ok(Some(entry)) = self.grants.get(&key).await
-            && let Ok(mut r) = serde_json::from_slice::<register::Registered>(&entry.value)
-        {
-            r.expires = now_secs() + register::USED_FOR;
-            if let Ok(bytes) = serde_json::to_vec(&r) {
-                let _ = self.grants.update(&key, bytes.into(), entry.revision).await;
-            }
-        }
+        let kept = match self.grants.get(&key).await {
+            Ok(Some(entry)) => Some((entry, true)),
+            Ok(None) => self
+                .registered
+                .get(&key)
+                .await
+                .ok()
+                .flatten()
+                .map(|e| (e, false)),
+            Err(_) => None,
+        };
+        let Some((entry, with_grants)) = kept else {
+            return;
+        };
+        let Ok(mut r) = serde_json::from_slice::<register::Registered>(&entry.value) else {
+            return;
+        };
+        r.expires = now_secs() + register::USED_FOR;
+        let Ok(bytes) = serde_json::to_vec(&r) else {
+            return;
+        };
+        let _ = if with_grants {
+            self.grants.update(&key, bytes.into(), entry.revision).await
+        } else {
+            self.grants.create(&key, bytes.into()).await
+        };
     }
 
     pub fn routes() -> axum::Router<Arc<crate::http::App>> {

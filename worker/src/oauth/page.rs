@@ -10,6 +10,8 @@ pub struct Consent<'a> {
     pub tenant: &'a str,
     pub client_name: &'a str,
     pub redirect_host: &'a str,
+    /// The redirect URI's origin, where the answer to the form may send the browser.
+    pub redirect_origin: &'a str,
     pub scopes: &'a [&'a str],
     pub signin: &'a str,
     pub csrf: &'a str,
@@ -47,7 +49,9 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:32rem;margi
     input[type=password]{width:100%;padding:.5rem}button{padding:.5rem 1rem;margin:.5rem .5rem 0 0}\
     .problem{color:#a00}";
 
-fn html(status: StatusCode, title: &str, body: &str) -> Response {
+/// A page; its form may post to this server, and the answer redirect to `redirect_origin`
+/// (browsers check a form's redirects against `form-action` too).
+fn html(status: StatusCode, title: &str, body: &str, redirect_origin: Option<&str>) -> Response {
     let page = format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>{}</title>\
          <style>{STYLE}</style></head><body>{body}</body></html>",
@@ -61,12 +65,16 @@ fn html(status: StatusCode, title: &str, body: &str) -> Response {
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-        ),
+    let form_action = match redirect_origin {
+        Some(origin) => format!("'self' {origin}"),
+        None => "'none'".to_owned(),
+    };
+    let csp = format!(
+        "default-src 'none'; style-src 'unsafe-inline'; form-action {form_action}; frame-ancestors 'none'"
     );
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
     h.insert(
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
@@ -113,7 +121,7 @@ pub fn consent(c: &Consent<'_>) -> Response {
     } else {
         StatusCode::OK
     };
-    html(status, "Sign in", &body)
+    html(status, "Sign in", &body, Some(c.redirect_origin))
 }
 
 /// An error shown to the user, for what cannot be sent back to the client.
@@ -122,6 +130,7 @@ pub fn error(status: StatusCode, message: &str) -> Response {
         status,
         "Sign-in failed",
         &format!("<h1>Sign-in failed</h1><p>{}</p>", escape(message)),
+        None,
     )
 }
 
@@ -135,6 +144,7 @@ mod tests {
             tenant: "acme",
             client_name: "<script>alert(1)</script>\"'",
             redirect_host: "a\"b",
+            redirect_origin: "https://app.example",
             scopes: &["tools:read"],
             signin: "s",
             csrf: "c",
@@ -142,11 +152,15 @@ mod tests {
         });
         assert_eq!(page.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(page.headers()[header::X_FRAME_OPTIONS], "DENY");
+        let csp = page.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+        // The form posts here and its answer redirects to the client: both allowed.
         assert!(
-            page.headers()[header::CONTENT_SECURITY_POLICY]
-                .to_str()
-                .unwrap()
-                .contains("frame-ancestors 'none'")
+            csp.contains("form-action 'self' https://app.example;"),
+            "{csp}"
         );
         assert_eq!(escape("<script>\"'&"), "&lt;script&gt;&quot;&#39;&amp;");
     }

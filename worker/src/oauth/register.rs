@@ -1,7 +1,7 @@
 //! Dynamic client registration (RFC 7591), for clients that do not publish a client ID
-//! metadata document. Registrations are public clients only, kept in the shared grants
-//! store under the tenant; one not used for a sign-in within a day expires, one used lives
-//! on as long as a refresh token may. Registering is rate-limited per address and per
+//! metadata document. Registrations are public clients only, kept under the tenant in the
+//! shared registrations store, whose entries expire after a day; a sign-in moves one to the
+//! grants store, where it lives as long as a refresh token may. Registering is rate-limited per address and per
 //! tenant (`limits`), and is answered alike whether or not the tenant exists (a registration for a
 //! tenant that does not exist is kept, unused, until it expires).
 
@@ -18,8 +18,9 @@ use std::sync::Arc;
 pub const UNUSED_FOR: u64 = 86_400;
 /// How long a registration lives after its last sign-in.
 pub const USED_FOR: u64 = 90 * 86_400;
-const MAX_REDIRECT_URIS: usize = 20;
-const MAX_URI: usize = 2048;
+/// Redirect URIs a client may list, and how long each may be.
+pub const MAX_REDIRECT_URIS: usize = 10;
+const MAX_URI: usize = 512;
 const MAX_NAME: usize = 100;
 
 /// A registered client, as stored.
@@ -52,8 +53,8 @@ fn error(status: StatusCode, error: &str, description: &str) -> Response {
     resp
 }
 
-/// Whether `uri` may be a registered redirect URI: https, or http on a loopback host
-/// (native apps, RFC 8252), without a fragment.
+/// Whether `uri` may be a client's redirect URI: https, or http on a loopback host (native
+/// apps, RFC 8252), without a fragment, at most 512 characters.
 pub(super) fn redirect_allowed(uri: &str) -> bool {
     let Ok(url) = url::Url::parse(uri) else {
         return false;
@@ -75,7 +76,7 @@ fn invalid(req: &Request) -> Option<(&'static str, &'static str)> {
     if req.redirect_uris.is_empty() || req.redirect_uris.len() > MAX_REDIRECT_URIS {
         return Some((
             "invalid_redirect_uri",
-            "redirect_uris must list 1 to 20 URIs",
+            "redirect_uris must list 1 to 10 URIs",
         ));
     }
     if !req.redirect_uris.iter().all(|u| redirect_allowed(u)) {
@@ -153,7 +154,7 @@ pub async fn register(
     let stored = match serde_json::to_vec(&record) {
         Ok(bytes) => {
             server
-                .grants
+                .registered
                 .create(&client_key(&tenant, &id), bytes.into())
                 .await
         }

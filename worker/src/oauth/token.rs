@@ -160,6 +160,10 @@ async fn redeem(
         used: Vec::new(),
         expires: now_secs() + refresh_life.as_secs(),
     };
+    let access = match access_token(app, &policy, endpoint, &grant).await {
+        Ok(access) => access,
+        Err(refusal) => return refusal,
+    };
     let stored = match serde_json::to_vec(&grant) {
         Ok(bytes) => {
             server
@@ -172,14 +176,7 @@ async fn redeem(
     if !matches!(stored, Ok(true)) {
         return unavailable();
     }
-    issue(
-        app,
-        &policy,
-        endpoint,
-        &grant,
-        &format!("{grant_id}.{secret}"),
-    )
-    .await
+    issued(access, &format!("{grant_id}.{secret}"), &grant)
 }
 
 fn unavailable() -> Response {
@@ -193,31 +190,32 @@ fn grant_key(tenant: &str, id: &str) -> String {
     format!("{tenant}.grant.{id}")
 }
 
-/// An access token for `grant`, and `refresh` beside it, if the grant's key still lives.
-async fn issue(
+/// An access token for `grant`, if the grant's key still lives, and how long it lives; or
+/// the answer saying why not. Made before the grant is stored or rotated, so that a
+/// failure here leaves the client's refresh token as it was.
+async fn access_token(
     app: &App,
     policy: &crate::policy::Tenant,
     endpoint: &crate::http::Endpoint,
     grant: &Grant,
-    refresh: &str,
-) -> Response {
+) -> Result<(String, u64), Response> {
     let alive = crate::principal::KeyId::parse(&grant.key)
         .ok()
         .and_then(|id| policy.keys.get(&id))
         .is_some_and(|k| k.expires.is_none_or(|e| e > std::time::SystemTime::now()));
     if !alive {
-        return refused(
+        return Err(refused(
             "invalid_grant",
             "the API key this grant was signed in with is gone",
-        );
+        ));
     }
-    let (access_life, _) = policy.token_lifetimes;
+    let life = policy.token_lifetimes.0.as_secs();
     let now = now_secs();
     let claims = AccessClaims {
         iss: endpoint.issuer(),
         aud: endpoint.resource(),
         sub: format!("key:{}", grant.key),
-        exp: now + access_life.as_secs(),
+        exp: now + life,
         iat: now,
         client_id: grant.client_id.clone(),
         scope: grant.scope.clone(),
@@ -225,21 +223,26 @@ async fn issue(
         jti: random_id(),
     };
     match app.oauth().keys.sign(policy.slug.as_str(), &claims).await {
-        Ok(token) => answer(
-            StatusCode::OK,
-            json!({
-                "access_token": token,
-                "token_type": "Bearer",
-                "expires_in": access_life.as_secs(),
-                "refresh_token": refresh,
-                "scope": grant.scope,
-            }),
-        ),
+        Ok(token) => Ok((token, life)),
         Err(e) => {
             tracing::warn!(tenant = %policy.slug, error = %e, "cannot sign an access token");
-            unavailable()
+            Err(unavailable())
         }
     }
+}
+
+/// The token answer: `access` living `life` seconds, `refresh`, and the grant's scope.
+fn issued((access, life): (String, u64), refresh: &str, grant: &Grant) -> Response {
+    answer(
+        StatusCode::OK,
+        json!({
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": life,
+            "refresh_token": refresh,
+            "scope": grant.scope,
+        }),
+    )
 }
 
 async fn refresh(
@@ -284,6 +287,10 @@ async fn refresh(
     let Some(policy) = app.policy(tenant) else {
         return invalid();
     };
+    let access = match access_token(app, &policy, endpoint, &grant).await {
+        Ok(access) => access,
+        Err(refusal) => return refusal,
+    };
     let next = random_id();
     grant.used.push(presented);
     if grant.used.len() > REMEMBERED {
@@ -310,14 +317,7 @@ async fn refresh(
         }
         Err(_) => return unavailable(),
     }
-    issue(
-        app,
-        &policy,
-        endpoint,
-        &grant,
-        &format!("{grant_id}.{next}"),
-    )
-    .await
+    issued(access, &format!("{grant_id}.{next}"), &grant)
 }
 
 /// A refresh token of `grant` used again, its grant ended: on the audit trail.
