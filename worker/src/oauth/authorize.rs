@@ -1,9 +1,10 @@
 //! The authorization endpoint: the request is checked (a client from its metadata
-//! document, a redirect URI it lists, PKCE S256), then kept as a sign-in in progress and
-//! the consent page shown; the page posts back one of the tenant's API keys. The sign-in
-//! is bound to the browser that began it (a cookie that must match the form), so another
-//! site can neither post it nor frame it. Until the redirect URI is known to be the
-//! client's, errors are shown, never sent to it.
+//! document or registration, a redirect URI it lists, PKCE S256), then kept as a sign-in
+//! in progress (an address begins 30 a minute at most) and the consent page shown; the
+//! page posts back one of the tenant's API keys. The sign-in is bound to the browser that
+//! began it (a cookie that must match the form), so another site can neither post it nor
+//! frame it. Until the redirect URI is known to be the client's, errors are shown, never
+//! sent to it.
 
 use super::page::{self, Consent};
 use super::{digest, random_id, scopes};

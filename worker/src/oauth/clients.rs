@@ -1,9 +1,10 @@
 //! Who a client is, when its client ID is the URL of its metadata document (OAuth Client
-//! ID Metadata Documents; registered clients are in `register`), fetched through the same egress guard as upstreams and cached
-//! briefly. The document must name itself as the client ID, list the redirect URIs the
-//! client may use (matched exactly), and ask for no client authentication: every client is
-//! public and proves itself with PKCE. Client IDs are https URLs with a path; for
-//! development, plain http on a loopback host is accepted too.
+//! ID Metadata Documents; registered clients are in `register`), fetched through the same
+//! egress guard as upstreams and cached briefly. The document must name itself as the
+//! client ID, list the redirect URIs the client may use (matched exactly, under the same
+//! rules as registered ones), and ask for no client authentication: every client is public
+//! and proves itself with PKCE. Client IDs are https URLs with a path; for development,
+//! plain http on a loopback host is accepted too.
 
 use crate::egress::JsonFetcher;
 use crate::sync::lock;

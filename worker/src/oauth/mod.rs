@@ -2,10 +2,11 @@
 //! 8414 metadata by path insertion), served by every worker from state in the shared
 //! stores (`switchyard_bus::GrantStores`), so a sign-in begun on one worker finishes on any
 //! other and survives the loss of either. Authorization code with PKCE S256 only; clients
-//! are identified by client ID metadata documents (`clients`); the user signs in on a
-//! consent page with one of the tenant's API keys (`authorize`), and the tokens carry that
-//! key's role, capped by the scopes granted, and die with the key (`token`). Access tokens
-//! are ES256 JWTs signed with the tenant's own key (`keys`), checked by workers locally.
+//! are identified by client ID metadata documents (`clients`) or register (`register`);
+//! the user signs in on a consent page with one of the tenant's API keys (`authorize`), and
+//! the tokens carry that key's role, capped by the scopes granted, and die with the key
+//! (`token`). Access tokens are ES256 JWTs signed with the tenant's own key (`keys`),
+//! checked by workers locally.
 
 mod authorize;
 mod clients;
@@ -94,8 +95,8 @@ impl Server {
         Ok(Principal::granted(tenant.slug.clone(), key_id, role))
     }
 
-    /// Forgets registration limits that are full again (entries of the stores expire in
-    /// the stores themselves).
+    /// Forgets rate limits that are full again (entries of the stores expire in the stores
+    /// themselves).
     pub fn sweep(&self) {
         self.limits.sweep();
     }

@@ -1,9 +1,10 @@
 //! Dynamic client registration (RFC 7591), for clients that do not publish a client ID
 //! metadata document. Registrations are public clients only, kept under the tenant in the
-//! shared registrations store, whose entries expire after a day; a sign-in moves one to the
-//! grants store, where it lives as long as a refresh token may. Registering is rate-limited per address and per
-//! tenant (`limits`), and is answered alike whether or not the tenant exists (a registration for a
-//! tenant that does not exist is kept, unused, until it expires).
+//! shared registrations store, whose entries expire after a day; a sign-in moves one to
+//! the grants store, where it lives as long as a refresh token may. Registering is
+//! rate-limited per address, per tenant and per worker (`limits`), and is answered alike
+//! whether or not the tenant exists (a registration for a tenant that does not exist is
+//! kept, unused, until it expires).
 
 use super::{now_secs, random_id};
 use crate::http::App;
