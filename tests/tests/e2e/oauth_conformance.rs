@@ -44,17 +44,25 @@ async fn the_authorization_scenarios_pass_against_the_built_in_server() {
     let mut lines = tokio::io::BufReader::new(suite.stdout.take().unwrap()).lines();
     let mut printed = Vec::new();
     let browser = browser();
+    // The suite says when its callback server listens, which may be after it prints the
+    // URL: the browser is sent back only then.
+    let (mut listening, mut callback) = (false, None::<String>);
     while let Ok(Ok(Some(line))) =
         tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line()).await
     {
+        if line.starts_with("Callback server started") {
+            listening = true;
+        }
         if line.starts_with(&format!("{issuer}/oauth/authorize?")) {
             // Where the suite asks a person to sign in: the consent page, by HTTP.
             let page = Page::open(&browser, &line).await;
             assert_eq!(page.status, 200, "{}", page.body);
             let answer = page.submit(&browser, &line, &key, "allow", None).await;
             assert_eq!(answer.status().as_u16(), 303);
-            let callback = answer.headers()["location"].to_str().unwrap().to_owned();
-            browser.get(&callback).send().await.unwrap();
+            callback = Some(answer.headers()["location"].to_str().unwrap().to_owned());
+        }
+        if listening && let Some(url) = callback.take() {
+            browser.get(&url).send().await.unwrap();
         }
         printed.push(line);
     }
