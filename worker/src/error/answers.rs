@@ -137,3 +137,7 @@ impl Error {
         result
     }
 }
+
+#[cfg(test)]
+#[path = "answers_tests.rs"]
+mod tests;

@@ -114,6 +114,17 @@ fn client_id_url(id: &str) -> Result<url::Url, ClientError> {
     }
 }
 
+/// What a client calls itself, fit to show: control characters dropped, at most 100
+/// characters; `None` when nothing is left.
+pub(super) fn display_name(raw: Option<&str>) -> Option<String> {
+    let name: String = raw?
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_NAME)
+        .collect();
+    (!name.trim().is_empty()).then_some(name)
+}
+
 /// The client `doc` describes, fetched from `id`.
 fn parse(id: &str, url: &url::Url, doc: &serde_json::Value) -> Result<Client, ClientError> {
     let invalid = |why: &str| ClientError::Invalid(why.to_owned());
@@ -145,15 +156,7 @@ fn parse(id: &str, url: &url::Url, doc: &serde_json::Value) -> Result<Client, Cl
             "redirect URIs must be https, or http on a loopback host, without a fragment",
         ));
     }
-    let name = doc["client_name"]
-        .as_str()
-        .map(|n| {
-            n.chars()
-                .filter(|c| !c.is_control())
-                .take(MAX_NAME)
-                .collect::<String>()
-        })
-        .filter(|n| !n.trim().is_empty())
+    let name = display_name(doc["client_name"].as_str())
         .unwrap_or_else(|| url.host_str().unwrap_or_default().to_owned());
     Ok(Client {
         id: id.to_owned(),

@@ -22,7 +22,6 @@ pub const USED_FOR: u64 = 90 * 86_400;
 /// Redirect URIs a client may list, and how long each may be.
 pub const MAX_REDIRECT_URIS: usize = 10;
 const MAX_URI: usize = 512;
-const MAX_NAME: usize = 100;
 
 /// A registered client, as stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -135,16 +134,7 @@ pub async fn register(
             "too many registrations; try again later",
         );
     }
-    let name = req
-        .client_name
-        .as_deref()
-        .map(|n| {
-            n.chars()
-                .filter(|c| !c.is_control())
-                .take(MAX_NAME)
-                .collect::<String>()
-        })
-        .filter(|n| !n.trim().is_empty())
+    let name = super::clients::display_name(req.client_name.as_deref())
         .unwrap_or_else(|| "An unnamed client".to_owned());
     let id = random_id();
     let record = Registered {
