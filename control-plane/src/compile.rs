@@ -174,6 +174,8 @@ fn identity(i: &crate::model::IdentitySettings) -> pb::Identity {
             .collect(),
         access_token_seconds: or(i.access_token_seconds, DEFAULT_ACCESS_TOKEN_SECONDS),
         refresh_token_seconds: or(i.refresh_token_seconds, DEFAULT_REFRESH_TOKEN_SECONDS),
+        client_id: provider.client_id,
+        sign_in_scopes: provider.sign_in_scopes,
     }
 }
 

@@ -1,13 +1,26 @@
 // A real OpenID Connect provider for the test suite: oidc-provider on a loopback port of
 // its own, issuing access tokens as JWTs (RFC 9068) for the resource a client asks for,
-// with a `groups` claim taken from the client's registration.
+// with a `groups` claim taken from the client's registration; and signing users in on
+// its development login and consent pages, their ID tokens carrying the `groups` the
+// configuration gives each login.
 //
-//   node idp.mjs '{"clients": [...], "accessTokenSeconds": 300}'
+//   node idp.mjs '{"clients": [...], "accessTokenSeconds": 300, "users": {"alice": ["eng"]}}'
 //
-// Prints `issuer <url>` once it listens. Signing keys are made at start.
+// Prints `issuer <url>` once it listens. Signing keys are made at start. `POST /test/sign`
+// signs the JSON claims it is sent with the provider's own key, for tokens the provider
+// would not issue by itself (expired ones, another issuer's).
 import { createServer } from 'node:http';
-import { generateKeyPairSync } from 'node:crypto';
+import { createSign, generateKeyPairSync } from 'node:crypto';
 import Provider from 'oidc-provider';
+
+const b64url = (data) => Buffer.from(data).toString('base64url');
+
+function sign(key, claims) {
+  const header = b64url(JSON.stringify({ alg: 'RS256', typ: 'JWT', kid: 'rs1' }));
+  const input = `${header}.${b64url(JSON.stringify(claims))}`;
+  const signature = createSign('RSA-SHA256').update(input).sign(key).toString('base64url');
+  return `${input}.${signature}`;
+}
 
 const config = JSON.parse(process.argv[2] ?? '{}');
 const server = createServer();
@@ -18,6 +31,12 @@ server.listen(0, '127.0.0.1', () => {
     clients: config.clients ?? [],
     jwks: { keys: [{ ...rsa.export({ format: 'jwk' }), kid: 'rs1', alg: 'RS256', use: 'sig' }] },
     extraClientMetadata: { properties: ['groups'] },
+    claims: { openid: ['sub'], groups: ['groups'] },
+    conformIdTokenClaims: false,
+    findAccount: (ctx, sub) => ({
+      accountId: sub,
+      claims: () => ({ sub, groups: config.users?.[sub] ?? [] }),
+    }),
     features: {
       clientCredentials: { enabled: true },
       devInteractions: { enabled: true },
@@ -39,6 +58,18 @@ server.listen(0, '127.0.0.1', () => {
       return groups ? { groups } : undefined;
     },
   });
-  server.on('request', provider.callback());
+  const served = provider.callback();
+  server.on('request', (req, res) => {
+    if (req.method !== 'POST' || req.url !== '/test/sign') {
+      served(req, res);
+      return;
+    }
+    let body = '';
+    req.on('data', (chunk) => { body += chunk; });
+    req.on('end', () => {
+      res.setHeader('content-type', 'text/plain');
+      res.end(sign(rsa, JSON.parse(body)));
+    });
+  });
   console.log(`issuer ${issuer}`);
 });

@@ -220,6 +220,8 @@ fn identity(i: &pb::IdentitySettings) -> Value {
             "audience": p.audience,
             "role_claim": p.role_claim,
             "roles": p.roles.iter().map(|m| json!({"value": m.value, "role": role(m.role)})).collect::<Vec<_>>(),
+            "client_id": p.client_id,
+            "sign_in_scopes": p.sign_in_scopes,
         })),
         "access_token_seconds": i.access_token_seconds,
         "refresh_token_seconds": i.refresh_token_seconds,

@@ -88,3 +88,53 @@ impl Drop for BusyCpus {
         }
     }
 }
+
+/// The MCP Python SDK's OAuth client (`tests/fixtures/oauth_client.py`) signing in at
+/// `endpoint` and calling `tool`; it speaks in lines (see the script), and is killed when
+/// dropped.
+pub struct OAuthClient {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+}
+
+impl OAuthClient {
+    pub fn start(endpoint: &str, tool: &str, redirect_uri: &str) -> Self {
+        let mut child = tokio::process::Command::new(python())
+            .arg(fixture("oauth_client.py"))
+            .args([endpoint, tool, redirect_uri])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("the Python client starts");
+        let stdin = child.stdin.take().expect("piped stdin");
+        let stdout = child.stdout.take().expect("piped stdout");
+        Self {
+            child,
+            stdin,
+            lines: tokio::io::BufReader::new(stdout).lines(),
+        }
+    }
+
+    /// Its next line, if it says one within a minute.
+    pub async fn line(&mut self) -> Option<String> {
+        let next = self.lines.next_line();
+        tokio::time::timeout(std::time::Duration::from_secs(60), next)
+            .await
+            .ok()?
+            .ok()?
+    }
+
+    /// Tells it `line`: where the browser was sent back to.
+    pub async fn send(&mut self, line: &str) {
+        use tokio::io::AsyncWriteExt as _;
+        let line = format!("{line}\n");
+        self.stdin.write_all(line.as_bytes()).await.unwrap();
+    }
+
+    /// Whether it ended well.
+    pub async fn succeeded(mut self) -> bool {
+        self.child.wait().await.is_ok_and(|s| s.success())
+    }
+}

@@ -76,7 +76,7 @@ impl JsonFetcher {
     pub async fn get(&self, url: &str, max: usize) -> Result<serde_json::Value, String> {
         let failed = |e: &dyn std::fmt::Display| format!("{url}: {e}");
         check_address(&self.guard, url).map_err(|e| failed(&e))?;
-        let mut response = self
+        let response = self
             .http
             .get(url)
             .header(http::header::ACCEPT, "application/json")
@@ -86,13 +86,48 @@ impl JsonFetcher {
         if !response.status().is_success() {
             return Err(failed(&response.status()));
         }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| failed(&e))? {
-            if body.len() + chunk.len() > max {
-                return Err(failed(&format!("over {max} bytes")));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        serde_json::from_slice(&body).map_err(|e| failed(&e))
+        read(response, max).await.map_err(|e| failed(&e))
     }
+
+    /// Posts `form` to `url` and reads the JSON answer, of at most `max` bytes, whatever
+    /// its status (an OAuth error is JSON too); why not, naming `url`.
+    pub async fn post_form(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+        max: usize,
+    ) -> Result<(http::StatusCode, serde_json::Value), String> {
+        let failed = |e: &dyn std::fmt::Display| format!("{url}: {e}");
+        check_address(&self.guard, url).map_err(|e| failed(&e))?;
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let response = self
+            .http
+            .post(url)
+            .header(http::header::ACCEPT, "application/json")
+            .header(
+                http::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| failed(&e))?;
+        let status = response.status();
+        let value = read(response, max).await.map_err(|e| failed(&e))?;
+        Ok((status, value))
+    }
+}
+
+/// The JSON body of `response`, of at most `max` bytes.
+async fn read(mut response: reqwest::Response, max: usize) -> Result<serde_json::Value, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > max {
+            return Err(format!("over {max} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    serde_json::from_slice(&body).map_err(|e| e.to_string())
 }

@@ -26,6 +26,9 @@ pub struct Principal {
     pub credential: Credential,
     /// The role a token's claims give (a key's role is in the tenant's policy).
     pub token_role: Option<Role>,
+    /// A token of a user signed in at the tenant's provider whose scopes give less than
+    /// the user's role: signing in again could give it more.
+    pub user_capped: bool,
 }
 
 impl PartialEq for Principal {
@@ -52,6 +55,7 @@ impl Principal {
             tenant,
             credential: Credential::ApiKey(key),
             token_role: None,
+            user_capped: false,
         }
     }
 
@@ -60,6 +64,19 @@ impl Principal {
             tenant,
             credential: Credential::Token(subject),
             token_role: Some(role),
+            user_capped: false,
+        }
+    }
+
+    /// A user signed in at the tenant's provider through the built-in authorization
+    /// server: `role` from the provider's claims, capped by `scope_role` (the scopes
+    /// granted).
+    pub fn signed_in(tenant: TenantSlug, subject: String, role: Role, scope_role: Role) -> Self {
+        Self {
+            tenant,
+            credential: Credential::Token(subject),
+            token_role: Some(role.min(scope_role)),
+            user_capped: below_grantable(scope_role, role),
         }
     }
 
@@ -70,6 +87,7 @@ impl Principal {
             tenant,
             credential: Credential::ApiKey(key),
             token_role: Some(scope_role),
+            user_capped: false,
         }
     }
 
@@ -77,12 +95,12 @@ impl Principal {
     /// than the token's scopes allow: signing in again could give it more.
     pub fn scope_capped(&self, tenant: &crate::policy::Tenant) -> bool {
         match (&self.credential, self.token_role) {
-            // Scopes give at most the editor role: an admin key's full grant is not capped.
             (Credential::ApiKey(id), Some(cap)) => tenant
                 .keys
                 .get(id)
-                .is_some_and(|k| (cap as i32) < (k.role as i32).min(Role::Editor as i32)),
-            _ => false,
+                .is_some_and(|k| below_grantable(cap, k.role)),
+            (Credential::Token(_), _) => self.user_capped,
+            (Credential::ApiKey(_), None) => false,
         }
     }
 
@@ -124,6 +142,12 @@ impl Principal {
     }
 }
 
+/// Whether `cap` is less than scopes could grant a caller of `role`: scopes give at most
+/// the editor role, so an admin's full grant is not capped.
+fn below_grantable(cap: Role, role: Role) -> bool {
+    (cap as i32) < (role as i32).min(Role::Editor as i32)
+}
+
 /// How a principal is kept in the shared session store: the form workers have always
 /// written for keys (so sessions survive a rolling upgrade), a subject for tokens.
 #[derive(Serialize, Deserialize)]
@@ -148,6 +172,7 @@ impl TryFrom<Stored> for Principal {
                     tenant,
                     credential: Credential::Token(subject),
                     token_role: None,
+                    user_capped: false,
                 })
             }
             _ => Err(switchyard_common::ids::IdError(
@@ -191,6 +216,36 @@ mod tests {
             serde_json::json!({"tenant": "acme", "key_id": "abcdef123456"})
         );
         assert_eq!(serde_json::from_value::<Principal>(json).unwrap(), p);
+    }
+
+    #[test]
+    fn a_signed_in_users_scopes_cap_their_role_and_say_when_more_could_be_had() {
+        let tenant = crate::policy::Tenant::for_test("acme");
+        let user = |role, scope| {
+            Principal::signed_in(
+                TenantSlug::parse("acme").unwrap(),
+                "alice".into(),
+                role,
+                scope,
+            )
+        };
+        let read_only_editor = user(Role::Editor, Role::Viewer);
+        assert_eq!(read_only_editor.role(&tenant), Some(Role::Viewer));
+        assert!(
+            read_only_editor.scope_capped(&tenant),
+            "signing in again gives more"
+        );
+        let read_only_viewer = user(Role::Viewer, Role::Viewer);
+        assert!(!read_only_viewer.scope_capped(&tenant));
+        // Scopes give at most the editor role: an admin with every scope is not capped.
+        let admin = user(Role::Admin, Role::Editor);
+        assert_eq!(admin.role(&tenant), Some(Role::Editor));
+        assert!(!admin.scope_capped(&tenant));
+        // A scope beyond the user's role gives no more than the role.
+        assert_eq!(
+            user(Role::Viewer, Role::Editor).role(&tenant),
+            Some(Role::Viewer)
+        );
     }
 
     #[test]

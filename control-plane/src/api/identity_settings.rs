@@ -6,6 +6,9 @@ const MAX_URL_LEN: usize = 512;
 const MAX_CLAIM_LEN: usize = 64;
 const MAX_VALUE_LEN: usize = 256;
 const MAX_ROLES: usize = 64;
+const MAX_CLIENT_ID_LEN: usize = 256;
+const MAX_SCOPES: usize = 8;
+const MAX_SCOPE_LEN: usize = 64;
 const ACCESS_TOKEN_SECONDS: std::ops::RangeInclusive<u32> = 60..=86_400;
 const REFRESH_TOKEN_SECONDS: std::ops::RangeInclusive<u32> = 3_600..=7_776_000;
 
@@ -32,6 +35,8 @@ pub(super) fn identity_pb(i: &IdentitySettings) -> pb::IdentitySettings {
                     role: role_pb(m.role) as i32,
                 })
                 .collect(),
+            client_id: p.client_id.clone(),
+            sign_in_scopes: p.sign_in_scopes.clone(),
         }),
         access_token_seconds: i.access_token_seconds,
         refresh_token_seconds: i.refresh_token_seconds,
@@ -132,7 +137,48 @@ fn provider(p: &pb::IdentityProvider) -> Result<IdentityProvider> {
             role_claim.to_owned()
         },
         roles,
+        client_id: client_id(&p.client_id)?,
+        sign_in_scopes: sign_in_scopes(&p.sign_in_scopes)?,
     })
+}
+
+fn client_id(raw: &str) -> Result<String> {
+    let id = raw.trim();
+    if id.len() > MAX_CLIENT_ID_LEN || id.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "identity.provider.client_id",
+            format!("at most {MAX_CLIENT_ID_LEN} printable characters"),
+        ));
+    }
+    Ok(id.to_owned())
+}
+
+/// Scopes as a request carries them, space-separated: so each is a token of its own.
+fn sign_in_scopes(scopes: &[String]) -> Result<Vec<String>> {
+    if scopes.len() > MAX_SCOPES {
+        return Err(Error::invalid(
+            "identity.provider.sign_in_scopes",
+            format!("at most {MAX_SCOPES} scopes"),
+        ));
+    }
+    let mut kept: Vec<String> = Vec::with_capacity(scopes.len());
+    for (n, s) in scopes.iter().enumerate() {
+        let field = format!("identity.provider.sign_in_scopes[{n}]");
+        let fits = (1..=MAX_SCOPE_LEN).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.:/-".contains(&b));
+        if !fits {
+            return Err(Error::invalid(
+                field,
+                format!("must be 1 to {MAX_SCOPE_LEN} characters of A-Z a-z 0-9 and _.:/-"),
+            ));
+        }
+        if s == "openid" || kept.contains(s) {
+            return Err(Error::invalid(field, "already asked for"));
+        }
+        kept.push(s.clone());
+    }
+    Ok(kept)
 }
 
 /// An issuer URL as tokens carry it: https (plain http only on a loopback address), with

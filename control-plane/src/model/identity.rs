@@ -30,6 +30,11 @@ pub struct IdentityProvider {
     pub audience: String,
     pub role_claim: String,
     pub roles: Vec<RoleMapping>,
+    /// The built-in authorization server's client at the provider; empty: users sign in
+    /// to it with an API key.
+    pub client_id: String,
+    /// Scopes asked for at sign-in besides `openid`.
+    pub sign_in_scopes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

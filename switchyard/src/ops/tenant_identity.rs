@@ -22,6 +22,15 @@ pub struct IdentityArgs {
     /// replaces the tenant's list).
     #[arg(long = "idp-role", value_parser = role_mapping, requires = "idp_issuer")]
     idp_roles: Vec<pb::RoleMapping>,
+    /// The built-in authorization server's client at the provider: users of AI clients
+    /// that sign in are sent to the provider, not asked for an API key (empty: asked for
+    /// an API key again). Register https://HOST/t/TENANT/oauth/callback as its redirect URI.
+    #[arg(long, requires = "idp_issuer")]
+    idp_client_id: Option<String>,
+    /// A scope to ask for at sign-in besides openid, e.g. groups (repeat it; replaces the
+    /// tenant's list).
+    #[arg(long = "idp-sign-in-scope", requires = "idp_client_id")]
+    idp_sign_in_scopes: Vec<String>,
     /// Remove the tenant's identity provider.
     #[arg(long)]
     no_idp: bool,
@@ -93,6 +102,12 @@ impl IdentityArgs {
             if !self.idp_roles.is_empty() {
                 provider.roles.clone_from(&self.idp_roles);
             }
+            if let Some(client_id) = &self.idp_client_id {
+                provider.client_id.clone_from(client_id);
+            }
+            if !self.idp_sign_in_scopes.is_empty() {
+                provider.sign_in_scopes.clone_from(&self.idp_sign_in_scopes);
+            }
             settings.provider = Some(provider);
         }
         if let Some(s) = self.access_token_seconds {
@@ -130,6 +145,10 @@ mod tests {
             "eng=editor",
             "--idp-role",
             "a=b=viewer",
+            "--idp-client-id",
+            "switchyard",
+            "--idp-sign-in-scope",
+            "groups",
         ])
         .unwrap()
         .over(None)
@@ -138,6 +157,8 @@ mod tests {
         assert_eq!(p.issuer, "https://idp.example");
         assert_eq!(p.roles[1].value, "a=b");
         assert_eq!(p.roles[1].role, pb::ApiKeyRole::Viewer as i32);
+        assert_eq!(p.client_id, "switchyard");
+        assert_eq!(p.sign_in_scopes, ["groups"]);
         // The same issuer keeps its roles; turning keys off keeps the provider.
         let off = args(&["--api-keys-disabled", "true"])
             .unwrap()
@@ -166,5 +187,8 @@ mod tests {
         assert!(args(&["--idp-role", "eng", "--idp-issuer", "https://x"]).is_err());
         assert!(args(&["--idp-audience", "x"]).is_err(), "needs an issuer");
         assert!(args(&["--idp-issuer", "https://x", "--no-idp"]).is_err());
+        assert!(args(&["--idp-client-id", "c"]).is_err(), "needs an issuer");
+        let scope_alone = ["--idp-issuer", "https://x", "--idp-sign-in-scope", "groups"];
+        assert!(args(&scope_alone).is_err(), "needs a client");
     }
 }

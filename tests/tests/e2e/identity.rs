@@ -122,6 +122,34 @@ fn bad_cases() -> Vec<(IdentitySettings, &'static str)> {
             }),
             "identity.provider.roles",
         ),
+        (
+            p(|p| p.client_id = "c".repeat(257)),
+            "identity.provider.client_id",
+        ),
+        (
+            p(|p| p.client_id = "switch\tyard".into()),
+            "identity.provider.client_id",
+        ),
+        (
+            p(|p| p.sign_in_scopes = vec!["groups".into(), "a b".into()]),
+            "identity.provider.sign_in_scopes[1]",
+        ),
+        (
+            p(|p| p.sign_in_scopes = vec![String::new()]),
+            "identity.provider.sign_in_scopes[0]",
+        ),
+        (
+            p(|p| p.sign_in_scopes = vec!["openid".into()]),
+            "identity.provider.sign_in_scopes[0]",
+        ),
+        (
+            p(|p| p.sign_in_scopes = vec!["groups".into(), "groups".into()]),
+            "identity.provider.sign_in_scopes[1]",
+        ),
+        (
+            p(|p| p.sign_in_scopes = (0..9).map(|i| format!("s{i}")).collect()),
+            "identity.provider.sign_in_scopes",
+        ),
     ]);
     cases
 }
@@ -181,6 +209,8 @@ async fn identity_settings_read_back_as_given_and_are_on_record() {
                 mapping("sre", ApiKeyRole::Admin as i32),
                 mapping("dev=ops", ApiKeyRole::Viewer as i32),
             ],
+            client_id: "switchyard-acme".into(),
+            sign_in_scopes: vec!["groups".into(), "api://acme/.default".into()],
         }),
         access_token_seconds: 600,
         refresh_token_seconds: 0,

@@ -23,6 +23,7 @@ mod monitoring;
 mod namespaces;
 mod oauth_clients;
 mod oauth_conformance;
+mod oauth_federation;
 mod oauth_server;
 mod oidc_tokens;
 mod ordering;

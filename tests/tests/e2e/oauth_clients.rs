@@ -3,12 +3,10 @@
 //! test plays the person at the consent page), and what registration refuses.
 
 use serde_json::{Value, json};
-use std::process::Stdio;
 use switchyard_tests::oauth::{Page, browser};
-use switchyard_tests::python::{fixture, python};
+use switchyard_tests::python::OAuthClient;
 use switchyard_tests::upstream::TestUpstream;
 use switchyard_tests::{Stack, modern};
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_sdk_signs_in_by_registering_and_calls_a_tool() {
@@ -19,21 +17,10 @@ async fn the_python_sdk_signs_in_by_registering_and_calls_a_tool() {
     let endpoint = stack.worker().endpoint("acme");
     // Where the browser would be sent back to: nobody listens, the test reads the redirect.
     let redirect_uri = "http://127.0.0.1:9/callback";
-    let mut client = tokio::process::Command::new(python())
-        .arg(fixture("oauth_client.py"))
-        .args([endpoint.as_str(), "up__echo", redirect_uri])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the Python client starts");
-    let mut stdin = client.stdin.take().unwrap();
-    let mut lines = tokio::io::BufReader::new(client.stdout.take().unwrap()).lines();
+    let mut client = OAuthClient::start(&endpoint, "up__echo", redirect_uri);
     let browser = browser();
     let (mut registered, mut result) = (None, None);
-    while let Ok(Ok(Some(line))) =
-        tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line()).await
-    {
+    while let Some(line) = client.line().await {
         if let Some(id) = line.strip_prefix("client_id=") {
             registered = Some(id.to_owned());
         } else if let Some(url) = line.strip_prefix("authorize=") {
@@ -48,16 +35,12 @@ async fn the_python_sdk_signs_in_by_registering_and_calls_a_tool() {
             assert_eq!(answer.status().as_u16(), 303);
             let location = answer.headers()["location"].to_str().unwrap();
             assert!(location.starts_with(redirect_uri), "{location}");
-            stdin
-                .write_all(format!("{location}\n").as_bytes())
-                .await
-                .unwrap();
+            client.send(location).await;
         } else if let Some(json) = line.strip_prefix("result=") {
             result = Some(serde_json::from_str::<Value>(json).unwrap());
         }
     }
-    let status = client.wait().await.unwrap();
-    assert!(status.success(), "the client failed");
+    assert!(client.succeeded().await, "the client failed");
     assert!(registered.is_some(), "the client registered itself");
     let result = result.expect("the client called the tool");
     assert_eq!(result["is_error"], false, "{result}");

@@ -38,6 +38,8 @@ fn provider(issuer: &str) -> Provider {
         audience: String::new(),
         role_claim: "groups".into(),
         roles: vec![("dev".into(), Role::Viewer), ("sre".into(), Role::Admin)],
+        client_id: String::new(),
+        sign_in_scopes: Vec::new(),
     }
 }
 

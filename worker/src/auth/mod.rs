@@ -135,6 +135,11 @@ impl Authenticator {
         self
     }
 
+    /// The check of providers' tokens, which also signs users in at providers.
+    pub fn tokens(&self) -> Option<&tokens::Tokens> {
+        self.tokens.as_ref()
+    }
+
     /// Forgets guessing budgets that are full again, and cached keys gone stale.
     pub fn sweep(&self) {
         self.attempts.sweep();

@@ -66,6 +66,11 @@ pub struct Provider {
     pub audience: String,
     pub role_claim: String,
     pub roles: Vec<(String, Role)>,
+    /// The built-in authorization server's client at the provider, to sign users in
+    /// there; empty: they sign in with an API key.
+    pub client_id: String,
+    /// Scopes asked for at sign-in besides `openid`.
+    pub sign_in_scopes: Vec<String>,
 }
 
 impl Provider {
@@ -85,11 +90,13 @@ impl Provider {
             audience: identity.audience.clone(),
             role_claim: identity.role_claim.clone(),
             roles,
+            client_id: identity.client_id.clone(),
+            sign_in_scopes: identity.sign_in_scopes.clone(),
         })
     }
 
-    /// The strongest role the values of the role claim in `claims` give.
-    fn role(&self, claims: &serde_json::Map<String, serde_json::Value>) -> Option<Role> {
+    /// The values of the role claim in `claims` that the mapping names.
+    fn mapped(&self, claims: &serde_json::Map<String, serde_json::Value>) -> Vec<String> {
         let values: Vec<&str> = match claims.get(&self.role_claim) {
             Some(serde_json::Value::String(s)) => vec![s.as_str()],
             Some(serde_json::Value::Array(a)) => a.iter().filter_map(|v| v.as_str()).collect(),
@@ -98,9 +105,33 @@ impl Provider {
         self.roles
             .iter()
             .filter(|(value, _)| values.contains(&value.as_str()))
+            .map(|(value, _)| value.clone())
+            .collect()
+    }
+
+    /// The strongest role `values` of the role claim give under the current mapping.
+    pub fn role_of(&self, values: &[String]) -> Option<Role> {
+        self.roles
+            .iter()
+            .filter(|(value, _)| values.contains(value))
             .map(|(_, role)| *role)
             .max()
     }
+}
+
+/// Where a provider signs users in, from its discovery document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoints {
+    pub authorization: String,
+    pub token: String,
+}
+
+/// A user an ID token signed in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedIn {
+    pub subject: String,
+    /// The values of the role claim the mapping names.
+    pub values: Vec<String>,
 }
 
 /// Who a valid token is for.
@@ -135,6 +166,8 @@ struct Claims {
 struct Issuer {
     keys: Mutex<Option<(Arc<Vec<Jwk>>, Instant)>>,
     tried: Mutex<Option<Instant>>,
+    /// Where it signs users in, found with its keys.
+    endpoints: Mutex<Option<Endpoints>>,
     /// Held while fetching, so concurrent misses fetch once.
     fetching: tokio::sync::Mutex<()>,
 }
@@ -180,6 +213,56 @@ impl Tokens {
         resource: &str,
         token: &str,
     ) -> Result<Verified, TokenError> {
+        let audience = if provider.audience.is_empty() {
+            resource
+        } else {
+            &provider.audience
+        };
+        let claims = self.decode(&provider.issuer, audience, token).await?;
+        let role = provider
+            .role_of(&provider.mapped(&claims.rest))
+            .ok_or_else(|| TokenError::NoRole(provider.role_claim.clone()))?;
+        Ok(Verified {
+            subject: claims.sub,
+            role,
+        })
+    }
+
+    /// Checks `token`, an ID token the provider gave the built-in authorization server's
+    /// client at sign-in `nonce`: issued for that client, for that sign-in, and naming a
+    /// role the mapping knows.
+    pub async fn verify_id_token(
+        &self,
+        provider: &Provider,
+        token: &str,
+        nonce: &str,
+    ) -> Result<SignedIn, TokenError> {
+        let claims = self
+            .decode(&provider.issuer, &provider.client_id, token)
+            .await?;
+        if claims.rest.get("nonce").and_then(|n| n.as_str()) != Some(nonce) {
+            return Err(TokenError::Invalid(
+                "the nonce is not this sign-in's".into(),
+            ));
+        }
+        let values = provider.mapped(&claims.rest);
+        if provider.role_of(&values).is_none() {
+            return Err(TokenError::NoRole(provider.role_claim.clone()));
+        }
+        Ok(SignedIn {
+            subject: claims.sub,
+            values,
+        })
+    }
+
+    /// The claims of `token`, signed by a key of `issuer`, for `audience`, in date, with
+    /// a subject fit to name the caller.
+    async fn decode(
+        &self,
+        issuer: &str,
+        audience: &str,
+        token: &str,
+    ) -> Result<Claims, TokenError> {
         let invalid = |e: jsonwebtoken::errors::Error| TokenError::Invalid(e.to_string());
         let header = jsonwebtoken::decode_header(token).map_err(invalid)?;
         if !ALGORITHMS.contains(&header.alg) {
@@ -188,18 +271,11 @@ impl Tokens {
                 header.alg
             )));
         }
-        let key = self
-            .key(&provider.issuer, header.kid.as_deref(), header.alg)
-            .await?;
+        let key = self.key(issuer, header.kid.as_deref(), header.alg).await?;
         let mut validation = Validation::new(header.alg);
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
-        validation.set_issuer(&[&provider.issuer]);
-        let audience = if provider.audience.is_empty() {
-            resource
-        } else {
-            &provider.audience
-        };
+        validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
         let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation)
@@ -214,13 +290,48 @@ impl Tokens {
                 "the subject is empty, too long or has control characters".into(),
             ));
         }
-        let role = provider
-            .role(&claims.rest)
-            .ok_or_else(|| TokenError::NoRole(provider.role_claim.clone()))?;
-        Ok(Verified {
-            subject: claims.sub,
-            role,
+        Ok(claims)
+    }
+
+    fn state(&self, issuer: &str) -> Arc<Issuer> {
+        let mut issuers = lock(&self.issuers);
+        if issuers.len() >= MAX_ISSUERS && !issuers.contains_key(issuer) {
+            issuers.clear();
+        }
+        issuers.entry(issuer.to_owned()).or_default().clone()
+    }
+
+    /// Where `issuer` signs users in, found by discovery with its keys.
+    pub async fn endpoints(&self, issuer: &str) -> Result<Endpoints, TokenError> {
+        let state = self.state(issuer);
+        if let Some(found) = lock(&state.endpoints).clone() {
+            return Ok(found);
+        }
+        let _fetching = state.fetching.lock().await;
+        if let Some(found) = lock(&state.endpoints).clone() {
+            return Ok(found);
+        }
+        let due = lock(&state.tried).is_none_or(|t| t.elapsed() >= self.timing.retry_empty);
+        if due {
+            *lock(&state.tried) = Some(Instant::now());
+            let keys = self.fetch(issuer, &state).await?;
+            *lock(&state.keys) = Some((Arc::new(keys), Instant::now()));
+        }
+        lock(&state.endpoints).clone().ok_or_else(|| {
+            TokenError::Unavailable("the provider names no authorization and token endpoint".into())
         })
+    }
+
+    /// Posts `form` to the provider's token endpoint `url`; its answer, whatever status.
+    pub async fn exchange(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+    ) -> Result<(http::StatusCode, serde_json::Value), TokenError> {
+        self.fetcher
+            .post_form(url, form, MAX_DOCUMENT_BYTES)
+            .await
+            .map_err(TokenError::Unavailable)
     }
 
     /// The key `kid` of `issuer` for `alg`, fetching the issuer's keys when they are stale,
@@ -231,13 +342,7 @@ impl Tokens {
         kid: Option<&str>,
         alg: Algorithm,
     ) -> Result<DecodingKey, TokenError> {
-        let state = {
-            let mut issuers = lock(&self.issuers);
-            if issuers.len() >= MAX_ISSUERS && !issuers.contains_key(issuer) {
-                issuers.clear();
-            }
-            issuers.entry(issuer.to_owned()).or_default().clone()
-        };
+        let state = self.state(issuer);
         let cached = lock(&state.keys).clone();
         if let Some((keys, at)) = &cached
             && at.elapsed() < self.timing.fresh
@@ -256,7 +361,7 @@ impl Tokens {
         let due = lock(&state.tried).is_none_or(|t| t.elapsed() >= wait);
         let keys = if due {
             *lock(&state.tried) = Some(Instant::now());
-            match self.fetch(issuer).await {
+            match self.fetch(issuer, &state).await {
                 Ok(keys) => {
                     let keys = Arc::new(keys);
                     *lock(&state.keys) = Some((keys.clone(), Instant::now()));
@@ -274,8 +379,8 @@ impl Tokens {
             .unwrap_or_else(|| Err(TokenError::Invalid("no key of the issuer matches".into())))
     }
 
-    /// The issuer's keys, by OpenID Connect discovery.
-    async fn fetch(&self, issuer: &str) -> Result<Vec<Jwk>, TokenError> {
+    /// The issuer's keys, by OpenID Connect discovery; its endpoints are kept in `state`.
+    async fn fetch(&self, issuer: &str, state: &Issuer) -> Result<Vec<Jwk>, TokenError> {
         self.fetches
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let discovery = format!(
@@ -291,14 +396,25 @@ impl Tokens {
         let jwks_uri = doc["jwks_uri"]
             .as_str()
             .ok_or_else(|| TokenError::Unavailable(format!("{discovery} has no jwks_uri")))?;
-        let same_scheme = url::Url::parse(jwks_uri)
-            .ok()
-            .zip(url::Url::parse(issuer).ok())
-            .is_some_and(|(keys, iss)| keys.scheme() == "https" || keys.scheme() == iss.scheme());
-        if !same_scheme {
+        if !as_strong(jwks_uri, issuer) {
             return Err(TokenError::Unavailable(format!(
                 "{discovery} gives keys at a weaker URL than the issuer's"
             )));
+        }
+        let endpoint = |name: &str| {
+            doc[name]
+                .as_str()
+                .filter(|u| as_strong(u, issuer))
+                .map(str::to_owned)
+        };
+        if let (Some(authorization), Some(token)) = (
+            endpoint("authorization_endpoint"),
+            endpoint("token_endpoint"),
+        ) {
+            *lock(&state.endpoints) = Some(Endpoints {
+                authorization,
+                token,
+            });
         }
         let set = self.get_json(jwks_uri).await?;
         // Keys of a kind this worker does not know are left out, not the whole set.
@@ -318,6 +434,14 @@ impl Tokens {
             .await
             .map_err(TokenError::Unavailable)
     }
+}
+
+/// Whether `url` is https, or of the issuer's own scheme.
+fn as_strong(url: &str, issuer: &str) -> bool {
+    url::Url::parse(url)
+        .ok()
+        .zip(url::Url::parse(issuer).ok())
+        .is_some_and(|(u, iss)| u.scheme() == "https" || u.scheme() == iss.scheme())
 }
 
 /// The key among `keys` a token signed with `alg` under `kid` names (with no `kid`, the

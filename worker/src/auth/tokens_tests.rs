@@ -69,8 +69,12 @@ async fn discovery(State(idp): State<Idp>) -> axum::response::Response {
     if p.down {
         return http::StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
-    axum::Json(json!({"issuer": p.issuer, "jwks_uri": format!("{}/jwks", p.issuer)}))
-        .into_response()
+    axum::Json(
+        json!({"issuer": p.issuer, "jwks_uri": format!("{}/jwks", p.issuer),
+        "authorization_endpoint": format!("{}/auth", p.issuer),
+        "token_endpoint": "ftp://weaker.example/token"}),
+    )
+    .into_response()
 }
 
 async fn jwks(State(idp): State<Idp>) -> axum::response::Response {
@@ -132,6 +136,8 @@ fn provider(issuer: &str) -> Provider {
             ("sre".into(), Role::Admin),
             ("eng".into(), Role::Editor),
         ],
+        client_id: "switchyard".into(),
+        sign_in_scopes: Vec::new(),
     }
 }
 
@@ -412,4 +418,42 @@ async fn providers_that_misbehave_or_sit_in_a_guarded_range_are_not_trusted() {
         t.verify(&provider(&issuer), RESOURCE, &token).await,
         "bytes",
     );
+}
+
+#[tokio::test]
+async fn an_id_token_counts_only_for_its_client_and_sign_in() {
+    let key = TestKey::new("k1");
+    let (_idp, issuer) = Idp::start(&[&key]).await;
+    let tokens = tokens(Timing::default());
+    let p = provider(&issuer);
+    let claims = |aud: &str, nonce: &str, groups: &[&str]| {
+        json!({"iss": issuer, "aud": aud, "sub": "alice", "exp": now() + 300,
+            "nonce": nonce, "groups": groups})
+    };
+    let signed_in = tokens
+        .verify_id_token(
+            &p,
+            &key.sign(&claims("switchyard", "n1", &["eng", "x"])),
+            "n1",
+        )
+        .await
+        .unwrap();
+    assert_eq!(signed_in.subject, "alice");
+    assert_eq!(signed_in.values, ["eng"], "only values the mapping names");
+    let refused = |t: &Value, nonce: &'static str| {
+        let (tokens, p, token) = (&tokens, &p, key.sign(t));
+        async move { tokens.verify_id_token(p, &token, nonce).await.unwrap_err() }
+    };
+    // Another sign-in's, another client's, or an access token for the resource.
+    let other_nonce = refused(&claims("switchyard", "n2", &["eng"]), "n1").await;
+    assert!(matches!(other_nonce, TokenError::Invalid(_)));
+    let other_client = refused(&claims("other", "n1", &["eng"]), "n1").await;
+    assert!(matches!(other_client, TokenError::Invalid(_)));
+    let for_resource = refused(&claims(RESOURCE, "n1", &["eng"]), "n1").await;
+    assert!(matches!(for_resource, TokenError::Invalid(_)));
+    let no_role = refused(&claims("switchyard", "n1", &["x"]), "n1").await;
+    assert_eq!(no_role, TokenError::NoRole("groups".into()));
+    // A token endpoint at a weaker URL than the issuer's is not taken.
+    let missing = tokens.endpoints(&issuer).await.unwrap_err();
+    assert!(matches!(missing, TokenError::Unavailable(_)));
 }

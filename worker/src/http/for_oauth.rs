@@ -25,14 +25,14 @@ impl App {
     }
 
     /// Puts a decision of the authorization server about a client of `tenant` (one this
-    /// worker serves) on the audit trail: `reason` for API key `key`, client `client`,
-    /// from address `source`.
+    /// worker serves) on the audit trail: `reason` about `actor`, client `client`, from
+    /// address `source`.
     pub(crate) fn audit_authorization(
         &self,
         tenant: &str,
         kind: switchyard_bus::RefusalKind,
         reason: &'static str,
-        key: Option<&str>,
+        actor: crate::oauth::Actor<'_>,
         client: &str,
         source: Option<std::net::IpAddr>,
     ) {
@@ -42,8 +42,8 @@ impl App {
         self.refusals.note(crate::refusals::Refused {
             tenant,
             kind,
-            key,
-            subject: None,
+            key: actor.key(),
+            subject: actor.subject(),
             reason,
             target: Some(client),
             source,

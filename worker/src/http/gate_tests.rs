@@ -103,6 +103,8 @@ async fn a_bearer_that_is_not_a_key_is_invalid_where_no_provider_takes_it() {
         audience: String::new(),
         role_claim: "groups".into(),
         roles: Vec::new(),
+        client_id: String::new(),
+        sign_in_scopes: Vec::new(),
     }));
     let refused = authenticate(
         &checking,

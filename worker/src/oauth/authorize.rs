@@ -1,13 +1,14 @@
 //! The authorization endpoint: the request is checked (a client from its metadata
 //! document or registration, a redirect URI it lists, PKCE S256), then kept as a sign-in
 //! in progress (an address begins 30 a minute at most) and the consent page shown; the
-//! page posts back one of the tenant's API keys. The sign-in is bound to the browser that
+//! page posts back one of the tenant's API keys, or, for a tenant with its own provider,
+//! sends the user there (`federate`). The sign-in is bound to the browser that
 //! began it (a cookie that must match the form), so another site can neither post it nor
 //! frame it. Until the redirect URI is known to be the client's, errors are shown, never
 //! sent to it.
 
 use super::page::{self, Consent};
-use super::{digest, random_id, scopes};
+use super::{Actor, digest, random_id, scopes};
 use crate::http::{App, Endpoint};
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -39,7 +40,7 @@ pub struct Request {
 }
 
 /// A sign-in in progress, kept for the consent page's post.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct SignIn {
     pub client_id: String,
     pub client_name: String,
@@ -58,11 +59,15 @@ pub(super) struct Code {
     pub redirect_uri: String,
     pub code_challenge: String,
     pub scope: String,
+    /// The API key signed in with; empty for a user of the tenant's provider.
+    #[serde(default)]
     pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<super::User>,
 }
 
 /// Where the client is sent back, with `params` and the issuer (RFC 9207).
-fn back(
+pub(super) fn back(
     redirect_uri: &str,
     state: Option<&str>,
     issuer: &str,
@@ -135,6 +140,14 @@ pub async fn page(
     if let Some((error, description)) = check(&req, &endpoint) {
         return refuse(&req, &endpoint.issuer(), error, &description);
     }
+    // A tenant with its own provider: the user signs in there, once they consent here.
+    let sign_in_at = match super::federate::provider(&app, &tenant) {
+        Some(provider) => match super::federate::endpoints(&app, &provider).await {
+            Ok(found) => Some(found.authorization),
+            Err(refused) => return refused,
+        },
+        None => None,
+    };
     let (signin, csrf) = (random_id(), random_id());
     let record = SignIn {
         client_id: client.id.clone(),
@@ -167,7 +180,14 @@ pub async fn page(
             "sign-in is unavailable; try again shortly",
         );
     }
-    let mut resp = show(&tenant, &record, &signin, &csrf, None);
+    let mut resp = show(
+        &tenant,
+        &record,
+        &signin,
+        &csrf,
+        None,
+        sign_in_at.as_deref(),
+    );
     set_cookie(&mut resp, &endpoint, &tenant, &csrf);
     resp
 }
@@ -195,8 +215,16 @@ fn check(req: &Request, endpoint: &Endpoint) -> Option<(&'static str, String)> {
     None
 }
 
-/// The consent page for sign-in `signin`.
-fn show(tenant: &str, s: &SignIn, signin: &str, csrf: &str, problem: Option<&str>) -> Response {
+/// The consent page for sign-in `signin`; with `sign_in_at`, the provider's authorization
+/// endpoint the user signs in at.
+fn show(
+    tenant: &str,
+    s: &SignIn,
+    signin: &str,
+    csrf: &str,
+    problem: Option<&str>,
+    sign_in_at: Option<&str>,
+) -> Response {
     let asked = if s.scope.trim().is_empty() {
         scopes::ALL.to_vec()
     } else {
@@ -207,12 +235,17 @@ fn show(tenant: &str, s: &SignIn, signin: &str, csrf: &str, problem: Option<&str
         .as_ref()
         .and_then(|u| u.host_str().map(str::to_owned))
         .unwrap_or_default();
-    let origin = redirect.map_or_else(String::new, |u| u.origin().ascii_serialization());
+    let mut origin = redirect.map_or_else(String::new, |u| u.origin().ascii_serialization());
+    let at = sign_in_at.and_then(|a| url::Url::parse(a).ok());
+    if let Some(at) = &at {
+        origin = format!("{origin} {}", at.origin().ascii_serialization());
+    }
     page::consent(&Consent {
         tenant,
         client_name: &s.client_name,
         redirect_host: &host,
         redirect_origin: &origin,
+        sign_in_at: at.as_ref().and_then(url::Url::host_str),
         scopes: &asked,
         signin,
         csrf,
@@ -221,15 +254,21 @@ fn show(tenant: &str, s: &SignIn, signin: &str, csrf: &str, problem: Option<&str
 }
 
 fn set_cookie(resp: &mut Response, endpoint: &Endpoint, tenant: &str, csrf: &str) {
+    add_cookie(
+        resp,
+        endpoint,
+        &format!("{COOKIE}={csrf}; Path=/t/{tenant}/oauth; HttpOnly; SameSite=Strict; Max-Age=600"),
+    );
+}
+
+/// Sets `cookie`, only over https when the endpoint is https.
+pub(super) fn add_cookie(resp: &mut Response, endpoint: &Endpoint, cookie: &str) {
     let secure = if endpoint.issuer().starts_with("https://") {
         "; Secure"
     } else {
         ""
     };
-    let cookie = format!(
-        "{COOKIE}={csrf}; Path=/t/{tenant}/oauth; HttpOnly; SameSite=Strict; Max-Age=600{secure}"
-    );
-    if let Ok(v) = http::HeaderValue::from_str(&cookie) {
+    if let Ok(v) = http::HeaderValue::from_str(&format!("{cookie}{secure}")) {
         resp.headers_mut().append(http::header::SET_COOKIE, v);
     }
 }
@@ -256,22 +295,22 @@ pub struct Form {
     #[serde(default)]
     csrf: String,
     #[serde(default)]
-    api_key: String,
+    pub(super) api_key: String,
     #[serde(default)]
     decision: String,
 }
 
-/// The browser's sign-in cookie.
-fn cookie(headers: &HeaderMap) -> Option<&str> {
+/// The browser's cookie `name`.
+pub(super) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(http::header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
-        .find_map(|c| c.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+        .find_map(|c| c.trim().strip_prefix(name)?.strip_prefix('='))
 }
 
-fn expired_page() -> Response {
+pub(super) fn expired_page() -> Response {
     page::error(
         StatusCode::BAD_REQUEST,
         "this sign-in expired or was not started in this browser; start again from your client",
@@ -295,7 +334,7 @@ async fn load(
             "this form must be sent from its own page",
         ));
     }
-    if cookie(headers) != Some(form.csrf.as_str())
+    if cookie(headers, COOKIE) != Some(form.csrf.as_str())
         || form.csrf.is_empty()
         || !super::plausible_id(&form.signin)
     {
@@ -311,45 +350,68 @@ async fn load(
     }
 }
 
-/// The key `api_key` is of `tenant`, and its role; or why not, and what to tell the user.
-async fn signed_in(
-    app: &App,
-    tenant: &str,
-    api_key: &str,
-    client: Option<std::net::IpAddr>,
-) -> Result<(crate::principal::KeyId, crate::policy::Role), (&'static str, String)> {
-    use crate::error::Error;
-    let policy = app.policy(tenant).ok_or(Error::InvalidCredential);
-    let checked = match &policy {
-        Ok(p) => app.auth().key(p, api_key, client).await,
-        Err(_) => Err(Error::InvalidCredential),
-    };
-    match (checked, &policy) {
-        (Ok(id), Ok(p)) => {
-            let role = p
-                .keys
-                .get(&id)
-                .map_or(crate::policy::Role::Unspecified, |k| k.role);
-            Ok((id, role))
-        }
-        (Err(e @ (Error::TooManyAttempts(_) | Error::AuthBusy)), _) => Err((
-            e.reason(),
-            "too many tries; wait a minute and try again".to_owned(),
-        )),
-        (Err(e @ Error::Suspended(_)), _) => Err((e.reason(), e.to_string())),
-        _ => Err((
-            Error::InvalidCredential.reason(),
-            format!("that is not a valid API key of {tenant}"),
-        )),
-    }
-}
-
 /// A new code for `record`, kept until redeemed; `None` when it cannot be kept.
-async fn issue_code(server: &super::Server, tenant: &str, record: &Code) -> Option<String> {
+pub(super) async fn issue_code(
+    server: &super::Server,
+    tenant: &str,
+    record: &Code,
+) -> Option<String> {
     let code = random_id();
     let bytes = serde_json::to_vec(record).ok()?;
     let key = code_key(tenant, &code);
     matches!(server.codes.create(&key, bytes.into()).await, Ok(true)).then_some(code)
+}
+
+/// A consent page's answer, from the browser that was shown the page.
+pub(super) struct Consented<'a> {
+    pub app: &'a App,
+    pub tenant: &'a str,
+    pub endpoint: &'a Endpoint,
+    pub form: &'a Form,
+    pub signin: &'a SignIn,
+    /// The sign-in's entry in the store, and its key there.
+    pub entry: &'a switchyard_bus::Versioned,
+    pub key: &'a str,
+    pub client: Option<std::net::IpAddr>,
+}
+
+impl Consented<'_> {
+    /// Sends the browser back to the client with `params`.
+    pub fn back(&self, params: &[(&str, &str)]) -> Response {
+        let s = self.signin;
+        back(
+            &s.redirect_uri,
+            s.state.as_deref(),
+            &self.endpoint.issuer(),
+            params,
+        )
+    }
+
+    /// Puts a decision about this sign-in's client on the audit trail.
+    pub fn audit(&self, kind: RefusalKind, reason: &'static str, actor: Actor<'_>) {
+        let client = &self.signin.client_id;
+        self.app
+            .audit_authorization(self.tenant, kind, reason, actor, client, self.client);
+    }
+
+    /// Takes the sign-in from the store: true once, even if two posts race.
+    pub async fn take(&self) -> bool {
+        let codes = &self.app.oauth().codes;
+        matches!(codes.take(self.key, self.entry.revision).await, Ok(true))
+    }
+
+    /// The consent page again, saying what went wrong.
+    pub fn again(&self, problem: &str) -> Response {
+        let f = self.form;
+        show(
+            self.tenant,
+            self.signin,
+            &f.signin,
+            &f.csrf,
+            Some(problem),
+            None,
+        )
+    }
 }
 
 /// `POST /t/{tenant}/oauth/authorize`: the consent page's answer.
@@ -367,69 +429,33 @@ pub async fn consent(
         Ok(found) => found,
         Err(refused) => return refused,
     };
-    let server = app.oauth();
     let key = signin_key(&tenant, &form.signin);
-    let expired = expired_page;
-    let issuer = endpoint.issuer();
-    let finish = |params: &[(&str, &str)]| {
-        back(
-            &signin.redirect_uri,
-            signin.state.as_deref(),
-            &issuer,
-            params,
-        )
-    };
-    let client = app.client_address(&headers, peer.as_deref());
-    let audit = |kind, reason, key: Option<&str>| {
-        app.audit_authorization(&tenant, kind, reason, key, &signin.client_id, client);
+    let consented = Consented {
+        app: &app,
+        tenant: &tenant,
+        endpoint: &endpoint,
+        form: &form,
+        signin: &signin,
+        entry: &entry,
+        key: &key,
+        client: app.client_address(&headers, peer.as_deref()),
     };
     if form.decision != "allow" {
-        if matches!(server.codes.take(&key, entry.revision).await, Ok(true)) {
-            audit(RefusalKind::Authorization, "sign_in_declined", None);
-            return finish(&[
-                ("error", "access_denied"),
-                ("error_description", "the user declined"),
-            ]);
+        if !consented.take().await {
+            return expired_page();
         }
-        return expired();
+        consented.audit(
+            RefusalKind::Authorization,
+            "sign_in_declined",
+            Actor::Nobody,
+        );
+        return consented.back(&[
+            ("error", "access_denied"),
+            ("error_description", "the user declined"),
+        ]);
     }
-    let (key_id, role) = match signed_in(&app, &tenant, form.api_key.trim(), client).await {
-        Ok(found) => found,
-        Err((reason, problem)) => {
-            // A failed sign-in is an authentication failure, under the key id it claimed.
-            let claimed = switchyard_common::apikey::parse(form.api_key.trim()).map(|(id, _)| id);
-            audit(
-                RefusalKind::AuthFailure,
-                reason,
-                claimed.as_ref().map(|k| k.as_str()),
-            );
-            return show(&tenant, &signin, &form.signin, &form.csrf, Some(&problem));
-        }
-    };
-    let granted = scopes::grant(&signin.scope, role).unwrap_or_default();
-    if granted.is_empty() {
-        let problem = "this key's role cannot grant what the client asks for";
-        return show(&tenant, &signin, &form.signin, &form.csrf, Some(problem));
+    match super::federate::provider(&app, &tenant) {
+        Some(provider) => super::federate::begin(&consented, &provider).await,
+        None => super::with_key::sign_in(&consented).await,
     }
-    // The sign-in is used once, even if two posts race.
-    if !matches!(server.codes.take(&key, entry.revision).await, Ok(true)) {
-        return expired();
-    }
-    let record = Code {
-        client_id: signin.client_id.clone(),
-        redirect_uri: signin.redirect_uri.clone(),
-        code_challenge: signin.code_challenge.clone(),
-        scope: granted,
-        key: key_id.to_string(),
-    };
-    let Some(code) = issue_code(server, &tenant, &record).await else {
-        return finish(&[("error", "temporarily_unavailable")]);
-    };
-    server.used(&tenant, &signin.client_id).await;
-    audit(
-        RefusalKind::Authorization,
-        "signed_in",
-        Some(key_id.as_str()),
-    );
-    finish(&[("code", &code)])
 }

@@ -10,6 +10,7 @@
 
 mod authorize;
 mod clients;
+mod federate;
 pub mod keys;
 mod limits;
 mod metadata;
@@ -17,6 +18,7 @@ mod page;
 mod register;
 pub mod scopes;
 mod token;
+mod with_key;
 
 pub use keys::{KID_PREFIX, SigningKeys};
 
@@ -85,8 +87,11 @@ impl Server {
                 Error::InvalidCredential
             })?
             .claims;
-        let key_id = KeyId::parse(&claims.key).map_err(|_| Error::InvalidCredential)?;
         let role = scopes::role(&claims.scope).ok_or(Error::InvalidCredential)?;
+        if claims.key.is_empty() {
+            return federate::principal(tenant, claims, role);
+        }
+        let key_id = KeyId::parse(&claims.key).map_err(|_| Error::InvalidCredential)?;
         // The token dies with the key it was granted with.
         match tenant.keys.get(&key_id) {
             Some(k) if k.expires.is_none_or(|e| e > SystemTime::now()) => {}
@@ -188,6 +193,7 @@ impl Server {
             .route("/t/{tenant}/oauth/token", post(token::token))
             .route("/t/{tenant}/oauth/register", post(register::register))
             .route("/t/{tenant}/oauth/revoke", post(token::revoke))
+            .route("/t/{tenant}/oauth/callback", get(federate::callback))
     }
 }
 
@@ -207,9 +213,57 @@ pub struct AccessClaims {
     pub iat: u64,
     pub client_id: String,
     pub scope: String,
-    /// The API key the grant was signed in with.
+    /// The API key the grant was signed in with; empty for a user of the provider.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub key: String,
+    /// The provider a user signed in at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idp: Option<String>,
+    /// The values of the provider's role claim the user had that the mapping named.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub idp_roles: Vec<String>,
     pub jti: String,
+}
+
+/// A user signed in at the tenant's provider, as codes and grants keep them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct User {
+    pub issuer: String,
+    pub subject: String,
+    /// The values of the role claim the mapping named at sign-in.
+    pub values: Vec<String>,
+}
+
+/// Who a decision of the server is about, on the audit trail.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Actor<'a> {
+    Nobody,
+    Key(&'a str),
+    User(&'a str),
+}
+
+impl<'a> Actor<'a> {
+    /// The holder of a grant or code: the key, or else the user.
+    fn of(key: &'a str, user: Option<&'a User>) -> Self {
+        match user {
+            Some(u) if key.is_empty() => Self::User(&u.subject),
+            _ => Self::Key(key),
+        }
+    }
+
+    pub fn key(self) -> Option<&'a str> {
+        match self {
+            Self::Key(k) => Some(k),
+            _ => None,
+        }
+    }
+
+    pub fn subject(self) -> Option<&'a str> {
+        match self {
+            Self::User(s) => Some(s),
+            _ => None,
+        }
+    }
 }
 
 /// Seconds since the epoch.

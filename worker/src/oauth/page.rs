@@ -10,8 +10,12 @@ pub struct Consent<'a> {
     pub tenant: &'a str,
     pub client_name: &'a str,
     pub redirect_host: &'a str,
-    /// The redirect URI's origin, where the answer to the form may send the browser.
+    /// Where the answer to the form may send the browser: the redirect URI's origin, and
+    /// the provider's when the user signs in there (space-separated).
     pub redirect_origin: &'a str,
+    /// The host of the tenant's provider, when the user signs in there rather than with
+    /// an API key.
+    pub sign_in_at: Option<&'a str>,
     pub scopes: &'a [&'a str],
     pub signin: &'a str,
     pub csrf: &'a str,
@@ -97,6 +101,29 @@ pub fn consent(c: &Consent<'_>) -> Response {
         .problem
         .map(|p| format!("<p class=\"problem\">{}</p>", escape(p)))
         .unwrap_or_default();
+    let (sign_in, allow, limit) = match c.sign_in_at {
+        Some(at) => (
+            format!(
+                "<p>You will sign in at <strong>{}</strong>.</p>",
+                escape(at)
+            ),
+            "Continue",
+            format!(
+                "The access it gets has your role at {} at most.",
+                escape(c.tenant)
+            ),
+        ),
+        None => (
+            format!(
+                "<label>Sign in with one of {}'s API keys<br>\
+                 <input type=\"password\" name=\"api_key\" autocomplete=\"off\"></label><br>",
+                escape(c.tenant)
+            ),
+            "Allow",
+            "The access it gets has the key's role at most, and ends when the key is revoked."
+                .to_owned(),
+        ),
+    };
     let body = format!(
         "<h1>Sign in to {tenant}</h1>\
          <p><strong>{client}</strong> asks to use the MCP endpoint of <strong>{tenant}</strong> \
@@ -104,12 +131,10 @@ pub fn consent(c: &Consent<'_>) -> Response {
          <p>It asks to:</p><ul>{scopes}</ul>{problem}\
          <form method=\"post\">\
          <input type=\"hidden\" name=\"signin\" value=\"{signin}\">\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <label>Sign in with one of {tenant}'s API keys<br>\
-         <input type=\"password\" name=\"api_key\" autocomplete=\"off\"></label><br>\
-         <button type=\"submit\" name=\"decision\" value=\"allow\">Allow</button>\
+         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">{sign_in}\
+         <button type=\"submit\" name=\"decision\" value=\"allow\">{allow}</button>\
          <button type=\"submit\" name=\"decision\" value=\"deny\">Deny</button>\
-         </form><p>The access it gets has the key's role at most, and ends when the key is revoked.</p>",
+         </form><p>{limit}</p>",
         tenant = escape(c.tenant),
         client = escape(c.client_name),
         host = escape(c.redirect_host),
@@ -138,6 +163,11 @@ pub fn error(status: StatusCode, message: &str) -> Response {
 mod tests {
     use super::*;
 
+    fn body_of(page: Response) -> Vec<u8> {
+        let bytes = futures::executor::block_on(axum::body::to_bytes(page.into_body(), 1 << 20));
+        bytes.unwrap().to_vec()
+    }
+
     #[test]
     fn what_a_client_names_itself_cannot_become_markup() {
         let page = consent(&Consent {
@@ -145,6 +175,7 @@ mod tests {
             client_name: "<script>alert(1)</script>\"'",
             redirect_host: "a\"b",
             redirect_origin: "https://app.example",
+            sign_in_at: Some("idp\"x"),
             scopes: &["tools:read"],
             signin: "s",
             csrf: "c",
@@ -163,5 +194,14 @@ mod tests {
             "{csp}"
         );
         assert_eq!(escape("<script>\"'&"), "&lt;script&gt;&quot;&#39;&amp;");
+        let body = String::from_utf8_lossy(&body_of(page)).into_owned();
+        assert!(
+            !body.contains("<script>") && !body.contains("idp\""),
+            "{body}"
+        );
+        assert!(
+            !body.contains("api_key"),
+            "the provider signs the user in: {body}"
+        );
     }
 }

@@ -2,7 +2,8 @@
 //! redirect URI it was issued for and the PKCE verifier of its challenge; a refresh token
 //! is rotated on every use by a compare-and-set on its grant, and one used again (stolen,
 //! or replayed) revokes its whole grant. Tokens live as long as the tenant's settings say
-//! and die with the API key they were granted with. And revocation (RFC 7009).
+//! and die with the API key they were granted with, or, for a user of the tenant's
+//! provider, with the provider or the user's role. And revocation (RFC 7009).
 
 use super::authorize::{Code, code_key};
 use super::{AccessClaims, digest, now_secs, random_id};
@@ -38,7 +39,11 @@ pub struct Form {
 #[derive(Debug, Serialize, Deserialize)]
 struct Grant {
     client_id: String,
+    /// The API key signed in with; empty for a user of the tenant's provider.
+    #[serde(default)]
     key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    user: Option<super::User>,
     scope: String,
     /// Digest of the refresh token that is current.
     refresh: String,
@@ -155,6 +160,7 @@ async fn redeem(
     let grant = Grant {
         client_id: code.client_id,
         key: code.key,
+        user: code.user,
         scope: code.scope,
         refresh: digest(&secret),
         used: Vec::new(),
@@ -199,14 +205,17 @@ async fn access_token(
     endpoint: &crate::http::Endpoint,
     grant: &Grant,
 ) -> Result<(String, u64), Response> {
-    let alive = crate::principal::KeyId::parse(&grant.key)
-        .ok()
-        .and_then(|id| policy.keys.get(&id))
-        .is_some_and(|k| k.expires.is_none_or(|e| e > std::time::SystemTime::now()));
+    let alive = match &grant.user {
+        Some(user) => super::federate::holds(policy, user),
+        None => crate::principal::KeyId::parse(&grant.key)
+            .ok()
+            .and_then(|id| policy.keys.get(&id))
+            .is_some_and(|k| k.expires.is_none_or(|e| e > std::time::SystemTime::now())),
+    };
     if !alive {
         return Err(refused(
             "invalid_grant",
-            "the API key this grant was signed in with is gone",
+            "the API key or the role this grant was signed in with is gone",
         ));
     }
     let life = policy.token_lifetimes.0.as_secs();
@@ -214,12 +223,21 @@ async fn access_token(
     let claims = AccessClaims {
         iss: endpoint.issuer(),
         aud: endpoint.resource(),
-        sub: format!("key:{}", grant.key),
+        sub: grant
+            .user
+            .as_ref()
+            .map_or_else(|| format!("key:{}", grant.key), |u| u.subject.clone()),
         exp: now + life,
         iat: now,
         client_id: grant.client_id.clone(),
         scope: grant.scope.clone(),
         key: grant.key.clone(),
+        idp: grant.user.as_ref().map(|u| u.issuer.clone()),
+        idp_roles: grant
+            .user
+            .as_ref()
+            .map(|u| u.values.clone())
+            .unwrap_or_default(),
         jti: random_id(),
     };
     match app.oauth().keys.sign(policy.slug.as_str(), &claims).await {
@@ -330,7 +348,7 @@ fn reused(app: &App, tenant: &str, grant: &Grant, source: Option<std::net::IpAdd
         tenant,
         switchyard_bus::RefusalKind::Authorization,
         "refresh_token_reused",
-        Some(&grant.key),
+        super::Actor::of(&grant.key, grant.user.as_ref()),
         &grant.client_id,
         source,
     );

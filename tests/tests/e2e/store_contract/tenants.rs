@@ -300,6 +300,8 @@ async fn identity_settings_are_kept_and_other_changes_leave_them(store: Store) {
                 value: "sre".into(),
                 role: Role::Admin,
             }],
+            client_id: "switchyard".into(),
+            sign_in_scopes: vec!["groups".into()],
         }),
         access_token_seconds: 600,
         refresh_token_seconds: 0,
