@@ -11,6 +11,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "switchyard/admin/v1/identity.proto",
         "switchyard/admin/v1/connectors.proto",
         "switchyard/admin/v1/keys.proto",
+        "switchyard/admin/v1/grants.proto",
         "switchyard/admin/v1/fleet.proto",
         "switchyard/admin/v1/audit.proto",
         "switchyard/admin/v1/operator_tokens.proto",

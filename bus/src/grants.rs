@@ -42,6 +42,9 @@ pub trait CasKv: Send + Sync + std::fmt::Debug + 'static {
     /// taken key reads as absent and cannot be created again until it expires.
     async fn take(&self, key: &str, revision: u64) -> Result<bool>;
     async fn delete(&self, key: &str) -> Result<()>;
+    /// The entries whose keys start with `prefix` (taken ones left out), in key order, at
+    /// most `max` of them.
+    async fn list(&self, prefix: &str, max: usize) -> Result<Vec<(String, Versioned)>>;
 }
 
 /// Entries in memory, each forgotten `ttl` after it was last written.
@@ -140,6 +143,20 @@ impl CasKv for MemoryCas {
             e.map.remove(key);
         })
     }
+
+    async fn list(&self, prefix: &str, max: usize) -> Result<Vec<(String, Versioned)>> {
+        self.with(|e, _| {
+            let mut found: Vec<(String, Versioned)> = e
+                .map
+                .iter()
+                .filter(|(k, (v, _))| k.starts_with(prefix) && !v.value.is_empty())
+                .map(|(k, (v, _))| (k.clone(), v.clone()))
+                .collect();
+            found.sort_by(|a, b| a.0.cmp(&b.0));
+            found.truncate(max);
+            found
+        })
+    }
 }
 
 /// Entries in a JetStream KV bucket.
@@ -219,6 +236,31 @@ impl CasKv for NatsCas {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    async fn list(&self, prefix: &str, max: usize) -> Result<Vec<(String, Versioned)>> {
+        use futures::TryStreamExt as _;
+        let store = self.bucket.get().await?;
+        // The bucket's keys, read once each from the last write per key.
+        let mut keys: Vec<String> = store
+            .keys()
+            .await
+            .map_err(unavailable)?
+            .try_filter(|k| std::future::ready(k.starts_with(prefix)))
+            .try_collect()
+            .await
+            .map_err(unavailable)?;
+        keys.sort();
+        let mut found = Vec::new();
+        for key in keys {
+            if found.len() >= max {
+                break;
+            }
+            if let Some(entry) = self.get(&key).await? {
+                found.push((key, entry));
+            }
+        }
+        Ok(found)
     }
 }
 

@@ -9,6 +9,7 @@
 
 mod buses;
 pub mod fleet;
+pub mod grant;
 pub mod grants;
 mod memory;
 mod nats;

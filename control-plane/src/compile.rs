@@ -176,6 +176,12 @@ fn identity(i: &crate::model::IdentitySettings) -> pb::Identity {
         refresh_token_seconds: or(i.refresh_token_seconds, DEFAULT_REFRESH_TOKEN_SECONDS),
         client_id: provider.client_id,
         sign_in_scopes: provider.sign_in_scopes,
+        revoked_grants: i
+            .revoked_grants
+            .iter()
+            .filter(|r| r.until > crate::model::now_millis())
+            .map(|r| r.id.clone())
+            .collect(),
     }
 }
 

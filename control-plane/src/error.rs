@@ -25,6 +25,9 @@ pub enum Error {
     },
     #[error("{0}")]
     Unauthenticated(String),
+    /// A part the call needs cannot be reached; retrying later may succeed.
+    #[error("{0} is unavailable; try again shortly")]
+    Unavailable(String),
     #[error("store: {0}")]
     Store(#[from] sqlx::Error),
     #[error("migrations: {0}")]
@@ -49,6 +52,7 @@ impl Error {
             Self::FailedPrecondition(_) => ErrorCode::FailedPrecondition,
             Self::StaleEtag { .. } => ErrorCode::Aborted,
             Self::Unauthenticated(_) => ErrorCode::Unauthenticated,
+            Self::Unavailable(_) => ErrorCode::Unavailable,
             Self::Store(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_)) => ErrorCode::Unavailable,
             Self::Store(_) | Self::Migrate(_) | Self::Internal(_) => ErrorCode::Internal,
         }

@@ -37,6 +37,9 @@ pub struct Config {
     pub refusal_bus: Option<Arc<switchyard_bus::RefusalBus>>,
     /// The workers' heartbeats, shown by the fleet service.
     pub fleet: Option<Arc<dyn switchyard_bus::Fleet>>,
+    /// The built-in authorization server's grants, listed and revoked by the grant
+    /// service; `None`: it answers unavailable.
+    pub grants: Option<Arc<dyn switchyard_bus::CasKv>>,
     /// The compute profiles tenants may name.
     pub profiles: Profiles,
     /// Tenant namespaces on Kubernetes (`--kube-namespaces`); `None`: not reconciled.
@@ -178,10 +181,14 @@ pub async fn serve(
         profiles: config.profiles,
         isolation_unavailable,
         audit_keys,
+        grants: config.grants,
     };
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_serving::<pb::tenant_service_server::TenantServiceServer<Admin>>()
+        .await;
+    health
+        .set_serving::<pb::grant_service_server::GrantServiceServer<Admin>>()
         .await;
     health
         .set_serving::<pb::connector_service_server::ConnectorServiceServer<Admin>>()
@@ -241,6 +248,9 @@ pub async fn serve(
             pb::operator_token_service_server::OperatorTokenServiceServer::new(admin.clone()),
         )
         .add_service(pb::fleet_service_server::FleetServiceServer::new(
+            admin.clone(),
+        ))
+        .add_service(pb::grant_service_server::GrantServiceServer::new(
             admin.clone(),
         ))
         .add_service(pb::audit_service_server::AuditServiceServer::new(admin))

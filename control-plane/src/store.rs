@@ -41,6 +41,7 @@ mod audit;
 mod checkpoints;
 mod connectors;
 mod daily;
+mod grants;
 mod isolation;
 mod keys;
 mod outbox;

@@ -170,6 +170,7 @@ pub async fn run(args: DevArgs, data_dir: &Path) -> anyhow::Result<()> {
         usage_bus: Some(buses.usage.clone()),
         tool_bus: Some(buses.tools.clone()),
         refusal_bus: Some(buses.refusals.clone()),
+        grants: Some(buses.grants.grants.clone()),
         fleet: Some(buses.fleet.clone()),
         profiles: Default::default(),
         kube: None,

@@ -45,6 +45,9 @@ enum Command {
     /// Manage a tenant's API keys.
     #[command(subcommand)]
     Key(ops::KeyCommand),
+    /// List and revoke what clients that signed in were granted.
+    #[command(subcommand)]
+    Grant(ops::GrantCommand),
     /// Inspect the worker fleet.
     #[command(subcommand)]
     Fleet(ops::FleetCommand),
@@ -81,6 +84,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tenant(cmd) => ops::tenant(&cli.global, cmd).await,
         Command::Connector(cmd) => ops::connector(&cli.global, cmd).await,
         Command::Key(cmd) => ops::key(&cli.global, cmd).await,
+        Command::Grant(cmd) => ops::grant(&cli.global, cmd).await,
         Command::Fleet(cmd) => ops::fleet(&cli.global, cmd).await,
         Command::Token(cmd) => ops::token(&cli.global, cmd).await,
         Command::Audit(cmd) => ops::audit(&cli.global, cmd).await,

@@ -228,6 +228,18 @@ fn identity(i: &pb::IdentitySettings) -> Value {
     })
 }
 
+pub fn grant(g: &pb::Grant) -> Value {
+    json!({
+        "id": g.id,
+        "tenant": g.tenant,
+        "client_id": g.client_id,
+        "holder": g.holder,
+        "scopes": g.scopes.join(" "),
+        "created": time(g.create_time.as_ref()),
+        "expires": time(g.expire_time.as_ref()),
+    })
+}
+
 pub fn key(k: &pb::ApiKey) -> Value {
     let role = role(k.role);
     json!({

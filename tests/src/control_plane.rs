@@ -48,6 +48,7 @@ pub(crate) struct CpBuses {
     pub tools: Option<Arc<ToolBus>>,
     pub refusals: Option<Arc<switchyard_bus::RefusalBus>>,
     pub fleet: Option<Arc<dyn Fleet>>,
+    pub grants: Option<Arc<dyn switchyard_bus::CasKv>>,
 }
 
 impl CpBuses {
@@ -60,6 +61,7 @@ impl CpBuses {
             tools: Some(buses.tools),
             refusals: Some(buses.refusals),
             fleet: Some(buses.fleet),
+            grants: Some(buses.grants.grants),
         }
     }
 
@@ -96,6 +98,7 @@ impl ControlPlane {
             refusal_bus: buses.policy.as_ref().and(buses.refusals),
             policy_bus: buses.policy,
             fleet: buses.fleet,
+            grants: buses.grants,
             profiles: Default::default(),
             kube: None,
             audit_retention: None,
@@ -177,6 +180,10 @@ impl ControlPlane {
 
     pub fn audit(&self) -> pb::audit_service_client::AuditServiceClient<Authed> {
         pb::audit_service_client::AuditServiceClient::new(self.authed())
+    }
+
+    pub fn grants(&self) -> pb::grant_service_client::GrantServiceClient<Authed> {
+        pb::grant_service_client::GrantServiceClient::new(self.authed())
     }
 
     pub fn fleet(&self) -> pb::fleet_service_client::FleetServiceClient<Authed> {

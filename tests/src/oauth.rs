@@ -212,3 +212,14 @@ pub async fn redeem(
     )
     .await
 }
+
+/// Signs `client` in at `issuer` with `key`: the callback URL the browser is sent to.
+pub async fn sign_in(issuer: &str, client: &ClientDoc, key: &str, challenge: &str) -> String {
+    let http = browser();
+    let url = authorize_url(issuer, client, challenge, "st-1");
+    let page = Page::open(&http, &url).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    let answer = page.submit(&http, &url, key, "allow", None).await;
+    assert_eq!(answer.status().as_u16(), 303, "{:?}", answer.text().await);
+    answer.headers()["location"].to_str().unwrap().to_owned()
+}

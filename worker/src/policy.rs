@@ -52,6 +52,9 @@ pub struct Tenant {
     pub provider: Option<Arc<crate::auth::tokens::Provider>>,
     /// How long the built-in authorization server's access and refresh tokens live.
     pub token_lifetimes: (Duration, Duration),
+    /// Grants of the built-in authorization server revoked while their access tokens may
+    /// live: those tokens are refused.
+    pub revoked_grants: std::collections::HashSet<String>,
 }
 
 impl Tenant {
@@ -73,6 +76,7 @@ impl Tenant {
             api_keys_disabled: false,
             provider: None,
             token_lifetimes: DEFAULT_TOKEN_LIFETIMES,
+            revoked_grants: Default::default(),
         }
     }
 }
@@ -170,6 +174,10 @@ fn build(policy: pb::TenantPolicy, keys: &Keyring) -> Option<Tenant> {
         api_keys_disabled,
         provider,
         token_lifetimes,
+        revoked_grants: policy
+            .identity
+            .map(|i| i.revoked_grants.into_iter().collect())
+            .unwrap_or_default(),
     })
 }
 

@@ -73,6 +73,7 @@ pub(super) fn identity_settings(i: &pb::IdentitySettings) -> Result<IdentitySett
             i.refresh_token_seconds,
             REFRESH_TOKEN_SECONDS,
         )?,
+        revoked_grants: Vec::new(),
     })
 }
 

@@ -12,6 +12,7 @@ mod connectors;
 mod daily_usage;
 mod fields;
 mod fleet;
+mod grants;
 mod identity_settings;
 mod keys;
 mod operator_tokens;
@@ -48,6 +49,8 @@ pub struct Admin {
     pub isolation_unavailable: Option<String>,
     /// The keys audit checkpoints are checked against; empty when none is configured.
     pub audit_keys: crate::audit::checkpoint::Keyring,
+    /// The built-in authorization server's grants; `None` when no NATS is connected.
+    pub grants: Option<std::sync::Arc<dyn switchyard_bus::CasKv>>,
 }
 
 impl Admin {

@@ -44,3 +44,21 @@ pub(super) fn with_key(state: &TenantState, key: ApiKey) -> TenantState {
     state.keys.push(key);
     state
 }
+
+/// `state` with one more revoked grant like `id`, live for `until`.
+pub(super) fn with_revoked_grant(
+    state: &TenantState,
+    id: &str,
+    until: crate::model::Millis,
+) -> TenantState {
+    let mut state = state.clone();
+    state
+        .tenant
+        .identity
+        .revoked_grants
+        .push(crate::model::RevokedGrant {
+            id: id.to_owned(),
+            until,
+        });
+    state
+}

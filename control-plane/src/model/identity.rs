@@ -19,7 +19,22 @@ pub struct IdentitySettings {
     pub access_token_seconds: u32,
     /// 0: `DEFAULT_REFRESH_TOKEN_SECONDS`.
     pub refresh_token_seconds: u32,
+    /// Grants of the built-in authorization server revoked while their access tokens may
+    /// live (not part of the settings an admin sets: `RevokeGrant` adds to it).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub revoked_grants: Vec<RevokedGrant>,
 }
+
+/// A revoked grant, kept until the last access token issued for it has expired.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokedGrant {
+    pub id: String,
+    /// Milliseconds since the epoch.
+    pub until: i64,
+}
+
+/// Revoked grants a tenant keeps at most at once.
+pub const MAX_REVOKED_GRANTS: usize = 1_000;
 
 /// An OpenID Connect provider, found by discovery under its issuer.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

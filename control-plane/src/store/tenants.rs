@@ -53,7 +53,7 @@ pub(super) fn tenant_from_row(row: &AnyRow) -> Result<Tenant> {
 }
 
 /// `settings` as stored in a JSON column.
-fn json_column(settings: &impl serde::Serialize) -> String {
+pub(super) fn json_column(settings: &impl serde::Serialize) -> String {
     serde_json::to_string(settings).unwrap_or_else(|_| "{}".to_owned())
 }
 
@@ -220,7 +220,10 @@ impl Store {
             tenant.audit = audit;
         }
         if let Some(identity) = change.identity {
+            // Revocations are not settings: they stay whatever the settings become.
+            let revoked = std::mem::take(&mut tenant.identity.revoked_grants);
             tenant.identity = identity;
+            tenant.identity.revoked_grants = revoked;
         }
         let q = tenant.quotas;
         sqlx::query(

@@ -252,6 +252,7 @@ impl ControlPlaneArgs {
                 usage_bus: None,
                 tool_bus: None,
                 refusal_bus: None,
+                grants: None,
                 fleet: None,
                 profiles,
                 kube: None,
@@ -327,6 +328,7 @@ pub async fn run_control_plane(args: ControlPlaneArgs) -> anyhow::Result<()> {
             settings.config.refusal_bus = Some(std::sync::Arc::new(
                 switchyard_bus::NatsRefusals::new(client.clone()),
             ));
+            settings.config.grants = Some(switchyard_bus::GrantStores::nats(client.clone()).grants);
             settings.config.fleet = Some(std::sync::Arc::new(switchyard_bus::NatsFleet::new(
                 client,
                 switchyard_bus::FLEET_BUCKET,

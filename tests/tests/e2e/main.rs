@@ -24,6 +24,7 @@ mod namespaces;
 mod oauth_clients;
 mod oauth_conformance;
 mod oauth_federation;
+mod oauth_grants;
 mod oauth_server;
 mod oidc_tokens;
 mod ordering;

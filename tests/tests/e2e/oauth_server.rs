@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use switchyard_tests::admin::*;
 use switchyard_tests::oauth::{
-    ClientDoc, Page, authorize_url, browser, param, pkce, redeem, token,
+    ClientDoc, Page, authorize_url, browser, param, pkce, redeem, sign_in, token,
 };
 use switchyard_tests::upstream::TestUpstream;
 use switchyard_tests::{Stack, assert_eventually, modern};
@@ -21,17 +21,6 @@ async fn acme() -> (Stack, TestUpstream, String) {
     let key = stack.tenant_with_connector("acme", "up", &up.url).await;
     stack.wait_serving("acme", &key).await;
     (stack, up, key)
-}
-
-/// Signs `client` in at `issuer` with `key`: the callback URL the browser is sent to.
-async fn sign_in(issuer: &str, client: &ClientDoc, key: &str, challenge: &str) -> String {
-    let http = browser();
-    let url = authorize_url(issuer, client, challenge, "st-1");
-    let page = Page::open(&http, &url).await;
-    assert_eq!(page.status, 200, "{}", page.body);
-    let answer = page.submit(&http, &url, key, "allow", None).await;
-    assert_eq!(answer.status().as_u16(), 303, "{:?}", answer.text().await);
-    answer.headers()["location"].to_str().unwrap().to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

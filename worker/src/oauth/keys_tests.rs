@@ -160,6 +160,14 @@ impl CasKv for Flaky {
         self.check()?;
         self.inner.delete(key).await
     }
+    async fn list(
+        &self,
+        prefix: &str,
+        max: usize,
+    ) -> switchyard_bus::Result<Vec<(String, switchyard_bus::Versioned)>> {
+        self.check()?;
+        self.inner.list(prefix, max).await
+    }
 }
 
 #[tokio::test]

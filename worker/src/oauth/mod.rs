@@ -88,6 +88,9 @@ impl Server {
             })?
             .claims;
         let role = scopes::role(&claims.scope).ok_or(Error::InvalidCredential)?;
+        if !claims.gid.is_empty() && tenant.revoked_grants.contains(&claims.gid) {
+            return Err(Error::InvalidCredential);
+        }
         if claims.key.is_empty() {
             return federate::principal(tenant, claims, role);
         }
@@ -222,17 +225,14 @@ pub struct AccessClaims {
     /// The values of the provider's role claim the user had that the mapping named.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub idp_roles: Vec<String>,
+    /// The grant it was issued for, so that revoking the grant ends it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub gid: String,
     pub jti: String,
 }
 
 /// A user signed in at the tenant's provider, as codes and grants keep them.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct User {
-    pub issuer: String,
-    pub subject: String,
-    /// The values of the role claim the mapping named at sign-in.
-    pub values: Vec<String>,
-}
+pub(crate) use switchyard_bus::grant::GrantUser as User;
 
 /// Who a decision of the server is about, on the audit trail.
 #[derive(Debug, Clone, Copy)]

@@ -11,9 +11,10 @@ use crate::http::App;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderMap, HeaderValue, StatusCode};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 use std::sync::Arc;
+use switchyard_bus::grant::{Grant, grant_key};
 
 /// Earlier refresh tokens of a grant remembered, to know one used again.
 const REMEMBERED: usize = 32;
@@ -33,24 +34,6 @@ pub struct Form {
     #[serde(default)]
     refresh_token: String,
     resource: Option<String>,
-}
-
-/// A grant: what a sign-in gave a client, kept while its refresh tokens live.
-#[derive(Debug, Serialize, Deserialize)]
-struct Grant {
-    client_id: String,
-    /// The API key signed in with; empty for a user of the tenant's provider.
-    #[serde(default)]
-    key: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    user: Option<super::User>,
-    scope: String,
-    /// Digest of the refresh token that is current.
-    refresh: String,
-    /// Digests of those it replaced.
-    used: Vec<String>,
-    /// When its refresh tokens stop working, in seconds since the epoch.
-    expires: u64,
 }
 
 fn answer(status: StatusCode, body: serde_json::Value) -> Response {
@@ -165,8 +148,9 @@ async fn redeem(
         refresh: digest(&secret),
         used: Vec::new(),
         expires: now_secs() + refresh_life.as_secs(),
+        created: now_secs(),
     };
-    let access = match access_token(app, &policy, endpoint, &grant).await {
+    let access = match access_token(app, &policy, endpoint, (&grant_id, &grant)).await {
         Ok(access) => access,
         Err(refusal) => return refusal,
     };
@@ -192,10 +176,6 @@ fn unavailable() -> Response {
     )
 }
 
-fn grant_key(tenant: &str, id: &str) -> String {
-    format!("{tenant}.grant.{id}")
-}
-
 /// An access token for `grant`, if the grant's key still lives, and how long it lives; or
 /// the answer saying why not. Made before the grant is stored or rotated, so that a
 /// failure here leaves the client's refresh token as it was.
@@ -203,7 +183,7 @@ async fn access_token(
     app: &App,
     policy: &crate::policy::Tenant,
     endpoint: &crate::http::Endpoint,
-    grant: &Grant,
+    (grant_id, grant): (&str, &Grant),
 ) -> Result<(String, u64), Response> {
     let alive = match &grant.user {
         Some(user) => super::federate::holds(policy, user),
@@ -238,6 +218,7 @@ async fn access_token(
             .as_ref()
             .map(|u| u.values.clone())
             .unwrap_or_default(),
+        gid: grant_id.to_owned(),
         jti: random_id(),
     };
     match app.oauth().keys.sign(policy.slug.as_str(), &claims).await {
@@ -305,7 +286,7 @@ async fn refresh(
     let Some(policy) = app.policy(tenant) else {
         return invalid();
     };
-    let access = match access_token(app, &policy, endpoint, &grant).await {
+    let access = match access_token(app, &policy, endpoint, (grant_id, &grant)).await {
         Ok(access) => access,
         Err(refusal) => return refusal,
     };

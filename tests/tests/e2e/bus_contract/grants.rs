@@ -13,6 +13,7 @@ contract!(
     an_update_at_a_stale_revision_loses,
     a_value_is_taken_once,
     racing_takers_have_one_winner,
+    entries_are_listed_by_prefix_in_key_order,
 );
 
 async fn an_entry_is_created_once(kv: Arc<dyn CasKv>) {
@@ -87,4 +88,31 @@ async fn racing_takers_have_one_winner(kv: Arc<dyn CasKv>) {
         .filter(|r| *r.as_ref().unwrap())
         .count();
     assert_eq!(won, 1);
+}
+
+async fn entries_are_listed_by_prefix_in_key_order(kv: Arc<dyn CasKv>) {
+    for key in [
+        "acme.grant.b",
+        "acme.grant.a",
+        "acme.grant.gone",
+        "acme.grant.taken",
+    ] {
+        assert!(kv.create(key, Bytes::from(key)).await.unwrap());
+    }
+    assert!(kv.create("acme.code.c", Bytes::from("c")).await.unwrap());
+    assert!(kv.create("acmex.grant.d", Bytes::from("d")).await.unwrap());
+    kv.delete("acme.grant.gone").await.unwrap();
+    let taken = kv.get("acme.grant.taken").await.unwrap().unwrap();
+    assert!(kv.take("acme.grant.taken", taken.revision).await.unwrap());
+    let listed = kv.list("acme.grant.", 10).await.unwrap();
+    let keys: Vec<&str> = listed.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["acme.grant.a", "acme.grant.b"],
+        "deleted and taken ones are gone"
+    );
+    assert_eq!(listed[0].1.value, Bytes::from("acme.grant.a"));
+    let first = kv.list("acme.grant.", 1).await.unwrap();
+    assert_eq!(first.len(), 1, "at most as many as asked for");
+    assert!(kv.list("nobody.", 10).await.unwrap().is_empty());
 }

@@ -16,6 +16,7 @@ switchyard_tests::store_contract!(
     tenant_state_is_complete,
     quota_patch_keeps_other_fields,
     identity_settings_are_kept_and_other_changes_leave_them,
+    revoked_grants_outlive_settings_changes_until_they_are_past,
 );
 
 async fn tenant_lifecycle(store: Store) {
@@ -305,6 +306,7 @@ async fn identity_settings_are_kept_and_other_changes_leave_them(store: Store) {
         }),
         access_token_seconds: 600,
         refresh_token_seconds: 0,
+        revoked_grants: Vec::new(),
     };
     let created = store
         .create_placed_tenant(
@@ -345,4 +347,59 @@ async fn identity_settings_are_kept_and_other_changes_leave_them(store: Store) {
         .await
         .unwrap();
     assert_eq!(cleared.identity, IdentitySettings::default());
+}
+
+async fn revoked_grants_outlive_settings_changes_until_they_are_past(store: Store) {
+    let acme = slug("acme");
+    let t = store
+        .create_tenant(&acme, "", Quotas::default())
+        .await
+        .unwrap();
+    let now = now_millis();
+    let detail = serde_json::json!({"holder": "key:x"});
+    store
+        .revoke_grant(&acme, "past", now - 1, detail.clone())
+        .await
+        .unwrap();
+    store
+        .revoke_grant(&acme, "live", now + 60_000, detail.clone())
+        .await
+        .unwrap();
+    let after = store.get_tenant(&acme).await.unwrap();
+    assert!(
+        after.revision > t.revision,
+        "a revocation is a new revision"
+    );
+    let ids = |t: &Tenant| -> Vec<String> {
+        t.identity
+            .revoked_grants
+            .iter()
+            .map(|r| r.id.clone())
+            .collect()
+    };
+    // One already past is forgotten at the next revocation.
+    assert_eq!(ids(&after), ["live"]);
+    // Settings set through the API leave revocations as they are.
+    let settings = IdentitySettings {
+        access_token_seconds: 120,
+        ..Default::default()
+    };
+    let changed = store
+        .update_tenant(
+            &acme,
+            None,
+            TenantChange {
+                identity: Some(settings),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed.identity.access_token_seconds, 120);
+    assert_eq!(ids(&changed), ["live"]);
+    let missing = store
+        .revoke_grant(&slug("ghost"), "g", now + 1, detail)
+        .await
+        .unwrap_err();
+    assert!(matches!(missing, Error::NotFound(_)), "{missing:?}");
 }

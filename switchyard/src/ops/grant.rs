@@ -1,0 +1,56 @@
+//! `switchyard grant ...`: what clients that signed in with the built-in authorization
+//! server were given.
+
+use super::*;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum GrantCommand {
+    /// List a tenant's grants.
+    List {
+        #[arg(long)]
+        tenant: String,
+        /// Only this holder's: key:ID or user:SUBJECT.
+        #[arg(long, default_value = "")]
+        holder: String,
+    },
+    /// Revoke a grant: its refresh token at once, its access tokens on every worker.
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+        id: String,
+    },
+}
+
+pub(super) const GRANT_COLUMNS: &[(&str, &str)] = &[
+    ("ID", "id"),
+    ("CLIENT", "client_id"),
+    ("HOLDER", "holder"),
+    ("SCOPES", "scopes"),
+    ("SIGNED IN", "created"),
+    ("EXPIRES", "expires"),
+];
+
+pub async fn grant(global: &GlobalArgs, cmd: GrantCommand) -> anyhow::Result<()> {
+    let mut client = pb::grant_service_client::GrantServiceClient::new(global.channel().await?);
+    match cmd {
+        GrantCommand::List { tenant, holder } => {
+            let grants = client
+                .list_grants(pb::ListGrantsRequest { tenant, holder })
+                .await
+                .map_err(server_error)?
+                .into_inner()
+                .grants;
+            let items: Vec<_> = grants.iter().map(output::grant).collect();
+            output::print_list(global.output, "grants", &items, GRANT_COLUMNS);
+        }
+        GrantCommand::Revoke { tenant, id } => {
+            let revoked = client
+                .revoke_grant(pb::RevokeGrantRequest { tenant, id })
+                .await
+                .map_err(server_error)?
+                .into_inner();
+            output::print_one(global.output, &output::grant(&revoked));
+        }
+    }
+    Ok(())
+}
