@@ -182,6 +182,7 @@ fn identity(i: &crate::model::IdentitySettings) -> pb::Identity {
             .filter(|r| r.until > crate::model::now_millis())
             .map(|r| r.id.clone())
             .collect(),
+        signing_keys_not_before: u64::try_from(i.signing_keys_not_before / 1000).unwrap_or(0),
     }
 }
 

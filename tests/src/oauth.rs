@@ -223,3 +223,13 @@ pub async fn sign_in(issuer: &str, client: &ClientDoc, key: &str, challenge: &st
     assert_eq!(answer.status().as_u16(), 303, "{:?}", answer.text().await);
     answer.headers()["location"].to_str().unwrap().to_owned()
 }
+
+/// A stack whose tenant `acme` has a connector (`up`) and is served: the stack, the
+/// upstream and acme's key.
+pub async fn acme() -> (crate::Stack, crate::upstream::TestUpstream, String) {
+    let stack = crate::Stack::start().await;
+    let up = crate::upstream::TestUpstream::start("up").await;
+    let key = stack.tenant_with_connector("acme", "up", &up.url).await;
+    stack.wait_serving("acme", &key).await;
+    (stack, up, key)
+}

@@ -55,6 +55,9 @@ pub struct Tenant {
     /// Grants of the built-in authorization server revoked while their access tokens may
     /// live: those tokens are refused.
     pub revoked_grants: std::collections::HashSet<String>,
+    /// The built-in authorization server's signing keys made until this (seconds since
+    /// the epoch; 0: none) are retired: they neither sign nor verify.
+    pub signing_keys_not_before: u64,
 }
 
 impl Tenant {
@@ -77,6 +80,7 @@ impl Tenant {
             provider: None,
             token_lifetimes: DEFAULT_TOKEN_LIFETIMES,
             revoked_grants: Default::default(),
+            signing_keys_not_before: 0,
         }
     }
 }
@@ -174,6 +178,10 @@ fn build(policy: pb::TenantPolicy, keys: &Keyring) -> Option<Tenant> {
         api_keys_disabled,
         provider,
         token_lifetimes,
+        signing_keys_not_before: policy
+            .identity
+            .as_ref()
+            .map_or(0, |i| i.signing_keys_not_before),
         revoked_grants: policy
             .identity
             .map(|i| i.revoked_grants.into_iter().collect())

@@ -142,4 +142,22 @@ impl pb::grant_service_server::GrantService for Admin {
             .await,
         )
     }
+
+    async fn rotate_signing_keys(
+        &self,
+        req: Request<pb::RotateSigningKeysRequest>,
+    ) -> Reply<pb::RotateSigningKeysResponse> {
+        let r = req.into_inner();
+        reply(
+            async {
+                let tenant = slug("tenant", &r.tenant)?;
+                let not_before = self.store.retire_signing_keys(&tenant).await?;
+                tracing::info!(%tenant, "signing keys retired");
+                Ok(pb::RotateSigningKeysResponse {
+                    not_before: Some(timestamp(not_before)),
+                })
+            }
+            .await,
+        )
+    }
 }

@@ -74,6 +74,7 @@ pub(super) fn identity_settings(i: &pb::IdentitySettings) -> Result<IdentitySett
             REFRESH_TOKEN_SECONDS,
         )?,
         revoked_grants: Vec::new(),
+        signing_keys_not_before: 0,
     })
 }
 

@@ -23,6 +23,14 @@ pub struct IdentitySettings {
     /// live (not part of the settings an admin sets: `RevokeGrant` adds to it).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub revoked_grants: Vec<RevokedGrant>,
+    /// The built-in authorization server's signing keys made before this (milliseconds
+    /// since the epoch; 0: none) are retired (`RotateSigningKeys` sets it).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub signing_keys_not_before: i64,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
 }
 
 /// A revoked grant, kept until the last access token issued for it has expired.

@@ -222,8 +222,10 @@ impl Store {
         if let Some(identity) = change.identity {
             // Revocations are not settings: they stay whatever the settings become.
             let revoked = std::mem::take(&mut tenant.identity.revoked_grants);
+            let not_before = tenant.identity.signing_keys_not_before;
             tenant.identity = identity;
             tenant.identity.revoked_grants = revoked;
+            tenant.identity.signing_keys_not_before = not_before;
         }
         let q = tenant.quotas;
         sqlx::query(

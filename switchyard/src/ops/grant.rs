@@ -19,6 +19,12 @@ pub enum GrantCommand {
         tenant: String,
         id: String,
     },
+    /// Retire the tenant's signing keys at once (a key may have leaked): every access
+    /// token it issued is refused, and clients refresh theirs.
+    RotateKeys {
+        #[arg(long)]
+        tenant: String,
+    },
 }
 
 pub(super) const GRANT_COLUMNS: &[(&str, &str)] = &[
@@ -50,6 +56,15 @@ pub async fn grant(global: &GlobalArgs, cmd: GrantCommand) -> anyhow::Result<()>
                 .map_err(server_error)?
                 .into_inner();
             output::print_one(global.output, &output::grant(&revoked));
+        }
+        GrantCommand::RotateKeys { tenant } => {
+            let rotated = client
+                .rotate_signing_keys(pb::RotateSigningKeysRequest { tenant })
+                .await
+                .map_err(server_error)?
+                .into_inner();
+            let at = output::time(rotated.not_before.as_ref());
+            output::print_one(global.output, &serde_json::json!({ "not_before": at }));
         }
     }
     Ok(())

@@ -5,17 +5,12 @@
 
 use std::path::Path;
 use std::process::Stdio;
-use switchyard_tests::Stack;
 use switchyard_tests::oauth::{ClientDoc, Page, browser};
-use switchyard_tests::upstream::TestUpstream;
 use tokio::io::AsyncBufReadExt as _;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_authorization_scenarios_pass_against_the_built_in_server() {
-    let stack = Stack::start().await;
-    let up = TestUpstream::start("up").await;
-    let key = stack.tenant_with_connector("acme", "up", &up.url).await;
-    stack.wait_serving("acme", &key).await;
+    let (stack, _up, key) = switchyard_tests::oauth::acme().await;
     let endpoint = stack.worker().endpoint("acme");
     let issuer = endpoint.trim_end_matches("/mcp").to_owned();
     // The suite's callback server listens on a port it is told; its URL is registered in

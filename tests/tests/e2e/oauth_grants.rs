@@ -153,3 +153,73 @@ async fn bad_grant_requests_are_refused_by_name() {
     let long = list(&stack, "acme", &"k".repeat(301)).await.unwrap_err();
     assert_eq!(violated_field(&long).as_deref(), Some("holder"));
 }
+
+/// The key id a token's header names.
+fn kid(token: &str) -> String {
+    use base64::Engine as _;
+    let header = token.split('.').next().unwrap();
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .unwrap();
+    let header: Value = serde_json::from_slice(&header).unwrap();
+    header["kid"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retired_signing_keys_end_every_access_token_and_refreshing_mends_it() {
+    let (stack, _up, key) = switchyard_tests::oauth::acme().await;
+    let endpoint = stack.worker().endpoint("acme");
+    let issuer = endpoint.trim_end_matches("/mcp").to_owned();
+    let client = ClientDoc::serve("Agent", None).await;
+    let signed_in = tokens(&issuer, &client, &key).await;
+    let old = signed_in["access_token"].as_str().unwrap();
+    let http = reqwest::Client::new();
+    assert!(modern::list(&http, &endpoint, old).await.ok());
+
+    let rotate = |tenant: &str| {
+        let req = RotateSigningKeysRequest {
+            tenant: tenant.into(),
+        };
+        let mut grants = stack.cp.grants();
+        async move { grants.rotate_signing_keys(req).await }
+    };
+    let bad = rotate("Not A Slug").await.unwrap_err();
+    assert_eq!(violated_field(&bad).as_deref(), Some("tenant"));
+    assert_eq!(
+        rotate("ghost").await.unwrap_err().code(),
+        tonic::Code::NotFound
+    );
+    let rotated = rotate("acme").await.unwrap().into_inner();
+    assert!(rotated.not_before.is_some());
+    assert_eventually!(
+        modern::list(&http, &endpoint, old).await.status == 401,
+        DEADLINE,
+        "a token signed with a retired key is refused"
+    );
+    // The client refreshes, as it does when a token is refused, and carries on.
+    let form = [
+        ("grant_type", "refresh_token"),
+        (
+            "refresh_token",
+            signed_in["refresh_token"].as_str().unwrap(),
+        ),
+        ("client_id", client.id.as_str()),
+    ];
+    let (status, refreshed) = token(
+        &reqwest::Client::new(),
+        &format!("{issuer}/oauth/token"),
+        &form,
+    )
+    .await;
+    assert_eq!(status, 200, "{refreshed}");
+    let new = refreshed["access_token"].as_str().unwrap();
+    assert_ne!(kid(new), kid(old), "a new key signs");
+    assert!(modern::list(&http, &endpoint, new).await.ok());
+    let records = crate::audit_refusals::records(&stack.cp, "acme", "admin").await;
+    assert!(
+        records
+            .iter()
+            .any(|r| r.action == "RotateSigningKeys" && r.object == "signing-keys/acme"),
+        "the retirement is on record"
+    );
+}

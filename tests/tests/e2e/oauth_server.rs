@@ -7,21 +7,11 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use switchyard_tests::admin::*;
 use switchyard_tests::oauth::{
-    ClientDoc, Page, authorize_url, browser, param, pkce, redeem, sign_in, token,
+    ClientDoc, Page, acme, authorize_url, browser, param, pkce, redeem, sign_in, token,
 };
-use switchyard_tests::upstream::TestUpstream;
-use switchyard_tests::{Stack, assert_eventually, modern};
+use switchyard_tests::{assert_eventually, modern};
 
 const DEADLINE: Duration = Duration::from_secs(20);
-
-/// A stack whose tenant `acme` has a connector, and its key.
-async fn acme() -> (Stack, TestUpstream, String) {
-    let stack = Stack::start().await;
-    let up = TestUpstream::start("up").await;
-    let key = stack.tenant_with_connector("acme", "up", &up.url).await;
-    stack.wait_serving("acme", &key).await;
-    (stack, up, key)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_signs_in_with_a_key_calls_a_tool_and_loses_access_with_the_key() {

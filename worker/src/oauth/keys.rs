@@ -8,7 +8,9 @@
 //! worker to read them puts a new one first (a compare-and-set, so one rotation wins). The
 //! new key signs only once every worker has read it (workers read the keys again at least
 //! every minute), so no worker refuses its tokens; a replaced key is kept until every
-//! token it signed has expired.
+//! token it signed has expired. An operator may retire a tenant's keys at once (its
+//! policy names a time before which keys are retired): they neither sign nor verify, and
+//! a new key signs at once; clients refresh their tokens, and nobody signs in again.
 
 use crate::sync::lock;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -138,8 +140,9 @@ impl SigningKeys {
         switchyard_common::seal::associated_data("oauth-signing-key", &[tenant, kid])
     }
 
-    /// A new key for `tenant`, as stored.
-    fn generate(&self, tenant: &str) -> Result<StoredKey, KeyError> {
+    /// A new key for `tenant`, as stored, made after `not_before` (a retirement in this
+    /// very second, or a control plane's clock ahead of this worker's, must not retire it).
+    fn generate(&self, tenant: &str, not_before: u64) -> Result<StoredKey, KeyError> {
         let rng = SystemRandom::new();
         let corrupt = |e: ring::error::Unspecified| KeyError::Corrupt(e.to_string());
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
@@ -160,7 +163,7 @@ impl SigningKeys {
             x: b64url(&point[1..33]),
             y: b64url(&point[33..65]),
             kid,
-            created: super::now_secs(),
+            created: super::now_secs().max(not_before + 1),
         })
     }
 
@@ -185,9 +188,15 @@ impl SigningKeys {
         })
     }
 
-    /// `tenant`'s keys, from the cache while fresh (`refresh`: unless read a while ago),
-    /// else from the store, made if none are.
-    async fn keys(&self, tenant: &str, refresh: bool) -> Result<Arc<Vec<Key>>, KeyError> {
+    /// `tenant`'s keys not retired (see `live`; `not_before` in seconds), from the
+    /// cache while fresh (`refresh`: unless read a while ago), else from the store, made if
+    /// none are.
+    async fn keys(
+        &self,
+        tenant: &str,
+        not_before: u64,
+        refresh: bool,
+    ) -> Result<Arc<Vec<Key>>, KeyError> {
         let within = if refresh {
             REREAD_AFTER.min(self.fresh)
         } else {
@@ -195,10 +204,11 @@ impl SigningKeys {
         };
         if let Some(c) = lock(&self.cache).get(tenant)
             && c.read.elapsed() < within
+            && c.keys.first().is_some_and(|k| live(k.created, not_before))
         {
             return Ok(c.keys.clone());
         }
-        let stored = match self.stored(tenant).await {
+        let stored = match self.stored(tenant, not_before).await {
             Ok(stored) => stored,
             Err(e @ KeyError::Unavailable(_)) => {
                 // The store is away: the keys read last go on checking and signing.
@@ -212,6 +222,7 @@ impl SigningKeys {
         let keys = stored
             .keys
             .iter()
+            .filter(|k| live(k.created, not_before))
             .map(|k| self.open(tenant, k))
             .collect::<Result<Vec<_>, _>>()?;
         if keys.is_empty() {
@@ -232,15 +243,16 @@ impl SigningKeys {
         Ok(keys)
     }
 
-    /// `tenant`'s keys as stored: made if there are none, rotated if the signing one is old.
-    async fn stored(&self, tenant: &str) -> Result<Stored, KeyError> {
+    /// `tenant`'s keys as stored: made if there are none, rotated if the signing one is old
+    /// or retired (see `live`).
+    async fn stored(&self, tenant: &str, not_before: u64) -> Result<Stored, KeyError> {
         let unavailable = |e: switchyard_bus::BusError| KeyError::Unavailable(e.to_string());
         let corrupt = |e: serde_json::Error| KeyError::Corrupt(e.to_string());
         let name = format!("{tenant}.signing");
         loop {
             let Some(entry) = self.store.get(&name).await.map_err(unavailable)? else {
                 let first = Stored {
-                    keys: vec![self.generate(tenant)?],
+                    keys: vec![self.generate(tenant, not_before)?],
                 };
                 let bytes = serde_json::to_vec(&first).map_err(corrupt)?;
                 if self
@@ -256,16 +268,18 @@ impl SigningKeys {
             };
             let stored: Stored = serde_json::from_slice(&entry.value).map_err(corrupt)?;
             let now = super::now_secs();
-            let due = stored
-                .keys
-                .first()
-                .is_none_or(|k| k.created + self.rotate_after.as_secs() <= now);
+            let due = stored.keys.first().is_none_or(|k| {
+                k.created + self.rotate_after.as_secs() <= now || !live(k.created, not_before)
+            });
             if !due {
                 return Ok(stored);
             }
+            let kept = retained(stored.keys, now)
+                .into_iter()
+                .filter(|k| live(k.created, not_before));
             let rotated = Stored {
-                keys: std::iter::once(self.generate(tenant)?)
-                    .chain(retained(stored.keys, now))
+                keys: std::iter::once(self.generate(tenant, not_before)?)
+                    .chain(kept)
                     .collect(),
             };
             let bytes = serde_json::to_vec(&rotated).map_err(corrupt)?;
@@ -282,11 +296,17 @@ impl SigningKeys {
         }
     }
 
-    /// `claims` signed with `tenant`'s current key.
-    pub async fn sign(&self, tenant: &str, claims: &impl Serialize) -> Result<String, KeyError> {
-        let keys = self.keys(tenant, false).await?;
+    /// `claims` signed with `tenant`'s current key (none retired, see `live`).
+    pub async fn sign(
+        &self,
+        tenant: &str,
+        not_before: u64,
+        claims: &impl Serialize,
+    ) -> Result<String, KeyError> {
+        let keys = self.keys(tenant, not_before, false).await?;
         // The newest key every worker knows by now; the oldest when none is that old (a
-        // tenant's first key signs at once: no worker holds others of it).
+        // tenant's first key, or the first after a retirement, signs at once: no worker
+        // holds others of it that it would take).
         let now = super::now_secs();
         let active = |k: &&Key| k.created + self.activate_after.as_secs() <= now;
         let Some(key) = keys.iter().find(active).or(keys.last()) else {
@@ -299,15 +319,17 @@ impl SigningKeys {
             .map_err(|e| KeyError::Corrupt(e.to_string()))
     }
 
-    /// The key `kid` of `tenant` to check a token with: read again once when it is not
-    /// among the cached keys (a key made since).
+    /// The key `kid` of `tenant` to check a token with, unless retired (see `live`): read
+    /// again once when it is not among the cached keys (a key made
+    /// since).
     pub async fn verifying(
         &self,
         tenant: &str,
+        not_before: u64,
         kid: &str,
     ) -> Result<Option<DecodingKey>, KeyError> {
         for refresh in [false, true] {
-            let keys = self.keys(tenant, refresh).await?;
+            let keys = self.keys(tenant, not_before, refresh).await?;
             if let Some(k) = keys.iter().find(|k| k.kid == kid) {
                 return Ok(Some(k.verifying.clone()));
             }
@@ -315,9 +337,9 @@ impl SigningKeys {
         Ok(None)
     }
 
-    /// `tenant`'s public keys as a JWK set.
-    pub async fn jwks(&self, tenant: &str) -> Result<serde_json::Value, KeyError> {
-        let keys = self.keys(tenant, false).await?;
+    /// `tenant`'s public keys not retired (see `live`), as a JWK set.
+    pub async fn jwks(&self, tenant: &str, not_before: u64) -> Result<serde_json::Value, KeyError> {
+        let keys = self.keys(tenant, not_before, false).await?;
         let keys: Vec<_> = keys
             .iter()
             .map(|k| {
@@ -329,6 +351,12 @@ impl SigningKeys {
             .collect();
         Ok(serde_json::json!({ "keys": keys }))
     }
+}
+
+/// Whether a key made at `created` outlives a retirement of the keys made until
+/// `not_before` (seconds; 0: none retired).
+fn live(created: u64, not_before: u64) -> bool {
+    not_before == 0 || created > not_before
 }
 
 /// Of `keys` (newest first) being replaced now (`now`), those that may still have signed a

@@ -69,7 +69,7 @@ impl Server {
     ) -> Result<Principal> {
         let key = self
             .keys
-            .verifying(tenant.slug.as_str(), kid)
+            .verifying(tenant.slug.as_str(), tenant.signing_keys_not_before, kid)
             .await
             .map_err(|e| {
                 tracing::warn!(tenant = %tenant.slug, error = %e, "signing keys unavailable");

@@ -221,7 +221,15 @@ async fn access_token(
         gid: grant_id.to_owned(),
         jti: random_id(),
     };
-    match app.oauth().keys.sign(policy.slug.as_str(), &claims).await {
+    let keys = &app.oauth().keys;
+    match keys
+        .sign(
+            policy.slug.as_str(),
+            policy.signing_keys_not_before,
+            &claims,
+        )
+        .await
+    {
         Ok(token) => Ok((token, life)),
         Err(e) => {
             tracing::warn!(tenant = %policy.slug, error = %e, "cannot sign an access token");

@@ -16,7 +16,7 @@ switchyard_tests::store_contract!(
     tenant_state_is_complete,
     quota_patch_keeps_other_fields,
     identity_settings_are_kept_and_other_changes_leave_them,
-    revoked_grants_outlive_settings_changes_until_they_are_past,
+    revocations_outlive_settings_changes_until_they_are_past,
 );
 
 async fn tenant_lifecycle(store: Store) {
@@ -307,6 +307,7 @@ async fn identity_settings_are_kept_and_other_changes_leave_them(store: Store) {
         access_token_seconds: 600,
         refresh_token_seconds: 0,
         revoked_grants: Vec::new(),
+        signing_keys_not_before: 0,
     };
     let created = store
         .create_placed_tenant(
@@ -349,7 +350,7 @@ async fn identity_settings_are_kept_and_other_changes_leave_them(store: Store) {
     assert_eq!(cleared.identity, IdentitySettings::default());
 }
 
-async fn revoked_grants_outlive_settings_changes_until_they_are_past(store: Store) {
+async fn revocations_outlive_settings_changes_until_they_are_past(store: Store) {
     let acme = slug("acme");
     let t = store
         .create_tenant(&acme, "", Quotas::default())
@@ -379,6 +380,13 @@ async fn revoked_grants_outlive_settings_changes_until_they_are_past(store: Stor
     };
     // One already past is forgotten at the next revocation.
     assert_eq!(ids(&after), ["live"]);
+    let retired = store.retire_signing_keys(&acme).await.unwrap();
+    assert!(retired >= now);
+    let after_retiring = store.get_tenant(&acme).await.unwrap();
+    assert!(
+        after_retiring.revision > after.revision,
+        "a retirement is a new revision"
+    );
     // Settings set through the API leave revocations as they are.
     let settings = IdentitySettings {
         access_token_seconds: 120,
@@ -397,6 +405,7 @@ async fn revoked_grants_outlive_settings_changes_until_they_are_past(store: Stor
         .unwrap();
     assert_eq!(changed.identity.access_token_seconds, 120);
     assert_eq!(ids(&changed), ["live"]);
+    assert_eq!(changed.identity.signing_keys_not_before, retired);
     let missing = store
         .revoke_grant(&slug("ghost"), "g", now + 1, detail)
         .await
