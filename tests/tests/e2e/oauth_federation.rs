@@ -5,7 +5,8 @@
 //! each with its status and challenge: the token at another tenant, a token of the
 //! provider that expired or names another issuer, a refresh token used again, the token
 //! once the user's group no longer maps to a role; and at the callback, an answer replayed,
-//! one reaching another browser, a user the provider declined and one with no role.
+//! one reaching another browser, one naming another issuer, a user the provider declined
+//! and one with no role.
 
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -327,6 +328,24 @@ async fn the_callback_takes_only_its_own_browsers_fresh_answer_for_a_user_with_a
     let at_idp = consent(&browser, &idp, &begin("c")).await;
     let back = idp.decline(&browser, &at_idp).await;
     denied(&browser, &back).await;
+
+    // An answer naming another issuer than the provider the user was sent to (a mix-up,
+    // RFC 9207) is refused, and its sign-in is spent.
+    let browser = Browser::new();
+    let back = consent_and_sign_in(&browser, &idp, &begin("d"), "alice").await;
+    let mut mixed = url::Url::parse(&back).unwrap();
+    let pairs: Vec<(String, String)> = mixed
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .filter(|(k, _)| k != "iss")
+        .collect();
+    mixed
+        .query_pairs_mut()
+        .clear()
+        .extend_pairs(pairs)
+        .append_pair("iss", "https://attacker.example");
+    denied(&browser, mixed.as_str()).await;
+    assert_eq!(browser.get(&back).await.status().as_u16(), 400);
 
     // A made-up answer, with no sign-in behind it.
     let forged = format!("{issuer}/oauth/callback?code=x&state={}", "A".repeat(43));
