@@ -29,6 +29,8 @@ pub struct Principal {
     /// A token of a user signed in at the tenant's provider whose scopes give less than
     /// the user's role: signing in again could give it more.
     pub user_capped: bool,
+    /// The connectors a token's scopes limit it to; `None`: every connector.
+    pub connectors: Option<std::sync::Arc<[String]>>,
 }
 
 impl PartialEq for Principal {
@@ -56,6 +58,7 @@ impl Principal {
             credential: Credential::ApiKey(key),
             token_role: None,
             user_capped: false,
+            connectors: None,
         }
     }
 
@@ -65,6 +68,7 @@ impl Principal {
             credential: Credential::Token(subject),
             token_role: Some(role),
             user_capped: false,
+            connectors: None,
         }
     }
 
@@ -77,6 +81,7 @@ impl Principal {
             credential: Credential::Token(subject),
             token_role: Some(role.min(scope_role)),
             user_capped: below_grantable(scope_role, role),
+            connectors: None,
         }
     }
 
@@ -88,6 +93,7 @@ impl Principal {
             credential: Credential::ApiKey(key),
             token_role: Some(scope_role),
             user_capped: false,
+            connectors: None,
         }
     }
 
@@ -102,6 +108,20 @@ impl Principal {
             (Credential::Token(_), _) => self.user_capped,
             (Credential::ApiKey(_), None) => false,
         }
+    }
+
+    /// The caller, limited to `connectors` (`None`: every connector).
+    #[must_use]
+    pub fn limited_to(mut self, connectors: Option<std::sync::Arc<[String]>>) -> Self {
+        self.connectors = connectors;
+        self
+    }
+
+    /// Whether the caller may use connector `name`.
+    pub fn may_use(&self, name: &str) -> bool {
+        self.connectors
+            .as_ref()
+            .is_none_or(|c| c.iter().any(|n| n == name))
     }
 
     /// Whether the caller came with an access token rather than an API key itself.
@@ -173,6 +193,7 @@ impl TryFrom<Stored> for Principal {
                     credential: Credential::Token(subject),
                     token_role: None,
                     user_capped: false,
+                    connectors: None,
                 })
             }
             _ => Err(switchyard_common::ids::IdError(

@@ -25,6 +25,7 @@ mod oauth_clients;
 mod oauth_conformance;
 mod oauth_federation;
 mod oauth_grants;
+mod oauth_scopes;
 mod oauth_server;
 mod oidc_tokens;
 mod ordering;

@@ -241,6 +241,16 @@ impl Catalog {
     }
 
     /// The connector that listed the URI template `template`.
+    /// The connector that lists tool `name`.
+    pub fn tool_connector(&self, name: &str) -> Option<&str> {
+        self.tool_names.get(name).map(|t| t.connector.as_str())
+    }
+
+    /// The connector that lists prompt `name`.
+    pub fn prompt_connector(&self, name: &str) -> Option<&str> {
+        self.prompt_names.get(name).map(|t| t.connector.as_str())
+    }
+
     pub fn template_of(&self, template: &str) -> Option<String> {
         self.template_by_uri.get(template).cloned()
     }

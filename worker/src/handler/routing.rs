@@ -110,6 +110,35 @@ pub(super) struct Route<'a> {
     pub retryable: bool,
 }
 
+impl Route<'_> {
+    /// Refuses the request when the caller's scopes leave its connector out, putting the
+    /// refusal on the audit trail.
+    fn within_scope(&self, gateway: &Gateway) -> Result<()> {
+        let connector = &self.connector.name;
+        if self.principal.may_use(connector) {
+            return Ok(());
+        }
+        let denied = Error::PermissionDenied(format!(
+            "This access token's scopes do not include connector:{connector}; sign in again \
+             asking for it to use {connector}."
+        ));
+        gateway
+            .core
+            .reports
+            .refusals
+            .note(crate::refusals::Refused {
+                tenant: self.tenant.slug.as_str(),
+                kind: switchyard_bus::RefusalKind::Refusal,
+                key: self.principal.key_id().map(crate::principal::KeyId::as_str),
+                subject: self.principal.subject(),
+                reason: denied.reason(),
+                target: Some(&self.target),
+                source: None,
+            });
+        Err(denied)
+    }
+}
+
 impl Gateway {
     /// Carries a client's request (`client`, renamed for the upstream as `upstream`) along
     /// `route`, reporting the call's usage as `method`.
@@ -120,6 +149,8 @@ impl Gateway {
         client: &P,
         upstream: P,
     ) -> Result<Outcome> {
+        // Refused before it counts as a call.
+        route.within_scope(self)?;
         let started = std::time::Instant::now();
         // The route's target is "<method> <name>"; the report carries the name alone.
         let name = route
@@ -315,6 +346,7 @@ impl Gateway {
         rebuild: impl Fn(InputResponses, Option<String>) -> ClientRequest,
         input: (Option<&str>, Option<&InputResponses>),
     ) -> Result<Outcome> {
+        route.within_scope(self)?;
         let Route {
             ctx,
             tenant,

@@ -175,9 +175,19 @@ impl ServerHandler for Gateway {
         _request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, McpError> {
-        let (_, tenant) = self.tenant(&ctx).map_err(|e| e.into_mcp(""))?;
+        let (principal, tenant) = self.tenant(&ctx).map_err(|e| e.into_mcp(""))?;
         let catalog = self.catalog(&tenant, LIST_FRESH).await;
-        Ok(ListToolsResult::with_all_items(catalog.tools.clone()))
+        let tools = catalog
+            .tools
+            .iter()
+            .filter(|t| {
+                catalog
+                    .tool_connector(&t.name)
+                    .is_some_and(|c| principal.may_use(c))
+            })
+            .cloned()
+            .collect();
+        Ok(ListToolsResult::with_all_items(tools))
     }
 
     async fn call_tool(
@@ -224,9 +234,19 @@ impl ServerHandler for Gateway {
         _request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListPromptsResult, McpError> {
-        let (_, tenant) = self.tenant(&ctx).map_err(|e| e.into_mcp(""))?;
+        let (principal, tenant) = self.tenant(&ctx).map_err(|e| e.into_mcp(""))?;
         let catalog = self.catalog(&tenant, LIST_FRESH).await;
-        Ok(ListPromptsResult::with_all_items(catalog.prompts.clone()))
+        let prompts = catalog
+            .prompts
+            .iter()
+            .filter(|p| {
+                catalog
+                    .prompt_connector(&p.name)
+                    .is_some_and(|c| principal.may_use(c))
+            })
+            .cloned()
+            .collect();
+        Ok(ListPromptsResult::with_all_items(prompts))
     }
 
     async fn get_prompt(
@@ -263,11 +283,19 @@ impl ServerHandler for Gateway {
         _request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, McpError> {
-        let (_, tenant) = self.tenant(&ctx).map_err(|e| e.into_mcp(""))?;
+        let (principal, tenant) = self.tenant(&ctx).map_err(|e| e.into_mcp(""))?;
         let catalog = self.catalog(&tenant, LIST_FRESH).await;
-        Ok(ListResourcesResult::with_all_items(
-            catalog.resources.clone(),
-        ))
+        let resources = catalog
+            .resources
+            .iter()
+            .filter(|r| {
+                catalog
+                    .owner_of(&r.uri)
+                    .is_some_and(|c| principal.may_use(&c))
+            })
+            .cloned()
+            .collect();
+        Ok(ListResourcesResult::with_all_items(resources))
     }
 
     async fn list_resource_templates(
@@ -275,11 +303,19 @@ impl ServerHandler for Gateway {
         _request: Option<PaginatedRequestParams>,
         ctx: RequestContext<RoleServer>,
     ) -> Result<ListResourceTemplatesResult, McpError> {
-        let (_, tenant) = self.tenant(&ctx).map_err(|e| e.into_mcp(""))?;
+        let (principal, tenant) = self.tenant(&ctx).map_err(|e| e.into_mcp(""))?;
         let catalog = self.catalog(&tenant, LIST_FRESH).await;
-        Ok(ListResourceTemplatesResult::with_all_items(
-            catalog.templates.clone(),
-        ))
+        let templates = catalog
+            .templates
+            .iter()
+            .filter(|t| {
+                catalog
+                    .template_of(&t.uri_template)
+                    .is_some_and(|c| principal.may_use(&c))
+            })
+            .cloned()
+            .collect();
+        Ok(ListResourceTemplatesResult::with_all_items(templates))
     }
 
     async fn read_resource(

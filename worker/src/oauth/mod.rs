@@ -91,8 +91,9 @@ impl Server {
         if !claims.gid.is_empty() && tenant.revoked_grants.contains(&claims.gid) {
             return Err(Error::InvalidCredential);
         }
+        let connectors = scopes::connectors(&claims.scope);
         if claims.key.is_empty() {
-            return federate::principal(tenant, claims, role);
+            return federate::principal(tenant, claims, role).map(|p| p.limited_to(connectors));
         }
         let key_id = KeyId::parse(&claims.key).map_err(|_| Error::InvalidCredential)?;
         // The token dies with the key it was granted with.
@@ -100,7 +101,7 @@ impl Server {
             Some(k) if k.expires.is_none_or(|e| e > SystemTime::now()) => {}
             _ => return Err(Error::InvalidCredential),
         }
-        Ok(Principal::granted(tenant.slug.clone(), key_id, role))
+        Ok(Principal::granted(tenant.slug.clone(), key_id, role).limited_to(connectors))
     }
 
     /// Forgets rate limits that are full again (entries of the stores expire in the stores

@@ -39,13 +39,16 @@ fn escape(s: &str) -> String {
     out
 }
 
-fn scope_text(scope: &str) -> &'static str {
+fn scope_text(scope: &str) -> String {
     match scope {
         super::scopes::READ => {
-            "see its tools, resources and prompts, and call the tools that change nothing"
+            "see its tools, resources and prompts, and call the tools that change nothing".into()
         }
-        super::scopes::WRITE => "call every tool, including those that change things",
-        _ => "an unknown permission",
+        super::scopes::WRITE => "call every tool, including those that change things".into(),
+        s => match s.strip_prefix(super::scopes::CONNECTOR) {
+            Some(name) => format!("only through connector {}, not the others", escape(name)),
+            None => "an unknown permission".into(),
+        },
     }
 }
 
