@@ -278,6 +278,8 @@ const SERVICES: &[&str] = &[
     "switchyard.admin.v1.ConnectorService",
     "switchyard.admin.v1.ApiKeyService",
     "switchyard.admin.v1.FleetService",
+    "switchyard.admin.v1.GrantService",
+    "switchyard.admin.v1.AuditService",
     "switchyard.admin.v1.OperatorTokenService",
     "grpc.health.v1.Health",
     "grpc.reflection.v1.ServerReflection",

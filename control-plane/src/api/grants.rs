@@ -8,6 +8,8 @@ use tonic::Request;
 
 /// Grants listed at most.
 const MAX_LISTED: usize = 1_000;
+/// Grants of a tenant read at most for one listing.
+const MAX_SCANNED: usize = 10_000;
 /// How long after its expiry a token is still taken (the workers' clock skew allowance).
 const SKEW_MILLIS: i64 = 60_000;
 /// Longest holder filter taken: `user:` and the longest subject.
@@ -54,6 +56,35 @@ impl Admin {
     }
 }
 
+impl Admin {
+    /// Forgets every grant of `tenant`, once it is deleted, so that a tenant made again
+    /// under its name inherits none. What cannot be reached now expires with its bucket.
+    pub(super) async fn forget_grants(&self, tenant: &switchyard_common::TenantSlug) {
+        let Some(store) = &self.grants else {
+            return;
+        };
+        let prefix = grants_of(tenant.as_str());
+        loop {
+            let entries = match store.list(&prefix, MAX_SCANNED).await {
+                Ok(entries) => entries,
+                Err(e) => {
+                    tracing::warn!(%tenant, error = %e, "a deleted tenant's grants stay until they expire");
+                    return;
+                }
+            };
+            for (key, _) in &entries {
+                if let Err(e) = store.delete(key).await {
+                    tracing::warn!(%tenant, error = %e, "a deleted tenant's grant stays until it expires");
+                    return;
+                }
+            }
+            if entries.len() < MAX_SCANNED {
+                return;
+            }
+        }
+    }
+}
+
 fn store_unavailable(e: switchyard_bus::BusError) -> Error {
     tracing::warn!(error = %e, "grants store unavailable");
     Error::Unavailable("the grants store".into())
@@ -80,10 +111,10 @@ impl pb::grant_service_server::GrantService for Admin {
                 let prefix = grants_of(tenant.as_str());
                 let entries = self
                     .grant_store()?
-                    .list(&prefix, MAX_LISTED)
+                    .list(&prefix, MAX_SCANNED)
                     .await
                     .map_err(store_unavailable)?;
-                let grants = entries
+                let mut grants: Vec<pb::Grant> = entries
                     .iter()
                     .filter_map(|(key, entry)| {
                         let grant: Grant = serde_json::from_slice(&entry.value).ok()?;
@@ -92,7 +123,9 @@ impl pb::grant_service_server::GrantService for Admin {
                             .then(|| grant_pb(tenant.as_str(), id, &grant))
                     })
                     .collect();
-                Ok(pb::ListGrantsResponse { grants })
+                let truncated = grants.len() > MAX_LISTED || entries.len() >= MAX_SCANNED;
+                grants.truncate(MAX_LISTED);
+                Ok(pb::ListGrantsResponse { grants, truncated })
             }
             .await,
         )
@@ -119,12 +152,11 @@ impl pb::grant_service_server::GrantService for Admin {
                 let grant: Grant = serde_json::from_slice(&entry.value)
                     .map_err(|_| Error::NotFound(format!("grant {id} of tenant {tenant}")))?;
                 let described = grant_pb(tenant.as_str(), &id, &grant);
-                // Its access tokens live at most the tenant's lifetime from now.
-                let access = match state.tenant.identity.access_token_seconds {
-                    0 => DEFAULT_ACCESS_TOKEN_SECONDS,
-                    s => s,
-                };
-                let until = now_millis() + i64::from(access) * 1000 + SKEW_MILLIS;
+                // Its access tokens live at most the longest lifetime a tenant may set (it
+                // may have been longer when they were issued than it is now).
+                let until = now_millis()
+                    + i64::from(*super::identity_settings::ACCESS_TOKEN_SECONDS.end()) * 1000
+                    + SKEW_MILLIS;
                 let after = super::policy_size::with_revoked_grant(&state, &id, until);
                 super::policy_size::fits(&after, &self.keys, "id")?;
                 let detail = serde_json::json!({

@@ -9,7 +9,7 @@ const MAX_ROLES: usize = 64;
 const MAX_CLIENT_ID_LEN: usize = 256;
 const MAX_SCOPES: usize = 8;
 const MAX_SCOPE_LEN: usize = 64;
-const ACCESS_TOKEN_SECONDS: std::ops::RangeInclusive<u32> = 60..=86_400;
+pub(super) const ACCESS_TOKEN_SECONDS: std::ops::RangeInclusive<u32> = 60..=86_400;
 const REFRESH_TOKEN_SECONDS: std::ops::RangeInclusive<u32> = 3_600..=7_776_000;
 
 fn role_pb(role: Role) -> pb::ApiKeyRole {

@@ -278,6 +278,7 @@ impl pb::tenant_service_server::TenantService for Admin {
                 let slug = slug("slug", &r.slug)?;
                 let etag = etag(&r.etag)?;
                 self.store.delete_tenant(&slug, etag).await?;
+                self.forget_grants(&slug).await;
                 tracing::info!(tenant = %slug, "tenant deleted");
                 Ok(pb::DeleteTenantResponse {})
             }

@@ -40,14 +40,16 @@ pub async fn grant(global: &GlobalArgs, cmd: GrantCommand) -> anyhow::Result<()>
     let mut client = pb::grant_service_client::GrantServiceClient::new(global.channel().await?);
     match cmd {
         GrantCommand::List { tenant, holder } => {
-            let grants = client
+            let listed = client
                 .list_grants(pb::ListGrantsRequest { tenant, holder })
                 .await
                 .map_err(server_error)?
-                .into_inner()
-                .grants;
-            let items: Vec<_> = grants.iter().map(output::grant).collect();
+                .into_inner();
+            let items: Vec<_> = listed.grants.iter().map(output::grant).collect();
             output::print_list(global.output, "grants", &items, GRANT_COLUMNS);
+            if listed.truncated {
+                eprintln!("more grants match than are shown; narrow the list with --holder");
+            }
         }
         GrantCommand::Revoke { tenant, id } => {
             let revoked = client

@@ -131,6 +131,19 @@ async fn a_revoked_grant_ends_its_tokens_and_no_other() {
         revoke(&stack, "acme", &id).await.unwrap_err().code(),
         tonic::Code::NotFound
     );
+
+    // A tenant deleted and made again under its name inherits no grant.
+    stack
+        .cp
+        .tenants()
+        .delete_tenant(DeleteTenantRequest {
+            slug: "acme".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    stack.cp.create_tenant("acme").await;
+    assert!(list(&stack, "acme", "").await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,8 @@
-//! Per-connector scopes: a client that asks for `connector:NAME` sees and uses that
-//! connector's tools only; the tenant's others are not listed, and calling one is refused
-//! with `permission_denied`, on the audit trail. A malformed connector scope is sent back
-//! to the client as `invalid_scope`.
+//! Per-connector scopes: a client that asks for `connector:NAME` lists and calls that
+//! connector's tools only; the tenant's other tools are not listed, and calling one is
+//! refused with `permission_denied`, on the audit trail. A malformed connector scope is
+//! sent back to the client as `invalid_scope`. (Resources, templates and prompts go
+//! through the same listing filter and route check; this test drives tools.)
 
 use std::time::Duration;
 use switchyard_tests::oauth::{ClientDoc, Page, acme, authorize_url, browser, param, pkce, redeem};

@@ -143,7 +143,22 @@ async fn a_client_signs_in_with_a_key_calls_a_tool_and_loses_access_with_the_key
         "the token's call is on record under its key"
     );
 
-    // Revoking the key ends the token.
+    // The token is taken by every worker: a second one, serving the same public URL as
+    // workers behind one load balancer do, checks it with the same keys.
+    let mut origin = url::Url::parse(&endpoint).unwrap();
+    origin.set_path("/");
+    let second = stack
+        .start_worker(|c| c.public_url = Some(origin.clone()))
+        .await;
+    let elsewhere = second.endpoint("acme");
+    assert_eventually!(
+        modern::call(&http, &elsewhere, &access, "up__echo", json!({}))
+            .await
+            .ok(),
+        DEADLINE,
+        "another worker takes the token"
+    );
+    // Revoking the key ends the token, on each worker once it applies the revocation.
     stack
         .cp
         .keys_api()
@@ -153,14 +168,16 @@ async fn a_client_signs_in_with_a_key_calls_a_tool_and_loses_access_with_the_key
         })
         .await
         .unwrap();
-    assert_eventually!(
-        modern::call(&http, &endpoint, &access, "up__echo", json!({}))
-            .await
-            .status
-            == 401,
-        DEADLINE,
-        "the token dies with its key"
-    );
+    for at in [&endpoint, &elsewhere] {
+        assert_eventually!(
+            modern::call(&http, at, &access, "up__echo", json!({}))
+                .await
+                .status
+                == 401,
+            DEADLINE,
+            "the token dies with its key at {at}"
+        );
+    }
 }
 
 fn as_refs<'a>(form: &'a [(&'static str, String); 3]) -> [(&'static str, &'a str); 3] {

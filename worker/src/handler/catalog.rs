@@ -240,7 +240,6 @@ impl Catalog {
         self.held.contains(name)
     }
 
-    /// The connector that listed the URI template `template`.
     /// The connector that lists tool `name`.
     pub fn tool_connector(&self, name: &str) -> Option<&str> {
         self.tool_names.get(name).map(|t| t.connector.as_str())
@@ -251,6 +250,7 @@ impl Catalog {
         self.prompt_names.get(name).map(|t| t.connector.as_str())
     }
 
+    /// The connector that listed the URI template `template`.
     pub fn template_of(&self, template: &str) -> Option<String> {
         self.template_by_uri.get(template).cloned()
     }

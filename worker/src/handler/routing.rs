@@ -113,7 +113,7 @@ pub(super) struct Route<'a> {
 impl Route<'_> {
     /// Refuses the request when the caller's scopes leave its connector out, putting the
     /// refusal on the audit trail.
-    fn within_scope(&self, gateway: &Gateway) -> Result<()> {
+    pub(super) fn within_scope(&self, gateway: &Gateway) -> Result<()> {
         let connector = &self.connector.name;
         if self.principal.may_use(connector) {
             return Ok(());

@@ -117,6 +117,21 @@ impl Gateway {
         let name = request.name.to_string();
         let target = self.tool(tenant, &name).await?;
         let connector = target.connector.name.clone();
+        let mut params = CallToolRequestParams::new(target.upstream_name.clone());
+        params.arguments = request.arguments.clone();
+        let route = Route {
+            ctx,
+            principal,
+            tenant,
+            connector: &target.connector,
+            target: format!("tools/call {name}"),
+            retryable: target.retryable,
+        };
+        // A connector the token's scopes leave out is refused before anything else is said
+        // of its tools.
+        route
+            .within_scope(self)
+            .map_err(|e| (connector.clone(), e))?;
         let role = principal.role(tenant);
         if role == Some(Role::Viewer) && !target.read_only {
             let caller = if principal.by_token() {
@@ -138,16 +153,6 @@ impl Gateway {
             });
             return Err((connector, denied));
         }
-        let mut params = CallToolRequestParams::new(target.upstream_name.clone());
-        params.arguments = request.arguments.clone();
-        let route = Route {
-            ctx,
-            principal,
-            tenant,
-            connector: &target.connector,
-            target: format!("tools/call {name}"),
-            retryable: target.retryable,
-        };
         self.serve(route, UsageMethod::ToolsCall, request, params)
             .await
             .map_err(|e| (connector, e))

@@ -60,6 +60,7 @@ struct StoredKey {
 }
 
 /// One usable key.
+#[derive(Clone)]
 struct Key {
     kid: String,
     created: u64,
@@ -204,17 +205,26 @@ impl SigningKeys {
         };
         if let Some(c) = lock(&self.cache).get(tenant)
             && c.read.elapsed() < within
-            && c.keys.first().is_some_and(|k| live(k.created, not_before))
+            && c.keys.iter().all(|k| live(k.created, not_before))
         {
             return Ok(c.keys.clone());
         }
         let stored = match self.stored(tenant, not_before).await {
             Ok(stored) => stored,
             Err(e @ KeyError::Unavailable(_)) => {
-                // The store is away: the keys read last go on checking and signing.
-                return match lock(&self.cache).get(tenant) {
-                    Some(c) => Ok(c.keys.clone()),
-                    None => Err(e),
+                // The store is away: the keys read last go on checking and signing, but
+                // none retired since.
+                let cached = lock(&self.cache).get(tenant).map(|c| c.keys.clone());
+                let live_keys: Vec<Key> = cached
+                    .iter()
+                    .flat_map(|keys| keys.iter())
+                    .filter(|k| live(k.created, not_before))
+                    .cloned()
+                    .collect();
+                return if live_keys.is_empty() {
+                    Err(e)
+                } else {
+                    Ok(Arc::new(live_keys))
                 };
             }
             Err(e) => return Err(e),

@@ -232,4 +232,18 @@ async fn while_the_store_is_away_the_keys_read_last_go_on() {
         keys.sign("other", 0, &claims()).await,
         Err(KeyError::Unavailable(_))
     ));
+    // Keys retired meanwhile are not used, even with nothing else to go on.
+    let retired = super::super::now_secs();
+    assert!(!verifies_at(&keys, retired, &before).await);
+    assert!(matches!(
+        keys.sign("acme", retired, &claims()).await,
+        Err(KeyError::Unavailable(_))
+    ));
+}
+
+async fn verifies_at(keys: &SigningKeys, not_before: u64, token: &str) -> bool {
+    matches!(
+        keys.verifying("acme", not_before, &kid(token)).await,
+        Ok(Some(_))
+    )
 }

@@ -13,6 +13,8 @@ pub const WRITE: &str = "tools:write";
 pub const ALL: [&str; 2] = [READ, WRITE];
 /// The prefix of a scope that limits a token to one connector.
 pub const CONNECTOR: &str = "connector:";
+/// Connector scopes a token may carry at most.
+const MAX_CONNECTORS: usize = 32;
 
 /// Why requested scopes cannot be granted.
 #[derive(Debug, PartialEq, Eq)]
@@ -35,6 +37,11 @@ pub fn grant(requested: &str, role: Role) -> Result<String, Unknown> {
                 return Err(Unknown(scope.chars().take(64).collect()));
             }
             if !connectors.contains(&scope) {
+                if connectors.len() == MAX_CONNECTORS {
+                    return Err(Unknown(format!(
+                        "{scope} (at most {MAX_CONNECTORS} connectors)"
+                    )));
+                }
                 connectors.push(scope);
             }
             continue;
@@ -123,6 +130,9 @@ mod tests {
         for bad in ["connector:", "connector:Bad_Name", "connector:a b"] {
             assert!(grant(bad, Role::Admin).is_err(), "{bad}");
         }
+        let many: Vec<String> = (0..33).map(|i| format!("connector:c{i}")).collect();
+        assert!(grant(&many.join(" "), Role::Admin).is_err(), "bounded");
+        assert!(grant(&many[..32].join(" "), Role::Admin).is_ok());
         assert_eq!(connectors("tools:read"), None);
         let limited = connectors("tools:read connector:a connector:b").unwrap();
         assert_eq!(&*limited, ["a".to_owned(), "b".to_owned()]);

@@ -294,6 +294,10 @@ async fn refresh(
     let Some(policy) = app.policy(tenant) else {
         return invalid();
     };
+    // Revoked, though its entry outlived the revocation (a failed delete).
+    if policy.revoked_grants.contains(grant_id) {
+        return invalid();
+    }
     let access = match access_token(app, &policy, endpoint, (grant_id, &grant)).await {
         Ok(access) => access,
         Err(refusal) => return refusal,
