@@ -86,6 +86,26 @@ async fn a_token_for_one_connector_sees_and_calls_that_connector_only() {
         "the refusal is on record"
     );
 
+    // Nor does it learn the state of a connector it may not use: a connector that is down
+    // is refused to it as any other, while the key hears that it is down.
+    stack
+        .connector("acme", "gone", "http://127.0.0.1:9/mcp")
+        .await;
+    let text = serde_json::json!({"text": "x"});
+    assert_eventually!(
+        modern::call(&http, &endpoint, &key, "gone__echo", text.clone())
+            .await
+            .body["result"]["_meta"]["reason"]
+            == "upstream_unavailable",
+        Duration::from_secs(20),
+        "the key hears that the connector is down"
+    );
+    let hidden = modern::call(&http, &endpoint, access, "gone__echo", text).await;
+    assert_eq!(
+        hidden.body["result"]["_meta"]["reason"], "permission_denied",
+        "{hidden:?}"
+    );
+
     // A connector scope that names no possible connector is refused to the client.
     let bad = authorize_url(&issuer, &client, &challenge, "s") + "&scope=connector%3ABad_Name";
     let answer = browser.get(&bad).send().await.unwrap();

@@ -118,24 +118,45 @@ impl Route<'_> {
         if self.principal.may_use(connector) {
             return Ok(());
         }
+        Err(gateway.out_of_scope(self.principal, self.tenant, connector, &self.target))
+    }
+}
+
+impl Gateway {
+    /// The refusal of `principal`'s request for `target` of `connector`, which its scopes
+    /// leave out, put on the audit trail.
+    pub(super) fn out_of_scope(
+        &self,
+        principal: &Principal,
+        tenant: &Tenant,
+        connector: &str,
+        target: &str,
+    ) -> Error {
         let denied = Error::PermissionDenied(format!(
             "This access token's scopes do not include connector:{connector}; sign in again \
              asking for it to use {connector}."
         ));
-        gateway
-            .core
-            .reports
-            .refusals
-            .note(crate::refusals::Refused {
-                tenant: self.tenant.slug.as_str(),
-                kind: switchyard_bus::RefusalKind::Refusal,
-                key: self.principal.key_id().map(crate::principal::KeyId::as_str),
-                subject: self.principal.subject(),
-                reason: denied.reason(),
-                target: Some(&self.target),
-                source: None,
-            });
-        Err(denied)
+        self.refused(principal, tenant, target, denied)
+    }
+
+    /// `denied`, a refusal of `principal`'s request for `target`, put on the audit trail.
+    pub(super) fn refused(
+        &self,
+        principal: &Principal,
+        tenant: &Tenant,
+        target: &str,
+        denied: Error,
+    ) -> Error {
+        self.core.reports.refusals.note(crate::refusals::Refused {
+            tenant: tenant.slug.as_str(),
+            kind: switchyard_bus::RefusalKind::Refusal,
+            key: principal.key_id().map(crate::principal::KeyId::as_str),
+            subject: principal.subject(),
+            reason: denied.reason(),
+            target: Some(target),
+            source: None,
+        });
+        denied
     }
 }
 

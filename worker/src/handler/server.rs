@@ -38,15 +38,34 @@ impl Gateway {
     /// Whether tool `name` of `tenant` changes things (is not marked read-only); `false`
     /// for a tool not found, whose call is refused for that later.
     pub async fn changes_things(&self, tenant: &Tenant, name: &str) -> bool {
-        self.tool(tenant, name).await.is_ok_and(|t| !t.read_only)
+        self.tool(tenant, name, None)
+            .await
+            .is_ok_and(|t| !t.read_only)
     }
 
     /// The connector serving the tool the client calls `name`, or why none does: a tool
-    /// of a connector that is down fails with that connector's name.
-    async fn tool(&self, tenant: &Tenant, name: &str) -> Result<ToolTarget, Failed> {
+    /// of a connector that is down fails with that connector's name. For `caller`, a
+    /// connector its scopes leave out is refused before anything is said of its state.
+    async fn tool(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+        caller: Option<&Principal>,
+    ) -> Result<ToolTarget, Failed> {
         let (catalog, target) = self
             .resolve(tenant, |c| c.tool_names.get(name).cloned())
             .await;
+        let owner = target
+            .as_ref()
+            .map(|t| t.connector.as_str())
+            .or_else(|| catalog.unavailable_for(name).map(|(c, _)| c));
+        if let (Some(caller), Some(owner)) = (caller, owner)
+            && !caller.may_use(owner)
+        {
+            let target = format!("tools/call {name}");
+            let denied = self.out_of_scope(caller, tenant, owner, &target);
+            return Err((owner.to_owned(), denied));
+        }
         let unknown = || {
             let e = Error::UnknownName {
                 kind: "tool",
@@ -115,7 +134,7 @@ impl Gateway {
         tenant: &Tenant,
     ) -> Result<CallToolResponse, Failed> {
         let name = request.name.to_string();
-        let target = self.tool(tenant, &name).await?;
+        let target = self.tool(tenant, &name, Some(principal)).await?;
         let connector = target.connector.name.clone();
         let mut params = CallToolRequestParams::new(target.upstream_name.clone());
         params.arguments = request.arguments.clone();
@@ -127,11 +146,6 @@ impl Gateway {
             target: format!("tools/call {name}"),
             retryable: target.retryable,
         };
-        // A connector the token's scopes leave out is refused before anything else is said
-        // of its tools.
-        route
-            .within_scope(self)
-            .map_err(|e| (connector.clone(), e))?;
         let role = principal.role(tenant);
         if role == Some(Role::Viewer) && !target.read_only {
             let caller = if principal.by_token() {
@@ -142,16 +156,7 @@ impl Gateway {
             let denied = Error::PermissionDenied(format!(
                 "{caller} has the viewer role, which may call only read-only tools; {name} is not marked read-only."
             ));
-            self.core.reports.refusals.note(crate::refusals::Refused {
-                tenant: tenant.slug.as_str(),
-                kind: switchyard_bus::RefusalKind::Refusal,
-                key: principal.key_id().map(crate::principal::KeyId::as_str),
-                subject: principal.subject(),
-                reason: denied.reason(),
-                target: Some(&name),
-                source: None,
-            });
-            return Err((connector, denied));
+            return Err((connector, self.refused(principal, tenant, &name, denied)));
         }
         self.serve(route, UsageMethod::ToolsCall, request, params)
             .await
