@@ -221,11 +221,6 @@ impl Browser {
             .join("; ")
     }
 
-    /// Forgets its cookies: another browser.
-    pub fn forget(&self) {
-        self.jar.lock().unwrap().clear();
-    }
-
     async fn send(&self, req: reqwest::RequestBuilder) -> reqwest::Response {
         let cookies = self.cookies();
         let req = if cookies.is_empty() {
