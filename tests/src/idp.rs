@@ -185,10 +185,15 @@ fn between(page: &str, start: &str, end: &str) -> Option<String> {
 
 /// A browser for sign-in pages: follows no redirects (the test does, to see where they
 /// lead), and keeps cookies by name (every server in a test is on the same loopback host).
-#[derive(Default)]
 pub struct Browser {
     http: reqwest::Client,
     jar: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+impl Default for Browser {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Browser {

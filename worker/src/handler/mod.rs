@@ -19,6 +19,7 @@
 mod catalog;
 mod inline;
 mod listing;
+mod lookup;
 mod report;
 mod routing;
 mod server;

@@ -1,14 +1,15 @@
-//! The `ServerHandler` methods: listings come from the catalog; `tools/call`,
-//! `prompts/get` and `resources/read` resolve their name to a connector and take the one
-//! routing path; completions and subscriptions go to the connector that lists what they
-//! name. Failures of a tool call become a result the model reads; the others become
-//! JSON-RPC errors (`Error::into_mcp`).
+//! The `ServerHandler` methods: listings come from the catalog, keeping what the caller's
+//! scopes allow; `tools/call`, `prompts/get` and `resources/read` resolve their name to a
+//! connector (`lookup`) and take the one routing path; completions and subscriptions go
+//! to the connector that lists what they name. Failures of a tool call become a result
+//! the model reads; the others become JSON-RPC errors (`Error::into_mcp`).
 
+use super::lookup::{Failed, visible};
 use super::routing::Route;
 use super::{Gateway, in_session};
 use crate::error::Error;
 use crate::exchange::Outcome;
-use crate::policy::{Connector, Role, Tenant};
+use crate::policy::{Role, Tenant};
 use crate::principal::Principal;
 use crate::sync::lock;
 use rmcp::ErrorData as McpError;
@@ -16,116 +17,11 @@ use rmcp::handler::server::ServerHandler;
 use rmcp::model::*;
 use rmcp::service::{RequestContext, RoleServer};
 use std::result::Result;
-use std::sync::Arc;
 use switchyard_bus::UsageMethod;
 
 use super::catalog::LIST_FRESH;
 
-/// A tool call that failed, with the name of the connector it was for (empty when it
-/// resolved to none).
-type Failed = (String, Error);
-
-/// A tool call resolved to its connector: what the upstream calls the tool, and whether
-/// the call may be tried again.
-struct ToolTarget {
-    connector: Arc<Connector>,
-    upstream_name: String,
-    read_only: bool,
-    retryable: bool,
-}
-
 impl Gateway {
-    /// Whether tool `name` of `tenant` changes things (is not marked read-only); `false`
-    /// for a tool not found, whose call is refused for that later.
-    pub async fn changes_things(&self, tenant: &Tenant, name: &str) -> bool {
-        self.tool(tenant, name, None)
-            .await
-            .is_ok_and(|t| !t.read_only)
-    }
-
-    /// The connector serving the tool the client calls `name`, or why none does: a tool
-    /// of a connector that is down fails with that connector's name. For `caller`, a
-    /// connector its scopes leave out is refused before anything is said of its state.
-    async fn tool(
-        &self,
-        tenant: &Tenant,
-        name: &str,
-        caller: Option<&Principal>,
-    ) -> Result<ToolTarget, Failed> {
-        let (catalog, target) = self
-            .resolve(tenant, |c| c.tool_names.get(name).cloned())
-            .await;
-        let owner = target
-            .as_ref()
-            .map(|t| t.connector.as_str())
-            .or_else(|| catalog.unavailable_for(name).map(|(c, _)| c));
-        if let (Some(caller), Some(owner)) = (caller, owner)
-            && !caller.may_use(owner)
-        {
-            let target = format!("tools/call {name}");
-            let denied = self.out_of_scope(caller, tenant, owner, &target);
-            return Err((owner.to_owned(), denied));
-        }
-        let unknown = || {
-            let e = Error::UnknownName {
-                kind: "tool",
-                name: name.to_owned(),
-            };
-            (String::new(), e)
-        };
-        let Some(target) = target else {
-            return Err(match catalog.unavailable_for(name) {
-                Some((connector, failure)) => (
-                    connector.to_owned(),
-                    Error::UpstreamDown(failure.to_owned()),
-                ),
-                None => unknown(),
-            });
-        };
-        if catalog.is_held(name) {
-            return Err((
-                target.connector,
-                Error::ToolPendingApproval(name.to_owned()),
-            ));
-        }
-        let connector = Self::connector(tenant, &target.connector)
-            .cloned()
-            .ok_or_else(unknown)?;
-        let annotations = catalog.annotations.get(name).cloned().unwrap_or_default();
-        let read_only = annotations.read_only_hint.unwrap_or(false);
-        // A tool call is tried again only when the upstream says doing it twice is harmless
-        // and the operator allowed it for this connector.
-        let retryable = connector.retry.idempotent_tools
-            && (read_only || annotations.idempotent_hint.unwrap_or(false));
-        Ok(ToolTarget {
-            connector,
-            upstream_name: target.upstream,
-            read_only,
-            retryable,
-        })
-    }
-
-    /// The connector that lists resource `uri`.
-    async fn resource_owner(&self, tenant: &Tenant, uri: &str) -> Result<Arc<Connector>, Error> {
-        let (_, owner) = self.resolve(tenant, |c| c.owner_of(uri)).await;
-        owner
-            .and_then(|o| Self::connector(tenant, &o).cloned())
-            .ok_or_else(|| Error::UnknownName {
-                kind: "resource",
-                name: uri.to_owned(),
-            })
-    }
-
-    /// The connector that lists prompt `name`, and the prompt's upstream name.
-    async fn prompt(&self, tenant: &Tenant, name: &str) -> Option<(Arc<Connector>, String)> {
-        let (_, target) = self
-            .resolve(tenant, |c| c.prompt_names.get(name).cloned())
-            .await;
-        let target = target?;
-        let connector = Self::connector(tenant, &target.connector)?.clone();
-        Some((connector, target.upstream))
-    }
-
     async fn call_tool_inner(
         &self,
         request: &CallToolRequestParams,
@@ -187,16 +83,9 @@ impl ServerHandler for Gateway {
     ) -> Result<ListToolsResult, McpError> {
         let (principal, tenant) = self.tenant(&ctx).map_err(|e| e.into_mcp(""))?;
         let catalog = self.catalog(&tenant, LIST_FRESH).await;
-        let tools = catalog
-            .tools
-            .iter()
-            .filter(|t| {
-                catalog
-                    .tool_connector(&t.name)
-                    .is_some_and(|c| principal.may_use(c))
-            })
-            .cloned()
-            .collect();
+        let tools = visible(&catalog.tools, &principal, |t| {
+            catalog.tool_connector(&t.name).map(str::to_owned)
+        });
         Ok(ListToolsResult::with_all_items(tools))
     }
 
@@ -246,16 +135,9 @@ impl ServerHandler for Gateway {
     ) -> Result<ListPromptsResult, McpError> {
         let (principal, tenant) = self.tenant(&ctx).map_err(|e| e.into_mcp(""))?;
         let catalog = self.catalog(&tenant, LIST_FRESH).await;
-        let prompts = catalog
-            .prompts
-            .iter()
-            .filter(|p| {
-                catalog
-                    .prompt_connector(&p.name)
-                    .is_some_and(|c| principal.may_use(c))
-            })
-            .cloned()
-            .collect();
+        let prompts = visible(&catalog.prompts, &principal, |p| {
+            catalog.prompt_connector(&p.name).map(str::to_owned)
+        });
         Ok(ListPromptsResult::with_all_items(prompts))
     }
 
@@ -295,16 +177,7 @@ impl ServerHandler for Gateway {
     ) -> Result<ListResourcesResult, McpError> {
         let (principal, tenant) = self.tenant(&ctx).map_err(|e| e.into_mcp(""))?;
         let catalog = self.catalog(&tenant, LIST_FRESH).await;
-        let resources = catalog
-            .resources
-            .iter()
-            .filter(|r| {
-                catalog
-                    .owner_of(&r.uri)
-                    .is_some_and(|c| principal.may_use(&c))
-            })
-            .cloned()
-            .collect();
+        let resources = visible(&catalog.resources, &principal, |r| catalog.owner_of(&r.uri));
         Ok(ListResourcesResult::with_all_items(resources))
     }
 
@@ -315,16 +188,9 @@ impl ServerHandler for Gateway {
     ) -> Result<ListResourceTemplatesResult, McpError> {
         let (principal, tenant) = self.tenant(&ctx).map_err(|e| e.into_mcp(""))?;
         let catalog = self.catalog(&tenant, LIST_FRESH).await;
-        let templates = catalog
-            .templates
-            .iter()
-            .filter(|t| {
-                catalog
-                    .template_of(&t.uri_template)
-                    .is_some_and(|c| principal.may_use(&c))
-            })
-            .cloned()
-            .collect();
+        let templates = visible(&catalog.templates, &principal, |t| {
+            catalog.template_of(&t.uri_template)
+        });
         Ok(ListResourceTemplatesResult::with_all_items(templates))
     }
 

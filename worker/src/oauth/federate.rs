@@ -341,14 +341,8 @@ pub(super) fn principal(
     claims: AccessClaims,
     scope_role: Role,
 ) -> Result<Principal> {
-    let provider = tenant
-        .provider
-        .as_ref()
-        .filter(|p| claims.idp.as_deref() == Some(p.issuer.as_str()))
-        .ok_or(Error::InvalidCredential)?;
-    let role = provider
-        .role_of(&claims.idp_roles)
-        .ok_or_else(|| Error::InsufficientScope(provider.role_claim.clone()))?;
+    let issuer = claims.idp.as_deref().unwrap_or_default();
+    let role = mapped_role(tenant, issuer, &claims.idp_roles)?;
     Ok(Principal::signed_in(
         tenant.slug.clone(),
         claims.sub,
@@ -359,8 +353,19 @@ pub(super) fn principal(
 
 /// Whether a grant of `user` still holds under `policy`: the same provider, and a role.
 pub(super) fn holds(policy: &Tenant, user: &User) -> bool {
-    policy
+    mapped_role(policy, &user.issuer, &user.values).is_ok()
+}
+
+/// The role `values` of the role claim of a user of `issuer` give under `tenant`'s
+/// current provider and mapping: refused when the provider is another now, and for want
+/// of a role when none maps.
+fn mapped_role(tenant: &Tenant, issuer: &str, values: &[String]) -> Result<Role> {
+    let provider = tenant
         .provider
         .as_ref()
-        .is_some_and(|p| p.issuer == user.issuer && p.role_of(&user.values).is_some())
+        .filter(|p| p.issuer == issuer)
+        .ok_or(Error::InvalidCredential)?;
+    provider
+        .role_of(values)
+        .ok_or_else(|| Error::InsufficientScope(provider.role_claim.clone()))
 }

@@ -244,11 +244,11 @@ pub(crate) enum Actor<'a> {
 }
 
 impl<'a> Actor<'a> {
-    /// The holder of a grant or code: the key, or else the user.
-    fn of(key: &'a str, user: Option<&'a User>) -> Self {
-        match user {
-            Some(u) if key.is_empty() => Self::User(&u.subject),
-            _ => Self::Key(key),
+    /// The holder of `grant` (as `Grant::holder` names it).
+    fn of(grant: &'a switchyard_bus::grant::Grant) -> Self {
+        match &grant.user {
+            Some(u) if grant.key.is_empty() => Self::User(&u.subject),
+            _ => Self::Key(&grant.key),
         }
     }
 

@@ -341,7 +341,7 @@ fn reused(app: &App, tenant: &str, grant: &Grant, source: Option<std::net::IpAdd
         tenant,
         switchyard_bus::RefusalKind::Authorization,
         "refresh_token_reused",
-        super::Actor::of(&grant.key, grant.user.as_ref()),
+        super::Actor::of(grant),
         &grant.client_id,
         source,
     );
