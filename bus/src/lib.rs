@@ -13,6 +13,7 @@ pub mod grant;
 pub mod grants;
 mod memory;
 mod nats;
+mod packed;
 pub mod queue;
 pub mod refusals;
 pub mod sessions;

@@ -4,6 +4,7 @@
 //! acknowledges each event after acting on it. `switchyard dev` uses an in-process channel
 //! that drops repeats the same way. Workers never write to the database.
 
+use crate::packed::SharedAck;
 use crate::{BusError, Result};
 use async_nats::jetstream;
 use futures::StreamExt as _;
@@ -40,12 +41,16 @@ pub trait Event:
     /// Unique per event; a repeat carries the same id.
     fn id(&self) -> &str;
     fn tenant(&self) -> &str;
+    /// Whether a batch travels on NATS several events to a message (see `packed`): only
+    /// for events whose consumer drops repeats by id itself, as a repeat across messages
+    /// gets past NATS's duplicate window.
+    const PACKED: bool = false;
 }
 
 /// One received event; acknowledge it once it has been acted on.
 pub struct Delivery<E> {
     pub event: E,
-    message: Option<jetstream::Message>,
+    message: Option<Arc<SharedAck>>,
 }
 
 impl<E: std::fmt::Debug> std::fmt::Debug for Delivery<E> {
@@ -58,10 +63,10 @@ impl<E: std::fmt::Debug> std::fmt::Debug for Delivery<E> {
 
 impl<E> Delivery<E> {
     pub async fn ack(self) -> Result<()> {
-        if let Some(m) = self.message {
-            m.ack().await.map_err(unavailable)?;
+        match self.message {
+            Some(m) => m.ack().await,
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -269,19 +274,23 @@ impl<E: Event> NatsQueue<E> {
 
 #[async_trait::async_trait]
 impl<E: Event> Queue<E> for NatsQueue<E> {
-    /// Sends every event before waiting for any acknowledgement, so a batch costs one
-    /// round trip rather than one per event.
+    /// Sends every message before waiting for any acknowledgement, so a batch costs one
+    /// round trip rather than one per event; a queue that packs sends a message per
+    /// tenant rather than per event (see `packed`).
     async fn publish_batch(&self, events: &[E]) -> Result<()> {
-        let mut acks = Vec::with_capacity(events.len());
-        for event in events {
-            let payload: bytes::Bytes = serde_json::to_vec(event).map_err(unavailable)?.into();
+        let messages = if E::PACKED {
+            crate::packed::pack(events)?
+        } else {
+            events.iter().map(single).collect::<Result<_>>()?
+        };
+        let mut acks = Vec::with_capacity(messages.len());
+        for message in messages {
             let publish = jetstream::message::PublishMessage::build()
-                .payload(payload)
-                .message_id(event.id());
-            let subject = format!("{}.{}", E::SPEC.subject_prefix, event.tenant());
+                .payload(message.payload)
+                .message_id(message.id);
             acks.push(
                 self.js
-                    .send_publish(subject, publish)
+                    .send_publish(message.subject, publish)
                     .await
                     .map_err(unavailable)?,
             );
@@ -347,7 +356,8 @@ impl<E: Event> Queue<E> for NatsQueue<E> {
         let messages = consumer.messages().await.map_err(unavailable)?;
         let tally = self.rejected.clone();
         Ok(messages
-            .filter_map(move |m| accept(m, tally.clone()))
+            .then(move |m| accept(m, tally.clone()))
+            .flat_map(futures::stream::iter)
             .boxed())
     }
 
@@ -359,42 +369,69 @@ impl<E: Event> Queue<E> for NatsQueue<E> {
     }
 }
 
-/// A message off a queue's stream as a delivery, or `None` for an event dropped (see
-/// `NatsQueue::consume`), tallied in `tally` and acknowledged so it does not come back.
+/// `event` as a message of its own.
+fn single<E: Event>(event: &E) -> Result<crate::packed::Pack> {
+    Ok(crate::packed::Pack {
+        subject: format!("{}.{}", E::SPEC.subject_prefix, event.tenant()),
+        id: event.id().to_owned(),
+        payload: serde_json::to_vec(event).map_err(unavailable)?.into(),
+    })
+}
+
+/// A message off a queue's stream as deliveries, one per event it carries (see
+/// `packed`). Events dropped (see `NatsQueue::consume`) are tallied in `tally`; a message
+/// left with none is acknowledged so it does not come back.
 async fn accept<E: Event>(
     m: std::result::Result<jetstream::Message, jetstream::consumer::pull::MessagesError>,
     tally: Arc<Tally>,
-) -> Option<Result<Delivery<E>>> {
+) -> Vec<Result<Delivery<E>>> {
     let message = match m {
         Ok(message) => message,
-        Err(e) => return Some(Err(unavailable(e))),
+        Err(e) => return vec![Err(unavailable(e))],
     };
     // An event that cannot be read would come back at every redelivery: it is
     // dropped. So is one naming another tenant than its subject does: a
     // publisher may write only its own tenant's subject (a dedicated pool's
     // credentials allow no other), so such an event is forged.
-    let why = match serde_json::from_slice::<E>(&message.payload) {
-        Ok(event)
-            if message.subject.as_str()
-                == format!("{}.{}", E::SPEC.subject_prefix, event.tenant()) =>
-        {
-            return Some(Ok(Delivery {
-                event,
-                message: Some(message),
-            }));
-        }
-        Ok(_) => {
-            tally.forged.fetch_add(1, Ordering::Relaxed);
-            "it names another tenant than its subject".to_owned()
+    let (events, why) = match crate::packed::unpack::<E>(&message.payload) {
+        Ok(events) => {
+            let subject = message.subject.as_str();
+            let (ours, forged): (Vec<E>, Vec<E>) = events.into_iter().partition(|e| {
+                subject
+                    .strip_prefix(E::SPEC.subject_prefix)
+                    .and_then(|rest| rest.strip_prefix('.'))
+                    == Some(e.tenant())
+            });
+            let why = (!forged.is_empty()).then(|| {
+                tally
+                    .forged
+                    .fetch_add(forged.len() as u64, Ordering::Relaxed);
+                format!("{} name another tenant than its subject", forged.len())
+            });
+            (ours, why)
         }
         Err(e) => {
             tally.unreadable.fetch_add(1, Ordering::Relaxed);
-            format!("it cannot be read: {e}")
+            (Vec::new(), Some(format!("it cannot be read: {e}")))
         }
     };
-    tracing::warn!(subject = %message.subject, reason = %why, "dropping a queued event");
-    if let Err(e) = message.ack().await {
-        tracing::warn!(error = %e, "acknowledging a dropped event failed");
+    if let Some(why) = why {
+        tracing::warn!(subject = %message.subject, reason = %why, "dropping queued events");
     }
-    None
+    if events.is_empty() {
+        if let Err(e) = message.ack().await {
+            tracing::warn!(error = %e, "acknowledging a dropped event failed");
+        }
+        return Vec::new();
+    }
+    let shared = Arc::new(SharedAck::new(message, events.len()));
+    events
+        .into_iter()
+        .map(|event| {
+            Ok(Delivery {
+                event,
+                message: Some(shared.clone()),
+            })
+        })
+        .collect()
 }

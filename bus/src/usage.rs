@@ -1,8 +1,9 @@
 //! Usage reports from workers to the control plane: one event per real call (tools/call,
 //! resources/read, prompts/get), each with an id so a consumer can tell repeats apart. On
 //! NATS they go to the JetStream stream `SWITCHYARD_USAGE` (subject per tenant; the server
-//! drops repeats of an id within its duplicate window) and the control plane reads them
-//! with a durable consumer, acknowledging each after folding it in.
+//! drops repeats of a message id within its duplicate window), a worker's batch several to
+//! a message (see `packed`), and the control plane reads them with a durable consumer,
+//! acknowledging each after folding it in and dropping repeats by event id.
 
 use crate::queue::{Event, MemoryQueue, NatsQueue, Queue, QueueSpec};
 use serde::{Deserialize, Serialize};
@@ -86,6 +87,8 @@ impl Event for UsageEvent {
         // died) goes to the next consumer soon.
         ack_wait: Duration::from_secs(10),
     };
+    // The control plane's fold drops repeats by event id.
+    const PACKED: bool = true;
 
     fn id(&self) -> &str {
         &self.id

@@ -17,6 +17,10 @@ pub const QUEUE: usize = 10_000;
 /// Events published together, their acknowledgements awaited together: at most this many
 /// are in flight per reporter.
 const BATCH: usize = 256;
+/// How long a batch waits for more events after its first: a batch travels as few messages
+/// (see `switchyard_bus::Event::PACKED`), so a busy worker sends one every so often rather
+/// than one per call.
+const LINGER: Duration = Duration::from_millis(10);
 
 /// Both of a worker's reporters.
 #[derive(Debug, Clone)]
@@ -121,6 +125,15 @@ impl<E: Event> Reporter<E> {
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(BATCH);
             while rx.recv_many(&mut batch, BATCH).await > 0 {
+                let until = tokio::time::Instant::now() + LINGER;
+                while batch.len() < BATCH {
+                    let room = BATCH - batch.len();
+                    let more = rx.recv_many(&mut batch, room);
+                    match tokio::time::timeout_at(until, more).await {
+                        Ok(n) if n > 0 => {}
+                        _ => break,
+                    }
+                }
                 let mut backoff = Duration::from_millis(100);
                 // The same ids on every attempt: the stream drops repeats.
                 while let Err(e) = bus.publish_batch(&batch).await {
