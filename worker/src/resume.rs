@@ -114,14 +114,8 @@ impl SessionClient {
         }
     }
 
-    fn observe(&self, message: &ClientJsonRpcMessage, response: &StreamableHttpPostResponse) {
-        let is_initialize = matches!(
-            message,
-            ClientJsonRpcMessage::Request(r) if matches!(r.request, ClientRequest::InitializeRequest(_))
-        );
-        if !is_initialize {
-            return;
-        }
+    /// Notes the session an upstream assigned in `response` to an `initialize`.
+    fn observe(&self, response: &StreamableHttpPostResponse) {
         let assigned = match response {
             StreamableHttpPostResponse::Json(_, id) | StreamableHttpPostResponse::Sse(_, id) => {
                 id.clone()
@@ -140,12 +134,18 @@ impl SessionClient {
 /// that names no request instead. A server that read the request would name it, so such
 /// an answer to a request means its session is gone: reported as expired, rmcp opens a
 /// new upstream session and sends the request again.
-fn lost_session(message: &ClientJsonRpcMessage, response: &StreamableHttpPostResponse) -> bool {
-    matches!(message, ClientJsonRpcMessage::Request(_))
-        && matches!(
-            response,
-            StreamableHttpPostResponse::Json(ServerJsonRpcMessage::Error(e), _) if e.id.is_none()
-        )
+fn lost_session(response: &StreamableHttpPostResponse) -> bool {
+    matches!(
+        response,
+        StreamableHttpPostResponse::Json(ServerJsonRpcMessage::Error(e), _) if e.id.is_none()
+    )
+}
+
+fn is_initialize(message: &ClientJsonRpcMessage) -> bool {
+    matches!(
+        message,
+        ClientJsonRpcMessage::Request(r) if matches!(r.request, ClientRequest::InitializeRequest(_))
+    )
 }
 
 impl StreamableHttpClient for SessionClient {
@@ -200,21 +200,26 @@ impl StreamableHttpClient for SessionClient {
             };
             (tag, answerer)
         });
+        // What is asked of the answer, learnt before the message goes (it is not kept).
+        let is_request = matches!(message, ClientJsonRpcMessage::Request(_));
+        let is_initialize = is_initialize(&message);
         let response = self
             .http
             .post_message_with_response_limits(
                 uri,
-                message.clone(),
+                message,
                 session_id,
                 auth_header,
                 custom_headers,
                 limits,
             )
             .await?;
-        if on_session && lost_session(&message, &response) {
+        if on_session && is_request && lost_session(&response) {
             return Err(StreamableHttpError::SessionExpired);
         }
-        self.observe(&message, &response);
+        if is_initialize {
+            self.observe(&response);
+        }
         Ok(match response {
             StreamableHttpPostResponse::Sse(stream, id) => {
                 StreamableHttpPostResponse::Sse(self.router.post_stream(stream, call), id)

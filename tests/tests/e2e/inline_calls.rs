@@ -202,6 +202,66 @@ async fn a_client_cancelling_a_plain_call_stops_it_upstream() {
     assert!(session.call("a__whoami", json!({})).await.ok());
 }
 
+/// A client that goes away mid-call has not cancelled it: the call runs to its end
+/// upstream and is counted, whether the worker notices the closed connection before the
+/// upstream answers or after.
+#[tokio::test]
+async fn a_plain_call_goes_on_when_its_client_goes_away() {
+    let stack = Stack::start().await;
+    let up = TestUpstream::start("A").await;
+    let (session, key) = session(&stack, &up, json!({})).await;
+    let usage = || async {
+        stack
+            .cp
+            .tenants()
+            .get_tenant_usage(switchyard_tests::admin::GetTenantUsageRequest {
+                slug: "acme".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .tool_calls
+    };
+    assert_eventually!(usage().await == 1, DEADLINE, "the first call is counted");
+
+    // The call on a connection of its own, which the client then closes.
+    let endpoint = reqwest::Url::parse(&stack.worker().endpoint("acme")).unwrap();
+    let authority = format!(
+        "{}:{}",
+        endpoint.host_str().unwrap(),
+        endpoint.port().unwrap()
+    );
+    let mut tcp = tokio::net::TcpStream::connect(&authority).await.unwrap();
+    let peer = tcp.local_addr().unwrap();
+    let body = call(50, "a__hold", None).to_string();
+    let request = format!(
+        "POST {} HTTP/1.1\r\nhost: {authority}\r\nauthorization: Bearer {key}\r\n\
+         accept: application/json, text/event-stream\r\ncontent-type: application/json\r\n\
+         mcp-protocol-version: 2025-06-18\r\nmcp-session-id: {}\r\n\
+         content-length: {}\r\n\r\n{body}",
+        endpoint.path(),
+        session.id,
+        body.len()
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut tcp, request.as_bytes())
+        .await
+        .unwrap();
+    assert_eventually!(up.holding() == 1, DEADLINE, "the call reached the upstream");
+    drop(tcp);
+    assert_eventually!(
+        switchyard_tests::logs().contains(&format!("connection closed early peer={peer}")),
+        DEADLINE,
+        "the worker saw the client go"
+    );
+    up.release();
+    assert_eventually!(usage().await == 2, DEADLINE, "the call ran to its end");
+    assert_eq!(
+        up.cancelled.load(Ordering::SeqCst),
+        0,
+        "nothing was cancelled"
+    );
+}
+
 #[tokio::test]
 async fn a_plain_call_keeps_the_host_and_origin_checks() {
     let stack = Stack::start().await;

@@ -12,6 +12,7 @@
 //! goes away (a disconnection is not a cancellation); the session's
 //! `notifications/cancelled` for it stops it.
 
+use super::detached::Detached;
 use crate::handler::Gateway;
 use crate::ordered::Inline;
 use axum::body::Body;
@@ -217,16 +218,16 @@ pub(super) async fn serve(
     Ok(answer(taken, call).await)
 }
 
-/// The call on its own task, so it goes on when its client goes away; `None` when the
-/// client cancelled it.
+/// The call, polled where its answer is awaited; it goes on by itself when its client goes
+/// away (see `detached`). `None` when the client cancelled it.
 fn run(
     (gateway, peer): (Gateway, rmcp::service::Peer<rmcp::service::RoleServer>),
     id: RequestId,
     request: ClientRequest,
     parts: http::request::Parts,
     (entry, token): (Entry, CancellationToken),
-) -> tokio::task::JoinHandle<Option<ServerJsonRpcMessage>> {
-    tokio::spawn(async move {
+) -> Call {
+    Detached::new(async move {
         let _entry = entry;
         tokio::select! {
             () = token.cancelled() => None,
@@ -235,7 +236,7 @@ fn run(
     })
 }
 
-type Call = tokio::task::JoinHandle<Option<ServerJsonRpcMessage>>;
+type Call = Detached<Option<ServerJsonRpcMessage>>;
 
 /// The HTTP answer: the call's JSON answer, or a stream when the handler sent something
 /// for the call first.
@@ -244,13 +245,15 @@ async fn answer(mut taken: Inline, mut call: Call) -> Response {
         biased;
         Some(message) = taken.next() => message,
         answer = &mut call => {
-            return match answer.ok().flatten() {
+            return match answer {
                 Some(answer) => json(&answer),
                 // Cancelled: the stream ends without an answer, as rmcp ends it.
                 None => stream(futures::stream::empty().boxed()),
             };
         }
     };
+    // A stream now, which its client reads at its own pace: the call goes on regardless.
+    let call = call.spawn();
     let rest = futures::stream::unfold((taken, Some(call)), |(mut taken, call)| async move {
         let mut handle = call?;
         if let Some(m) = taken.queued() {
@@ -260,7 +263,7 @@ async fn answer(mut taken: Inline, mut call: Call) -> Response {
             biased;
             Some(m) = taken.next() => Some((Some(m), (taken, Some(handle)))),
             // Anything sent before the answer has gone out by now.
-            answer = &mut handle => Some((answer.ok().flatten(), (taken, None))),
+            answer = &mut handle => Some((answer.ok().flatten().flatten(), (taken, None))),
         }
     })
     .filter_map(|m| async move { m });

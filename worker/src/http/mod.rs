@@ -7,6 +7,7 @@
 //! tenant-facing port.
 
 mod admit;
+mod detached;
 mod discovery;
 mod for_oauth;
 mod forward;
