@@ -1,7 +1,8 @@
 //! Event queues from workers to the control plane. Each kind of event has its own
 //! JetStream stream (a subject per tenant, repeats of an id within the duplicate window
-//! dropped by the server), read by the control plane with one durable consumer that
-//! acknowledges each event after acting on it. `switchyard dev` uses an in-process channel
+//! dropped by the server; a queue that packs sends a batch several events to a message,
+//! see `packed`), read by the control plane with one durable consumer that acknowledges
+//! each event after acting on it. `switchyard dev` uses an in-process channel
 //! that drops repeats the same way. Workers never write to the database.
 
 use crate::packed::SharedAck;
