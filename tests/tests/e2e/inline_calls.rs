@@ -202,9 +202,9 @@ async fn a_client_cancelling_a_plain_call_stops_it_upstream() {
     assert!(session.call("a__whoami", json!({})).await.ok());
 }
 
-/// A client that goes away mid-call has not cancelled it: the call runs to its end
-/// upstream and is counted, whether the worker notices the closed connection before the
-/// upstream answers or after.
+/// A client that goes away mid-call has not cancelled it: once the worker has seen its
+/// connection close, the upstream answers, and the call has run to its end uncancelled
+/// and is counted.
 #[tokio::test]
 async fn a_plain_call_goes_on_when_its_client_goes_away() {
     let stack = Stack::start().await;

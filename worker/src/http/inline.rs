@@ -1,10 +1,10 @@
 //! Calls of a session in memory here, served inline (see `handler::inline`): without rmcp's
 //! session worker and the channels between it, the service and the request's stream, each
-//! call on one task of its own. Only a plain case is taken: one `tools/call`,
-//! `resources/read` or `prompts/get` of a session era client that follows no progress,
-//! from no browser (no `Origin`), to an allowed `Host`, with the media types and protocol
-//! version rmcp would accept. Everything else goes to rmcp, which checks and answers it as
-//! before.
+//! call polled by its own request (see `detached`). Only a plain case is taken: one
+//! `tools/call`, `resources/read` or `prompts/get` of a session era client that follows no
+//! progress, from no browser (no `Origin`), to an allowed `Host`, with the media types and
+//! protocol version rmcp would accept. Everything else goes to rmcp, which checks and
+//! answers it as before.
 //!
 //! The answer is one JSON body, unless the handler sends the client something first (a
 //! log message for the call, a request for input): then it is a stream, those first and
