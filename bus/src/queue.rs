@@ -322,13 +322,15 @@ impl<E: Event> Queue<E> for NatsQueue<E> {
     /// none, so a publisher allowed nothing but its own subject (a dedicated worker) needs
     /// no stream administration while the control plane has made it.
     async fn publish(&self, event: &E) -> Result<()> {
-        let payload: bytes::Bytes = serde_json::to_vec(event).map_err(unavailable)?.into();
-        let subject = format!("{}.{}", E::SPEC.subject_prefix, event.tenant());
+        let message = single(event)?;
         let send = || async {
             let publish = jetstream::message::PublishMessage::build()
-                .payload(payload.clone())
-                .message_id(event.id());
-            self.js.send_publish(subject.clone(), publish).await?.await
+                .payload(message.payload.clone())
+                .message_id(message.id.as_str());
+            self.js
+                .send_publish(message.subject.clone(), publish)
+                .await?
+                .await
         };
         match send().await {
             Ok(_) => Ok(()),

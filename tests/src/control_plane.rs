@@ -170,6 +170,16 @@ impl ControlPlane {
         pb::tenant_service_client::TenantServiceClient::new(self.authed())
     }
 
+    /// Tenant `slug`'s tool calls counted this month (what `switchyard tenant usage` shows).
+    pub async fn tool_calls(&self, slug: &str) -> u64 {
+        self.tenants()
+            .get_tenant_usage(pb::GetTenantUsageRequest { slug: slug.into() })
+            .await
+            .expect("the tenant's usage")
+            .into_inner()
+            .tool_calls
+    }
+
     pub fn connectors(&self) -> pb::connector_service_client::ConnectorServiceClient<Authed> {
         pb::connector_service_client::ConnectorServiceClient::new(self.authed())
     }

@@ -311,17 +311,7 @@ async fn a_call_answered_in_rounds_counts_once_whether_answered_or_abandoned() {
         .await
         .unwrap();
     let ask = || params("old__sample", json!({"question": "capital of France?"}));
-    let usage = || async {
-        env.cp
-            .tenants()
-            .get_tenant_usage(switchyard_tests::admin::GetTenantUsageRequest {
-                slug: "rounds".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .tool_calls
-    };
+    let usage = || env.cp.tool_calls("rounds");
 
     // Asked for input, then abandoned: counted once.
     let first = modern.peer().call_tool_once(ask()).await.unwrap();

@@ -210,18 +210,7 @@ async fn a_plain_call_goes_on_when_its_client_goes_away() {
     let stack = Stack::start().await;
     let up = TestUpstream::start("A").await;
     let (session, key) = session(&stack, &up, json!({})).await;
-    let usage = || async {
-        stack
-            .cp
-            .tenants()
-            .get_tenant_usage(switchyard_tests::admin::GetTenantUsageRequest {
-                slug: "acme".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .tool_calls
-    };
+    let usage = || stack.cp.tool_calls("acme");
     assert_eventually!(usage().await == 1, DEADLINE, "the first call is counted");
 
     // The call on a connection of its own, which the client then closes.

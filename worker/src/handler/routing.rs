@@ -198,19 +198,7 @@ impl Gateway {
         if route.tenant.audit_fail_closed && !report.has_place() {
             report.finish(None, None);
             let refused = Error::AuditUnavailable;
-            self.core.reports.refusals.note(crate::refusals::Refused {
-                tenant: route.tenant.slug.as_str(),
-                kind: switchyard_bus::RefusalKind::Refusal,
-                key: route
-                    .principal
-                    .key_id()
-                    .map(crate::principal::KeyId::as_str),
-                subject: route.principal.subject(),
-                reason: refused.reason(),
-                target: Some(name),
-                source: None,
-            });
-            return Err(refused);
+            return Err(self.refused(route.principal, route.tenant, name, refused));
         }
         if route.tenant.arguments != crate::redact::Arguments::None {
             report.arguments(route.tenant.arguments.record(client.arguments().as_ref()));

@@ -19,15 +19,9 @@ impl<T: Send + 'static> Detached<T> {
         }
     }
 
-    /// The rest of it on a task of its own, from now on.
-    pub fn spawn(mut self) -> tokio::task::JoinHandle<Option<T>> {
-        let future = self.future.take();
-        tokio::spawn(async move {
-            match future {
-                Some(f) => Some(f.await),
-                None => None,
-            }
-        })
+    /// The rest of it on a task of its own, from now on; `None` when it has finished.
+    pub fn spawn(mut self) -> Option<tokio::task::JoinHandle<T>> {
+        self.future.take().map(tokio::spawn)
     }
 }
 
@@ -94,6 +88,6 @@ mod tests {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let handle = Detached::new(async move { tx.send(3).unwrap() }).spawn();
         assert_eq!(rx.await.unwrap(), 3);
-        assert_eq!(handle.await.unwrap(), Some(()));
+        handle.expect("not finished yet").await.unwrap();
     }
 }

@@ -253,8 +253,7 @@ async fn answer(mut taken: Inline, mut call: Call) -> Response {
         }
     };
     // A stream now, which its client reads at its own pace: the call goes on regardless.
-    let call = call.spawn();
-    let rest = futures::stream::unfold((taken, Some(call)), |(mut taken, call)| async move {
+    let rest = futures::stream::unfold((taken, call.spawn()), |(mut taken, call)| async move {
         let mut handle = call?;
         if let Some(m) = taken.queued() {
             return Some((Some(m), (taken, Some(handle))));
@@ -263,7 +262,7 @@ async fn answer(mut taken: Inline, mut call: Call) -> Response {
             biased;
             Some(m) = taken.next() => Some((Some(m), (taken, Some(handle)))),
             // Anything sent before the answer has gone out by now.
-            answer = &mut handle => Some((answer.ok().flatten().flatten(), (taken, None))),
+            answer = &mut handle => Some((answer.ok().flatten(), (taken, None))),
         }
     })
     .filter_map(|m| async move { m });

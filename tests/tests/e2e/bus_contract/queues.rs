@@ -21,6 +21,20 @@ contract!(
     tool_sightings_arrive_once_per_definition,
 );
 
+/// The next delivery, within 10 s.
+async fn next<E>(
+    deliveries: &mut futures::stream::BoxStream<
+        'static,
+        switchyard_bus::Result<switchyard_bus::Delivery<E>>,
+    >,
+) -> switchyard_bus::Delivery<E> {
+    tokio::time::timeout(Duration::from_secs(10), deliveries.next())
+        .await
+        .expect("a delivery within 10 s")
+        .expect("the stream goes on")
+        .expect("a delivery")
+}
+
 fn usage_event(id: &str) -> switchyard_bus::UsageEvent {
     switchyard_tests::usage_event(id, "acme", 1_000)
 }
@@ -32,11 +46,7 @@ async fn usage_events_arrive_in_order_once_per_id(usage: Arc<switchyard_bus::Usa
     }
     let mut deliveries = usage.consume().await.unwrap();
     for want in ["e1", "e2", "e3", "e4"] {
-        let got = tokio::time::timeout(Duration::from_secs(10), deliveries.next())
-            .await
-            .expect("an event within 10 s")
-            .unwrap()
-            .unwrap();
+        let got = next(&mut deliveries).await;
         assert_eq!(got.event, usage_event(want));
         got.ack().await.unwrap();
     }
@@ -65,11 +75,7 @@ async fn a_batch_arrives_whole_once_per_id(usage: Arc<switchyard_bus::UsageBus>)
     publish_batch(&*usage, &batch).await;
     let mut deliveries = usage.consume().await.unwrap();
     for i in 0..250 {
-        let got = tokio::time::timeout(Duration::from_secs(10), deliveries.next())
-            .await
-            .expect("an event within 10 s")
-            .unwrap()
-            .unwrap();
+        let got = next(&mut deliveries).await;
         assert_eq!(got.event.id, format!("b{i}"));
         got.ack().await.unwrap();
     }
@@ -94,11 +100,7 @@ async fn a_packed_batch_is_one_message_acknowledged_with_its_last_event() {
     let mut deliveries = usage.consume().await.unwrap();
     let mut got = Vec::new();
     for _ in 0..6 {
-        let d = tokio::time::timeout(Duration::from_secs(10), deliveries.next())
-            .await
-            .expect("an event within 10 s")
-            .unwrap()
-            .unwrap();
+        let d = next(&mut deliveries).await;
         got.push(d);
     }
     let ids: Vec<&str> = got.iter().map(|d| d.event.id.as_str()).collect();
@@ -131,22 +133,14 @@ async fn a_consumer_started_again_gets_what_was_sent_meanwhile(
 ) {
     usage.publish(&usage_event("before")).await.unwrap();
     let mut deliveries = usage.consume().await.unwrap();
-    let first = tokio::time::timeout(Duration::from_secs(10), deliveries.next())
-        .await
-        .expect("an event within 10 s")
-        .unwrap()
-        .unwrap();
+    let first = next(&mut deliveries).await;
     assert_eq!(first.event.id, "before");
     first.ack().await.unwrap();
     // The consumer stops (its stream failed, say) and starts again.
     drop(deliveries);
     usage.publish(&usage_event("meanwhile")).await.unwrap();
     let mut deliveries = usage.consume().await.unwrap();
-    let next = tokio::time::timeout(Duration::from_secs(10), deliveries.next())
-        .await
-        .expect("an event within 10 s")
-        .unwrap()
-        .unwrap();
+    let next = next(&mut deliveries).await;
     assert_eq!(next.event.id, "meanwhile");
 }
 
@@ -178,11 +172,7 @@ async fn tool_sightings_arrive_once_per_definition(tools: Arc<switchyard_bus::To
     }
     let mut deliveries = tools.consume().await.unwrap();
     for want in [&sent[0], &sent[2], &sent[3]] {
-        let got = tokio::time::timeout(Duration::from_secs(10), deliveries.next())
-            .await
-            .expect("a sighting within 10 s")
-            .unwrap()
-            .unwrap();
+        let got = next(&mut deliveries).await;
         assert_eq!(&got.event, want);
         got.ack().await.unwrap();
     }
@@ -200,18 +190,10 @@ async fn unacknowledged_usage_events_are_delivered_again() {
         usage.publish(&usage_event(id)).await.unwrap();
     }
     let mut deliveries = usage.consume().await.unwrap();
-    let first = tokio::time::timeout(Duration::from_secs(10), deliveries.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let first = next(&mut deliveries).await;
     assert_eq!(first.event.id, "e1");
     first.ack().await.unwrap();
-    let second = tokio::time::timeout(Duration::from_secs(10), deliveries.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    let second = next(&mut deliveries).await;
     assert_eq!(second.event.id, "e2", "the repeated e1 was dropped");
     // Not acknowledged: a new consumer (the control plane restarted) gets it again.
     drop(second);
@@ -251,11 +233,7 @@ async fn forged_and_unreadable_events_are_dropped() {
     usage.publish(&usage_event("last")).await.unwrap();
     let mut deliveries = usage.consume().await.unwrap();
     for want in ["first", "packed", "last"] {
-        let got = tokio::time::timeout(Duration::from_secs(10), deliveries.next())
-            .await
-            .expect("an event within 10 s")
-            .unwrap()
-            .unwrap();
+        let got = next(&mut deliveries).await;
         assert_eq!(got.event.id, want);
         got.ack().await.unwrap();
     }
