@@ -13,6 +13,7 @@
 //! `notifications/cancelled` for it stops it.
 
 use super::detached::Detached;
+use super::envelope::{self, Message};
 use crate::handler::Gateway;
 use crate::ordered::Inline;
 use axum::body::Body;
@@ -20,10 +21,7 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures::StreamExt as _;
 use http::{HeaderMap, Request, StatusCode, header};
-use rmcp::model::{
-    ClientJsonRpcMessage, ClientNotification, ClientRequest, GetMeta as _, JsonRpcMessage,
-    ProtocolVersion, RequestId, ServerJsonRpcMessage,
-};
+use rmcp::model::{ClientRequest, GetMeta as _, ProtocolVersion, RequestId, ServerJsonRpcMessage};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
@@ -179,34 +177,22 @@ pub(super) async fn serve(
     req: Request<Body>,
     bytes: &Bytes,
 ) -> Result<Response, Request<Body>> {
-    let message = match serde_json::from_slice::<ClientJsonRpcMessage>(bytes) {
-        Ok(JsonRpcMessage::Request(message)) => message,
-        Ok(JsonRpcMessage::Notification(n)) => {
-            if let ClientNotification::CancelledNotification(c) = n.notification
-                && let Some(id) = c.params.request_id
-            {
-                app.inline_calls.cancel(session, id);
-            }
+    let (id, request) = match envelope::read(bytes) {
+        Message::Call(id, request) => (id, request),
+        Message::Cancelled(id) => {
+            app.inline_calls.cancel(session, id);
             return Err(req);
         }
-        _ => return Err(req),
+        Message::Other => return Err(req),
     };
-    let real_work = matches!(
-        message.request,
-        ClientRequest::CallToolRequest(_)
-            | ClientRequest::ReadResourceRequest(_)
-            | ClientRequest::GetPromptRequest(_)
-    );
-    let plain_call = real_work
-        && message.request.get_meta().get_progress_token().is_none()
-        && message.request.get_meta().protocol_version().is_none();
+    let plain_call = request.get_meta().get_progress_token().is_none()
+        && request.get_meta().protocol_version().is_none();
     if !plain_call {
         return Err(req);
     }
     let Some((gateway, peer)) = app.breakers.session(session) else {
         return Err(req);
     };
-    let id = message.id;
     let Some(taken) = app.local_sessions.inline(session, &id) else {
         return Err(req);
     };
@@ -214,7 +200,7 @@ pub(super) async fn serve(
         return Err(req);
     };
     let (parts, _) = req.into_parts();
-    let call = run((gateway, peer), id, message.request, parts, (entry, token));
+    let call = run((gateway, peer), id, request, parts, (entry, token));
     Ok(answer(taken, call).await)
 }
 

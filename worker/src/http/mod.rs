@@ -9,6 +9,7 @@
 mod admit;
 mod detached;
 mod discovery;
+mod envelope;
 mod for_oauth;
 mod forward;
 pub(crate) mod gate;
