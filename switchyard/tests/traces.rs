@@ -19,6 +19,8 @@ use switchyard_tests::{Stack, assert_eventually, legacy, modern};
 struct WorkerProcess {
     child: Child,
     mcp: std::net::SocketAddr,
+    /// Holds the worker's log while it runs.
+    log: Option<tempfile::NamedTempFile>,
 }
 
 impl Drop for WorkerProcess {
@@ -33,34 +35,61 @@ fn free_port() -> std::net::SocketAddr {
     listener.local_addr().unwrap()
 }
 
+/// Starts `switchyard worker` and waits until it is ready. A port picked here can be taken
+/// by another test before the worker binds it; a worker that exits before it is ready is
+/// started again on fresh ports, and its log is in the failure message if it never is.
 async fn start_worker(stack: &Stack, otlp: &OtlpReceiver) -> WorkerProcess {
     switchyard_tests::install_tls();
-    let (mcp, metrics) = (free_port(), free_port());
-    let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .arg("worker")
-        .args(["--nats-url", &stack.nats().url()])
-        .args(["--policy-key", &stack.cp.keys.policy.primary().to_base64()])
-        .args(["--http-listen", &mcp.to_string()])
-        .args(["--metrics-listen", &metrics.to_string()])
-        .args(["--upstream-allow", "127.0.0.0/8"])
-        .args(["--otlp-endpoint", &otlp.endpoint()])
-        .env("SWITCHYARD_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the switchyard binary runs");
-    // Killed however the test ends from here.
-    let worker = WorkerProcess { child, mcp };
     let http = reqwest::Client::new();
-    assert_eventually!(
-        http.get(format!("http://{metrics}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200),
-        Duration::from_secs(30),
-        "worker ready"
-    );
-    worker
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut exits = Vec::new();
+    while exits.len() < 3 {
+        let (mcp, metrics) = (free_port(), free_port());
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .arg("worker")
+            .args(["--nats-url", &stack.nats().url()])
+            .args(["--policy-key", &stack.cp.keys.policy.primary().to_base64()])
+            .args(["--http-listen", &mcp.to_string()])
+            .args(["--metrics-listen", &metrics.to_string()])
+            .args(["--upstream-allow", "127.0.0.0/8"])
+            .args(["--otlp-endpoint", &otlp.endpoint()])
+            .env("SWITCHYARD_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(log.reopen().unwrap())
+            .spawn()
+            .expect("the switchyard binary runs");
+        // Killed however the test ends from here.
+        let mut worker = WorkerProcess {
+            child,
+            mcp,
+            log: Some(log),
+        };
+        loop {
+            let ready = http
+                .get(format!("http://{metrics}/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200);
+            if ready {
+                return worker;
+            }
+            if let Some(status) = worker.child.try_wait().unwrap() {
+                let log = worker
+                    .log
+                    .as_ref()
+                    .map(|l| std::fs::read_to_string(l.path()));
+                exits.push(format!("{status}: {log:?}"));
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the worker was not ready within 30 s; earlier exits: {exits:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    panic!("the worker exited before it was ready: {exits:#?}");
 }
 
 /// A client of `worker`'s endpoint for tenant acme, once it serves acme.
@@ -263,7 +292,11 @@ async fn admin_calls_and_policy_publishes_are_traced() {
         .stderr(log)
         .spawn()
         .expect("the switchyard binary runs");
-    let _dev = WorkerProcess { child, mcp: http };
+    let _dev = WorkerProcess {
+        child,
+        mcp: http,
+        log: None,
+    };
     assert_eventually!(
         std::fs::read_to_string(dir.path().join("dev.log"))
             .unwrap_or_default()

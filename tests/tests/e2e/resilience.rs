@@ -116,9 +116,12 @@ async fn under_resets_only_idempotent_calls_are_retried_and_nothing_runs_twice()
         ..Default::default()
     });
 
-    // A modest rate: 10 calls a second of each kind.
+    // A modest rate: at most 10 calls a second of each kind. At about one retry per call
+    // that stays inside the retry budget's floor; a slow call delays the next tick rather
+    // than bunching the calls after it, which could drain the budget.
     let calls = 40;
     let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let (mut plain_ok, mut idempotent_ok) = (0, 0);
     for i in 0..calls {
         tick.tick().await;
@@ -157,9 +160,14 @@ async fn under_resets_only_idempotent_calls_are_retried_and_nothing_runs_twice()
         twice.is_empty(),
         "non-idempotent calls ran twice: {twice:?}"
     );
+    let refused = env
+        .worker()
+        .metric("switchyard_worker_upstream_retries_total{reason=\"budget_exhausted\"}")
+        .await
+        .unwrap_or(0.0);
     assert!(
         idempotent_ok * 100 >= calls * 95,
-        "idempotent calls succeeded {idempotent_ok}/{calls}"
+        "idempotent calls succeeded {idempotent_ok}/{calls}; the budget refused {refused} retries"
     );
     // Without retries about half the plain calls fail: they really were exposed.
     assert!(plain_ok < calls, "the faults were not injected");
