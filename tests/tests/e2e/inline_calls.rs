@@ -2,7 +2,8 @@
 //! rmcp's session machinery. Each test checks on the wire that nothing a client sees
 //! changed: the answer, what the upstream asks during the call (on the call's own stream,
 //! before the answer), cancellation, and the Host and Origin checks. Log messages during
-//! such calls are checked in `ordering.rs`.
+//! such calls are checked in `ordering.rs`. A 2026-07-28 client's answers, which rmcp
+//! serves, take the same shapes.
 
 use serde_json::{Value, json};
 use std::sync::atomic::Ordering;
@@ -19,6 +20,15 @@ fn call(id: u64, tool: &str, meta: Option<Value>) -> Value {
         params["_meta"] = meta;
     }
     json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params})
+}
+
+/// The progress steps among an answer's `messages`.
+fn progress(messages: &[Value]) -> Vec<f64> {
+    messages
+        .iter()
+        .filter(|m| m["method"] == "notifications/progress")
+        .map(|m| m["params"]["progress"].as_f64().unwrap())
+        .collect()
 }
 
 fn content_type(r: &reqwest::Response) -> String {
@@ -70,13 +80,47 @@ async fn a_plain_call_is_answered_with_json_and_a_call_following_progress_with_i
         .await;
     assert!(content_type(&r).starts_with("text/event-stream"));
     let got = messages(&r.text().await.unwrap());
-    let steps: Vec<f64> = got
-        .iter()
-        .filter(|m| m["method"] == "notifications/progress")
-        .map(|m| m["params"]["progress"].as_f64().unwrap())
-        .collect();
-    assert_eq!(steps, [1.0, 2.0], "{got:?}");
+    assert_eq!(progress(&got), [1.0, 2.0], "{got:?}");
     assert_eq!(got.last().unwrap()["id"], 11, "{got:?}");
+}
+
+#[tokio::test]
+async fn a_2026_07_28_call_is_answered_with_json_unless_progress_comes_first() {
+    let stack = Stack::start().await;
+    let up = TestUpstream::start("A").await;
+    let key = stack.tenant_with_connector("acme", "a", &up.url).await;
+    stack.wait_serving("acme", &key).await;
+    let http = reqwest::Client::new();
+    let endpoint = stack.worker().endpoint("acme");
+    let post = |id: u64, tool: &str, progress: Option<&str>| {
+        let mut meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": {}});
+        if let Some(token) = progress {
+            meta["progressToken"] = json!(token);
+        }
+        http.post(&endpoint)
+            .bearer_auth(&key)
+            .header("accept", "application/json, text/event-stream")
+            .header("mcp-protocol-version", "2026-07-28")
+            .header("mcp-method", "tools/call")
+            .header("mcp-name", tool)
+            .json(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                "params": {"name": tool, "arguments": {}, "_meta": meta}}))
+            .send()
+    };
+
+    let r = post(20, "a__whoami", None).await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(content_type(&r), "application/json");
+    let answer: Value = r.json().await.unwrap();
+    assert_eq!(answer["id"], 20);
+    assert_eq!(answer["result"]["content"][0]["text"], "upstream A");
+
+    let r = post(21, "a__progress", Some("p")).await.unwrap();
+    assert!(content_type(&r).starts_with("text/event-stream"));
+    let got = messages(&r.text().await.unwrap());
+    assert_eq!(progress(&got), [1.0, 2.0], "{got:?}");
+    assert_eq!(got.last().unwrap()["id"], 21, "{got:?}");
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@ mod probes;
 mod quiet;
 mod refused;
 mod residency;
+mod rmcp_config;
 mod serve;
 
 pub use discovery::{Endpoint, readable_anywhere};
@@ -42,19 +43,12 @@ use axum::routing::any;
 use gate::SessionCheck;
 use http::Request;
 use refused::{Refused, Seen, count};
+use rmcp::transport::streamable_http_server::StreamableHttpService;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 const SESSION_HEADER: &str = "mcp-session-id";
-
-/// How long a session keeps a request's stream, answer included, after the answer was
-/// sent, for a client that lost the connection to resume it (`Last-Event-ID`). Clients
-/// reconnect after the stream's retry hint (3 s). rmcp's default, a minute, holds every
-/// answer of a busy session (each up to the response bound) and scans them all at each
-/// of the session's events: at 100 calls/s, 6,000 of them.
-const ANSWERED_KEPT_FOR: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub struct App {
     policies: Arc<Policies>,
@@ -126,33 +120,11 @@ impl App {
             metrics.clone(),
         );
         let breakers = gateway.clone();
-        let mut mcp_config = StreamableHttpServerConfig::default()
-            .with_cancellation_token(cancel.clone())
-            .with_max_request_body_bytes(config.max_body_bytes);
+        let (mut mcp_config, hosts) = rmcp_config::service(config, cancel.clone());
         // Sessions opened on another worker are restored from the shared store.
         mcp_config.session_store = Some(sessions.rmcp_store());
-        let mut hosts = mcp_config.allowed_hosts.clone();
-        if let Some(public) = &config.public_url {
-            let host = public.host_str().unwrap_or_default().to_owned();
-            hosts = vec![host.clone()];
-            if let Some(port) = public.port() {
-                hosts.push(format!("{host}:{port}"));
-            }
-            mcp_config = mcp_config
-                .with_allowed_hosts(hosts.clone())
-                .with_allowed_origins([public.origin().ascii_serialization()])
-                .enforce_origin_validation();
-        } else {
-            // Loopback only (rmcp's default hosts), and no browser origin but loopback.
-            mcp_config = mcp_config
-                .with_allowed_origins(["http://localhost:*", "http://127.0.0.1:*"])
-                .enforce_origin_validation();
-        }
-        let mut local_sessions = LocalSessionManager::default();
-        local_sessions.session_config.keep_alive = Some(config.session_idle);
-        local_sessions.session_config.completed_cache_ttl = ANSWERED_KEPT_FOR;
         let local_sessions = Arc::new(OrderedSessions::new(
-            Arc::new(local_sessions),
+            Arc::new(rmcp_config::sessions(config)),
             crate::relay::Diverted(metrics.relay_diverted.clone()),
         ));
         let oauth = Arc::new(crate::oauth::Server::new(
