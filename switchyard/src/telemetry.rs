@@ -24,8 +24,19 @@ const EXPORT_EVERY: Duration = Duration::from_secs(2);
 pub struct TelemetryArgs {
     /// OTLP/gRPC endpoint spans are exported to, e.g. http://otel-collector:4317
     /// [default: no traces].
-    #[arg(long, global = true, env = "SWITCHYARD_OTLP_ENDPOINT")]
+    #[arg(long, global = true, env = "SWITCHYARD_OTLP_ENDPOINT", value_parser = otlp_endpoint)]
     pub otlp_endpoint: Option<url::Url>,
+}
+
+/// An OTLP/gRPC endpoint: an http:// or https:// URL. Anything else is refused before the
+/// process starts, rather than running without the traces the operator asked for.
+fn otlp_endpoint(raw: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(raw).map_err(|e| format!("not a URL: {e}"))?;
+    match url.scheme() {
+        "http" | "https" if url.has_host() => Ok(url),
+        "http" | "https" => Err("the URL names no host".to_owned()),
+        other => Err(format!("must be an http:// or https:// URL, not {other}:")),
+    }
 }
 
 /// What must be flushed before the process exits.
@@ -92,9 +103,6 @@ pub fn init(default_filter: &str, service: &str, otlp: Option<&url::Url>) -> Tel
 }
 
 fn provider(endpoint: &url::Url, service: &str) -> anyhow::Result<SdkTracerProvider> {
-    if !matches!(endpoint.scheme(), "http" | "https") {
-        anyhow::bail!("--otlp-endpoint must be an http:// or https:// URL");
-    }
     let exporter = opentelemetry_otlp::SpanExporter::builder()
         .with_tonic()
         .with_endpoint(endpoint.as_str())

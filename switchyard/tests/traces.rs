@@ -353,3 +353,25 @@ async fn admin_calls_and_policy_publishes_are_traced() {
         "{spans:#?}"
     );
 }
+
+#[test]
+fn an_otlp_endpoint_that_is_not_an_http_url_is_refused_before_anything_starts() {
+    // A forgotten scheme parses as a URL of scheme `collector`; it must not run untraced.
+    for bad in ["collector:4317", "ftp://collector:4317", "not a url"] {
+        let flag = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["worker", "--nats-url", "nats://127.0.0.1:1"])
+            .args(["--otlp-endpoint", bad])
+            .output()
+            .unwrap();
+        let env = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(["worker", "--nats-url", "nats://127.0.0.1:1"])
+            .env("SWITCHYARD_OTLP_ENDPOINT", bad)
+            .output()
+            .unwrap();
+        for out in [flag, env] {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{bad}: {stderr}");
+            assert!(stderr.contains("--otlp-endpoint"), "{bad}: {stderr}");
+        }
+    }
+}
