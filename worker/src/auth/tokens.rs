@@ -245,6 +245,22 @@ impl Tokens {
                 "the nonce is not this sign-in's".into(),
             ));
         }
+        // A token for several audiences must say which one it was issued to (OpenID Connect
+        // Core 3.1.3.7); one that names an authorised party names this client.
+        let audiences = claims
+            .rest
+            .get("aud")
+            .and_then(|a| a.as_array())
+            .map(Vec::len);
+        match claims.rest.get("azp") {
+            None if audiences.unwrap_or(1) <= 1 => {}
+            Some(azp) if azp.as_str() == Some(provider.client_id.as_str()) => {}
+            _ => {
+                return Err(TokenError::Invalid(
+                    "the token was issued to another client (azp)".into(),
+                ));
+            }
+        }
         let values = provider.mapped(&claims.rest);
         if provider.role_of(&values).is_none() {
             return Err(TokenError::NoRole(provider.role_claim.clone()));

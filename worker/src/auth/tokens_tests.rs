@@ -451,6 +451,31 @@ async fn an_id_token_counts_only_for_its_client_and_sign_in() {
     assert!(matches!(other_client, TokenError::Invalid(_)));
     let for_resource = refused(&claims(RESOURCE, "n1", &["eng"]), "n1").await;
     assert!(matches!(for_resource, TokenError::Invalid(_)));
+    // Issued to another client among several audiences, or to several without saying.
+    let with = |aud: Value, azp: Option<&str>| {
+        let mut c = claims("switchyard", "n1", &["eng"]);
+        c["aud"] = aud;
+        if let Some(azp) = azp {
+            c["azp"] = json!(azp);
+        }
+        c
+    };
+    for (aud, azp) in [
+        (json!(["switchyard", "other"]), Some("other")),
+        (json!(["switchyard", "other"]), None),
+        (json!("switchyard"), Some("other")),
+    ] {
+        let t = with(aud.clone(), azp);
+        assert!(
+            matches!(refused(&t, "n1").await, TokenError::Invalid(_)),
+            "{t}"
+        );
+    }
+    let named = with(json!(["switchyard", "other"]), Some("switchyard"));
+    tokens
+        .verify_id_token(&p, &key.sign(&named), "n1")
+        .await
+        .unwrap();
     let no_role = refused(&claims("switchyard", "n1", &["x"]), "n1").await;
     assert_eq!(no_role, TokenError::NoRole("groups".into()));
     // A token endpoint at a weaker URL than the issuer's is not taken.
