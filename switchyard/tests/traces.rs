@@ -8,93 +8,117 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::json;
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::process::{Child, Command};
 use std::time::Duration;
 use switchyard_tests::admin::RetryPolicy;
 use switchyard_tests::otlp::{OtlpReceiver, Span};
 use switchyard_tests::upstream::{Faults, TestUpstream};
 use switchyard_tests::{Stack, assert_eventually, legacy, modern};
 
-/// A worker process; killed when dropped.
-struct WorkerProcess {
+/// A `switchyard` process; killed when dropped.
+struct Process {
     child: Child,
-    mcp: std::net::SocketAddr,
-    /// Holds the worker's log while it runs.
-    log: Option<tempfile::NamedTempFile>,
+    /// The two ports it was told to listen on.
+    ports: (SocketAddr, SocketAddr),
+    /// Its log (standard error, and standard output).
+    log: tempfile::NamedTempFile,
 }
 
-impl Drop for WorkerProcess {
+impl Drop for Process {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-fn free_port() -> std::net::SocketAddr {
+impl Process {
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap_or_default()
+    }
+}
+
+fn free_port() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap()
 }
 
-/// Starts `switchyard worker` and waits until it is ready. A port picked here can be taken
-/// by another test before the worker binds it; a worker that exits before it is ready is
-/// started again on fresh ports, and its log is in the failure message if it never is.
-async fn start_worker(stack: &Stack, otlp: &OtlpReceiver) -> WorkerProcess {
-    switchyard_tests::install_tls();
-    let http = reqwest::Client::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+/// Starts the `switchyard` command `args` gives for two free ports, and waits until
+/// `ready`. A port found free here can be taken (by another test's listener, or as the
+/// source port of a connection) before the process binds it: a process that exits before
+/// it is ready is started again on fresh ports, and the logs of those that exited are in
+/// the failure message if none is ready in time.
+async fn start(
+    args: impl Fn(SocketAddr, SocketAddr) -> Vec<String>,
+    ready: impl AsyncFn(&Process) -> bool,
+    within: Duration,
+) -> Process {
+    let deadline = std::time::Instant::now() + within;
     let mut exits = Vec::new();
     while exits.len() < 3 {
-        let (mcp, metrics) = (free_port(), free_port());
+        let ports = (free_port(), free_port());
         let log = tempfile::NamedTempFile::new().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-            .arg("worker")
-            .args(["--nats-url", &stack.nats().url()])
-            .args(["--policy-key", &stack.cp.keys.policy.primary().to_base64()])
-            .args(["--http-listen", &mcp.to_string()])
-            .args(["--metrics-listen", &metrics.to_string()])
-            .args(["--upstream-allow", "127.0.0.0/8"])
-            .args(["--otlp-endpoint", &otlp.endpoint()])
+            .args(args(ports.0, ports.1))
             .env("SWITCHYARD_LOG", "warn")
-            .stdout(Stdio::null())
+            .stdout(log.reopen().unwrap())
             .stderr(log.reopen().unwrap())
             .spawn()
             .expect("the switchyard binary runs");
         // Killed however the test ends from here.
-        let mut worker = WorkerProcess {
-            child,
-            mcp,
-            log: Some(log),
-        };
+        let mut process = Process { child, ports, log };
         loop {
-            let ready = http
-                .get(format!("http://{metrics}/readyz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status() == 200);
-            if ready {
-                return worker;
+            if ready(&process).await {
+                return process;
             }
-            if let Some(status) = worker.child.try_wait().unwrap() {
-                let log = worker
-                    .log
-                    .as_ref()
-                    .map(|l| std::fs::read_to_string(l.path()));
-                exits.push(format!("{status}: {log:?}"));
+            if let Some(status) = process.child.try_wait().unwrap() {
+                exits.push(format!("{status}: {}", process.log()));
                 break;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "the worker was not ready within 30 s; earlier exits: {exits:?}"
+                "not ready within {within:?}: {}; earlier exits: {exits:?}",
+                process.log()
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-    panic!("the worker exited before it was ready: {exits:#?}");
+    panic!("exited before it was ready: {exits:#?}");
+}
+
+/// A `switchyard worker` on the stack's NATS exporting to `otlp`, once it is ready.
+async fn start_worker(stack: &Stack, otlp: &OtlpReceiver) -> Process {
+    switchyard_tests::install_tls();
+    let http = reqwest::Client::new();
+    let args = |mcp: SocketAddr, metrics: SocketAddr| {
+        let mut args = vec!["worker".to_owned()];
+        for (flag, value) in [
+            ("--nats-url", stack.nats().url()),
+            (
+                "--policy-key",
+                stack.cp.keys.policy.primary().to_base64().to_string(),
+            ),
+            ("--http-listen", mcp.to_string()),
+            ("--metrics-listen", metrics.to_string()),
+            ("--upstream-allow", "127.0.0.0/8".to_owned()),
+            ("--otlp-endpoint", otlp.endpoint()),
+        ] {
+            args.extend([flag.to_owned(), value]);
+        }
+        args
+    };
+    let ready = async |worker: &Process| {
+        http.get(format!("http://{}/readyz", worker.ports.1))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    };
+    start(args, ready, Duration::from_secs(30)).await
 }
 
 /// A client of `worker`'s endpoint for tenant acme, once it serves acme.
-async fn serving(worker: &WorkerProcess, key: &str) -> (reqwest::Client, String) {
-    let endpoint = format!("http://{}/t/acme/mcp", worker.mcp);
+async fn serving(worker: &Process, key: &str) -> (reqwest::Client, String) {
+    let endpoint = format!("http://{}/t/acme/mcp", worker.ports.0);
     let http = reqwest::Client::new();
     assert_eventually!(
         modern::call(&http, &endpoint, key, "up__echo", json!({"text": "hi"}))
@@ -278,32 +302,22 @@ async fn retries_are_events_of_the_calls_span_each_attempt_a_span_of_its_own() {
 async fn admin_calls_and_policy_publishes_are_traced() {
     let otlp = OtlpReceiver::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let (grpc, http) = (free_port(), free_port());
-    let log = std::fs::File::create(dir.path().join("dev.log")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_switchyard"))
-        .arg("dev")
-        .args(["--grpc-listen", &grpc.to_string()])
-        .args(["--http-listen", &http.to_string()])
-        .args(["--otlp-endpoint", &otlp.endpoint()])
-        .arg("--data-dir")
-        .arg(dir.path().join("data"))
-        .env("SWITCHYARD_LOG", "warn")
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("the switchyard binary runs");
-    let _dev = WorkerProcess {
-        child,
-        mcp: http,
-        log: None,
+    let data = dir.path().join("data");
+    let args = |grpc: SocketAddr, http: SocketAddr| {
+        let mut args = vec!["dev".to_owned()];
+        for (flag, value) in [
+            ("--grpc-listen", grpc.to_string()),
+            ("--http-listen", http.to_string()),
+            ("--otlp-endpoint", otlp.endpoint()),
+            ("--data-dir", data.display().to_string()),
+        ] {
+            args.extend([flag.to_owned(), value]);
+        }
+        args
     };
-    assert_eventually!(
-        std::fs::read_to_string(dir.path().join("dev.log"))
-            .unwrap_or_default()
-            .contains("Switchyard dev is running"),
-        Duration::from_secs(60),
-        "switchyard dev started"
-    );
+    let started = async |dev: &Process| dev.log().contains("Switchyard dev is running");
+    let dev = start(args, started, Duration::from_secs(60)).await;
+    let grpc = dev.ports.0;
     let created = Command::new(env!("CARGO_BIN_EXE_switchyard"))
         .args(["--server", &format!("http://{grpc}")])
         .arg("--data-dir")
