@@ -17,7 +17,7 @@ const CAPPED: &[(&str, LevelFilter)] = &[
 /// `spec` (a tracing filter, e.g. `debug` or `info,switchyard_worker=trace`) with a
 /// directive added for every capped library it does not name: the library's cap, or the
 /// spec's own default level where that is lower (`error` keeps them at `error` too).
-pub fn with_payloads_quiet(spec: &str) -> String {
+pub fn with_libraries_capped(spec: &str) -> String {
     let default = spec
         .split(',')
         .map(str::trim)
@@ -49,16 +49,16 @@ mod tests {
     #[test]
     fn message_loggers_stay_at_their_cap_unless_named() {
         assert_eq!(
-            with_payloads_quiet("debug"),
+            with_libraries_capped("debug"),
             "debug,rmcp=warn,async_nats=info"
         );
-        assert_eq!(with_payloads_quiet(""), "rmcp=warn,async_nats=info");
+        assert_eq!(with_libraries_capped(""), "rmcp=warn,async_nats=info");
         assert_eq!(
-            with_payloads_quiet("info,rmcp::service=debug"),
+            with_libraries_capped("info,rmcp::service=debug"),
             "info,rmcp::service=debug,async_nats=info"
         );
         assert_eq!(
-            with_payloads_quiet("warn,rmcp=trace,async_nats=debug"),
+            with_libraries_capped("warn,rmcp=trace,async_nats=debug"),
             "warn,rmcp=trace,async_nats=debug"
         );
     }
@@ -66,20 +66,20 @@ mod tests {
     #[test]
     fn a_lower_default_level_is_not_raised_for_them() {
         assert_eq!(
-            with_payloads_quiet("warn"),
+            with_libraries_capped("warn"),
             "warn,rmcp=warn,async_nats=warn"
         );
         assert_eq!(
-            with_payloads_quiet("error,switchyard_worker=debug"),
+            with_libraries_capped("error,switchyard_worker=debug"),
             "error,switchyard_worker=debug,rmcp=error,async_nats=error"
         );
-        assert_eq!(with_payloads_quiet("off"), "off,rmcp=off,async_nats=off");
+        assert_eq!(with_libraries_capped("off"), "off,rmcp=off,async_nats=off");
     }
 
     #[test]
     fn what_it_makes_is_a_filter_that_parses() {
         for spec in ["", "debug", "warn,", "info,switchyard_worker=trace", "off"] {
-            let made = with_payloads_quiet(spec);
+            let made = with_libraries_capped(spec);
             assert!(
                 tracing_subscriber::EnvFilter::try_new(&made).is_ok(),
                 "{made}"

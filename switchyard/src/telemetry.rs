@@ -59,11 +59,11 @@ impl Telemetry {
 /// Sets up logging, and span export to `otlp` when given, for a process named `service`.
 /// Must run inside the Tokio runtime.
 pub fn init(default_filter: &str, service: &str, otlp: Option<&url::Url>) -> Telemetry {
-    use switchyard_common::logfilter::with_payloads_quiet;
+    use switchyard_common::logfilter::with_libraries_capped;
     let spec = std::env::var("SWITCHYARD_LOG").unwrap_or_else(|_| default_filter.to_owned());
-    let filter = EnvFilter::try_new(with_payloads_quiet(&spec)).unwrap_or_else(|e| {
+    let filter = EnvFilter::try_new(with_libraries_capped(&spec)).unwrap_or_else(|e| {
         eprintln!("SWITCHYARD_LOG {spec:?} is not a valid filter ({e}); using {default_filter:?}");
-        EnvFilter::new(with_payloads_quiet(default_filter))
+        EnvFilter::new(with_libraries_capped(default_filter))
     });
     let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

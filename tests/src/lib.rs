@@ -139,7 +139,7 @@ pub fn capture_logs() {
         let buffer = Buffer::default();
         let writer = buffer.clone();
         tracing_subscriber::fmt()
-            .with_env_filter(switchyard_common::logfilter::with_payloads_quiet("debug"))
+            .with_env_filter(switchyard_common::logfilter::with_libraries_capped("debug"))
             .with_ansi(false)
             .with_writer(move || writer.clone())
             .try_init()
