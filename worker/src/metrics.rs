@@ -54,8 +54,10 @@ pub struct Metrics {
     resident_memory: Gauge,
     /// Live workers this worker shares tenant limits with (itself included).
     pub fleet_size: Gauge,
-    /// Circuit breakers: 0 closed, 1 half-open, 2 open.
-    pub breakers: Family<BreakerLabel, Gauge>,
+    /// Circuit breakers: 0 closed, 1 half-open, 2 open (set with `set_breakers`).
+    breakers: Family<BreakerLabel, Gauge>,
+    /// The breakers `breakers` has a series for.
+    breakers_shown: Mutex<std::collections::HashSet<BreakerLabel>>,
     /// Upstream attempts that were retries, and retries the budget refused.
     pub retries: Family<ReasonLabel, Counter>,
     /// Upstream notifications that reached no client, by reason (see `relay::Diverted`).
@@ -91,6 +93,7 @@ impl Metrics {
             resident_memory: Gauge::default(),
             fleet_size: Gauge::default(),
             breakers: Family::<BreakerLabel, Gauge>::default(),
+            breakers_shown: Mutex::default(),
             retries: Family::<ReasonLabel, Counter>::default(),
             relay_diverted: Family::<ReasonLabel, Counter>::default(),
             usage_dropped: Counter::default(),
@@ -241,6 +244,29 @@ impl Metrics {
         }
     }
 
+    /// Sets the breaker gauges to `states`, the breakers this worker has now; the series
+    /// of those it no longer has (a deleted connector's or tenant's) go, so the family
+    /// does not grow with every connector the worker ever served.
+    pub fn set_breakers(&self, states: impl IntoIterator<Item = (BreakerLabel, i64)>) {
+        let mut shown = crate::sync::lock(&self.breakers_shown);
+        let mut now = std::collections::HashSet::new();
+        for (label, value) in states {
+            self.breakers.get_or_create(&label).set(value);
+            now.insert(label);
+        }
+        for gone in shown.difference(&now) {
+            self.breakers.remove(gone);
+        }
+        *shown = now;
+    }
+
+    /// The gauge of one breaker, for its calls to set as its state changes.
+    pub fn breaker(&self, label: BreakerLabel) -> Gauge {
+        let gauge = self.breakers.get_or_create(&label).clone();
+        crate::sync::lock(&self.breakers_shown).insert(label);
+        gauge
+    }
+
     pub fn render(&self) -> String {
         self.sample();
         let mut out = String::new();
@@ -266,4 +292,46 @@ fn resident_bytes() -> Option<i64> {
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     let kib: i64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_common::seal::{Keyring, SecretKey};
+
+    #[test]
+    fn a_breaker_no_longer_held_loses_its_series() {
+        let policies = Arc::new(Policies::new(Keyring::new(SecretKey::generate())));
+        let metrics = Metrics::new(policies, Arc::new(switchyard_bus::MemoryBus::default()));
+        let label = |tenant: &str, connector: &str| BreakerLabel {
+            tenant: tenant.into(),
+            connector: connector.into(),
+        };
+        let series = |text: &str| {
+            text.lines()
+                .filter(|l| l.starts_with("switchyard_worker_circuit_breaker_state{"))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        };
+        metrics.set_breakers([(label("acme", "a"), 2), (label("acme", "b"), 0)]);
+        let both = series(&metrics.render());
+        assert_eq!(both.len(), 2, "{both:?}");
+        assert!(
+            both.iter()
+                .any(|l| l.contains("connector=\"a\"") && l.ends_with(" 2"))
+        );
+        // Connector a deleted, b's breaker half-open.
+        metrics.set_breakers([(label("acme", "b"), 1)]);
+        let left = series(&metrics.render());
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert!(
+            left[0].contains("connector=\"b\"") && left[0].ends_with(" 1"),
+            "{left:?}"
+        );
+        // One a call made since is kept only while the worker has its breaker.
+        metrics.breaker(label("acme", "c")).set(2);
+        assert_eq!(series(&metrics.render()).len(), 2);
+        metrics.set_breakers([]);
+        assert!(series(&metrics.render()).is_empty());
+    }
 }

@@ -387,15 +387,10 @@ impl Gateway {
             initial_backoff: c.retry.initial_backoff,
             max_backoff: c.retry.max_backoff,
         };
-        let gauge = self
-            .core
-            .metrics
-            .breakers
-            .get_or_create(&crate::metrics::BreakerLabel {
-                tenant: tenant.slug.to_string(),
-                connector: c.name.clone(),
-            })
-            .clone();
+        let gauge = self.core.metrics.breaker(crate::metrics::BreakerLabel {
+            tenant: tenant.slug.to_string(),
+            connector: c.name.clone(),
+        });
         // The call's span (see `traced`): each attempt is a child of it.
         let traced = tracing::Span::current();
         let tries = std::sync::atomic::AtomicU32::new(0);

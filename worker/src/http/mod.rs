@@ -182,8 +182,15 @@ impl App {
         let wall_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
+        let mut gauges = Vec::new();
         for (tenant, connector, state) in self.breakers.breakers() {
-            let value = state.gauge();
+            gauges.push((
+                crate::metrics::BreakerLabel {
+                    tenant: tenant.clone(),
+                    connector: connector.clone(),
+                },
+                state.gauge(),
+            ));
             let report = match state {
                 BreakerState::Closed => None,
                 BreakerState::HalfOpen => Some((BreakerStatus::HalfOpen, wall_ms)),
@@ -192,13 +199,6 @@ impl App {
                     wall_ms + until.saturating_duration_since(now).as_millis() as i64,
                 )),
             };
-            self.metrics
-                .breakers
-                .get_or_create(&crate::metrics::BreakerLabel {
-                    tenant: tenant.clone(),
-                    connector: connector.clone(),
-                })
-                .set(value);
             if let Some((state, retry_at_ms)) = report {
                 reports.push(switchyard_bus::BreakerReport {
                     tenant,
@@ -208,6 +208,7 @@ impl App {
                 });
             }
         }
+        self.metrics.set_breakers(gauges);
         reports
     }
 
