@@ -34,10 +34,14 @@ use crate::sessions::SessionRecords;
 use crate::sync::lock;
 use crate::upstream::{Session, Upstreams};
 use catalog::Catalog;
+use prometheus_client::metrics::gauge::Gauge;
 use rmcp::model::{LoggingLevel, ResultType};
 use rmcp::service::{RequestContext, RoleServer};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+/// A breaker and retry budget, and the breaker's gauge.
+type Held = (Arc<Guard>, Gauge);
 
 /// What every client session of a worker shares.
 #[derive(Debug)]
@@ -53,8 +57,9 @@ struct Core {
     /// Per tenant, taken while its connectors are listed.
     listing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     holds: Holds,
-    /// Breakers and retry budgets by tenant and connector.
-    guards: Mutex<HashMap<(String, String), Arc<Guard>>>,
+    /// Breakers and retry budgets, with their gauges, by tenant and then connector (so a
+    /// call finds its own without allocating a key).
+    guards: Mutex<HashMap<String, HashMap<String, Held>>>,
     metrics: Arc<crate::metrics::Metrics>,
     /// Calls in flight, to stop those whose caller loses access.
     calls: crate::access::Calls,
@@ -160,16 +165,24 @@ impl Gateway {
     }
 
     /// The breaker and retry budget of `tenant` x `c`, following the connector's breaker
-    /// configuration.
-    fn guard(&self, tenant: &str, c: &Connector) -> Arc<Guard> {
+    /// configuration, and the breaker's gauge.
+    fn guard(&self, tenant: &str, c: &Connector) -> Held {
         let mut guards = lock(&self.core.guards);
-        let guard = guards
-            .entry((tenant.to_owned(), c.name.clone()))
-            .or_insert_with(|| Arc::new(Guard::new(c.breaker)));
-        if guard.config() != c.breaker {
-            *guard = Arc::new(Guard::new(c.breaker));
+        if let Some((guard, gauge)) = guards.get(tenant).and_then(|t| t.get(&c.name))
+            && guard.config() == c.breaker
+        {
+            return (guard.clone(), gauge.clone());
         }
-        guard.clone()
+        let gauge = self.core.metrics.breaker(crate::metrics::BreakerLabel {
+            tenant: tenant.to_owned(),
+            connector: c.name.clone(),
+        });
+        let held = (Arc::new(Guard::new(c.breaker)), gauge);
+        guards
+            .entry(tenant.to_owned())
+            .or_default()
+            .insert(c.name.clone(), held.clone());
+        held
     }
 
     /// Applies `tenant`'s new policy (`None`: gone) to what is in flight: calls whose
@@ -203,12 +216,29 @@ impl Gateway {
         self.core.calls.tenants()
     }
 
-    /// Every breaker this worker has, with its state.
+    /// Every breaker this worker has, with its state; sets the breakers' gauges, and drops
+    /// those of breakers it no longer has (under the same lock that makes breakers, so a
+    /// breaker made meanwhile keeps its gauge).
     pub fn breakers(&self) -> Vec<(String, String, BreakerState)> {
-        lock(&self.core.guards)
+        use crate::metrics::BreakerLabel;
+        let guards = lock(&self.core.guards);
+        let states: Vec<_> = guards
             .iter()
-            .map(|((t, c), g)| (t.clone(), c.clone(), g.state()))
-            .collect()
+            .flat_map(|(t, cs)| {
+                cs.iter()
+                    .map(move |(c, (g, _))| (t.clone(), c.clone(), g.state()))
+            })
+            .collect();
+        self.core
+            .metrics
+            .set_breakers(states.iter().map(|(t, c, state)| {
+                let label = BreakerLabel {
+                    tenant: t.clone(),
+                    connector: c.clone(),
+                };
+                (label, state.gauge())
+            }));
+        states
     }
 
     /// Lets go of what is no longer needed: expired held calls, idle pooled upstream
@@ -222,7 +252,10 @@ impl Gateway {
                 .is_some_and(|t| t.connectors.iter().any(|c| c.name == connector))
         };
         self.core.upstreams.sweep(exists);
-        lock(&self.core.guards).retain(|(t, c), _| exists(t, c));
+        lock(&self.core.guards).retain(|t, cs| {
+            cs.retain(|c, _| exists(t, c));
+            !cs.is_empty()
+        });
         lock(&self.core.catalogs).retain(|tenant, _| policies.get(tenant).is_some());
         lock(&self.core.listing).retain(|tenant, _| policies.get(tenant).is_some());
         lock(&self.core.live).retain(|_, client| client.strong_count() > 0);

@@ -387,15 +387,11 @@ impl Gateway {
             initial_backoff: c.retry.initial_backoff,
             max_backoff: c.retry.max_backoff,
         };
-        let gauge = self.core.metrics.breaker(crate::metrics::BreakerLabel {
-            tenant: tenant.slug.to_string(),
-            connector: c.name.clone(),
-        });
+        let (guard, gauge) = self.guard(tenant.slug.as_str(), c);
         // The call's span (see `traced`): each attempt is a child of it.
         let traced = tracing::Span::current();
         let tries = std::sync::atomic::AtomicU32::new(0);
-        let result = self
-            .guard(tenant.slug.as_str(), c)
+        let result = guard
             .run(
                 attempts,
                 || {

@@ -173,7 +173,8 @@ impl App {
         self.prune_sessions().await;
     }
 
-    /// Breakers that are not closed, for the heartbeat; also updates their gauges.
+    /// Breakers that are not closed, for the heartbeat; also updates the breakers' gauges
+    /// (see `Gateway::breakers`).
     pub fn breaker_reports(&self) -> Vec<switchyard_bus::BreakerReport> {
         use crate::resilience::BreakerState;
         use switchyard_bus::BreakerStatus;
@@ -182,15 +183,7 @@ impl App {
         let wall_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        let mut gauges = Vec::new();
         for (tenant, connector, state) in self.breakers.breakers() {
-            gauges.push((
-                crate::metrics::BreakerLabel {
-                    tenant: tenant.clone(),
-                    connector: connector.clone(),
-                },
-                state.gauge(),
-            ));
             let report = match state {
                 BreakerState::Closed => None,
                 BreakerState::HalfOpen => Some((BreakerStatus::HalfOpen, wall_ms)),
@@ -208,7 +201,6 @@ impl App {
                 });
             }
         }
-        self.metrics.set_breakers(gauges);
         reports
     }
 
