@@ -63,15 +63,34 @@ pub async fn request_with(
     endpoint: &str,
     key: &str,
     (method, name): (&str, Option<&str>),
-    mut params: Value,
+    params: Value,
     headers: &[(&str, &str)],
 ) -> Answer {
+    let mut req = post(http, endpoint, key, 7, (method, name), params);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    answer(req.send().await.unwrap()).await
+}
+
+/// The request `request` sends, as request `id`, ready to send: its `_meta` gets the
+/// protocol version and capabilities beside whatever `params` already has there (a
+/// progress token, say).
+pub fn post(
+    http: &reqwest::Client,
+    endpoint: &str,
+    key: &str,
+    id: u64,
+    (method, name): (&str, Option<&str>),
+    mut params: Value,
+) -> reqwest::RequestBuilder {
     crate::install_tls();
-    params["_meta"] = json!({
-        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
-        "io.modelcontextprotocol/clientCapabilities": {}
-    });
-    let body = json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params});
+    if !params["_meta"].is_object() {
+        params["_meta"] = json!({});
+    }
+    params["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!("2026-07-28");
+    params["_meta"]["io.modelcontextprotocol/clientCapabilities"] = json!({});
+    let body = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
     let mut req = http
         .post(endpoint)
         .bearer_auth(key)
@@ -81,10 +100,7 @@ pub async fn request_with(
     if let Some(n) = name {
         req = req.header("mcp-name", n);
     }
-    for (k, v) in headers {
-        req = req.header(*k, *v);
-    }
-    answer(req.json(&body).send().await.unwrap()).await
+    req.json(&body)
 }
 
 /// What `r` carried: its status, `Retry-After`, and the JSON-RPC response, plain or the

@@ -10,7 +10,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use switchyard_tests::sse::{Events, messages};
 use switchyard_tests::upstream::TestUpstream;
-use switchyard_tests::{Stack, assert_eventually, legacy};
+use switchyard_tests::{Stack, assert_eventually, legacy, modern};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -93,20 +93,19 @@ async fn a_2026_07_28_call_is_answered_with_json_unless_progress_comes_first() {
     let http = reqwest::Client::new();
     let endpoint = stack.worker().endpoint("acme");
     let post = |id: u64, tool: &str, progress: Option<&str>| {
-        let mut meta = json!({"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientCapabilities": {}});
+        let mut params = json!({"name": tool, "arguments": {}});
         if let Some(token) = progress {
-            meta["progressToken"] = json!(token);
+            params["_meta"] = json!({"progressToken": token});
         }
-        http.post(&endpoint)
-            .bearer_auth(&key)
-            .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", "2026-07-28")
-            .header("mcp-method", "tools/call")
-            .header("mcp-name", tool)
-            .json(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
-                "params": {"name": tool, "arguments": {}, "_meta": meta}}))
-            .send()
+        modern::post(
+            &http,
+            &endpoint,
+            &key,
+            id,
+            ("tools/call", Some(tool)),
+            params,
+        )
+        .send()
     };
 
     let r = post(20, "a__whoami", None).await.unwrap();
