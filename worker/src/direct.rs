@@ -1,12 +1,16 @@
-//! A call sent on a session-era upstream session straight over HTTP, without rmcp's client
-//! service: one POST through the session's own HTTP client (`resume::SessionClient`, so
-//! the call's stream is still read by `route.rs` first and its server requests are still
-//! answered there), its answer read from the JSON body or the stream. rmcp's client spends
-//! several task hops, channels and a full re-serialisation per request; a call needs none
-//! of them. An upstream that has forgotten the session is `Lost`: nothing ran, and the
-//! caller sends the request through rmcp, which opens a new upstream session and sends it
-//! again. 2026-07-28 upstreams, which take per-request headers, go through rmcp.
+//! A call sent on an upstream session straight over HTTP, without rmcp's client service:
+//! one POST through the session's own HTTP client (`resume::SessionClient`, so the call's
+//! stream is still read by `route.rs` first and its server requests are still answered
+//! there), its answer read from the JSON body or the stream. rmcp's client spends several
+//! task hops, channels and a full re-serialisation per request; a call needs none of them.
+//! On a session-era upstream the POST names the session; an upstream that has forgotten it
+//! is `Lost`: nothing ran, and the caller sends the request through rmcp, which opens a
+//! new upstream session and sends it again. On a 2026-07-28 upstream, which keeps no
+//! session, the request carries what one would have: the client's identity, capabilities
+//! and protocol version in its `_meta`, and its method and name in headers
+//! (`call_headers`).
 
+use crate::call_headers::ParamHeaders;
 use crate::resume::SessionClient;
 use crate::route::SseStream;
 use crate::upstream::Session;
@@ -15,8 +19,8 @@ use http::{HeaderName, HeaderValue};
 use rmcp::model::ErrorData;
 use rmcp::model::GetExtensions as _;
 use rmcp::model::{
-    ClientJsonRpcMessage, ClientRequest, GetMeta as _, NumberOrString, ProgressToken,
-    ProtocolVersion, RequestId, ServerJsonRpcMessage, ServerResult,
+    ClientConfig, ClientJsonRpcMessage, ClientRequest, GetMeta as _, NumberOrString, ProgressToken,
+    ProtocolVersion, RequestId, RequestMetaObject, ServerJsonRpcMessage, ServerResult,
 };
 use rmcp::service::ServiceError;
 use rmcp::transport::DynamicTransportError;
@@ -47,6 +51,9 @@ pub struct Direct {
     /// The connector's own headers (its secrets among them: never printed).
     headers: HashMap<HeaderName, HeaderValue>,
     limits: StreamableHttpResponseLimits,
+    /// What a 2026-07-28 request tells of its client in `_meta`: its identity and
+    /// capabilities, as the session presents them.
+    client: RequestMetaObject,
     /// The session's own count of direct calls (a count shared across sessions would show
     /// an upstream how busy other tenants are).
     sent: Arc<AtomicU64>,
@@ -58,36 +65,43 @@ impl std::fmt::Debug for Direct {
     }
 }
 
-/// The upstream session id and protocol version a call on `session` is sent directly
-/// with; `None` when it goes through rmcp (a 2026-07-28 upstream, or no session yet).
-pub fn route(session: &Session) -> Option<(Arc<str>, ProtocolVersion)> {
+/// How a call on `session` is sent directly: under the upstream session id (none for a
+/// 2026-07-28 upstream), at the protocol version the session speaks; `None` when it goes
+/// through rmcp (a session-era upstream that has not assigned a session yet).
+pub fn route(session: &Session) -> Option<(Option<Arc<str>>, ProtocolVersion)> {
     if session.is_closed() {
         return None;
     }
     let version = session.peer().peer_info()?.protocol_version.clone();
     if version >= ProtocolVersion::V_2026_07_28 {
-        return None;
+        return Some((None, version));
     }
     let id = crate::sync::lock(&session.assigned).clone()?;
-    Some((id.into(), version))
+    Some((Some(id.into()), version))
 }
 
 impl Direct {
-    /// The HTTP side `http` of a session rmcp's client reaches with `config`, its answers
-    /// bounded to `bound` bytes (a JSON body, or one stream event) as rmcp bounds them.
+    /// The HTTP side `http` of a session rmcp's client reaches with `config`, presenting
+    /// `info`, its answers bounded to `bound` bytes (a JSON body, or one stream event) as
+    /// rmcp bounds them.
     pub fn new(
         http: SessionClient,
         config: &StreamableHttpClientTransportConfig,
+        info: &ClientConfig,
         bound: usize,
     ) -> Self {
         let mut limits = StreamableHttpResponseLimits::default();
         limits.max_sse_event_size = bound;
         limits.max_json_response_size = bound;
+        let mut client = RequestMetaObject::new();
+        client.set_client_info(info.client_info.clone());
+        client.set_client_capabilities(info.capabilities.clone());
         Self {
             http,
             uri: config.uri.clone(),
             headers: config.custom_headers.clone(),
             limits,
+            client,
             sent: Arc::default(),
         }
     }
@@ -108,11 +122,12 @@ impl Direct {
         NumberOrString::String(format!("sy-{n}").into())
     }
 
-    /// Sends `request` as `id` on upstream session `session` (spoken at `version`), with a
-    /// progress token of its own as rmcp's client gives each request; its answer.
+    /// Sends `request` as `id` on upstream session `session` (none on a 2026-07-28
+    /// upstream) spoken at `version`, with a progress token of its own as rmcp's client
+    /// gives each request; its answer.
     pub async fn send(
         &self,
-        session: Arc<str>,
+        session: Option<Arc<str>>,
         version: &ProtocolVersion,
         mut request: ClientRequest,
         id: RequestId,
@@ -120,6 +135,19 @@ impl Direct {
         let kind = Kind::of(&request);
         let mut headers = self.headers(version);
         crate::traced::add_headers(request.extensions(), &mut headers);
+        if *version >= ProtocolVersion::STANDARD_HEADERS {
+            let params = request.extensions().get::<Arc<ParamHeaders>>().cloned();
+            crate::call_headers::add(&request, params.as_deref(), &mut headers);
+        }
+        if !version.has_initialize() {
+            // No handshake told the upstream who asks: the request does. What its own
+            // `_meta` says (the client's capabilities for this request, say) stands over
+            // what the session presents.
+            let mut meta = self.client.clone();
+            meta.set_protocol_version(version.clone());
+            meta.extend(std::mem::take(request.get_meta_mut()));
+            *request.get_meta_mut() = meta;
+        }
         let token = ProgressToken(id.clone());
         request.get_meta_mut().set_progress_token(token);
         let message = ClientJsonRpcMessage::request(request, id.clone());
@@ -128,7 +156,7 @@ impl Direct {
             .post_message_with_response_limits(
                 self.uri.clone(),
                 message,
-                Some(session.clone()),
+                session.clone(),
                 None,
                 headers,
                 self.limits,
@@ -154,7 +182,7 @@ impl Direct {
     async fn read_stream(
         &self,
         mut stream: SseStream,
-        session: Arc<str>,
+        session: Option<Arc<str>>,
         version: &ProtocolVersion,
         id: &RequestId,
         kind: Kind,
@@ -170,7 +198,7 @@ impl Direct {
                     .http
                     .get_stream(
                         self.uri.clone(),
-                        Some(session.clone()),
+                        session.clone(),
                         Some(last),
                         None,
                         self.headers(version),

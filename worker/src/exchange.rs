@@ -79,6 +79,9 @@ pub struct Call {
     pub meta: Option<RequestMetaObject>,
     /// How long the upstream may take between answers.
     pub timeout: Duration,
+    /// The called tool's arguments that go in headers too, to a 2026-07-28 upstream (see
+    /// `call_headers`).
+    pub params: Option<Arc<crate::call_headers::ParamHeaders>>,
 }
 
 /// Who a held call belongs to; a retry must match.
@@ -225,6 +228,9 @@ impl Holds {
                 .and_then(Upstream::session)
                 .cloned()
                 .ok_or_else(|| Error::Internal("the upstream session is gone".into()))?;
+            if let Some(params) = &call.params {
+                request.extensions_mut().insert(params.clone());
+            }
             let inflight = InFlight::start(&session, request, call.meta.clone()).await?;
             let outcome = self
                 .drive(call, &mut upstream, inflight, Vec::new())

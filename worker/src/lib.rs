@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod call_headers;
 pub mod direct;
 pub mod egress;
 pub mod error;

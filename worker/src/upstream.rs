@@ -379,7 +379,7 @@ impl Upstreams {
                 may_end.clone(),
                 router,
             );
-            let direct = Direct::new(http.clone(), &config, self.bounds.max_response_bytes);
+            let direct = Direct::new(http.clone(), &config, &info, self.bounds.max_response_bytes);
             let transport = StreamableHttpClientTransport::with_client(http, config.clone());
             let handler = RelayHandler {
                 relay: relay.clone(),

@@ -164,6 +164,11 @@ impl ServerHandler for Fixture {
                 schema(json!({})),
             ),
             Tool::new(
+                "regional",
+                "Names its region, which 2026-07-28 clients also send as a header, and its client",
+                schema(json!({"region": {"type": "string", "x-mcp-header": "Region"}})),
+            ),
+            Tool::new(
                 "progress",
                 "Reports progress 1 and 2 of 2, and logs a line, before answering",
                 schema(json!({})),
@@ -203,6 +208,17 @@ impl ServerHandler for Fixture {
                 (n("a") + n("b")).to_string()
             }
             "delete_everything" => "deleted".to_owned(),
+            "regional" => {
+                let region = args.get("region").and_then(|v| v.as_str()).unwrap_or("?");
+                // A 2026-07-28 request names its client itself; a session's did at
+                // `initialize`.
+                let client = ctx
+                    .meta
+                    .client_info()
+                    .or_else(|| ctx.peer.peer_info().map(|i| i.client_info.clone()))
+                    .map(|i| i.name);
+                format!("{region} for {}", client.as_deref().unwrap_or("?"))
+            }
             "record" | "record_idempotent" => {
                 let nonce = args
                     .get("nonce")

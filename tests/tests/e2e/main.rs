@@ -15,6 +15,7 @@ mod bad_input;
 mod bridging;
 mod bus_contract;
 mod cross_worker;
+mod direct_calls;
 mod identity;
 mod inline_calls;
 mod isolated_tier;

@@ -45,6 +45,8 @@ pub struct Catalog {
     pub tools: Vec<Tool>,
     /// Each exposed tool's annotations, for the checks every call makes.
     pub annotations: HashMap<String, ToolAnnotations>,
+    /// The arguments of exposed tools that go in headers too (see `call_headers`).
+    pub params: HashMap<String, Arc<crate::call_headers::ParamHeaders>>,
     pub prompt_names: NameMap,
     pub prompts: Vec<Prompt>,
     pub resources: Vec<Resource>,
@@ -199,6 +201,9 @@ impl Catalog {
                 let mut t = def.clone();
                 if let Some(a) = &t.annotations {
                     self.annotations.insert(exposed.clone(), a.clone());
+                }
+                if let Some(p) = crate::call_headers::ParamHeaders::of(&t.input_schema) {
+                    self.params.insert(exposed.clone(), p);
                 }
                 t.name = exposed.into();
                 self.tools.push(t);

@@ -19,6 +19,8 @@ pub(super) struct ToolTarget {
     pub upstream_name: String,
     pub read_only: bool,
     pub retryable: bool,
+    /// Its arguments that go in headers too (see `call_headers`).
+    pub params: Option<Arc<crate::call_headers::ParamHeaders>>,
 }
 
 impl Gateway {
@@ -90,6 +92,7 @@ impl Gateway {
             upstream_name: target.upstream,
             read_only,
             retryable,
+            params: catalog.params.get(name).cloned(),
         })
     }
 

@@ -108,6 +108,8 @@ pub(super) struct Route<'a> {
     /// The method and name (or URI) as the client gave them.
     pub target: String,
     pub retryable: bool,
+    /// A tool's arguments that go in headers too (see `call_headers`).
+    pub params: Option<std::sync::Arc<crate::call_headers::ParamHeaders>>,
 }
 
 impl Route<'_> {
@@ -312,6 +314,7 @@ impl Gateway {
             client_token: ctx.meta.get_progress_token(),
             meta: Some(self.upstream_meta(ctx)),
             timeout: route.connector.timeout,
+            params: route.params.clone(),
         }
     }
 

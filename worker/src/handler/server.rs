@@ -41,6 +41,7 @@ impl Gateway {
             connector: &target.connector,
             target: format!("tools/call {name}"),
             retryable: target.retryable,
+            params: target.params.clone(),
         };
         let role = principal.role(tenant);
         if role == Some(Role::Viewer) && !target.read_only {
@@ -164,6 +165,7 @@ impl ServerHandler for Gateway {
             connector: &connector,
             target: format!("prompts/get {}", request.name),
             retryable: true,
+            params: None,
         };
         self.serve(route, UsageMethod::PromptsGet, &request, params)
             .await
@@ -213,6 +215,7 @@ impl ServerHandler for Gateway {
             connector: &connector,
             target: format!("resources/read {}", request.uri),
             retryable: true,
+            params: None,
         };
         self.serve(route, UsageMethod::ResourcesRead, &request, params)
             .await
@@ -253,6 +256,7 @@ impl ServerHandler for Gateway {
             connector: &connector,
             target: "completion/complete".into(),
             retryable: true,
+            params: None,
         };
         let outcome = self
             .carry(
@@ -350,6 +354,7 @@ impl Gateway {
             connector: &connector,
             target: format!("resources/subscribe {uri}"),
             retryable: false,
+            params: None,
         };
         self.carry(
             &route,
