@@ -39,8 +39,8 @@ impl ParamHeaders {
                 .try_fold(arguments.get(first), |v, key| v.map(|v| v.get(key)))
                 .flatten();
             let text = match value {
-                Some(Value::String(s)) => s.clone(),
-                Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string(),
+                Some(Value::String(s)) => std::borrow::Cow::Borrowed(s.as_str()),
+                Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string().into(),
                 _ => continue,
             };
             if let Some(v) = header_value(&text) {

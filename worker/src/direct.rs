@@ -136,8 +136,8 @@ impl Direct {
         let mut headers = self.headers(version);
         crate::traced::add_headers(request.extensions(), &mut headers);
         if *version >= ProtocolVersion::STANDARD_HEADERS {
-            let params = request.extensions().get::<Arc<ParamHeaders>>().cloned();
-            crate::call_headers::add(&request, params.as_deref(), &mut headers);
+            let params = request.extensions().get::<Arc<ParamHeaders>>();
+            crate::call_headers::add(&request, params.map(Arc::as_ref), &mut headers);
         }
         if !version.has_initialize() {
             // No handshake told the upstream who asks: the request does. What its own
