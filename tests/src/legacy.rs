@@ -1,5 +1,5 @@
-//! Session-based MCP (2025-06-18) as a raw HTTP client speaks it: `initialize`, then
-//! requests on the session the server assigned.
+//! Session-based MCP (2025-06-18 unless asked for another version) as a raw HTTP client
+//! speaks it: `initialize`, then requests on the session the server assigned.
 
 use crate::modern::{Answer, answer};
 use serde_json::{Value, json};
@@ -14,6 +14,8 @@ pub struct Session {
     key: String,
     /// The session id the server assigned.
     pub id: String,
+    /// The protocol version the session speaks.
+    version: &'static str,
 }
 
 impl Session {
@@ -31,6 +33,7 @@ impl Session {
             endpoint: endpoint.to_owned(),
             key: key.to_owned(),
             id,
+            version: VERSION,
         }
     }
 
@@ -47,14 +50,25 @@ impl Session {
         key: &str,
         capabilities: Value,
     ) -> Option<Self> {
+        Self::try_open_at(http, endpoint, key, capabilities, VERSION).await
+    }
+
+    /// Like `try_open_with`, speaking protocol `version`.
+    pub async fn try_open_at(
+        http: &reqwest::Client,
+        endpoint: &str,
+        key: &str,
+        capabilities: Value,
+        version: &'static str,
+    ) -> Option<Self> {
         let r = http
             .post(endpoint)
             .bearer_auth(key)
             .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", VERSION)
+            .header("mcp-protocol-version", version)
             .json(
                 &json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-                "protocolVersion": VERSION, "capabilities": capabilities,
+                "protocolVersion": version, "capabilities": capabilities,
                 "clientInfo": {"name": "switchyard-tests", "version": "1"}}}),
             )
             .send()
@@ -62,7 +76,10 @@ impl Session {
             .ok()?;
         let id = r.headers().get("mcp-session-id")?.to_str().ok()?.to_owned();
         r.bytes().await.ok()?;
-        let session = Self::of(http, endpoint, key, id);
+        let session = Self {
+            version,
+            ..Self::of(http, endpoint, key, id)
+        };
         session
             .post(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
             .await
@@ -78,7 +95,7 @@ impl Session {
             .post(&self.endpoint)
             .bearer_auth(&self.key)
             .header("accept", "application/json, text/event-stream")
-            .header("mcp-protocol-version", VERSION)
+            .header("mcp-protocol-version", self.version)
             .header("mcp-session-id", &self.id)
             .json(&body)
             .send()
@@ -92,7 +109,7 @@ impl Session {
             .get(&self.endpoint)
             .bearer_auth(&self.key)
             .header("accept", "text/event-stream")
-            .header("mcp-protocol-version", VERSION)
+            .header("mcp-protocol-version", self.version)
             .header("mcp-session-id", &self.id)
             .send()
             .await
@@ -104,7 +121,7 @@ impl Session {
         self.http
             .delete(&self.endpoint)
             .bearer_auth(&self.key)
-            .header("mcp-protocol-version", VERSION)
+            .header("mcp-protocol-version", self.version)
             .header("mcp-session-id", &self.id)
             .send()
             .await

@@ -32,6 +32,30 @@ pub(crate) struct Load {
     /// them.
     #[arg(long)]
     pub(crate) worker_cpus: Option<String>,
+    /// The protocol version session clients speak. A worker speaks the newest its upstream
+    /// knows, whatever its clients speak, so an upstream that works differently per call at
+    /// a newer version (the reference server primes each 2025-11-25 stream with an event it
+    /// also stores) does the same work for the direct clients only when they speak it.
+    #[arg(long, value_enum, default_value = "2025-06-18")]
+    pub(crate) session_version: SessionVersion,
+}
+
+/// A protocol version of the session era.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum SessionVersion {
+    #[value(name = "2025-06-18")]
+    V2025_06_18,
+    #[value(name = "2025-11-25")]
+    V2025_11_25,
+}
+
+impl SessionVersion {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::V2025_06_18 => "2025-06-18",
+            Self::V2025_11_25 => "2025-11-25",
+        }
+    }
 }
 
 impl Load {
@@ -44,7 +68,8 @@ impl Load {
         }
     }
 
-    /// `sessions` clients of `endpoint` (with `key`) in `era`, each on its own connection.
+    /// `sessions` clients of `endpoint` (with `key`) in `era`, each on its own connection;
+    /// session clients speak `session_version`.
     pub(crate) async fn clients(
         &self,
         endpoint: &str,
@@ -53,7 +78,7 @@ impl Load {
     ) -> Arc<Vec<Target>> {
         let mut clients = Vec::with_capacity(self.sessions);
         for _ in 0..self.sessions {
-            clients.push(Target::connect(endpoint, key, era).await);
+            clients.push(Target::connect(endpoint, key, era, self.session_version).await);
         }
         Arc::new(clients)
     }

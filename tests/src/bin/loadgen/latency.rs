@@ -68,10 +68,11 @@ pub(crate) async fn latency(l: Latency) {
     let load = &l.load;
     let duration = Duration::from_secs(load.duration);
     println!(
-        "{:?}, upstream {:?}, era {:?}, {} sessions, {} in flight, target rate {}, worker {:?}:",
+        "{:?}, upstream {:?}, era {:?} (sessions at {}), {} sessions, {} in flight, target rate {}, worker {:?}:",
         l.work,
         l.upstream,
         load.era,
+        load.session_version.as_str(),
         load.sessions,
         load.concurrency,
         load.rate_text(),

@@ -41,7 +41,8 @@ use switchyard_tests::{ControlPlane, Stack, install_tls, mcp_connector};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum Era {
-    /// Sessions (initialize; 2025-11-25).
+    /// Sessions (initialize): a latency run's clients at `--session-version`, the other
+    /// runs' (rmcp's client) at 2025-11-25.
     Legacy,
     /// MCP 2026-07-28: no sessions, discovery first.
     Modern,

@@ -2,6 +2,7 @@
 //! to its end, as `oha` or an agent SDK's HTTP stack would, so the load generator spends
 //! little and every connection is reused.
 
+use crate::drive::SessionVersion;
 use crate::{Era, Work};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,8 +24,14 @@ fn args() -> Value {
 }
 
 impl Target {
-    /// A client of `endpoint` with `key` (none for an upstream), on its own pool.
-    pub(crate) async fn connect(endpoint: &str, key: Option<&str>, era: Era) -> Self {
+    /// A client of `endpoint` with `key` (none for an upstream), on its own pool; a session
+    /// client speaks `version`.
+    pub(crate) async fn connect(
+        endpoint: &str,
+        key: Option<&str>,
+        era: Era,
+        version: SessionVersion,
+    ) -> Self {
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)
             .pool_max_idle_per_host(1024)
@@ -32,7 +39,11 @@ impl Target {
             .unwrap();
         let key = key.unwrap_or_default();
         match era {
-            Era::Legacy => Self::Legacy(legacy::Session::open(&http, endpoint, key).await),
+            Era::Legacy => Self::Legacy(
+                legacy::Session::try_open_at(&http, endpoint, key, json!({}), version.as_str())
+                    .await
+                    .expect("initialize is answered with a session"),
+            ),
             Era::Modern => Self::Modern {
                 http,
                 endpoint: endpoint.to_owned(),
