@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 pub mod conformance;
 mod control_plane;
 mod db;
+pub mod hang_up;
 pub mod idp;
 pub mod kube_fake;
 pub mod legacy;

@@ -149,7 +149,7 @@ impl Metrics {
             "Upstream retries by outcome (attempted, budget_exhausted)",
             self.retries.clone(),
         );
-        r.register("relay_diverted", "Upstream notifications not delivered in order on their request's stream, by reason: no_owner, call_ended, client_gone (dropped); late (sent on the session's GET stream)", self.relay_diverted.clone());
+        r.register("relay_diverted", "Upstream notifications not delivered in order on their request's stream, by reason: no_owner, call_ended, client_gone, no_stream (dropped); late (sent on the session's GET stream)", self.relay_diverted.clone());
         r.register(
             "usage_events_dropped",
             "Usage events dropped because the reporting queue was full",

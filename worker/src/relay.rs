@@ -72,7 +72,8 @@ pub struct Recipient {
 /// Notifications not delivered in order on their request's stream, by reason. Dropped:
 /// `no_owner` (unsolicited, while no client holds the upstream session), `call_ended` (for
 /// a call whose client request had already ended), `client_gone` (the client's stream
-/// refused it). Delivered elsewhere: `late` (on the session's GET stream, after its request's
+/// refused it), `no_stream` (for a 2026-07-28 call answered with plain JSON, which has no
+/// stream; see `http::stateless`). Delivered elsewhere: `late` (on the session's GET stream, after its request's
 /// stream had ended).
 #[derive(Debug, Clone, Default)]
 pub struct Diverted(pub Family<ReasonLabel, Counter>);

@@ -173,6 +173,11 @@ impl ServerHandler for Fixture {
                 "Reports progress 1 and 2 of 2, and logs a line, before answering",
                 schema(json!({})),
             ),
+            Tool::new(
+                "announce",
+                "Says its tool list changed, then answers once the test opens the gate",
+                schema(json!({})),
+            ),
         ];
         let rewritten = self.rewritten.lock().unwrap();
         for t in &mut tools {
@@ -317,6 +322,13 @@ impl ServerHandler for Fixture {
                     ))
                     .await;
                 "done".to_owned()
+            }
+            "announce" => {
+                let _ = ctx.peer.notify_tool_list_changed().await;
+                if !self.gate.pass(&ctx.ct).await {
+                    return Err(McpError::internal_error("cancelled", None));
+                }
+                "announced".to_owned()
             }
             "slow" => {
                 tokio::select! {

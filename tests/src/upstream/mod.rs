@@ -143,12 +143,12 @@ impl TestUpstream {
         ));
     }
 
-    /// Calls of `hold` waiting for the gate.
+    /// Calls of `hold` (or `announce`) waiting for the gate.
     pub fn holding(&self) -> usize {
         self.gate.waiting.load(Ordering::SeqCst)
     }
 
-    /// Opens the gate: calls of `hold` answer, now and from now on.
+    /// Opens the gate: calls of `hold` and `announce` answer, now and from now on.
     pub fn release(&self) {
         self.gate.open.send_replace(true);
     }

@@ -8,6 +8,7 @@
 use serde_json::{Value, json};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+use switchyard_tests::hang_up::post_and_hang_up;
 use switchyard_tests::sse::{Events, messages};
 use switchyard_tests::upstream::TestUpstream;
 use switchyard_tests::{Stack, assert_eventually, legacy, modern};
@@ -257,34 +258,13 @@ async fn a_plain_call_goes_on_when_its_client_goes_away() {
     assert_eventually!(usage().await == 1, DEADLINE, "the first call is counted");
 
     // The call on a connection of its own, which the client then closes.
-    let endpoint = reqwest::Url::parse(&stack.worker().endpoint("acme")).unwrap();
-    let authority = format!(
-        "{}:{}",
-        endpoint.host_str().unwrap(),
-        endpoint.port().unwrap()
-    );
-    let mut tcp = tokio::net::TcpStream::connect(&authority).await.unwrap();
-    let peer = tcp.local_addr().unwrap();
     let body = call(50, "a__hold", None).to_string();
-    let request = format!(
-        "POST {} HTTP/1.1\r\nhost: {authority}\r\nauthorization: Bearer {key}\r\n\
-         accept: application/json, text/event-stream\r\ncontent-type: application/json\r\n\
-         mcp-protocol-version: 2025-06-18\r\nmcp-session-id: {}\r\n\
-         content-length: {}\r\n\r\n{body}",
-        endpoint.path(),
-        session.id,
-        body.len()
-    );
-    tokio::io::AsyncWriteExt::write_all(&mut tcp, request.as_bytes())
-        .await
-        .unwrap();
-    assert_eventually!(up.holding() == 1, DEADLINE, "the call reached the upstream");
-    drop(tcp);
-    assert_eventually!(
-        switchyard_tests::logs().contains(&format!("connection closed early peer={peer}")),
-        DEADLINE,
-        "the worker saw the client go"
-    );
+    let headers = [
+        ("mcp-protocol-version", "2025-06-18"),
+        ("mcp-session-id", session.id.as_str()),
+    ];
+    let endpoint = stack.worker().endpoint("acme");
+    post_and_hang_up(&endpoint, &key, &headers, &body, || up.holding() == 1).await;
     up.release();
     assert_eventually!(usage().await == 2, DEADLINE, "the call ran to its end");
     assert_eq!(

@@ -39,6 +39,7 @@ mod reflection_health;
 mod resilience;
 mod resource_metadata;
 mod secrets;
+mod stateless_calls;
 mod store_contract;
 mod store_publish;
 mod tool_pins;

@@ -40,7 +40,7 @@ pub(super) struct Ready {
     /// Its session id, if it has one.
     pub session: Option<String>,
     pub held: Held,
-    /// Its body, when it may be a call to serve inline (see `inline`).
+    /// Its body, when it may be a call to serve inline (see `inline`, `stateless`).
     pub inline: Option<bytes::Bytes>,
 }
 
@@ -75,7 +75,8 @@ pub(super) async fn forward(app: &App, ready: Ready) -> Response {
     let tenant = principal.tenant.to_string();
     let served = match (&session, &inline) {
         (Some(id), Some(bytes)) => super::inline::serve(app, id, req, bytes).await,
-        _ => Err(req),
+        (None, Some(bytes)) => super::stateless::serve(app, req, bytes).await,
+        (_, None) => Err(req),
     };
     let mut response = match served {
         Ok(response) => response,

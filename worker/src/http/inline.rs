@@ -39,6 +39,22 @@ pub(super) fn wanted(method: Option<&str>, headers: &HeaderMap, hosts: &[String]
 /// Whether a request with `headers` may be served inline: the plain case rmcp would let
 /// through, judged conservatively (see the module doc); `hosts` are the allowed `Host`s.
 pub(super) fn plain(headers: &HeaderMap, hosts: &[String]) -> bool {
+    let version = match headers.get("mcp-protocol-version") {
+        None => true,
+        Some(v) => v.to_str().is_ok_and(|v| {
+            v < ProtocolVersion::V_2026_07_28.as_str()
+                && ProtocolVersion::KNOWN_VERSIONS
+                    .iter()
+                    .any(|k| k.as_str() == v)
+        }),
+    };
+    version && plain_http(headers, hosts)
+}
+
+/// Whether a request's `headers` are ones rmcp lets through whatever the protocol version:
+/// no browser `Origin`, an allowed `Host` (one of `hosts`), a JSON body, and both answer
+/// media types accepted.
+pub(super) fn plain_http(headers: &HeaderMap, hosts: &[String]) -> bool {
     let accepts = |essence: &str| {
         headers
             .get_all(header::ACCEPT)
@@ -67,21 +83,11 @@ pub(super) fn plain(headers: &HeaderMap, hosts: &[String]) -> bool {
                 .trim()
                 .eq_ignore_ascii_case("application/json")
         });
-    let version = match headers.get("mcp-protocol-version") {
-        None => true,
-        Some(v) => v.to_str().is_ok_and(|v| {
-            v < ProtocolVersion::V_2026_07_28.as_str()
-                && ProtocolVersion::KNOWN_VERSIONS
-                    .iter()
-                    .any(|k| k.as_str() == v)
-        }),
-    };
     !headers.contains_key(header::ORIGIN)
         && allowed_host(headers, hosts)
         && accepts("application/json")
         && accepts("text/event-stream")
         && json_body
-        && version
 }
 
 /// Whether the request's one `Host` is one of `hosts` (an entry without a port allows any).
@@ -232,7 +238,7 @@ async fn answer(mut taken: Inline, mut call: Call) -> Response {
         Some(message) = taken.next() => message,
         answer = &mut call => {
             return match answer {
-                Some(answer) => json(&answer),
+                Some(answer) => json(&answer, StatusCode::OK),
                 // Cancelled: the stream ends without an answer, as rmcp ends it.
                 None => stream(futures::stream::empty().boxed()),
             };
@@ -259,10 +265,11 @@ async fn answer(mut taken: Inline, mut call: Call) -> Response {
     )
 }
 
-fn json(message: &ServerJsonRpcMessage) -> Response {
+/// `message` as a plain JSON answer with `status`.
+pub(super) fn json(message: &ServerJsonRpcMessage, status: StatusCode) -> Response {
     let body = serde_json::to_vec(message).unwrap_or_default();
     let mut response = Response::new(Body::from(body));
-    *response.status_mut() = StatusCode::OK;
+    *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         header::HeaderValue::from_static("application/json"),

@@ -20,6 +20,7 @@ mod refused;
 mod residency;
 mod rmcp_config;
 mod serve;
+mod stateless;
 
 pub use discovery::{Endpoint, readable_anywhere};
 pub use probes::serve_metrics;
@@ -80,6 +81,8 @@ pub struct App {
     hosts: Vec<String>,
     /// Calls served inline now (see `inline`).
     inline_calls: Arc<inline::Calls>,
+    /// The client peer of 2026-07-28 calls served inline (see `stateless`).
+    listeners: stateless::Listeners,
     /// The public base URL, under which tenants' resource URLs are.
     public_url: Option<url::Url>,
     /// The built-in authorization server.
@@ -133,6 +136,8 @@ impl App {
             config.only_tenant.is_some(),
             config.guard(),
         )?);
+        let listeners =
+            stateless::Listeners::new(crate::relay::Diverted(metrics.relay_diverted.clone()));
         let mcp = StreamableHttpService::new(
             move || Ok(gateway.fork()),
             local_sessions.clone(),
@@ -158,6 +163,7 @@ impl App {
             refusals,
             hosts,
             inline_calls: Arc::default(),
+            listeners,
             public_url: config.public_url.clone(),
         }))
     }
@@ -420,7 +426,7 @@ async fn mcp(
 }
 
 /// A POST's body (read, and put back for rmcp) and its admission; the body again when it
-/// is for `inline`.
+/// is for `inline` (or, without a session, `stateless`).
 async fn read_post(
     app: &App,
     req: &mut Request<Body>,
@@ -446,7 +452,13 @@ async fn read_post(
         let _admit = switchyard_common::span!("admit").entered();
         admitted = admit::admit(&app.admission, policy, principal, !in_session, &head)
             .map_err(|e| Refused(e, head.id.clone().unwrap_or_default()))?;
-        if in_session && inline::wanted(head.method.as_deref(), req.headers(), &app.hosts) {
+        let method = head.method.as_deref();
+        let wanted = if in_session {
+            inline::wanted(method, req.headers(), &app.hosts)
+        } else {
+            stateless::wanted(method, req.headers(), &app.hosts)
+        };
+        if wanted {
             inline = Some(bytes.clone());
         }
     }

@@ -36,6 +36,7 @@ async fn tenant_tools_are_aggregated_and_called_through_the_worker() {
     let want = [
         "add",
         "alpha__add",
+        "alpha__announce",
         "alpha__ask_name",
         "alpha__echo",
         "alpha__hold",
@@ -47,6 +48,7 @@ async fn tenant_tools_are_aggregated_and_called_through_the_worker() {
         "alpha__sleep_ms",
         "alpha__slow",
         "alpha__whoami",
+        "announce",
         "ask_name",
         "delete_everything",
         "echo",
