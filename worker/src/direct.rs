@@ -11,6 +11,7 @@
 //! (`call_headers`).
 
 use crate::call_headers::ParamHeaders;
+use crate::releasing::Releasing;
 use crate::resume::SessionClient;
 use crate::route::SseStream;
 use crate::upstream::Session;
@@ -57,6 +58,8 @@ pub struct Direct {
     /// The session's own count of direct calls (a count shared across sessions would show
     /// an upstream how busy other tenants are).
     sent: Arc<AtomicU64>,
+    /// Answered streams of the session read to their end (see `releasing`).
+    releasing: Releasing,
 }
 
 impl std::fmt::Debug for Direct {
@@ -103,6 +106,7 @@ impl Direct {
             limits,
             client,
             sent: Arc::default(),
+            releasing: Releasing::default(),
         }
     }
 
@@ -218,6 +222,7 @@ impl Direct {
                     continue;
                 };
                 if let Some(answer) = read_event(data, id, kind)? {
+                    self.releasing.release(stream);
                     return answer;
                 }
             }

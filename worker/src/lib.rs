@@ -26,6 +26,7 @@ pub mod principal;
 pub mod redact;
 pub mod refusals;
 pub mod relay;
+pub mod releasing;
 pub mod reports;
 pub mod resilience;
 pub mod resume;

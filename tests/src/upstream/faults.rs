@@ -21,6 +21,9 @@ pub struct Faults {
     /// Requests on a session the server does not know get 400 and a JSON-RPC error, as
     /// the TypeScript SDK's example servers answer, instead of the 404 the spec names.
     pub lost_session_as_400: bool,
+    /// Each call's response ends this long after its last event, as that of an upstream
+    /// that closes a stream a moment after answering on it.
+    pub late_end: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -28,6 +31,10 @@ pub(super) struct FaultState {
     pub(super) faults: Arc<Mutex<Faults>>,
     pub(super) attempts: Arc<AtomicUsize>,
     pub(super) ended: Arc<AtomicUsize>,
+    /// Calls' responses that have ended late (see `Faults::late_end`).
+    pub(super) ended_late: Arc<AtomicUsize>,
+    /// Calls' responses to end late whose client went before they ended.
+    pub(super) cut_short: Arc<AtomicUsize>,
 }
 
 /// A reset connection: the status line goes out, then the body fails, so the client sees
@@ -110,5 +117,49 @@ async fn faulty(
             .ok();
         return reset();
     }
-    response
+    if faults.late_end.is_zero() {
+        return response;
+    }
+    end_late(response, faults.late_end, &state)
+}
+
+/// `response`, its body ending `after` its last frame: counted in `ended_late` once it
+/// has, in `cut_short` if the client goes first.
+fn end_late(
+    response: axum::response::Response,
+    after: Duration,
+    state: &FaultState,
+) -> axum::response::Response {
+    use futures::StreamExt as _;
+    let (ended, unfinished) = (
+        state.ended_late.clone(),
+        Unfinished(Some(state.cut_short.clone())),
+    );
+    let (parts, body) = response.into_parts();
+    let end = futures::stream::once(async move {
+        tokio::time::sleep(after).await;
+        ended.fetch_add(1, Ordering::SeqCst);
+        unfinished.finish();
+    })
+    .filter_map(|()| async { None });
+    let body = axum::body::Body::from_stream(body.into_data_stream().chain(end));
+    axum::response::Response::from_parts(parts, body)
+}
+
+/// Counts a response dropped before its end.
+struct Unfinished(Option<Arc<AtomicUsize>>);
+
+impl Unfinished {
+    /// The response ended: nothing to count.
+    fn finish(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(count) = self.0.take() {
+            count.fetch_add(1, Ordering::SeqCst);
+        }
+    }
 }

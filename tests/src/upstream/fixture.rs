@@ -57,6 +57,8 @@ pub(super) struct Fixture {
     pub(super) subscriptions: Arc<Mutex<Vec<(String, String)>>>,
     /// Descriptions listed instead of a tool's own, by tool name.
     pub(super) rewritten: Arc<Mutex<HashMap<String, String>>>,
+    /// TCP connections accepted.
+    pub(super) connections: Arc<AtomicUsize>,
 }
 
 fn schema(props: serde_json::Value) -> Arc<JsonObject> {

@@ -84,6 +84,7 @@ impl TestUpstream {
             call_ids: Arc::default(),
             subscriptions: Arc::default(),
             rewritten: Arc::default(),
+            connections: Arc::default(),
         };
         let faults: Arc<Mutex<Faults>> = Arc::default();
         let attempts: Arc<AtomicUsize> = Arc::default();
@@ -92,6 +93,8 @@ impl TestUpstream {
             faults: faults.clone(),
             attempts: attempts.clone(),
             ended: ended.clone(),
+            ended_late: Arc::default(),
+            cut_short: Arc::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -141,6 +144,21 @@ impl TestUpstream {
             self.state.clone(),
             self.stop.clone(),
         ));
+    }
+
+    /// Calls' responses that have ended late so far (see `Faults::late_end`).
+    pub fn ended_late(&self) -> usize {
+        self.state.ended_late.load(Ordering::SeqCst)
+    }
+
+    /// Calls' responses to end late whose client went before they ended, so far.
+    pub fn cut_short(&self) -> usize {
+        self.state.cut_short.load(Ordering::SeqCst)
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.fixture.connections.load(Ordering::SeqCst)
     }
 
     /// Calls of `hold` (or `announce`) waiting for the gate.
@@ -201,6 +219,7 @@ fn serve(
     state: FaultState,
     stop: CancellationToken,
 ) -> tokio::task::JoinHandle<()> {
+    let connections = fixture.connections.clone();
     let service = StreamableHttpService::new(
         move || Ok(fixture.clone()),
         Arc::new(LocalSessionManager::default()),
@@ -211,7 +230,8 @@ fn serve(
         .layer(axum::middleware::from_fn_with_state(state, inject));
     // As servers should: without TCP_NODELAY an answer written in pieces waits for the
     // client's delayed ACK (about 40 ms per call on reused connections).
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+    let listener = axum::serve::ListenerExt::tap_io(listener, move |tcp| {
+        connections.fetch_add(1, Ordering::SeqCst);
         let _ = tcp.set_nodelay(true);
     });
     tokio::spawn(async move {

@@ -2,11 +2,13 @@
 //! session-era upstream sessions are: the upstream gets one POST per call, under an id
 //! the worker issued, carrying what rmcp's client would have sent (the SEP-2243 headers,
 //! the `Mcp-Param-*` headers the tool's schema asks for, the client's identity and
-//! capabilities in `_meta`), and no session.
+//! capabilities in `_meta`), and no session. Each answer's response is read to its end, so
+//! its connection serves the next call.
 
 use serde_json::json;
-use switchyard_tests::upstream::TestUpstream;
-use switchyard_tests::{Stack, legacy, modern};
+use std::time::Duration;
+use switchyard_tests::upstream::{Faults, TestUpstream};
+use switchyard_tests::{Stack, assert_eventually, legacy, modern};
 
 /// The headers of the `tools/call` POSTs the upstream saw.
 fn call_headers(up: &TestUpstream) -> Vec<http::HeaderMap> {
@@ -72,3 +74,49 @@ async fn calls_to_a_2026_07_28_upstream_carry_its_headers_and_the_clients_contex
         "sent by the worker itself, not through rmcp's client: {ids:?}"
     );
 }
+
+/// A call's answer is read to the end of its response, so its connection goes back to the
+/// pool even when the upstream ends the response a moment after answering on it: once each
+/// response has ended, the next call reuses the connection, to an upstream of either era.
+/// A stream dropped at its answer would close its connection, and every call would open
+/// another.
+#[tokio::test]
+async fn a_calls_connection_is_reused_once_its_response_has_ended() {
+    let stack = Stack::start().await;
+    let http = reqwest::Client::new();
+    for (tenant, up) in [
+        ("acme", TestUpstream::start_stateless("up").await),
+        ("beta", TestUpstream::start_legacy("up").await),
+    ] {
+        let key = stack.tenant_with_connector(tenant, "a", &up.url).await;
+        stack.wait_serving(tenant, &key).await;
+        let endpoint = stack.worker().endpoint(tenant);
+        let session = legacy::Session::open(&http, &endpoint, &key).await;
+        let call = || session.call("a__echo", json!({"text": "again"}));
+        assert!(call().await.ok());
+        up.set_faults(Faults {
+            late_end: Duration::from_millis(50),
+            ..Faults::default()
+        });
+        let opened = up.connections();
+        for i in 1..=CALLS {
+            let answer = call().await;
+            assert_eq!(answer.text(), Some("again"), "{answer:?}");
+            // The response ends, and its connection is free, before the next call.
+            assert_eventually!(
+                up.ended_late() + up.cut_short() == i,
+                DEADLINE,
+                "{tenant}: call {i}'s response ended"
+            );
+        }
+        assert_eq!(up.cut_short(), 0, "{tenant}: responses cut short");
+        assert!(
+            up.connections() <= opened + 1,
+            "{tenant}: {} connections opened for {CALLS} calls",
+            up.connections() - opened
+        );
+    }
+}
+
+const CALLS: usize = 10;
+const DEADLINE: Duration = Duration::from_secs(30);
