@@ -71,6 +71,8 @@ async fn a_connector_listing_more_than_the_bound_is_refused() {
         .await;
     let many = TestUpstream::start("many").await;
     let key = stack.tenant_with_connector("acme", "many", &many.url).await;
+    // Served once a session opens and lists (nothing, here): before, the key is unknown.
+    stack.wait_serving("acme", &key).await;
     let http = reqwest::Client::new();
     let endpoint = stack.worker().endpoint("acme");
 
