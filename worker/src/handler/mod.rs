@@ -93,6 +93,9 @@ pub struct Gateway {
     client: Arc<ClientSession>,
 }
 
+/// The `_meta` key under which a 2026-07-28 client asks for log messages for one request.
+pub(crate) const LOG_LEVEL_META: &str = "io.modelcontextprotocol/logLevel";
+
 /// Whether the request belongs to a session (protocol 2025-03-26 .. 2025-11-25); requests
 /// of 2026-07-28 carry none.
 fn in_session(ctx: &RequestContext<RoleServer>) -> bool {

@@ -280,11 +280,11 @@ impl Gateway {
         if in_session(ctx) {
             let level = lock(&self.client.log_level).unwrap_or(LoggingLevel::Debug);
             let level = serde_json::to_value(level).unwrap_or_else(|_| serde_json::json!("debug"));
-            meta.insert("io.modelcontextprotocol/logLevel".to_owned(), level);
+            meta.insert(super::LOG_LEVEL_META.to_owned(), level);
         } else {
             for key in [
                 "io.modelcontextprotocol/clientCapabilities",
-                "io.modelcontextprotocol/logLevel",
+                super::LOG_LEVEL_META,
             ] {
                 if let Some(v) = ctx.meta.get(key) {
                     meta.insert(key.to_owned(), v.clone());
@@ -300,8 +300,7 @@ impl Gateway {
         let session_client = in_session(ctx);
         // A session client's log level is set on its upstream sessions; a 2026-07-28
         // client asks for logs per request.
-        let wants_logs =
-            session_client || ctx.meta.get("io.modelcontextprotocol/logLevel").is_some();
+        let wants_logs = session_client || ctx.meta.get(super::LOG_LEVEL_META).is_some();
         Call {
             client: ctx.peer.clone(),
             request_id: ctx.id.clone(),

@@ -30,7 +30,7 @@ impl Gateway {
         if !in_session(ctx) {
             let owner = Recipient {
                 peer: ctx.peer.clone(),
-                wants_logs: ctx.meta.get("io.modelcontextprotocol/logLevel").is_some(),
+                wants_logs: ctx.meta.get(super::LOG_LEVEL_META).is_some(),
                 session: false,
             };
             return self

@@ -28,9 +28,6 @@ use rmcp::model::{
 use rmcp::service::{Peer, RoleServer, RunningService, RxJsonRpcMessage, TxJsonRpcMessage};
 use rmcp::transport::Transport;
 
-/// The `_meta` key of the log level a 2026-07-28 client asks for.
-const LOG_LEVEL: &str = "io.modelcontextprotocol/logLevel";
-
 /// Whether a request without a session, with JSON-RPC method `method` and `headers`, may be
 /// a call to serve here (its body decides the rest).
 pub(super) fn wanted(method: Option<&str>, headers: &HeaderMap, hosts: &[String]) -> bool {
@@ -72,7 +69,7 @@ fn plain(request: &ClientRequest, headers: &HeaderMap) -> bool {
     meta.protocol_version() == Some(version.clone())
         && meta.missing_required_keys(&version).is_empty()
         && meta.get_progress_token().is_none()
-        && !meta.contains_key(LOG_LEVEL)
+        && !meta.contains_key(crate::handler::LOG_LEVEL_META)
         && named
 }
 
