@@ -52,6 +52,8 @@ struct Side {
     /// Requests served inline (see `handler::inline`): rmcp's session knows nothing of
     /// them, so what the handler asks the client for them comes here too.
     inline: Mutex<std::collections::HashSet<RequestId>>,
+    /// Woken whenever a request's stream lets go of its registration.
+    released: tokio::sync::Notify,
 }
 
 impl Side {
@@ -105,6 +107,25 @@ impl<M: SessionManager> OrderedSessions<M> {
 
     fn side(&self, id: &SessionId) -> Option<Arc<Side>> {
         crate::sync::lock(&self.sides).get(id)?.upgrade()
+    }
+
+    /// Resolves once no request of session `id` waits for its answer: each request's
+    /// stream here has taken its answer (or ended), and each request served inline has
+    /// ended. At once for a session not here.
+    pub fn answered(&self, id: &SessionId) -> impl Future<Output = ()> + Send + 'static {
+        let side = self.side(id);
+        async move {
+            let Some(side) = side else { return };
+            loop {
+                let released = side.released.notified();
+                tokio::pin!(released);
+                released.as_mut().enable();
+                if crate::sync::lock(&side.requests).is_empty() {
+                    return;
+                }
+                released.await;
+            }
+        }
     }
 
     /// Takes what the handler sends for request `request` of session `session`, a request
@@ -322,6 +343,7 @@ impl Drop for Registration {
             requests.remove(&self.id);
         }
         crate::sync::lock(&self.side.inline).remove(&self.id);
+        self.side.released.notify_waiters();
     }
 }
 
@@ -436,3 +458,7 @@ impl Stream for Merged {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "ordered_tests.rs"]
+mod tests;
