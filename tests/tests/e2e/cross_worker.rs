@@ -76,6 +76,8 @@ async fn a_legacy_session_started_on_one_worker_continues_on_another() {
     let fleet = Stack::builder().workers(2).start().await;
     let up = TestUpstream::start("A").await;
     let key = fleet.tenant_with_connector("acme", "alpha", &up.url).await;
+    // Both workers have the policy before the session moves between them.
+    fleet.wait_serving("acme", &key).await;
     let (w1, w2) = (&fleet.workers[0], &fleet.workers[1]);
     let session = open(&w1.endpoint("acme"), &key).await;
 
@@ -168,6 +170,9 @@ async fn no_combination_of_one_tenants_credentials_reaches_another_tenant() {
     let key_b = fleet
         .tenant_with_connector("tenant-b", "bravo", &up_b.url)
         .await;
+    // Both workers have both policies: a refusal below is never one of a policy on its way.
+    fleet.wait_serving("tenant-a", &key_a).await;
+    fleet.wait_serving("tenant-b", &key_b).await;
     let (w1, w2) = (&fleet.workers[0], &fleet.workers[1]);
     let session_a = open(&w1.endpoint("tenant-a"), &key_a).await;
     let session_b = open(&w2.endpoint("tenant-b"), &key_b).await;
