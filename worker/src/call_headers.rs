@@ -2,7 +2,8 @@
 //! sends to a 2026-07-28 upstream: `Mcp-Method`, `Mcp-Name` (the tool's or prompt's name,
 //! the resource's URI), and for a tool whose input schema marks arguments with
 //! `x-mcp-header`, one `Mcp-Param-{name}` header per such argument the call gives. A value
-//! that cannot travel as printable ASCII goes as `=?base64?...?=`.
+//! that cannot travel as printable ASCII goes as `=?base64?...?=`. A 2026-07-28 client's
+//! own `Mcp-Param-*` headers are checked against its arguments by the same annotations.
 
 use base64::Engine as _;
 use http::{HeaderName, HeaderValue};
@@ -31,22 +32,90 @@ impl ParamHeaders {
     /// Adds a header for each annotated argument `arguments` gives a primitive value.
     fn add(&self, arguments: &JsonObject, headers: &mut HashMap<HeaderName, HeaderValue>) {
         for (path, header) in &self.0 {
-            let Some((first, rest)) = path.split_first() else {
+            let Some(text) = value_at(arguments, path).and_then(text_of) else {
                 continue;
-            };
-            let value = rest
-                .iter()
-                .try_fold(arguments.get(first), |v, key| v.map(|v| v.get(key)))
-                .flatten();
-            let text = match value {
-                Some(Value::String(s)) => std::borrow::Cow::Borrowed(s.as_str()),
-                Some(v @ (Value::Number(_) | Value::Bool(_))) => v.to_string().into(),
-                _ => continue,
             };
             if let Some(v) = header_value(&text) {
                 headers.insert(header.clone(), v);
             }
         }
+    }
+}
+
+impl ParamHeaders {
+    /// Whether a 2026-07-28 client's `headers` agree with the `arguments` of its call, as
+    /// the receiver of such a request must check (an intermediary may have acted on the
+    /// headers alone): each annotated argument given a value comes with exactly one header
+    /// carrying that value, plain or in Base64, and no header comes for an argument not
+    /// given. Why not, when they disagree.
+    pub fn check(
+        &self,
+        arguments: Option<&JsonObject>,
+        headers: &http::HeaderMap,
+    ) -> Result<(), String> {
+        for (path, header) in &self.0 {
+            let given = arguments.and_then(|a| value_at(a, path)).and_then(text_of);
+            let mut sent = headers.get_all(header).iter();
+            let (first, again) = (sent.next(), sent.next());
+            if again.is_some() {
+                return Err(format!("{header} is repeated"));
+            }
+            let argument = path.join(".");
+            match (first, given) {
+                (None, None) => {}
+                (Some(_), None) => {
+                    return Err(format!(
+                        "{header} is sent for `{argument}`, which the call does not give"
+                    ));
+                }
+                (None, Some(_)) => {
+                    return Err(format!("{header} is missing for `{argument}`"));
+                }
+                (Some(sent), Some(given)) => {
+                    let Some(sent) = sent.to_str().ok().and_then(decode) else {
+                        return Err(format!("{header} is not a valid header value"));
+                    };
+                    if sent != given {
+                        return Err(format!("{header} does not match `{argument}` in the body"));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The value at `path` (through objects) in `arguments`.
+fn value_at<'a>(arguments: &'a JsonObject, path: &[String]) -> Option<&'a Value> {
+    let (first, rest) = path.split_first()?;
+    rest.iter()
+        .try_fold(arguments.get(first)?, |v, key| v.get(key))
+}
+
+/// A primitive argument as its header carries it; `None` for anything else (null, an
+/// array, an object), which no header carries.
+fn text_of(value: &Value) -> Option<std::borrow::Cow<'_, str>> {
+    match value {
+        Value::String(s) => Some(s.as_str().into()),
+        Value::Number(_) | Value::Bool(_) => Some(value.to_string().into()),
+        _ => None,
+    }
+}
+
+/// What a header value carries: itself, or the text the Base64 sentinel wraps; `None`
+/// when the sentinel wraps no valid Base64 of UTF-8.
+fn decode(value: &str) -> Option<std::borrow::Cow<'_, str>> {
+    match value
+        .strip_prefix(PREFIX)
+        .and_then(|v| v.strip_suffix(SUFFIX))
+    {
+        Some(inner) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(inner)
+                .ok()?;
+            String::from_utf8(bytes).ok().map(Into::into)
+        }
+        None => Some(value.into()),
     }
 }
 

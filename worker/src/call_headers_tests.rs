@@ -126,3 +126,83 @@ fn a_resource_read_is_named_by_its_uri() {
     assert_eq!(headers["mcp-method"], "resources/read");
     assert_eq!(headers["mcp-name"], "file:///notes/a.txt");
 }
+
+/// What `check` says of a call of a tool marking `region` and `zone.name` with `arguments`
+/// and the client's `headers`.
+fn checked(arguments: Value, headers: &[(&str, &str)]) -> Result<(), String> {
+    let schema = json!({"properties": {
+        "region": {"type": "string", "x-mcp-header": "Region"},
+        "zone": {"type": "object", "properties": {"name": {"type": "string", "x-mcp-header": "Zone"}}}
+    }});
+    let params = ParamHeaders::of(&object(schema)).unwrap();
+    let mut map = http::HeaderMap::new();
+    for (k, v) in headers {
+        map.append(
+            HeaderName::try_from(*k).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    params.check(Some(&object(arguments)), &map)
+}
+
+#[test]
+fn headers_that_mirror_the_arguments_are_taken() {
+    assert_eq!(checked(json!({}), &[]), Ok(()));
+    assert_eq!(checked(json!({"region": null, "note": 1}), &[]), Ok(()));
+    assert_eq!(
+        checked(
+            json!({"region": "eu-west-1", "zone": {"name": "b"}}),
+            &[("mcp-param-region", "eu-west-1"), ("mcp-param-zone", "b")]
+        ),
+        Ok(())
+    );
+    // In Base64, as a client must send what is not plain ASCII, and may send anything.
+    assert_eq!(
+        checked(
+            json!({"region": "zürich"}),
+            &[("mcp-param-region", "=?base64?esO8cmljaA==?=")]
+        ),
+        Ok(())
+    );
+    assert_eq!(
+        checked(
+            json!({"region": "eu"}),
+            &[("mcp-param-region", "=?base64?ZXU=?=")]
+        ),
+        Ok(())
+    );
+}
+
+#[test]
+fn headers_that_disagree_with_the_arguments_are_refused_naming_the_header() {
+    let cases: [(Value, &[(&str, &str)]); 7] = [
+        // Another value than the body's.
+        (json!({"region": "eu"}), &[("mcp-param-region", "us")]),
+        // The body's value, missing from the headers.
+        (json!({"region": "eu"}), &[]),
+        // A header for an argument the call does not give, or gives as null.
+        (json!({}), &[("mcp-param-zone", "b")]),
+        (json!({"region": null}), &[("mcp-param-region", "eu")]),
+        // Twice: an intermediary may take either.
+        (
+            json!({"region": "eu"}),
+            &[("mcp-param-region", "eu"), ("mcp-param-region", "us")],
+        ),
+        // Base64 of another value, or not Base64 at all.
+        (
+            json!({"region": "eu"}),
+            &[("mcp-param-region", "=?base64?dXM=?=")],
+        ),
+        (
+            json!({"region": "eu"}),
+            &[("mcp-param-region", "=?base64?***?=")],
+        ),
+    ];
+    for (arguments, headers) in cases {
+        let why = checked(arguments.clone(), headers).unwrap_err();
+        assert!(
+            why.contains("mcp-param-region") || why.contains("mcp-param-zone"),
+            "{arguments} {headers:?}: {why}"
+        );
+    }
+}

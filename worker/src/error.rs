@@ -67,6 +67,9 @@ pub enum Error {
     /// The client's input could not be used (a changed or expired requestState, answers).
     #[error("{0}")]
     BadInput(String),
+    /// A 2026-07-28 request's headers disagree with its body (SEP-2243).
+    #[error("the request's headers disagree with its body: {0}")]
+    HeaderMismatch(String),
     /// No tool, prompt or resource of that name is served to this tenant.
     #[error("unknown {kind}: {name}")]
     UnknownName { kind: &'static str, name: String },
@@ -239,7 +242,7 @@ impl Error {
                 ErrorCode::RateLimited
             }
             Self::QuotaExhausted(_) => ErrorCode::QuotaExhausted,
-            Self::BadInput(_) => ErrorCode::InvalidArgument,
+            Self::BadInput(_) | Self::HeaderMismatch(_) => ErrorCode::InvalidArgument,
             Self::Upstream(UpstreamError::Timeout(_))
             | Self::Service(ServiceError::Timeout { .. }) => ErrorCode::DeadlineExceeded,
             Self::Upstream(_) | Self::Service(_) => ErrorCode::Unavailable,
@@ -274,6 +277,7 @@ impl Error {
             Self::Limited(Refusal::Others) => "other_requests_limited",
             Self::QuotaExhausted(_) => "quota_exhausted",
             Self::BadInput(_) => "invalid_input",
+            Self::HeaderMismatch(_) => "header_mismatch",
             Self::UnknownName { .. } => "unknown_name",
             Self::ToolPendingApproval(_) => "tool_pending_approval",
             Self::PermissionDenied(_) => "permission_denied",

@@ -40,9 +40,10 @@ fn variant(e: &Error) -> usize {
         Error::InsufficientScope(_) => 32,
         Error::IdentityProviderUnavailable => 33,
         Error::ScopeNeeded(_) => 34,
+        Error::HeaderMismatch(_) => 35,
     }
 }
-const VARIANTS: usize = 35;
+const VARIANTS: usize = 36;
 
 /// One or more examples of every variant, and what each must say: its code, its reason,
 /// and whether the call it ends counts as attempted upstream.
@@ -177,6 +178,12 @@ pub(crate) fn examples() -> Vec<(Error, ErrorCode, &'static str, Option<bool>)> 
             Error::BadInput("stale requestState".into()),
             C::InvalidArgument,
             "invalid_input",
+            None,
+        ),
+        (
+            Error::HeaderMismatch("Mcp-Param-Region is missing".into()),
+            C::InvalidArgument,
+            "header_mismatch",
             None,
         ),
         (
@@ -345,7 +352,7 @@ async fn status_code_reason_and_attempt_agree_with_the_error_code() {
             .unwrap();
         let body: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(body["id"], json!(7), "{name}");
-        assert_eq!(body["error"]["code"], json!(code.jsonrpc()), "{name}");
+        assert_eq!(body["error"]["code"], json!(e.jsonrpc()), "{name}");
         assert_eq!(body["error"]["data"]["reason"], json!(reason), "{name}");
         // (An open breaker's message counts down the milliseconds to its next try.)
         if !matches!(e, Error::CircuitOpen(_)) {
@@ -361,11 +368,17 @@ async fn status_code_reason_and_attempt_agree_with_the_error_code() {
 
         // Any other MCP request's JSON-RPC error; an upstream's own error passes through.
         let passthrough = matches!(e, Error::Service(ServiceError::McpError(_)));
+        let jsonrpc = match e {
+            // MCP's own code for it.
+            Error::HeaderMismatch(_) => -32020,
+            _ => code.jsonrpc(),
+        };
+        assert_eq!(e.jsonrpc(), jsonrpc, "{name}");
         let mcp = e.into_mcp("github");
         if passthrough {
             assert_eq!(mcp.code.0, -32602, "{name}");
         } else {
-            assert_eq!(mcp.code.0, code.jsonrpc(), "{name}");
+            assert_eq!(mcp.code.0, jsonrpc, "{name}");
             assert_eq!(mcp.data.unwrap()["reason"], json!(reason), "{name}");
         }
     }

@@ -258,3 +258,69 @@ async fn a_call_whose_headers_disagree_with_its_body_is_refused_before_the_upstr
     assert!(answer.ok(), "{:?}", answer.body);
     assert_eq!(answer.text(), Some("hi"));
 }
+
+/// A tool's argument marked to travel in a header too (`regional`'s `region`) must travel
+/// there as it is in the body: an intermediary may have acted on the header alone. A call
+/// whose `Mcp-Param-Region` disagrees with its body is refused with MCP's header mismatch,
+/// served inline or through rmcp (a call that asks for log messages), and reaches no
+/// upstream; the same call whose header agrees is served.
+#[tokio::test]
+async fn a_call_whose_param_header_disagrees_with_its_arguments_is_refused() {
+    let stack = Stack::start().await;
+    let up = TestUpstream::start("A").await;
+    let key = serving(&stack, &up).await;
+    let name = ("tools/call", "a__regional");
+    let call = |region: Value, headers: &[(&'static str, &'static str)], logs: bool| {
+        let mut req = post(
+            &stack,
+            &key,
+            9,
+            name,
+            json!({"name": "a__regional", "arguments": {"region": region}}),
+            logs,
+        );
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        async move { modern::answer(req.send().await.unwrap()).await }
+    };
+    let calls_before = up.calls.load(Ordering::SeqCst);
+    for logs in [false, true] {
+        for (region, headers) in [
+            (json!("eu-west-1"), &[("mcp-param-region", "us-east-1")][..]),
+            (json!("eu-west-1"), &[][..]),
+            (Value::Null, &[("mcp-param-region", "us-east-1")][..]),
+            (
+                json!("eu-west-1"),
+                &[
+                    ("mcp-param-region", "eu-west-1"),
+                    ("mcp-param-region", "us-east-1"),
+                ][..],
+            ),
+        ] {
+            let answer = call(region.clone(), headers, logs).await;
+            assert_eq!(
+                (answer.status, answer.error_code()),
+                (400, Some(-32020)),
+                "logs {logs}, {region} with {headers:?}: {:?}",
+                answer.body
+            );
+            assert_eq!(answer.body["error"]["data"]["reason"], "header_mismatch");
+        }
+    }
+    assert_eq!(
+        up.calls.load(Ordering::SeqCst),
+        calls_before,
+        "no refused call reached the upstream"
+    );
+    for logs in [false, true] {
+        let answer = call(
+            json!("eu-west-1"),
+            &[("mcp-param-region", "=?base64?ZXUtd2VzdC0x?=")],
+            logs,
+        )
+        .await;
+        assert!(answer.ok(), "logs {logs}: {:?}", answer.body);
+        assert_eq!(answer.text(), Some("eu-west-1 for switchyard"));
+    }
+}

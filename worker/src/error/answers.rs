@@ -4,6 +4,15 @@
 use super::*;
 
 impl Error {
+    /// The JSON-RPC error code: its code's, unless MCP names one of its own (a header
+    /// mismatch's -32020, which the client's transport answers with 400).
+    pub fn jsonrpc(&self) -> i32 {
+        match self {
+            Self::HeaderMismatch(_) => rmcp::model::ErrorCode::HEADER_MISMATCH.0,
+            _ => self.code().jsonrpc(),
+        }
+    }
+
     /// JSON-RPC error data: the reason and what else a client needs to act on it.
     pub fn data(&self) -> Value {
         let mut data = json!({"reason": self.reason()});
@@ -45,7 +54,7 @@ impl Error {
     pub fn response_at(&self, id: Value, endpoint: Option<&str>) -> Response {
         let code = self.code();
         let error =
-            json!({"code": code.jsonrpc(), "message": self.to_string(), "data": self.data()});
+            json!({"code": self.jsonrpc(), "message": self.to_string(), "data": self.data()});
         let body = json!({"jsonrpc": "2.0", "id": id, "error": error});
         let status =
             StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -105,7 +114,7 @@ impl Error {
                     other.to_string()
                 };
                 McpError::new(
-                    rmcp::model::ErrorCode(other.code().jsonrpc()),
+                    rmcp::model::ErrorCode(other.jsonrpc()),
                     message,
                     Some(other.data()),
                 )

@@ -32,6 +32,12 @@ impl Gateway {
         let name = request.name.to_string();
         let target = self.tool(tenant, &name, Some(principal)).await?;
         let connector = target.connector.name.clone();
+        if let (Some(params), Some(headers)) = (&target.params, standard_headers(ctx))
+            && let Err(why) = params.check(request.arguments.as_ref(), headers)
+        {
+            let refused = self.refused(principal, tenant, &name, Error::HeaderMismatch(why));
+            return Err((connector, refused));
+        }
         let mut params = CallToolRequestParams::new(target.upstream_name.clone());
         params.arguments = request.arguments.clone();
         let route = Route {
@@ -59,6 +65,14 @@ impl Gateway {
             .await
             .map_err(|e| (connector, e))
     }
+}
+
+/// The HTTP headers of a request whose protocol version has its headers mirror its body
+/// (2026-07-28 on), which the receiver checks.
+fn standard_headers(ctx: &RequestContext<RoleServer>) -> Option<&http::HeaderMap> {
+    let headers = &ctx.extensions.get::<http::request::Parts>()?.headers;
+    let version = headers.get("mcp-protocol-version")?.to_str().ok()?;
+    (version >= ProtocolVersion::STANDARD_HEADERS.as_str()).then_some(headers)
 }
 
 impl ServerHandler for Gateway {
@@ -115,6 +129,7 @@ impl ServerHandler for Gateway {
                 connector,
                 e @ (Error::UnknownName { .. }
                 | Error::BadInput(_)
+                | Error::HeaderMismatch(_)
                 | Error::Capacity(_)
                 | Error::CredentialRevoked
                 | Error::Suspended(_)
