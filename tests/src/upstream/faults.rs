@@ -105,7 +105,10 @@ async fn faulty(
     if faults.hang {
         std::future::pending::<()>().await;
     }
-    tokio::time::sleep(faults.delay).await;
+    // Not even a zero sleep: tokio's timer rounds it up to its next tick, a millisecond.
+    if !faults.delay.is_zero() {
+        tokio::time::sleep(faults.delay).await;
+    }
     if rand::random::<f64>() < faults.reset_before {
         return reset();
     }
