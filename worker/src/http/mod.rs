@@ -9,6 +9,7 @@
 mod admit;
 mod detached;
 mod discovery;
+mod enforce;
 mod envelope;
 mod for_oauth;
 mod forward;
@@ -45,16 +46,11 @@ use gate::SessionCheck;
 use http::Request;
 use refused::{Refused, Seen, count};
 use rmcp::transport::streamable_http_server::StreamableHttpService;
-use rmcp::transport::streamable_http_server::session::SessionId;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 const SESSION_HEADER: &str = "mcp-session-id";
-
-/// How long a session that lost access stays open for the answers of its calls stopped
-/// (see `App::enforce`); it takes no new request meanwhile.
-const ANSWERS_AWAITED_FOR: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub struct App {
     policies: Arc<Policies>,
@@ -213,62 +209,6 @@ impl App {
             }
         }
         reports
-    }
-
-    /// Applies tenant `slug`'s current policy to what this worker holds for it: calls in
-    /// flight and sessions of callers that lost access end (streams closed, upstream
-    /// sessions ended), and so do upstream sessions of connectors it no longer has.
-    pub async fn enforce(&self, slug: &str) {
-        use rmcp::transport::streamable_http_server::session::SessionManager as _;
-        let tenant = self.policies.get(slug);
-        let stopped = self.breakers.enforce(slug, tenant.as_deref());
-        let mut ended = Vec::new();
-        for id in self.admission.sessions_of(slug) {
-            let Ok(Some(owner)) = self.sessions.owner(slug, &id).await else {
-                continue;
-            };
-            if crate::access::lost(&owner, tenant.as_deref()).is_none() {
-                continue;
-            }
-            // Forgotten first, so its upstream sessions are ended too (see `resume`), and
-            // so the session takes no new request from here on.
-            self.sessions.forget(slug, &id).await;
-            self.admission.session_closed(&id);
-            ended.push(SessionId::from(id));
-        }
-        let mut closed = ended.len();
-        // The calls stopped above are answered with why on their own streams first: rmcp
-        // would end those streams unanswered if the session closed before their answers
-        // reached them.
-        let local = self.local_sessions.clone();
-        tokio::spawn(async move {
-            for id in ended {
-                let _ = tokio::time::timeout(ANSWERS_AWAITED_FOR, local.answered(&id)).await;
-                let _ = local.close_session(&id).await;
-            }
-        });
-        closed += self.quiet.close_lost(slug, |p| {
-            crate::access::lost(p, tenant.as_deref()).is_some()
-        });
-        if stopped + closed > 0 {
-            tracing::info!(
-                tenant = slug,
-                calls = stopped,
-                sessions = closed,
-                "access lost; ended"
-            );
-        }
-    }
-
-    /// Like `enforce`, for every tenant this worker holds anything of.
-    pub async fn enforce_all(&self) {
-        let mut slugs: Vec<String> = self.admission.sessions_here().into_keys().collect();
-        slugs.extend(self.breakers.busy_tenants());
-        slugs.sort();
-        slugs.dedup();
-        for slug in slugs {
-            self.enforce(&slug).await;
-        }
     }
 
     /// Requests being served now.
