@@ -25,6 +25,7 @@ mod nats;
 pub mod nats_accounts;
 pub mod oauth;
 pub mod otlp;
+pub mod ports;
 pub mod proxy;
 pub mod python;
 pub mod sse;

@@ -15,10 +15,7 @@ async fn the_authorization_scenarios_pass_against_the_built_in_server() {
     let issuer = endpoint.trim_end_matches("/mcp").to_owned();
     // The suite's callback server listens on a port it is told; its URL is registered in
     // the client's metadata document.
-    let port = {
-        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap().port()
-    };
+    let port = switchyard_tests::ports::unused_port();
     let client = ClientDoc::serve(
         "Conformance",
         Some(&format!("http://127.0.0.1:{port}/callback")),

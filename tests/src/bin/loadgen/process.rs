@@ -2,7 +2,6 @@
 //! worker` joined to the load generator's stack, and the npm reference ("everything")
 //! server.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -106,14 +105,6 @@ fn clock_ticks() -> u64 {
     })
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The `switchyard` binary beside this one (`cargo build --release -p switchyard`).
 pub(crate) fn sibling_binary() -> PathBuf {
     let me = std::env::current_exe().unwrap();
@@ -139,7 +130,10 @@ pub(crate) async fn worker_with(
     threads: Option<usize>,
     env: &[(&str, String)],
 ) -> Process {
-    let (http, metrics) = (free_port(), free_port());
+    let (http, metrics) = (
+        switchyard_tests::ports::unused_port(),
+        switchyard_tests::ports::unused_port(),
+    );
     let key = stack.cp.keys.policy.primary().to_base64();
     let mut command = Command::new(bin);
     if let Some(n) = threads {
@@ -188,7 +182,7 @@ pub(crate) async fn everything() -> Process {
         node.exists() && server.exists(),
         "the everything server is not installed: run scripts/setup.sh"
     );
-    let port = free_port();
+    let port = switchyard_tests::ports::unused_port();
     let child = Command::new(node)
         .arg(server)
         .arg("streamableHttp")
