@@ -40,9 +40,7 @@ impl ParamHeaders {
             }
         }
     }
-}
 
-impl ParamHeaders {
     /// Whether a 2026-07-28 client's `headers` agree with the `arguments` of its call, as
     /// the receiver of such a request must check (an intermediary may have acted on the
     /// headers alone): each annotated argument given a value comes with exactly one header
