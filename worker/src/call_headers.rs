@@ -58,23 +58,27 @@ impl ParamHeaders {
             if again.is_some() {
                 return Err(format!("{header} is repeated"));
             }
-            let argument = path.join(".");
+            let argument = || path.join(".");
             match (first, given) {
                 (None, None) => {}
                 (Some(_), None) => {
                     return Err(format!(
-                        "{header} is sent for `{argument}`, which the call does not give"
+                        "{header} is sent for `{}`, which the call does not give",
+                        argument()
                     ));
                 }
                 (None, Some(_)) => {
-                    return Err(format!("{header} is missing for `{argument}`"));
+                    return Err(format!("{header} is missing for `{}`", argument()));
                 }
                 (Some(sent), Some(given)) => {
                     let Some(sent) = sent.to_str().ok().and_then(decode) else {
                         return Err(format!("{header} is not a valid header value"));
                     };
                     if sent != given {
-                        return Err(format!("{header} does not match `{argument}` in the body"));
+                        return Err(format!(
+                            "{header} does not match `{}` in the body",
+                            argument()
+                        ));
                     }
                 }
             }

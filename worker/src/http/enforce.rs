@@ -4,8 +4,8 @@
 use super::App;
 use rmcp::transport::streamable_http_server::session::SessionId;
 
-/// How long a session that lost access stays open for the answers of its calls stopped
-/// (see `App::enforce`); it takes no new request meanwhile.
+/// How long the sessions that lost access at one policy change stay open, at most, for the
+/// answers of their stopped calls (see `App::enforce`); they take no new request meanwhile.
 const ANSWERS_AWAITED_FOR: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl App {
@@ -35,9 +35,11 @@ impl App {
         // would end those streams unanswered if the session closed before their answers
         // reached them.
         let local = self.local_sessions.clone();
+        // One wait for them all: a session waited for in turn would hold the next back.
+        let answered = futures::future::join_all(ended.iter().map(|id| local.answered(id)));
         tokio::spawn(async move {
+            let _ = tokio::time::timeout(ANSWERS_AWAITED_FOR, answered).await;
             for id in ended {
-                let _ = tokio::time::timeout(ANSWERS_AWAITED_FOR, local.answered(&id)).await;
                 let _ = local.close_session(&id).await;
             }
         });
