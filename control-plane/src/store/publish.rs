@@ -101,12 +101,15 @@ impl Store {
     }
 
     /// Tenants whose policy was last published sealed with another policy key than `key`,
-    /// or with a key not on record (published before keys were recorded).
+    /// or with a key not on record (published before keys were recorded). A tenant with a
+    /// change still in the outbox is left out: the publisher seals it with the current key
+    /// anyway, and a new tenant has no status yet.
     pub async fn sealed_with_other_key(&self, key: &str, limit: u32) -> Result<Vec<TenantSlug>> {
         let rows = sqlx::query(
             "SELECT t.slug FROM tenants t \
              LEFT JOIN tenant_publish_status s ON s.tenant_id = t.id \
-             WHERE s.tenant_id IS NULL OR (s.published_revision > 0 AND s.policy_key <> $1) \
+             WHERE (s.tenant_id IS NULL OR (s.published_revision > 0 AND s.policy_key <> $1)) \
+             AND NOT EXISTS (SELECT 1 FROM policy_outbox o WHERE o.tenant_slug = t.slug) \
              ORDER BY t.slug LIMIT $2",
         )
         .bind(key)
