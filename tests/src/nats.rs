@@ -34,21 +34,28 @@ impl NatsServer {
             port: AtomicU16::new(0),
             child: Mutex::new(None),
         };
-        server.spawn(None).await;
-        server
+        // A port below the ephemeral range, so that while the server is stopped no
+        // outgoing connection (a reconnecting client's own, say) can take it; another
+        // test may bind the same one first, so a server that exits at once tries again.
+        for _ in 0..10 {
+            if server.spawn(crate::ports::unused_port()).await {
+                return server;
+            }
+        }
+        panic!("nats-server did not start on any of ten ports");
     }
 
-    async fn spawn(&self, port: Option<u16>) {
+    /// Starts the server on `port`; false if it exited without listening (the port taken).
+    async fn spawn(&self, port: u16) -> bool {
         let ports_dir = self.dir.path().join("ports");
         std::fs::create_dir_all(&ports_dir).unwrap();
         for f in std::fs::read_dir(&ports_dir).unwrap() {
             std::fs::remove_file(f.unwrap().path()).ok();
         }
-        let port_arg = port.map_or("-1".to_owned(), |p| p.to_string());
-        let child = std::process::Command::new("nats-server")
+        let mut child = std::process::Command::new("nats-server")
             .arg("-c")
             .arg(self.dir.path().join("nats.conf"))
-            .args(["-js", "-a", "127.0.0.1", "-p", &port_arg])
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string()])
             .arg("-sd")
             .arg(self.dir.path().join("js"))
             .arg("--ports_file_dir")
@@ -58,26 +65,20 @@ impl NatsServer {
             .spawn()
             .expect("nats-server on PATH (scripts/test.sh installs it)");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        let port = loop {
-            let found = std::fs::read_dir(&ports_dir)
-                .unwrap()
-                .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
-                .find_map(|text| {
-                    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
-                    let url = v["nats"][0].as_str()?.to_owned();
-                    url.rsplit(':').next()?.parse::<u16>().ok()
-                });
-            if let Some(p) = found {
-                break p;
+        // The ports file is written once the server listens.
+        while std::fs::read_dir(&ports_dir).unwrap().next().is_none() {
+            if child.try_wait().unwrap().is_some() {
+                return false;
             }
             assert!(
                 std::time::Instant::now() < deadline,
                 "nats-server did not start"
             );
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        };
+        }
         self.port.store(port, Ordering::SeqCst);
         *self.child.lock().unwrap() = Some(child);
+        true
     }
 
     pub fn url(&self) -> String {
@@ -159,7 +160,10 @@ impl NatsServer {
     pub async fn restart(&self) {
         self.stop();
         let port = self.port.load(Ordering::SeqCst);
-        self.spawn(Some(port)).await;
+        assert!(
+            self.spawn(port).await,
+            "nats-server did not start again on port {port}"
+        );
     }
 }
 
@@ -178,5 +182,32 @@ pub(crate) fn test_buckets() -> switchyard_bus::Buckets {
         session_ttl: std::time::Duration::from_secs(600),
         fleet: switchyard_bus::FLEET_BUCKET.into(),
         heartbeat_ttl: std::time::Duration::from_secs(3),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_server_listens_below_the_ephemeral_range_and_a_taken_port_is_told_apart() {
+        let server = NatsServer::start().await;
+        let port = server.port.load(Ordering::SeqCst);
+        let floor = crate::ports::ephemeral_floor();
+        if floor > 11_000 {
+            assert!(port < floor, "{port} is an ephemeral port (from {floor})");
+        }
+
+        // A second server on the first one's port exits, and the first is kept.
+        let other = NatsServer {
+            accounts: None,
+            dir: tempfile::tempdir().unwrap(),
+            port: AtomicU16::new(0),
+            child: Mutex::new(None),
+        };
+        std::fs::write(other.dir.path().join("nats.conf"), "").unwrap();
+        assert!(!other.spawn(port).await, "started on a port in use");
+        assert!(other.child.lock().unwrap().is_none());
+        server.client().await.flush().await.unwrap();
     }
 }

@@ -6,7 +6,7 @@
 use std::net::TcpListener;
 
 /// The kernel's range of ephemeral ports, as Linux states it.
-fn ephemeral_floor() -> u16 {
+pub(crate) fn ephemeral_floor() -> u16 {
     std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|r| r.split_whitespace().next()?.parse().ok())
