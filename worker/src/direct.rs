@@ -146,11 +146,15 @@ impl Direct {
         if !version.has_initialize() {
             // No handshake told the upstream who asks: the request does. What its own
             // `_meta` says (the client's capabilities for this request, say) stands over
-            // what the session presents.
-            let mut meta = self.client.clone();
-            meta.set_protocol_version(version.clone());
-            meta.extend(std::mem::take(request.get_meta_mut()));
-            *request.get_meta_mut() = meta;
+            // what the session presents, which fills in only what it lacks.
+            let mut spoken = RequestMetaObject::new();
+            spoken.set_protocol_version(version.clone());
+            let own = request.get_meta_mut();
+            for (key, value) in self.client.iter().chain(spoken.iter()) {
+                if !own.contains_key(key) {
+                    own.insert(key.clone(), value.clone());
+                }
+            }
         }
         let token = ProgressToken(id.clone());
         request.get_meta_mut().set_progress_token(token);

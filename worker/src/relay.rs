@@ -290,11 +290,14 @@ impl InFlight {
         let direct = upstream.direct.clone();
         let id = direct.next_id();
         let sent = Arc::new(Mutex::new(id.clone()));
+        // Only an upstream session can be lost, and the request sent again through rmcp:
+        // a 2026-07-28 upstream's call needs no copy kept.
+        let again = session.is_some().then(|| (request.clone(), meta.clone()));
         let answer = {
             let (peer, sent) = (peer.clone(), sent.clone());
             async move {
-                let mut first = request.clone();
-                if let Some(meta) = meta.clone() {
+                let mut first = request;
+                if let Some(meta) = meta {
                     first.get_meta_mut().extend(meta);
                 }
                 match direct.send(session, &version, first, id).await {
@@ -302,6 +305,7 @@ impl InFlight {
                     Err(Failed::Service(e)) => Err(e),
                     // Nothing ran: rmcp opens a new upstream session and sends it there.
                     Err(Failed::Lost) => {
+                        let (request, meta) = again.ok_or(ServiceError::TransportClosed)?;
                         let (id, answer) = send(&peer, request, meta).await?;
                         *crate::sync::lock(&sent) = id;
                         answer.await

@@ -102,8 +102,9 @@ pub struct Session {
     ending: Arc<std::sync::atomic::AtomicBool>,
     /// Set when the upstream sent an event over the size bound.
     oversized: Arc<std::sync::atomic::AtomicBool>,
-    /// Its HTTP side, for calls sent without rmcp's client service.
-    pub direct: Direct,
+    /// Its HTTP side, for calls sent without rmcp's client service (shared by the calls
+    /// in flight on it, not copied for each).
+    pub direct: Arc<Direct>,
 }
 
 /// How a client session's upstream session starts and ends.
@@ -403,7 +404,7 @@ impl Upstreams {
                         broken: Default::default(),
                         ending,
                         oversized,
-                        direct,
+                        direct: Arc::new(direct),
                     });
                 }
             }

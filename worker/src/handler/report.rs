@@ -131,7 +131,11 @@ impl Gateway {
             reserved: usage.reserve(),
             gaps: self.core.reports.refusals.clone(),
             event: Some(switchyard_bus::UsageEvent {
-                id: uuid::Uuid::new_v4().simple().to_string(),
+                // From the thread's generator: `Uuid::new_v4` asks the kernel for every id.
+                id: uuid::Builder::from_random_bytes(rand::random())
+                    .into_uuid()
+                    .simple()
+                    .to_string(),
                 tenant: principal.tenant.to_string(),
                 key_id: principal
                     .key_id()
