@@ -3,8 +3,9 @@
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// A private nats-server (JetStream on) on a random port; killed when dropped. It can be
-/// stopped and started again on the same port and storage, to test outages.
+/// A private nats-server (JetStream on) on a random port below the ephemeral range; killed
+/// when dropped. It can be stopped and started again on the same port and storage, to test
+/// outages.
 pub struct NatsServer {
     /// Operator mode's keys and credentials, when it runs in it.
     pub accounts: Option<crate::nats_accounts::Accounts>,
@@ -70,10 +71,11 @@ impl NatsServer {
             if child.try_wait().unwrap().is_some() {
                 return false;
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "nats-server did not start"
-            );
+            if std::time::Instant::now() >= deadline {
+                child.kill().ok();
+                child.wait().ok();
+                panic!("nats-server did not start");
+            }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         self.port.store(port, Ordering::SeqCst);
