@@ -128,28 +128,45 @@ impl Refusals {
         });
     }
 
-    /// Sends every tally as a report and starts again.
+    /// Sends every tally as a report and starts again. A tally the reporter's queue has
+    /// no room for is kept, and sent with the next: a gap record in particular is all that
+    /// accounts for the calls it counts.
     pub fn flush(&self) {
         let groups = std::mem::take(&mut *lock(&self.groups));
         for (group, tally) in groups {
-            self.reporter.record(RefusalReport {
+            let report = RefusalReport {
                 id: uuid::Uuid::new_v4().simple().to_string(),
-                tenant: group.tenant,
+                tenant: group.tenant.clone(),
                 kind: group.kind,
-                key_id: group.key,
-                subject: group.subject,
+                key_id: group.key.clone(),
+                subject: group.subject.clone(),
                 reason: group.reason.to_owned(),
-                target: group.target,
-                source: group.source,
+                target: group.target.clone(),
+                source: group.source.clone(),
                 count: tally.count,
                 first_ms: tally.first_ms,
                 last_ms: tally.last_ms,
                 worker: self.worker.clone(),
-            });
+            };
+            if self.reporter.try_record(report).is_err() {
+                self.keep(group, tally);
+            }
         }
     }
 
-    /// Reports the tallies every interval until `cancel`, then once more.
+    /// Puts `tally` of `group` back, with what was counted in it since.
+    fn keep(&self, group: Group, tally: Tally) {
+        let mut groups = lock(&self.groups);
+        let kept = groups.entry(group).or_insert(Tally {
+            count: 0,
+            first_ms: tally.first_ms,
+            last_ms: tally.last_ms,
+        });
+        kept.count += tally.count;
+        kept.first_ms = kept.first_ms.min(tally.first_ms);
+        kept.last_ms = kept.last_ms.max(tally.last_ms);
+    }
+
     pub async fn run(&self, cancel: tokio_util::sync::CancellationToken) {
         let mut every = tokio::time::interval(self.every);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -166,6 +183,7 @@ impl Refusals {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::StreamExt as _;
     use std::sync::Arc;
 
     fn refusals() -> (Refusals, Arc<switchyard_bus::MemoryRefusals>) {
@@ -184,6 +202,37 @@ mod tests {
             target: None,
             source: None,
         }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_tally_the_queue_has_no_room_for_is_kept_not_lost() {
+        let bus = Arc::new(switchyard_bus::MemoryRefusals::default());
+        // Room for one report, and the reporter does not run until this test yields.
+        let reporter = Reporter::start(bus.clone(), Default::default(), 1);
+        let refusals = Refusals::new(reporter, "w-1".into(), INTERVAL);
+        for (key, n) in [("k1", 5), ("k2", 3), ("k3", 1)] {
+            for _ in 0..n {
+                refusals.note(limited(key));
+            }
+        }
+        refusals.flush();
+        assert_eq!(lock(&refusals.groups).len(), 2, "two tallies kept");
+        refusals.note(limited("k1"));
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+            refusals.flush();
+            if lock(&refusals.groups).is_empty() {
+                break;
+            }
+        }
+        assert!(lock(&refusals.groups).is_empty(), "every tally sent");
+        let mut reports = switchyard_bus::Queue::consume(bus.as_ref()).await.unwrap();
+        let mut counted = 0;
+        while counted < 10 {
+            let next = tokio::time::timeout(Duration::from_secs(10), reports.next());
+            counted += next.await.unwrap().unwrap().unwrap().event.count;
+        }
+        assert_eq!(counted, 10, "every refusal counted once");
     }
 
     #[tokio::test]

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 pub const QUEUE: usize = 10_000;
 /// Events published together, their acknowledgements awaited together: at most this many
 /// are in flight per reporter.
-const BATCH: usize = 256;
+pub const BATCH: usize = 256;
 /// How long a batch waits for more events after its first: a batch travels as few messages
 /// (see `switchyard_bus::Event::PACKED`), so a busy worker sends one every so often rather
 /// than one per call.

@@ -3,16 +3,27 @@
 //! either on record or counted in a gap); a tenant that fails closed has its calls refused
 //! (`audit_unavailable`, on record as refusals) until its records can be queued again.
 
-use crate::audit_refusals::{count, records};
+use crate::audit_refusals::{count, listed, records};
 use switchyard_tests::admin::*;
 use switchyard_tests::upstream::TestUpstream;
-use switchyard_tests::{Stack, assert_eventually};
+use switchyard_tests::{ControlPlane, Stack, assert_eventually};
 
 /// The reason a worker gave for refusing a call, from a tool result or a JSON-RPC error.
 fn reason(body: &serde_json::Value) -> Option<&str> {
     body["result"]["_meta"]["reason"]
         .as_str()
         .or_else(|| body["error"]["data"]["reason"].as_str())
+}
+
+/// The records of `kind` of tenant `tenant`'s key `key`.
+async fn of_key(cp: &ControlPlane, tenant: &str, key: &str, kind: &str) -> Vec<AuditEvent> {
+    let request = ListAuditEventsRequest {
+        tenant: tenant.into(),
+        key: key.into(),
+        page_size: 1000,
+        ..Default::default()
+    };
+    listed(cp, request, kind).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -25,7 +36,20 @@ async fn lost_records_leave_a_gap_and_a_fail_closed_tenant_is_refused_instead() 
         .start()
         .await;
     let up = TestUpstream::start("up").await;
-    let open = stack.tenant_with_connector("open", "up", &up.url).await;
+    // Limits above the calls the test makes: it is about records, not admission.
+    stack
+        .tenant_with(CreateTenantRequest {
+            slug: "open".into(),
+            quotas: Some(Quotas {
+                requests_per_second: Some(1000),
+                burst: Some(1000),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await;
+    stack.connector("open", "up", &up.url).await;
+    let open = stack.key("open").await;
     stack
         .tenant_with(CreateTenantRequest {
             slug: "closed".into(),
@@ -55,8 +79,11 @@ async fn lost_records_leave_a_gap_and_a_fail_closed_tenant_is_refused_instead() 
         }
     };
 
+    // While NATS is away the reporter holds one batch it cannot publish, and its queue two
+    // more events: the calls beyond those cannot all be queued, however fast they come.
+    let sent = switchyard_worker::reports::BATCH + 2 + 4;
     stack.nats().stop();
-    for _ in 0..6 {
+    for _ in 0..sent {
         let served = call("open", open.clone()).await;
         assert!(
             served.ok(),
@@ -79,21 +106,27 @@ async fn lost_records_leave_a_gap_and_a_fail_closed_tenant_is_refused_instead() 
     );
     stack.nats().restart().await;
 
-    // Every call served is on record or counted in a gap, and there is a gap.
+    // Every call served is on record or counted in a gap, and there is a gap. The key's
+    // records are read: the reads themselves go on record, and would crowd a page.
+    let (open_id, _) = switchyard_common::apikey::parse(&open).unwrap();
     let (mut calls, mut gaps): (Vec<AuditEvent>, Vec<AuditEvent>);
     assert_eventually!(
         {
-            calls = records(&stack.cp, "open", "call").await;
-            gaps = records(&stack.cp, "open", "audit_gap").await;
-            calls.len() as u64 + gaps.iter().map(count).sum::<u64>() >= 6
+            calls = of_key(&stack.cp, "open", open_id.as_ref(), "call").await;
+            gaps = of_key(&stack.cp, "open", open_id.as_ref(), "audit_gap").await;
+            calls.len() + gaps.iter().map(count).sum::<u64>() as usize >= sent
         },
         std::time::Duration::from_secs(30),
-        "the open tenant's calls on record or in a gap"
+        "the open tenant's {sent} calls on record ({}) or in a gap ({})",
+        calls.len(),
+        gaps.iter().map(count).sum::<u64>()
     );
     let lost: u64 = gaps.iter().map(count).sum();
-    assert_eq!(calls.len() as u64 + lost, 6, "{calls:#?} {gaps:#?}");
-    assert!(lost >= 1, "a two-event queue cannot hold six calls' events");
-    let (open_id, _) = switchyard_common::apikey::parse(&open).unwrap();
+    assert_eq!(calls.len() + lost as usize, sent, "{gaps:#?}");
+    assert!(
+        lost >= 1,
+        "a batch and a two-event queue cannot hold {sent} calls' events"
+    );
     for gap in &gaps {
         assert_eq!(gap.outcome, "lost");
         assert_eq!(gap.action, "report_queue_full");

@@ -10,12 +10,22 @@ use switchyard_tests::upstream::TestUpstream;
 use switchyard_tests::{ControlPlane, Stack, assert_eventually, modern};
 
 pub(crate) async fn records(cp: &ControlPlane, tenant: &str, kind: &str) -> Vec<AuditEvent> {
+    let request = ListAuditEventsRequest {
+        tenant: tenant.into(),
+        page_size: 500,
+        ..Default::default()
+    };
+    listed(cp, request, kind).await
+}
+
+/// The records of `kind` among those `request` lists.
+pub(crate) async fn listed(
+    cp: &ControlPlane,
+    request: ListAuditEventsRequest,
+    kind: &str,
+) -> Vec<AuditEvent> {
     cp.audit()
-        .list_audit_events(ListAuditEventsRequest {
-            tenant: tenant.into(),
-            page_size: 500,
-            ..Default::default()
-        })
+        .list_audit_events(request)
         .await
         .unwrap()
         .into_inner()
