@@ -15,20 +15,31 @@ impl reqwest::dns::Resolve for GuardedResolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let guard = self.0.clone();
         Box::pin(async move {
-            let host = name.as_str().to_owned();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .filter(|a| guard.permits(a.ip()))
-                .collect();
-            if addrs.is_empty() {
-                return Err(
-                    format!("{host} resolves only to addresses this worker may not reach").into(),
-                );
-            }
+            let addrs = resolve(&guard, name.as_str(), 0).await?;
             let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
             Ok(addrs)
         })
     }
+}
+
+/// The addresses `host` (a name, or a literal address) resolves to on `port` that the
+/// guard permits; an error naming `host` when there are none.
+pub async fn resolve(
+    guard: &UpstreamGuard,
+    host: &str,
+    port: u16,
+) -> std::io::Result<Vec<SocketAddr>> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await?
+        .filter(|a| guard.permits(a.ip()))
+        .collect();
+    if addrs.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("{host} resolves only to addresses this worker may not reach"),
+        ));
+    }
+    Ok(addrs)
 }
 
 /// Refuses a URL that points at this gateway, or whose host is a literal address in a

@@ -127,7 +127,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// The text of rmcp's refusal of a stream event over its bound. Its error type is private
 /// to rmcp, so the chain is searched for this text; a JSON answer over the bound has a
 /// public variant, matched by type.
-const EVENT_TOO_LARGE: &str = "SSE event exceeded the maximum size";
+pub(crate) const EVENT_TOO_LARGE: &str = "SSE event exceeded the maximum size";
 
 impl Error {
     /// This error, or `UpstreamTooLarge(bound)` when it says the upstream's answer was

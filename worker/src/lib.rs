@@ -7,6 +7,7 @@
 pub mod access;
 pub mod auth;
 pub mod call_headers;
+pub mod conns;
 pub mod direct;
 pub mod egress;
 pub mod error;

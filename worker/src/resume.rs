@@ -128,6 +128,41 @@ impl SessionClient {
     }
 }
 
+/// Where a request is sent: the upstream's URL, the upstream session, the credential.
+pub(crate) type Target<'a> = (&'a Arc<str>, &'a Option<Arc<str>>, &'a Option<String>);
+
+impl SessionClient {
+    /// The call a request with `extensions` is for, with what answering the upstream's
+    /// requests on its stream needs (the request's `target` and `headers`); `None` when
+    /// the request is not a call's.
+    pub(crate) fn call_of(
+        &self,
+        extensions: &rmcp::model::Extensions,
+        (uri, session_id, auth_header): Target<'_>,
+        headers: &HashMap<HeaderName, HeaderValue>,
+    ) -> Option<(CallTag, Answerer)> {
+        let tag = extensions.get::<CallTag>()?.clone();
+        let answerer = Answerer {
+            http: self.http.clone(),
+            uri: uri.clone(),
+            session_id: session_id.clone(),
+            auth_header: auth_header.clone(),
+            headers: headers.clone(),
+        };
+        Some((tag, answerer))
+    }
+
+    /// The stream answering a POST, read by `route.rs` before anyone else; `call` when the
+    /// request was a call's.
+    pub(crate) fn post_stream(
+        &self,
+        stream: BoxStream<'static, Result<Sse, SseError>>,
+        call: Option<(CallTag, Answerer)>,
+    ) -> BoxStream<'static, Result<Sse, SseError>> {
+        self.router.post_stream(stream, call)
+    }
+}
+
 /// Whether `response` to a request sent on a session says the upstream no longer knows
 /// the session. The spec's answer is 404, which rmcp's client already takes as such; many
 /// servers (the TypeScript SDK's examples among them) answer 400 with a JSON-RPC error
@@ -187,19 +222,13 @@ impl StreamableHttpClient for SessionClient {
         }
         let on_session = session_id.is_some();
         let call = match &message {
-            ClientJsonRpcMessage::Request(r) => r.request.extensions().get::<CallTag>().cloned(),
+            ClientJsonRpcMessage::Request(r) => self.call_of(
+                r.request.extensions(),
+                (&uri, &session_id, &auth_header),
+                &custom_headers,
+            ),
             _ => None,
         };
-        let call = call.map(|tag| {
-            let answerer = Answerer {
-                http: self.http.clone(),
-                uri: uri.clone(),
-                session_id: session_id.clone(),
-                auth_header: auth_header.clone(),
-                headers: custom_headers.clone(),
-            };
-            (tag, answerer)
-        });
         // What is asked of the answer, learnt before the message goes (it is not kept).
         let is_request = matches!(message, ClientJsonRpcMessage::Request(_));
         let is_initialize = is_initialize(&message);
@@ -222,7 +251,7 @@ impl StreamableHttpClient for SessionClient {
         }
         Ok(match response {
             StreamableHttpPostResponse::Sse(stream, id) => {
-                StreamableHttpPostResponse::Sse(self.router.post_stream(stream, call), id)
+                StreamableHttpPostResponse::Sse(self.post_stream(stream, call), id)
             }
             other => other,
         })

@@ -7,6 +7,7 @@
 //! answer cannot point a connector into the platform's network). The connector's own
 //! headers are sent; the client's credential never is.
 
+use crate::conns::{Conns, Origin};
 use crate::direct::Direct;
 use crate::policy::Connector;
 use crate::relay::{Diverted, Recipient, Relay, RelayHandler};
@@ -220,6 +221,9 @@ impl Pool {
 #[derive(Debug)]
 pub struct Upstreams {
     http: reqwest::Client,
+    /// TLS of the connections calls are sent on (see `conns`); `None` when a proxy carries
+    /// upstream connections.
+    tls: Option<Arc<rustls::ClientConfig>>,
     pub bounds: UpstreamBounds,
     guard: UpstreamGuard,
     diverted: Diverted,
@@ -261,13 +265,34 @@ impl Upstreams {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| UpstreamError::Connect(e.to_string()))?;
+        // A proxy carries every connection, so none is made here.
+        let tls = match proxy {
+            Some(_) => None,
+            None => Some(crate::conns::tls_config().map_err(UpstreamError::Connect)?),
+        };
         Ok(Self {
             http,
+            tls,
             bounds,
             guard,
             diverted,
             pools: Mutex::default(),
         })
+    }
+
+    /// How calls reach a new upstream session rmcp's client reaches through `http` with
+    /// `config`: on connections of its own, unless they go through a proxy.
+    fn direct(
+        &self,
+        http: SessionClient,
+        config: &StreamableHttpClientTransportConfig,
+        info: &ClientConfig,
+    ) -> Direct {
+        let conns = self.tls.clone().and_then(|tls| {
+            let origin = Origin::parse(&config.uri).ok()?;
+            Some(Conns::new(origin, self.guard.clone(), tls))
+        });
+        Direct::new(http, config, info, self.bounds.max_response_bytes, conns)
     }
 
     fn pool(&self, tenant: &str, connector: &str) -> Arc<Pool> {
@@ -380,7 +405,7 @@ impl Upstreams {
                 may_end.clone(),
                 router,
             );
-            let direct = Direct::new(http.clone(), &config, &info, self.bounds.max_response_bytes);
+            let direct = self.direct(http.clone(), &config, &info);
             let transport = StreamableHttpClientTransport::with_client(http, config.clone());
             let handler = RelayHandler {
                 relay: relay.clone(),

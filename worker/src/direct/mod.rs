@@ -1,8 +1,10 @@
 //! A call sent on an upstream session straight over HTTP, without rmcp's client service:
-//! one POST through the session's own HTTP client (`resume::SessionClient`, so the call's
-//! stream is still read by `route.rs` first and its server requests are still answered
-//! there), its answer read from the JSON body or the stream. rmcp's client spends several
-//! task hops, channels and a full re-serialisation per request; a call needs none of them.
+//! one POST on the session's own connections (`conns`, written and read by the call's
+//! task; through the session's HTTP client when a proxy carries upstream connections),
+//! its answer read from the JSON body or the stream. Either way the call's stream is read
+//! by `route.rs` first, which answers its server requests there. rmcp's client spends
+//! several task hops, channels and a full re-serialisation per request; a call needs none
+//! of them.
 //! On a session-era upstream the POST names the session; an upstream that has forgotten it
 //! is `Lost`: nothing ran, and the caller sends the request through rmcp, which opens a
 //! new upstream session and sends it again. On a 2026-07-28 upstream, which keeps no
@@ -10,7 +12,10 @@
 //! and protocol version in its `_meta`, and its method and name in headers
 //! (`call_headers`).
 
+mod post;
+
 use crate::call_headers::ParamHeaders;
+use crate::conns::Conns;
 use crate::releasing::Releasing;
 use crate::resume::SessionClient;
 use crate::route::SseStream;
@@ -45,7 +50,6 @@ pub enum Failed {
 }
 
 /// How to reach one upstream session over HTTP.
-#[derive(Clone)]
 pub struct Direct {
     http: SessionClient,
     uri: Arc<str>,
@@ -60,6 +64,9 @@ pub struct Direct {
     sent: Arc<AtomicU64>,
     /// Answered streams of the session read to their end (see `releasing`).
     releasing: Releasing,
+    /// The session's own connections, driven by each call's task; `None` when upstream
+    /// connections go through a proxy, and calls through `http`'s client.
+    conns: Option<Conns>,
 }
 
 impl std::fmt::Debug for Direct {
@@ -86,12 +93,13 @@ pub fn route(session: &Session) -> Option<(Option<Arc<str>>, ProtocolVersion)> {
 impl Direct {
     /// The HTTP side `http` of a session rmcp's client reaches with `config`, presenting
     /// `info`, its answers bounded to `bound` bytes (a JSON body, or one stream event) as
-    /// rmcp bounds them.
+    /// rmcp bounds them; calls go on `conns` when there are any.
     pub fn new(
         http: SessionClient,
         config: &StreamableHttpClientTransportConfig,
         info: &ClientConfig,
         bound: usize,
+        conns: Option<Conns>,
     ) -> Self {
         let mut limits = StreamableHttpResponseLimits::default();
         limits.max_sse_event_size = bound;
@@ -107,6 +115,7 @@ impl Direct {
             client,
             sent: Arc::default(),
             releasing: Releasing::default(),
+            conns,
         }
     }
 
@@ -159,6 +168,16 @@ impl Direct {
         let token = ProgressToken(id.clone());
         request.get_meta_mut().set_progress_token(token);
         let message = ClientJsonRpcMessage::request(request, id.clone());
+        if let Some(conns) = &self.conns {
+            let posted = post::Posted {
+                session,
+                version,
+                headers,
+                id: &id,
+                kind,
+            };
+            return self.post(conns, message, posted).await;
+        }
         let response = self
             .http
             .post_message_with_response_limits(
@@ -344,66 +363,4 @@ fn failed(e: StreamableHttpError<reqwest::Error>) -> Failed {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn id() -> RequestId {
-        NumberOrString::String("sy-7".into())
-    }
-
-    fn read(data: &str, kind: Kind) -> Option<Result<ServerResult, Failed>> {
-        read_event(data, &id(), kind).unwrap()
-    }
-
-    #[test]
-    fn a_calls_answer_is_read_as_a_tool_result() {
-        let data = r#"{"jsonrpc":"2.0","id":"sy-7","result":{"content":[{"type":"text","text":"hi"}],"isError":true}}"#;
-        let Some(Ok(ServerResult::CallToolResult(r))) = read(data, Kind::Tool) else {
-            panic!("not a tool result");
-        };
-        assert_eq!(r.is_error, Some(true));
-    }
-
-    #[test]
-    fn other_messages_on_the_stream_are_not_the_answer() {
-        for data in [
-            r#"{"jsonrpc":"2.0","id":"sy-8","result":{"content":[]}}"#,
-            r#"{"jsonrpc":"2.0","id":7,"result":{"content":[]}}"#,
-            r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"sy-7","progress":1}}"#,
-            r#"{"jsonrpc":"2.0","id":"sy-7","method":"roots/list"}"#,
-        ] {
-            assert!(read(data, Kind::Tool).is_none(), "{data}");
-        }
-    }
-
-    #[test]
-    fn an_error_answer_is_the_upstreams_error() {
-        let data = r#"{"jsonrpc":"2.0","id":"sy-7","error":{"code":-32602,"message":"bad args"}}"#;
-        let Some(Err(Failed::Service(ServiceError::McpError(e)))) = read(data, Kind::Tool) else {
-            panic!("not the upstream's error");
-        };
-        assert_eq!(e.message, "bad args");
-    }
-
-    #[test]
-    fn a_result_of_another_kind_is_still_read() {
-        let data = r#"{"jsonrpc":"2.0","id":"sy-7","result":{"resultType":"input_required","inputRequests":{}}}"#;
-        let answer = read(data, Kind::Tool);
-        assert!(
-            matches!(answer, Some(Ok(ServerResult::InputRequiredResult(_)))),
-            "{answer:?}"
-        );
-    }
-
-    #[test]
-    fn what_is_not_json_rpc_is_refused_as_such() {
-        for data in ["[1,2]", "not json"] {
-            let refused = matches!(
-                read_event(data, &id(), Kind::Tool),
-                Err(Failed::Service(ServiceError::TransportSend(_)))
-                    | Ok(Some(Err(Failed::Service(ServiceError::TransportSend(_)))))
-            );
-            assert!(refused, "{data}");
-        }
-    }
-}
+mod tests;
