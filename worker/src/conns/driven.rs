@@ -35,17 +35,26 @@ impl Driven {
 
     /// The whole body, if it is at most `max` bytes; `Ok(None)` when it is longer (its
     /// connection is then closed, the rest unread).
-    pub async fn collect(mut self, max: usize) -> Result<Option<Vec<u8>>, hyper::Error> {
+    pub async fn collect(self, max: usize) -> Result<Option<Vec<u8>>, hyper::Error> {
+        let (read, whole) = self.first(max).await?;
+        Ok(whole.then_some(read))
+    }
+
+    /// The body's first `max` bytes at most, and whether they are all of it (when they are
+    /// not, the connection is closed, the rest unread).
+    pub async fn first(mut self, max: usize) -> Result<(Vec<u8>, bool), hyper::Error> {
         use futures::StreamExt as _;
-        let mut whole = Vec::new();
+        let mut read = Vec::new();
         while let Some(chunk) = self.next().await {
             let chunk = chunk?;
-            if whole.len() + chunk.len() > max {
-                return Ok(None);
+            let room = max - read.len();
+            if chunk.len() > room {
+                read.extend_from_slice(&chunk[..room]);
+                return Ok((read, false));
             }
-            whole.extend_from_slice(&chunk);
+            read.extend_from_slice(&chunk);
         }
-        Ok(Some(whole))
+        Ok((read, true))
     }
 }
 

@@ -170,6 +170,9 @@ async fn a_body_over_its_bound_is_refused_not_read_whole() {
     let conns = conns(addr, loopback());
     let response = conns.send(post(&conns, "{}")).await.unwrap();
     assert!(response.into_body().collect(1000).await.unwrap().is_none());
+    let response = conns.send(post(&conns, "{}")).await.unwrap();
+    let (start, whole) = response.into_body().first(1000).await.unwrap();
+    assert_eq!((start.len(), whole), (1000, false));
 }
 
 #[test]

@@ -57,7 +57,7 @@ impl Direct {
             } else {
                 FAILURE_TEXT_MAX
             };
-            let text = body.collect(bound).await.ok().flatten().unwrap_or_default();
+            let text = body.first(bound).await.map(|(t, _)| t).unwrap_or_default();
             return Err(failure(parts.status, &text, on_session, posted.id));
         }
         match media.as_str() {
