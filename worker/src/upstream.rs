@@ -281,7 +281,8 @@ impl Upstreams {
     }
 
     /// How calls reach a new upstream session rmcp's client reaches through `http` with
-    /// `config`: on connections of its own, unless they go through a proxy.
+    /// `config`: on connections of its own, unless a proxy carries them or the URL carries
+    /// credentials (which only `http` sends).
     fn direct(
         &self,
         http: SessionClient,

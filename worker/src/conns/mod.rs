@@ -7,8 +7,9 @@
 //!
 //! Every connection is made as the worker's other upstream connections are: the name
 //! resolved through the operator's guard, no proxy, TCP_NODELAY, TLS verified against the
-//! platform's roots. The pool belongs to one upstream session, so no connection ever
-//! carries two tenants' requests.
+//! platform's roots. The pool belongs to one upstream session, so none of its connections
+//! carries two tenants' calls (the session's other requests, sent by rmcp's client, share
+//! the worker's reqwest pool).
 
 mod driven;
 mod origin;

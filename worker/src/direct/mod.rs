@@ -64,8 +64,9 @@ pub struct Direct {
     sent: Arc<AtomicU64>,
     /// Answered streams of the session read to their end (see `releasing`).
     releasing: Releasing,
-    /// The session's own connections, driven by each call's task; `None` when upstream
-    /// connections go through a proxy, and calls through `http`'s client.
+    /// The session's own connections, driven by each call's task; `None` when a proxy
+    /// carries upstream connections or the connector's URL carries credentials, and calls
+    /// go through `http`'s client.
     conns: Option<Conns>,
 }
 
